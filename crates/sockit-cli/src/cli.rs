@@ -1,0 +1,65 @@
+//! The command line: one clap subcommand per job, each with its own `Args` in `cmd/`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::cmd;
+
+/// sockit: a socket toolkit — Python's socket module as a command.
+#[derive(Debug, Parser)]
+#[command(name = "sockit", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The job to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run every program of the slides live on loopback, explaining each step.
+    Tour(cmd::tour::Args),
+    /// Concurrent echo server: TCP, UDP (-u), both (--tcp --udp), Unix (--unix PATH).
+    EchoServer(cmd::echo_server::Args),
+    /// Client: stdin to the socket, the socket to stdout (nc HOST PORT).
+    Connect(cmd::connect::Args),
+    /// Accept a peer (many with -k) and pump it to stdin/stdout (nc -l).
+    Listen(cmd::listen::Args),
+    /// Accept on LISTEN and relay each connection to TARGET (socat).
+    Forward(cmd::forward::Args),
+    /// Report which ports accept a connection (nc -z).
+    Scan(cmd::scan::Args),
+    /// Addresses of names (getaddrinfo), or names of addresses with --reverse.
+    Resolve(cmd::resolve::Args),
+    /// This machine's host name (gethostname; --fqdn for getfqdn).
+    Hostname(cmd::hostname::Args),
+    /// Service names and ports (getservbyport/getservbyname): 80, 80/udp, http, http/tcp.
+    Service(cmd::service::Args),
+    /// Protocol names and numbers (getprotobyname): tcp, 6.
+    Protocol(cmd::protocol::Args),
+    /// One HTTP request over a plain or TLS socket, with exact bytes and phase timings.
+    Http(cmd::http::Args),
+    /// Load generator: round trips per second, latency percentiles, throughput.
+    Bench(cmd::bench::Args),
+}
+
+impl Command {
+    /// Runs the chosen subcommand.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Tour(a) => cmd::tour::run(a),
+            Command::EchoServer(a) => cmd::echo_server::run(a),
+            Command::Connect(a) => cmd::connect::run(a),
+            Command::Listen(a) => cmd::listen::run(a),
+            Command::Forward(a) => cmd::forward::run(a),
+            Command::Scan(a) => cmd::scan::run(a),
+            Command::Resolve(a) => cmd::resolve::run(a),
+            Command::Hostname(a) => cmd::hostname::run(a),
+            Command::Service(a) => cmd::service::run(a),
+            Command::Protocol(a) => cmd::protocol::run(a),
+            Command::Http(a) => cmd::http::run(a),
+            Command::Bench(a) => cmd::bench::run(a),
+        }
+    }
+}

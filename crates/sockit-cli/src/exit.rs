@@ -1,0 +1,48 @@
+//! Errors printed once, at the top, and the one mapping from error kind to exit code.
+
+use std::io;
+use std::process::ExitCode;
+
+use sockit::ErrorKind;
+
+/// The exit code for an error kind (DESIGN.md, "Errors and exit codes").
+pub fn code_for_kind(kind: ErrorKind) -> u8 {
+    match kind {
+        ErrorKind::Os => 1,
+        ErrorKind::InvalidInput => 2,
+        ErrorKind::Gai => 3,
+        ErrorKind::Host => 4,
+        ErrorKind::Timeout => 5,
+        ErrorKind::Tls => 6,
+        ErrorKind::Protocol => 7,
+        _ => 1,
+    }
+}
+
+/// The library error somewhere in an anyhow chain, if any.
+pub fn sockit_error(err: &anyhow::Error) -> Option<&sockit::Error> {
+    err.chain().find_map(|c| c.downcast_ref::<sockit::Error>())
+}
+
+/// True when the error is a broken pipe (stdout closed by the reader): a quiet end.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The exit code for an error: its sockit kind's code, else 1.
+pub fn code_for(err: &anyhow::Error) -> u8 {
+    sockit_error(err).map_or(1, |e| code_for_kind(e.kind()))
+}
+
+/// Prints `sockit: <error with context>` on stderr and returns the exit code.
+/// A broken pipe on stdout ends quietly with 0.
+pub fn report(err: &anyhow::Error) -> ExitCode {
+    if is_broken_pipe(err) {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!("sockit: {err:#}");
+    ExitCode::from(code_for(err))
+}

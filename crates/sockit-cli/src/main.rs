@@ -1,0 +1,25 @@
+//! `sockit`: the socket toolkit command. A thin binary over the `sockit` library.
+
+mod cli;
+mod cmd;
+mod exit;
+#[allow(dead_code)] // used as the subcommands land
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
+    match cli.command.run() {
+        Ok(code) => code,
+        Err(err) => exit::report(&err),
+    }
+}

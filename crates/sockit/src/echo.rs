@@ -1,0 +1,1 @@
+//! The echo server (tokio): TCP, UDP and Unix, concurrent and bounded.

@@ -1,0 +1,174 @@
+//! The only place with `unsafe` and direct libc calls.
+//!
+//! Each function wraps one C library call and returns owned, safe values.
+
+use std::ffi::CStr;
+
+/// `strerror_r(3)` (the XSI version): the C library's text for an errno.
+pub fn strerror(errno: i32) -> String {
+    let mut buf = [0 as libc::c_char; 256];
+    // SAFETY: buf is a valid writable buffer of the length passed; strerror_r NUL-terminates
+    // on success, and we fall back to a generic text on failure.
+    let rc = unsafe { libc::strerror_r(errno, buf.as_mut_ptr(), buf.len()) };
+    if rc != 0 {
+        return format!("Unknown error {errno}");
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated string.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// `gai_strerror(3)`: the C library's text for an EAI code.
+pub fn gai_strerror(code: i32) -> String {
+    // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string for any code.
+    let p = unsafe { libc::gai_strerror(code) };
+    if p.is_null() {
+        return format!("Unknown error {code}");
+    }
+    // SAFETY: non-null pointer to a static C string.
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_come_from_libc() {
+        assert_eq!(super::strerror(libc::ECONNREFUSED), "Connection refused");
+        assert_eq!(
+            super::gai_strerror(libc::EAI_NONAME),
+            "Name or service not known"
+        );
+    }
+}
+
+/// `if_indextoname(3)`: the interface name for a scope id, or the number as text.
+pub fn if_indextoname(index: u32) -> String {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: buf has IF_NAMESIZE bytes as the call requires.
+    let p = unsafe { libc::if_indextoname(index, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return index.to_string();
+    }
+    // SAFETY: on success buf holds a NUL-terminated name.
+    unsafe { CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// One record of a `getaddrinfo(3)` answer, copied out of the C list.
+#[derive(Debug, Clone)]
+pub struct RawAddrInfo {
+    /// `ai_family`.
+    pub family: i32,
+    /// `ai_socktype`.
+    pub socktype: i32,
+    /// `ai_protocol`.
+    pub protocol: i32,
+    /// `ai_canonname`, empty when absent.
+    pub canonname: String,
+    /// `ai_addr`, when it is an IPv4 or IPv6 address.
+    pub addr: Option<std::net::SocketAddr>,
+}
+
+/// `getaddrinfo(3)`. Returns the records or the EAI code (with errno set for EAI_SYSTEM).
+pub fn getaddrinfo(
+    host: Option<&CStr>,
+    service: Option<&CStr>,
+    family: i32,
+    socktype: i32,
+    protocol: i32,
+    flags: i32,
+) -> Result<Vec<RawAddrInfo>, i32> {
+    // SAFETY: addrinfo is a plain C struct; all-zero is its documented empty hints value.
+    let mut hints: libc::addrinfo = unsafe { std::mem::zeroed() };
+    hints.ai_family = family;
+    hints.ai_socktype = socktype;
+    hints.ai_protocol = protocol;
+    hints.ai_flags = flags;
+    let mut res: *mut libc::addrinfo = std::ptr::null_mut();
+    // SAFETY: the C strings outlive the call, hints is initialised, res is an out pointer.
+    let rc = unsafe {
+        libc::getaddrinfo(
+            host.map_or(std::ptr::null(), CStr::as_ptr),
+            service.map_or(std::ptr::null(), CStr::as_ptr),
+            &hints,
+            &mut res,
+        )
+    };
+    if rc != 0 {
+        return Err(rc);
+    }
+    let mut out = Vec::new();
+    let mut cur = res;
+    while !cur.is_null() {
+        // SAFETY: cur points into the list getaddrinfo returned, freed only below.
+        let ai = unsafe { &*cur };
+        let canonname = if ai.ai_canonname.is_null() {
+            String::new()
+        } else {
+            // SAFETY: ai_canonname is a NUL-terminated string owned by the list.
+            unsafe { CStr::from_ptr(ai.ai_canonname) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        let addr = if ai.ai_addr.is_null() {
+            None
+        } else {
+            // SAFETY: ai_addr points to ai_addrlen valid bytes of a sockaddr.
+            unsafe { sockaddr_to_std(ai.ai_addr, ai.ai_addrlen) }
+        };
+        out.push(RawAddrInfo {
+            family: ai.ai_family,
+            socktype: ai.ai_socktype,
+            protocol: ai.ai_protocol,
+            canonname,
+            addr,
+        });
+        cur = ai.ai_next;
+    }
+    // SAFETY: res came from a successful getaddrinfo and is freed once.
+    unsafe { libc::freeaddrinfo(res) };
+    Ok(out)
+}
+
+/// Copies a C `sockaddr` of `len` bytes into a std address (IPv4/IPv6 only).
+///
+/// # Safety
+/// `addr` must point to at least `len` readable bytes holding a sockaddr.
+pub unsafe fn sockaddr_to_std(
+    addr: *const libc::sockaddr,
+    len: libc::socklen_t,
+) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+    let len = len as usize;
+    // SAFETY: the caller guarantees `len` readable bytes; each branch checks the length of
+    // the struct it reads and uses an unaligned read.
+    unsafe {
+        match (*addr).sa_family as i32 {
+            libc::AF_INET if len >= std::mem::size_of::<libc::sockaddr_in>() => {
+                let a = std::ptr::read_unaligned(addr as *const libc::sockaddr_in);
+                Some(
+                    SocketAddrV4::new(
+                        Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                        u16::from_be(a.sin_port),
+                    )
+                    .into(),
+                )
+            }
+            libc::AF_INET6 if len >= std::mem::size_of::<libc::sockaddr_in6>() => {
+                let a = std::ptr::read_unaligned(addr as *const libc::sockaddr_in6);
+                Some(
+                    SocketAddrV6::new(
+                        Ipv6Addr::from(a.sin6_addr.s6_addr),
+                        u16::from_be(a.sin6_port),
+                        u32::from_be(a.sin6_flowinfo),
+                        a.sin6_scope_id,
+                    )
+                    .into(),
+                )
+            }
+            _ => None,
+        }
+    }
+}
