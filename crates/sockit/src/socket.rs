@@ -1,7 +1,993 @@
 //! [`Socket`]: a blocking socket with the shape and semantics of Python's `socket.socket`.
+//!
+//! A thin layer over [`socket2::Socket`] that adds Python's timeout modes:
+//!
+//! | `timeout()`      | Python                       | behaviour of every call                         |
+//! | ---------------- | ---------------------------- | ----------------------------------------------- |
+//! | `None`           | `settimeout(None)` (default) | blocks until done; EINTR retried (PEP 475)      |
+//! | `Some(ZERO)`     | `setblocking(False)`         | one attempt; `Os` error EAGAIN/EINPROGRESS       |
+//! | `Some(t)`, t > 0 | `settimeout(t)`              | a deadline for the whole call ([`Socket::send_all`] included); an expired deadline is [`ErrorKind::Timeout`] (`timed out`), never EAGAIN |
+//!
+//! As in CPython, a socket with a timeout has `O_NONBLOCK` set and waits with `poll(2)`;
+//! EINTR is retried against the same deadline. sockit has no process-wide default timeout
+//! (Python's `setdefaulttimeout`): every new socket, accepted ones included, starts blocking.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sockit::{Family, Socket, SockType};
+//!
+//! let s = Socket::new(Family::Inet, SockType::Stream, None)?;
+//! s.bind("127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap())?;
+//! s.listen(1)?;
+//! let mut s = s;
+//! s.set_timeout(Some(Duration::from_millis(500)))?;
+//! let err = s.accept().unwrap_err();
+//! assert_eq!(err.to_string(), "accept: timed out");
+//! # Ok::<(), sockit::Error>(())
+//! ```
 
-/// A socket (being written).
-#[derive(Debug)]
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::addr::{Family, Protocol, SockType};
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+
+/// A socket address: an IP address and port, or a Unix socket address.
+///
+/// Python gives these as `(host, port)` tuples, `(host, port, flowinfo, scope_id)` for
+/// IPv6, and `str`/`bytes` paths for Unix sockets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SockAddr {
+    /// An IPv4 or IPv6 address with port (scope id kept for IPv6).
+    Ip(SocketAddr),
+    /// A Unix socket bound to a path in the file system.
+    Unix(PathBuf),
+    /// A Linux abstract Unix socket name (shown as `@name`), without the leading NUL.
+    Abstract(Vec<u8>),
+    /// An unnamed Unix socket (a client that never bound, or one end of a socketpair).
+    Unnamed,
+}
+
+impl SockAddr {
+    /// The IP address, if this is one.
+    pub fn as_ip(&self) -> Option<SocketAddr> {
+        match self {
+            SockAddr::Ip(a) => Some(*a),
+            _ => None,
+        }
+    }
+
+    /// A Unix socket address from text: `@name` is an abstract name, anything else a path.
+    pub fn unix(text: &str) -> SockAddr {
+        match text.strip_prefix('@') {
+            Some(name) => SockAddr::Abstract(name.as_bytes().to_vec()),
+            None => SockAddr::Unix(PathBuf::from(text)),
+        }
+    }
+
+    /// The address family.
+    pub fn family(&self) -> Family {
+        match self {
+            SockAddr::Ip(a) => Family::of(a),
+            _ => Family::Unix,
+        }
+    }
+
+    fn to_socket2(&self, op: &'static str) -> Result<socket2::SockAddr> {
+        match self {
+            SockAddr::Ip(a) => Ok(socket2::SockAddr::from(*a)),
+            SockAddr::Unix(p) => socket2::SockAddr::unix(p).map_err(|e| unix_path_error(op, p, e)),
+            SockAddr::Abstract(name) => {
+                let mut bytes = Vec::with_capacity(name.len() + 1);
+                bytes.push(0);
+                bytes.extend_from_slice(name);
+                let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes);
+                socket2::SockAddr::unix(path).map_err(|e| unix_path_error(op, Path::new(path), e))
+            }
+            SockAddr::Unnamed => Err(Error::invalid_input(op, "an unnamed Unix address")),
+        }
+    }
+
+    fn from_socket2(sa: &socket2::SockAddr) -> SockAddr {
+        if let Some(a) = sa.as_socket() {
+            return SockAddr::Ip(a);
+        }
+        if let Some(p) = sa.as_pathname() {
+            return SockAddr::Unix(p.to_path_buf());
+        }
+        if let Some(name) = sa.as_abstract_namespace() {
+            return SockAddr::Abstract(name.to_vec());
+        }
+        SockAddr::Unnamed
+    }
+}
+
+fn unix_path_error(op: &'static str, path: &Path, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::InvalidInput {
+        Error::invalid_input(
+            op,
+            format!(
+                "Unix socket path too long ({} bytes; the limit is 107): {}",
+                path.as_os_str().len(),
+                path.display()
+            ),
+        )
+    } else {
+        Error::from_io(op, e)
+    }
+}
+
+impl fmt::Display for SockAddr {
+    /// `127.0.0.1:80`, `[::1]:80`, a path, `@name`, or `(unnamed)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SockAddr::Ip(a) => write!(f, "{a}"),
+            SockAddr::Unix(p) => write!(f, "{}", p.display()),
+            SockAddr::Abstract(n) => write!(f, "@{}", String::from_utf8_lossy(n)),
+            SockAddr::Unnamed => f.write_str("(unnamed)"),
+        }
+    }
+}
+
+impl From<SocketAddr> for SockAddr {
+    fn from(a: SocketAddr) -> SockAddr {
+        SockAddr::Ip(a)
+    }
+}
+
+impl From<std::net::SocketAddrV4> for SockAddr {
+    fn from(a: std::net::SocketAddrV4) -> SockAddr {
+        SockAddr::Ip(a.into())
+    }
+}
+
+impl From<std::net::SocketAddrV6> for SockAddr {
+    fn from(a: std::net::SocketAddrV6) -> SockAddr {
+        SockAddr::Ip(a.into())
+    }
+}
+
+impl From<&Path> for SockAddr {
+    fn from(p: &Path) -> SockAddr {
+        SockAddr::Unix(p.to_path_buf())
+    }
+}
+
+impl From<PathBuf> for SockAddr {
+    fn from(p: PathBuf) -> SockAddr {
+        SockAddr::Unix(p)
+    }
+}
+
+impl From<&SockAddr> for SockAddr {
+    fn from(a: &SockAddr) -> SockAddr {
+        a.clone()
+    }
+}
+
+/// A blocking socket with Python's `socket.socket` semantics (see the [module docs](self)).
+///
+/// Every I/O method takes `&self` and honours the socket's timeout mode. After
+/// [`close`](Socket::close), [`fileno`](Socket::fileno) is -1 and every call fails with
+/// `[Errno 9] Bad file descriptor`, as in Python.
 pub struct Socket {
-    _inner: (),
+    inner: Option<socket2::Socket>,
+    family: Family,
+    socktype: SockType,
+    protocol: i32,
+    timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("fd", &self.fileno())
+            .field("family", &self.family)
+            .field("type", &self.socktype)
+            .field("proto", &self.protocol)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Converts Python-style seconds to a timeout the way `settimeout` does.
+///
+/// `None` stays `None` (blocking); the value is rounded up to whole nanoseconds
+/// (CPython's `_PyTime_ROUND_TIMEOUT`: `1e-10` becomes 1 ns, `1.5e-9` 2 ns); `-0.0` is zero.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for NaN (`Invalid value NaN (not a number)`), a negative value
+/// (`Timeout value out of range`) or one too large for the platform
+/// (`timestamp out of range for platform time_t`).
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use sockit::socket::timeout_from_secs_f64;
+/// assert_eq!(timeout_from_secs_f64(Some(1e-10)).unwrap(), Some(Duration::from_nanos(1)));
+/// assert_eq!(timeout_from_secs_f64(Some(-0.0)).unwrap(), Some(Duration::ZERO));
+/// assert!(timeout_from_secs_f64(Some(-0.5)).is_err());
+/// ```
+pub fn timeout_from_secs_f64(secs: Option<f64>) -> Result<Option<Duration>> {
+    const OP: &str = "settimeout";
+    let Some(secs) = secs else { return Ok(None) };
+    if secs.is_nan() {
+        return Err(Error::invalid_input(OP, "Invalid value NaN (not a number)"));
+    }
+    if secs.is_infinite() || secs.abs() >= i64::MAX as f64 / 1e9 {
+        return Err(Error::invalid_input(
+            OP,
+            "timestamp out of range for platform time_t",
+        ));
+    }
+    if secs < 0.0 {
+        return Err(Error::invalid_input(OP, "Timeout value out of range"));
+    }
+    let nanos = (secs * 1e9).ceil();
+    Ok(Some(Duration::from_nanos(nanos as u64)))
+}
+
+impl Socket {
+    fn wrap(inner: socket2::Socket, family: Family, socktype: SockType, protocol: i32) -> Socket {
+        Socket {
+            inner: Some(inner),
+            family,
+            socktype,
+            protocol,
+            timeout: None,
+        }
+    }
+
+    /// Creates a socket.
+    ///
+    /// Python: `socket.socket(family, type, proto)`; `socket(2)` with `SOCK_CLOEXEC`.
+    /// `protocol` `None` is 0 (the default protocol of the type: TCP for INET stream).
+    /// The new socket is blocking (`timeout()` is `None`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] with the errno (`EAFNOSUPPORT`, `EPROTONOSUPPORT`, `EMFILE` ...).
+    #[doc(alias = "socket")]
+    pub fn new(family: Family, socktype: SockType, protocol: Option<Protocol>) -> Result<Socket> {
+        let proto = protocol.map_or(0, |p| p.0);
+        let inner = socket2::Socket::new(
+            socket2::Domain::from(family.as_raw()),
+            socket2::Type::from(socktype.as_raw()),
+            protocol.map(|p| socket2::Protocol::from(p.0)),
+        )
+        .map_err(|e| Error::from_io("socket", e))?;
+        Ok(Socket::wrap(inner, family, socktype, proto))
+    }
+
+    /// Creates a pair of connected sockets.
+    ///
+    /// Python: `socket.socketpair(family=AF_UNIX, type=SOCK_STREAM)`; `socketpair(2)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] with the errno (`EOPNOTSUPP` for a family other than Unix).
+    #[doc(alias = "socketpair")]
+    pub fn pair(family: Family, socktype: SockType) -> Result<(Socket, Socket)> {
+        let (a, b) = socket2::Socket::pair(
+            socket2::Domain::from(family.as_raw()),
+            socket2::Type::from(socktype.as_raw()),
+            None,
+        )
+        .map_err(|e| Error::from_io("socketpair", e))?;
+        Ok((
+            Socket::wrap(a, family, socktype, 0),
+            Socket::wrap(b, family, socktype, 0),
+        ))
+    }
+
+    /// The address family (Python: `sock.family`).
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The socket type (Python: `sock.type`).
+    #[doc(alias = "type")]
+    pub fn socket_type(&self) -> SockType {
+        self.socktype
+    }
+
+    /// The protocol number given at creation (Python: `sock.proto`).
+    #[doc(alias = "proto")]
+    pub fn protocol(&self) -> i32 {
+        self.protocol
+    }
+
+    /// The underlying socket2 socket, or EBADF after close.
+    fn sock(&self, op: &'static str) -> Result<&socket2::Socket> {
+        self.inner
+            .as_ref()
+            .ok_or_else(|| Error::from_errno(op, libc::EBADF))
+    }
+
+    /// The deadline for one call under the current timeout mode.
+    fn deadline(&self) -> Option<Instant> {
+        match self.timeout {
+            Some(t) if !t.is_zero() => Some(Instant::now() + t),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` until it succeeds, retrying EINTR, and with a deadline waiting on `poll(2)`
+    /// for `events` after EAGAIN. Non-blocking mode (`Some(ZERO)`) reports EAGAIN as is.
+    fn call<T>(
+        &self,
+        op: &'static str,
+        events: i16,
+        deadline: Option<Instant>,
+        mut f: impl FnMut(&socket2::Socket) -> io::Result<T>,
+    ) -> Result<T> {
+        let sock = self.sock(op)?;
+        loop {
+            match f(sock) {
+                Ok(v) => return Ok(v),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && deadline.is_some() => {
+                    wait(sock, op, events, deadline)?;
+                }
+                Err(e) => return Err(Error::from_io(op, e)),
+            }
+        }
+    }
+
+    /// Binds the socket to an address.
+    ///
+    /// Python: `sock.bind(address)`; `bind(2)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`]: `[Errno 98] Address already in use`, `[Errno 99] Cannot assign
+    /// requested address`, EACCES; [`ErrorKind::InvalidInput`] for a Unix path over the
+    /// system limit.
+    pub fn bind(&self, addr: impl Into<SockAddr>) -> Result<()> {
+        let sa = addr.into().to_socket2("bind")?;
+        self.sock("bind")?
+            .bind(&sa)
+            .map_err(|e| Error::from_io("bind", e))
+    }
+
+    /// Marks the socket as listening for connections.
+    ///
+    /// Python: `sock.listen(backlog)`; `listen(2)`. The kernel caps `backlog` at
+    /// `net.core.somaxconn`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] with the errno (EOPNOTSUPP for a datagram socket).
+    pub fn listen(&self, backlog: i32) -> Result<()> {
+        self.sock("listen")?
+            .listen(backlog)
+            .map_err(|e| Error::from_io("listen", e))
+    }
+
+    /// Accepts a connection: returns the new socket and the peer's address.
+    ///
+    /// Python: `sock.accept()`; `accept4(2)` with `SOCK_CLOEXEC`. The new socket is blocking
+    /// (timeout `None`) whatever this socket's timeout is, as in Python without a default
+    /// timeout.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::Timeout`] (`accept: timed out`) when the timeout expires first.
+    /// - [`ErrorKind::Os`] EAGAIN in non-blocking mode with nothing pending; EMFILE etc.
+    pub fn accept(&self) -> Result<(Socket, SockAddr)> {
+        let (s, sa) = self.call("accept", sys::POLLIN, self.deadline(), |s| s.accept())?;
+        // accept4(2) gives a blocking descriptor on Linux; make that explicit for portability.
+        s.set_nonblocking(false)
+            .map_err(|e| Error::from_io("accept", e))?;
+        let addr = SockAddr::from_socket2(&sa);
+        Ok((
+            Socket::wrap(s, self.family, self.socktype, self.protocol),
+            addr,
+        ))
+    }
+
+    /// Connects to a remote address.
+    ///
+    /// Python: `sock.connect(address)`; `connect(2)`, then with a timeout `poll(2)` for
+    /// writability and `getsockopt(SO_ERROR)`.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::Os`]: `[Errno 111] Connection refused`, ENETUNREACH ...; in
+    ///   non-blocking mode `[Errno 115] Operation now in progress`.
+    /// - [`ErrorKind::Timeout`] (`connect: timed out`) when the timeout expires first.
+    pub fn connect(&self, addr: impl Into<SockAddr>) -> Result<()> {
+        let sa = addr.into().to_socket2("connect")?;
+        let sock = self.sock("connect")?;
+        let deadline = self.deadline();
+        match sock.connect(&sa) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let errno = e.raw_os_error();
+                let in_progress = errno == Some(libc::EINPROGRESS);
+                let interrupted = errno == Some(libc::EINTR);
+                let waits = (in_progress && deadline.is_some())
+                    || (interrupted && self.timeout != Some(Duration::ZERO));
+                if !waits {
+                    return Err(Error::from_io("connect", e));
+                }
+                // PEP 475: an interrupted blocking connect goes on in the kernel; wait for it.
+                wait(sock, "connect", sys::POLLOUT, deadline)?;
+                match sock.take_error() {
+                    Ok(None) => Ok(()),
+                    Ok(Some(e)) | Err(e) => Err(Error::from_io("connect", e)),
+                }
+            }
+        }
+    }
+
+    /// Connects, returning the errno instead of an error: 0 on success.
+    ///
+    /// Python: `sock.connect_ex(address)`. A timeout gives `EAGAIN` (11), as in CPython.
+    ///
+    /// # Errors
+    /// Only errors that are not OS errors: [`ErrorKind::InvalidInput`] for an address the
+    /// system cannot take.
+    pub fn connect_ex(&self, addr: impl Into<SockAddr>) -> Result<i32> {
+        match self.connect(addr) {
+            Ok(()) => Ok(0),
+            Err(e) if e.kind() == ErrorKind::Timeout => Ok(libc::EAGAIN),
+            Err(e) if e.kind() == ErrorKind::Os => Ok(e.code().unwrap_or(libc::EIO)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sends bytes on a connected socket; returns how many were sent (maybe fewer).
+    ///
+    /// Python: `sock.send(data)`; one `send(2)` with `MSG_NOSIGNAL` (retried on EINTR).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] when the timeout expires before any byte can be sent;
+    /// [`ErrorKind::Os`] with the errno otherwise (EPIPE, ECONNRESET, EAGAIN non-blocking).
+    pub fn send(&self, data: &[u8]) -> Result<usize> {
+        self.call("send", sys::POLLOUT, self.deadline(), |s| s.send(data))
+    }
+
+    /// Sends all of `data`, calling `send(2)` as often as needed.
+    ///
+    /// Python: `sock.sendall(data)`. With a timeout, the timeout bounds the whole call,
+    /// not each `send(2)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] when the deadline expires before everything was sent (how much
+    /// was sent is then unknown, as in Python); [`ErrorKind::Os`] with the errno otherwise.
+    #[doc(alias = "sendall")]
+    pub fn send_all(&self, data: &[u8]) -> Result<()> {
+        let deadline = self.deadline();
+        let mut sent = 0;
+        while sent < data.len() {
+            sent += self.call("sendall", sys::POLLOUT, deadline, |s| s.send(&data[sent..]))?;
+        }
+        Ok(())
+    }
+
+    /// Sends a datagram to `addr`; returns the number of bytes sent.
+    ///
+    /// Python: `sock.sendto(data, address)`; `sendto(2)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] (EMSGSIZE for a datagram over the limit, EAGAIN non-blocking ...);
+    /// [`ErrorKind::Timeout`] when the timeout expires.
+    #[doc(alias = "sendto")]
+    pub fn send_to(&self, data: &[u8], addr: impl Into<SockAddr>) -> Result<usize> {
+        let sa = addr.into().to_socket2("sendto")?;
+        self.call("sendto", sys::POLLOUT, self.deadline(), |s| {
+            s.send_to(data, &sa)
+        })
+    }
+
+    /// Receives up to `bufsize` bytes; an empty vector means the peer shut down its side.
+    ///
+    /// Python: `sock.recv(bufsize)`; one `recv(2)` (retried on EINTR).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Timeout`] when no byte arrives before the timeout; [`ErrorKind::Os`]
+    /// with the errno otherwise (ECONNRESET; EAGAIN in non-blocking mode).
+    pub fn recv(&self, bufsize: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; bufsize];
+        let n = self.recv_into(&mut buf)?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Receives up to `buf.len()` bytes into `buf`; returns how many; `Ok(0)` means EOF.
+    ///
+    /// Python: `sock.recv_into(buf)`; one `recv(2)` (retried on EINTR).
+    ///
+    /// # Errors
+    /// As [`recv`](Socket::recv).
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.call("recv", sys::POLLIN, self.deadline(), |s| {
+            s.recv(sys::as_uninit(buf))
+        })
+    }
+
+    /// Reads up to `bufsize` bytes without consuming them.
+    ///
+    /// Python: `sock.recv(bufsize, socket.MSG_PEEK)`; `recv(2)` with `MSG_PEEK`.
+    ///
+    /// # Errors
+    /// As [`recv`](Socket::recv).
+    #[doc(alias = "MSG_PEEK")]
+    pub fn peek(&self, bufsize: usize) -> Result<Vec<u8>> {
+        let mut buf = vec![0u8; bufsize];
+        let n = self.call("recv", sys::POLLIN, self.deadline(), |s| {
+            s.peek(sys::as_uninit(&mut buf))
+        })?;
+        buf.truncate(n);
+        Ok(buf)
+    }
+
+    /// Receives a datagram of up to `bufsize` bytes and its sender's address.
+    ///
+    /// Python: `sock.recvfrom(bufsize)`; `recvfrom(2)`. A longer datagram is cut to
+    /// `bufsize` (the rest is lost, as in Python).
+    ///
+    /// # Errors
+    /// As [`recv`](Socket::recv) (`recvfrom: timed out`).
+    #[doc(alias = "recvfrom")]
+    pub fn recv_from(&self, bufsize: usize) -> Result<(Vec<u8>, SockAddr)> {
+        let mut buf = vec![0u8; bufsize];
+        let (n, addr) = self.recv_from_into(&mut buf)?;
+        buf.truncate(n);
+        Ok((buf, addr))
+    }
+
+    /// Receives a datagram into `buf`; returns its length (cut to `buf.len()`) and sender.
+    ///
+    /// Python: `sock.recvfrom_into(buf)`; `recvfrom(2)`.
+    ///
+    /// # Errors
+    /// As [`recv`](Socket::recv).
+    #[doc(alias = "recvfrom_into")]
+    pub fn recv_from_into(&self, buf: &mut [u8]) -> Result<(usize, SockAddr)> {
+        let (n, sa) = self.call("recvfrom", sys::POLLIN, self.deadline(), |s| {
+            s.recv_from(sys::as_uninit(buf))
+        })?;
+        Ok((n, SockAddr::from_socket2(&sa)))
+    }
+
+    /// Shuts down one or both directions.
+    ///
+    /// Python: `sock.shutdown(how)` with `SHUT_RD`/`SHUT_WR`/`SHUT_RDWR`; `shutdown(2)`.
+    /// Shutting down writing sends FIN: the peer's `recv` returns EOF.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`]: ENOTCONN on an unconnected socket.
+    pub fn shutdown(&self, how: Shutdown) -> Result<()> {
+        self.sock("shutdown")?
+            .shutdown(how)
+            .map_err(|e| Error::from_io("shutdown", e))
+    }
+
+    /// Closes the socket. Idempotent: closing twice is not an error.
+    ///
+    /// Python: `sock.close()`; `close(2)`. Afterwards [`fileno`](Socket::fileno) is -1.
+    pub fn close(&mut self) {
+        self.inner = None;
+    }
+
+    /// The socket's own address.
+    ///
+    /// Python: `sock.getsockname()`; `getsockname(2)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] (EBADF after close).
+    #[doc(alias = "getsockname")]
+    pub fn local_addr(&self) -> Result<SockAddr> {
+        let sa = self
+            .sock("getsockname")?
+            .local_addr()
+            .map_err(|e| Error::from_io("getsockname", e))?;
+        Ok(SockAddr::from_socket2(&sa))
+    }
+
+    /// The connected peer's address.
+    ///
+    /// Python: `sock.getpeername()`; `getpeername(2)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`]: `[Errno 107] Transport endpoint is not connected`.
+    #[doc(alias = "getpeername")]
+    pub fn peer_addr(&self) -> Result<SockAddr> {
+        let sa = self
+            .sock("getpeername")?
+            .peer_addr()
+            .map_err(|e| Error::from_io("getpeername", e))?;
+        Ok(SockAddr::from_socket2(&sa))
+    }
+
+    /// The file descriptor, or -1 after [`close`](Socket::close).
+    ///
+    /// Python: `sock.fileno()`.
+    pub fn fileno(&self) -> RawFd {
+        self.inner.as_ref().map_or(-1, |s| s.as_raw_fd())
+    }
+
+    /// A second socket on the same open file description, with the same timeout.
+    ///
+    /// Python: `sock.dup()`; `fcntl(F_DUPFD_CLOEXEC)`. The two share `O_NONBLOCK`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] (EMFILE, EBADF after close).
+    #[doc(alias = "dup")]
+    pub fn try_clone(&self) -> Result<Socket> {
+        let inner = self
+            .sock("dup")?
+            .try_clone()
+            .map_err(|e| Error::from_io("dup", e))?;
+        let mut s = Socket::wrap(inner, self.family, self.socktype, self.protocol);
+        s.timeout = self.timeout;
+        Ok(s)
+    }
+
+    /// Sets the timeout mode: `None` blocking, `Some(ZERO)` non-blocking, `Some(t)` a
+    /// deadline of `t` for each call.
+    ///
+    /// Python: `sock.settimeout(t)`; sets or clears `O_NONBLOCK` with `fcntl(2)`. As in
+    /// CPython the new timeout is recorded even when the descriptor is closed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] `[Errno 9] Bad file descriptor` after close.
+    #[doc(alias = "settimeout")]
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        self.timeout = timeout;
+        self.sock("settimeout")?
+            .set_nonblocking(timeout.is_some())
+            .map_err(|e| Error::from_io("settimeout", e))
+    }
+
+    /// The timeout mode (Python: `sock.gettimeout()`).
+    #[doc(alias = "gettimeout")]
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// `set_blocking(true)` is `set_timeout(None)`, `false` is `set_timeout(Some(ZERO))`.
+    ///
+    /// Python: `sock.setblocking(flag)`.
+    ///
+    /// # Errors
+    /// As [`set_timeout`](Socket::set_timeout).
+    #[doc(alias = "setblocking")]
+    pub fn set_blocking(&mut self, blocking: bool) -> Result<()> {
+        self.set_timeout(if blocking { None } else { Some(Duration::ZERO) })
+            .map_err(|e| e.with_op("setblocking"))
+    }
+
+    /// False only in non-blocking mode (timeout zero). Python: `sock.getblocking()`.
+    #[doc(alias = "getblocking")]
+    pub fn blocking(&self) -> bool {
+        self.timeout != Some(Duration::ZERO)
+    }
+
+    /// The underlying socket2 socket, for options and calls this type does not wrap.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] EBADF after close.
+    pub fn as_socket2(&self) -> Result<&socket2::Socket> {
+        self.sock("socket")
+    }
+}
+
+/// Waits with `poll(2)` until `events` are ready or the deadline passes (`None`: forever).
+fn wait(
+    sock: &socket2::Socket,
+    op: &'static str,
+    events: i16,
+    deadline: Option<Instant>,
+) -> Result<()> {
+    loop {
+        let remaining = match deadline {
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::timeout(op));
+                }
+                Some(left)
+            }
+            None => None,
+        };
+        match sys::poll_fd(sock.as_raw_fd(), events, remaining) {
+            Ok(true) => return Ok(()),
+            Ok(false) => return Err(Error::timeout(op)),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::from_io(op, e)),
+        }
+    }
+}
+
+/// Socket options, one pair of methods per option (`setsockopt(2)` / `getsockopt(2)`).
+impl Socket {
+    /// `SO_REUSEADDR`: bind again right after a server stops (TIME_WAIT).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_reuse_address(&self, on: bool) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_reuse_address(on))
+    }
+    /// Reads `SO_REUSEADDR`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn reuse_address(&self) -> Result<bool> {
+        opt(self, "getsockopt", |s| s.reuse_address())
+    }
+    /// `SO_REUSEPORT`: several sockets bound to one port, the kernel balancing between them.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_reuse_port(&self, on: bool) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_reuse_port(on))
+    }
+    /// Reads `SO_REUSEPORT`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn reuse_port(&self) -> Result<bool> {
+        opt(self, "getsockopt", |s| s.reuse_port())
+    }
+    /// `TCP_NODELAY`: send small segments at once (no Nagle delay).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)` (EOPNOTSUPP on a non-TCP socket).
+    pub fn set_nodelay(&self, on: bool) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_tcp_nodelay(on))
+    }
+    /// Reads `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn nodelay(&self) -> Result<bool> {
+        opt(self, "getsockopt", |s| s.tcp_nodelay())
+    }
+    /// `SO_KEEPALIVE`: probe an idle connection.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_keepalive(&self, on: bool) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_keepalive(on))
+    }
+    /// Reads `SO_KEEPALIVE`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn keepalive(&self) -> Result<bool> {
+        opt(self, "getsockopt", |s| s.keepalive())
+    }
+    /// `SO_RCVBUF` in bytes (Linux doubles the value asked for, and reads back the double).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_recv_buffer_size(&self, bytes: usize) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_recv_buffer_size(bytes))
+    }
+    /// Reads `SO_RCVBUF` in bytes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn recv_buffer_size(&self) -> Result<usize> {
+        opt(self, "getsockopt", |s| s.recv_buffer_size())
+    }
+    /// `SO_SNDBUF` in bytes (Linux doubles the value asked for).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_send_buffer_size(&self, bytes: usize) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_send_buffer_size(bytes))
+    }
+    /// Reads `SO_SNDBUF` in bytes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn send_buffer_size(&self) -> Result<usize> {
+        opt(self, "getsockopt", |s| s.send_buffer_size())
+    }
+    /// `IPV6_V6ONLY`: an IPv6 socket takes IPv6 only (no IPv4-mapped peers).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)` (on a non-IPv6 socket, or after bind).
+    pub fn set_only_v6(&self, on: bool) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_only_v6(on))
+    }
+    /// Reads `IPV6_V6ONLY`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn only_v6(&self) -> Result<bool> {
+        opt(self, "getsockopt", |s| s.only_v6())
+    }
+    /// `IP_TTL` (IPv4) or `IPV6_UNICAST_HOPS` (IPv6): hop limit, 1..=255.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for 0 or a value over 255 (before any system call);
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_ttl(&self, ttl: u32) -> Result<()> {
+        if !(1..=255).contains(&ttl) {
+            return Err(Error::invalid_input(
+                "setsockopt",
+                format!("ttl must be 1-255, not {ttl}"),
+            ));
+        }
+        match self.family {
+            Family::Inet6 => opt(self, "setsockopt", |s| s.set_unicast_hops_v6(ttl)),
+            _ => opt(self, "setsockopt", |s| s.set_ttl_v4(ttl)),
+        }
+    }
+    /// Reads the hop limit (`IP_TTL` or `IPV6_UNICAST_HOPS`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn ttl(&self) -> Result<u32> {
+        match self.family {
+            Family::Inet6 => opt(self, "getsockopt", |s| s.unicast_hops_v6()),
+            _ => opt(self, "getsockopt", |s| s.ttl_v4()),
+        }
+    }
+    /// `SO_BROADCAST`: allow datagrams to a broadcast address.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_broadcast(&self, on: bool) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_broadcast(on))
+    }
+    /// Reads `SO_BROADCAST`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn broadcast(&self) -> Result<bool> {
+        opt(self, "getsockopt", |s| s.broadcast())
+    }
+    /// `SO_LINGER`: `Some(d)` makes `close` wait up to `d` for unsent data (`Some(ZERO)`
+    /// resets the connection); `None` is the default background close.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    pub fn set_linger(&self, linger: Option<Duration>) -> Result<()> {
+        opt(self, "setsockopt", |s| s.set_linger(linger))
+    }
+    /// Reads `SO_LINGER`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] from `getsockopt(2)`.
+    pub fn linger(&self) -> Result<Option<Duration>> {
+        opt(self, "getsockopt", |s| s.linger())
+    }
+}
+
+fn opt<T>(
+    s: &Socket,
+    op: &'static str,
+    f: impl FnOnce(&socket2::Socket) -> io::Result<T>,
+) -> Result<T> {
+    f(s.sock(op)?).map_err(|e| Error::from_io(op, e))
+}
+
+impl AsRawFd for Socket {
+    /// The descriptor, or -1 after close.
+    fn as_raw_fd(&self) -> RawFd {
+        self.fileno()
+    }
+}
+
+impl AsFd for Socket {
+    /// # Panics
+    /// After [`close`](Socket::close) (there is no descriptor to borrow).
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_ref().expect("socket is closed").as_fd()
+    }
+}
+
+impl IntoRawFd for Socket {
+    /// Gives up the descriptor (-1 after close); the caller must close it.
+    fn into_raw_fd(mut self) -> RawFd {
+        self.inner.take().map_or(-1, |s| s.into_raw_fd())
+    }
+}
+
+impl From<OwnedFd> for Socket {
+    /// Adopts an open socket descriptor, reading its family, type and protocol with
+    /// `getsockopt(SO_DOMAIN/SO_TYPE/SO_PROTOCOL)`; the timeout is `None`.
+    fn from(fd: OwnedFd) -> Socket {
+        let inner = socket2::Socket::from(fd);
+        let family = inner
+            .domain()
+            .ok()
+            .and_then(|d| Family::from_raw(d.into()))
+            .unwrap_or(Family::Unix);
+        let socktype = inner
+            .r#type()
+            .ok()
+            .and_then(|t| SockType::from_raw(t.into()))
+            .unwrap_or(SockType::Stream);
+        let protocol = inner.protocol().ok().flatten().map_or(0, i32::from);
+        Socket::wrap(inner, family, socktype, protocol)
+    }
+}
+
+impl From<Socket> for socket2::Socket {
+    /// The socket2 socket (an invalid descriptor after close is impossible: closed sockets
+    /// give a fresh unusable socket).
+    ///
+    /// # Panics
+    /// After [`close`](Socket::close).
+    fn from(mut s: Socket) -> socket2::Socket {
+        s.inner.take().expect("socket is closed")
+    }
+}
+
+impl From<Socket> for std::net::TcpStream {
+    /// A std TCP stream on the same descriptor (for `io::Read`/`Write` adapters).
+    ///
+    /// # Panics
+    /// After [`close`](Socket::close).
+    fn from(s: Socket) -> std::net::TcpStream {
+        socket2::Socket::from(s).into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener() -> (Socket, SocketAddr) {
+        let l = Socket::new(Family::Inet, SockType::Stream, None).unwrap();
+        l.bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .unwrap();
+        l.listen(8).unwrap();
+        let addr = l.local_addr().unwrap().as_ip().unwrap();
+        (l, addr)
+    }
+
+    #[test]
+    fn echo_over_loopback() {
+        let (l, addr) = listener();
+        let c = Socket::new(Family::Inet, SockType::Stream, None).unwrap();
+        c.connect(addr).unwrap();
+        let (a, peer) = l.accept().unwrap();
+        assert_eq!(peer, c.local_addr().unwrap());
+        c.send_all(b"hello").unwrap();
+        assert_eq!(a.recv(10).unwrap(), b"hello");
+        c.shutdown(Shutdown::Write).unwrap();
+        assert_eq!(a.recv(10).unwrap(), b"");
+    }
+
+    #[test]
+    fn accept_times_out_with_pythons_text() {
+        let (mut l, _) = listener();
+        l.set_timeout(Some(Duration::from_millis(50))).unwrap();
+        let e = l.accept().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert_eq!(e.to_string(), "accept: timed out");
+    }
+
+    #[test]
+    fn closed_socket_is_ebadf_and_close_is_idempotent() {
+        let mut s = Socket::new(Family::Inet, SockType::Dgram, None).unwrap();
+        s.close();
+        s.close();
+        assert_eq!(s.fileno(), -1);
+        assert!(s.recv(1).unwrap_err().is_errno(libc::EBADF));
+    }
+
+    #[test]
+    fn send_all_under_a_deadline_times_out_when_the_peer_never_reads() {
+        let (a, mut b) = Socket::pair(Family::Unix, SockType::Stream).unwrap();
+        b.set_timeout(Some(Duration::from_millis(100))).unwrap();
+        let big = vec![0u8; 64 << 20];
+        let e = b.send_all(&big).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        drop(a);
+    }
+
+    #[test]
+    fn unix_path_too_long_is_invalid_input() {
+        let s = Socket::new(Family::Unix, SockType::Stream, None).unwrap();
+        let long = PathBuf::from("/tmp/".to_string() + &"x".repeat(200));
+        assert_eq!(s.bind(long).unwrap_err().kind(), ErrorKind::InvalidInput);
+    }
 }

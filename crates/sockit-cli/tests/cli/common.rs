@@ -23,13 +23,11 @@ pub fn sockit<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Command {
 
 /// The shared folder beside the repository (`../shared`), holding seed programs, oracle, tools.
 pub fn shared_dir() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    for cand in [root.join("../shared"), root.join("shared")] {
-        if cand.is_dir() {
-            return cand;
-        }
-    }
-    panic!("../shared not found beside the repository");
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|d| d.join("shared"))
+        .find(|d| d.join("seed-programs").is_dir())
+        .expect("../shared (seed programs, oracle, tools) not found beside the repository")
 }
 
 /// A seed program of the slides (`../shared/seed-programs/NAME`).

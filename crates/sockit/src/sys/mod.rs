@@ -172,3 +172,56 @@ pub unsafe fn sockaddr_to_std(
         }
     }
 }
+
+/// Views an initialised byte buffer as the `MaybeUninit` slice socket2's receive calls take.
+pub fn as_uninit(buf: &mut [u8]) -> &mut [std::mem::MaybeUninit<u8>] {
+    // SAFETY: MaybeUninit<u8> has the same layout as u8; socket2's recv calls only write
+    // initialised bytes into the slice, so the bytes stay initialised.
+    unsafe { &mut *(buf as *mut [u8] as *mut [std::mem::MaybeUninit<u8>]) }
+}
+
+/// `poll(2)` on one descriptor for `events` (POLLIN/POLLOUT), at most `timeout`.
+///
+/// Returns `Ok(true)` when the descriptor is ready (or has an error or hang-up pending, which
+/// the next call reports), `Ok(false)` when the time ran out. EINTR is returned as an error
+/// (`ErrorKind::Interrupted`) so the caller retries against its own deadline.
+pub fn poll_fd(
+    fd: std::os::fd::RawFd,
+    events: i16,
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let ms: libc::c_int = match timeout {
+        None => -1,
+        // Round up so a sub-millisecond remainder still waits instead of spinning.
+        Some(t) => t
+            .as_nanos()
+            .div_ceil(1_000_000)
+            .min(libc::c_int::MAX as u128) as libc::c_int,
+    };
+    // SAFETY: pfd is a valid pollfd and we pass a count of 1.
+    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(rc > 0)
+}
+
+/// `POLLIN`.
+pub const POLLIN: i16 = libc::POLLIN;
+/// `POLLOUT`.
+pub const POLLOUT: i16 = libc::POLLOUT;
+
+/// Wraps a raw descriptor the caller owns in a socket2 socket.
+///
+/// # Safety
+/// `fd` must be an open socket descriptor that nothing else will close.
+pub unsafe fn socket_from_raw_fd(fd: std::os::fd::RawFd) -> socket2::Socket {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the caller transfers ownership of an open socket descriptor.
+    unsafe { socket2::Socket::from_raw_fd(fd) }
+}
