@@ -4,6 +4,8 @@
 
 use std::ffi::CStr;
 
+pub mod netdb;
+
 /// `strerror_r(3)` (the XSI version): the C library's text for an errno.
 pub fn strerror(errno: i32) -> String {
     let mut buf = [0 as libc::c_char; 256];

@@ -1,0 +1,235 @@
+//! Host names: this machine's name, names to addresses and back, and the checks and IDNA
+//! encoding every host name goes through before a system call.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::addr::Family;
+use crate::error::{Error, Result};
+
+/// The longest host name accepted, in bytes, without a trailing dot (RFC 1035 §2.3.4:
+/// 255 octets on the wire are 253 characters of text).
+pub const MAX_HOST_LEN: usize = 253;
+
+/// The longest label, in bytes (RFC 1035 §2.3.4).
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// This machine's host name: Python's `socket.gethostname()`; one `gethostname(2)` call.
+///
+/// # Errors
+/// [`ErrorKind::Os`](crate::ErrorKind::Os) with the errno if the call fails.
+///
+/// # Examples
+/// ```
+/// let name = sockit::resolve::gethostname().unwrap();
+/// assert!(!name.is_empty());
+/// ```
+#[doc(alias = "gethostname(2)")]
+pub fn gethostname() -> Result<String> {
+    crate::sys::netdb::gethostname().map_err(|errno| Error::from_errno("gethostname", errno))
+}
+
+/// Checks a host name and encodes it for the resolver, as Python's `idna` codec does
+/// before every host lookup.
+///
+/// ASCII names pass unchanged (case kept) after the label checks; a name with non-ASCII
+/// characters is mapped and Punycode-encoded label by label with UTS 46 *transitional*
+/// processing (the `idna` crate), the closest to the IDNA 2003 codec Python uses:
+/// `Bücher.invalid` → `xn--bcher-kva.invalid`, `ＬＯＣＡＬＨＯＳＴ` → `localhost`,
+/// `ß` → `ss`, and the dots `。．｡` separate labels.
+///
+/// Remaining differences from Python's codec: UTS 46 maps and refuses a few characters
+/// IDNA 2003's nameprep treats otherwise (newer Unicode versions; symbols such as `☃` are
+/// accepted by both; `_` and other ASCII are passed through by both); names over 253 bytes
+/// are refused here (Python passes them on and the C library answers EAI_NONAME).
+///
+/// The empty name is returned as is (the callers give it Python's wildcard meaning).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput), before any system call, for
+/// a NUL byte (`embedded null character`), an empty label (`a..b`, `.a`; a single trailing
+/// dot is fine), a label over 63 bytes, a name over 253 bytes, or a name IDNA refuses.
+///
+/// # Examples
+/// ```
+/// use sockit::resolve::encode_host;
+/// assert_eq!(encode_host("x", "Bücher.invalid").unwrap(), "xn--bcher-kva.invalid");
+/// assert_eq!(encode_host("x", "LOCALHOST").unwrap(), "LOCALHOST");
+/// assert!(encode_host("x", "bad..name").is_err());
+/// ```
+pub fn encode_host(op: &'static str, name: &str) -> Result<String> {
+    if name.contains('\0') {
+        return Err(Error::invalid_input(op, "embedded null character"));
+    }
+    if name.is_empty() {
+        return Ok(String::new());
+    }
+    let ascii = if name.is_ascii() {
+        name.to_string()
+    } else {
+        idna_transitional(op, name)?
+    };
+    check_labels(op, &ascii)?;
+    Ok(ascii)
+}
+
+/// UTS 46 to-ASCII with transitional processing (ß → ss, ς → σ, ZWJ/ZWNJ removed first).
+fn idna_transitional(op: &'static str, name: &str) -> Result<String> {
+    let mut mapped = String::with_capacity(name.len() + 4);
+    for c in name.chars() {
+        match c {
+            '\u{200C}' | '\u{200D}' => {}
+            'ß' | 'ẞ' => mapped.push_str("ss"),
+            'ς' => mapped.push('σ'),
+            c => mapped.push(c),
+        }
+    }
+    let out = idna::uts46::Uts46::new()
+        .to_ascii(
+            mapped.as_bytes(),
+            idna::uts46::AsciiDenyList::EMPTY,
+            idna::uts46::Hyphens::Allow,
+            idna::uts46::DnsLength::Ignore,
+        )
+        .map_err(|_| Error::invalid_input(op, format!("IDNA cannot encode host name {name:?}")))?;
+    Ok(out.into_owned())
+}
+
+/// Python's codec label rules plus the 253-byte limit.
+fn check_labels(op: &'static str, name: &str) -> Result<()> {
+    let body = name.strip_suffix('.').unwrap_or(name);
+    for label in body.split('.') {
+        if label.is_empty() {
+            return Err(Error::invalid_input(
+                op,
+                format!("empty label in host name {name:?}"),
+            ));
+        }
+        if label.len() > MAX_LABEL_LEN {
+            return Err(Error::invalid_input(
+                op,
+                format!(
+                    "label too long in host name ({} bytes, at most {MAX_LABEL_LEN})",
+                    label.len()
+                ),
+            ));
+        }
+    }
+    if body.len() > MAX_HOST_LEN {
+        return Err(Error::invalid_input(
+            op,
+            format!(
+                "host name too long ({} bytes, at most {MAX_HOST_LEN})",
+                body.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The IPv4 address of a host: Python's `socket.gethostbyname(name)`.
+///
+/// As CPython: the empty name is the wildcard (`0.0.0.0`, from a passive `getaddrinfo(3)`),
+/// `<broadcast>` is `255.255.255.255`, dotted-quad text is taken as is, and anything else
+/// is one `getaddrinfo(3)` call with `AF_INET` (so `127.1`, `0x7f.1` and names in
+/// `/etc/hosts` work, and IPv6 text is refused). The name is checked and IDNA-encoded
+/// first ([`encode_host`]).
+///
+/// # Errors
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) with the EAI code: `-2` unknown name, `-9`
+///   for IPv6 text such as `::1` ("Address family for hostname not supported").
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) from [`encode_host`].
+///
+/// # Examples
+/// ```
+/// use std::net::Ipv4Addr;
+/// assert_eq!(sockit::resolve::gethostbyname("127.0.0.1").unwrap(), Ipv4Addr::LOCALHOST);
+/// assert_eq!(sockit::resolve::gethostbyname("::1").unwrap_err().code(), Some(-9));
+/// ```
+#[doc(alias = "gethostbyname(3)")]
+pub fn gethostbyname(name: &str) -> Result<Ipv4Addr> {
+    const OP: &str = "gethostbyname";
+    let host = encode_host(OP, name)?;
+    match setipaddr(OP, &host, Some(Family::Inet))? {
+        IpAddr::V4(a) => Ok(a),
+        IpAddr::V6(_) => Err(Error::gai(OP, super::EAI_ADDRFAMILY)),
+    }
+}
+
+/// CPython's `setipaddr`: one address for an encoded host name, for `family` (`None` is
+/// AF_UNSPEC).
+pub(crate) fn setipaddr(op: &'static str, host: &str, family: Option<Family>) -> Result<IpAddr> {
+    if host.is_empty() {
+        let recs = super::getaddrinfo(
+            None,
+            Some(&crate::Port::Number(0)),
+            family,
+            Some(crate::SockType::Dgram),
+            0,
+            libc::AI_PASSIVE,
+        )
+        .map_err(|e| e.with_op(op))?;
+        return match recs.as_slice() {
+            [one] => Ok(one.address.ip()),
+            [] => Err(Error::gai(op, libc::EAI_NONAME)),
+            _ => Err(Error::new(
+                crate::ErrorKind::Os,
+                op,
+                None,
+                "wildcard resolved to multiple address",
+            )),
+        };
+    }
+    if host == "255.255.255.255" || host == "<broadcast>" {
+        return Ok(IpAddr::V4(Ipv4Addr::BROADCAST));
+    }
+    if family != Some(Family::Inet6) {
+        if let Ok(a) = host.parse::<Ipv4Addr>() {
+            return Ok(IpAddr::V4(a));
+        }
+    }
+    if family != Some(Family::Inet) && !host.contains('%') {
+        if let Ok(a) = host.parse::<std::net::Ipv6Addr>() {
+            return Ok(IpAddr::V6(a));
+        }
+    }
+    let recs = super::getaddrinfo(Some(host), None, family, None, 0, 0).map_err(|e| e.with_op(op))?;
+    recs.first()
+        .map(|r| r.address.ip())
+        .ok_or_else(|| Error::gai(op, libc::EAI_NONAME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_checks() {
+        assert_eq!(encode_host("t", "").unwrap(), "");
+        assert_eq!(encode_host("t", "a.b.").unwrap(), "a.b.");
+        assert_eq!(encode_host("t", "ＬＯＣＡＬＨＯＳＴ").unwrap(), "localhost");
+        assert_eq!(encode_host("t", "127。0。0。1").unwrap(), "127.0.0.1");
+        assert_eq!(encode_host("t", "ß.invalid").unwrap(), "ss.invalid");
+        for bad in ["a..b", ".a", ".", "..", "local\0host"] {
+            let e = encode_host("t", bad).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad:?}");
+        }
+        assert!(encode_host("t", &"a".repeat(64)).is_err());
+        assert!(encode_host("t", &"a".repeat(300)).is_err());
+        let long = ["a".repeat(63), "a".repeat(63), "a".repeat(63), "a".repeat(62)].join(".");
+        assert_eq!(long.len(), 254);
+        assert!(encode_host("t", &long).is_err());
+        assert!(encode_host("t", &long[1..]).is_ok());
+    }
+
+    #[test]
+    fn numeric_gethostbyname() {
+        assert_eq!(gethostbyname("").unwrap(), Ipv4Addr::UNSPECIFIED);
+        assert_eq!(gethostbyname("<broadcast>").unwrap(), Ipv4Addr::BROADCAST);
+        assert_eq!(gethostbyname("127.1").unwrap(), Ipv4Addr::LOCALHOST);
+        assert_eq!(gethostbyname("0x7f.1").unwrap(), Ipv4Addr::LOCALHOST);
+        assert_eq!(gethostbyname("localhost").unwrap(), Ipv4Addr::LOCALHOST);
+        let e = gethostbyname("::1").unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Gai);
+        assert_eq!(e.code(), Some(crate::resolve::EAI_ADDRFAMILY));
+    }
+}

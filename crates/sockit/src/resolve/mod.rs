@@ -1,0 +1,211 @@
+//! Host, address, service and protocol lookups: Python's `socket.get*` functions.
+//!
+//! Host lookups go through the C library (`getaddrinfo(3)`, `getnameinfo(3)`,
+//! `gethostbyname_r(3)`, `gethostbyaddr_r(3)`), so `/etc/hosts` and nsswitch apply; the EAI
+//! code is kept in [`ErrorKind::Gai`] errors (std's `ToSocketAddrs` loses it) and h_errno
+//! in [`ErrorKind::Host`] errors. Host names are checked before any system call (NUL bytes,
+//! empty labels, labels over 63 bytes, names over 253 bytes are
+//! [`ErrorKind::InvalidInput`]) and non-ASCII names are IDNA-encoded ([`encode_host`]).
+//!
+//! Services and protocols come from parsed databases ([`Services`], [`Protocols`]): the
+//! system files, read once, else embedded tables; lookups are O(1) and make no system call.
+//!
+//! [`ErrorKind::Gai`]: crate::ErrorKind::Gai
+//! [`ErrorKind::Host`]: crate::ErrorKind::Host
+//! [`ErrorKind::InvalidInput`]: crate::ErrorKind::InvalidInput
+
+mod host;
+mod protocols;
+mod services;
+
+pub use host::{encode_host, gethostbyname, gethostname};
+pub use protocols::{Protocols, Protoent, SYSTEM_PROTOCOLS};
+pub use services::{SYSTEM_SERVICES, Servent, Services, Source};
+
+use std::ffi::CString;
+use std::net::SocketAddr;
+
+use crate::addr::{Family, Port, SockType};
+use crate::error::{Error, Result};
+
+/// `AI_PASSIVE`: the address is for `bind(2)` (a missing host means the wildcard).
+pub const AI_PASSIVE: i32 = libc::AI_PASSIVE;
+/// `AI_CANONNAME`: fill in the canonical name of the first record.
+pub const AI_CANONNAME: i32 = libc::AI_CANONNAME;
+/// `AI_NUMERICHOST`: the host must be numeric; no name lookup at all.
+pub const AI_NUMERICHOST: i32 = libc::AI_NUMERICHOST;
+/// `AI_NUMERICSERV`: the port must be numeric.
+pub const AI_NUMERICSERV: i32 = libc::AI_NUMERICSERV;
+/// `AI_ADDRCONFIG`: only families configured on this machine.
+pub const AI_ADDRCONFIG: i32 = libc::AI_ADDRCONFIG;
+/// `AI_V4MAPPED`: IPv4 answers as IPv4-mapped IPv6 when asking for AF_INET6.
+pub const AI_V4MAPPED: i32 = libc::AI_V4MAPPED;
+/// `AI_ALL`: with AI_V4MAPPED, both IPv6 and mapped IPv4 answers.
+pub const AI_ALL: i32 = libc::AI_ALL;
+
+/// `EAI_ADDRFAMILY` (glibc: -9): the host has no address of the family asked for.
+/// Missing from the `libc` crate, which follows POSIX here.
+pub const EAI_ADDRFAMILY: i32 = -9;
+/// `EAI_NONAME` (-2): name or service not known.
+pub const EAI_NONAME: i32 = libc::EAI_NONAME;
+/// `EAI_SERVICE` (-8): the service is not known for the socket type.
+pub const EAI_SERVICE: i32 = libc::EAI_SERVICE;
+/// `EAI_FAMILY` (-6): the address family is not supported.
+pub const EAI_FAMILY: i32 = libc::EAI_FAMILY;
+
+/// One record of a [`getaddrinfo`] answer: Python's `(family, type, proto, canonname,
+/// sockaddr)` tuple.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddrInfo {
+    /// Address family of `address`.
+    pub family: Family,
+    /// Socket type the record is for (`None` for a type sockit has no name for).
+    pub socktype: Option<SockType>,
+    /// Protocol number (6 TCP, 17 UDP, 0 for raw).
+    pub protocol: i32,
+    /// Canonical name (only on the first record, and only with [`AI_CANONNAME`]); else "".
+    pub canonname: String,
+    /// The socket address.
+    pub address: SocketAddr,
+}
+
+/// Resolves a host and port to socket addresses.
+///
+/// Python: `socket.getaddrinfo(host, port, family=0, type=0, proto=0, flags=0)`; one
+/// `getaddrinfo(3)` call. `family` `None` is `AF_UNSPEC`, `socktype` `None` is any type.
+///
+/// # Errors
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) with the EAI code (`-2` "Name or service not
+///   known", `-9` "Address family for hostname not supported" ...).
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a host with a NUL
+///   byte, or both host and port missing.
+pub fn getaddrinfo(
+    host: Option<&str>,
+    port: Option<&Port>,
+    family: Option<Family>,
+    socktype: Option<SockType>,
+    protocol: i32,
+    flags: i32,
+) -> Result<Vec<AddrInfo>> {
+    const OP: &str = "getaddrinfo";
+    let host_c = match host {
+        Some(h) => {
+            Some(CString::new(h).map_err(|_| Error::invalid_input(OP, "embedded null character"))?)
+        }
+        None => None,
+    };
+    let serv_c = match port {
+        Some(p) => Some(
+            CString::new(p.to_string())
+                .map_err(|_| Error::invalid_input(OP, "embedded null character"))?,
+        ),
+        None => None,
+    };
+    if host_c.is_none() && serv_c.is_none() {
+        return Err(Error::gai(OP, libc::EAI_NONAME));
+    }
+    let raw = crate::sys::getaddrinfo(
+        host_c.as_deref(),
+        serv_c.as_deref(),
+        family.map_or(libc::AF_UNSPEC, Family::as_raw),
+        socktype.map_or(0, SockType::as_raw),
+        protocol,
+        flags,
+    )
+    .map_err(|code| Error::gai(OP, code))?;
+    Ok(raw
+        .into_iter()
+        .filter_map(|r| {
+            Some(AddrInfo {
+                family: Family::from_raw(r.family)?,
+                socktype: SockType::from_raw(r.socktype),
+                protocol: r.protocol,
+                canonname: r.canonname,
+                address: r.addr?,
+            })
+        })
+        .collect())
+}
+
+/// The service name for a port: Python's `socket.getservbyport(port, proto=None)`.
+///
+/// Looks the port up in the system services database ([`Services::system`]: `/etc/services`
+/// parsed once, else the embedded table); no system call after the first use. `proto`
+/// `None` takes the first entry for the port whatever its protocol, as glibc does
+/// (`514` is `shell`, `514/udp` is `syslog`). Protocol names are case-sensitive.
+///
+/// # Errors
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `port/proto not found`, when no
+///   entry matches (as Python's `OSError`).
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a protocol with a NUL.
+///
+/// # Examples
+/// ```
+/// assert_eq!(sockit::resolve::getservbyport(80, Some("tcp")).unwrap(), "http");
+/// assert!(sockit::resolve::getservbyport(1, Some("nosuchproto")).is_err());
+/// ```
+#[doc(alias = "getservbyport(3)")]
+pub fn getservbyport(port: u16, proto: Option<&str>) -> Result<String> {
+    const OP: &str = "getservbyport";
+    check_no_nul(OP, proto.unwrap_or(""))?;
+    Services::system()
+        .by_port(port, proto)
+        .map(|e| e.name.clone())
+        .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "port/proto not found"))
+}
+
+/// The port of a service name: Python's `socket.getservbyname(name, proto=None)`.
+///
+/// Looks the name (or an alias; case-sensitive) up in the system services database
+/// ([`Services::system`]); `proto` `None` takes the first entry whatever its protocol.
+///
+/// # Errors
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `service/proto not found`.
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a NUL in either text.
+///
+/// # Examples
+/// ```
+/// assert_eq!(sockit::resolve::getservbyname("www", Some("tcp")).unwrap(), 80);
+/// ```
+#[doc(alias = "getservbyname(3)")]
+pub fn getservbyname(name: &str, proto: Option<&str>) -> Result<u16> {
+    const OP: &str = "getservbyname";
+    check_no_nul(OP, name)?;
+    check_no_nul(OP, proto.unwrap_or(""))?;
+    Services::system()
+        .by_name(name, proto)
+        .map(|e| e.port)
+        .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "service/proto not found"))
+}
+
+/// The number of a protocol name: Python's `socket.getprotobyname(name)`.
+///
+/// Looks the name (or an alias; case-sensitive: `tcp` and `TCP` are both listed, `Tcp` is
+/// not) up in the system protocols database ([`Protocols::system`]: `/etc/protocols` parsed
+/// once, else the embedded table).
+///
+/// # Errors
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `protocol not found`.
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a name with a NUL.
+///
+/// # Examples
+/// ```
+/// assert_eq!(sockit::resolve::getprotobyname("tcp").unwrap(), 6);
+/// ```
+#[doc(alias = "getprotobyname(3)")]
+pub fn getprotobyname(name: &str) -> Result<u8> {
+    const OP: &str = "getprotobyname";
+    check_no_nul(OP, name)?;
+    Protocols::system()
+        .by_name(name)
+        .map(|e| e.number)
+        .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "protocol not found"))
+}
+
+/// Refuses text with a NUL byte (C would silently cut it there).
+fn check_no_nul(op: &'static str, text: &str) -> Result<()> {
+    if text.contains('\0') {
+        return Err(Error::invalid_input(op, "embedded null character"));
+    }
+    Ok(())
+}
