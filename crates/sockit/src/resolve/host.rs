@@ -192,7 +192,8 @@ pub(crate) fn setipaddr(op: &'static str, host: &str, family: Option<Family>) ->
             return Ok(IpAddr::V6(a));
         }
     }
-    let recs = super::getaddrinfo(Some(host), None, family, None, 0, 0).map_err(|e| e.with_op(op))?;
+    let recs =
+        super::getaddrinfo(Some(host), None, family, None, 0, 0).map_err(|e| e.with_op(op))?;
     recs.first()
         .map(|r| r.address.ip())
         .ok_or_else(|| Error::gai(op, libc::EAI_NONAME))
@@ -215,7 +216,13 @@ mod tests {
         }
         assert!(encode_host("t", &"a".repeat(64)).is_err());
         assert!(encode_host("t", &"a".repeat(300)).is_err());
-        let long = ["a".repeat(63), "a".repeat(63), "a".repeat(63), "a".repeat(62)].join(".");
+        let long = [
+            "a".repeat(63),
+            "a".repeat(63),
+            "a".repeat(63),
+            "a".repeat(62),
+        ]
+        .join(".");
         assert_eq!(long.len(), 254);
         assert!(encode_host("t", &long).is_err());
         assert!(encode_host("t", &long[1..]).is_ok());

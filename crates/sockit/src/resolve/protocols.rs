@@ -126,7 +126,10 @@ mod tests {
 
     #[test]
     fn system_and_embedded_answers() {
-        for db in [Protocols::embedded(), Protocols::load(Path::new("/nonexistent"))] {
+        for db in [
+            Protocols::embedded(),
+            Protocols::load(Path::new("/nonexistent")),
+        ] {
             assert_eq!(db.by_name("tcp").unwrap().number, 6);
             assert_eq!(db.by_name("ICMP").unwrap().number, 1);
             assert_eq!(db.by_name("IPv6-ICMP").unwrap().number, 58);
