@@ -1,5 +1,7 @@
 //! `sockit`: the socket toolkit command. A thin binary over the `sockit` library.
 
+#[allow(dead_code)] // used as the subcommands land
+mod args;
 mod cli;
 mod cmd;
 mod exit;

@@ -15,12 +15,15 @@
 pub mod addr;
 pub mod bench;
 pub mod client;
+pub mod dump;
 pub mod echo;
 pub mod error;
 pub mod http;
 pub mod relay;
 pub mod resolve;
+pub mod scan;
 pub mod socket;
+pub mod sockopt;
 #[doc(hidden)]
 pub mod sys;
 

@@ -1,12 +1,177 @@
-//! `sockit scan`.
+//! `sockit scan HOST PORTS`: which ports accept a connection (nc -z).
 
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use sockit::addr::{Family, SockType};
+use sockit::scan::{PortResult, PortState, ScanOptions, Transport};
 
 /// Arguments of `sockit scan`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Host to scan (a name is looked up once; the first address is scanned).
+    pub host: String,
+    /// Ports: 22, 20-25, 22,80,8000-8010, service names (http).
+    pub ports: String,
+    /// UDP: send an empty datagram; an answer is open, ICMP unreachable closed, silence
+    /// open|filtered.
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Numeric host only: no name lookup.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// Time each port may take to answer, in seconds.
+    #[arg(short = 'w', value_name = "SECS", default_value = "2", value_parser = crate::args::parse_secs)]
+    pub wait: Duration,
+    /// At most N probes in flight.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub parallel: u32,
+    /// Source address of the probes.
+    #[arg(short = 's', value_name = "ADDR")]
+    pub source: Option<IpAddr>,
+    /// Source port of the probes (with SO_REUSEADDR).
+    #[arg(short = 'p', value_name = "PORT")]
+    pub source_port: Option<u16>,
+    /// Print every port with its state (open, closed, filtered, open|filtered), and a
+    /// summary on stderr.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// One JSON object per port on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The address to scan: one getaddrinfo call, first answer.
+fn target(args: &Args, transport: Transport) -> sockit::Result<IpAddr> {
+    let host = args
+        .host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&args.host);
+    let family = match (args.ipv4, args.ipv6) {
+        (true, _) => Some(Family::Inet),
+        (_, true) => Some(Family::Inet6),
+        _ => None,
+    };
+    let socktype = match transport {
+        Transport::Tcp => SockType::Stream,
+        Transport::Udp => SockType::Dgram,
+    };
+    let flags = if args.numeric {
+        sockit::resolve::AI_NUMERICHOST
+    } else {
+        0
+    };
+    let infos =
+        sockit::resolve::getaddrinfo(Some(host), None, family, Some(socktype), 0, flags)?;
+    infos
+        .first()
+        .map(|i| i.address.ip())
+        .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))
+}
+
+fn line(r: &PortResult, transport: Transport, ip: IpAddr, json: bool) -> String {
+    if json {
+        let mut obj = serde_json::json!({
+            "host": ip.to_string(),
+            "port": r.port,
+            "proto": transport.as_str(),
+            "state": r.state.as_str(),
+            "time_us": r.elapsed.as_micros() as u64,
+        });
+        if let Some(e) = &r.reason {
+            obj["reason"] = serde_json::Value::String(e.to_string());
+        }
+        obj.to_string()
+    } else {
+        format!("{}/{} {}", r.port, transport.as_str(), r.state)
+    }
+}
 
 /// Runs `sockit scan`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit scan is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let transport = if args.udp {
+        Transport::Udp
+    } else {
+        Transport::Tcp
+    };
+    let ports = sockit::scan::parse_ports(&args.ports, transport)?;
+    let ip = target(&args, transport)?;
+    let source = match (args.source, args.source_port) {
+        (Some(a), p) => Some(SocketAddr::new(a, p.unwrap_or(0))),
+        (None, Some(p)) => Some(SocketAddr::new(
+            if ip.is_ipv4() {
+                IpAddr::from([0u8; 4])
+            } else {
+                IpAddr::from([0u16; 8])
+            },
+            p,
+        )),
+        (None, None) => None,
+    };
+    let opts = ScanOptions {
+        transport,
+        parallel: args.parallel as usize,
+        timeout: args.wait,
+        source,
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+
+    // Results arrive out of order; print them in the order the ports were asked.
+    let index: std::collections::HashMap<u16, usize> =
+        ports.iter().enumerate().map(|(i, &p)| (p, i)).collect();
+    let mut slots: Vec<Option<PortResult>> = vec![None; ports.len()];
+    let mut cursor = 0;
+    let mut counts = [0usize; 4];
+    let mut out = std::io::stdout().lock();
+    let mut write_err: Option<std::io::Error> = None;
+    let started = Instant::now();
+    let verbose = args.verbose > 0;
+    rt.block_on(sockit::scan::scan(ip, &ports, &opts, |r| {
+        counts[r.state as usize] += 1;
+        if let Some(&i) = index.get(&r.port) {
+            slots[i] = Some(r);
+        }
+        while let Some(Some(r)) = slots.get(cursor) {
+            if (verbose || args.json || r.state == PortState::Open) && write_err.is_none() {
+                let text = line(r, transport, ip, args.json);
+                if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
+                    write_err = Some(e);
+                }
+            }
+            cursor += 1;
+        }
+    }))?;
+    if let Some(e) = write_err {
+        return Err(anyhow::Error::new(e).context("stdout"));
+    }
+    if verbose {
+        eprintln!(
+            "scan {ip}: {} {} ports in {:.2} s: {} open, {} closed, {} filtered, {} open|filtered",
+            ports.len(),
+            transport.as_str(),
+            started.elapsed().as_secs_f64(),
+            counts[PortState::Open as usize],
+            counts[PortState::Closed as usize],
+            counts[PortState::Filtered as usize],
+            counts[PortState::OpenFiltered as usize],
+        );
+    }
+    Ok(if counts[PortState::Open as usize] == ports.len() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

@@ -1,1 +1,158 @@
-//! Tests of `sockit` (scan).
+//! Tests of `sockit scan`.
+
+use std::net::{TcpListener, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::common::{run, serial, sockit};
+
+/// A port that was free a moment ago (bound then released): nothing listens on it.
+fn closed_tcp_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+#[test]
+fn one_open_one_closed_prints_the_open_one_and_exits_1() {
+    let open = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let op = open.local_addr().unwrap().port();
+    let cp = closed_tcp_port();
+    let out = run(
+        &mut sockit(&["scan", "127.0.0.1", &format!("{op},{cp}")]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{op}/tcp open\n"));
+}
+
+#[test]
+fn all_open_exits_0_and_verbose_shows_every_state() {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let pa = a.local_addr().unwrap().port();
+    let out = run(
+        &mut sockit(&["scan", "127.0.0.1", &pa.to_string()]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let cp = closed_tcp_port();
+    let out = run(
+        &mut sockit(&["scan", "-v", "127.0.0.1", &format!("{cp},{pa}")]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{cp}/tcp closed\n{pa}/tcp open\n"),
+        "ports print in the order asked"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("1 open, 1 closed"), "{err}");
+}
+
+#[test]
+fn json_has_one_object_per_port() {
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let pa = a.local_addr().unwrap().port();
+    let cp = closed_tcp_port();
+    let out = run(
+        &mut sockit(&["scan", "--json", "127.0.0.1", &format!("{pa},{cp}")]),
+        Duration::from_secs(10),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let objs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(objs.len(), 2, "{text}");
+    assert_eq!(objs[0]["port"], pa);
+    assert_eq!(objs[0]["state"], "open");
+    assert_eq!(objs[0]["proto"], "tcp");
+    assert_eq!(objs[1]["state"], "closed");
+    assert!(objs[1]["reason"].as_str().unwrap().contains("Errno 111"));
+}
+
+#[test]
+fn a_hundred_closed_ports_finish_under_5_s() {
+    let _guard = serial();
+    // Find 100 consecutive ports with nothing listening (start high, in the ephemeral
+    // range's neighbourhood), checked by a quick bind.
+    let start = (20_000u16..60_000)
+        .step_by(100)
+        .find(|&base| (base..base + 100).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()))
+        .expect("a free block of 100 ports");
+    let t = Instant::now();
+    let out = run(
+        &mut sockit(&["scan", "127.0.0.1", &format!("{start}-{}", start + 99)]),
+        Duration::from_secs(15),
+    );
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn udp_answer_closed_and_silent() {
+    // One port answers every datagram, one is closed (ICMP port unreachable), one is
+    // bound but silent.
+    let answering = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    answering
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let pa = answering.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        if let Ok((_, peer)) = answering.recv_from(&mut buf) {
+            let _ = answering.send_to(b"hi", peer);
+        }
+    });
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let ps = silent.local_addr().unwrap().port();
+    let pc = {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.local_addr().unwrap().port()
+    };
+    let out = run(
+        &mut sockit(&[
+            "scan",
+            "-u",
+            "-v",
+            "-w",
+            "0.5",
+            "127.0.0.1",
+            &format!("{pa},{pc},{ps}"),
+        ]),
+        Duration::from_secs(10),
+    );
+    let _ = t.join();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{pa}/udp open\n{pc}/udp closed\n{ps}/udp open|filtered\n")
+    );
+}
+
+#[test]
+fn bad_port_lists_are_usage_errors() {
+    for bad in ["0", "70000", "9-3", "1,,2"] {
+        let out = run(
+            &mut sockit(&["scan", "127.0.0.1", bad]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(out.status.code(), Some(2), "{bad}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with("sockit: ports:"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn service_names_stand_for_ports() {
+    if !std::path::Path::new("/etc/services").exists() {
+        return;
+    }
+    // Port 1 (tcpmux) is below 1024 and nothing listens there in the test sandbox.
+    let out = run(
+        &mut sockit(&["scan", "-v", "-n", "127.0.0.1", "tcpmux"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1/tcp closed\n");
+}

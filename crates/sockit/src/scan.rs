@@ -1,0 +1,507 @@
+//! Port scanning: which ports of a host accept a TCP connection or answer a UDP datagram.
+//!
+//! [`parse_ports`] reads port lists (`22`, `20-25`, `22,80,8000-8010`, `http`);
+//! [`scan`] probes them concurrently (at most `parallel` probes in flight, each bounded by
+//! its own timeout) and hands each [`PortResult`] to a callback as it completes.
+//!
+//! - TCP ([`probe_tcp`]): a non-blocking `connect(2)`; success is [`PortState::Open`],
+//!   `ECONNREFUSED` [`PortState::Closed`], no answer within the timeout (or an ICMP
+//!   unreachable other than "port unreachable") [`PortState::Filtered`].
+//! - UDP ([`probe_udp`]): a connected UDP socket sends one empty datagram; an answer is
+//!   [`PortState::Open`], an ICMP port unreachable (reported by the kernel as
+//!   `ECONNREFUSED` on the connected socket) [`PortState::Closed`], silence
+//!   [`PortState::OpenFiltered`] (a UDP service need not answer an empty datagram).
+//!
+//! Contract: every probe ends within its timeout; errors that are about this machine rather
+//! than the port (`EADDRNOTAVAIL` for a bad source address, `EMFILE`) end the scan with that
+//! error instead of being reported as a port state.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::addr::{Family, Port, SockType};
+use crate::error::{Error, ErrorKind, Result};
+
+/// TCP or UDP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP: a connect per port.
+    Tcp,
+    /// UDP: an empty datagram per port.
+    Udp,
+}
+
+impl Transport {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// What a probe learned about a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum PortState {
+    /// TCP: the connect succeeded. UDP: a datagram came back.
+    Open,
+    /// TCP: refused (RST). UDP: ICMP port unreachable.
+    Closed,
+    /// TCP: no answer within the timeout, or ICMP host/network unreachable.
+    Filtered,
+    /// UDP: no answer within the timeout (open and silent, or dropped on the way).
+    OpenFiltered,
+}
+
+impl PortState {
+    /// `open`, `closed`, `filtered` or `open|filtered` (nmap's words).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortState::Open => "open",
+            PortState::Closed => "closed",
+            PortState::Filtered => "filtered",
+            PortState::OpenFiltered => "open|filtered",
+        }
+    }
+}
+
+impl std::fmt::Display for PortState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The result of probing one port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortResult {
+    /// The port probed.
+    pub port: u16,
+    /// What the probe learned.
+    pub state: PortState,
+    /// Time from the probe's start to its answer (or to the timeout).
+    pub elapsed: Duration,
+    /// Why the port is not open, when the system said why (`connect: [Errno 111] …`,
+    /// `connect: timed out`).
+    pub reason: Option<Error>,
+}
+
+/// How to scan.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// TCP or UDP.
+    pub transport: Transport,
+    /// At most this many probes in flight (at least 1).
+    pub parallel: usize,
+    /// Time each probe may take.
+    pub timeout: Duration,
+    /// Source address (and port, when not 0) to bind each probe's socket to.
+    pub source: Option<SocketAddr>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            transport: Transport::Tcp,
+            parallel: 64,
+            timeout: Duration::from_secs(2),
+            source: None,
+        }
+    }
+}
+
+/// Parses a port list: comma-separated numbers (`22`), ranges (`20-25`) and service names
+/// (`http`, `http-alt`), in the order given, without repeats.
+///
+/// Service names are looked up in the services database for `transport` (one
+/// `getaddrinfo(3)` call per name with a numeric host, so no DNS query is sent).
+///
+/// # Errors
+/// - [`ErrorKind::InvalidInput`] for an empty list or item, a number outside 1..=65535 (port
+///   0 cannot be probed), a range whose start is above its end.
+/// - [`ErrorKind::Gai`] for an unknown service name (`[Errno -8] Servname not supported for
+///   ai_socktype`).
+///
+/// # Examples
+/// ```
+/// use sockit::scan::{parse_ports, Transport};
+/// assert_eq!(parse_ports("22,80,8000-8002,80", Transport::Tcp).unwrap(),
+///            vec![22, 80, 8000, 8001, 8002]);
+/// assert!(parse_ports("25-20", Transport::Tcp).is_err());
+/// ```
+pub fn parse_ports(text: &str, transport: Transport) -> Result<Vec<u16>> {
+    const OP: &str = "ports";
+    let mut seen = vec![false; 65536];
+    let mut out = Vec::new();
+    let mut push = |p: u16, out: &mut Vec<u16>| {
+        if !seen[p as usize] {
+            seen[p as usize] = true;
+            out.push(p);
+        }
+    };
+    if text.trim().is_empty() {
+        return Err(Error::invalid_input(OP, "empty port list"));
+    }
+    for item in text.split(',') {
+        let item = item.trim();
+        if item.is_empty() {
+            return Err(Error::invalid_input(
+                OP,
+                format!("empty item in port list {text:?}"),
+            ));
+        }
+        let number = |s: &str| -> Result<u16> {
+            match s.parse::<u32>() {
+                Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
+                _ => Err(Error::invalid_input(
+                    OP,
+                    format!("port must be 1-65535, not {s}"),
+                )),
+            }
+        };
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if digits(item) {
+            push(number(item)?, &mut out);
+        } else if let Some((a, b)) = item.split_once('-')
+            && digits(a)
+            && digits(b)
+        {
+            let (a, b) = (number(a)?, number(b)?);
+            if a > b {
+                return Err(Error::invalid_input(
+                    OP,
+                    format!("range {item} runs backwards"),
+                ));
+            }
+            for p in a..=b {
+                push(p, &mut out);
+            }
+        } else {
+            push(service_port(item, transport)?, &mut out);
+        }
+    }
+    Ok(out)
+}
+
+/// The port number of a service name for a transport (`http` → 80).
+///
+/// Python: `socket.getservbyname(name, proto)`; here one `getaddrinfo(3)` call with a
+/// numeric host, so the services database answers and nothing is sent.
+///
+/// # Errors
+/// [`ErrorKind::Gai`] for an unknown name; [`ErrorKind::InvalidInput`] for text that cannot
+/// be a service name.
+pub fn service_port(name: &str, transport: Transport) -> Result<u16> {
+    let port = Port::parse(name)?;
+    if let Port::Number(n) = port {
+        return Ok(n);
+    }
+    let socktype = match transport {
+        Transport::Tcp => SockType::Stream,
+        Transport::Udp => SockType::Dgram,
+    };
+    let infos = crate::resolve::getaddrinfo(
+        Some("127.0.0.1"),
+        Some(&port),
+        Some(Family::Inet),
+        Some(socktype),
+        0,
+        crate::resolve::AI_NUMERICHOST,
+    )
+    .map_err(|e| e.with_op(format!("service {name}")))?;
+    infos
+        .first()
+        .map(|i| i.address.port())
+        .ok_or_else(|| Error::gai(format!("service {name}"), libc::EAI_SERVICE))
+}
+
+/// True for errors that are about this machine, not the port probed.
+fn is_local_error(e: &Error) -> bool {
+    e.kind() == ErrorKind::InvalidInput
+        || [
+            libc::EADDRNOTAVAIL,
+            libc::EADDRINUSE,
+            libc::EMFILE,
+            libc::ENFILE,
+            libc::ENOBUFS,
+            libc::ENOMEM,
+            libc::EAFNOSUPPORT,
+            libc::EINVAL,
+        ]
+        .iter()
+        .any(|&errno| e.is_errno(errno))
+}
+
+fn bind_source(sock: &socket2::Socket, source: Option<SocketAddr>) -> Result<()> {
+    if let Some(src) = source {
+        if src.port() != 0 {
+            sock.set_reuse_address(true)
+                .map_err(|e| Error::from_io("setsockopt(SO_REUSEADDR)", e))?;
+        }
+        sock.bind(&src.into())
+            .map_err(|e| Error::from_io("bind", e))?;
+    }
+    Ok(())
+}
+
+/// Probes one TCP port: a non-blocking `connect(2)` bounded by `timeout`.
+///
+/// # Errors
+/// Only errors about this machine (socket creation, binding `source`, `EADDRNOTAVAIL`,
+/// `EMFILE`); everything the target answers is a [`PortResult`].
+pub async fn probe_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+    source: Option<SocketAddr>,
+) -> Result<PortResult> {
+    let start = Instant::now();
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
+        .map_err(|e| Error::from_io("socket", e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| Error::from_io("setblocking", e))?;
+    bind_source(&sock, source)?;
+    let sock = tokio::net::TcpSocket::from_std_stream(sock.into());
+    let outcome = tokio::time::timeout(timeout, sock.connect(addr)).await;
+    let elapsed = start.elapsed();
+    let (state, reason) = match outcome {
+        Ok(Ok(_stream)) => (PortState::Open, None),
+        Ok(Err(e)) => {
+            let err = Error::from_io("connect", e);
+            if is_local_error(&err) {
+                return Err(err);
+            }
+            let state = if err.is_errno(libc::ECONNREFUSED) || err.is_errno(libc::ECONNRESET) {
+                PortState::Closed
+            } else {
+                PortState::Filtered
+            };
+            (state, Some(err))
+        }
+        Err(_) => (PortState::Filtered, Some(Error::timeout("connect"))),
+    };
+    Ok(PortResult {
+        port: addr.port(),
+        state,
+        elapsed,
+        reason,
+    })
+}
+
+/// Probes one UDP port: one empty datagram on a connected socket, then waits up to
+/// `timeout` for an answer or the ICMP error.
+///
+/// # Errors
+/// Only errors about this machine, as for [`probe_tcp`].
+pub async fn probe_udp(
+    addr: SocketAddr,
+    timeout: Duration,
+    source: Option<SocketAddr>,
+) -> Result<PortResult> {
+    let start = Instant::now();
+    let domain = socket2::Domain::for_address(addr);
+    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+        .map_err(|e| Error::from_io("socket", e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| Error::from_io("setblocking", e))?;
+    bind_source(&sock, source)?;
+    let sock = tokio::net::UdpSocket::from_std(sock.into())
+        .map_err(|e| Error::from_io("socket", e))?;
+    sock.connect(addr)
+        .await
+        .map_err(|e| Error::from_io("connect", e))?;
+    let exchange = async {
+        sock.send(&[]).await.map_err(|e| Error::from_io("send", e))?;
+        let mut buf = [0u8; 1];
+        sock.recv(&mut buf)
+            .await
+            .map_err(|e| Error::from_io("recv", e))
+    };
+    let outcome = tokio::time::timeout(timeout, exchange).await;
+    let elapsed = start.elapsed();
+    let (state, reason) = match outcome {
+        Ok(Ok(_n)) => (PortState::Open, None),
+        Ok(Err(err)) if err.is_errno(libc::ECONNREFUSED) => (PortState::Closed, Some(err)),
+        Ok(Err(err)) if is_local_error(&err) => return Err(err),
+        Ok(Err(err)) => (PortState::Filtered, Some(err)),
+        Err(_) => (PortState::OpenFiltered, Some(Error::timeout("recv"))),
+    };
+    Ok(PortResult {
+        port: addr.port(),
+        state,
+        elapsed,
+        reason,
+    })
+}
+
+/// Probes `ports` of `ip`, at most `opts.parallel` at a time, calling `each` with every
+/// result as it completes (not in port order). Must run inside a tokio runtime.
+///
+/// Python has no counterpart; `nc -z HOST PORTS` is the command-line one.
+///
+/// # Errors
+/// - [`ErrorKind::InvalidInput`] for `parallel` 0, or a source address of another family.
+/// - The first error about this machine a probe met (see [`probe_tcp`]); probes still in
+///   flight are cancelled.
+pub async fn scan(
+    ip: IpAddr,
+    ports: &[u16],
+    opts: &ScanOptions,
+    mut each: impl FnMut(PortResult),
+) -> Result<()> {
+    if opts.parallel == 0 {
+        return Err(Error::invalid_input("scan", "parallel must be at least 1"));
+    }
+    if let Some(src) = opts.source
+        && src.is_ipv4() != ip.is_ipv4()
+    {
+        return Err(Error::invalid_input(
+            "bind",
+            format!("source address {} is not of the target's family", src.ip()),
+        ));
+    }
+    let mut set: JoinSet<Result<PortResult>> = JoinSet::new();
+    let mut next = ports.iter();
+    loop {
+        while set.len() < opts.parallel {
+            let Some(&port) = next.next() else { break };
+            let addr = SocketAddr::new(ip, port);
+            let (timeout, source) = (opts.timeout, opts.source);
+            match opts.transport {
+                Transport::Tcp => set.spawn(probe_tcp(addr, timeout, source)),
+                Transport::Udp => set.spawn(probe_udp(addr, timeout, source)),
+            };
+        }
+        match set.join_next().await {
+            None => return Ok(()),
+            Some(Ok(Ok(r))) => each(r),
+            Some(Ok(Err(e))) => return Err(e),
+            Some(Err(join)) => {
+                return Err(Error::new(ErrorKind::Os, "scan", None, join.to_string()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_lists() {
+        let t = Transport::Tcp;
+        assert_eq!(parse_ports("22", t).unwrap(), vec![22]);
+        assert_eq!(parse_ports("20-25", t).unwrap(), vec![20, 21, 22, 23, 24, 25]);
+        assert_eq!(
+            parse_ports("22,80,8000-8002", t).unwrap(),
+            vec![22, 80, 8000, 8001, 8002]
+        );
+        assert_eq!(parse_ports(" 5 , 3-4,5", t).unwrap(), vec![5, 3, 4]);
+        assert_eq!(parse_ports("65535", t).unwrap(), vec![65535]);
+        assert_eq!(parse_ports("1-65535", t).unwrap().len(), 65535);
+        for bad in ["", "0", "65536", "1,,2", "9-3", "-", "1-", "70000-70001", "a b"] {
+            let e = parse_ports(bad, t).unwrap_err();
+            assert!(
+                matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Gai),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn service_names_from_the_database() {
+        // /etc/services on Debian names these; skip where the database is missing.
+        if !std::path::Path::new("/etc/services").exists() {
+            return;
+        }
+        assert_eq!(parse_ports("http,ssh", Transport::Tcp).unwrap(), vec![80, 22]);
+        assert_eq!(parse_ports("domain", Transport::Udp).unwrap(), vec![53]);
+        let e = parse_ports("no-such-service", Transport::Tcp).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Gai);
+    }
+
+    #[test]
+    fn open_and_closed_tcp_ports() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let ports = [open.local_addr().unwrap().port(), closed];
+        let mut got = Vec::new();
+        rt.block_on(scan(
+            "127.0.0.1".parse().unwrap(),
+            &ports,
+            &ScanOptions {
+                timeout: Duration::from_secs(3),
+                ..Default::default()
+            },
+            |r| got.push((r.port, r.state)),
+        ))
+        .unwrap();
+        got.sort();
+        let mut want = vec![(ports[0], PortState::Open), (closed, PortState::Closed)];
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn udp_answer_and_unreachable() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        server
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let port = server.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            if let Ok((_, peer)) = server.recv_from(&mut buf) {
+                let _ = server.send_to(b"x", peer);
+            }
+        });
+        let closed = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        };
+        let addr = |p| SocketAddr::new("127.0.0.1".parse().unwrap(), p);
+        let r = rt
+            .block_on(probe_udp(addr(port), Duration::from_secs(3), None))
+            .unwrap();
+        assert_eq!(r.state, PortState::Open);
+        let r = rt
+            .block_on(probe_udp(addr(closed), Duration::from_secs(3), None))
+            .unwrap();
+        assert_eq!(r.state, PortState::Closed);
+        t.join().unwrap();
+    }
+
+    #[test]
+    fn bad_source_address_ends_the_scan() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // 192.0.2.1 (TEST-NET-1) is not an address of this machine: bind fails locally.
+        let e = rt
+            .block_on(scan(
+                "127.0.0.1".parse().unwrap(),
+                &[1, 2],
+                &ScanOptions {
+                    source: Some("192.0.2.1:0".parse().unwrap()),
+                    ..Default::default()
+                },
+                |_| {},
+            ))
+            .unwrap_err();
+        assert!(e.is_errno(libc::EADDRNOTAVAIL), "{e}");
+    }
+}
