@@ -80,7 +80,7 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("not a number of seconds: {text:?}"))?;
-    if !secs.is_finite() || secs < 0.0 || secs > 1e9 {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
         return Err(format!("seconds must be 0-1e9, not {text}"));
     }
     Ok(Duration::from_secs_f64(secs))

@@ -241,9 +241,8 @@ impl TrafficLog {
         raw: Option<&std::path::Path>,
     ) -> crate::Result<TrafficLog> {
         let open = |p: &std::path::Path| -> crate::Result<BufWriterDebug> {
-            let f = std::fs::File::create(p).map_err(|e| {
-                crate::Error::from_io(format!("open {}", p.display()), e)
-            })?;
+            let f = std::fs::File::create(p)
+                .map_err(|e| crate::Error::from_io(format!("open {}", p.display()), e))?;
             Ok(BufWriterDebug(io::BufWriter::new(Box::new(f) as BoxWrite)))
         };
         Ok(TrafficLog {

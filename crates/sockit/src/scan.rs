@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
-use crate::addr::{Family, Port, SockType};
+use crate::addr::Port;
 use crate::error::{Error, ErrorKind, Result};
 
 /// TCP or UDP.
@@ -115,14 +115,14 @@ impl Default for ScanOptions {
 /// Parses a port list: comma-separated numbers (`22`), ranges (`20-25`) and service names
 /// (`http`, `http-alt`), in the order given, without repeats.
 ///
-/// Service names are looked up in the services database for `transport` (one
-/// `getaddrinfo(3)` call per name with a numeric host, so no DNS query is sent).
+/// Service names are looked up in the services database for `transport`
+/// ([`service_port`]).
 ///
 /// # Errors
 /// - [`ErrorKind::InvalidInput`] for an empty list or item, a number outside 1..=65535 (port
 ///   0 cannot be probed), a range whose start is above its end.
-/// - [`ErrorKind::Gai`] for an unknown service name (`[Errno -8] Servname not supported for
-///   ai_socktype`).
+/// - [`ErrorKind::Os`] for an unknown service name (`getservbyname: service/proto not
+///   found`).
 ///
 /// # Examples
 /// ```
@@ -185,36 +185,19 @@ pub fn parse_ports(text: &str, transport: Transport) -> Result<Vec<u16>> {
     Ok(out)
 }
 
-/// The port number of a service name for a transport (`http` → 80).
+/// The port of a service name for a transport (`http` → 80); digits are the number itself.
 ///
-/// Python: `socket.getservbyname(name, proto)`; here one `getaddrinfo(3)` call with a
-/// numeric host, so the services database answers and nothing is sent.
+/// Python: `socket.getservbyname(name, proto)`, through [`crate::resolve::getservbyname`]
+/// (the system services database, else the embedded table); no DNS query is ever sent.
 ///
 /// # Errors
-/// [`ErrorKind::Gai`] for an unknown name; [`ErrorKind::InvalidInput`] for text that cannot
-/// be a service name.
+/// [`ErrorKind::Os`] without a code (`service/proto not found`) for an unknown name;
+/// [`ErrorKind::InvalidInput`] for text that cannot be a service name.
 pub fn service_port(name: &str, transport: Transport) -> Result<u16> {
-    let port = Port::parse(name)?;
-    if let Port::Number(n) = port {
-        return Ok(n);
+    match Port::parse(name)? {
+        Port::Number(n) => Ok(n),
+        Port::Service(s) => crate::resolve::getservbyname(&s, Some(transport.as_str())),
     }
-    let socktype = match transport {
-        Transport::Tcp => SockType::Stream,
-        Transport::Udp => SockType::Dgram,
-    };
-    let infos = crate::resolve::getaddrinfo(
-        Some("127.0.0.1"),
-        Some(&port),
-        Some(Family::Inet),
-        Some(socktype),
-        0,
-        crate::resolve::AI_NUMERICHOST,
-    )
-    .map_err(|e| e.with_op(format!("service {name}")))?;
-    infos
-        .first()
-        .map(|i| i.address.port())
-        .ok_or_else(|| Error::gai(format!("service {name}"), libc::EAI_SERVICE))
 }
 
 /// True for errors that are about this machine, not the port probed.
@@ -307,13 +290,15 @@ pub async fn probe_udp(
     sock.set_nonblocking(true)
         .map_err(|e| Error::from_io("setblocking", e))?;
     bind_source(&sock, source)?;
-    let sock = tokio::net::UdpSocket::from_std(sock.into())
-        .map_err(|e| Error::from_io("socket", e))?;
+    let sock =
+        tokio::net::UdpSocket::from_std(sock.into()).map_err(|e| Error::from_io("socket", e))?;
     sock.connect(addr)
         .await
         .map_err(|e| Error::from_io("connect", e))?;
     let exchange = async {
-        sock.send(&[]).await.map_err(|e| Error::from_io("send", e))?;
+        sock.send(&[])
+            .await
+            .map_err(|e| Error::from_io("send", e))?;
         let mut buf = [0u8; 1];
         sock.recv(&mut buf)
             .await
@@ -393,7 +378,10 @@ mod tests {
     fn port_lists() {
         let t = Transport::Tcp;
         assert_eq!(parse_ports("22", t).unwrap(), vec![22]);
-        assert_eq!(parse_ports("20-25", t).unwrap(), vec![20, 21, 22, 23, 24, 25]);
+        assert_eq!(
+            parse_ports("20-25", t).unwrap(),
+            vec![20, 21, 22, 23, 24, 25]
+        );
         assert_eq!(
             parse_ports("22,80,8000-8002", t).unwrap(),
             vec![22, 80, 8000, 8001, 8002]
@@ -401,10 +389,20 @@ mod tests {
         assert_eq!(parse_ports(" 5 , 3-4,5", t).unwrap(), vec![5, 3, 4]);
         assert_eq!(parse_ports("65535", t).unwrap(), vec![65535]);
         assert_eq!(parse_ports("1-65535", t).unwrap().len(), 65535);
-        for bad in ["", "0", "65536", "1,,2", "9-3", "-", "1-", "70000-70001", "a b"] {
+        for bad in [
+            "",
+            "0",
+            "65536",
+            "1,,2",
+            "9-3",
+            "-",
+            "1-",
+            "70000-70001",
+            "a b",
+        ] {
             let e = parse_ports(bad, t).unwrap_err();
             assert!(
-                matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Gai),
+                matches!(e.kind(), ErrorKind::InvalidInput | ErrorKind::Os),
                 "{bad}: {e}"
             );
         }
@@ -413,13 +411,13 @@ mod tests {
     #[test]
     fn service_names_from_the_database() {
         // /etc/services on Debian names these; skip where the database is missing.
-        if !std::path::Path::new("/etc/services").exists() {
-            return;
-        }
-        assert_eq!(parse_ports("http,ssh", Transport::Tcp).unwrap(), vec![80, 22]);
+        assert_eq!(
+            parse_ports("http,ssh", Transport::Tcp).unwrap(),
+            vec![80, 22]
+        );
         assert_eq!(parse_ports("domain", Transport::Udp).unwrap(), vec![53]);
         let e = parse_ports("no-such-service", Transport::Tcp).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Gai);
+        assert_eq!(e.kind(), ErrorKind::Os);
     }
 
     #[test]

@@ -175,11 +175,17 @@ impl SocketOptions {
             .map_err(|e| Error::from_io("getsockopt(SO_TYPE)", e))?;
         let is_stream = ty == Type::STREAM;
         let not_for = |name: &str, what: &str| {
-            Error::invalid_input(op(name), format!("{what} applies to {} only", match what {
-                "--nodelay" => "TCP sockets",
-                "--keepalive" => "stream sockets",
-                _ => "IP sockets",
-            }))
+            Error::invalid_input(
+                op(name),
+                format!(
+                    "{what} applies to {} only",
+                    match what {
+                        "--nodelay" => "TCP sockets",
+                        "--keepalive" => "stream sockets",
+                        _ => "IP sockets",
+                    }
+                ),
+            )
         };
 
         if self.nodelay {
@@ -272,7 +278,11 @@ impl SocketOptions {
                     got.map_or("off".to_string(), |g| format!("{}s", g.as_secs())),
                 ));
             }
-            out.push(applied(N, format!("{}s", l.as_secs()), format!("{}s", l.as_secs())));
+            out.push(applied(
+                N,
+                format!("{}s", l.as_secs()),
+                format!("{}s", l.as_secs()),
+            ));
         }
         Ok(out)
     }
@@ -359,7 +369,10 @@ mod tests {
         .apply(&a)
         .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
-        assert_eq!(e.to_string(), "setsockopt(IP_TTL): --ttl applies to IP sockets only");
+        assert_eq!(
+            e.to_string(),
+            "setsockopt(IP_TTL): --ttl applies to IP sockets only"
+        );
         let e = SocketOptions {
             nodelay: true,
             ..Default::default()

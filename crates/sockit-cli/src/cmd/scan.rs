@@ -71,8 +71,7 @@ fn target(args: &Args, transport: Transport) -> sockit::Result<IpAddr> {
     } else {
         0
     };
-    let infos =
-        sockit::resolve::getaddrinfo(Some(host), None, family, Some(socktype), 0, flags)?;
+    let infos = sockit::resolve::getaddrinfo(Some(host), None, family, Some(socktype), 0, flags)?;
     infos
         .first()
         .map(|i| i.address.ip())
