@@ -1,1 +1,1186 @@
 //! The echo server (tokio): TCP, UDP and Unix, concurrent and bounded.
+//!
+//! Python: the slides' `echo_server.py` (`bind`, `listen`, `accept`, `recv`, `sendall` in a
+//! loop), grown into a server that serves every client at once.
+//!
+//! # Contract
+//! - [`EchoServer::bind`] creates, binds and (for streams) listens on every socket before it
+//!   returns, so a caller can print the bound addresses and clients can connect at once.
+//! - [`EchoServer::start`] serves on one current-thread tokio runtime per worker thread
+//!   (thread per core; TCP and UDP sockets are bound once per worker with `SO_REUSEPORT`,
+//!   so the kernel spreads connections and peers over the workers).
+//! - Every byte a stream client sends comes back in order. A connection whose client does
+//!   not read stops being read (at most one read buffer of bytes waits per connection), so
+//!   a flooding, silent or slow client never delays another.
+//! - Each UDP datagram comes back whole to its sender (up to 65,507 bytes on IPv4 and
+//!   65,527 on IPv6); a zero-length datagram is echoed and ends nothing. A Unix datagram
+//!   from an unbound sender cannot be answered and is dropped ([`Event::Dropped`]).
+//! - Reads go into one buffer per worker thread; bytes a client has not yet taken are kept
+//!   per connection in a buffer allocated once, so serving allocates nothing per message.
+//! - `EMFILE`/`ENFILE`/`ENOBUFS`/`ENOMEM` from `accept(2)` pause accepting for
+//!   [`ACCEPT_PAUSE`] and then retry: the server neither exits nor spins.
+//! - Past [`EchoConfig::max_conns`] open connections a new one is accepted and closed at
+//!   once ([`Event::Rejected`]).
+//! - [`EchoHandle::stop`] ends accepting; bytes already read are echoed for up to
+//!   [`STOP_GRACE`], then every connection is closed and a Unix socket file the server
+//!   created is removed. The library never prints: everything it has to say goes through
+//!   the [`Event`] callback and the returned [`EchoStats`].
+
+use std::future::{Future, poll_fn};
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket as RawSocket, Type};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::error::{Error, Result};
+
+/// The slides' port, used when no port is given: 50007.
+pub const DEFAULT_PORT: u16 = 50007;
+/// How long accepting pauses after `EMFILE`/`ENFILE` (and other resource shortages).
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+/// How long a stop waits for bytes already read to be echoed before closing connections.
+pub const STOP_GRACE: Duration = Duration::from_secs(1);
+/// The largest UDP payload over IPv4: 65,535 − 20 (IP header) − 8 (UDP header).
+pub const MAX_UDP_V4: usize = 65_507;
+/// The largest UDP payload over IPv6 (without jumbograms): 65,535 − 8.
+pub const MAX_UDP_V6: usize = 65_527;
+/// The `listen(2)` backlog of stream listeners (the kernel caps it at `somaxconn`).
+pub const BACKLOG: i32 = 4096;
+/// Size of the read buffer of each worker thread, in bytes (also the largest datagram).
+pub const BUF_BYTES: usize = 65_536;
+/// How many times `--tcp --udp` on port 0 tries a new port when UDP's is taken.
+const TCP_UDP_TRIES: usize = 16;
+
+/// What to listen on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// TCP on an IP address (`SOCK_STREAM`).
+    Tcp(SocketAddr),
+    /// UDP on an IP address (`SOCK_DGRAM`).
+    Udp(SocketAddr),
+    /// TCP and UDP on the same port: UDP binds the port TCP got (port 0 picks one free for
+    /// both).
+    TcpUdp(SocketAddr),
+    /// A Unix stream socket at a path.
+    UnixStream(PathBuf),
+    /// A Unix datagram socket at a path.
+    UnixDgram(PathBuf),
+}
+
+/// Settings of an echo server.
+#[derive(Debug, Clone)]
+pub struct EchoConfig {
+    /// What to listen on.
+    pub listen: Listen,
+    /// Open stream connections allowed at once; past it a connection is accepted and
+    /// closed at once. Default 1024.
+    pub max_conns: usize,
+    /// A stream connection with no traffic either way for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Worker threads; 0 means one per CPU this process may run on
+    /// (`std::thread::available_parallelism`, which honours `taskset`). Unix sockets
+    /// are served by the first worker only.
+    pub threads: usize,
+    /// `IPV6_V6ONLY` for IPv6 listeners, always set explicitly. Default true; false
+    /// (dual-stack) makes sense only for the wildcard address `::`.
+    pub only_v6: bool,
+    /// Report every datagram as [`Event::Datagram`] (off by default: a busy UDP server
+    /// would report millions).
+    pub datagram_events: bool,
+}
+
+impl EchoConfig {
+    /// Settings with the defaults: 1024 connections, no idle timeout, one worker per CPU,
+    /// IPv6 only on IPv6 addresses, no per-datagram events.
+    pub fn new(listen: Listen) -> EchoConfig {
+        EchoConfig {
+            listen,
+            max_conns: 1024,
+            idle_timeout: None,
+            threads: 0,
+            only_v6: true,
+            datagram_events: false,
+        }
+    }
+}
+
+/// The transport a socket of the server speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+    /// Unix stream.
+    UnixStream,
+    /// Unix datagram.
+    UnixDgram,
+}
+
+impl Transport {
+    /// Short name: `tcp`, `udp`, `unix`, `unixgram` (as socat names them).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+            Transport::UnixStream => "unix",
+            Transport::UnixDgram => "unixgram",
+        }
+    }
+}
+
+/// Where the server listens, once bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    /// An IP socket's local address (`getsockname(2)`).
+    Ip(Transport, SocketAddr),
+    /// A Unix socket's path.
+    Unix(Transport, PathBuf),
+}
+
+/// A peer of the server, as text-ready data (never looked up by name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Peer {
+    /// An IP peer.
+    Ip(SocketAddr),
+    /// A Unix peer: its bound path, or `None` for an unnamed socket.
+    Unix(Option<PathBuf>),
+}
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Peer::Ip(a) => write!(f, "{a}"),
+            Peer::Unix(Some(p)) => write!(f, "{}", p.display()),
+            Peer::Unix(None) => f.write_str("(unnamed)"),
+        }
+    }
+}
+
+/// Why a stream connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloseReason {
+    /// The client shut down its side and every byte was echoed.
+    Eof,
+    /// No traffic for the idle timeout.
+    Idle,
+    /// The server stopped.
+    Stopped,
+    /// A system call failed (for example `ECONNRESET`).
+    Error(Error),
+}
+
+/// Something the server has to report. The library never prints; the caller does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A stream connection was accepted; `open` connections are now open (this one included).
+    Accepted {
+        /// TCP or Unix stream.
+        transport: Transport,
+        /// The client.
+        peer: Peer,
+        /// Open connections now, server-wide.
+        open: usize,
+    },
+    /// A stream connection ended.
+    Closed {
+        /// TCP or Unix stream.
+        transport: Transport,
+        /// The client.
+        peer: Peer,
+        /// Bytes echoed back to it.
+        bytes_echoed: u64,
+        /// How long it was open.
+        duration: Duration,
+        /// Why it ended.
+        reason: CloseReason,
+    },
+    /// A connection past `max_conns` was accepted and closed at once.
+    Rejected {
+        /// TCP or Unix stream.
+        transport: Transport,
+        /// The client.
+        peer: Peer,
+        /// The limit in force.
+        max_conns: usize,
+    },
+    /// `accept(2)` failed with a resource shortage (`EMFILE`, `ENFILE` ...): accepting
+    /// pauses for `pause`, then retries.
+    AcceptPaused {
+        /// TCP or Unix stream.
+        transport: Transport,
+        /// The error.
+        error: Error,
+        /// How long accepting pauses.
+        pause: Duration,
+    },
+    /// A datagram was echoed (only with [`EchoConfig::datagram_events`]).
+    Datagram {
+        /// UDP or Unix datagram.
+        transport: Transport,
+        /// The sender.
+        peer: Peer,
+        /// Payload bytes.
+        bytes: usize,
+    },
+    /// A datagram was not echoed: its sender cannot be answered (an unbound Unix socket)
+    /// or `sendto(2)` failed.
+    Dropped {
+        /// UDP or Unix datagram.
+        transport: Transport,
+        /// The sender.
+        peer: Peer,
+        /// Payload bytes.
+        bytes: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A callback receiving [`Event`]s; it runs on the worker threads, so keep it short.
+pub type EventFn = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// Totals of a server's life, returned by [`EchoHandle::join`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EchoStats {
+    /// Stream connections accepted and served.
+    pub connections: u64,
+    /// Stream connections accepted and closed at once (past `max_conns`).
+    pub rejected: u64,
+    /// Bytes echoed over streams.
+    pub stream_bytes: u64,
+    /// Datagrams echoed.
+    pub datagrams: u64,
+    /// Payload bytes of the datagrams echoed.
+    pub datagram_bytes: u64,
+    /// Datagrams dropped (unanswerable sender or failed send).
+    pub dropped: u64,
+}
+
+#[derive(Default)]
+struct Totals {
+    connections: AtomicU64,
+    rejected: AtomicU64,
+    stream_bytes: AtomicU64,
+    datagrams: AtomicU64,
+    datagram_bytes: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Totals {
+    fn snapshot(&self) -> EchoStats {
+        EchoStats {
+            connections: self.connections.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+            stream_bytes: self.stream_bytes.load(Ordering::Relaxed),
+            datagrams: self.datagrams.load(Ordering::Relaxed),
+            datagram_bytes: self.datagram_bytes.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A bound, not yet serving, echo server.
+#[derive(Debug)]
+pub struct EchoServer {
+    config: EchoConfig,
+    /// One set of sockets per worker.
+    workers: Vec<WorkerSockets>,
+    bound: Vec<Bound>,
+    unix_file: Option<UnixFile>,
+}
+
+#[derive(Debug, Default)]
+struct WorkerSockets {
+    tcp: Option<std::net::TcpListener>,
+    udp: Option<std::net::UdpSocket>,
+    unix_stream: Option<std::os::unix::net::UnixListener>,
+    unix_dgram: Option<std::os::unix::net::UnixDatagram>,
+}
+
+/// A Unix socket file this server created: removed on stop if it is still ours.
+#[derive(Debug)]
+struct UnixFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl UnixFile {
+    fn remove(&self) {
+        if let Ok(m) = std::fs::symlink_metadata(&self.path)
+            && m.file_type().is_socket()
+            && m.dev() == self.dev
+            && m.ino() == self.ino
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn os(op: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |e| Error::from_io(op, e)
+}
+
+/// Creates a non-blocking IP socket bound to `addr` (and listening, for streams).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ReusePort {
+    No,
+    First,
+    Sibling,
+}
+
+fn ip_socket(addr: SocketAddr, ty: Type, reuse_port: ReusePort, only_v6: bool) -> Result<RawSocket> {
+    let domain = Domain::for_address(addr);
+    let s = RawSocket::new(domain, ty.nonblocking().cloexec(), None).map_err(os("socket"))?;
+    if ty == Type::STREAM {
+        s.set_reuse_address(true)
+            .map_err(os("setsockopt(SO_REUSEADDR)"))?;
+    }
+    if addr.is_ipv6() {
+        s.set_only_v6(only_v6)
+            .map_err(os("setsockopt(IPV6_V6ONLY)"))?;
+    }
+    // SO_REUSEPORT lets the workers' sockets share the port. The first socket binds
+    // without it (so a port some other server holds, with or without SO_REUSEPORT, is
+    // refused with EADDRINUSE as usual) and sets it after `bind`, before `listen`, which is
+    // when it joins the kernel's reuse-port group; the other workers' sockets bind with it.
+    match reuse_port {
+        ReusePort::No => s.bind(&addr.into()).map_err(os("bind"))?,
+        ReusePort::First => {
+            s.bind(&addr.into()).map_err(os("bind"))?;
+            s.set_reuse_port(true)
+                .map_err(os("setsockopt(SO_REUSEPORT)"))?;
+        }
+        ReusePort::Sibling => {
+            s.set_reuse_port(true)
+                .map_err(os("setsockopt(SO_REUSEPORT)"))?;
+            s.bind(&addr.into()).map_err(os("bind"))?;
+        }
+    }
+    if ty == Type::STREAM {
+        s.listen(BACKLOG).map_err(os("listen"))?;
+    }
+    Ok(s)
+}
+
+fn local_ip(s: &RawSocket) -> Result<SocketAddr> {
+    s.local_addr()
+        .map_err(os("getsockname"))?
+        .as_socket()
+        .ok_or_else(|| Error::invalid_input("getsockname", "not an IP socket"))
+}
+
+/// Makes `path` free for a new Unix socket: nothing there, or a stale socket file whose
+/// listener is gone (a connect to it is refused), which is removed. A live listener or
+/// any other kind of file is never touched.
+fn clear_stale_unix(path: &Path, ty: Type) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::from_io("bind", e)),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(Error::new(
+            crate::ErrorKind::Os,
+            "bind",
+            Some(libc::EADDRINUSE),
+            format!(
+                "{} (not a socket: {}; left alone)",
+                crate::sys::strerror(libc::EADDRINUSE),
+                path.display()
+            ),
+        ));
+    }
+    let probe = RawSocket::new(Domain::UNIX, ty.cloexec(), None).map_err(os("socket"))?;
+    let addr = SockAddr::unix(path).map_err(os("bind"))?;
+    match probe.connect(&addr) {
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+            std::fs::remove_file(path).map_err(os("unlink"))?;
+            Ok(())
+        }
+        Ok(()) => Err(Error::new(
+            crate::ErrorKind::Os,
+            "bind",
+            Some(libc::EADDRINUSE),
+            format!(
+                "{} (a server is live at {})",
+                crate::sys::strerror(libc::EADDRINUSE),
+                path.display()
+            ),
+        )),
+        Err(e) => Err(Error::from_io("bind", e)),
+    }
+}
+
+fn unix_socket(path: &Path, ty: Type) -> Result<(RawSocket, UnixFile)> {
+    clear_stale_unix(path, ty)?;
+    let s = RawSocket::new(Domain::UNIX, ty.nonblocking().cloexec(), None).map_err(os("socket"))?;
+    let addr = SockAddr::unix(path).map_err(os("bind"))?;
+    s.bind(&addr).map_err(os("bind"))?;
+    let meta = std::fs::symlink_metadata(path).map_err(os("stat"))?;
+    let file = UnixFile {
+        path: path.to_path_buf(),
+        dev: meta.dev(),
+        ino: meta.ino(),
+    };
+    if ty == Type::STREAM
+        && let Err(e) = s.listen(BACKLOG)
+    {
+        file.remove();
+        return Err(Error::from_io("listen", e));
+    }
+    Ok((s, file))
+}
+
+/// Worker threads to use: `threads`, or one per CPU this process may run on.
+fn worker_count(threads: usize) -> usize {
+    if threads > 0 {
+        return threads;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl EchoServer {
+    /// Creates, binds and listens on every socket the configuration asks for.
+    ///
+    /// System calls: `socket(2)`, `setsockopt(2)` (`SO_REUSEADDR` for TCP, `SO_REUSEPORT`
+    /// when there is more than one worker, `IPV6_V6ONLY` on IPv6), `bind(2)`, `listen(2)`
+    /// with [`BACKLOG`]. With [`Listen::TcpUdp`] and port 0, UDP binds the port TCP got;
+    /// if that UDP port is taken, a new pair is tried (16 times at most). A Unix path
+    /// holding a stale socket file (a connect to it is refused) is removed first.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::Os`](crate::ErrorKind::Os) with the errno of the failing call
+    ///   (`bind: [Errno 98] Address already in use`, also for a Unix path that holds a
+    ///   live server or a file that is not a socket).
+    pub fn bind(config: EchoConfig) -> Result<EchoServer> {
+        let n = worker_count(config.threads);
+        let (first, sib) = if n > 1 {
+            (ReusePort::First, ReusePort::Sibling)
+        } else {
+            (ReusePort::No, ReusePort::No)
+        };
+        let mut workers: Vec<WorkerSockets> = (0..n).map(|_| WorkerSockets::default()).collect();
+        let mut bound = Vec::new();
+        let mut unix_file = None;
+        let v6 = config.only_v6;
+        match &config.listen {
+            Listen::Tcp(addr) => {
+                let s0 = ip_socket(*addr, Type::STREAM, first, v6)?;
+                let got = local_ip(&s0)?;
+                workers[0].tcp = Some(s0.into());
+                for w in workers.iter_mut().skip(1) {
+                    w.tcp = Some(ip_socket(got, Type::STREAM, sib, v6)?.into());
+                }
+                bound.push(Bound::Ip(Transport::Tcp, got));
+            }
+            Listen::Udp(addr) => {
+                let s0 = ip_socket(*addr, Type::DGRAM, first, v6)?;
+                let got = local_ip(&s0)?;
+                workers[0].udp = Some(s0.into());
+                for w in workers.iter_mut().skip(1) {
+                    w.udp = Some(ip_socket(got, Type::DGRAM, sib, v6)?.into());
+                }
+                bound.push(Bound::Ip(Transport::Udp, got));
+            }
+            Listen::TcpUdp(addr) => {
+                let mut tries = 0;
+                let (tcp0, udp0, got) = loop {
+                    tries += 1;
+                    let tcp0 = ip_socket(*addr, Type::STREAM, first, v6)?;
+                    let got = local_ip(&tcp0)?;
+                    match ip_socket(got, Type::DGRAM, first, v6) {
+                        Ok(udp0) => break (tcp0, udp0, got),
+                        Err(e)
+                            if addr.port() == 0
+                                && e.is_errno(libc::EADDRINUSE)
+                                && tries < TCP_UDP_TRIES =>
+                        {
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                };
+                workers[0].tcp = Some(tcp0.into());
+                workers[0].udp = Some(udp0.into());
+                for w in workers.iter_mut().skip(1) {
+                    w.tcp = Some(ip_socket(got, Type::STREAM, sib, v6)?.into());
+                    w.udp = Some(ip_socket(got, Type::DGRAM, sib, v6)?.into());
+                }
+                bound.push(Bound::Ip(Transport::Tcp, got));
+                bound.push(Bound::Ip(Transport::Udp, got));
+            }
+            Listen::UnixStream(path) => {
+                let (s, file) = unix_socket(path, Type::STREAM)?;
+                workers[0].unix_stream = Some(s.into());
+                unix_file = Some(file);
+                bound.push(Bound::Unix(Transport::UnixStream, path.clone()));
+            }
+            Listen::UnixDgram(path) => {
+                let (s, file) = unix_socket(path, Type::DGRAM)?;
+                workers[0].unix_dgram = Some(s.into());
+                unix_file = Some(file);
+                bound.push(Bound::Unix(Transport::UnixDgram, path.clone()));
+            }
+        }
+        workers.retain(|w| {
+            w.tcp.is_some() || w.udp.is_some() || w.unix_stream.is_some() || w.unix_dgram.is_some()
+        });
+        Ok(EchoServer {
+            config,
+            workers,
+            bound,
+            unix_file,
+        })
+    }
+
+    /// Where the server listens: one entry per transport (two with [`Listen::TcpUdp`],
+    /// TCP first), with the real port when port 0 was asked.
+    pub fn bound(&self) -> &[Bound] {
+        &self.bound
+    }
+
+    /// Starts serving on the worker threads and returns at once.
+    ///
+    /// `events` receives every [`Event`] (on the worker threads); `None` reports nothing.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) when a worker thread or its runtime cannot
+    /// be created (`EAGAIN`, `EMFILE` for the runtime's epoll descriptor ...).
+    pub fn start(self, events: Option<EventFn>) -> Result<EchoHandle> {
+        let shared = Arc::new(Shared {
+            events,
+            max_conns: self.config.max_conns,
+            idle: self.config.idle_timeout,
+            datagram_events: self.config.datagram_events,
+            open: AtomicUsize::new(0),
+            pending: AtomicUsize::new(0),
+            stopping: AtomicBool::new(false),
+            stop: tokio::sync::Notify::new(),
+            totals: Totals::default(),
+        });
+        let mut threads = Vec::new();
+        let mut result = Ok(());
+        for (i, sockets) in self.workers.into_iter().enumerate() {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    result = Err(Error::from_io("echo runtime", e));
+                    break;
+                }
+            };
+            let shared2 = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("sockit-echo-{i}"))
+                .spawn(move || {
+                    rt.block_on(worker(sockets, shared2));
+                    rt.shutdown_timeout(Duration::ZERO);
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    result = Err(Error::from_io("echo thread", e));
+                    break;
+                }
+            }
+        }
+        let handle = EchoHandle {
+            shared,
+            threads,
+            unix_file: self.unix_file,
+        };
+        match result {
+            Ok(()) => Ok(handle),
+            Err(e) => {
+                handle.stop();
+                let _ = handle.join();
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A running echo server: stop it with [`stop`](EchoHandle::stop) (from any thread), then
+/// [`join`](EchoHandle::join) it for the totals.
+pub struct EchoHandle {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    unix_file: Option<UnixFile>,
+}
+
+impl std::fmt::Debug for EchoHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EchoHandle")
+            .field("threads", &self.threads.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EchoHandle {
+    /// Asks the server to stop: accepting ends at once, bytes already read are echoed for
+    /// up to [`STOP_GRACE`], then every connection closes. Returns at once; idempotent.
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.stop.notify_waiters();
+    }
+
+    /// The totals so far.
+    pub fn stats(&self) -> EchoStats {
+        self.shared.totals.snapshot()
+    }
+
+    /// Waits for the workers to end (after [`stop`](EchoHandle::stop)), removes the Unix
+    /// socket file the server created (if it is still the same file), and returns the
+    /// totals.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) when a worker thread panicked.
+    pub fn join(self) -> Result<EchoStats> {
+        let mut panicked = false;
+        for t in self.threads {
+            panicked |= t.join().is_err();
+        }
+        if let Some(f) = &self.unix_file {
+            f.remove();
+        }
+        if panicked {
+            return Err(Error::new(
+                crate::ErrorKind::Os,
+                "echo",
+                None,
+                "a worker thread panicked",
+            ));
+        }
+        Ok(self.shared.totals.snapshot())
+    }
+}
+
+struct Shared {
+    events: Option<EventFn>,
+    max_conns: usize,
+    idle: Option<Duration>,
+    datagram_events: bool,
+    open: AtomicUsize,
+    /// Connections holding bytes not yet echoed (read, waiting for the client to take).
+    pending: AtomicUsize,
+    stopping: AtomicBool,
+    stop: tokio::sync::Notify,
+    totals: Totals,
+}
+
+impl Shared {
+    fn emit(&self, make: impl FnOnce() -> Event) {
+        if let Some(f) = &self.events {
+            f(make());
+        }
+    }
+
+    /// Resolves once [`EchoHandle::stop`] was called.
+    async fn stopped(&self) {
+        loop {
+            let notified = self.stop.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+async fn worker(sockets: WorkerSockets, shared: Arc<Shared>) {
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(l) = sockets.tcp {
+        match tokio::net::TcpListener::from_std(l) {
+            Ok(l) => {
+                tasks.spawn(accept_loop(TcpAcceptor(l), Arc::clone(&shared)));
+            }
+            Err(e) => shared.emit(|| Event::AcceptPaused {
+                transport: Transport::Tcp,
+                error: Error::from_io("epoll_ctl", e),
+                pause: Duration::ZERO,
+            }),
+        }
+    }
+    if let Some(l) = sockets.unix_stream
+        && let Ok(l) = tokio::net::UnixListener::from_std(l)
+    {
+        tasks.spawn(accept_loop(UnixAcceptor(l), Arc::clone(&shared)));
+    }
+    if let Some(u) = sockets.udp
+        && let Ok(u) = tokio::net::UdpSocket::from_std(u)
+    {
+        tasks.spawn(udp_loop(u, Arc::clone(&shared)));
+    }
+    if let Some(u) = sockets.unix_dgram
+        && let Ok(u) = tokio::net::UnixDatagram::from_std(u)
+    {
+        tasks.spawn(unix_dgram_loop(u, Arc::clone(&shared)));
+    }
+    shared.stopped().await;
+    // Accept and datagram loops end by themselves on stop; give connections holding
+    // bytes not yet echoed a short grace, then the runtime's drop closes every socket.
+    let grace = tokio::time::Instant::now() + STOP_GRACE;
+    while shared.pending.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < grace {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tasks.abort_all();
+}
+
+// ---------------------------------------------------------------- streams
+
+/// What accept loops need from TCP and Unix listeners.
+trait Acceptor: Send + 'static {
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    const TRANSPORT: Transport;
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Stream, Peer)>> + Send;
+    fn prepare(stream: &Self::Stream);
+}
+
+struct TcpAcceptor(tokio::net::TcpListener);
+struct UnixAcceptor(tokio::net::UnixListener);
+
+impl Acceptor for TcpAcceptor {
+    type Stream = tokio::net::TcpStream;
+    const TRANSPORT: Transport = Transport::Tcp;
+    async fn accept(&self) -> std::io::Result<(Self::Stream, Peer)> {
+        let (s, a) = self.0.accept().await?;
+        Ok((s, Peer::Ip(a)))
+    }
+    fn prepare(stream: &Self::Stream) {
+        // TCP_NODELAY: an echo must leave at once, not wait for Nagle's timer.
+        let _ = stream.set_nodelay(true);
+    }
+}
+
+impl Acceptor for UnixAcceptor {
+    type Stream = tokio::net::UnixStream;
+    const TRANSPORT: Transport = Transport::UnixStream;
+    async fn accept(&self) -> std::io::Result<(Self::Stream, Peer)> {
+        let (s, a) = self.0.accept().await?;
+        Ok((s, Peer::Unix(a.as_pathname().map(Path::to_path_buf))))
+    }
+    fn prepare(_stream: &Self::Stream) {}
+}
+
+/// True for `accept(2)` errors that mean "out of a resource": pause, then retry.
+fn is_resource_shortage(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>) {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = shared.stopped() => return,
+            r = listener.accept() => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
+                if open > shared.max_conns {
+                    shared.open.fetch_sub(1, Ordering::Relaxed);
+                    shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+                    drop(stream);
+                    shared.emit(|| Event::Rejected {
+                        transport: A::TRANSPORT,
+                        peer,
+                        max_conns: shared.max_conns,
+                    });
+                    continue;
+                }
+                A::prepare(&stream);
+                shared.totals.connections.fetch_add(1, Ordering::Relaxed);
+                shared.emit(|| Event::Accepted {
+                    transport: A::TRANSPORT,
+                    peer: peer.clone(),
+                    open,
+                });
+                let shared2 = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let started = tokio::time::Instant::now();
+                    let mut conn = Conn::new(stream, &shared2);
+                    let reason = poll_fn(|cx| conn.poll_echo(cx)).await;
+                    let bytes_echoed = conn.echoed;
+                    drop(conn);
+                    shared2.open.fetch_sub(1, Ordering::Relaxed);
+                    shared2
+                        .totals
+                        .stream_bytes
+                        .fetch_add(bytes_echoed, Ordering::Relaxed);
+                    shared2.emit(|| Event::Closed {
+                        transport: A::TRANSPORT,
+                        peer,
+                        bytes_echoed,
+                        duration: started.elapsed(),
+                        reason,
+                    });
+                });
+            }
+            Err(e) if is_resource_shortage(&e) => {
+                shared.emit(|| Event::AcceptPaused {
+                    transport: A::TRANSPORT,
+                    error: Error::from_io("accept", e),
+                    pause: ACCEPT_PAUSE,
+                });
+                tokio::select! {
+                    _ = shared.stopped() => return,
+                    _ = tokio::time::sleep(ACCEPT_PAUSE) => {}
+                }
+            }
+            // ECONNABORTED, EPERM (firewall), EPROTO ...: that one connection is lost.
+            Err(_) => tokio::task::yield_now().await,
+        }
+    }
+}
+
+thread_local! {
+    /// The read buffer of this worker thread: every connection on it reads here and
+    /// writes from here, so serving allocates nothing per message.
+    static BUF: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0u8; BUF_BYTES].into_boxed_slice());
+}
+
+/// One stream connection's echo state. Polled by hand (no `async` state machine) so that
+/// a read and its write happen in one poll, from the worker's shared buffer.
+struct Conn<'a, S> {
+    stream: S,
+    shared: &'a Shared,
+    /// Bytes read but not yet written back (allocated on first use, then reused).
+    pending: Vec<u8>,
+    pending_off: usize,
+    echoed: u64,
+    eof: bool,
+    idle: Option<(Duration, Pin<Box<tokio::time::Sleep>>)>,
+    last_activity: tokio::time::Instant,
+}
+
+enum ReadStep {
+    Echoed { written: usize },
+    Eof,
+    Pending,
+    Failed(std::io::Error),
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
+    fn new(stream: S, shared: &'a Shared) -> Self {
+        let now = tokio::time::Instant::now();
+        Conn {
+            stream,
+            shared,
+            pending: Vec::new(),
+            pending_off: 0,
+            echoed: 0,
+            eof: false,
+            idle: shared
+                .idle
+                .map(|d| (d, Box::pin(tokio::time::sleep_until(now + d)))),
+            last_activity: now,
+        }
+    }
+
+    fn touch(&mut self) {
+        if self.idle.is_some() {
+            self.last_activity = tokio::time::Instant::now();
+        }
+    }
+
+    fn set_pending(&mut self, bytes: &[u8]) {
+        if self.pending.is_empty() {
+            self.shared.pending.fetch_add(1, Ordering::SeqCst);
+        }
+        self.pending.extend_from_slice(bytes);
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending.clear();
+        self.pending_off = 0;
+        self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Returns `Pending` after checking the idle timer (which may end the connection).
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        if self.shared.stopping.load(Ordering::Relaxed) && self.pending.is_empty() {
+            return Poll::Ready(CloseReason::Stopped);
+        }
+        let Some((d, sleep)) = self.idle.as_mut() else {
+            return Poll::Pending;
+        };
+        let d = *d;
+        loop {
+            if sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = self.last_activity + d;
+            if deadline <= tokio::time::Instant::now() {
+                return Poll::Ready(CloseReason::Idle);
+            }
+            sleep.as_mut().reset(deadline);
+        }
+    }
+
+    fn poll_echo(&mut self, cx: &mut Context<'_>) -> Poll<CloseReason> {
+        loop {
+            // 1. Bytes the client has not taken yet go first; nothing is read meanwhile,
+            //    so a client that does not read is held back by TCP's flow control.
+            while self.pending_off < self.pending.len() {
+                match Pin::new(&mut self.stream).poll_write(cx, &self.pending[self.pending_off..])
+                {
+                    Poll::Ready(Ok(0)) => {
+                        self.clear_pending();
+                        return Poll::Ready(CloseReason::Error(Error::from_errno(
+                            "send",
+                            libc::EPIPE,
+                        )));
+                    }
+                    Poll::Ready(Ok(n)) => {
+                        self.pending_off += n;
+                        self.echoed += n as u64;
+                        self.touch();
+                    }
+                    Poll::Ready(Err(e)) => {
+                        self.clear_pending();
+                        return Poll::Ready(CloseReason::Error(Error::from_io("send", e)));
+                    }
+                    Poll::Pending => return self.wait(cx),
+                }
+            }
+            if !self.pending.is_empty() {
+                self.clear_pending();
+            }
+            if self.eof {
+                // Half-close as the client did, then end.
+                return match Pin::new(&mut self.stream).poll_shutdown(cx) {
+                    Poll::Ready(_) => Poll::Ready(CloseReason::Eof),
+                    Poll::Pending => self.wait(cx),
+                };
+            }
+            // 2. Read into the worker's buffer and write straight back from it.
+            let stream = &mut self.stream;
+            let step = BUF.with_borrow_mut(|buf| {
+                let mut rb = ReadBuf::new(&mut buf[..]);
+                match Pin::new(&mut *stream).poll_read(cx, &mut rb) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(e)) => return (ReadStep::Failed(e), None),
+                    Poll::Pending => return (ReadStep::Pending, None),
+                }
+                let read = rb.filled().len();
+                if read == 0 {
+                    return (ReadStep::Eof, None);
+                }
+                match Pin::new(&mut *stream).poll_write(cx, &buf[..read]) {
+                    Poll::Ready(Ok(written)) if written == read => {
+                        (ReadStep::Echoed { written }, None)
+                    }
+                    Poll::Ready(Ok(written)) => (
+                        ReadStep::Echoed { written },
+                        Some(buf[written..read].to_vec()),
+                    ),
+                    Poll::Pending => (
+                        ReadStep::Echoed { written: 0 },
+                        Some(buf[..read].to_vec()),
+                    ),
+                    Poll::Ready(Err(e)) => (ReadStep::Failed(e), None),
+                }
+            });
+            match step {
+                (ReadStep::Echoed { written, .. }, rest) => {
+                    self.echoed += written as u64;
+                    self.touch();
+                    if let Some(rest) = rest {
+                        self.set_pending(&rest);
+                    }
+                }
+                (ReadStep::Eof, _) => self.eof = true,
+                (ReadStep::Pending, _) => return self.wait(cx),
+                (ReadStep::Failed(e), _) => {
+                    return Poll::Ready(CloseReason::Error(Error::from_io("recv", e)));
+                }
+            }
+        }
+    }
+}
+
+impl<S> Drop for Conn<'_, S> {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            self.shared.pending.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- datagrams
+
+async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; BUF_BYTES];
+    let (mut datagrams, mut bytes) = (0u64, 0u64);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.stopped() => break,
+            r = sock.readable() => if r.is_err() { break },
+        }
+        // Drain what is there: one readiness wake-up serves every queued datagram.
+        loop {
+            let (n, peer) = match sock.try_recv_from(&mut buf) {
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => continue,
+            };
+            let sent = loop {
+                match sock.try_send_to(&buf[..n], peer) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if sock.writable().await.is_err() {
+                            break Err(e);
+                        }
+                    }
+                    r => break r,
+                }
+            };
+            match sent {
+                Ok(_) => {
+                    datagrams += 1;
+                    bytes += n as u64;
+                    if shared.datagram_events {
+                        shared.emit(|| Event::Datagram {
+                            transport: Transport::Udp,
+                            peer: Peer::Ip(peer),
+                            bytes: n,
+                        });
+                    }
+                }
+                Err(e) => {
+                    shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+                    shared.emit(|| Event::Dropped {
+                        transport: Transport::Udp,
+                        peer: Peer::Ip(peer),
+                        bytes: n,
+                        reason: Error::from_io("sendto", e).to_string(),
+                    });
+                }
+            }
+        }
+        shared.totals.datagrams.fetch_add(datagrams, Ordering::Relaxed);
+        shared.totals.datagram_bytes.fetch_add(bytes, Ordering::Relaxed);
+        (datagrams, bytes) = (0, 0);
+    }
+}
+
+async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
+    let mut buf = vec![0u8; BUF_BYTES];
+    loop {
+        let got = tokio::select! {
+            biased;
+            _ = shared.stopped() => break,
+            r = sock.recv_from(&mut buf) => r,
+        };
+        let Ok((n, from)) = got else { continue };
+        let Some(path) = from.as_pathname().map(Path::to_path_buf) else {
+            shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.emit(|| Event::Dropped {
+                transport: Transport::UnixDgram,
+                peer: Peer::Unix(None),
+                bytes: n,
+                reason: "unbound sender cannot be answered".into(),
+            });
+            continue;
+        };
+        match sock.send_to(&buf[..n], &path).await {
+            Ok(_) => {
+                shared.totals.datagrams.fetch_add(1, Ordering::Relaxed);
+                shared
+                    .totals
+                    .datagram_bytes
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                if shared.datagram_events {
+                    shared.emit(|| Event::Datagram {
+                        transport: Transport::UnixDgram,
+                        peer: Peer::Unix(Some(path)),
+                        bytes: n,
+                    });
+                }
+            }
+            Err(e) => {
+                shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+                shared.emit(|| Event::Dropped {
+                    transport: Transport::UnixDgram,
+                    peer: Peer::Unix(Some(path)),
+                    bytes: n,
+                    reason: Error::from_io("sendto", e).to_string(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    fn start(listen: Listen) -> (EchoHandle, Vec<Bound>) {
+        let mut cfg = EchoConfig::new(listen);
+        cfg.threads = 2;
+        let server = EchoServer::bind(cfg).unwrap();
+        let bound = server.bound().to_vec();
+        (server.start(None).unwrap(), bound)
+    }
+
+    #[test]
+    fn tcp_and_udp_share_a_port_and_echo() {
+        let (h, bound) = start(Listen::TcpUdp("127.0.0.1:0".parse().unwrap()));
+        let (Bound::Ip(Transport::Tcp, t), Bound::Ip(Transport::Udp, u)) = (&bound[0], &bound[1])
+        else {
+            panic!("{bound:?}")
+        };
+        assert_eq!(t, u);
+        let mut c = std::net::TcpStream::connect(t).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"hello").unwrap();
+        let mut got = [0u8; 5];
+        c.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"hello");
+        let d = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        d.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        d.send_to(b"", u).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(d.recv_from(&mut buf).unwrap().0, 0);
+        drop(c);
+        h.stop();
+        let stats = h.join().unwrap();
+        assert_eq!(stats.datagrams, 1);
+        assert_eq!(stats.connections, 1);
+    }
+
+    #[test]
+    fn stale_unix_file_is_removed_but_a_regular_file_is_not() {
+        let dir = std::env::temp_dir().join(format!("sockit-echo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s");
+        // A stale socket file: bound, never listening, then the socket closed.
+        drop(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
+        assert!(clear_stale_unix(&path, Type::STREAM).is_ok());
+        assert!(!path.exists());
+        std::fs::write(&path, b"keep").unwrap();
+        let e = clear_stale_unix(&path, Type::STREAM).unwrap_err();
+        assert!(e.is_errno(libc::EADDRINUSE));
+        assert!(path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,12 +1,352 @@
-//! `sockit echo-server`.
+//! `sockit echo-server`: the concurrent echo server of the library, with its events printed.
 
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sockit::echo::{
+    Bound, CloseReason, DEFAULT_PORT, EchoConfig, EchoServer, EchoStats, Event, Listen,
+};
+use sockit::{Error, Family, Port, SockType};
 
 /// Arguments of `sockit echo-server`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Where to listen: `HOST PORT`, `HOST:PORT`, `[V6]:PORT` or `PORT`
+    /// (default 127.0.0.1 50007; port 0 picks a free port).
+    #[arg(value_name = "ADDR", num_args = 0..=2)]
+    pub addr: Vec<String>,
+    /// UDP: echo each datagram whole to its sender.
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// TCP (the default); with --udp, both on one port.
+    #[arg(long = "tcp")]
+    pub tcp: bool,
+    /// Listen on a Unix socket at PATH instead (stream; datagram with -u).
+    #[arg(long = "unix", value_name = "PATH", conflicts_with_all = ["addr", "tcp"])]
+    pub unix: Option<PathBuf>,
+    /// Open connections allowed at once; past it a connection is accepted and closed.
+    #[arg(long = "max-conns", value_name = "N", default_value_t = 1024)]
+    pub max_conns: usize,
+    /// Close a connection after SECS without traffic either way.
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS")]
+    pub idle_timeout: Option<f64>,
+    /// Worker threads (default: one per CPU this process may use).
+    #[arg(long = "threads", value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Numeric addresses only: no name lookups at all.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// On an IPv6 wildcard address, also accept IPv4 (IPV6_V6ONLY off).
+    #[arg(long = "dual-stack")]
+    pub dual_stack: bool,
+    /// Print connections and bytes served on stderr (-vv: every datagram too).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// One JSON object per event on stdout (after the `listening` line).
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+fn invalid(message: impl Into<String>) -> anyhow::Error {
+    Error::invalid_input("echo-server", message).into()
+}
+
+/// The IP address to bind, from the address words and -4/-6/-n.
+fn ip_addr(args: &Args, socktype: SockType) -> anyhow::Result<SocketAddr> {
+    let (host, port) = if args.addr.is_empty() {
+        (None, Port::Number(DEFAULT_PORT))
+    } else {
+        let hp = sockit::addr::parse_host_port(&args.addr)?;
+        (hp.host, hp.port)
+    };
+    let default_ip = if args.ipv6 {
+        IpAddr::V6(Ipv6Addr::LOCALHOST)
+    } else {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    };
+    // Numeric host and port: no lookup at all.
+    let numeric_host = match &host {
+        None => Some(default_ip),
+        Some(h) => h.parse::<IpAddr>().ok(),
+    };
+    if let (Some(ip), Port::Number(p)) = (numeric_host, &port)
+        && !(h_has_scope(&host))
+    {
+        check_family(args, ip)?;
+        return Ok(SocketAddr::new(ip, *p));
+    }
+    let family = if args.ipv4 {
+        Some(Family::Inet)
+    } else if args.ipv6 {
+        Some(Family::Inet6)
+    } else {
+        None
+    };
+    let mut flags = sockit::resolve::AI_PASSIVE;
+    if args.numeric {
+        flags |= sockit::resolve::AI_NUMERICHOST;
+    }
+    let host = host.or_else(|| Some(default_ip.to_string()));
+    let found = sockit::resolve::getaddrinfo(
+        host.as_deref(),
+        Some(&port),
+        family,
+        Some(socktype),
+        0,
+        flags,
+    )?;
+    found
+        .first()
+        .map(|a| a.address)
+        .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME).into())
+}
+
+fn h_has_scope(host: &Option<String>) -> bool {
+    host.as_deref().is_some_and(|h| h.contains('%'))
+}
+
+fn check_family(args: &Args, ip: IpAddr) -> anyhow::Result<()> {
+    if args.ipv4 && ip.is_ipv6() {
+        return Err(invalid(format!("-4 given but {ip} is an IPv6 address")));
+    }
+    if args.ipv6 && ip.is_ipv4() {
+        return Err(invalid(format!("-6 given but {ip} is an IPv4 address")));
+    }
+    Ok(())
+}
+
+fn config(args: &Args) -> anyhow::Result<EchoConfig> {
+    let listen = match &args.unix {
+        Some(path) if args.udp => Listen::UnixDgram(path.clone()),
+        Some(path) => Listen::UnixStream(path.clone()),
+        None if args.udp && args.tcp => Listen::TcpUdp(ip_addr(args, SockType::Stream)?),
+        None if args.udp => Listen::Udp(ip_addr(args, SockType::Dgram)?),
+        None => Listen::Tcp(ip_addr(args, SockType::Stream)?),
+    };
+    if let Listen::Tcp(a) | Listen::Udp(a) | Listen::TcpUdp(a) = &listen
+        && args.dual_stack
+        && !(a.is_ipv6() && a.ip().is_unspecified())
+    {
+        return Err(invalid("--dual-stack needs the IPv6 wildcard address ::"));
+    }
+    let mut cfg = EchoConfig::new(listen);
+    cfg.max_conns = args.max_conns;
+    cfg.idle_timeout = match args.idle_timeout {
+        None => None,
+        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
+        Some(s) => return Err(invalid(format!("idle timeout must be > 0 seconds, not {s}"))),
+    };
+    cfg.threads = args.threads;
+    cfg.only_v6 = !args.dual_stack;
+    cfg.datagram_events = args.verbose >= 2 || args.json;
+    Ok(cfg)
+}
+
+/// Prints one event: a line on stderr with -v, a JSON object on stdout with --json.
+fn print_event(ev: &Event, verbose: u8, json: bool) {
+    if json {
+        let v = event_json(ev);
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{v}");
+        let _ = out.flush();
+    }
+    if verbose == 0 {
+        return;
+    }
+    let line = match ev {
+        Event::Accepted {
+            transport,
+            peer,
+            open,
+        } => format!("accepted {peer} ({}, {open} open)", transport.as_str()),
+        Event::Closed {
+            transport,
+            peer,
+            bytes_echoed,
+            duration,
+            reason,
+        } => format!(
+            "closed {peer} ({}): {bytes_echoed} bytes echoed in {:.3} s, {}",
+            transport.as_str(),
+            duration.as_secs_f64(),
+            reason_text(reason)
+        ),
+        Event::Rejected {
+            transport,
+            peer,
+            max_conns,
+        } => format!(
+            "rejected {peer} ({}): --max-conns {max_conns} reached, closed at once",
+            transport.as_str()
+        ),
+        Event::AcceptPaused {
+            transport,
+            error,
+            pause,
+        } => format!(
+            "{error} ({}): accepting paused for {} ms",
+            transport.as_str(),
+            pause.as_millis()
+        ),
+        Event::Datagram {
+            transport,
+            peer,
+            bytes,
+        } if verbose >= 2 => format!("echoed {bytes} bytes to {peer} ({})", transport.as_str()),
+        Event::Dropped {
+            transport,
+            peer,
+            bytes,
+            reason,
+        } => format!(
+            "dropped {bytes} bytes from {peer} ({}): {reason}",
+            transport.as_str()
+        ),
+        _ => return,
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "{line}");
+}
+
+fn reason_text(r: &CloseReason) -> String {
+    match r {
+        CloseReason::Eof => "client closed".into(),
+        CloseReason::Idle => "idle timeout".into(),
+        CloseReason::Stopped => "server stopped".into(),
+        CloseReason::Error(e) => e.to_string(),
+    }
+}
+
+fn event_json(ev: &Event) -> serde_json::Value {
+    use serde_json::json;
+    match ev {
+        Event::Accepted {
+            transport,
+            peer,
+            open,
+        } => json!({"event": "accepted", "transport": transport.as_str(),
+                    "peer": peer.to_string(), "open": open}),
+        Event::Closed {
+            transport,
+            peer,
+            bytes_echoed,
+            duration,
+            reason,
+        } => json!({"event": "closed", "transport": transport.as_str(),
+                    "peer": peer.to_string(), "bytes_echoed": bytes_echoed,
+                    "duration_ms": duration.as_secs_f64() * 1e3,
+                    "reason": reason_text(reason)}),
+        Event::Rejected {
+            transport,
+            peer,
+            max_conns,
+        } => json!({"event": "rejected", "transport": transport.as_str(),
+                    "peer": peer.to_string(), "max_conns": max_conns}),
+        Event::AcceptPaused {
+            transport,
+            error,
+            pause,
+        } => json!({"event": "accept_paused", "transport": transport.as_str(),
+                    "kind": error.kind().as_str(), "code": error.code(),
+                    "message": error.to_string(), "pause_ms": pause.as_millis() as u64}),
+        Event::Datagram {
+            transport,
+            peer,
+            bytes,
+        } => json!({"event": "datagram", "transport": transport.as_str(),
+                    "peer": peer.to_string(), "bytes": bytes}),
+        Event::Dropped {
+            transport,
+            peer,
+            bytes,
+            reason,
+        } => json!({"event": "dropped", "transport": transport.as_str(),
+                    "peer": peer.to_string(), "bytes": bytes, "reason": reason}),
+        other => json!({"event": "other", "debug": format!("{other:?}")}),
+    }
+}
+
+fn print_listening(bound: &[Bound]) -> anyhow::Result<()> {
+    let both = bound.len() > 1;
+    for b in bound {
+        match b {
+            Bound::Ip(t, a) => {
+                crate::output::print_listening(a, both.then_some(t.as_str()))?;
+            }
+            Bound::Unix(_, p) => crate::output::print_listening_unix(&p.display().to_string())?,
+        }
+    }
+    Ok(())
+}
+
+fn print_totals(stats: &EchoStats, signal: &str, verbose: u8, json: bool) {
+    if json {
+        let v = serde_json::json!({"event": "stopped", "signal": signal,
+            "connections": stats.connections, "rejected": stats.rejected,
+            "stream_bytes": stats.stream_bytes, "datagrams": stats.datagrams,
+            "datagram_bytes": stats.datagram_bytes, "dropped": stats.dropped});
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{v}");
+        let _ = out.flush();
+    }
+    if verbose > 0 {
+        eprintln!(
+            "stopped by {signal}: served {} connections ({} bytes), {} datagrams ({} bytes); {} rejected, {} dropped",
+            stats.connections,
+            stats.stream_bytes,
+            stats.datagrams,
+            stats.datagram_bytes,
+            stats.rejected,
+            stats.dropped
+        );
+    }
+}
 
 /// Runs `sockit echo-server`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit echo-server is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let cfg = config(&args)?;
+    // Signals are registered before the `listening` line, so a SIGTERM sent as soon as
+    // the line is read already stops the server cleanly.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("echo-server: runtime")?;
+    let (mut term, mut int) = {
+        let _guard = rt.enter();
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::terminate()).context("echo-server: SIGTERM handler")?,
+            signal(SignalKind::interrupt()).context("echo-server: SIGINT handler")?,
+        )
+    };
+    let server = EchoServer::bind(cfg)?;
+    print_listening(server.bound())?;
+    let (verbose, json) = (args.verbose, args.json);
+    let events: Option<sockit::echo::EventFn> = if verbose > 0 || json {
+        Some(Arc::new(move |ev: Event| print_event(&ev, verbose, json)))
+    } else {
+        None
+    };
+    let handle = server.start(events)?;
+    let (signal, code) = rt.block_on(async {
+        tokio::select! {
+            _ = term.recv() => ("SIGTERM", ExitCode::SUCCESS),
+            _ = int.recv() => ("SIGINT", ExitCode::from(130)),
+        }
+    });
+    handle.stop();
+    let stats = handle.join()?;
+    print_totals(&stats, signal, verbose, json);
+    Ok(code)
 }

@@ -1,1 +1,440 @@
-//! Tests of `sockit` (echo).
+//! Tests of `sockit echo-server`: real clients (the slides' Python client, std sockets)
+//! on loopback, every socket with a timeout, every server killed by PID.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::{UnixDatagram, UnixStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{self, Server, pattern, run_with_input, sockit, sockit_server};
+
+const T: Duration = Duration::from_secs(5);
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, T).expect("connect");
+    s.set_read_timeout(Some(T)).unwrap();
+    s.set_write_timeout(Some(T)).unwrap();
+    s
+}
+
+fn udp(addr: SocketAddr) -> UdpSocket {
+    let bind = if addr.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+    let s = UdpSocket::bind(bind).expect("bind udp");
+    s.set_read_timeout(Some(T)).unwrap();
+    s.connect(addr).unwrap();
+    s
+}
+
+fn echo_once(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
+    s.write_all(msg).unwrap();
+    let mut got = vec![0u8; msg.len()];
+    s.read_exact(&mut got).unwrap();
+    got
+}
+
+/// A fresh folder for Unix socket files (short path: sun_path holds 108 bytes).
+fn temp_dir(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "sockit-echo-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wait_exit(server: &mut Server, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(st)) = server.child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn slides_python_client_gets_hello_back() {
+    let srv = sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let out = run_with_input(
+        Command::new("python3")
+            .arg(common::seed("echo_client.py"))
+            .arg("127.0.0.1")
+            .arg(srv.port.to_string()),
+        b"hello\n",
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "Received b'hello'\n");
+}
+
+#[test]
+fn listening_line_first_and_default_words() {
+    let srv = sockit_server(&["echo-server", "127.0.0.1", "0"]);
+    assert_eq!(srv.host, "127.0.0.1");
+    assert_ne!(srv.port, 0);
+    let mut c = tcp(srv.addr());
+    assert_eq!(echo_once(&mut c, b"x"), b"x");
+}
+
+#[test]
+fn ipv6_loopback() {
+    let srv = sockit_server(&["echo-server", "[::1]:0"]);
+    assert!(srv.first_line.starts_with("listening ::1 "), "{}", srv.first_line);
+    let mut c = tcp(srv.addr());
+    assert_eq!(echo_once(&mut c, b"six"), b"six");
+}
+
+#[test]
+fn tcp_32_mib_round_trip_is_byte_identical() {
+    let srv = sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let data = pattern(32 << 20, 7);
+    let mut w = tcp(srv.addr());
+    let mut r = w.try_clone().unwrap();
+    let to_send = data.clone();
+    // The client writes and reads at the same time (writing everything first would
+    // deadlock on the socket buffers, with any echo server).
+    let writer = std::thread::spawn(move || {
+        for chunk in to_send.chunks(256 * 1024) {
+            w.write_all(chunk).unwrap();
+        }
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::with_capacity(data.len());
+    r.read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    assert_eq!(got.len(), data.len());
+    assert!(got == data, "echoed bytes differ");
+}
+
+#[test]
+fn udp_datagrams_come_back_whole_and_zero_length_stops_nothing() {
+    let srv = sockit_server(&["echo-server", "-u", "127.0.0.1:0"]);
+    let c = udp(srv.addr());
+    let mut buf = vec![0u8; 70_000];
+    for (i, n) in [9_000usize, 65_507, 0, 1, 0, 64].into_iter().enumerate() {
+        let msg = pattern(n, i as u64);
+        c.send(&msg).unwrap();
+        let got = c.recv(&mut buf).unwrap();
+        assert_eq!(got, n, "datagram of {n} bytes");
+        assert!(buf[..got] == msg[..]);
+    }
+}
+
+#[test]
+fn udp_ipv6_largest_datagram() {
+    let srv = sockit_server(&["echo-server", "-u", "[::1]:0"]);
+    let c = udp(srv.addr());
+    let msg = pattern(65_527, 3);
+    c.send(&msg).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    assert_eq!(c.recv(&mut buf).unwrap(), 65_527);
+    assert!(buf[..65_527] == msg[..]);
+}
+
+#[test]
+fn udp_two_clients_each_get_their_own_datagrams() {
+    let srv = sockit_server(&["echo-server", "-u", "127.0.0.1:0"]);
+    let addr = srv.addr();
+    let clients: Vec<_> = (0..2u8)
+        .map(|id| {
+            std::thread::spawn(move || {
+                let c = udp(addr);
+                let mut buf = [0u8; 64];
+                for i in 0..200u32 {
+                    let msg = format!("client {id} message {i}");
+                    c.send(msg.as_bytes()).unwrap();
+                    let n = c.recv(&mut buf).unwrap();
+                    assert_eq!(&buf[..n], msg.as_bytes());
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().unwrap();
+    }
+}
+
+#[test]
+fn tcp_and_udp_on_one_port() {
+    let srv = sockit_server(&["echo-server", "--tcp", "--udp", "127.0.0.1:0"]);
+    assert!(srv.first_line.ends_with(" tcp"), "{}", srv.first_line);
+    let second = srv.next_line(T).expect("udp listening line");
+    assert_eq!(second, format!("listening 127.0.0.1 {} udp", srv.port));
+    let mut t = tcp(srv.addr());
+    assert_eq!(echo_once(&mut t, b"tcp"), b"tcp");
+    let u = udp(srv.addr());
+    u.send(b"udp").unwrap();
+    let mut buf = [0u8; 8];
+    let n = u.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"udp");
+}
+
+#[test]
+fn flooding_client_that_never_reads_does_not_stall_another() {
+    let srv = sockit_server(&["echo-server", "127.0.0.1:0", "--threads", "1"]);
+    let addr = srv.addr();
+    let mut flood = tcp(addr);
+    flood.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    let flooder = std::thread::spawn(move || {
+        let chunk = vec![b'f'; 64 * 1024];
+        let mut sent = 0usize;
+        // Writes until the buffers on both sides are full (a write times out), bounded.
+        while sent < (256 << 20) && flood.write_all(&chunk).is_ok() {
+            sent += chunk.len();
+        }
+        (flood, sent)
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let mut other = tcp(addr);
+    other.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(echo_once(&mut other, b"still served"), b"still served");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let (_flood, sent) = flooder.join().unwrap();
+    assert!(sent > 0);
+}
+
+#[test]
+fn emfile_pauses_accepting_then_serves_again() {
+    if !common::have("prlimit") {
+        eprintln!("skipped: prlimit not installed");
+        return;
+    }
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=40:40")
+        .arg(common::bin())
+        .args(["echo-server", "127.0.0.1:0", "--threads", "1", "-v"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut srv = common::spawn_listening(&mut cmd);
+    let stderr = srv.child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // More connections than descriptors: the kernel completes every handshake (backlog),
+    // the server accepts until EMFILE and then pauses.
+    let mut held: Vec<TcpStream> = (0..60).map(|_| tcp(srv.addr())).collect();
+    let deadline = Instant::now() + T;
+    let mut paused = false;
+    while !paused && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            paused = l.contains("Too many open files") && l.contains("paused");
+        }
+    }
+    assert!(paused, "no EMFILE pause reported");
+    // It neither exits nor spins while paused.
+    let cpu = |pid: u32| -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        f.get(11).and_then(|s| s.parse().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse().ok()).unwrap_or(0)
+    };
+    let pid = srv.child.id();
+    let before = cpu(pid);
+    std::thread::sleep(Duration::from_millis(500));
+    let used_ticks = cpu(pid) - before;
+    assert!(used_ticks < 25, "server spun while paused: {used_ticks} ticks in 0.5 s");
+    assert!(srv.child.try_wait().unwrap().is_none(), "server exited");
+    // An early (accepted) connection is still served.
+    assert_eq!(echo_once(&mut held[0], b"early"), b"early");
+    held.clear();
+    // Once the excess connections are gone, a new client is served again.
+    let mut ok = false;
+    let deadline = Instant::now() + T;
+    while !ok && Instant::now() < deadline {
+        let mut c = tcp(srv.addr());
+        c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        ok = c.write_all(b"again").is_ok() && {
+            let mut got = [0u8; 5];
+            c.read_exact(&mut got).is_ok() && &got == b"again"
+        };
+    }
+    assert!(ok, "not served again after EMFILE");
+}
+
+#[test]
+fn max_conns_closes_the_extra_connection_at_once() {
+    let mut cmd = sockit(&["echo-server", "127.0.0.1:0", "--max-conns", "1", "-v"]);
+    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut srv = common::spawn_listening(&mut cmd);
+    let mut first = tcp(srv.addr());
+    assert_eq!(echo_once(&mut first, b"one"), b"one");
+    let mut second = tcp(srv.addr());
+    let mut buf = [0u8; 4];
+    // Closed by the server at once: EOF (or a reset), never an echo.
+    let _ = second.write_all(b"two");
+    match second.read(&mut buf) {
+        Ok(0) | Err(_) => {}
+        Ok(n) => panic!("extra connection got {n} bytes"),
+    }
+    assert_eq!(echo_once(&mut first, b"still"), b"still");
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let mut err = String::new();
+    srv.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("rejected"), "{err}");
+}
+
+#[test]
+fn idle_timeout_closes_a_silent_connection() {
+    let _serial = common::serial();
+    let srv = sockit_server(&["echo-server", "127.0.0.1:0", "--idle-timeout", "0.3"]);
+    let mut c = tcp(srv.addr());
+    assert_eq!(echo_once(&mut c, b"a"), b"a");
+    let started = Instant::now();
+    let mut buf = [0u8; 1];
+    let n = c.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert_eq!(n, 0);
+    assert!(waited >= Duration::from_millis(290), "{waited:?}");
+    assert!(waited < Duration::from_millis(1500), "{waited:?}");
+}
+
+#[test]
+fn unix_stream_echo_and_socket_file_removed_on_sigterm() {
+    let dir = temp_dir("us");
+    let path = dir.join("echo.sock");
+    let p = path.to_str().unwrap();
+    let mut srv = sockit_server(&["echo-server", "--unix", p]);
+    assert_eq!(srv.first_line, format!("listening unix {p}"));
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"over unix").unwrap();
+    let mut got = [0u8; 9];
+    c.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"over unix");
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    assert!(!path.exists(), "socket file left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_datagram_echo_to_a_bound_sender() {
+    let dir = temp_dir("ud");
+    let path = dir.join("echo.sock");
+    let p = path.to_str().unwrap();
+    let mut srv = sockit_server(&["echo-server", "-u", "--unix", p]);
+    let me = UnixDatagram::bind(dir.join("client.sock")).unwrap();
+    me.set_read_timeout(Some(T)).unwrap();
+    me.connect(&path).unwrap();
+    let mut buf = vec![0u8; 70_000];
+    for n in [5usize, 0, 60_000] {
+        let msg = pattern(n, n as u64);
+        me.send(&msg).unwrap();
+        assert_eq!(me.recv(&mut buf).unwrap(), n);
+        assert!(buf[..n] == msg[..]);
+    }
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    assert!(!path.exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_stale_socket_is_replaced_but_live_server_and_regular_file_are_not() {
+    let dir = temp_dir("stale");
+    let path = dir.join("s.sock");
+    let p = path.to_str().unwrap();
+    // Stale: a socket file whose socket is gone (connect refused).
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let srv = sockit_server(&["echo-server", "--unix", p]);
+    let mut c = UnixStream::connect(&path).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"ok").unwrap();
+    let mut got = [0u8; 2];
+    c.read_exact(&mut got).unwrap();
+    // Live: a second server on the same path fails and leaves the first one alone.
+    let out = common::run(&mut sockit(&["echo-server", "--unix", p]), T);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Errno 98"));
+    c.write_all(b"ok").unwrap();
+    c.read_exact(&mut got).unwrap();
+    drop(srv);
+    // A regular file is never removed.
+    let file = dir.join("plain");
+    std::fs::write(&file, b"keep me").unwrap();
+    let out = common::run(
+        &mut sockit(&["echo-server", "--unix", file.to_str().unwrap()]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigterm_exits_0_and_sigint_exits_130() {
+    let mut srv = sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let _c = tcp(srv.addr());
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let mut srv = sockit_server(&["echo-server", "127.0.0.1:0"]);
+    Command::new("kill")
+        .arg("-INT")
+        .arg(srv.child.id().to_string())
+        .status()
+        .unwrap();
+    assert_eq!(wait_exit(&mut srv, T).and_then(|s| s.code()), Some(130));
+}
+
+#[test]
+fn verbose_and_json_report_connections_and_bytes() {
+    let mut cmd = sockit(&["echo-server", "127.0.0.1:0", "--json", "-v"]);
+    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut srv = common::spawn_listening(&mut cmd);
+    let mut c = tcp(srv.addr());
+    assert_eq!(echo_once(&mut c, b"12345"), b"12345");
+    drop(c);
+    let accepted = srv.next_line(T).expect("accepted event");
+    let v: serde_json::Value = serde_json::from_str(&accepted).unwrap();
+    assert_eq!(v["event"], "accepted");
+    let closed = srv.next_line(T).expect("closed event");
+    let v: serde_json::Value = serde_json::from_str(&closed).unwrap();
+    assert_eq!(v["event"], "closed");
+    assert_eq!(v["bytes_echoed"], 5);
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let mut err = String::new();
+    srv.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("5 bytes echoed"), "{err}");
+    assert!(err.contains("served 1 connections (5 bytes)"), "{err}");
+}
+
+#[test]
+fn bad_input_is_a_clear_error() {
+    for args in [
+        &["echo-server", "127.0.0.1:70000"][..],
+        &["echo-server", "--idle-timeout", "-1", "127.0.0.1:0"],
+        &["echo-server", "-4", "[::1]:0"],
+    ] {
+        let out = common::run(&mut sockit(args), T);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    // A port in use is an OS error (exit 1) with Python's text.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = common::run(&mut sockit(&["echo-server", "127.0.0.1", &port]), T);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[Errno 98] Address already in use"));
+}
