@@ -338,7 +338,12 @@ enum ReusePort {
     Sibling,
 }
 
-fn ip_socket(addr: SocketAddr, ty: Type, reuse_port: ReusePort, only_v6: bool) -> Result<RawSocket> {
+fn ip_socket(
+    addr: SocketAddr,
+    ty: Type,
+    reuse_port: ReusePort,
+    only_v6: bool,
+) -> Result<RawSocket> {
     let domain = Domain::for_address(addr);
     let s = RawSocket::new(domain, ty.nonblocking().cloexec(), None).map_err(os("socket"))?;
     if ty == Type::STREAM {
@@ -940,8 +945,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
             // 1. Bytes the client has not taken yet go first; nothing is read meanwhile,
             //    so a client that does not read is held back by TCP's flow control.
             while self.pending_off < self.pending.len() {
-                match Pin::new(&mut self.stream).poll_write(cx, &self.pending[self.pending_off..])
-                {
+                match Pin::new(&mut self.stream).poll_write(cx, &self.pending[self.pending_off..]) {
                     Poll::Ready(Ok(0)) => {
                         self.clear_pending();
                         return Poll::Ready(CloseReason::Error(Error::from_errno(
@@ -992,10 +996,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Conn<'a, S> {
                         ReadStep::Echoed { written },
                         Some(buf[written..read].to_vec()),
                     ),
-                    Poll::Pending => (
-                        ReadStep::Echoed { written: 0 },
-                        Some(buf[..read].to_vec()),
-                    ),
+                    Poll::Pending => (ReadStep::Echoed { written: 0 }, Some(buf[..read].to_vec())),
                     Poll::Ready(Err(e)) => (ReadStep::Failed(e), None),
                 }
             });
@@ -1076,8 +1077,14 @@ async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
                 }
             }
         }
-        shared.totals.datagrams.fetch_add(datagrams, Ordering::Relaxed);
-        shared.totals.datagram_bytes.fetch_add(bytes, Ordering::Relaxed);
+        shared
+            .totals
+            .datagrams
+            .fetch_add(datagrams, Ordering::Relaxed);
+        shared
+            .totals
+            .datagram_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
         (datagrams, bytes) = (0, 0);
     }
 }

@@ -145,7 +145,11 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
     cfg.idle_timeout = match args.idle_timeout {
         None => None,
         Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
-        Some(s) => return Err(invalid(format!("idle timeout must be > 0 seconds, not {s}"))),
+        Some(s) => {
+            return Err(invalid(format!(
+                "idle timeout must be > 0 seconds, not {s}"
+            )));
+        }
     };
     cfg.threads = args.threads;
     cfg.only_v6 = !args.dual_stack;

@@ -20,7 +20,11 @@ fn tcp(addr: SocketAddr) -> TcpStream {
 }
 
 fn udp(addr: SocketAddr) -> UdpSocket {
-    let bind = if addr.is_ipv4() { "127.0.0.1:0" } else { "[::1]:0" };
+    let bind = if addr.is_ipv4() {
+        "127.0.0.1:0"
+    } else {
+        "[::1]:0"
+    };
     let s = UdpSocket::bind(bind).expect("bind udp");
     s.set_read_timeout(Some(T)).unwrap();
     s.connect(addr).unwrap();
@@ -88,7 +92,11 @@ fn listening_line_first_and_default_words() {
 #[test]
 fn ipv6_loopback() {
     let srv = sockit_server(&["echo-server", "[::1]:0"]);
-    assert!(srv.first_line.starts_with("listening ::1 "), "{}", srv.first_line);
+    assert!(
+        srv.first_line.starts_with("listening ::1 "),
+        "{}",
+        srv.first_line
+    );
     let mut c = tcp(srv.addr());
     assert_eq!(echo_once(&mut c, b"six"), b"six");
 }
@@ -183,7 +191,9 @@ fn flooding_client_that_never_reads_does_not_stall_another() {
     let srv = sockit_server(&["echo-server", "127.0.0.1:0", "--threads", "1"]);
     let addr = srv.addr();
     let mut flood = tcp(addr);
-    flood.set_write_timeout(Some(Duration::from_secs(1))).unwrap();
+    flood
+        .set_write_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
     let flooder = std::thread::spawn(move || {
         let chunk = vec![b'f'; 64 * 1024];
         let mut sent = 0usize;
@@ -196,7 +206,9 @@ fn flooding_client_that_never_reads_does_not_stall_another() {
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let mut other = tcp(addr);
-    other.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    other
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     assert_eq!(echo_once(&mut other, b"still served"), b"still served");
     assert!(started.elapsed() < Duration::from_secs(2));
     let (_flood, sent) = flooder.join().unwrap();
@@ -246,7 +258,10 @@ fn emfile_pauses_accepting_then_serves_again() {
     let before = cpu(pid);
     std::thread::sleep(Duration::from_millis(500));
     let used_ticks = cpu(pid) - before;
-    assert!(used_ticks < 25, "server spun while paused: {used_ticks} ticks in 0.5 s");
+    assert!(
+        used_ticks < 25,
+        "server spun while paused: {used_ticks} ticks in 0.5 s"
+    );
     assert!(srv.child.try_wait().unwrap().is_none(), "server exited");
     // An early (accepted) connection is still served.
     assert_eq!(echo_once(&mut held[0], b"early"), b"early");
@@ -256,7 +271,8 @@ fn emfile_pauses_accepting_then_serves_again() {
     let deadline = Instant::now() + T;
     while !ok && Instant::now() < deadline {
         let mut c = tcp(srv.addr());
-        c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         ok = c.write_all(b"again").is_ok() && {
             let mut got = [0u8; 5];
             c.read_exact(&mut got).is_ok() && &got == b"again"
