@@ -322,6 +322,130 @@ pub fn host_text(addr: &std::net::SocketAddr) -> String {
     }
 }
 
+/// The 4 bytes of IPv4 text in any classic form: Python's `socket.inet_aton(text)`;
+/// one `inet_aton(3)` call.
+///
+/// Accepts what the C library accepts: `1.2.3.4`, `127.1`, `0x7f.1`, `017700000001`,
+/// `2130706433`, and text after the address if a space ends it (`1.2.3.4 junk`).
+///
+/// # Errors
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `illegal IP address string
+///   passed to inet_aton`, as Python.
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a NUL byte.
+///
+/// # Examples
+/// ```
+/// assert_eq!(sockit::addr::inet_aton("127.1").unwrap(), [127, 0, 0, 1]);
+/// assert!(sockit::addr::inet_aton("256.1.1.1").is_err());
+/// ```
+#[doc(alias = "inet_aton(3)")]
+pub fn inet_aton(text: &str) -> Result<[u8; 4]> {
+    const OP: &str = "inet_aton";
+    let c = std::ffi::CString::new(text)
+        .map_err(|_| Error::invalid_input(OP, "embedded null character"))?;
+    crate::sys::netdb::inet_aton_raw(&c).ok_or_else(|| {
+        Error::new(
+            crate::ErrorKind::Os,
+            OP,
+            None,
+            "illegal IP address string passed to inet_aton",
+        )
+    })
+}
+
+/// Dotted-quad text of 4 packed bytes: Python's `socket.inet_ntoa(packed)`.
+///
+/// # Errors
+/// [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `packed IP wrong length for
+/// inet_ntoa`, unless `packed` has exactly 4 bytes.
+///
+/// # Examples
+/// ```
+/// assert_eq!(sockit::addr::inet_ntoa(&[127, 0, 0, 1]).unwrap(), "127.0.0.1");
+/// ```
+pub fn inet_ntoa(packed: &[u8]) -> Result<String> {
+    let b: [u8; 4] = packed.try_into().map_err(|_| {
+        Error::new(
+            crate::ErrorKind::Os,
+            "inet_ntoa",
+            None,
+            "packed IP wrong length for inet_ntoa",
+        )
+    })?;
+    Ok(std::net::Ipv4Addr::from(b).to_string())
+}
+
+/// The packed bytes of address text: Python's `socket.inet_pton(family, text)`; one
+/// `inet_pton(3)` call (strict: `1.2.3.4` only for IPv4, no scope id for IPv6).
+///
+/// Returns 4 bytes for [`Family::Inet`], 16 for [`Family::Inet6`].
+///
+/// # Errors
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `illegal IP address string
+///   passed to inet_pton`, for text the call refuses.
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) `EAFNOSUPPORT` (97) for [`Family::Unix`].
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a NUL byte.
+///
+/// # Examples
+/// ```
+/// use sockit::{addr::inet_pton, Family};
+/// assert_eq!(inet_pton(Family::Inet6, "::1").unwrap()[15], 1);
+/// assert!(inet_pton(Family::Inet, "127.1").is_err());
+/// ```
+#[doc(alias = "inet_pton(3)")]
+pub fn inet_pton(family: Family, text: &str) -> Result<Vec<u8>> {
+    const OP: &str = "inet_pton";
+    let c = std::ffi::CString::new(text)
+        .map_err(|_| Error::invalid_input(OP, "embedded null character"))?;
+    match crate::sys::netdb::inet_pton_raw(family.as_raw(), &c) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err(Error::new(
+            crate::ErrorKind::Os,
+            OP,
+            None,
+            "illegal IP address string passed to inet_pton",
+        )),
+        Err(errno) => Err(Error::from_errno(OP, errno)),
+    }
+}
+
+/// Address text of packed bytes: Python's `socket.inet_ntop(family, packed)`; one
+/// `inet_ntop(3)` call (so `::ffff:1.2.3.4` and `::1.2.3.4` are written as the C library
+/// writes them).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a length other than 4
+/// (IPv4) or 16 (IPv6) bytes (`invalid length of packed IP address string`), or for
+/// [`Family::Unix`] (`unknown address family 1`), as Python's `ValueError`.
+///
+/// # Examples
+/// ```
+/// use sockit::{addr::inet_ntop, Family};
+/// assert_eq!(inet_ntop(Family::Inet, &[10, 0, 0, 1]).unwrap(), "10.0.0.1");
+/// ```
+#[doc(alias = "inet_ntop(3)")]
+pub fn inet_ntop(family: Family, packed: &[u8]) -> Result<String> {
+    const OP: &str = "inet_ntop";
+    let need = match family {
+        Family::Inet => 4,
+        Family::Inet6 => 16,
+        Family::Unix => {
+            return Err(Error::invalid_input(
+                OP,
+                format!("unknown address family {}", family.as_raw()),
+            ));
+        }
+    };
+    if packed.len() != need {
+        return Err(Error::invalid_input(
+            OP,
+            "invalid length of packed IP address string",
+        ));
+    }
+    crate::sys::netdb::inet_ntop_raw(family.as_raw(), packed)
+        .map_err(|errno| Error::from_errno(OP, errno))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -199,6 +199,173 @@ pub(crate) fn setipaddr(op: &'static str, host: &str, family: Option<Family>) ->
         .ok_or_else(|| Error::gai(op, libc::EAI_NONAME))
 }
 
+/// A host's names and addresses: Python's `(hostname, aliaslist, ipaddrlist)` triple of
+/// `gethostbyname_ex` and `gethostbyaddr` (C `struct hostent`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostEnt {
+    /// The primary (official) name.
+    pub name: String,
+    /// Other names of the host.
+    pub aliases: Vec<String>,
+    /// The host's addresses, all of one family.
+    pub addresses: Vec<IpAddr>,
+}
+
+/// Turns a C hostent (or h_errno) into Python's answer, checking the family as CPython's
+/// `gethost_common` does.
+fn hostent(
+    op: &'static str,
+    raw: std::result::Result<crate::sys::netdb::RawHostent, i32>,
+    af: i32,
+) -> Result<HostEnt> {
+    let raw = raw.map_err(|h_errno| Error::host(op, h_errno))?;
+    if raw.addrtype != af {
+        return Err(Error::from_errno(op, libc::EAFNOSUPPORT));
+    }
+    Ok(HostEnt {
+        name: raw.name,
+        aliases: raw.aliases,
+        addresses: raw.addrs,
+    })
+}
+
+/// A host's primary name, aliases and IPv4 addresses: Python's
+/// `socket.gethostbyname_ex(name)`.
+///
+/// As CPython: the name is first checked like [`gethostbyname`] (so IPv6 text is a Gai
+/// error), then looked up with one `gethostbyname_r(3)` call (`/etc/hosts`, then DNS as
+/// nsswitch says).
+///
+/// # Errors
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) from the first check (`-9` for `::1`).
+/// - [`ErrorKind::Host`](crate::ErrorKind::Host) with h_errno from the lookup (`1` "Unknown
+///   host").
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) from [`encode_host`].
+///
+/// # Examples
+/// ```
+/// let h = sockit::resolve::gethostbyname_ex("127.0.0.1").unwrap();
+/// assert_eq!(h.name, "127.0.0.1");
+/// assert_eq!(h.addresses, vec![std::net::Ipv4Addr::LOCALHOST]);
+/// ```
+#[doc(alias = "gethostbyname_r(3)")]
+pub fn gethostbyname_ex(name: &str) -> Result<HostEnt> {
+    const OP: &str = "gethostbyname_ex";
+    let host = encode_host(OP, name)?;
+    setipaddr(OP, &host, Some(Family::Inet))?;
+    let c = std::ffi::CString::new(host)
+        .map_err(|_| Error::invalid_input(OP, "embedded null character"))?;
+    hostent(OP, crate::sys::netdb::gethostbyname(&c), libc::AF_INET)
+}
+
+/// The names of a host given by address (or by name): Python's
+/// `socket.gethostbyaddr(ip_address)`.
+///
+/// As CPython: the text is turned into one address (CPython's `setipaddr`: numeric text as
+/// is, else `getaddrinfo(3)` with AF_UNSPEC), then one `gethostbyaddr_r(3)` call asks for
+/// its names (`/etc/hosts`, then a DNS PTR query as nsswitch says).
+///
+/// # Errors
+/// - [`ErrorKind::Host`](crate::ErrorKind::Host) with h_errno: `1` "Unknown host" for an
+///   address without a name.
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the text is neither an address nor a
+///   known name.
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) for `""` ("wildcard resolved to multiple
+///   address").
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) from [`encode_host`].
+///
+/// # Examples
+/// ```no_run
+/// let h = sockit::resolve::gethostbyaddr("127.0.0.1").unwrap();
+/// assert_eq!(h.name, "localhost");
+/// ```
+#[doc(alias = "gethostbyaddr_r(3)")]
+pub fn gethostbyaddr(address: &str) -> Result<HostEnt> {
+    const OP: &str = "gethostbyaddr";
+    let host = encode_host(OP, address)?;
+    let ip = setipaddr(OP, &host, None)?;
+    let af = match ip {
+        IpAddr::V4(_) => libc::AF_INET,
+        IpAddr::V6(_) => libc::AF_INET6,
+    };
+    hostent(OP, crate::sys::netdb::gethostbyaddr(ip), af)
+}
+
+/// A fully qualified name for `name` (this machine when empty): Python's
+/// `socket.getfqdn(name='')`.
+///
+/// As Python: surrounding spaces are removed; an empty name, `0.0.0.0` or `::` means
+/// [`gethostname`]; then [`gethostbyaddr`] is asked, and the first of its name and aliases
+/// that contains a dot is the answer, else its primary name. When the lookup fails the name
+/// itself is returned. Never fails.
+///
+/// # Examples
+/// ```no_run
+/// println!("{}", sockit::resolve::getfqdn(""));
+/// ```
+pub fn getfqdn(name: &str) -> String {
+    let mut name = name.trim().to_string();
+    if name.is_empty() || name == "0.0.0.0" || name == "::" {
+        match gethostname() {
+            Ok(n) => name = n,
+            Err(_) => return name,
+        }
+    }
+    match gethostbyaddr(&name) {
+        Ok(h) => std::iter::once(&h.name)
+            .chain(&h.aliases)
+            .find(|n| n.contains('.'))
+            .unwrap_or(&h.name)
+            .clone(),
+        Err(_) => name,
+    }
+}
+
+/// `NI_NUMERICHOST`: the host as numeric text, no lookup.
+pub const NI_NUMERICHOST: i32 = libc::NI_NUMERICHOST;
+/// `NI_NUMERICSERV`: the port as a number, no services lookup.
+pub const NI_NUMERICSERV: i32 = libc::NI_NUMERICSERV;
+/// `NI_NOFQDN`: only the host part of local names.
+pub const NI_NOFQDN: i32 = libc::NI_NOFQDN;
+/// `NI_NAMEREQD`: fail (EAI_NONAME) when the address has no name.
+pub const NI_NAMEREQD: i32 = libc::NI_NAMEREQD;
+/// `NI_DGRAM`: the service is datagram (UDP) based.
+pub const NI_DGRAM: i32 = libc::NI_DGRAM;
+
+/// The host and service names of a socket address: Python's
+/// `socket.getnameinfo(sockaddr, flags)`; one `getnameinfo(3)` call.
+///
+/// Returns `(host, service)`: a name from `/etc/hosts` or DNS (or numeric text when there is
+/// none, unless [`NI_NAMEREQD`]), an IPv6 scope as `%ifname`; the service from the services
+/// database (`http`) or the port as text. Python's tuple forms map to `SocketAddr`:
+/// `(host, port)` is a `SocketAddrV4`, `(host, port, flowinfo, scope_id)` a `SocketAddrV6`.
+///
+/// # Errors
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) with the EAI code: `-2` with [`NI_NAMEREQD`]
+///   and no name, `-1` for bad flags.
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an IPv6 flowinfo over
+///   20 bits (`flowinfo must be 0-1048575.`), before any system call, as CPython.
+///
+/// # Examples
+/// ```
+/// use sockit::resolve::{getnameinfo, NI_NUMERICHOST, NI_NUMERICSERV};
+/// let a = "127.0.0.1:80".parse().unwrap();
+/// let (h, s) = getnameinfo(&a, NI_NUMERICHOST | NI_NUMERICSERV).unwrap();
+/// assert_eq!((h.as_str(), s.as_str()), ("127.0.0.1", "80"));
+/// ```
+#[doc(alias = "getnameinfo(3)")]
+pub fn getnameinfo(addr: &std::net::SocketAddr, flags: i32) -> Result<(String, String)> {
+    if let std::net::SocketAddr::V6(a) = addr {
+        if a.flowinfo() > 0xF_FFFF {
+            return Err(Error::invalid_input(
+                "getnameinfo",
+                "flowinfo must be 0-1048575.",
+            ));
+        }
+    }
+    crate::sys::netdb::getnameinfo(addr, flags).map_err(|code| Error::gai("getnameinfo", code))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,11 @@ mod host;
 mod protocols;
 mod services;
 
-pub use host::{encode_host, gethostbyname, gethostname};
+pub use host::{
+    HostEnt, MAX_HOST_LEN, MAX_LABEL_LEN, NI_DGRAM, NI_NAMEREQD, NI_NOFQDN, NI_NUMERICHOST,
+    NI_NUMERICSERV, encode_host, getfqdn, gethostbyaddr, gethostbyname, gethostbyname_ex,
+    gethostname, getnameinfo,
+};
 pub use protocols::{Protocols, Protoent, SYSTEM_PROTOCOLS};
 pub use services::{SYSTEM_SERVICES, Servent, Services, Source};
 
@@ -89,9 +93,10 @@ pub fn getaddrinfo(
 ) -> Result<Vec<AddrInfo>> {
     const OP: &str = "getaddrinfo";
     let host_c = match host {
-        Some(h) => {
-            Some(CString::new(h).map_err(|_| Error::invalid_input(OP, "embedded null character"))?)
-        }
+        Some(h) => Some(
+            CString::new(encode_host(OP, h)?)
+                .map_err(|_| Error::invalid_input(OP, "embedded null character"))?,
+        ),
         None => None,
     };
     let serv_c = match port {
@@ -193,7 +198,7 @@ pub fn getservbyname(name: &str, proto: Option<&str>) -> Result<u16> {
 /// assert_eq!(sockit::resolve::getprotobyname("tcp").unwrap(), 6);
 /// ```
 #[doc(alias = "getprotobyname(3)")]
-pub fn getprotobyname(name: &str) -> Result<u8> {
+pub fn getprotobyname(name: &str) -> Result<i32> {
     const OP: &str = "getprotobyname";
     check_no_nul(OP, name)?;
     Protocols::system()

@@ -23,8 +23,8 @@ pub struct Protoent {
     pub name: String,
     /// Other names (`TCP`).
     pub aliases: Vec<String>,
-    /// The IP protocol number (6).
-    pub number: u8,
+    /// The IP protocol number (6; Linux lists `mptcp` as 262, beyond the 8-bit IP field).
+    pub number: i32,
 }
 
 /// A parsed protocols database (protocols(5)) with O(1) lookups by name and by number.
@@ -32,7 +32,7 @@ pub struct Protoent {
 pub struct Protocols {
     source: Source,
     entries: Vec<Protoent>,
-    by_number: HashMap<u8, u32>,
+    by_number: HashMap<i32, u32>,
     by_name: HashMap<String, u32>,
 }
 
@@ -67,7 +67,7 @@ impl Protocols {
     }
 
     /// Parses protocols(5) text: `name number [aliases…] [# comment]`, one per line.
-    /// Lines whose number is not decimal 0..=255 are skipped.
+    /// Lines whose number is not a decimal `i32` are skipped.
     pub fn parse(text: &str, source: Source) -> Protocols {
         let mut db = Protocols {
             source,
@@ -81,7 +81,7 @@ impl Protocols {
             let (Some(name), Some(number)) = (fields.next(), fields.next()) else {
                 continue;
             };
-            let Ok(number) = number.parse::<u8>() else {
+            let Ok(number) = number.parse::<i32>() else {
                 continue;
             };
             let entry = Protoent {
@@ -115,7 +115,7 @@ impl Protocols {
     }
 
     /// The first entry for protocol number `number`.
-    pub fn by_number(&self, number: u8) -> Option<&Protoent> {
+    pub fn by_number(&self, number: i32) -> Option<&Protoent> {
         Some(&self.entries[*self.by_number.get(&number)? as usize])
     }
 }
