@@ -26,6 +26,7 @@ pub mod socket;
 pub mod sockopt;
 #[doc(hidden)]
 pub mod sys;
+pub mod tls;
 
 pub use addr::{Family, Port, Protocol, SockType};
 pub use error::{Error, ErrorKind, Result};

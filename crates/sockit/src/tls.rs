@@ -1,0 +1,508 @@
+//! TLS with rustls (ring backend): client and server configurations, server names, and
+//! the mapping of TLS failures to [`ErrorKind::Tls`] with clear messages.
+//!
+//! Python: the `ssl` module (`ssl.create_default_context()`, `SSLContext.wrap_socket`).
+//!
+//! Contracts:
+//! - A client verifies the server's certificate by default against the system's roots
+//!   (`/etc/ssl/certs` through rustls-native-certs, honouring `SSL_CERT_FILE` /
+//!   `SSL_CERT_DIR`), or the bundled webpki roots where the system has none. A `cacert`
+//!   file *replaces* those roots, as curl's `--cacert` does. `insecure` accepts any
+//!   certificate (the handshake signatures are still checked); the caller warns about it.
+//! - SNI is sent for host names (not for IP addresses, RFC 6066 §3); ALPN is what the
+//!   caller asks for (`http/1.1` for HTTP).
+//! - Nothing here blocks except reading the PEM files; the handshakes are done by the
+//!   caller's stream ([`rustls::StreamOwned`] for blocking sockets) or by [`connect`] /
+//!   [`accept`] on tokio.
+//! - Every failure is an [`Error`]: [`ErrorKind::Tls`] for the handshake and the record
+//!   layer (`tls: certificate verify failed: unknown issuer`), [`ErrorKind::Os`] for a
+//!   PEM file that cannot be read, [`ErrorKind::InvalidInput`] for one with nothing usable.
+//!
+//! [`ErrorKind::Tls`]: crate::ErrorKind::Tls
+//! [`ErrorKind::Os`]: crate::ErrorKind::Os
+//! [`ErrorKind::InvalidInput`]: crate::ErrorKind::InvalidInput
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig};
+
+use crate::error::{Error, ErrorKind, Result};
+
+pub use rustls;
+pub use tokio_rustls;
+
+/// The ALPN protocol id of HTTP/1.1 (RFC 7301).
+pub const ALPN_HTTP1: &[u8] = b"http/1.1";
+
+/// What a TLS client trusts and asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// A PEM file of CA certificates to trust instead of the system's roots (`--cacert`).
+    pub cacert: Option<PathBuf>,
+    /// Accept any server certificate, unverified (`--insecure`). Dangerous: warn the user.
+    pub insecure: bool,
+    /// ALPN protocol ids to offer, most preferred first (empty: no ALPN extension).
+    pub alpn: Vec<Vec<u8>>,
+}
+
+/// Where a client's trusted roots came from (for `-v`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootsSource {
+    /// The system's certificate store, with this many roots.
+    System(usize),
+    /// The bundled Mozilla roots (webpki-roots), as the system had none.
+    Webpki(usize),
+    /// A `--cacert` file, with this many certificates.
+    CaFile(PathBuf, usize),
+    /// Nothing is verified (`--insecure`).
+    Insecure,
+}
+
+/// The crypto provider every configuration uses: rustls's ring backend.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads every `CERTIFICATE` block of a PEM file.
+///
+/// # Errors
+/// [`ErrorKind::Os`] when the file cannot be read, [`ErrorKind::InvalidInput`] when it
+/// holds no certificate or a malformed PEM block.
+pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::from_io(path_op(path), e))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Error::invalid_input(path_op(path), format!("not a PEM certificate file: {e}"))
+        })?;
+    if certs.is_empty() {
+        return Err(Error::invalid_input(
+            path_op(path),
+            "no CERTIFICATE block in the file (expected PEM)",
+        ));
+    }
+    Ok(certs)
+}
+
+/// Reads the first private key (PKCS#8, PKCS#1 or SEC1) of a PEM file.
+///
+/// # Errors
+/// [`ErrorKind::Os`] when the file cannot be read, [`ErrorKind::InvalidInput`] when it
+/// holds no private key.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::from_io(path_op(path), e))?;
+    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        Error::invalid_input(
+            path_op(path),
+            format!("no private key in the file (expected PEM): {e}"),
+        )
+    })
+}
+
+fn path_op(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// The trusted roots for a client, and where they came from.
+///
+/// # Errors
+/// As [`load_certs`] for a `cacert` file; [`ErrorKind::InvalidInput`] when none of its
+/// certificates can serve as a trust anchor.
+pub fn root_store(cacert: Option<&Path>) -> Result<(RootCertStore, RootsSource)> {
+    let mut roots = RootCertStore::empty();
+    if let Some(path) = cacert {
+        let certs = load_certs(path)?;
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            return Err(Error::invalid_input(
+                path_op(path),
+                "no usable CA certificate in the file",
+            ));
+        }
+        return Ok((roots, RootsSource::CaFile(path.to_path_buf(), added)));
+    }
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _ignored) = roots.add_parsable_certificates(native.certs);
+    if added > 0 {
+        return Ok((roots, RootsSource::System(added)));
+    }
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let n = roots.len();
+    Ok((roots, RootsSource::Webpki(n)))
+}
+
+/// A client configuration: verified against the system's roots (or `cacert`), or not at
+/// all with `insecure`; TLS 1.2 and 1.3; the given ALPN ids.
+///
+/// Python: `ssl.create_default_context(cafile=...)`, with `check_hostname=False,
+/// verify_mode=CERT_NONE` for `insecure`.
+///
+/// # Errors
+/// As [`root_store`]; [`ErrorKind::Tls`] if rustls refuses the protocol versions.
+pub fn client_config(opts: &ClientOptions) -> Result<(Arc<ClientConfig>, RootsSource)> {
+    let provider = provider();
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?;
+    let (mut config, source) = if opts.insecure {
+        let verifier = Arc::new(AcceptAnyServerCert(provider));
+        (
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth(),
+            RootsSource::Insecure,
+        )
+    } else {
+        let (roots, source) = root_store(opts.cacert.as_deref())?;
+        (
+            builder.with_root_certificates(roots).with_no_client_auth(),
+            source,
+        )
+    };
+    config.alpn_protocols = opts.alpn.clone();
+    Ok((Arc::new(config), source))
+}
+
+/// A server configuration from a PEM certificate chain and a PEM private key, no client
+/// authentication, offering the given ALPN ids.
+///
+/// Python: `SSLContext(PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)`.
+///
+/// # Errors
+/// As [`load_certs`] / [`load_key`]; [`ErrorKind::Tls`] when the key does not fit the
+/// certificate or is of an unsupported type.
+pub fn server_config(cert: &Path, key: &Path, alpn: &[Vec<u8>]) -> Result<Arc<ServerConfig>> {
+    let chain = load_certs(cert)?;
+    let key = load_key(key)?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| tls_error(&e))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| Error::tls(format!("cannot use the certificate and key: {e}")))?;
+    config.alpn_protocols = alpn.to_vec();
+    Ok(Arc::new(config))
+}
+
+/// The TLS server name for a host: a DNS name (sent as SNI and checked against the
+/// certificate's DNS names) or an IP address (checked against its IP addresses, no SNI).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for text that is neither a DNS name nor an IP address.
+pub fn server_name(host: &str) -> Result<ServerName<'static>> {
+    let host = host.split('%').next().unwrap_or(host);
+    ServerName::try_from(host.to_string())
+        .map_err(|_| Error::invalid_input("tls", format!("not a valid TLS server name: {host:?}")))
+}
+
+/// What a finished handshake agreed on (for `-v` and `--json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// The cipher suite, e.g. `TLS13_AES_256_GCM_SHA384`.
+    pub cipher: String,
+    /// The ALPN protocol the peer chose, if any.
+    pub alpn: Option<String>,
+}
+
+impl SessionInfo {
+    /// Reads the agreed parameters of a connection whose handshake is done.
+    pub fn of(state: &rustls::CommonState) -> SessionInfo {
+        let version = match state.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_string(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_string(),
+            Some(v) => format!("{v:?}"),
+            None => "unknown".to_string(),
+        };
+        let cipher = state
+            .negotiated_cipher_suite()
+            .map(|s| format!("{:?}", s.suite()))
+            .unwrap_or_else(|| "unknown".to_string());
+        let alpn = state
+            .alpn_protocol()
+            .map(|p| String::from_utf8_lossy(p).into_owned());
+        SessionInfo {
+            version,
+            cipher,
+            alpn,
+        }
+    }
+}
+
+/// Does a client handshake over a tokio stream: SNI and verification as `config` says.
+///
+/// Python: `ctx.wrap_socket(sock, server_hostname=host)` then `do_handshake()`.
+///
+/// # Errors
+/// [`ErrorKind::Tls`] when the handshake fails (certificate refused, alert received,
+/// peer not speaking TLS); [`ErrorKind::Os`] for a socket error;
+/// [`ErrorKind::InvalidInput`] for a host that cannot be a server name.
+pub async fn connect<IO>(
+    io: IO,
+    host: &str,
+    config: Arc<ClientConfig>,
+) -> Result<tokio_rustls::client::TlsStream<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let name = server_name(host)?;
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, io)
+        .await
+        .map_err(|e| from_io("tls handshake", e))
+}
+
+/// Does a server handshake over a tokio stream.
+///
+/// Python: `ctx.wrap_socket(sock, server_side=True)`.
+///
+/// # Errors
+/// [`ErrorKind::Tls`] when the handshake fails (the client refused the certificate or
+/// does not speak TLS); [`ErrorKind::Os`] for a socket error.
+pub async fn accept<IO>(
+    io: IO,
+    config: Arc<ServerConfig>,
+) -> Result<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    tokio_rustls::TlsAcceptor::from(config)
+        .accept(io)
+        .await
+        .map_err(|e| from_io("tls handshake", e))
+}
+
+/// Converts an `io::Error` from a TLS stream: a rustls error inside becomes
+/// [`ErrorKind::Tls`] with a clear message; anything else is [`Error::from_io`] for `op`.
+pub fn from_io(op: &'static str, err: io::Error) -> Error {
+    if let Some(e) = err
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        return tls_error(e);
+    }
+    if err.kind() == io::ErrorKind::InvalidData && err.raw_os_error().is_none() {
+        return Error::tls(format!("{err}"));
+    }
+    Error::from_io(op, err)
+}
+
+/// The [`ErrorKind::Tls`] error for a rustls error, worded for a person:
+/// `certificate verify failed: unknown issuer`, `... name mismatch`, `... certificate has
+/// expired`, `peer sent alert: ...`, `peer does not speak TLS ...`.
+pub fn tls_error(err: &rustls::Error) -> Error {
+    use rustls::Error as E;
+    let message = match err {
+        E::InvalidCertificate(c) => format!("certificate verify failed: {}", cert_error_text(c)),
+        E::AlertReceived(alert) => {
+            let hint = match alert {
+                rustls::AlertDescription::UnknownCA
+                | rustls::AlertDescription::BadCertificate
+                | rustls::AlertDescription::CertificateUnknown => {
+                    " (the peer does not trust our certificate)"
+                }
+                rustls::AlertDescription::NoApplicationProtocol => " (no common ALPN protocol)",
+                rustls::AlertDescription::HandshakeFailure
+                | rustls::AlertDescription::ProtocolVersion => {
+                    " (no common protocol version or cipher suite)"
+                }
+                _ => "",
+            };
+            format!("peer sent alert {alert:?}{hint}")
+        }
+        E::InvalidMessage(_) | E::InappropriateMessage { .. } => {
+            format!("peer does not speak TLS (or sent a corrupt record): {err}")
+        }
+        E::NoCertificatesPresented => "peer sent no certificate".to_string(),
+        other => other.to_string(),
+    };
+    Error::new(ErrorKind::Tls, "tls", None, message)
+}
+
+fn cert_error_text(err: &CertificateError) -> String {
+    match err {
+        CertificateError::UnknownIssuer => {
+            "unknown issuer (the certificate chain does not lead to a trusted root)".to_string()
+        }
+        CertificateError::NotValidForName => {
+            "name mismatch (the certificate is not valid for this host)".to_string()
+        }
+        CertificateError::NotValidForNameContext {
+            expected,
+            presented,
+        } => {
+            let want = match expected {
+                ServerName::DnsName(d) => d.as_ref().to_string(),
+                ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string(),
+                other => format!("{other:?}"),
+            };
+            format!(
+                "name mismatch (the certificate is for {}, not {want})",
+                if presented.is_empty() {
+                    "no names".to_string()
+                } else {
+                    presented.join(", ")
+                }
+            )
+        }
+        CertificateError::Expired => "certificate has expired".to_string(),
+        CertificateError::ExpiredContext { time, not_after } => format!(
+            "certificate has expired (valid until {}, now {})",
+            utc_date(not_after),
+            utc_date(time)
+        ),
+        CertificateError::NotValidYet => "certificate is not yet valid".to_string(),
+        CertificateError::NotValidYetContext { time, not_before } => format!(
+            "certificate is not yet valid (valid from {}, now {})",
+            utc_date(not_before),
+            utc_date(time)
+        ),
+        CertificateError::BadSignature => "bad certificate signature".to_string(),
+        CertificateError::Revoked => "certificate revoked".to_string(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "certificate not valid for a TLS server".to_string()
+        }
+        other => format!("{other}"),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` for a Unix time (Howard Hinnant's civil-from-days).
+fn utc_date(t: &UnixTime) -> String {
+    let secs = t.as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `--insecure`: accepts any certificate chain and name, but still checks that the
+/// handshake was signed by the presented key, so the session is at least consistent.
+#[derive(Debug)]
+struct AcceptAnyServerCert(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_failure() {
+        let e = tls_error(&rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert_eq!(e.kind(), ErrorKind::Tls);
+        assert!(
+            e.to_string()
+                .starts_with("tls: certificate verify failed: unknown issuer"),
+            "{e}"
+        );
+        let e = tls_error(&rustls::Error::InvalidCertificate(
+            CertificateError::Expired,
+        ));
+        assert!(e.to_string().contains("expired"), "{e}");
+        let e = tls_error(&rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ));
+        assert!(e.to_string().contains("name mismatch"), "{e}");
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(
+            utc_date(&UnixTime::since_unix_epoch(std::time::Duration::ZERO)),
+            "1970-01-01 00:00:00 UTC"
+        );
+        assert_eq!(
+            utc_date(&UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                951_782_400 + 3661
+            ))),
+            "2000-02-29 01:01:01 UTC"
+        );
+    }
+
+    #[test]
+    fn server_names() {
+        assert!(matches!(
+            server_name("localhost"),
+            Ok(ServerName::DnsName(_))
+        ));
+        assert!(matches!(
+            server_name("127.0.0.1"),
+            Ok(ServerName::IpAddress(_))
+        ));
+        assert!(matches!(server_name("::1"), Ok(ServerName::IpAddress(_))));
+        assert!(server_name("bad name!").is_err());
+    }
+
+    #[test]
+    fn missing_files_are_os_errors() {
+        let e = load_certs(Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Os);
+        assert_eq!(e.code(), Some(libc::ENOENT));
+    }
+}
