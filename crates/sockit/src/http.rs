@@ -1213,6 +1213,7 @@ pub struct Exchange<'o> {
     tls_info: Option<tls::SessionInfo>,
     bytes_sent: u64,
     bytes_received: u64,
+    head_bytes: Vec<u8>,
 }
 
 impl fmt::Debug for Exchange<'_> {
@@ -1350,6 +1351,7 @@ impl<'o> Exchange<'o> {
             tls_info,
             bytes_sent: 0,
             bytes_received: 0,
+            head_bytes: Vec::new(),
         })
     }
 
@@ -1421,6 +1423,7 @@ impl<'o> Exchange<'o> {
             if let Some((head, n)) = parse_response_head(&self.buf)? {
                 let raw: Vec<u8> = self.buf.drain(..n).collect();
                 self.emit(&Event::HeadReceived(&raw, &head));
+                self.head_bytes.extend_from_slice(&raw);
                 if (100..200).contains(&head.status) && head.status != 101 {
                     continue;
                 }
@@ -1449,6 +1452,12 @@ impl<'o> Exchange<'o> {
                 });
             }
         }
+    }
+
+    /// The exact bytes of the response head, 1xx interim heads included (for `-i` and
+    /// raw mode).
+    pub fn head_bytes(&self) -> &[u8] {
+        &self.head_bytes
     }
 
     /// Bytes received but not yet consumed as head or body (after a failed
