@@ -729,6 +729,7 @@ pub fn parse_response_head(buf: &[u8]) -> Result<Option<(ResponseHead, usize)>> 
             Err(httparse::Error::TooManyHeaders) => return Err(head_too_large()),
             Err(e @ (httparse::Error::Version | httparse::Error::Status)) => {
                 let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
                 let line = &line[..line.len().min(60)];
                 let hint = if matches!(buf.first(), Some(0x15 | 0x16)) {
                     " (this looks like TLS: try https://)"

@@ -13,14 +13,23 @@ use serde_json::json;
 use sockit::http::{self, Event, Exchange, Request, ResponseHead, Url, Version};
 use sockit::{Error, ErrorKind, Family};
 
-/// Arguments of `sockit http`.
+/// Arguments of `sockit http` (boxed: the options are many, and the subcommand enum stays
+/// small).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The options.
+    #[command(flatten)]
+    pub opts: Box<Opts>,
+}
+
+/// The options of `sockit http`: curl's letters.
 #[derive(Debug, clap::Args)]
 #[command(after_help = "Examples:\n  sockit http http://127.0.0.1:8000/\n  \
     sockit http -i -L https://example.com/\n  \
     sockit http -X POST -H 'Content-Type: application/json' --data '{\"a\":1}' http://[::1]:8080/api\n  \
     sockit http --raw-request get.txt --show-request http://127.0.0.1:8000/\n  \
     sockit http --json https://localhost:8443/ --cacert ca.pem")]
-pub struct Args {
+pub struct Opts {
     /// http://HOST[:PORT]/PATH or https://…; a URL without scheme is http://. IPv6 in brackets.
     #[arg(value_name = "URL")]
     pub url: String,
@@ -34,7 +43,12 @@ pub struct Args {
     pub headers: Vec<String>,
 
     /// Request body text (sent as is, with Content-Length).
-    #[arg(short = 'd', long = "data", value_name = "TEXT", conflicts_with = "data_file")]
+    #[arg(
+        short = 'd',
+        long = "data",
+        value_name = "TEXT",
+        conflicts_with = "data_file"
+    )]
     pub data: Option<String>,
 
     /// Request body from a file's bytes, or `-` for stdin.
@@ -128,6 +142,7 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
 
 /// Runs `sockit http`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let args = *args.opts;
     match fetch(&args) {
         Ok(code) => Ok(code),
         Err(err) => {
@@ -143,7 +158,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Where the answer goes: stdout, or the -o file.
-fn open_output(args: &Args) -> anyhow::Result<Box<dyn Write>> {
+fn open_output(args: &Opts) -> anyhow::Result<Box<dyn Write>> {
     Ok(match &args.output {
         Some(path) => Box::new(BufWriter::new(File::create(path).map_err(|e| {
             anyhow::Error::new(Error::from_io(path.display().to_string(), e))
@@ -175,7 +190,7 @@ struct TlsSetup {
 }
 
 impl TlsSetup {
-    fn get(&mut self, args: &Args) -> anyhow::Result<Arc<sockit::tls::rustls::ClientConfig>> {
+    fn get(&mut self, args: &Opts) -> anyhow::Result<Arc<sockit::tls::rustls::ClientConfig>> {
         if let Some(c) = &self.config {
             return Ok(c.clone());
         }
@@ -205,7 +220,7 @@ impl TlsSetup {
     }
 }
 
-fn fetch(args: &Args) -> anyhow::Result<ExitCode> {
+fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
     let mut url = Url::parse(&args.url)?;
     if args.insecure {
         eprintln!(
@@ -375,7 +390,7 @@ fn fetch(args: &Args) -> anyhow::Result<ExitCode> {
 }
 
 fn build_request(
-    args: &Args,
+    args: &Opts,
     url: &Url,
     method: &str,
     body: Option<&[u8]>,
@@ -407,12 +422,14 @@ fn build_request(
 }
 
 /// Adds the URL and, for a timeout, which limit expired.
-fn timeout_context(e: Error, args: &Args, url: &Url) -> anyhow::Error {
+fn timeout_context(e: Error, args: &Opts, url: &Url) -> anyhow::Error {
     let mut ctx = url.to_string();
     if e.kind() == ErrorKind::Timeout {
         let connect_phase = matches!(e.op(), "getaddrinfo" | "connect");
         let limit = match (connect_phase, args.connect_timeout, args.max_time) {
-            (true, Some(w), Some(m)) if w <= m => format!("connect timeout -w {}s", w.as_secs_f64()),
+            (true, Some(w), Some(m)) if w <= m => {
+                format!("connect timeout -w {}s", w.as_secs_f64())
+            }
             (true, Some(w), None) => format!("connect timeout -w {}s", w.as_secs_f64()),
             (_, _, Some(m)) => format!("--max-time {}s", m.as_secs_f64()),
             _ => "the timeout".to_string(),
@@ -433,7 +450,7 @@ fn verbose_event(ev: &Event<'_>) {
             "* resolved: {}",
             addrs
                 .iter()
-                .map(|a| sockit::addr::host_text(a))
+                .map(sockit::addr::host_text)
                 .collect::<Vec<_>>()
                 .join(", ")
         ),

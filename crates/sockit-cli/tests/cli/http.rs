@@ -1,1 +1,523 @@
-//! Tests of `sockit` (http).
+//! Tests of `sockit http` (and TLS): Python's http.server with the handler in
+//! `http_server.py`, certificates made here with rcgen, `openssl` as a TLS peer.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+/// The bytes `/file` serves (see http_server.py).
+fn file_bytes() -> Vec<u8> {
+    let mut v: Vec<u8> = (0..4).flat_map(|_| 0u8..=255).collect();
+    v.extend_from_slice(b"end of file\n");
+    v
+}
+
+fn server_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/http_server.py")
+}
+
+/// The test's HTTP server on 127.0.0.1 (killed on drop).
+fn http_server(extra: &[&str]) -> Server {
+    let mut c = Command::new("python3");
+    c.arg(server_script()).args(extra).stdin(Stdio::null());
+    spawn_listening(&mut c)
+}
+
+fn url(s: &Server, path: &str) -> String {
+    format!("http://127.0.0.1:{}{path}", s.port)
+}
+
+/// `sockit http ARGS…` with no stdin, at most 10 s.
+fn http(args: &[&str]) -> Output {
+    let mut all = vec!["http"];
+    all.extend_from_slice(args);
+    run(&mut sockit(&all), LIMIT)
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
+}
+
+/// A fresh temporary directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("sockit-http-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+#[test]
+fn get_gives_the_file_bytes_and_status_200() {
+    let s = http_server(&[]);
+    let o = http(&[&url(&s, "/file")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, file_bytes());
+    let o = http(&["--json", &url(&s, "/file")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["status"], 200);
+    assert_eq!(j["body_bytes"], file_bytes().len());
+}
+
+#[test]
+fn include_shows_status_line_and_headers_before_the_body() {
+    let s = http_server(&[]);
+    let o = http(&["-i", &url(&s, "/file")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let head_end = o
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("blank line after the head")
+        + 4;
+    let head = String::from_utf8_lossy(&o.stdout[..head_end]);
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("Content-Length: {}\r\n", file_bytes().len())),
+        "{head}"
+    );
+    assert_eq!(&o.stdout[head_end..], file_bytes().as_slice());
+}
+
+#[test]
+fn head_request_prints_the_head_only() {
+    let s = http_server(&[]);
+    let o = http(&["-I", &url(&s, "/file")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
+    assert!(out.ends_with("\r\n\r\n"), "{out:?}");
+    assert!(out.contains("Content-Length: 1036\r\n"), "{out}");
+}
+
+#[test]
+fn post_body_is_echoed() {
+    let s = http_server(&[]);
+    let o = http(&["--data", "a=1&b=two", &url(&s, "/echo")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "a=1&b=two");
+    // Binary body from stdin with --data-file -, and another method with -X.
+    let body = pattern(100_000, 6);
+    let mut c = sockit(&["http", "-X", "PUT", "--data-file", "-", &url(&s, "/echo")]);
+    let o = run_with_input(&mut c, &body, LIMIT);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, body);
+}
+
+#[test]
+fn request_has_host_user_agent_connection_close_and_extra_headers() {
+    let s = http_server(&[]);
+    let o = http(&["-H", "X-Test: yes", "-H", "Accept:", &url(&s, "/headers")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("GET /headers HTTP/1.1\n"), "{out}");
+    assert!(
+        out.contains(&format!("Host: 127.0.0.1:{}\n", s.port)),
+        "{out}"
+    );
+    assert!(out.contains("User-Agent: sockit/"), "{out}");
+    assert!(out.contains("Connection: close\n"), "{out}");
+    assert!(out.contains("X-Test: yes\n"), "{out}");
+    assert!(!out.contains("Accept:"), "{out}");
+    let o = http(&["--http1.0", "-H", "User-Agent: other", &url(&s, "/headers")]);
+    let out = stdout(&o);
+    assert!(out.starts_with("GET /headers HTTP/1.0\n"), "{out}");
+    assert!(
+        out.contains("User-Agent: other\n") && !out.contains("sockit/"),
+        "{out}"
+    );
+    // A header value with a line break would smuggle a header: refused.
+    let o = http(&["-H", "X: a\r\nY: b", &url(&s, "/headers")]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn redirect_is_shown_then_followed_with_l() {
+    let s = http_server(&[]);
+    let o = http(&[&url(&s, "/redirect")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "moved\n");
+    let err = stderr(&o);
+    assert!(err.contains("301") && err.contains("-L"), "{err}");
+
+    let o = http(&["-L", &url(&s, "/redirect")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, file_bytes());
+
+    let o = http(&["-L", "-i", &url(&s, "/redirect-abs")]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.starts_with("HTTP/1.1 302 Found\r\n"), "{out}");
+    assert!(out.contains("\r\n\r\nHTTP/1.1 200 OK\r\n"), "{out}");
+
+    // 303 after POST: GET the new location.
+    let o = http(&["-L", "--data", "x", "--json", &url(&s, "/see-other")]);
+    let j = json(&o);
+    assert_eq!(
+        (j["status"].as_u64(), j["method"].as_str()),
+        (Some(200), Some("GET"))
+    );
+    assert_eq!(j["redirects"], 1);
+
+    let o = http(&["-L", "--max-redirs", "3", &url(&s, "/loop")]);
+    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
+    assert!(stderr(&o).contains("too many redirects"), "{}", stderr(&o));
+}
+
+#[test]
+fn chunked_answer_is_decoded() {
+    let s = http_server(&[]);
+    let o = http(&[&url(&s, "/chunked")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello, chunked world\n");
+    let o = http(&["-i", &url(&s, "/chunked")]);
+    assert!(stdout(&o).contains("Transfer-Encoding: chunked\r\n"));
+}
+
+#[test]
+fn keep_alive_server_does_not_make_it_hang() {
+    let s = http_server(&[]);
+    let t = Instant::now();
+    let o = run(
+        &mut sockit(&["http", &url(&s, "/keepalive")]),
+        Duration::from_secs(3),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, file_bytes());
+    assert!(t.elapsed() < Duration::from_secs(3));
+}
+
+#[test]
+fn raw_request_gets_the_same_first_line_as_the_slides_program() {
+    let s = http_server(&[]);
+    let dir = temp_dir("raw");
+    let req = dir.join("req.txt");
+    std::fs::write(&req, b"GET / HTTP/1.1\r\n\r\n").expect("write");
+    let o = http(&["--raw-request", req.to_str().expect("utf-8"), &url(&s, "/")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ours = stdout(&o);
+    let first = ours.lines().next().unwrap_or("").trim_end().to_string();
+    // A strict HTTP/1.1 server refuses a request without Host: 400 is the right answer.
+    assert!(first.starts_with("HTTP/1.1 400"), "{ours}");
+
+    let py = run(
+        Command::new("python3")
+            .arg(seed("http_get.py"))
+            .arg("127.0.0.1")
+            .arg(s.port.to_string()),
+        LIMIT,
+    );
+    assert!(py.status.success(), "{}", stderr(&py));
+    let py_first = stdout(&py)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_end()
+        .to_string();
+    assert_eq!(first, py_first);
+
+    // --show-request prints the exact bytes first.
+    let o = http(&[
+        "--raw-request",
+        req.to_str().expect("utf-8"),
+        "--show-request",
+        &url(&s, "/"),
+    ]);
+    assert!(
+        o.stdout.starts_with(b"GET / HTTP/1.1\r\n\r\nHTTP/1.1 400"),
+        "{}",
+        stdout(&o)
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn verbose_shows_both_directions_and_json_has_timings() {
+    let s = http_server(&[]);
+    let o = http(&["-v", &url(&s, "/file")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    for want in [
+        "* connected to 127.0.0.1",
+        "> GET /file HTTP/1.1",
+        "< HTTP/1.1 200 OK",
+        "timings",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in {err}");
+    }
+    let o = http(&["--json", &url(&s, "/file")]);
+    let j = json(&o);
+    let t: Vec<u64> = [
+        "dns_us",
+        "connect_us",
+        "request_sent_us",
+        "first_byte_us",
+        "total_us",
+    ]
+    .iter()
+    .map(|k| j[k].as_u64().unwrap_or_else(|| panic!("{k} in {j}")))
+    .collect();
+    assert!(t.windows(2).all(|w| w[0] <= w[1]), "{t:?}");
+    assert!(j["tls_us"].is_null());
+    assert_eq!(j["headers"][0].as_array().map(Vec::len), Some(2));
+}
+
+#[test]
+fn output_file_and_fail() {
+    let s = http_server(&[]);
+    let dir = temp_dir("out");
+    let f = dir.join("body.bin");
+    let o = http(&["-o", f.to_str().expect("utf-8"), &url(&s, "/file")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert_eq!(std::fs::read(&f).expect("output file"), file_bytes());
+    let o = http(&[&url(&s, "/status/404")]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "status 404\n");
+    let o = http(&["--fail", &url(&s, "/status/503")]);
+    assert_eq!(o.status.code(), Some(7));
+    assert!(o.stdout.is_empty());
+    assert!(stderr(&o).contains("503"), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn max_time_ends_a_slow_answer_with_the_timeout_code() {
+    let s = http_server(&[]);
+    let _g = serial();
+    let t = Instant::now();
+    let o = http(&["--max-time", "0.5", &url(&s, "/slow")]);
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("--max-time") && err.contains("read body: timed out"),
+        "{err}"
+    );
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn bad_urls_are_refused_clearly() {
+    for (u, want) in [
+        ("http://[::1/", "unclosed"),
+        ("gopher://127.0.0.1/", "unsupported URL scheme"),
+        ("http://127.0.0.1:65536/", "port must be 0-65535"),
+        ("http://127.0.0.1:99999999999/", "port must be 0-65535"),
+        ("http:///path", "no host"),
+    ] {
+        let o = http(&[u]);
+        assert_eq!(o.status.code(), Some(2), "{u}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{u}: {}", stderr(&o));
+    }
+    let o = http(&["--max-time", "-1", "http://127.0.0.1/"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = http(&["--data-file", "/nonexistent/x", "http://127.0.0.1/"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
+}
+
+#[test]
+fn bad_peer_bytes_are_protocol_errors_without_hang() {
+    let s = http_server(&[]);
+    for (path, want) in [
+        ("/garbage", "malformed status line"),
+        ("/garbage-open", "malformed status line"),
+        ("/truncated", "truncated chunked body"),
+        ("/short", "truncated body"),
+        ("/bighead", "64 KiB"),
+    ] {
+        let o = run(
+            &mut sockit(&["http", &url(&s, path)]),
+            Duration::from_secs(3),
+        );
+        assert_eq!(o.status.code(), Some(7), "{path}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(want), "{path}: {err}");
+        assert!(!err.contains("panicked"), "{path}: {err}");
+    }
+    // Raw mode still shows what came back.
+    let dir = temp_dir("rawbad");
+    let req = dir.join("req");
+    std::fs::write(&req, b"GET /garbage HTTP/1.0\r\n\r\n").expect("write");
+    let o = http(&["--raw-request", req.to_str().expect("utf-8"), &url(&s, "/")]);
+    assert_eq!(o.status.code(), Some(7));
+    assert!(stdout(&o).starts_with("garbage\r\n"), "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn refused_connection_is_an_os_error() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    let o = http(&[&format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("Connection refused"), "{}", stderr(&o));
+}
+
+// ------------------------------------------------------------------------------------
+// TLS
+// ------------------------------------------------------------------------------------
+
+/// A CA, a server certificate for `names` signed by it, and the PEM files in `dir`:
+/// ca.pem, cert.pem, key.pem.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    fn new(name: &str, names: &[&str], expired: bool) -> Pki {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let dir = temp_dir(name);
+        let ca_key = KeyPair::generate().expect("ca key");
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sockit test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
+        let issuer = Issuer::new(ca_params, &ca_key);
+        let key = KeyPair::generate().expect("key");
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .expect("params");
+        if expired {
+            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        }
+        let cert = params.signed_by(&key, &issuer).expect("cert");
+        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
+        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+        Pki { dir }
+    }
+
+    fn path(&self, file: &str) -> String {
+        self.dir.join(file).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Runs the TLS test server and then `sockit ARGS…` (with `@PORT@` replaced by its port)
+/// inside `no-dns`, so `localhost` resolves from a hosts file only.
+fn with_tls_server_no_dns(pki: &Pki, args: &[&str]) -> Output {
+    let script = r#"
+        out="$1"; shift
+        python3 "$1" "$2" "$3" "$4" > "$out" 2>/dev/null &
+        pid=$!
+        i=0
+        while [ $i -lt 200 ] && ! grep -q listening "$out"; do sleep 0.05; i=$((i+1)); done
+        port=$(awk '{print $3; exit}' "$out")
+        args=()
+        for a in "${@:5}"; do args+=("${a//@PORT@/$port}"); done
+        "${args[@]}"
+        rc=$?
+        kill "$pid"
+        exit $rc
+    "#;
+    let out = pki.path("listening.txt");
+    let server = server_script().to_string_lossy().into_owned();
+    let cert = pki.path("cert.pem");
+    let key = pki.path("key.pem");
+    let bin = bin().to_string_lossy().into_owned();
+    let mut all: Vec<&str> = vec![
+        "-c", script, "bash", &out, &server, "--tls", &cert, &key, &bin, "http",
+    ];
+    all.extend_from_slice(args);
+    run(&mut no_dns("bash", &all), Duration::from_secs(15))
+}
+
+#[test]
+fn tls_with_cacert_succeeds_by_name() {
+    let pki = Pki::new("tls-ok", &["localhost"], false);
+    let ca = pki.path("ca.pem");
+    let o = with_tls_server_no_dns(
+        &pki,
+        &[
+            "--cacert",
+            &ca,
+            "--json",
+            "-o",
+            "/dev/null",
+            "https://localhost:@PORT@/file",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["status"], 200);
+    assert_eq!(j["tls"]["alpn"], "http/1.1");
+    assert!(j["tls_us"].as_u64().is_some(), "{j}");
+    let o = with_tls_server_no_dns(&pki, &["--cacert", &ca, "https://localhost:@PORT@/file"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, file_bytes());
+}
+
+#[test]
+fn tls_without_cacert_is_an_unknown_issuer() {
+    let pki = Pki::new("tls-issuer", &["localhost"], false);
+    let o = with_tls_server_no_dns(&pki, &["https://localhost:@PORT@/"]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("certificate verify failed: unknown issuer"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn tls_insecure_succeeds_and_warns() {
+    let pki = Pki::new("tls-insecure", &["localhost"], false);
+    let o = with_tls_server_no_dns(&pki, &["-k", "https://localhost:@PORT@/"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "index\n");
+    let err = stderr(&o);
+    assert!(
+        err.contains("warning") && err.contains("--insecure"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tls_name_mismatch_and_expired_fail_clearly() {
+    // The certificate names localhost only; the URL says 127.0.0.1 (no lookup needed).
+    let pki = Pki::new("tls-name", &["localhost"], false);
+    let s = http_server(&["--tls", &pki.path("cert.pem"), &pki.path("key.pem")]);
+    let u = format!("https://127.0.0.1:{}/", s.port);
+    let o = http(&["--cacert", &pki.path("ca.pem"), &u]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("name mismatch"), "{}", stderr(&o));
+    drop(s);
+
+    let pki = Pki::new("tls-expired", &["127.0.0.1"], true);
+    let s = http_server(&["--tls", &pki.path("cert.pem"), &pki.path("key.pem")]);
+    let u = format!("https://127.0.0.1:{}/", s.port);
+    let o = http(&["--cacert", &pki.path("ca.pem"), &u]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("expired"), "{}", stderr(&o));
+}
+
+#[test]
+fn https_to_a_plain_server_is_a_tls_error() {
+    let s = http_server(&[]);
+    let o = http(&[&format!("https://127.0.0.1:{}/", s.port)]);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not speak TLS"), "{}", stderr(&o));
+}

@@ -1,0 +1,144 @@
+#!/usr/bin/env python3
+"""The HTTP server of sockit's `http` tests: Python's http.server with a small handler.
+
+Usage: http_server.py [--tls CERT KEY]
+Binds 127.0.0.1 port 0, prints `listening 127.0.0.1 PORT`, serves until killed. HTTP/1.1
+with keep-alive; strict about Host (an HTTP/1.1 request without it gets 400, as a strict
+server answers the slides' bare request). Routes:
+  /            "index\n"                      /file       FILE (binary, Content-Length)
+  /keepalive   FILE, keeps the connection open even when asked to close
+  /chunked     "hello, chunked world\n" in chunks (with an extension and a trailer)
+  /redirect    301 to /file                   /redirect-abs  302 to http://127.0.0.1:PORT/file
+  /loop        302 to /loop                   /status/N   status N
+  /headers     the request line and headers, as the body
+  /garbage     a status line that is not HTTP, then close
+  /garbage-open  the same, but the connection stays open
+  /truncated   a chunked body cut in the middle of a chunk
+  /short       Content-Length 100, 10 bytes, close
+  /bighead     a head past 64 KiB               /slow   head, then the body after 5 s
+  POST /echo   the request body back; POST /see-other: 303 to /file
+"""
+import http.server
+import ssl
+import sys
+import time
+
+FILE = bytes(range(256)) * 4 + b"end of file\n"
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def parse_request(self):
+        if not super().parse_request():
+            return False
+        if self.request_version == "HTTP/1.1" and "Host" not in self.headers:
+            self.send_error(400, "Bad Request", "HTTP/1.1 request without Host")
+            return False
+        return True
+
+    def reply(self, status, body, headers=(), send_body=True):
+        self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def raw(self, data):
+        self.wfile.write(data)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def route(self, send_body):
+        path = self.path.split("?")[0]
+        port = self.server.server_address[1]
+        if path == "/":
+            self.reply(200, b"index\n", [("Content-Type", "text/plain")], send_body)
+        elif path == "/file":
+            self.reply(200, FILE, [("Content-Type", "application/octet-stream")], send_body)
+        elif path == "/keepalive":
+            self.reply(200, FILE, [("Connection", "keep-alive")], send_body)
+            self.close_connection = False
+            self.wfile.flush()
+            time.sleep(10)  # a keep-alive server that waits for the next request
+        elif path == "/chunked":
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            if send_body:
+                for i, part in enumerate([b"hello, ", b"chunked ", b"world\n"]):
+                    ext = b";note=x" if i == 1 else b""
+                    self.wfile.write(b"%x%s\r\n%s\r\n" % (len(part), ext, part))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\nX-Trailer: t\r\n\r\n")
+        elif path == "/redirect":
+            self.reply(301, b"moved\n", [("Location", "/file")], send_body)
+        elif path == "/redirect-abs":
+            self.reply(302, b"found\n", [("Location", f"http://127.0.0.1:{port}/file")], send_body)
+        elif path == "/loop":
+            self.reply(302, b"again\n", [("Location", "/loop")], send_body)
+        elif path.startswith("/status/"):
+            code = int(path.rsplit("/", 1)[1])
+            self.reply(code, f"status {code}\n".encode(), [], send_body)
+        elif path == "/headers":
+            text = self.requestline + "\n" + str(self.headers)
+            self.reply(200, text.encode("latin-1"), [], send_body)
+        elif path == "/garbage":
+            self.raw(b"garbage\r\nnot http at all\r\n\r\n")
+        elif path == "/garbage-open":
+            self.wfile.write(b"SSH-2.0-OpenSSH_9.2\r\n")
+            self.wfile.flush()
+            time.sleep(10)
+        elif path == "/truncated":
+            self.raw(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\na\r\nhel")
+        elif path == "/short":
+            self.raw(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789")
+        elif path == "/bighead":
+            pad = b"X-Pad: " + b"a" * 1000 + b"\r\n"
+            self.raw(b"HTTP/1.1 200 OK\r\n" + pad * 70 + b"Content-Length: 2\r\n\r\nok")
+        elif path == "/slow":
+            self.send_response(200)
+            self.send_header("Content-Length", "5")
+            self.end_headers()
+            self.wfile.flush()
+            time.sleep(5)
+            self.wfile.write(b"late\n")
+        else:
+            self.reply(404, b"not found\n", [], send_body)
+
+    def do_GET(self):
+        self.route(True)
+
+    def do_HEAD(self):
+        self.route(False)
+
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(n)
+        if self.path == "/see-other":
+            self.reply(303, b"see other\n", [("Location", "/file")])
+        else:
+            self.reply(200, body, [("Content-Type", "application/octet-stream")])
+
+    do_PUT = do_POST
+
+
+def main():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    if len(sys.argv) == 4 and sys.argv[1] == "--tls":
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        ctx.set_alpn_protocols(["http/1.1"])
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    print(f"listening 127.0.0.1 {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
