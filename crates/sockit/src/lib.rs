@@ -4,7 +4,7 @@
 //! timeout semantics of Python's `socket.socket`, the lookups of the module
 //! ([`resolve`]), and the pieces the command is built from — the concurrent echo server
 //! ([`echo`]), stream relays ([`relay`]), client connects ([`client`]), raw HTTP
-//! ([`http`]) and the load generator ([`bench`]).
+//! ([`http`]) and the load generator ([`mod@bench`]).
 //!
 //! Every function returns [`Result`]; an [`Error`] carries an [`ErrorKind`] that mirrors
 //! Python's exception tree and prints Python's message
