@@ -72,6 +72,29 @@ fn get_gives_the_file_bytes_and_status_200() {
 }
 
 #[test]
+fn ipv6_literals_and_localhost_over_ipv4() {
+    let s = http_server(&["--v6"]);
+    let u = format!("http://[::1]:{}/redirect-abs", s.port);
+    let o = http(&["-L", "--json", &u]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(j["remote_ip"], "::1");
+    assert_eq!(j["url"], format!("http://[::1]:{}/file", s.port));
+    let o = http(&[&format!("http://[::1]:{}/headers", s.port)]);
+    assert!(
+        stdout(&o).contains(&format!("Host: [::1]:{}\n", s.port)),
+        "{}",
+        stdout(&o)
+    );
+    drop(s);
+    // `localhost` with -4: an AF_INET lookup answered by /etc/hosts, no AAAA query.
+    let s = http_server(&[]);
+    let o = http(&["-4", &format!("http://localhost:{}/file", s.port)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout, file_bytes());
+}
+
+#[test]
 fn include_shows_status_line_and_headers_before_the_body() {
     let s = http_server(&[]);
     let o = http(&["-i", &url(&s, "/file")]);
@@ -305,6 +328,40 @@ fn max_time_ends_a_slow_answer_with_the_timeout_code() {
         err.contains("--max-time") && err.contains("read body: timed out"),
         "{err}"
     );
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+/// A listener on 127.0.0.1 whose accept queue is full, so a new connect(2) gets no answer.
+const FULL_QUEUE: &str = r#"
+import socket, time
+l = socket.socket(); l.bind(("127.0.0.1", 0)); l.listen(0)
+port = l.getsockname()[1]
+held = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(("127.0.0.1", port))
+    except BlockingIOError: pass
+    held.append(c)
+time.sleep(0.2)
+print("listening 127.0.0.1", port, flush=True)
+time.sleep(20)
+"#;
+
+#[test]
+fn connect_timeout_ends_with_the_timeout_code() {
+    let s = spawn_listening(
+        Command::new("python3")
+            .args(["-c", FULL_QUEUE])
+            .stdin(Stdio::null()),
+    );
+    let _g = serial();
+    let t = Instant::now();
+    let o = http(&["-w", "0.5", &url(&s, "/")]);
+    let took = t.elapsed();
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("-w 0.5s expired: connect: timed out"), "{err}");
     assert!(took >= Duration::from_millis(500), "{took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }

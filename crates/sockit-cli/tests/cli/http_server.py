@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The HTTP server of sockit's `http` tests: Python's http.server with a small handler.
 
-Usage: http_server.py [--tls CERT KEY]
-Binds 127.0.0.1 port 0, prints `listening 127.0.0.1 PORT`, serves until killed. HTTP/1.1
+Usage: http_server.py [--tls CERT KEY | --v6]
+Binds 127.0.0.1 (::1 with --v6) port 0, prints `listening HOST PORT`, serves until killed. HTTP/1.1
 with keep-alive; strict about Host (an HTTP/1.1 request without it gets 400, as a strict
 server answers the slides' bare request). Routes:
   /            "index\n"                      /file       FILE (binary, Content-Length)
@@ -19,6 +19,7 @@ server answers the slides' bare request). Routes:
   POST /echo   the request body back; POST /see-other: 303 to /file
 """
 import http.server
+import socket
 import ssl
 import sys
 import time
@@ -57,6 +58,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def route(self, send_body):
         path = self.path.split("?")[0]
         port = self.server.server_address[1]
+        host = self.server.server_address[0]
+        host = f"[{host}]" if ":" in host else host
         if path == "/":
             self.reply(200, b"index\n", [("Content-Type", "text/plain")], send_body)
         elif path == "/file":
@@ -79,7 +82,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/redirect":
             self.reply(301, b"moved\n", [("Location", "/file")], send_body)
         elif path == "/redirect-abs":
-            self.reply(302, b"found\n", [("Location", f"http://127.0.0.1:{port}/file")], send_body)
+            self.reply(302, b"found\n", [("Location", f"http://{host}:{port}/file")], send_body)
         elif path == "/loop":
             self.reply(302, b"again\n", [("Location", "/loop")], send_body)
         elif path.startswith("/status/"):
@@ -128,15 +131,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
     do_PUT = do_POST
 
 
+class V6Server(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 def main():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    v6 = sys.argv[1:] == ["--v6"]
+    host = "::1" if v6 else "127.0.0.1"
+    server = (V6Server if v6 else http.server.ThreadingHTTPServer)((host, 0), Handler)
     server.daemon_threads = True
     if len(sys.argv) == 4 and sys.argv[1] == "--tls":
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(sys.argv[2], sys.argv[3])
         ctx.set_alpn_protocols(["http/1.1"])
         server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    print(f"listening 127.0.0.1 {server.server_address[1]}", flush=True)
+    print(f"listening {host} {server.server_address[1]}", flush=True)
     server.serve_forever()
 
 
