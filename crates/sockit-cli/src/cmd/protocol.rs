@@ -1,12 +1,90 @@
-//! `sockit protocol`.
+//! `sockit protocol KEY…`: protocol numbers and names (getprotobyname, getprotobynumber):
+//! `tcp` → 6, `6` → tcp. No tokio and no resolver: one read of the protocols file.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use serde_json::json;
+use sockit::Error;
+use sockit::resolve::{Protocols, Protoent, SYSTEM_PROTOCOLS};
+
+use super::service::Answers;
 
 /// Arguments of `sockit protocol`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// What to look up: a protocol name (tcp, ICMP, ipv6-icmp) or number (6).
+    #[arg(value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
+    /// Read this protocols file instead of /etc/protocols (the embedded table answers when
+    /// it cannot be read).
+    #[arg(long = "protocols-file", value_name = "FILE")]
+    pub protocols_file: Option<PathBuf>,
+    /// Say on stderr which source answered.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// One JSON object per key on stdout.
+    #[arg(long = "json")]
+    pub json: bool,
+}
 
 /// Runs `sockit protocol`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit protocol is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let path = args
+        .protocols_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_PROTOCOLS));
+    let db = match Protocols::open(&path) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!(
+                "sockit: protocol: {}: {}; answering from the embedded table (source: embedded)",
+                path.display(),
+                e.python_text()
+            );
+            Protocols::embedded()
+        }
+    };
+    if args.verbose > 0 {
+        eprintln!("sockit: protocol: source: {}", db.source());
+    }
+    let source = db.source().to_string();
+    let mut answers = Answers::new("protocol", args.json);
+    for key in &args.keys {
+        match lookup(&db, key) {
+            Ok(e) => {
+                let mut text = format!("{:<21} {}", e.name, e.number);
+                for a in &e.aliases {
+                    text.push(' ');
+                    text.push_str(a);
+                }
+                answers.ok(
+                    text,
+                    json!({
+                        "key": key,
+                        "name": e.name,
+                        "number": e.number,
+                        "aliases": e.aliases,
+                        "source": source,
+                    }),
+                )?;
+            }
+            Err(e) => answers.err(key, e)?,
+        }
+    }
+    answers.finish()
+}
+
+/// A number (decimal digits) or a name.
+fn lookup<'a>(db: &'a Protocols, key: &str) -> sockit::Result<&'a Protoent> {
+    if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i32 = key.parse().map_err(|_| {
+            Error::invalid_input("protocol", format!("protocol number too large: {key}"))
+        })?;
+        return db.getprotobynumber(n);
+    }
+    if key.is_empty() {
+        return Err(Error::invalid_input("protocol", "empty protocol name"));
+    }
+    db.getprotobyname(key)
 }

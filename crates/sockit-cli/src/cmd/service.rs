@@ -1,12 +1,186 @@
-//! `sockit service`.
+//! `sockit service KEY…`: service names and ports (getservbyport/getservbyname), with
+//! getent's key syntax: `80`, `80/udp`, `http`, `http/tcp`.
+//!
+//! No tokio and no resolver here: one read of the services file, then O(1) lookups.
 
+use std::io::{BufWriter, Stdout, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use serde_json::json;
+use sockit::Port;
+use sockit::resolve::{SYSTEM_SERVICES, Servent, Services};
 
 /// Arguments of `sockit service`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// What to look up: PORT, PORT/PROTO, NAME or NAME/PROTO (80, 80/udp, http, http/tcp).
+    #[arg(value_name = "KEY", required = true)]
+    pub keys: Vec<String>,
+    /// Keys without a protocol ask for UDP (default: the first entry, whatever its protocol).
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// Read this services file instead of /etc/services (the embedded table answers when it
+    /// cannot be read).
+    #[arg(long = "services-file", value_name = "FILE")]
+    pub services_file: Option<PathBuf>,
+    /// Say on stderr which source answered.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// One JSON object per key on stdout.
+    #[arg(long = "json")]
+    pub json: bool,
+}
 
 /// Runs `sockit service`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit service is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let path = args
+        .services_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_SERVICES));
+    let db = match Services::open(&path) {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!(
+                "sockit: service: {}: {}; answering from the embedded table (source: embedded)",
+                path.display(),
+                e.python_text()
+            );
+            Services::embedded()
+        }
+    };
+    if args.verbose > 0 {
+        eprintln!("sockit: service: source: {}", db.source());
+    }
+    let source = db.source().to_string();
+    let default_proto = args.udp.then_some("udp");
+    let mut answers = Answers::new("service", args.json);
+    for key in &args.keys {
+        match lookup(&db, key, default_proto) {
+            Ok(e) => {
+                let text = line(e);
+                answers.ok(
+                    text,
+                    json!({
+                        "key": key,
+                        "name": e.name,
+                        "port": e.port,
+                        "proto": e.proto,
+                        "aliases": e.aliases,
+                        "source": source,
+                    }),
+                )?;
+            }
+            Err(e) => answers.err(key, e)?,
+        }
+    }
+    answers.finish()
+}
+
+/// One key: a port (number) or a name, with an optional `/proto`.
+fn lookup<'a>(
+    db: &'a Services,
+    key: &str,
+    default_proto: Option<&'a str>,
+) -> sockit::Result<&'a Servent> {
+    let (what, proto) = split_key("service", key)?;
+    let proto = proto.or(default_proto);
+    match Port::parse(what).map_err(|e| e.with_op("getservbyport"))? {
+        Port::Number(n) => db.getservbyport(n, proto),
+        Port::Service(name) => db.getservbyname(&name, proto),
+    }
+}
+
+/// getent's line: `name (padded to 21) port/proto aliases…`.
+fn line(e: &Servent) -> String {
+    let mut s = format!("{:<21} {}/{}", e.name, e.port, e.proto);
+    for a in &e.aliases {
+        s.push(' ');
+        s.push_str(a);
+    }
+    s
+}
+
+/// Splits getent's `WHAT/PROTO` key (`80/udp`, `http/tcp`); the protocol is optional.
+///
+/// # Errors
+/// InvalidInput for an empty part (`/tcp`, `80/`).
+pub(crate) fn split_key<'a>(
+    op: &'static str,
+    key: &'a str,
+) -> sockit::Result<(&'a str, Option<&'a str>)> {
+    let (what, proto) = match key.rsplit_once('/') {
+        Some((w, p)) => (w, Some(p)),
+        None => (key, None),
+    };
+    if what.is_empty() {
+        return Err(sockit::Error::invalid_input(
+            op,
+            format!("empty key in {key:?}"),
+        ));
+    }
+    if proto == Some("") {
+        return Err(sockit::Error::invalid_input(
+            op,
+            format!("empty protocol in {key:?}"),
+        ));
+    }
+    Ok((what, proto))
+}
+
+/// The answers of a several-key lookup command: one stdout line (or JSON object) per key,
+/// errors on stderr (or as JSON objects), and the exit code of the first failure.
+pub(crate) struct Answers {
+    cmd: &'static str,
+    json: bool,
+    out: BufWriter<Stdout>,
+    first_failure: Option<sockit::ErrorKind>,
+}
+
+impl Answers {
+    /// Answers of `sockit CMD`, as text or JSON lines.
+    pub(crate) fn new(cmd: &'static str, json: bool) -> Answers {
+        Answers {
+            cmd,
+            json,
+            out: BufWriter::new(std::io::stdout()),
+            first_failure: None,
+        }
+    }
+
+    /// One answer: `text` (one or more lines) or its JSON object.
+    pub(crate) fn ok(&mut self, text: String, object: serde_json::Value) -> std::io::Result<()> {
+        if self.json {
+            writeln!(self.out, "{object}")
+        } else {
+            writeln!(self.out, "{text}")
+        }
+    }
+
+    /// One failed key: `sockit CMD KEY: error` on stderr, or `{"key":…,"error":{…}}`.
+    pub(crate) fn err(&mut self, key: &str, e: sockit::Error) -> std::io::Result<()> {
+        self.first_failure.get_or_insert(e.kind());
+        if self.json {
+            let err = crate::output::json_error(&anyhow::Error::from(e));
+            writeln!(self.out, "{}", json!({"key": key, "error": err}))
+        } else {
+            // Keep stdout and stderr in order for a reader of both.
+            self.out.flush()?;
+            if key.is_empty() || key.contains(char::is_whitespace) {
+                eprintln!("sockit: {} {key:?}: {e}", self.cmd);
+            } else {
+                eprintln!("sockit: {} {key}: {e}", self.cmd);
+            }
+            Ok(())
+        }
+    }
+
+    /// Flushes stdout; 0 when every key was answered, else the first failure's exit code.
+    pub(crate) fn finish(mut self) -> anyhow::Result<ExitCode> {
+        self.out.flush()?;
+        Ok(match self.first_failure {
+            None => ExitCode::SUCCESS,
+            Some(kind) => ExitCode::from(crate::exit::code_for_kind(kind)),
+        })
+    }
 }

@@ -97,6 +97,15 @@ fn idna_transitional(op: &'static str, name: &str) -> Result<String> {
 /// Python's codec label rules plus the 253-byte limit.
 fn check_labels(op: &'static str, name: &str) -> Result<()> {
     let body = name.strip_suffix('.').unwrap_or(name);
+    if body.len() > MAX_HOST_LEN {
+        return Err(Error::invalid_input(
+            op,
+            format!(
+                "host name too long ({} bytes, at most {MAX_HOST_LEN})",
+                body.len()
+            ),
+        ));
+    }
     for label in body.split('.') {
         if label.is_empty() {
             return Err(Error::invalid_input(
@@ -113,15 +122,6 @@ fn check_labels(op: &'static str, name: &str) -> Result<()> {
                 ),
             ));
         }
-    }
-    if body.len() > MAX_HOST_LEN {
-        return Err(Error::invalid_input(
-            op,
-            format!(
-                "host name too long ({} bytes, at most {MAX_HOST_LEN})",
-                body.len()
-            ),
-        ));
     }
     Ok(())
 }

@@ -151,12 +151,9 @@ pub fn getaddrinfo(
 /// ```
 #[doc(alias = "getservbyport(3)")]
 pub fn getservbyport(port: u16, proto: Option<&str>) -> Result<String> {
-    const OP: &str = "getservbyport";
-    check_no_nul(OP, proto.unwrap_or(""))?;
     Services::system()
-        .by_port(port, proto)
+        .getservbyport(port, proto)
         .map(|e| e.name.clone())
-        .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "port/proto not found"))
 }
 
 /// The port of a service name: Python's `socket.getservbyname(name, proto=None)`.
@@ -174,13 +171,9 @@ pub fn getservbyport(port: u16, proto: Option<&str>) -> Result<String> {
 /// ```
 #[doc(alias = "getservbyname(3)")]
 pub fn getservbyname(name: &str, proto: Option<&str>) -> Result<u16> {
-    const OP: &str = "getservbyname";
-    check_no_nul(OP, name)?;
-    check_no_nul(OP, proto.unwrap_or(""))?;
     Services::system()
-        .by_name(name, proto)
+        .getservbyname(name, proto)
         .map(|e| e.port)
-        .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "service/proto not found"))
 }
 
 /// The number of a protocol name: Python's `socket.getprotobyname(name)`.
@@ -199,12 +192,7 @@ pub fn getservbyname(name: &str, proto: Option<&str>) -> Result<u16> {
 /// ```
 #[doc(alias = "getprotobyname(3)")]
 pub fn getprotobyname(name: &str) -> Result<i32> {
-    const OP: &str = "getprotobyname";
-    check_no_nul(OP, name)?;
-    Protocols::system()
-        .by_name(name)
-        .map(|e| e.number)
-        .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "protocol not found"))
+    Protocols::system().getprotobyname(name).map(|e| e.number)
 }
 
 /// Refuses text with a NUL byte (C would silently cut it there).

@@ -114,6 +114,34 @@ impl Protocols {
         Some(&self.entries[*self.by_name.get(name)? as usize])
     }
 
+    /// [`by_name`](Self::by_name) as Python's `getprotobyname` answers it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `protocol not found`;
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a NUL in `name`.
+    pub fn getprotobyname(&self, name: &str) -> Result<&Protoent> {
+        const OP: &str = "getprotobyname";
+        super::check_no_nul(OP, name)?;
+        self.by_name(name)
+            .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "protocol not found"))
+    }
+
+    /// [`by_number`](Self::by_number) as `getprotobynumber(3)` answers it (Python has no
+    /// such function).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `protocol not found`.
+    pub fn getprotobynumber(&self, number: i32) -> Result<&Protoent> {
+        self.by_number(number).ok_or_else(|| {
+            Error::new(
+                crate::ErrorKind::Os,
+                "getprotobynumber",
+                None,
+                "protocol not found",
+            )
+        })
+    }
+
     /// The first entry for protocol number `number`.
     pub fn by_number(&self, number: i32) -> Option<&Protoent> {
         Some(&self.entries[*self.by_number.get(&number)? as usize])

@@ -155,6 +155,31 @@ impl Services {
         self.first(self.by_name.get(name)?, proto)
     }
 
+    /// [`by_port`](Self::by_port) as Python's `getservbyport` answers it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `port/proto not found`;
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a NUL in `proto`.
+    pub fn getservbyport(&self, port: u16, proto: Option<&str>) -> Result<&Servent> {
+        const OP: &str = "getservbyport";
+        super::check_no_nul(OP, proto.unwrap_or(""))?;
+        self.by_port(port, proto)
+            .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "port/proto not found"))
+    }
+
+    /// [`by_name`](Self::by_name) as Python's `getservbyname` answers it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) without a code, `service/proto not found`;
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a NUL in either text.
+    pub fn getservbyname(&self, name: &str, proto: Option<&str>) -> Result<&Servent> {
+        const OP: &str = "getservbyname";
+        super::check_no_nul(OP, name)?;
+        super::check_no_nul(OP, proto.unwrap_or(""))?;
+        self.by_name(name, proto)
+            .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "service/proto not found"))
+    }
+
     fn first(&self, idxs: &[u32], proto: Option<&str>) -> Option<&Servent> {
         idxs.iter()
             .map(|&i| &self.entries[i as usize])
