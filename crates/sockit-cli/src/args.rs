@@ -1,7 +1,11 @@
 //! Argument groups shared by several subcommands (flattened into their `Args`).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use sockit::Family;
+use sockit::client::ConnectOptions;
 
 /// Socket options (`--nodelay`, `--ttl N` …): connect, listen, forward.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -84,4 +88,113 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
         return Err(format!("seconds must be 0-1e9, not {text}"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// `-4`, `-6`, `-n`: which family, and whether names may be looked up.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FamilyArgs {
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Numeric addresses only: no name lookups at all (AI_NUMERICHOST).
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
+}
+
+impl FamilyArgs {
+    /// The family `-4`/`-6` ask for, `None` for AF_UNSPEC.
+    pub fn family(&self) -> Option<Family> {
+        if self.ipv4 {
+            Some(Family::Inet)
+        } else if self.ipv6 {
+            Some(Family::Inet6)
+        } else {
+            None
+        }
+    }
+
+    /// Connect options with these flags and everything else at its default.
+    pub fn connect_options(&self) -> ConnectOptions {
+        ConnectOptions {
+            family: self.family(),
+            numeric: self.numeric,
+            ..Default::default()
+        }
+    }
+}
+
+/// `-v` (repeatable) and `--json`: events and totals.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutputArgs {
+    /// Print events (connects, accepts, closes, numeric peers) and byte totals on stderr.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print events and errors as JSON objects, one per line (on stderr for connect and
+    /// listen, whose stdout carries the data).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl OutputArgs {
+    /// An event printer for these flags.
+    pub fn events(&self) -> Events {
+        Events {
+            verbose: self.verbose,
+            json: self.json,
+        }
+    }
+}
+
+/// Prints events on stderr: a text line with `-v`, a JSON object with `--json`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Events {
+    /// `-v` count.
+    pub verbose: u8,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Events {
+    /// Prints one event: `text` (after `sockit: `) with `-v`, `object` with `--json`.
+    pub fn emit(&self, text: impl FnOnce() -> String, object: impl FnOnce() -> serde_json::Value) {
+        if self.json {
+            let line = object().to_string();
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "{line}");
+        } else if self.verbose > 0 {
+            let line = text();
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "sockit: {line}");
+        }
+    }
+
+    /// Reports the error that ends the command and returns its exit code: a JSON error
+    /// object with `--json`, else `sockit: <error>` (exit::report). A broken pipe on stdout
+    /// ends quietly with 0.
+    pub fn fail(&self, err: &anyhow::Error) -> std::process::ExitCode {
+        if self.json && !crate::exit::is_broken_pipe(err) {
+            let mut obj = crate::output::json_error(err);
+            obj["event"] = "error".into();
+            let mut e = std::io::stderr().lock();
+            let _ = writeln!(e, "{obj}");
+            return std::process::ExitCode::from(crate::exit::code_for(err));
+        }
+        crate::exit::report(err)
+    }
+}
+
+/// A sockit error for a local output that went away (EPIPE on stdout): a quiet end.
+pub fn is_local_broken_pipe(err: &sockit::Error) -> bool {
+    err.op() == "write" && err.is_errno(libc::EPIPE)
+}
+
+/// Builds the tokio runtime the netcat-style commands run on (one thread: the work is
+/// I/O bound; stdin and stdout use tokio's blocking pool).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }

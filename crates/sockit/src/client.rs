@@ -1,1 +1,313 @@
-//! Client connects: Python's `create_connection` and RFC 8305 Happy Eyeballs (`connect_happy`).
+//! Client connects: RFC 8305 Happy Eyeballs ([`connect_happy`]) and the address lookup
+//! behind it ([`resolve`]).
+//!
+//! Contract: a name is looked up with ONE `getaddrinfo(3)` call (`AF_UNSPEC` unless a
+//! family is forced), never separate A and AAAA queries. [`connect_happy`] races the
+//! answers as RFC 8305 says — IPv6 first, then the families interleaved, a new attempt
+//! every 250 ms or as soon as the previous one fails — and the first connect to succeed
+//! wins; the losers are closed. One deadline ([`ConnectOptions::timeout`]) bounds the
+//! whole call, lookup included.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::addr::{Family, Port, SockType};
+use crate::error::{Error, Result};
+use crate::resolve;
+
+/// RFC 8305's "Connection Attempt Delay": the time between two connect attempts (250 ms).
+pub const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
+
+/// How to look a host up and connect to it.
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Only this family (`-4` / `-6`); `None` is `AF_UNSPEC`.
+    pub family: Option<Family>,
+    /// Numeric host only (`-n`): `AI_NUMERICHOST`, so no name lookup can happen.
+    pub numeric: bool,
+    /// One deadline for the whole call (lookup and every attempt), `None` for no limit.
+    pub timeout: Option<Duration>,
+    /// Source address to bind before connecting (`-s`); only addresses of its family are
+    /// tried.
+    pub source: Option<IpAddr>,
+    /// Source port to bind before connecting (`-p`); `0` lets the system choose.
+    pub source_port: u16,
+}
+
+/// A connection [`connect_happy`] made.
+#[derive(Debug)]
+pub struct Connected {
+    /// The connected stream (non-blocking, registered with the current tokio runtime).
+    pub stream: TcpStream,
+    /// The address that answered.
+    pub peer: SocketAddr,
+    /// How many connect attempts were started (1 when the first address answered).
+    pub attempts: usize,
+}
+
+/// Looks `host` and `port` up for `socktype` with one `getaddrinfo(3)` call.
+///
+/// Python: `socket.getaddrinfo(host, port, family, type)` with `AF_UNSPEC` unless
+/// `opts.family` is set, and `AI_NUMERICHOST` when `opts.numeric` is. Duplicate addresses
+/// are dropped; the C library's order (RFC 6724) is kept.
+///
+/// # Errors
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) with the EAI code from `getaddrinfo(3)`.
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a host with a NUL.
+pub fn resolve(
+    host: &str,
+    port: &Port,
+    socktype: SockType,
+    opts: &ConnectOptions,
+) -> Result<Vec<SocketAddr>> {
+    let flags = if opts.numeric {
+        resolve::AI_NUMERICHOST
+    } else {
+        0
+    };
+    let infos = resolve::getaddrinfo(Some(host), Some(port), opts.family, Some(socktype), 0, flags)?;
+    let mut out: Vec<SocketAddr> = Vec::with_capacity(infos.len());
+    for info in infos {
+        if !out.contains(&info.address) {
+            out.push(info.address);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::gai("getaddrinfo", libc::EAI_NONAME));
+    }
+    Ok(out)
+}
+
+/// Orders addresses for Happy Eyeballs (RFC 8305 section 4): IPv6 first when there is one,
+/// then the two families alternate, each family keeping its own order.
+///
+/// # Examples
+/// ```
+/// use std::net::SocketAddr;
+/// let a: Vec<SocketAddr> = ["127.0.0.1:1", "127.0.0.2:1", "[::1]:1"]
+///     .iter().map(|s| s.parse().unwrap()).collect();
+/// let sorted = sockit::client::happy_order(a);
+/// assert_eq!(sorted[0], "[::1]:1".parse::<SocketAddr>().unwrap());
+/// assert_eq!(sorted[1], "127.0.0.1:1".parse::<SocketAddr>().unwrap());
+/// ```
+pub fn happy_order(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+    let (v6, v4): (Vec<_>, Vec<_>) = addrs.into_iter().partition(SocketAddr::is_ipv6);
+    let mut out = Vec::with_capacity(v6.len() + v4.len());
+    let (mut a, mut b) = (v6.into_iter(), v4.into_iter());
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => break,
+            (x, y) => out.extend(x.into_iter().chain(y)),
+        }
+    }
+    out
+}
+
+/// Connects to `host` `port` over TCP with Happy Eyeballs (RFC 8305).
+///
+/// The CLI's connect (DESIGN.md). One `getaddrinfo(3)` call (`AF_UNSPEC` unless
+/// `opts.family`), the answers ordered by [`happy_order`], then [`connect_happy_addrs`].
+/// The lookup runs on tokio's blocking pool and counts against `opts.timeout`.
+///
+/// # Errors
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the lookup fails.
+/// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (`connect: timed out`) when the
+///   deadline expires first.
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) with the last attempt's errno when every
+///   address failed (for example `[Errno 111] Connection refused`).
+pub async fn connect_happy(host: &str, port: &Port, opts: &ConnectOptions) -> Result<Connected> {
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let lookup = {
+        let (host, port, opts) = (host.to_string(), port.clone(), opts.clone());
+        tokio::task::spawn_blocking(move || resolve(&host, &port, SockType::Stream, &opts))
+    };
+    let addrs = match deadline {
+        Some(d) => tokio::time::timeout_at(d, lookup)
+            .await
+            .map_err(|_| Error::timeout("connect"))?,
+        None => lookup.await,
+    }
+    .map_err(|e| Error::new(crate::ErrorKind::Os, "getaddrinfo", None, e.to_string()))??;
+    let rest = opts.timeout.map(|_| {
+        deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
+            .unwrap_or_default()
+    });
+    let opts = ConnectOptions {
+        timeout: rest,
+        ..opts.clone()
+    };
+    connect_happy_addrs(happy_order(addrs), &opts).await
+}
+
+/// Races TCP connects to `addrs` in the given order (RFC 8305 section 5): the first
+/// attempt starts at once, each next one [`CONNECTION_ATTEMPT_DELAY`] later or as soon as
+/// every started attempt has failed; the first to connect wins and the others are closed.
+///
+/// Uses `opts.timeout` (whole call), `opts.source` and `opts.source_port` (`bind(2)`
+/// with `SO_REUSEADDR` before `connect(2)`); `opts.family` and `opts.numeric` are not used
+/// (the addresses are already chosen). Addresses of another family than `opts.source` are
+/// skipped.
+///
+/// # Errors
+/// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the deadline expires first.
+/// - [`ErrorKind::Os`](crate::ErrorKind::Os) with the last failure when every attempt
+///   failed, or `EAFNOSUPPORT` when no address matches the source's family.
+/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) (`EAI_NONAME`) when `addrs` is empty.
+pub async fn connect_happy_addrs(
+    addrs: Vec<SocketAddr>,
+    opts: &ConnectOptions,
+) -> Result<Connected> {
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    if addrs.is_empty() {
+        return Err(Error::gai("getaddrinfo", libc::EAI_NONAME));
+    }
+    let addrs: Vec<SocketAddr> = match opts.source {
+        Some(src) => addrs
+            .into_iter()
+            .filter(|a| a.is_ipv4() == src.is_ipv4())
+            .collect(),
+        None => addrs,
+    };
+    if addrs.is_empty() {
+        return Err(Error::from_errno("connect", libc::EAFNOSUPPORT));
+    }
+    let mut attempts: JoinSet<(SocketAddr, Result<TcpStream>)> = JoinSet::new();
+    let mut next = 0usize;
+    let mut next_start = Instant::now();
+    let mut last_err: Option<Error> = None;
+    loop {
+        if next < addrs.len() && (attempts.is_empty() || Instant::now() >= next_start) {
+            let addr = addrs[next];
+            let (source, port) = (opts.source, opts.source_port);
+            attempts.spawn(async move { (addr, connect_one(addr, source, port).await) });
+            next += 1;
+            next_start = Instant::now() + CONNECTION_ATTEMPT_DELAY;
+        }
+        if attempts.is_empty() {
+            return Err(last_err.unwrap_or_else(|| Error::from_errno("connect", libc::ECONNREFUSED)));
+        }
+        let more = next < addrs.len();
+        tokio::select! {
+            joined = attempts.join_next() => match joined {
+                Some(Ok((peer, Ok(stream)))) => {
+                    return Ok(Connected { stream, peer, attempts: next });
+                }
+                Some(Ok((_, Err(e)))) => {
+                    last_err = Some(e);
+                    // RFC 8305: a failure starts the next attempt at once.
+                    next_start = Instant::now();
+                }
+                Some(Err(join)) => {
+                    last_err = Some(Error::new(crate::ErrorKind::Os, "connect", None, join.to_string()));
+                }
+                None => {}
+            },
+            _ = tokio::time::sleep_until(next_start), if more => {}
+            _ = sleep_until_opt(deadline) => return Err(Error::timeout("connect")),
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One TCP connect attempt: `socket(2)`, optional `bind(2)` of the source, `connect(2)`.
+async fn connect_one(
+    addr: SocketAddr,
+    source: Option<IpAddr>,
+    source_port: u16,
+) -> Result<TcpStream> {
+    let sock = if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(|e| Error::from_io("socket", e))?;
+    if source.is_some() || source_port != 0 {
+        let ip = source.unwrap_or(if addr.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        });
+        sock.set_reuseaddr(true)
+            .map_err(|e| Error::from_io("setsockopt", e))?;
+        sock.bind(SocketAddr::new(ip, source_port))
+            .map_err(|e| Error::from_io("bind", e))?;
+    }
+    sock.connect(addr)
+        .await
+        .map_err(|e| Error::from_io("connect", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn order_interleaves_v6_first() {
+        let got = happy_order(vec![
+            a("127.0.0.1:1"),
+            a("127.0.0.2:1"),
+            a("127.0.0.3:1"),
+            a("[::1]:1"),
+            a("[::2]:1"),
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                a("[::1]:1"),
+                a("127.0.0.1:1"),
+                a("[::2]:1"),
+                a("127.0.0.2:1"),
+                a("127.0.0.3:1")
+            ]
+        );
+        assert_eq!(happy_order(vec![a("127.0.0.1:1")]), vec![a("127.0.0.1:1")]);
+    }
+
+    #[tokio::test]
+    async fn first_answering_address_wins_after_refusals() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let good = l.local_addr().unwrap();
+        // A closed port: bind, note the port, close.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let opts = ConnectOptions {
+            timeout: Some(Duration::from_secs(5)),
+            ..Default::default()
+        };
+        let c = connect_happy_addrs(vec![closed, good], &opts).await.unwrap();
+        assert_eq!(c.peer, good);
+        assert_eq!(c.attempts, 2);
+        let e = connect_happy_addrs(vec![closed], &opts).await.unwrap_err();
+        assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+    }
+
+    #[tokio::test]
+    async fn numeric_lookup_refuses_names() {
+        let opts = ConnectOptions {
+            numeric: true,
+            ..Default::default()
+        };
+        let e = resolve("no.such.name.invalid", &Port::Number(1), SockType::Stream, &opts)
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Gai);
+        let got = resolve("127.0.0.1", &Port::Number(7), SockType::Stream, &opts).unwrap();
+        assert_eq!(got, vec![a("127.0.0.1:7")]);
+    }
+}

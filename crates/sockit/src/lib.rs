@@ -24,6 +24,7 @@ pub mod resolve;
 pub mod scan;
 pub mod socket;
 pub mod sockopt;
+pub mod unix;
 #[doc(hidden)]
 pub mod sys;
 pub mod tls;

@@ -1,1 +1,501 @@
-//! Relays: stdin/stdout to a socket, and socket to socket (forward), half-close aware.
+//! Relays: a local byte stream (stdin/stdout, or another socket) to a socket and back,
+//! half-close aware, on tokio.
+//!
+//! Contract:
+//! - Both directions are pumped at the same time (a peer that writes everything before it
+//!   reads never deadlocks the relay). Every chunk read is written whole and flushed before
+//!   the next read in that direction; nothing read is dropped.
+//! - End of the local input (`read` returns 0) becomes `shutdown(SHUT_WR)` on the remote
+//!   side unless [`RelayOptions::shutdown_on_eof`] is off; with
+//!   [`RelayOptions::quit_after_eof`] the relay ends that long after it (netcat's `-q`).
+//! - End of the remote side ends the relay ([`End::RemoteClosed`]) when
+//!   [`RelayOptions::end_on_remote_eof`] is on (netcat: exit when the peer closes);
+//!   otherwise it becomes a shutdown of the local writer and the relay ends when both
+//!   directions are done (a forwarder).
+//! - [`RelayOptions::idle_timeout`] ends the relay with [`ErrorKind::Timeout`] after that
+//!   long without a byte in either direction.
+//! - Datagram relays ([`relay_datagrams`]) send each local read as one datagram and write
+//!   each received datagram whole; a datagram socket has no end, so they end only by
+//!   `quit_after_eof`, the idle timeout or an error.
+//!
+//! Hook points: the local reader and writer are any `AsyncRead`/`AsyncWrite`, so line
+//! delays or CRLF translation wrap the reader; a [`Tap`] sees every chunk in both
+//! directions (hex dumps, raw logs).
+//!
+//! [`ErrorKind::Timeout`]: crate::ErrorKind::Timeout
+
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use crate::error::{Error, Result};
+
+/// Bytes read per chunk by stream relays (64 KiB).
+pub const STREAM_CHUNK: usize = 64 * 1024;
+/// The largest UDP payload over IPv4 (65,507 bytes): the most one local read sends as one
+/// datagram.
+pub const MAX_DATAGRAM_SEND: usize = 65_507;
+/// Receive buffer for datagrams (256 KiB: above any UDP payload and the default Unix
+/// datagram limit), so a datagram is never cut.
+pub const DATAGRAM_RECV_BUFFER: usize = 256 * 1024;
+
+/// Which way bytes travel through a relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    /// Local input to the socket (stdin → peer).
+    Send,
+    /// The socket to the local output (peer → stdout).
+    Recv,
+}
+
+/// Sees every chunk a relay moves, before it is written (hex dumps `-x`, raw logs `-o`).
+pub trait Tap: Send + Sync {
+    /// Called once per chunk, in order within each direction.
+    fn data(&self, dir: Direction, bytes: &[u8]);
+}
+
+/// How a relay behaves at end of input and when idle.
+#[derive(Debug, Clone)]
+pub struct RelayOptions {
+    /// End with a Timeout error after this long without traffic in either direction (`-i`).
+    pub idle_timeout: Option<Duration>,
+    /// After the local input ends, wait at most this long, then end (`-q`).
+    pub quit_after_eof: Option<Duration>,
+    /// `shutdown(SHUT_WR)` the socket when the local input ends (default on;
+    /// `--no-shutdown` turns it off). Stream relays only.
+    pub shutdown_on_eof: bool,
+    /// End the relay as soon as the remote side ends (default on, netcat's behaviour); off,
+    /// the local writer is shut down instead and the relay waits for the local input too.
+    pub end_on_remote_eof: bool,
+}
+
+impl Default for RelayOptions {
+    fn default() -> Self {
+        RelayOptions {
+            idle_timeout: None,
+            quit_after_eof: None,
+            shutdown_on_eof: true,
+            end_on_remote_eof: true,
+        }
+    }
+}
+
+/// Bytes moved by a relay.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Bytes written to the socket (local → remote).
+    pub bytes_sent: u64,
+    /// Bytes read from the socket and written locally (remote → local).
+    pub bytes_received: u64,
+    /// Datagrams sent (datagram relays only).
+    pub datagrams_sent: u64,
+    /// Datagrams received (datagram relays only).
+    pub datagrams_received: u64,
+}
+
+/// Why a relay ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The remote side closed (read returned 0) and `end_on_remote_eof` was on.
+    RemoteClosed,
+    /// `quit_after_eof` expired after the local input ended.
+    QuitAfterEof,
+    /// Both directions reached their end.
+    BothClosed,
+}
+
+/// What a relay did: its byte counts (also when it failed) and how it ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// Bytes each way.
+    pub totals: Totals,
+    /// How it ended, or the error that ended it. Errors name the side in their operation:
+    /// `read`/`write` for the local side, `recv`/`send` for the socket, `idle` for the idle
+    /// timeout.
+    pub result: Result<End>,
+}
+
+/// Shared counters and the last-activity clock of one relay.
+#[derive(Debug)]
+pub struct Counters {
+    base: Instant,
+    last_ns: AtomicU64,
+    sent: AtomicU64,
+    received: AtomicU64,
+    dgrams_sent: AtomicU64,
+    dgrams_received: AtomicU64,
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters::new()
+    }
+}
+
+impl Counters {
+    /// New counters, with "now" as the last activity.
+    pub fn new() -> Self {
+        Counters {
+            base: Instant::now(),
+            last_ns: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            received: AtomicU64::new(0),
+            dgrams_sent: AtomicU64::new(0),
+            dgrams_received: AtomicU64::new(0),
+        }
+    }
+
+    /// Marks traffic now (resets the idle clock).
+    pub fn touch(&self) {
+        let ns = self.base.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+        self.last_ns.fetch_max(ns, Ordering::Relaxed);
+    }
+
+    /// When the last traffic was seen.
+    pub fn last_activity(&self) -> Instant {
+        self.base + Duration::from_nanos(self.last_ns.load(Ordering::Relaxed))
+    }
+
+    /// Adds `n` bytes (one chunk or datagram) in direction `dir`.
+    pub fn add(&self, dir: Direction, n: usize, datagram: bool) {
+        let (bytes, dgrams) = match dir {
+            Direction::Send => (&self.sent, &self.dgrams_sent),
+            Direction::Recv => (&self.received, &self.dgrams_received),
+        };
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        if datagram {
+            dgrams.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The totals so far.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            bytes_sent: self.sent.load(Ordering::Relaxed),
+            bytes_received: self.received.load(Ordering::Relaxed),
+            datagrams_sent: self.dgrams_sent.load(Ordering::Relaxed),
+            datagrams_received: self.dgrams_received.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Resolves when `idle` has passed since the last traffic (`None`: never).
+    pub async fn idle_expired(&self, idle: Option<Duration>) {
+        let Some(idle) = idle else {
+            return std::future::pending().await;
+        };
+        loop {
+            let due = self.last_activity() + idle;
+            if Instant::now() >= due {
+                return;
+            }
+            tokio::time::sleep_until(due).await;
+        }
+    }
+}
+
+fn ops(dir: Direction) -> (&'static str, &'static str) {
+    match dir {
+        Direction::Send => ("read", "send"),
+        Direction::Recv => ("recv", "write"),
+    }
+}
+
+/// Copies `r` to `w` chunk by chunk until `r` ends, then shuts `w` down if `shutdown`.
+async fn pump<R, W>(
+    r: &mut R,
+    w: &mut W,
+    dir: Direction,
+    counters: &Counters,
+    tap: Option<&dyn Tap>,
+    shutdown: bool,
+) -> Result<()>
+where
+    R: AsyncRead + Unpin + ?Sized,
+    W: AsyncWrite + Unpin + ?Sized,
+{
+    let (rop, wop) = ops(dir);
+    let mut buf = vec![0u8; STREAM_CHUNK];
+    loop {
+        let n = r.read(&mut buf).await.map_err(|e| Error::from_io(rop, e))?;
+        if n == 0 {
+            if shutdown {
+                match w.shutdown().await {
+                    Ok(()) => {}
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {}
+                    Err(e) => return Err(Error::from_io("shutdown", e)),
+                }
+            } else {
+                w.flush().await.map_err(|e| Error::from_io(wop, e))?;
+            }
+            return Ok(());
+        }
+        counters.touch();
+        if let Some(t) = tap {
+            t.data(dir, &buf[..n]);
+        }
+        w.write_all(&buf[..n])
+            .await
+            .map_err(|e| Error::from_io(wop, e))?;
+        w.flush().await.map_err(|e| Error::from_io(wop, e))?;
+        counters.add(dir, n, false);
+        counters.touch();
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Relays a local stream and a socket stream both ways (netcat's main loop; socat's).
+///
+/// `local_r` → `remote_w` is [`Direction::Send`], `remote_r` → `local_w` is
+/// [`Direction::Recv`]. Behaviour at end of input, on idle and with a tap: see the module
+/// docs. Returns the byte totals and how it ended.
+///
+/// # Errors
+/// In [`Outcome::result`]: [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (`idle: timed
+/// out`) when the idle timeout expires; [`ErrorKind::Os`](crate::ErrorKind::Os) with the
+/// errno of a failed `read`, `write`, `recv`, `send` or `shutdown` (for example
+/// `recv: [Errno 104] Connection reset by peer`, `write: [Errno 32] Broken pipe`).
+pub async fn relay_stream<LR, LW, RR, RW>(
+    local_r: &mut LR,
+    local_w: &mut LW,
+    remote_r: &mut RR,
+    remote_w: &mut RW,
+    opts: &RelayOptions,
+    tap: Option<&dyn Tap>,
+) -> Outcome
+where
+    LR: AsyncRead + Unpin + ?Sized,
+    LW: AsyncWrite + Unpin + ?Sized,
+    RR: AsyncRead + Unpin + ?Sized,
+    RW: AsyncWrite + Unpin + ?Sized,
+{
+    let counters = Counters::new();
+    let result = {
+        let send = pump(
+            local_r,
+            remote_w,
+            Direction::Send,
+            &counters,
+            tap,
+            opts.shutdown_on_eof,
+        );
+        let recv = pump(
+            remote_r,
+            local_w,
+            Direction::Recv,
+            &counters,
+            tap,
+            !opts.end_on_remote_eof,
+        );
+        tokio::pin!(send, recv);
+        let (mut send_done, mut recv_done) = (false, false);
+        let mut quit_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                r = &mut send, if !send_done => {
+                    send_done = true;
+                    if let Err(e) = r { break Err(e); }
+                    if recv_done { break Ok(End::BothClosed); }
+                    quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
+                }
+                r = &mut recv, if !recv_done => {
+                    recv_done = true;
+                    if let Err(e) = r { break Err(e); }
+                    if opts.end_on_remote_eof { break Ok(End::RemoteClosed); }
+                    if send_done { break Ok(End::BothClosed); }
+                }
+                _ = sleep_until_opt(quit_at), if quit_at.is_some() => break Ok(End::QuitAfterEof),
+                _ = counters.idle_expired(opts.idle_timeout) => break Err(Error::timeout("idle")),
+            }
+        }
+    };
+    Outcome {
+        totals: counters.totals(),
+        result,
+    }
+}
+
+/// A connected datagram socket a relay can use: `send(2)` and `recv(2)`.
+pub trait DatagramSocket: Send + Sync {
+    /// Sends one datagram to the connected peer.
+    fn send_datagram(&self, buf: &[u8]) -> impl Future<Output = io::Result<usize>> + Send;
+    /// Receives one datagram from the connected peer (cut to `buf.len()` if longer).
+    fn recv_datagram(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send;
+}
+
+impl DatagramSocket for tokio::net::UdpSocket {
+    fn send_datagram(&self, buf: &[u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        self.send(buf)
+    }
+    fn recv_datagram(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        self.recv(buf)
+    }
+}
+
+#[cfg(unix)]
+impl DatagramSocket for tokio::net::UnixDatagram {
+    fn send_datagram(&self, buf: &[u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        self.send(buf)
+    }
+    fn recv_datagram(&self, buf: &mut [u8]) -> impl Future<Output = io::Result<usize>> + Send {
+        self.recv(buf)
+    }
+}
+
+/// Relays a local stream and a connected datagram socket both ways.
+///
+/// Each local read (at most [`MAX_DATAGRAM_SEND`] bytes) is sent as one datagram; each
+/// datagram received (up to [`DATAGRAM_RECV_BUFFER`] bytes, so never cut in practice) is
+/// written whole and flushed. The relay ends `quit_after_eof` after the local input ends
+/// (never, when it is `None`), on the idle timeout, or on an error; `shutdown_on_eof` and
+/// `end_on_remote_eof` do not apply.
+///
+/// # Errors
+/// In [`Outcome::result`]: [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) on idle
+/// expiry; [`ErrorKind::Os`](crate::ErrorKind::Os) for a failed call, for example
+/// `recv: [Errno 111] Connection refused` after an ICMP port unreachable.
+pub async fn relay_datagrams<LR, LW, D>(
+    local_r: &mut LR,
+    local_w: &mut LW,
+    sock: &D,
+    opts: &RelayOptions,
+    tap: Option<&dyn Tap>,
+) -> Outcome
+where
+    LR: AsyncRead + Unpin + ?Sized,
+    LW: AsyncWrite + Unpin + ?Sized,
+    D: DatagramSocket + ?Sized,
+{
+    let counters = Counters::new();
+    let result = {
+        let counters = &counters;
+        let send = async move {
+            let mut buf = vec![0u8; MAX_DATAGRAM_SEND];
+            loop {
+                let n = local_r
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| Error::from_io("read", e))?;
+                if n == 0 {
+                    return Ok::<(), Error>(());
+                }
+                counters.touch();
+                if let Some(t) = tap {
+                    t.data(Direction::Send, &buf[..n]);
+                }
+                sock.send_datagram(&buf[..n])
+                    .await
+                    .map_err(|e| Error::from_io("send", e))?;
+                counters.add(Direction::Send, n, true);
+            }
+        };
+        let recv = async move {
+            let mut buf = vec![0u8; DATAGRAM_RECV_BUFFER];
+            loop {
+                let n = sock
+                    .recv_datagram(&mut buf)
+                    .await
+                    .map_err(|e| Error::from_io("recv", e))?;
+                counters.touch();
+                if let Some(t) = tap {
+                    t.data(Direction::Recv, &buf[..n]);
+                }
+                local_w
+                    .write_all(&buf[..n])
+                    .await
+                    .map_err(|e| Error::from_io("write", e))?;
+                local_w
+                    .flush()
+                    .await
+                    .map_err(|e| Error::from_io("write", e))?;
+                counters.add(Direction::Recv, n, true);
+            }
+            #[allow(unreachable_code)]
+            Ok::<(), Error>(())
+        };
+        tokio::pin!(send, recv);
+        let mut send_done = false;
+        let mut quit_at: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                r = &mut send, if !send_done => {
+                    send_done = true;
+                    if let Err(e) = r { break Err(e); }
+                    quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
+                }
+                r = &mut recv => {
+                    match r {
+                        Err(e) => break Err(e),
+                        Ok(()) => break Ok(End::RemoteClosed),
+                    }
+                }
+                _ = sleep_until_opt(quit_at), if quit_at.is_some() => break Ok(End::QuitAfterEof),
+                _ = counters.idle_expired(opts.idle_timeout) => break Err(Error::timeout("idle")),
+            }
+        }
+    };
+    Outcome {
+        totals: counters.totals(),
+        result,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn half_close_then_remote_end() {
+        // Local input "hello" then EOF; the remote echoes what it got and closes.
+        let (mut ours, mut theirs) = tokio::io::duplex(1024);
+        let peer = tokio::spawn(async move {
+            let mut got = Vec::new();
+            theirs.read_to_end(&mut got).await.unwrap();
+            theirs.write_all(&got).await.unwrap();
+            theirs.shutdown().await.unwrap();
+            got
+        });
+        let (mut rr, mut rw) = tokio::io::split(&mut ours);
+        let mut input: &[u8] = b"hello";
+        let mut output = Vec::new();
+        let out = relay_stream(
+            &mut input,
+            &mut output,
+            &mut rr,
+            &mut rw,
+            &RelayOptions::default(),
+            None,
+        )
+        .await;
+        assert_eq!(out.result.unwrap(), End::RemoteClosed);
+        assert_eq!(out.totals.bytes_sent, 5);
+        assert_eq!(out.totals.bytes_received, 5);
+        assert_eq!(output, b"hello");
+        assert_eq!(peer.await.unwrap(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn idle_timeout_ends_silent_relay() {
+        let (mut ours, _theirs) = tokio::io::duplex(1024);
+        let (mut rr, mut rw) = tokio::io::split(&mut ours);
+        let (mut lr, _keep) = tokio::io::duplex(16);
+        let mut output = Vec::new();
+        let opts = RelayOptions {
+            idle_timeout: Some(Duration::from_millis(200)),
+            ..Default::default()
+        };
+        let out = relay_stream(&mut lr, &mut output, &mut rr, &mut rw, &opts, None).await;
+        let err = out.result.unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Timeout);
+        assert_eq!(err.to_string(), "idle: timed out");
+    }
+}

@@ -1,12 +1,244 @@
-//! `sockit connect`.
+//! `sockit connect`: netcat's client mode. stdin to the socket, the socket to stdout.
+//!
+//! TCP connects with Happy Eyeballs (`sockit::client::connect_happy`) under one `-w`
+//! deadline; end of stdin half-closes the socket (unless `--no-shutdown`) and the command
+//! ends when the peer closes (or `-q` after end of stdin). UDP sends each stdin read as a
+//! datagram and ends `-q` seconds (default 1) after end of stdin. `--unix PATH` (or
+//! `@name`) does the same over Unix stream or, with `-u`, datagram sockets.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use sockit::addr::{host_text, parse_host_port};
+use sockit::client::{self, ConnectOptions};
+use sockit::relay::{self, End, Outcome, RelayOptions};
+use sockit::unix::UnixAddr;
+use sockit::{Port, SockType};
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::args::{Events, FamilyArgs, OutputArgs, parse_secs};
 
 /// Arguments of `sockit connect`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// HOST PORT, HOST:PORT or [V6]:PORT (a service name may stand for the port).
+    #[arg(value_name = "ADDRESS", num_args = 0..=2, required_unless_present = "unix")]
+    pub address: Vec<String>,
+    /// UDP (or a Unix datagram socket with --unix).
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// Connect to a Unix socket at PATH (`@name`: Linux abstract name).
+    #[arg(long = "unix", value_name = "PATH", conflicts_with = "address")]
+    pub unix: Option<String>,
+    /// Connect timeout in seconds: the whole attempt, over every address of the name.
+    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_secs)]
+    pub wait: Option<Duration>,
+    /// Idle timeout in seconds, reset by traffic either way (expiry exits 5).
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
+    pub idle: Option<Duration>,
+    /// After end of stdin, wait at most SECS for the peer, then quit (UDP default: 1).
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    pub quit: Option<Duration>,
+    /// Accepted for compatibility: half-close on end of stdin is already the default.
+    #[arg(short = 'N')]
+    pub shutdown_compat: bool,
+    /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
+    #[arg(long = "no-shutdown")]
+    pub no_shutdown: bool,
+    /// Source address to bind before connecting.
+    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    pub source: Option<String>,
+    /// Source port to bind before connecting.
+    #[arg(short = 'p', long = "source-port", value_name = "PORT")]
+    pub source_port: Option<u16>,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Boxed local input (stdin). The hook point for `-C` / `-d` (issue 5): wrap it here.
+pub type LocalIn = Box<dyn AsyncRead + Unpin + Send>;
+/// Boxed local output (stdout).
+pub type LocalOut = Box<dyn AsyncWrite + Unpin + Send>;
+
+/// The local side of the relay: stdin and stdout.
+pub fn local_stdio() -> (LocalIn, LocalOut) {
+    (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
+}
 
 /// Runs `sockit connect`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit connect is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let events = args.output.events();
+    let rt = crate::args::runtime()?;
+    let result = rt.block_on(run_async(args, events));
+    rt.shutdown_background();
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => Ok(events.fail(&e)),
+    }
+}
+
+/// Resolves `-s` / `-p` into a source address (or None when neither was given).
+pub fn source_ip(text: Option<&str>, opts: &ConnectOptions) -> anyhow::Result<Option<IpAddr>> {
+    let Some(text) = text else { return Ok(None) };
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(Some(ip));
+    }
+    let addrs = client::resolve(text, &Port::Number(0), SockType::Stream, opts)
+        .context("source address")?;
+    Ok(addrs.first().map(SocketAddr::ip))
+}
+
+fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
+    RelayOptions {
+        idle_timeout: args.idle,
+        quit_after_eof: if datagram {
+            Some(args.quit.unwrap_or(Duration::from_secs(1)))
+        } else {
+            args.quit
+        },
+        shutdown_on_eof: !args.no_shutdown,
+        end_on_remote_eof: true,
+    }
+}
+
+/// Prints the end event and turns the relay outcome into the exit code.
+pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
+    let t = outcome.totals;
+    let end = match &outcome.result {
+        Ok(End::RemoteClosed) => "peer_closed",
+        Ok(End::QuitAfterEof) => "quit_after_eof",
+        Ok(End::BothClosed) => "both_closed",
+        Err(e) if crate::args::is_local_broken_pipe(e) => "stdout_closed",
+        Err(_) => "error",
+    };
+    events.emit(
+        || {
+            format!(
+                "closed ({}): sent {} bytes, received {} bytes",
+                end.replace('_', " "),
+                t.bytes_sent,
+                t.bytes_received
+            )
+        },
+        || {
+            json!({"event": "closed", "end": end, "bytes_sent": t.bytes_sent,
+                   "bytes_received": t.bytes_received})
+        },
+    );
+    match outcome.result {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.unix {
+        return connect_unix(&args, path, events).await;
+    }
+    let hp = parse_host_port(&args.address)?;
+    let host = hp
+        .host
+        .ok_or_else(|| sockit::Error::invalid_input("address", "missing host (HOST PORT)"))?;
+    let mut opts = args.family.connect_options();
+    opts.timeout = args.wait;
+    opts.source = source_ip(args.source.as_deref(), &opts)?;
+    opts.source_port = args.source_port.unwrap_or(0);
+    let (mut lin, mut lout) = local_stdio();
+    if args.udp {
+        let addrs = client::resolve(&host, &hp.port, SockType::Dgram, &opts)?;
+        let peer = client::happy_order(addrs)
+            .into_iter()
+            .find(|a| opts.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
+            .ok_or_else(|| sockit::Error::from_errno("connect", libc::EAFNOSUPPORT))?;
+        let local = SocketAddr::new(
+            opts.source.unwrap_or(if peer.is_ipv4() {
+                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+            } else {
+                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+            }),
+            opts.source_port,
+        );
+        let sock = tokio::net::UdpSocket::bind(local)
+            .await
+            .map_err(|e| sockit::Error::from_io("bind", e))?;
+        sock.connect(peer)
+            .await
+            .map_err(|e| sockit::Error::from_io("connect", e))?;
+        events.emit(
+            || format!("connected to {} {} (udp)", host_text(&peer), peer.port()),
+            || json!({"event": "connected", "proto": "udp", "peer_host": host_text(&peer), "peer_port": peer.port()}),
+        );
+        let outcome =
+            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(&args, true), None)
+                .await;
+        return finish(events, outcome);
+    }
+    let conn = client::connect_happy(&host, &hp.port, &opts).await?;
+    let peer = conn.peer;
+    events.emit(
+        || format!("connected to {} {} (tcp)", host_text(&peer), peer.port()),
+        || json!({"event": "connected", "proto": "tcp", "peer_host": host_text(&peer), "peer_port": peer.port(), "attempts": conn.attempts}),
+    );
+    let (mut rr, mut rw) = conn.stream.into_split();
+    let outcome = relay::relay_stream(
+        &mut lin,
+        &mut lout,
+        &mut rr,
+        &mut rw,
+        &relay_options(&args, false),
+        None,
+    )
+    .await;
+    finish(events, outcome)
+}
+
+async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result<ExitCode> {
+    let addr = UnixAddr::parse(path)?;
+    let (mut lin, mut lout) = local_stdio();
+    if args.udp {
+        let sock = sockit::unix::connect_datagram(&addr)?;
+        let sock = tokio::net::UnixDatagram::from_std(sock)
+            .map_err(|e| sockit::Error::from_io("socket", e))?;
+        events.emit(
+            || format!("connected to unix {addr} (datagram)"),
+            || json!({"event": "connected", "proto": "unix-dgram", "path": addr.to_string()}),
+        );
+        let outcome =
+            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args, true), None)
+                .await;
+        return finish(events, outcome);
+    }
+    let stream = {
+        let (addr, wait) = (addr.clone(), args.wait);
+        tokio::task::spawn_blocking(move || sockit::unix::connect_stream(&addr, wait))
+            .await
+            .context("connect")??
+    };
+    let stream = tokio::net::UnixStream::from_std(stream)
+        .map_err(|e| sockit::Error::from_io("socket", e))?;
+    events.emit(
+        || format!("connected to unix {addr}"),
+        || json!({"event": "connected", "proto": "unix", "path": addr.to_string()}),
+    );
+    let (mut rr, mut rw) = stream.into_split();
+    let outcome = relay::relay_stream(
+        &mut lin,
+        &mut lout,
+        &mut rr,
+        &mut rw,
+        &relay_options(args, false),
+        None,
+    )
+    .await;
+    finish(events, outcome)
 }
