@@ -69,7 +69,14 @@ pub fn resolve(
     } else {
         0
     };
-    let infos = resolve::getaddrinfo(Some(host), Some(port), opts.family, Some(socktype), 0, flags)?;
+    let infos = resolve::getaddrinfo(
+        Some(host),
+        Some(port),
+        opts.family,
+        Some(socktype),
+        0,
+        flags,
+    )?;
     let mut out: Vec<SocketAddr> = Vec::with_capacity(infos.len());
     for info in infos {
         if !out.contains(&info.address) {
@@ -189,7 +196,9 @@ pub async fn connect_happy_addrs(
             next_start = Instant::now() + CONNECTION_ATTEMPT_DELAY;
         }
         if attempts.is_empty() {
-            return Err(last_err.unwrap_or_else(|| Error::from_errno("connect", libc::ECONNREFUSED)));
+            return Err(
+                last_err.unwrap_or_else(|| Error::from_errno("connect", libc::ECONNREFUSED))
+            );
         }
         let more = next < addrs.len();
         tokio::select! {
@@ -291,7 +300,9 @@ mod tests {
             timeout: Some(Duration::from_secs(5)),
             ..Default::default()
         };
-        let c = connect_happy_addrs(vec![closed, good], &opts).await.unwrap();
+        let c = connect_happy_addrs(vec![closed, good], &opts)
+            .await
+            .unwrap();
         assert_eq!(c.peer, good);
         assert_eq!(c.attempts, 2);
         let e = connect_happy_addrs(vec![closed], &opts).await.unwrap_err();
@@ -304,8 +315,13 @@ mod tests {
             numeric: true,
             ..Default::default()
         };
-        let e = resolve("no.such.name.invalid", &Port::Number(1), SockType::Stream, &opts)
-            .unwrap_err();
+        let e = resolve(
+            "no.such.name.invalid",
+            &Port::Number(1),
+            SockType::Stream,
+            &opts,
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), crate::ErrorKind::Gai);
         let got = resolve("127.0.0.1", &Port::Number(7), SockType::Stream, &opts).unwrap();
         assert_eq!(got, vec![a("127.0.0.1:7")]);

@@ -24,10 +24,10 @@ pub mod resolve;
 pub mod scan;
 pub mod socket;
 pub mod sockopt;
-pub mod unix;
 #[doc(hidden)]
 pub mod sys;
 pub mod tls;
+pub mod unix;
 
 pub use addr::{Family, Port, Protocol, SockType};
 pub use error::{Error, ErrorKind, Result};

@@ -119,7 +119,8 @@ fn clear_stale(path: &Path, stype: Type) -> Result<()> {
     if !meta.file_type().is_socket() {
         return Err(in_use("exists and is not a socket"));
     }
-    let probe = Socket::new(Domain::UNIX, ty(stype), None).map_err(|e| Error::from_io("socket", e))?;
+    let probe =
+        Socket::new(Domain::UNIX, ty(stype), None).map_err(|e| Error::from_io("socket", e))?;
     let addr = UnixAddr::Path(path.to_path_buf()).sockaddr()?;
     match probe.connect(&addr) {
         Ok(()) => Err(in_use("a live server is listening on it")),
@@ -144,7 +145,8 @@ fn bind_checked(addr: &UnixAddr, stype: Type) -> Result<Socket> {
     if let Some(path) = addr.path() {
         clear_stale(path, stype)?;
     }
-    let sock = Socket::new(Domain::UNIX, ty(stype), None).map_err(|e| Error::from_io("socket", e))?;
+    let sock =
+        Socket::new(Domain::UNIX, ty(stype), None).map_err(|e| Error::from_io("socket", e))?;
     sock.bind(&sa).map_err(|e| Error::from_io("bind", e))?;
     Ok(sock)
 }
@@ -162,7 +164,8 @@ fn bind_checked(addr: &UnixAddr, stype: Type) -> Result<Socket> {
 /// - [`ErrorKind::Os`] `AF_UNIX path too long`, or the errno of a failed call.
 pub fn bind_listener(addr: &UnixAddr, backlog: i32) -> Result<std::os::unix::net::UnixListener> {
     let sock = bind_checked(addr, Type::STREAM)?;
-    sock.listen(backlog).map_err(|e| Error::from_io("listen", e))?;
+    sock.listen(backlog)
+        .map_err(|e| Error::from_io("listen", e))?;
     sock.set_nonblocking(true)
         .map_err(|e| Error::from_io("fcntl", e))?;
     Ok(sock.into())
@@ -226,7 +229,8 @@ pub fn connect_datagram(addr: &UnixAddr) -> Result<std::os::unix::net::UnixDatag
         let auto = SockAddr::unix("").map_err(|e| Error::from_io("bind", e))?;
         sock.bind(&auto).map_err(|e| Error::from_io("bind", e))?;
     }
-    sock.connect(&sa).map_err(|e| Error::from_io("connect", e))?;
+    sock.connect(&sa)
+        .map_err(|e| Error::from_io("connect", e))?;
     sock.set_nonblocking(true)
         .map_err(|e| Error::from_io("fcntl", e))?;
     Ok(sock.into())

@@ -178,9 +178,14 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
             || format!("connected to {} {} (udp)", host_text(&peer), peer.port()),
             || json!({"event": "connected", "proto": "udp", "peer_host": host_text(&peer), "peer_port": peer.port()}),
         );
-        let outcome =
-            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(&args, true), None)
-                .await;
+        let outcome = relay::relay_datagrams(
+            &mut lin,
+            &mut lout,
+            &sock,
+            &relay_options(&args, true),
+            None,
+        )
+        .await;
         return finish(events, outcome);
     }
     let conn = client::connect_happy(&host, &hp.port, &opts).await?;

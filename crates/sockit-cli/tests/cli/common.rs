@@ -256,3 +256,179 @@ pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// A free TCP (and usually UDP) port on 127.0.0.1: bound to port 0, then released.
+/// For peers (nc, ncat, socat) that cannot print the port they got.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = l.local_addr().expect("local_addr").port();
+    drop(l);
+    port
+}
+
+/// True when something listens on `port` (TCP LISTEN, or a bound UDP socket), read from
+/// /proc/net/{tcp,tcp6,udp,udp6} so no probe connection is used up.
+pub fn is_listening(port: u16, udp: bool) -> bool {
+    let (files, state) = if udp {
+        (["/proc/net/udp", "/proc/net/udp6"], "07")
+    } else {
+        (["/proc/net/tcp", "/proc/net/tcp6"], "0A")
+    };
+    let want = format!(":{port:04X}");
+    files.iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|text| {
+            text.lines().skip(1).any(|line| {
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                cols.len() > 3 && cols[1].ends_with(&want) && cols[3] == state
+            })
+        })
+    })
+}
+
+/// Waits (5 s at most) until something listens on `port`; panics otherwise.
+pub fn wait_listening(port: u16, udp: bool) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !is_listening(port, udp) {
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on port {port} within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A spawned peer process, killed (by PID) when dropped. Its stdout and stderr are read
+/// all the time (so a chatty peer never blocks on a full pipe).
+pub struct Peer {
+    pub child: Child,
+    stdout: std::sync::Arc<Mutex<Vec<u8>>>,
+    stderr: std::sync::Arc<Mutex<Vec<u8>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+fn drain(
+    mut r: impl Read + Send + 'static,
+    into: std::sync::Arc<Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = r.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+impl Peer {
+    /// Spawns `cmd` with the given stdin bytes written (then closed) in the background
+    /// (`None`: stdin is /dev/null unless the command set it), stdout and stderr piped.
+    pub fn spawn(cmd: &mut Command, stdin: Option<Vec<u8>>) -> Peer {
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn peer");
+        if let (Some(data), Some(mut sin)) = (stdin, child.stdin.take()) {
+            std::thread::spawn(move || {
+                let _ = sin.write_all(&data);
+            });
+        }
+        let stdout = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let stderr = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            drain(child.stdout.take().expect("stdout"), stdout.clone()),
+            drain(child.stderr.take().expect("stderr"), stderr.clone()),
+        ];
+        Peer {
+            child,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    /// What the peer printed on stdout so far.
+    pub fn stdout_so_far(&self) -> Vec<u8> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Waits (at most `limit`) until the peer's stdout holds `n` bytes; returns them.
+    pub fn wait_stdout(&self, n: usize, limit: Duration) -> Vec<u8> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let v = self.stdout_so_far();
+            if v.len() >= n || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Waits for the peer's exit and output, killing it and panicking after `limit`.
+    pub fn finish(mut self, limit: Duration) -> Output {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                break st;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "peer did not finish within {limit:?}; stderr: {}",
+                    String::from_utf8_lossy(&self.stderr.lock().unwrap_or_else(|e| e.into_inner()))
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        for r in self.readers.drain(..) {
+            let _ = r.join();
+        }
+        Output {
+            status,
+            stdout: self.stdout_so_far(),
+            stderr: self
+                .stderr
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A TCP listener with backlog 0 that already holds one queued (never accepted)
+/// connection, so the next connect to it is never answered. Returns the listener, the
+/// queued client (keep both alive) and the port.
+pub fn full_backlog_listener() -> (sockit::Socket, sockit::Socket, u16) {
+    use sockit::{Family, SockType};
+    let l = sockit::Socket::new(Family::Inet, SockType::Stream, None).expect("socket");
+    l.bind("127.0.0.1:0".parse::<SocketAddr>().expect("addr"))
+        .expect("bind");
+    l.listen(0).expect("listen(0)");
+    let port = l
+        .local_addr()
+        .expect("local_addr")
+        .as_ip()
+        .expect("ip")
+        .port();
+    let mut c = sockit::Socket::new(Family::Inet, SockType::Stream, None).expect("socket");
+    c.set_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    c.connect(SocketAddr::from(([127, 0, 0, 1], port)))
+        .expect("first connect is queued");
+    (l, c, port)
+}

@@ -1,1 +1,489 @@
-//! Tests of `sockit` (connect).
+//! Tests of `sockit connect`: half-close, errors, timeouts, and interop with nc, ncat,
+//! socat and the slides' Python echo server.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn connect_to_python_echo_server_gets_bytes_back() {
+    let server = python_server("echo_server.py", &["127.0.0.1", "0"]);
+    let data = pattern(100_000, 1);
+    let out = run_with_input(
+        &mut sockit(&["connect", &server.host, &server.port.to_string()]),
+        &data,
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, data);
+}
+
+#[test]
+fn connect_host_colon_port_form() {
+    let server = python_server("echo_server.py", &["127.0.0.1", "0"]);
+    let out = run_with_input(
+        &mut sockit(&["connect", &format!("127.0.0.1:{}", server.port)]),
+        b"one word\n",
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"one word\n");
+}
+
+#[test]
+fn connect_half_closes_and_exits_after_server_closes() {
+    // A counting server: reads until EOF, then closes; sockit must exit by itself.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let eof = c.read_to_end(&mut got).is_ok();
+        drop(c);
+        (got, eof, Instant::now())
+    });
+    let t0 = Instant::now();
+    let out = run_with_input(
+        &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
+        b"hello",
+        Duration::from_secs(10),
+    );
+    let done = Instant::now();
+    let (got, eof, closed_at) = server.join().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(got, b"hello");
+    assert!(eof, "the server saw no EOF (no half-close)");
+    assert!(
+        done.duration_since(closed_at.max(t0)) < Duration::from_secs(3),
+        "sockit connect did not exit within 3 s of the server closing"
+    );
+}
+
+#[test]
+fn no_shutdown_keeps_the_write_side_open() {
+    // With --no-shutdown the server sees no EOF; it answers and closes, which ends sockit.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        let saw_eof = loop {
+            match c.read(&mut buf) {
+                Ok(0) => break true,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => break false, // timed out: no EOF arrived
+            }
+        };
+        c.write_all(b"bye").unwrap();
+        (got, saw_eof)
+    });
+    let out = run_with_input(
+        &mut sockit(&["connect", "--no-shutdown", "127.0.0.1", &port.to_string()]),
+        b"hi",
+        Duration::from_secs(10),
+    );
+    let (got, saw_eof) = server.join().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(got, b"hi");
+    assert!(!saw_eof, "--no-shutdown still sent EOF");
+    assert_eq!(out.stdout, b"bye");
+}
+
+#[test]
+fn connect_refused_exits_1_with_python_message() {
+    let port = free_port();
+    let out = run(
+        &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("[Errno 111] Connection refused"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn connect_refused_json_error_object() {
+    let port = free_port();
+    let out = run(
+        &mut sockit(&["connect", "--json", "127.0.0.1", &port.to_string()]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let line = stderr_of(&out);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON object");
+    assert_eq!(v["event"], "error");
+    assert_eq!(v["kind"], "os");
+    assert_eq!(v["code"], 111);
+}
+
+#[test]
+fn bad_port_and_missing_port_are_usage_errors() {
+    let out = run(
+        &mut sockit(&["connect", "127.0.0.1", "70000"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let out = run(
+        &mut sockit(&["connect", "127.0.0.1"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
+    let out = run(
+        &mut sockit(&["connect", "-n", "no.such.name.invalid", "80"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
+}
+
+#[test]
+fn connect_w_1_to_unanswered_connect_exits_5_in_time() {
+    let _serial = serial();
+    let (_l, _queued, port) = full_backlog_listener();
+    let t0 = Instant::now();
+    let out = run(
+        &mut sockit(&["connect", "-w", "1", "127.0.0.1", &port.to_string()]),
+        Duration::from_secs(10),
+    );
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("timed out"), "{}", stderr_of(&out));
+    assert!(
+        took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn idle_timeout_ends_a_silent_connection_but_not_a_talking_one() {
+    let _serial = serial();
+    // Silent: the server never sends; sockit's stdin stays open (no EOF).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let holder = std::thread::spawn(move || {
+        let (c, _) = l.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(4));
+        drop(c);
+    });
+    let mut cmd = sockit(&["connect", "-i", "1", "127.0.0.1", &port.to_string()]);
+    cmd.stdin(std::process::Stdio::piped());
+    let t0 = Instant::now();
+    let peer = Peer::spawn(&mut cmd, None);
+    let out = peer.finish(Duration::from_secs(10));
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    assert!(
+        took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
+        "took {took:?}"
+    );
+    let _ = holder.join();
+
+    // Talking: the server sends a byte every 300 ms for 2 s, then closes: exit 0.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let talker = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        for _ in 0..7 {
+            if c.write_all(b".").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    });
+    let mut cmd = sockit(&["connect", "-i", "1", "127.0.0.1", &port.to_string()]);
+    cmd.stdin(std::process::Stdio::piped());
+    let out = Peer::spawn(&mut cmd, None).finish(Duration::from_secs(10));
+    talker.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b".......");
+}
+
+#[test]
+fn verbose_prints_numeric_peer_and_totals() {
+    let server = python_server("echo_server.py", &["127.0.0.1", "0"]);
+    let out = run_with_input(
+        &mut sockit(&["connect", "-v", &server.host, &server.port.to_string()]),
+        b"hello",
+        Duration::from_secs(10),
+    );
+    let err = stderr_of(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("connected to 127.0.0.1 {}", server.port)),
+        "{err}"
+    );
+    assert!(err.contains("sent 5 bytes, received 5 bytes"), "{err}");
+}
+
+#[test]
+fn source_port_is_bound_before_connecting() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let src = free_port();
+    let server = std::thread::spawn(move || {
+        let (_c, peer) = l.accept().unwrap();
+        peer
+    });
+    let out = run_with_input(
+        &mut sockit(&[
+            "connect",
+            "-s",
+            "127.0.0.1",
+            "-p",
+            &src.to_string(),
+            "127.0.0.1",
+            &port.to_string(),
+        ]),
+        b"",
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(server.join().unwrap().port(), src);
+}
+
+#[test]
+fn connect_ipv6_loopback() {
+    let l = match TcpListener::bind("[::1]:0") {
+        Ok(l) => l,
+        Err(_) => return, // no IPv6 on this machine
+    };
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).unwrap();
+        c.write_all(&got).unwrap();
+    });
+    let out = run_with_input(
+        &mut sockit(&["connect", &format!("[::1]:{port}")]),
+        b"six",
+        Duration::from_secs(10),
+    );
+    server.join().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"six");
+}
+
+// ---- interop: sockit connect against nc, ncat and socat servers ----
+
+fn tcp_peer_server(argv: &[&str], port: u16, stdin: &[u8]) -> Peer {
+    let argv: Vec<String> = argv
+        .iter()
+        .map(|a| a.replace("PORT", &port.to_string()))
+        .collect();
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let p = Peer::spawn(&mut cmd, Some(stdin.to_vec()));
+    wait_listening(port, false);
+    p
+}
+
+#[test]
+fn connect_interop_with_nc_ncat_socat_tcp() {
+    let servers: [(&str, &[&str]); 3] = [
+        ("nc", &["nc", "-l", "127.0.0.1", "PORT"]),
+        ("ncat", &["ncat", "-l", "127.0.0.1", "PORT"]),
+        (
+            "socat",
+            &[
+                "socat",
+                "-u",
+                "TCP-LISTEN:PORT,bind=127.0.0.1,reuseaddr",
+                "STDOUT",
+            ],
+        ),
+    ];
+    for (name, argv) in servers {
+        if !have(name) {
+            eprintln!("skipping {name}: not installed");
+            continue;
+        }
+        let port = free_port();
+        let to_sockit = pattern(50_000, 7);
+        let from_sockit = pattern(70_000, 8);
+        let peer = tcp_peer_server(argv, port, if name == "socat" { b"" } else { &to_sockit });
+        let out = run_with_input(
+            &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
+            &from_sockit,
+            Duration::from_secs(10),
+        );
+        let pout = peer.finish(Duration::from_secs(10));
+        assert!(out.status.success(), "{name}: {}", stderr_of(&out));
+        assert_eq!(pout.stdout, from_sockit, "{name} got other bytes");
+        if name != "socat" {
+            assert_eq!(out.stdout, to_sockit, "sockit got other bytes from {name}");
+        }
+    }
+}
+
+#[test]
+fn connect_interop_with_socat_echo_tcp_and_udp() {
+    if !have("socat") {
+        return;
+    }
+    let port = free_port();
+    let mut cmd = Command::new("socat");
+    cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
+        .arg("PIPE");
+    let _peer = Peer::spawn(&mut cmd, None);
+    wait_listening(port, false);
+    let data = pattern(200_000, 3);
+    let out = run_with_input(
+        &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
+        &data,
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, data);
+
+    let port = free_port();
+    let mut cmd = Command::new("socat");
+    cmd.arg(format!("UDP-LISTEN:{port},bind=127.0.0.1"))
+        .arg("PIPE");
+    let _peer = Peer::spawn(&mut cmd, None);
+    wait_listening(port, true);
+    let out = run_with_input(
+        &mut sockit(&["connect", "-u", "-q", "0.5", "127.0.0.1", &port.to_string()]),
+        b"udp hello\n",
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"udp hello\n");
+}
+
+#[test]
+fn connect_udp_to_nc_and_ncat() {
+    for name in ["nc", "ncat"] {
+        if !have(name) {
+            continue;
+        }
+        let port = free_port();
+        let mut cmd = Command::new(name);
+        cmd.args(["-u", "-l", "127.0.0.1", &port.to_string()]);
+        let peer = Peer::spawn(&mut cmd, Some(Vec::new()));
+        wait_listening(port, true);
+        let out = run_with_input(
+            &mut sockit(&["connect", "-u", "-q", "0.3", "127.0.0.1", &port.to_string()]),
+            b"datagram to peer\n",
+            Duration::from_secs(10),
+        );
+        assert!(out.status.success(), "{name}: {}", stderr_of(&out));
+        let got = peer.wait_stdout(17, Duration::from_secs(3));
+        assert_eq!(got, b"datagram to peer\n", "{name} printed other bytes");
+    }
+}
+
+#[test]
+fn connect_udp_refused_is_an_os_error() {
+    let port = free_port();
+    let out = run_with_input(
+        &mut sockit(&["connect", "-u", "127.0.0.1", &port.to_string()]),
+        b"x",
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("[Errno 111]"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn connect_unix_stream_to_socat() {
+    if !have("socat") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sockit-connect-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let mut cmd = Command::new("socat");
+    cmd.arg(format!("UNIX-LISTEN:{}", path.display()))
+        .arg("PIPE");
+    let _peer = Peer::spawn(&mut cmd, None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "socat did not create the socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run_with_input(
+        &mut sockit(&["connect", "--unix", path.to_str().unwrap()]),
+        b"over unix\n",
+        Duration::from_secs(10),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"over unix\n");
+}
+
+#[test]
+fn unix_path_too_long_is_a_clear_error() {
+    let long = format!("/tmp/{}", "x".repeat(200));
+    let out = run(
+        &mut sockit(&["connect", "--unix", &long]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_of(&out).contains("AF_UNIX path too long"),
+        "{}",
+        stderr_of(&out)
+    );
+}
+
+#[test]
+fn happy_eyeballs_reaches_ipv4_and_prefers_ipv6() {
+    // Under no-dns, `dual.test` has both ::1 and 127.0.0.1. The listeners run inside the
+    // same namespace: a small shell script starts them with sockit-free Python peers.
+    if !have("unshare") || !have("python3") {
+        return;
+    }
+    let script = r#"
+import socket, subprocess, sys, time
+bin = sys.argv[1]
+def listener(fam, host):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((host, port)); s.listen(8); s.settimeout(5)
+    return s
+probe = socket.socket(); probe.bind(("127.0.0.1", 0)); port = probe.getsockname()[1]; probe.close()
+# Only IPv4 up: connect must get there quickly (IPv6 is refused at once).
+v4 = listener(socket.AF_INET, "127.0.0.1")
+t = time.time()
+r = subprocess.run([bin, "connect", "-v", "-q", "0", "-w", "3", "dual.test", str(port)], input=b"", capture_output=True, timeout=10)
+print("v4only", r.returncode, round(time.time() - t, 3), r.stderr.decode().strip().replace("\n", " | "))
+# Both up: IPv6 wins.
+v6 = listener(socket.AF_INET6, "::1")
+r = subprocess.run([bin, "connect", "-v", "-q", "0", "-w", "3", "dual.test", str(port)], input=b"", capture_output=True, timeout=10)
+print("both", r.returncode, r.stderr.decode().strip().replace("\n", " | "))
+"#;
+    let mut cmd = no_dns("python3", &["-c", script, bin().to_str().unwrap()]);
+    cmd.env("NO_DNS_HOSTS", "::1 dual.test\n127.0.0.1 dual.test");
+    let out = run(&mut cmd, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{text}{}", stderr_of(&out));
+    let v4 = text.lines().find(|l| l.starts_with("v4only")).expect(&text);
+    let words: Vec<&str> = v4.split_whitespace().collect();
+    assert_eq!(words[1], "0", "{v4}");
+    let secs: f64 = words[2].parse().unwrap();
+    assert!(secs < 1.0, "IPv4 fallback took {secs} s: {v4}");
+    assert!(v4.contains("connected to 127.0.0.1"), "{v4}");
+    let both = text.lines().find(|l| l.starts_with("both")).expect(&text);
+    assert!(both.starts_with("both 0"), "{both}");
+    assert!(both.contains("connected to ::1"), "{both}");
+}
