@@ -11,7 +11,8 @@
 //! - End of the remote side ends the relay ([`End::RemoteClosed`]) when
 //!   [`RelayOptions::end_on_remote_eof`] is on (netcat: exit when the peer closes);
 //!   otherwise it becomes a shutdown of the local writer and the relay ends when both
-//!   directions are done (a forwarder).
+//!   directions are done (a forwarder; a client whose input is a pipe or file), or when a
+//!   send fails with `EPIPE`/`ECONNRESET` after the remote end (the peer closed entirely).
 //! - [`RelayOptions::idle_timeout`] ends the relay with [`ErrorKind::Timeout`] after that
 //!   long without a byte in either direction.
 //! - Datagram relays ([`relay_datagrams`]) send each local read as one datagram and write
@@ -68,8 +69,10 @@ pub struct RelayOptions {
     /// `shutdown(SHUT_WR)` the socket when the local input ends (default on;
     /// `--no-shutdown` turns it off). Stream relays only.
     pub shutdown_on_eof: bool,
-    /// End the relay as soon as the remote side ends (default on, netcat's behaviour); off,
-    /// the local writer is shut down instead and the relay waits for the local input too.
+    /// End the relay as soon as the remote side ends (default on, netcat's behaviour with
+    /// a terminal); off, the local writer is shut down instead and the relay goes on until
+    /// the local input ends too (or a send fails because the peer closed entirely, which is
+    /// a normal end): no local input is dropped when the peer only half-closed.
     pub end_on_remote_eof: bool,
 }
 
@@ -303,7 +306,15 @@ where
             tokio::select! {
                 r = &mut send, if !send_done => {
                     send_done = true;
-                    if let Err(e) = r { break Err(e); }
+                    match r {
+                        // The peer went away entirely after its EOF: a normal end.
+                        Err(e) if recv_done && e.op() == "send"
+                            && (e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET)) => {
+                            break Ok(End::RemoteClosed);
+                        }
+                        Err(e) => break Err(e),
+                        Ok(()) => {}
+                    }
                     if recv_done { break Ok(End::BothClosed); }
                     quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
                 }

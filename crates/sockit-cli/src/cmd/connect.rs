@@ -70,6 +70,14 @@ pub fn local_stdio() -> (LocalIn, LocalOut) {
     (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
 }
 
+/// True when stdin is a terminal: then the command ends as soon as the peer closes
+/// (netcat's behaviour). A pipe or file is sent to the end first, so a peer that only
+/// half-closed still gets every byte.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
 /// Runs `sockit connect`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let events = args.output.events();
@@ -106,7 +114,7 @@ fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
             args.quit
         },
         shutdown_on_eof: !args.no_shutdown,
-        end_on_remote_eof: true,
+        end_on_remote_eof: stdin_is_terminal(),
     }
 }
 

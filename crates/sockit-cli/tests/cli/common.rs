@@ -332,10 +332,12 @@ impl Peer {
         }
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn peer");
-        if let (Some(data), Some(mut sin)) = (stdin, child.stdin.take()) {
-            std::thread::spawn(move || {
-                let _ = sin.write_all(&data);
-            });
+        if let Some(data) = stdin {
+            if let Some(mut sin) = child.stdin.take() {
+                std::thread::spawn(move || {
+                    let _ = sin.write_all(&data);
+                });
+            }
         }
         let stdout = std::sync::Arc::new(Mutex::new(Vec::new()));
         let stderr = std::sync::Arc::new(Mutex::new(Vec::new()));
@@ -349,6 +351,16 @@ impl Peer {
             stderr,
             readers,
         }
+    }
+
+    /// Closes the peer's stdin (if the command kept it piped): end of input for it.
+    pub fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
+    /// True while the peer has not exited.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// What the peer printed on stdout so far.
@@ -431,4 +443,22 @@ pub fn full_backlog_listener() -> (sockit::Socket, sockit::Socket, u16) {
     c.connect(SocketAddr::from(([127, 0, 0, 1], port)))
         .expect("first connect is queued");
     (l, c, port)
+}
+
+/// Asserts two byte strings are equal, reporting lengths and the first difference
+/// (never the whole buffers).
+#[track_caller]
+pub fn assert_bytes_eq(got: &[u8], want: &[u8], what: &str) {
+    if got != want {
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        panic!(
+            "{what}: got {} bytes, want {} bytes, first difference at byte {first}",
+            got.len(),
+            want.len()
+        );
+    }
 }

@@ -22,7 +22,7 @@ fn connect_to_python_echo_server_gets_bytes_back() {
         Duration::from_secs(10),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(out.stdout, data);
+    assert_bytes_eq(&out.stdout, &data, "echoed");
 }
 
 #[test]
@@ -191,7 +191,8 @@ fn idle_timeout_ends_a_silent_connection_but_not_a_talking_one() {
     );
     let _ = holder.join();
 
-    // Talking: the server sends a byte every 300 ms for 2 s, then closes: exit 0.
+    // Talking: the server sends a byte every 300 ms for 2 s, then closes; sockit is still
+    // running then (the traffic kept resetting the idle clock); end of stdin ends it with 0.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let talker = std::thread::spawn(move || {
@@ -205,8 +206,14 @@ fn idle_timeout_ends_a_silent_connection_but_not_a_talking_one() {
     });
     let mut cmd = sockit(&["connect", "-i", "1", "127.0.0.1", &port.to_string()]);
     cmd.stdin(std::process::Stdio::piped());
-    let out = Peer::spawn(&mut cmd, None).finish(Duration::from_secs(10));
+    let mut peer = Peer::spawn(&mut cmd, None);
     talker.join().unwrap();
+    assert!(
+        peer.running(),
+        "the idle timeout fired on a talking connection"
+    );
+    peer.close_stdin();
+    let out = peer.finish(Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
     assert_eq!(out.stdout, b".......");
 }
@@ -322,9 +329,13 @@ fn connect_interop_with_nc_ncat_socat_tcp() {
         );
         let pout = peer.finish(Duration::from_secs(10));
         assert!(out.status.success(), "{name}: {}", stderr_of(&out));
-        assert_eq!(pout.stdout, from_sockit, "{name} got other bytes");
+        assert_bytes_eq(&pout.stdout, &from_sockit, &format!("{name} received"));
         if name != "socat" {
-            assert_eq!(out.stdout, to_sockit, "sockit got other bytes from {name}");
+            assert_bytes_eq(
+                &out.stdout,
+                &to_sockit,
+                &format!("sockit received from {name}"),
+            );
         }
     }
 }
@@ -347,7 +358,7 @@ fn connect_interop_with_socat_echo_tcp_and_udp() {
         Duration::from_secs(10),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(out.stdout, data);
+    assert_bytes_eq(&out.stdout, &data, "echoed");
 
     let port = free_port();
     let mut cmd = Command::new("socat");
