@@ -1,1 +1,1412 @@
-//! The load generator: ping-pong and stream, TCP and UDP, with an HDR histogram.
+//! The load generator: ping-pong and stream, TCP, UDP and Unix, with an HDR histogram.
+//!
+//! [`run`] opens [`Config::connections`] connections (or connected UDP sockets) spread
+//! over [`Config::threads`] OS threads, each running its own single-threaded tokio
+//! runtime, and drives them against an echo-style server:
+//!
+//! - **ping-pong** ([`Mode::PingPong`]): send a message of [`Config::size`] bytes, read
+//!   exactly that many bytes back, compare them with what was sent, record the round
+//!   trip's latency; repeat. Over UDP one datagram is in flight per socket; a reply that
+//!   does not come within [`Config::timeout`] counts as *lost*, a shorter one as
+//!   *truncated*, and a reply to an earlier (already lost) datagram as *late*.
+//! - **stream** ([`Mode::Stream`], TCP and Unix): write `size`-byte chunks continuously
+//!   while reading the echo back and comparing it; the figure is MB/s echoed.
+//! - **open loop** ([`Config::rate`]): requests are due at fixed intended times (the rate
+//!   is split evenly over the connections) and latency is measured from the *intended*
+//!   send time, so a stalled server shows in the percentiles instead of silently slowing
+//!   the sender down (coordinated omission corrected, as wrk2 does).
+//!
+//! Contract: every run stops by itself. It is bounded in time ([`Config::duration`], or
+//! at most [`MAX_DURATION`] with [`Config::count`] alone) plus one per-request timeout to
+//! finish the requests in flight, and in count ([`Config::count`], split evenly over the
+//! connections). The connect phase is bounded by [`Config::connect_timeout`] as a whole.
+//! Requests started during [`Config::warmup`] are not measured and do not use up the
+//! count; data errors (mismatches, losses) are counted over the whole run.
+//!
+//! Latencies are recorded in nanoseconds in an [`hdrhistogram::Histogram`] (3 significant
+//! digits, 1 ns to one hour); [`encode_histogram`] gives HdrHistogram's V2 compressed form
+//! in base64 (the text HdrHistogram's own tools read), so results taken on several
+//! machines can be merged with [`decode_histogram`] and [`merge_histograms`].
+//!
+//! The library never prints; [`run`] reports progress through a callback.
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+pub use hdrhistogram;
+use hdrhistogram::Histogram;
+use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Sleep;
+
+use crate::error::{Error, Result};
+
+/// Longest run: the time limit of a run given only a count, and the largest `duration`.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Largest message (ping-pong) or chunk (stream) size in bytes: 16 MiB.
+pub const MAX_SIZE: usize = 16 << 20;
+/// Largest number of connections.
+pub const MAX_CONNECTIONS: usize = 100_000;
+/// Histogram range: 1 ns to one hour, 3 significant digits.
+const HIST_HIGHEST_NS: u64 = 3_600_000_000_000;
+const HIST_SIGFIG: u8 = 3;
+/// Prime period of the payload pattern.
+const PERIOD: usize = 251;
+/// Read buffer: larger than a reply, so a complete read is a short read, which lets tokio
+/// drop the socket's readiness without one more `read(2)` that would fail with EAGAIN.
+const READ_BUF: usize = 64 * 1024;
+/// Above this size a ping-pong message is written while its echo is read (else the
+/// server's send buffer could fill while we are still writing).
+const SEQUENTIAL_MAX: usize = 16 * 1024;
+/// Connection setups in flight at once, per thread.
+const CONNECT_CONCURRENCY: usize = 8;
+/// The setup echo sent on each stream connection before the clock starts.
+const HELLO: &[u8; 8] = b"SOCKIT\0\0";
+
+/// Where the load goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A TCP server (`SOCK_STREAM` over IP).
+    Tcp(SocketAddr),
+    /// A UDP server: one connected `SOCK_DGRAM` socket per connection.
+    Udp(SocketAddr),
+    /// A Unix stream socket at this path.
+    Unix(PathBuf),
+}
+
+impl Target {
+    /// `"tcp"`, `"udp"` or `"unix"`.
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Target::Tcp(_) => "tcp",
+            Target::Udp(_) => "udp",
+            Target::Unix(_) => "unix",
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Tcp(a) | Target::Udp(a) => write!(f, "{a}"),
+            Target::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What each connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Send a message, read its echo whole, verify it, repeat (one request in flight).
+    PingPong,
+    /// Write continuously while reading the echo back (TCP and Unix only).
+    Stream,
+}
+
+impl Mode {
+    /// `"pingpong"` or `"stream"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::PingPong => "pingpong",
+            Mode::Stream => "stream",
+        }
+    }
+}
+
+/// A benchmark's settings. [`Config::new`] gives the defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The server.
+    pub target: Target,
+    /// Ping-pong or stream.
+    pub mode: Mode,
+    /// Concurrent connections (UDP: sockets); default 1.
+    pub connections: usize,
+    /// OS threads, each with a single-threaded tokio runtime; connections are dealt out
+    /// round-robin. Default: the number of CPUs this process may run on. Never more
+    /// threads than connections are started.
+    pub threads: usize,
+    /// Message size (ping-pong) or write size (stream), in bytes; default 64.
+    pub size: usize,
+    /// Measured time (after the warm-up). `None`: 10 s, or with a `count` alone the
+    /// time limit [`MAX_DURATION`].
+    pub duration: Option<Duration>,
+    /// Measured requests in total (stream: chunks written), split evenly over the
+    /// connections. `None`: as many as fit in the duration.
+    pub count: Option<u64>,
+    /// Load before measuring starts; default none.
+    pub warmup: Duration,
+    /// Open loop: requests per second over all connections, with latency measured from
+    /// each request's intended send time. `None`: closed loop (send as soon as the
+    /// previous reply is in).
+    pub rate: Option<f64>,
+    /// Time limit of the whole connect phase (all connections); default 10 s.
+    pub connect_timeout: Duration,
+    /// Per-request reply timeout. UDP: a datagram with no reply by then is lost (default
+    /// 200 ms). TCP and Unix: a request still unanswered after 1–1.5× this ends its
+    /// connection with a `timeout` error (default 5 s); it also bounds the wait for the
+    /// last replies after the run's end.
+    pub timeout: Option<Duration>,
+    /// Compare echoed bytes with the bytes sent (default true).
+    pub verify: bool,
+}
+
+impl Config {
+    /// The defaults for a target: ping-pong, 1 connection, 64 bytes, 10 s, no warm-up.
+    pub fn new(target: Target) -> Config {
+        Config {
+            target,
+            mode: Mode::PingPong,
+            connections: 1,
+            threads: default_threads(),
+            size: 64,
+            duration: None,
+            count: None,
+            warmup: Duration::ZERO,
+            rate: None,
+            connect_timeout: Duration::from_secs(10),
+            timeout: None,
+            verify: true,
+        }
+    }
+
+    /// The per-request timeout in effect (the default depends on the protocol).
+    pub fn effective_timeout(&self) -> Duration {
+        self.timeout.unwrap_or(match self.target {
+            Target::Udp(_) => Duration::from_millis(200),
+            _ => Duration::from_secs(5),
+        })
+    }
+
+    /// The measured time limit in effect.
+    pub fn effective_duration(&self) -> Duration {
+        match (self.duration, self.count) {
+            (Some(d), _) => d,
+            (None, Some(_)) => MAX_DURATION,
+            (None, None) => Duration::from_secs(10),
+        }
+    }
+
+    /// Checks the settings.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the setting:
+    /// connections outside 1..=100,000, zero threads, a size outside 1..=16 MiB (UDP:
+    /// 65,507 bytes over IPv4, 65,527 over IPv6), a zero or longer-than-an-hour duration,
+    /// a zero count, a warm-up over an hour, a rate that is not a positive number up to
+    /// 10,000,000/s, a zero timeout, stream mode over UDP, or a rate with stream mode.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |m: String| Err(Error::invalid_input("bench", m));
+        if self.connections == 0 || self.connections > MAX_CONNECTIONS {
+            return bad(format!(
+                "connections must be 1-{MAX_CONNECTIONS}, not {}",
+                self.connections
+            ));
+        }
+        if self.threads == 0 {
+            return bad("threads must be at least 1".into());
+        }
+        if self.size == 0 || self.size > MAX_SIZE {
+            return bad(format!("size must be 1-{MAX_SIZE} bytes, not {}", self.size));
+        }
+        if let Target::Udp(a) = &self.target {
+            let max = if a.is_ipv4() { 65_507 } else { 65_527 };
+            if self.size > max {
+                return bad(format!(
+                    "a UDP datagram holds at most {max} bytes, not {}",
+                    self.size
+                ));
+            }
+            if self.mode == Mode::Stream {
+                return bad("stream mode needs TCP or Unix (UDP is ping-pong only)".into());
+            }
+        }
+        if let Some(d) = self.duration
+            && (d.is_zero() || d > MAX_DURATION)
+        {
+            return bad(format!("duration must be above 0 and at most {MAX_DURATION:?}"));
+        }
+        if self.count == Some(0) {
+            return bad("count must be at least 1".into());
+        }
+        if self.warmup > MAX_DURATION {
+            return bad(format!("warm-up must be at most {MAX_DURATION:?}"));
+        }
+        if let Some(r) = self.rate {
+            if !(r.is_finite() && r > 0.0 && r <= 10_000_000.0) {
+                return bad(format!(
+                    "rate must be above 0 and at most 10000000 per second, not {r}"
+                ));
+            }
+            if self.mode == Mode::Stream {
+                return bad("a rate applies to ping-pong, not stream mode".into());
+            }
+        }
+        if self.timeout.is_some_and(|t| t.is_zero()) || self.connect_timeout.is_zero() {
+            return bad("timeouts must be above 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// The number of CPUs this process may run on (its affinity mask), at least 1.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Why a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// The duration was over.
+    Duration,
+    /// Every connection did its share of the count.
+    Count,
+    /// A count was given and the time limit came first.
+    TimeLimit,
+    /// Every connection ended with an error.
+    Errors,
+}
+
+impl StopReason {
+    /// `"duration"`, `"count"`, `"time_limit"` or `"errors"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Duration => "duration",
+            StopReason::Count => "count",
+            StopReason::TimeLimit => "time_limit",
+            StopReason::Errors => "errors",
+        }
+    }
+}
+
+/// Latency percentiles of a histogram recorded in nanoseconds, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Latency {
+    /// Smallest value, µs.
+    pub min_us: f64,
+    /// Mean, µs.
+    pub mean_us: f64,
+    /// Median, µs.
+    pub p50_us: f64,
+    /// 90th percentile, µs.
+    pub p90_us: f64,
+    /// 99th percentile, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile, µs.
+    pub p999_us: f64,
+    /// Largest value, µs.
+    pub max_us: f64,
+}
+
+impl Latency {
+    /// The percentiles of a nanosecond histogram; `None` when it is empty.
+    pub fn of(h: &Histogram<u64>) -> Option<Latency> {
+        if h.is_empty() {
+            return None;
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Some(Latency {
+            min_us: us(h.min()),
+            mean_us: h.mean() / 1000.0,
+            p50_us: us(h.value_at_quantile(0.5)),
+            p90_us: us(h.value_at_quantile(0.9)),
+            p99_us: us(h.value_at_quantile(0.99)),
+            p999_us: us(h.value_at_quantile(0.999)),
+            max_us: us(h.max()),
+        })
+    }
+}
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The server.
+    pub target: Target,
+    /// Ping-pong or stream.
+    pub mode: Mode,
+    /// Connections asked for.
+    pub connections: usize,
+    /// Connections that were set up (connected, and for TCP/Unix one echo returned).
+    pub connected: usize,
+    /// Threads used.
+    pub threads: usize,
+    /// Message or chunk size, bytes.
+    pub size: usize,
+    /// The open-loop rate asked for, requests per second.
+    pub rate: Option<f64>,
+    /// The warm-up before measuring.
+    pub warmup: Duration,
+    /// Measured time: from the end of the warm-up to the last measured reply (stream
+    /// mode with a duration: the duration).
+    pub elapsed: Duration,
+    /// Measured requests (round trips; stream: chunks written).
+    pub requests: u64,
+    /// Measured requests per connection that was set up, in connection order; their
+    /// sum is `requests`.
+    pub requests_per_connection: Vec<u64>,
+    /// Measured payload bytes sent.
+    pub bytes_sent: u64,
+    /// Measured payload bytes received back.
+    pub bytes_received: u64,
+    /// Errors by kind: `refused`, `reset`, `closed` (the peer closed the connection),
+    /// `timeout`, `os` (another system error); connect failures count under their kind.
+    pub errors: BTreeMap<String, u64>,
+    /// The first error seen, with its operation.
+    pub first_error: Option<Error>,
+    /// Echoes whose bytes differed from those sent (stream: reads that differed).
+    pub mismatches: u64,
+    /// UDP datagrams with no reply within the timeout.
+    pub lost: u64,
+    /// UDP replies shorter than the datagram sent.
+    pub truncated: u64,
+    /// UDP replies to datagrams already counted as lost.
+    pub late: u64,
+    /// TCP/Unix bytes sent that never came back (the peer closed or the drain timed out).
+    pub lost_bytes: u64,
+    /// Why the run ended.
+    pub stopped_by: StopReason,
+    /// Round-trip latencies in nanoseconds (empty in stream mode).
+    pub histogram: Histogram<u64>,
+}
+
+impl Report {
+    /// Measured requests per second.
+    pub fn rps(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Measured payload MB (10^6 bytes) echoed back per second.
+    pub fn mb_per_s(&self) -> f64 {
+        self.bytes_received as f64 / 1e6 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// Latency percentiles, when any round trip was measured.
+    pub fn latency(&self) -> Option<Latency> {
+        Latency::of(&self.histogram)
+    }
+
+    /// All errors.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// True when data came back wrong or not at all: mismatches, lost or truncated
+    /// datagrams, or lost bytes.
+    pub fn data_errors(&self) -> bool {
+        self.mismatches + self.lost + self.truncated + self.lost_bytes > 0
+    }
+}
+
+/// A look at a run in progress, given to [`run`]'s callback about ten times a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Time since the load started (warm-up included).
+    pub elapsed: Duration,
+    /// Warm-up plus the measured time limit.
+    pub planned: Duration,
+    /// False during the warm-up.
+    pub measuring: bool,
+    /// Measured requests so far.
+    pub requests: u64,
+    /// Connections set up.
+    pub connected: usize,
+}
+
+// ---------------------------------------------------------------- histograms
+
+/// A new empty latency histogram (nanoseconds, 1 ns to one hour, 3 significant digits).
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, HIST_HIGHEST_NS, HIST_SIGFIG)
+        .expect("constant histogram bounds are valid")
+}
+
+/// Encodes a histogram in HdrHistogram's V2 compressed (deflate) form, in base64.
+///
+/// # Errors
+/// [`ErrorKind::Os`](crate::ErrorKind::Os) if the serializer fails (it does not for
+/// histograms made by this module).
+pub fn encode_histogram(h: &Histogram<u64>) -> Result<String> {
+    let mut buf = Vec::new();
+    V2DeflateSerializer::new()
+        .serialize(h, &mut buf)
+        .map_err(|e| Error::new(crate::ErrorKind::Os, "histogram", None, format!("{e:?}")))?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(buf))
+}
+
+/// Decodes a histogram from base64 HdrHistogram V2 form (compressed or not).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for text that is not
+/// base64 or bytes that are not an HdrHistogram.
+pub fn decode_histogram(text: &str) -> Result<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| Error::invalid_input("histogram", format!("not base64: {e}")))?;
+    Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .map_err(|e| Error::invalid_input("histogram", format!("not an HdrHistogram: {e:?}")))
+}
+
+/// Adds histograms together (their ranges may differ).
+pub fn merge_histograms<'a>(hs: impl IntoIterator<Item = &'a Histogram<u64>>) -> Histogram<u64> {
+    let mut out = new_histogram();
+    out.auto(true);
+    for h in hs {
+        // with auto-resize on, adding cannot fail for want of range
+        let _ = out.add(h);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- the run
+
+/// Runs a benchmark to its end, calling `on_progress` about ten times a second.
+///
+/// Blocks the calling thread; starts `min(threads, connections)` OS threads.
+///
+/// # Errors
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) from
+///   [`Config::validate`].
+/// - The first connect error (for example `connect: [Errno 111] Connection refused`, or
+///   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)) when no connection could be set
+///   up. Errors after that are counted in the [`Report`], not returned.
+pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Report> {
+    config.validate()?;
+    let nthreads = config.threads.min(config.connections).max(1);
+    let shared = Arc::new(Shared {
+        cfg: config.clone(),
+        timeout: config.effective_timeout(),
+        pat: pattern(config.size.max(READ_BUF) + PERIOD),
+        slots: (0..nthreads).map(|_| Slot(AtomicU64::new(0))).collect(),
+    });
+    let (ready_tx, ready_rx) = mpsc::channel::<(usize, usize, Vec<ConnError>)>();
+    let mut go_txs = Vec::with_capacity(nthreads);
+    let mut handles = Vec::with_capacity(nthreads);
+    let connect_deadline = Instant::now() + config.connect_timeout;
+    for t in 0..nthreads {
+        let n = (config.connections - t).div_ceil(nthreads);
+        let (go_tx, go_rx) = mpsc::channel::<Option<Go>>();
+        go_txs.push(go_tx);
+        let (shared, ready_tx) = (shared.clone(), ready_tx.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("bench-{t}"))
+            .spawn(move || worker(t, n, shared, connect_deadline, ready_tx, go_rx))
+            .map_err(|e| Error::from_io("bench thread", e))?;
+        handles.push(h);
+    }
+    drop(ready_tx);
+
+    // 1. every thread sets up its connections
+    let mut ok_per_thread = vec![0usize; nthreads];
+    let mut connect_errors = Vec::new();
+    for _ in 0..nthreads {
+        match ready_rx.recv() {
+            Ok((t, ok, errs)) => {
+                ok_per_thread[t] = ok;
+                connect_errors.extend(errs);
+            }
+            Err(_) => break, // a thread died; its join below reports it
+        }
+    }
+    let connected: usize = ok_per_thread.iter().sum();
+    if connected == 0 {
+        for tx in &go_txs {
+            let _ = tx.send(None);
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(connect_errors
+            .into_iter()
+            .next()
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| Error::new(crate::ErrorKind::Os, "bench", None, "no connection")));
+    }
+
+    // 2. the clock starts for everyone at once
+    let start = Instant::now();
+    let measure = start + config.warmup;
+    let end = measure + config.effective_duration();
+    let mut first = 0;
+    for (t, tx) in go_txs.iter().enumerate() {
+        let _ = tx.send(Some(Go {
+            clock: Clock {
+                start,
+                measure,
+                end,
+            },
+            first_index: first,
+            connected,
+        }));
+        first += ok_per_thread[t];
+    }
+    let planned = config.warmup + config.effective_duration();
+    let snapshot = |shared: &Shared| {
+        let now = Instant::now();
+        Progress {
+            elapsed: now - start,
+            planned,
+            measuring: now >= measure,
+            requests: shared.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum(),
+            connected,
+        }
+    };
+    while !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        on_progress(&snapshot(&shared));
+    }
+    on_progress(&snapshot(&shared));
+
+    // 3. results
+    let mut per_conn: Vec<(usize, ConnStats)> = Vec::with_capacity(connected);
+    let mut hists = Vec::with_capacity(nthreads);
+    let mut last_done: Option<Instant> = None;
+    for h in handles {
+        let tr = h.join().map_err(|_| {
+            Error::new(
+                crate::ErrorKind::Os,
+                "bench",
+                None,
+                "a load thread panicked",
+            )
+        })?;
+        per_conn.extend(tr.conns);
+        hists.push(tr.hist);
+        last_done = last_done.max(tr.last_done);
+    }
+    per_conn.sort_by_key(|(i, _)| *i);
+    let histogram = merge_histograms(&hists);
+    let mut errors = BTreeMap::new();
+    let mut first_error = None;
+    for (kind, e) in connect_errors {
+        *errors.entry(kind.to_string()).or_insert(0) += 1;
+        first_error.get_or_insert(e);
+    }
+    let mut r = Report {
+        target: config.target.clone(),
+        mode: config.mode,
+        connections: config.connections,
+        connected,
+        threads: nthreads,
+        size: config.size,
+        rate: config.rate,
+        warmup: config.warmup,
+        elapsed: Duration::ZERO,
+        requests: 0,
+        requests_per_connection: Vec::with_capacity(connected),
+        bytes_sent: 0,
+        bytes_received: 0,
+        errors,
+        first_error,
+        mismatches: 0,
+        lost: 0,
+        truncated: 0,
+        late: 0,
+        lost_bytes: 0,
+        stopped_by: StopReason::Duration,
+        histogram,
+    };
+    let mut errored = 0;
+    for (_, c) in per_conn {
+        r.requests += c.requests;
+        r.requests_per_connection.push(c.requests);
+        r.bytes_sent += c.bytes_sent;
+        r.bytes_received += c.bytes_received;
+        r.mismatches += c.mismatches;
+        r.lost += c.lost;
+        r.truncated += c.truncated;
+        r.late += c.late;
+        r.lost_bytes += c.lost_bytes;
+        if let Some((kind, e)) = c.error {
+            errored += 1;
+            *r.errors.entry(kind.to_string()).or_insert(0) += 1;
+            r.first_error.get_or_insert(e);
+        }
+    }
+    r.elapsed = if config.mode == Mode::Stream && config.count.is_none() {
+        end - measure
+    } else {
+        last_done.unwrap_or_else(Instant::now).max(measure) - measure
+    };
+    r.stopped_by = if errored == connected {
+        StopReason::Errors
+    } else if let Some(n) = config.count {
+        if r.requests >= n {
+            StopReason::Count
+        } else {
+            StopReason::TimeLimit
+        }
+    } else {
+        StopReason::Duration
+    };
+    Ok(r)
+}
+
+/// Builds the payload pattern: bytes 0..PERIOD repeated.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % PERIOD) as u8).collect()
+}
+
+/// Message `seq` of connection `id`: a slice of the pattern at a rotating offset, with
+/// the sequence number in its first 8 bytes (when it fits).
+fn fill_msg(buf: &mut [u8], pat: &[u8], id: usize, seq: u64) {
+    let off = (id.wrapping_mul(37) + (seq as usize).wrapping_mul(13)) % PERIOD;
+    let m = buf.len();
+    buf.copy_from_slice(&pat[off..off + m]);
+    if m >= 8 {
+        buf[..8].copy_from_slice(&seq.to_le_bytes());
+    }
+}
+
+/// A progress counter on its own cache line (one writer: its thread).
+#[repr(align(128))]
+struct Slot(AtomicU64);
+
+struct Shared {
+    cfg: Config,
+    timeout: Duration,
+    pat: Vec<u8>,
+    slots: Vec<Slot>,
+}
+
+#[derive(Clone, Copy)]
+struct Clock {
+    start: Instant,
+    measure: Instant,
+    end: Instant,
+}
+
+struct Go {
+    clock: Clock,
+    first_index: usize,
+    connected: usize,
+}
+
+type ConnError = (&'static str, Error);
+
+#[derive(Default)]
+struct ConnStats {
+    requests: u64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    mismatches: u64,
+    lost: u64,
+    truncated: u64,
+    late: u64,
+    lost_bytes: u64,
+    error: Option<ConnError>,
+    last_done: Option<Instant>,
+}
+
+struct ThreadResult {
+    conns: Vec<(usize, ConnStats)>,
+    hist: Histogram<u64>,
+    last_done: Option<Instant>,
+}
+
+enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Udp(tokio::net::UdpSocket),
+    Unix(tokio::net::UnixStream),
+}
+
+thread_local! {
+    /// This thread's latency histogram (every connection of a thread records here).
+    static HIST: RefCell<Histogram<u64>> = RefCell::new(new_histogram());
+    /// This thread's measured requests, published to its progress slot.
+    static DONE: Cell<u64> = const { Cell::new(0) };
+}
+
+fn kind_of(e: &io::Error) -> &'static str {
+    match e.kind() {
+        io::ErrorKind::TimedOut => "timeout",
+        io::ErrorKind::ConnectionRefused => "refused",
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => "reset",
+        io::ErrorKind::UnexpectedEof => "closed",
+        _ => "os",
+    }
+}
+
+fn io_err(op: &'static str, e: io::Error) -> ConnError {
+    (kind_of(&e), Error::from_io(op, e))
+}
+
+fn timeout_err(op: &'static str) -> ConnError {
+    ("timeout", Error::timeout(op))
+}
+
+fn closed_err(op: &'static str) -> ConnError {
+    (
+        "closed",
+        Error::new(
+            crate::ErrorKind::Os,
+            op,
+            None,
+            "the peer closed the connection",
+        ),
+    )
+}
+
+/// One load thread: set up its connections, wait for the clock, run them.
+fn worker(
+    t: usize,
+    n: usize,
+    shared: Arc<Shared>,
+    connect_deadline: Instant,
+    ready: mpsc::Sender<(usize, usize, Vec<ConnError>)>,
+    go: mpsc::Receiver<Option<Go>>,
+) -> ThreadResult {
+    let empty = || ThreadResult {
+        conns: Vec::new(),
+        hist: new_histogram(),
+        last_done: None,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send((t, 0, vec![io_err("bench runtime", e)]));
+            return empty();
+        }
+    };
+    let (conns, errs) = rt.block_on(connect_all(n, &shared, connect_deadline));
+    let _ = ready.send((t, conns.len(), errs));
+    let Ok(Some(go)) = go.recv() else {
+        return empty();
+    };
+    let local = tokio::task::LocalSet::new();
+    let results = local.block_on(&rt, async {
+        let mut tasks = Vec::with_capacity(conns.len());
+        for (i, (conn, hello_mismatch)) in conns.into_iter().enumerate() {
+            let gidx = go.first_index + i;
+            let budget = shared.cfg.count.map(|c| {
+                let k = go.connected as u64;
+                c / k + u64::from((gidx as u64) < c % k)
+            });
+            let ctx = Ctx {
+                shared: shared.clone(),
+                thread: t,
+                clock: go.clock,
+                id: gidx,
+                budget,
+                first_send: shared.cfg.rate.map(|r| {
+                    let interval = go.connected as f64 / r;
+                    go.clock.start + Duration::from_secs_f64(interval * gidx as f64 / go.connected as f64)
+                }),
+                interval: shared
+                    .cfg
+                    .rate
+                    .map(|r| Duration::from_secs_f64(go.connected as f64 / r)),
+            };
+            tasks.push(tokio::task::spawn_local(async move {
+                let mut st = match conn {
+                    Conn::Tcp(mut s) => {
+                        let (r, w) = s.split();
+                        drive_stream(r, w, &ctx).await
+                    }
+                    Conn::Unix(mut s) => {
+                        let (r, w) = s.split();
+                        drive_stream(r, w, &ctx).await
+                    }
+                    Conn::Udp(s) => udp_pingpong(&s, &ctx).await,
+                };
+                st.mismatches += u64::from(hello_mismatch);
+                (gidx, st)
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(r) => out.push(r),
+                Err(_) => out.push((
+                    go.first_index + i,
+                    ConnStats {
+                        error: Some((
+                            "os",
+                            Error::new(crate::ErrorKind::Os, "bench", None, "task failed"),
+                        )),
+                        ..ConnStats::default()
+                    },
+                )),
+            }
+        }
+        out
+    });
+    let last_done = results.iter().filter_map(|(_, s)| s.last_done).max();
+    let hist = HIST.with(|h| std::mem::replace(&mut *h.borrow_mut(), new_histogram()));
+    ThreadResult {
+        conns: results,
+        hist,
+        last_done,
+    }
+}
+
+/// Sets up `n` connections, `CONNECT_CONCURRENCY` at a time, all by `deadline`.
+async fn connect_all(
+    n: usize,
+    shared: &Arc<Shared>,
+    deadline: Instant,
+) -> (Vec<(Conn, bool)>, Vec<ConnError>) {
+    let sem = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
+    let mut set = Vec::with_capacity(n);
+    for _ in 0..n {
+        let (sem, shared) = (sem.clone(), shared.clone());
+        set.push(tokio::spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let dl = tokio::time::Instant::from_std(deadline);
+            match tokio::time::timeout_at(dl, connect_one(&shared)).await {
+                Ok(r) => r,
+                Err(_) => Err(timeout_err("connect")),
+            }
+        }));
+    }
+    let (mut ok, mut errs) = (Vec::new(), Vec::new());
+    for h in set {
+        match h.await {
+            Ok(Ok(c)) => ok.push(c),
+            Ok(Err(e)) => errs.push(e),
+            Err(_) => errs.push((
+                "os",
+                Error::new(crate::ErrorKind::Os, "connect", None, "task failed"),
+            )),
+        }
+    }
+    (ok, errs)
+}
+
+/// Connects one socket; TCP and Unix then do one verified 8-byte echo (so every
+/// connection has been accepted before the clock starts). Returns whether that echo
+/// came back different.
+async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnError> {
+    async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+        s: &mut S,
+    ) -> std::result::Result<bool, ConnError> {
+        s.write_all(HELLO).await.map_err(|e| io_err("send", e))?;
+        let mut back = [0u8; 8];
+        s.read_exact(&mut back).await.map_err(|e| {
+            if e.kind() == io::ErrorKind::UnexpectedEof {
+                closed_err("recv")
+            } else {
+                io_err("recv", e)
+            }
+        })?;
+        Ok(&back != HELLO)
+    }
+    match &shared.cfg.target {
+        Target::Tcp(a) => {
+            let mut s = tokio::net::TcpStream::connect(a)
+                .await
+                .map_err(|e| io_err("connect", e))?;
+            s.set_nodelay(true).map_err(|e| io_err("setsockopt", e))?;
+            let bad = hello(&mut s).await?;
+            Ok((Conn::Tcp(s), bad))
+        }
+        Target::Unix(p) => {
+            let mut s = tokio::net::UnixStream::connect(p)
+                .await
+                .map_err(|e| io_err("connect", e))?;
+            let bad = hello(&mut s).await?;
+            Ok((Conn::Unix(s), bad))
+        }
+        Target::Udp(a) => {
+            let bind: SocketAddr = if a.is_ipv4() {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let s = tokio::net::UdpSocket::bind(bind)
+                .await
+                .map_err(|e| io_err("bind", e))?;
+            s.connect(a).await.map_err(|e| io_err("connect", e))?;
+            Ok((Conn::Udp(s), false))
+        }
+    }
+}
+
+/// One connection's view of the run.
+struct Ctx {
+    shared: Arc<Shared>,
+    thread: usize,
+    clock: Clock,
+    id: usize,
+    /// Measured requests this connection may make.
+    budget: Option<u64>,
+    /// Open loop: the first intended send time and the interval.
+    first_send: Option<Instant>,
+    interval: Option<Duration>,
+}
+
+impl Ctx {
+    /// Counts one measured request: the latency, the thread's progress.
+    fn record(&self, latency: Duration) {
+        let ns = (latency.as_nanos().min(u128::from(HIST_HIGHEST_NS)) as u64).max(1);
+        HIST.with(|h| {
+            let _ = h.borrow_mut().record(ns);
+        });
+        let done = DONE.with(|d| {
+            let v = d.get() + 1;
+            d.set(v);
+            v
+        });
+        self.shared.slots[self.thread]
+            .0
+            .store(done, Ordering::Relaxed);
+    }
+
+    /// The intended time of the next request (open loop) or now, or `None` when the run
+    /// is over for this connection. Sleeps until an open-loop request is due.
+    async fn next_start(&self, seq: u64, measured: u64) -> Option<Instant> {
+        if self.budget.is_some_and(|b| measured >= b) {
+            return None;
+        }
+        let t = match (self.first_send, self.interval) {
+            (Some(first), Some(iv)) => {
+                let due = first + iv.mul_f64(seq as f64);
+                if due >= self.clock.end {
+                    return None;
+                }
+                if due > Instant::now() {
+                    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
+                }
+                due
+            }
+            _ => {
+                let now = Instant::now();
+                if now >= self.clock.end {
+                    return None;
+                }
+                now
+            }
+        };
+        Some(t)
+    }
+}
+
+/// Resets the timeout sleep lazily: only when fewer than `timeout` remain, and then to
+/// 1.5 × `timeout` from now, so a busy connection rarely touches the timer wheel.
+fn arm(sleep: &mut Pin<Box<Sleep>>, timeout: Duration) {
+    let now = tokio::time::Instant::now();
+    if sleep.deadline() < now + timeout {
+        sleep.as_mut().reset(now + timeout + timeout / 2);
+    }
+}
+
+/// A TCP or Unix connection: ping-pong or stream.
+async fn drive_stream<R, W>(r: R, w: W, ctx: &Ctx) -> ConnStats
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    match ctx.shared.cfg.mode {
+        Mode::PingPong => stream_pingpong(r, w, ctx).await,
+        Mode::Stream => stream_flow(r, w, ctx).await,
+    }
+}
+
+/// Reads until `buf[..want]` is filled (`*got` bytes are already there), within the
+/// timeout sleep.
+async fn read_reply<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut [u8],
+    got: &mut usize,
+    want: usize,
+    sleep: &mut Pin<Box<Sleep>>,
+) -> std::result::Result<(), ConnError> {
+    while *got < want {
+        let n = tokio::select! {
+            biased;
+            res = r.read(&mut buf[*got..]) => res.map_err(|e| io_err("recv", e))?,
+            _ = sleep.as_mut() => return Err(timeout_err("recv")),
+        };
+        if n == 0 {
+            return Err(closed_err("recv"));
+        }
+        *got += n;
+    }
+    Ok(())
+}
+
+async fn stream_pingpong<R, W>(mut r: R, mut w: W, ctx: &Ctx) -> ConnStats
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let sh = &*ctx.shared;
+    let m = sh.cfg.size;
+    let verify = sh.cfg.verify;
+    let mut st = ConnStats::default();
+    let mut sbuf = vec![0u8; m];
+    let mut rbuf = vec![0u8; m.max(READ_BUF)];
+    let mut carry = 0usize;
+    let mut sleep = Box::pin(tokio::time::sleep(sh.timeout));
+    let (mut seq, mut measured) = (0u64, 0u64);
+    while let Some(t0) = ctx.next_start(seq, measured).await {
+        arm(&mut sleep, sh.timeout);
+        fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
+        let mut got = carry;
+        let res = if m <= SEQUENTIAL_MAX {
+            let wr = tokio::select! {
+                biased;
+                res = w.write_all(&sbuf) => res.map_err(|e| io_err("send", e)),
+                _ = sleep.as_mut() => Err(timeout_err("send")),
+            };
+            match wr {
+                Ok(()) => read_reply(&mut r, &mut rbuf, &mut got, m, &mut sleep).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            let write = async {
+                tokio::select! {
+                    biased;
+                    res = w.write_all(&sbuf) => res.map_err(|e| io_err("send", e)),
+                    _ = tokio::time::sleep(sh.timeout + sh.timeout / 2) => Err(timeout_err("send")),
+                }
+            };
+            let (wr, rd) = tokio::join!(
+                write,
+                read_reply(&mut r, &mut rbuf, &mut got, m, &mut sleep)
+            );
+            wr.and(rd)
+        };
+        if let Err(e) = res {
+            if e.0 == "closed" {
+                st.lost_bytes += (m - got.min(m)) as u64;
+            }
+            st.error = Some(e);
+            break;
+        }
+        let t1 = Instant::now();
+        if verify && rbuf[..m] != sbuf[..] {
+            st.mismatches += 1;
+        }
+        carry = got - m;
+        if carry > 0 {
+            // bytes beyond the echo (a server that sends more): they start the next reply
+            rbuf.copy_within(m..got, 0);
+        }
+        if t0 >= ctx.clock.measure {
+            measured += 1;
+            st.requests += 1;
+            st.bytes_sent += m as u64;
+            st.bytes_received += m as u64;
+            st.last_done = Some(t1);
+            ctx.record(t1 - t0);
+        }
+        seq += 1;
+    }
+    st
+}
+
+async fn stream_flow<R, W>(mut r: R, mut w: W, ctx: &Ctx) -> ConnStats
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let sh = &*ctx.shared;
+    let chunk = sh.cfg.size;
+    let clock = ctx.clock;
+    let hard_stop = tokio::time::Instant::from_std(clock.end + sh.timeout);
+    let start_off = (ctx.id * 37) % PERIOD;
+    let written_total = Cell::new(0u64);
+    let writer_done = Cell::new(false);
+    let notify = tokio::sync::Notify::new();
+    let mut st = ConnStats::default();
+    let mut w_err = None;
+    let (mut r_err, mut r_mis, mut r_bytes, mut r_total, mut last) = (None, 0u64, 0u64, 0u64, None);
+    let (mut w_reqs, mut w_bytes) = (0u64, 0u64);
+    let writer = async {
+        let mut off = start_off;
+        loop {
+            let now = Instant::now();
+            if now >= clock.end || ctx.budget.is_some_and(|b| w_reqs >= b) {
+                break;
+            }
+            let res = tokio::select! {
+                biased;
+                res = w.write_all(&sh.pat[off..off + chunk]) => res.map_err(|e| io_err("send", e)),
+                _ = tokio::time::sleep_until(hard_stop) => Err(timeout_err("send")),
+            };
+            if let Err(e) = res {
+                w_err = Some(e);
+                break;
+            }
+            written_total.set(written_total.get() + chunk as u64);
+            if now >= clock.measure {
+                w_reqs += 1;
+                w_bytes += chunk as u64;
+                ctx.record_progress_only();
+            }
+            off = (off + chunk) % PERIOD;
+        }
+        let _ = w.shutdown().await;
+        writer_done.set(true);
+        notify.notify_one();
+    };
+    let reader = async {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut off = start_off;
+        let window_only = sh.cfg.count.is_none();
+        loop {
+            if writer_done.get() && r_total >= written_total.get() {
+                break;
+            }
+            let n = tokio::select! {
+                biased;
+                res = r.read(&mut buf) => match res {
+                    Ok(0) => {
+                        if r_total < written_total.get() || !writer_done.get() {
+                            r_err = Some(closed_err("recv"));
+                        }
+                        break;
+                    }
+                    Ok(n) => n,
+                    Err(e) => {
+                        r_err = Some(io_err("recv", e));
+                        break;
+                    }
+                },
+                _ = notify.notified() => continue,
+                _ = tokio::time::sleep_until(hard_stop) => break,
+            };
+            let now = Instant::now();
+            if sh.cfg.verify && buf[..n] != sh.pat[off..off + n] {
+                r_mis += 1;
+            }
+            off = (off + n) % PERIOD;
+            r_total += n as u64;
+            if now >= clock.measure && (!window_only || now <= clock.end) {
+                r_bytes += n as u64;
+                last = Some(now);
+            }
+        }
+    };
+    tokio::join!(writer, reader);
+    st.requests = w_reqs;
+    st.bytes_sent = w_bytes;
+    st.bytes_received = r_bytes;
+    st.mismatches = r_mis;
+    st.lost_bytes = written_total.get().saturating_sub(r_total);
+    st.last_done = last;
+    st.error = w_err.or(r_err);
+    st
+}
+
+impl Ctx {
+    /// Counts one measured request for the progress line only (stream mode).
+    fn record_progress_only(&self) {
+        let done = DONE.with(|d| {
+            let v = d.get() + 1;
+            d.set(v);
+            v
+        });
+        self.shared.slots[self.thread]
+            .0
+            .store(done, Ordering::Relaxed);
+    }
+}
+
+async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
+    let sh = &*ctx.shared;
+    let m = sh.cfg.size;
+    let mut st = ConnStats::default();
+    let mut sbuf = vec![0u8; m];
+    let mut rbuf = vec![0u8; 65_536];
+    let mut sleep = Box::pin(tokio::time::sleep(sh.timeout));
+    let (mut seq, mut measured) = (0u64, 0u64);
+    'requests: while let Some(t0) = ctx.next_start(seq, measured).await {
+        fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
+        if let Err(e) = s.send(&sbuf).await {
+            st.error = Some(io_err("send", e));
+            break;
+        }
+        sleep
+            .as_mut()
+            .reset(tokio::time::Instant::now() + sh.timeout);
+        loop {
+            let n = tokio::select! {
+                biased;
+                res = s.recv(&mut rbuf) => match res {
+                    Ok(n) => n,
+                    Err(e) => {
+                        st.error = Some(io_err("recv", e));
+                        break 'requests;
+                    }
+                },
+                _ = sleep.as_mut() => {
+                    st.lost += 1;
+                    break;
+                }
+            };
+            if m >= 8 && n >= 8 && rbuf[..8] != seq.to_le_bytes() {
+                st.late += 1; // the reply to an earlier datagram, already counted lost
+                continue;
+            }
+            let t1 = Instant::now();
+            if n < m {
+                st.truncated += 1;
+            } else if sh.cfg.verify && rbuf[..n] != sbuf[..] {
+                st.mismatches += 1;
+            }
+            if t0 >= ctx.clock.measure {
+                measured += 1;
+                st.requests += 1;
+                st.bytes_sent += m as u64;
+                st.bytes_received += n as u64;
+                st.last_done = Some(t1);
+                ctx.record(t1 - t0);
+            }
+            break;
+        }
+        seq += 1;
+    }
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_round_trip_and_merge() {
+        let mut a = new_histogram();
+        let mut b = new_histogram();
+        let mut both = new_histogram();
+        for v in 1..=1000u64 {
+            a.record(v * 1000).unwrap();
+            both.record(v * 1000).unwrap();
+        }
+        for v in 1..=100u64 {
+            b.record(v * 1_000_000).unwrap();
+            both.record(v * 1_000_000).unwrap();
+        }
+        let (ta, tb) = (encode_histogram(&a).unwrap(), encode_histogram(&b).unwrap());
+        assert!(ta.starts_with("HISTFAAA"), "{ta}");
+        let (da, db) = (decode_histogram(&ta).unwrap(), decode_histogram(&tb).unwrap());
+        assert_eq!(da, a);
+        let merged = merge_histograms([&da, &db]);
+        assert_eq!(merged.len(), both.len());
+        for q in [0.0, 0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(merged.value_at_quantile(q), both.value_at_quantile(q));
+        }
+        assert_eq!(Latency::of(&merged), Latency::of(&both));
+        assert!(decode_histogram("not base64!").is_err());
+        assert!(decode_histogram("aGVsbG8=").is_err());
+    }
+
+    #[test]
+    fn messages_carry_their_sequence_number() {
+        let pat = pattern(1024 + PERIOD);
+        let mut a = vec![0u8; 64];
+        let mut b = vec![0u8; 64];
+        fill_msg(&mut a, &pat, 3, 7);
+        fill_msg(&mut b, &pat, 3, 8);
+        assert_eq!(a[..8], 7u64.to_le_bytes());
+        assert_ne!(a, b);
+        let mut tiny = vec![0u8; 3];
+        fill_msg(&mut tiny, &pat, 0, 1);
+    }
+
+    #[test]
+    fn settings_are_checked() {
+        let t = Target::Udp("127.0.0.1:9".parse().unwrap());
+        let mut c = Config::new(t);
+        assert!(c.validate().is_ok());
+        c.size = 70_000;
+        assert!(c.validate().is_err());
+        c.size = 64;
+        c.mode = Mode::Stream;
+        assert!(c.validate().is_err());
+        let mut c = Config::new(Target::Tcp("127.0.0.1:9".parse().unwrap()));
+        c.rate = Some(f64::NAN);
+        assert!(c.validate().is_err());
+        c.rate = None;
+        c.connections = 0;
+        assert!(c.validate().is_err());
+        c.connections = 1;
+        c.count = Some(0);
+        assert!(c.validate().is_err());
+        c.count = Some(5);
+        assert_eq!(c.effective_duration(), MAX_DURATION);
+    }
+
+    /// A small blocking echo server thread on 127.0.0.1 for one test.
+    fn echo_thread() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(16) {
+                let Ok(mut s) = s else { break };
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut b = [0u8; 4096];
+                    loop {
+                        match s.read(&mut b) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if s.write_all(&b[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        a
+    }
+
+    #[test]
+    fn count_is_split_over_connections() {
+        let a = echo_thread();
+        let mut c = Config::new(Target::Tcp(a));
+        c.connections = 3;
+        c.threads = 2;
+        c.count = Some(100);
+        c.duration = Some(Duration::from_secs(10));
+        let r = run(&c, |_| {}).unwrap();
+        assert_eq!(r.requests, 100);
+        assert_eq!(r.requests_per_connection, vec![34, 33, 33]);
+        assert_eq!(r.stopped_by, StopReason::Count);
+        assert_eq!(r.histogram.len(), 100);
+        assert!(!r.data_errors());
+        assert_eq!(r.error_count(), 0);
+    }
+
+    #[test]
+    fn stream_mode_echoes_everything() {
+        let a = echo_thread();
+        let mut c = Config::new(Target::Tcp(a));
+        c.mode = Mode::Stream;
+        c.size = 16384;
+        c.duration = Some(Duration::from_millis(300));
+        let r = run(&c, |_| {}).unwrap();
+        assert!(r.bytes_received > 0);
+        assert_eq!(r.lost_bytes, 0);
+        assert_eq!(r.mismatches, 0);
+        assert_eq!(r.error_count(), 0, "{:?}", r.first_error);
+    }
+
+    #[test]
+    fn refused_is_an_error() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        let c = Config::new(Target::Tcp(a));
+        let e = run(&c, |_| {}).unwrap_err();
+        assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+    }
+}
