@@ -1,12 +1,528 @@
-//! `sockit bench`.
+//! `sockit bench`: round trips per second, latency percentiles and throughput against an
+//! echo-style server, and `--merge` of saved `--json` results.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use sockit::bench::{self, Config, Latency, Mode, Report, Target};
+use sockit::{Error, Family, SockType};
 
 /// Arguments of `sockit bench`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(
+    after_help = "Examples:\n  sockit bench 127.0.0.1 7000 -c 50 --duration 5\n  sockit bench -u 127.0.0.1:7000 --rate 1000 --duration 2\n  sockit bench --unix /tmp/echo.sock --mode stream --size 16384\n  sockit bench 127.0.0.1 7000 --json > a.json; sockit bench --merge a.json b.json"
+)]
+pub struct Args {
+    /// Server: HOST PORT, HOST:PORT or [V6]:PORT (a bare PORT means 127.0.0.1).
+    #[arg(value_name = "ADDR", num_args = 0..=2)]
+    pub addr: Vec<String>,
+    /// Benchmark a Unix stream socket at PATH instead.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["addr", "udp"])]
+    pub unix: Option<PathBuf>,
+    /// UDP datagram ping-pong (lost and truncated replies are counted).
+    #[arg(short = 'u', long)]
+    pub udp: bool,
+    /// Concurrent connections (UDP: sockets).
+    #[arg(short = 'c', long = "connections", value_name = "N", default_value_t = 1)]
+    pub connections: usize,
+    /// Load threads (default: the CPUs this process may use).
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
+    /// Message size (ping-pong) or write size (stream), bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    pub size: usize,
+    /// Measured seconds after the warm-up (default 10; with --count alone: up to 3600).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Measured requests in total (stream: chunks), split evenly over the connections.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Seconds of load before measuring starts.
+    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
+    pub warmup: f64,
+    /// Open loop: requests per second over all connections; latency is measured from
+    /// each request's intended send time.
+    #[arg(long, value_name = "PER_SEC")]
+    pub rate: Option<f64>,
+    /// pingpong: send, read the echo whole, verify; stream: write continuously while
+    /// reading the echo back (MB/s).
+    #[arg(long, value_enum, default_value = "pingpong")]
+    pub mode: ModeArg,
+    /// Per-request reply timeout in seconds (UDP: a datagram is lost after it;
+    /// default 0.2 for UDP, 5 otherwise).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Connect timeout for all connections together, seconds.
+    #[arg(short = 'w', value_name = "SECS", default_value_t = 10.0)]
+    pub connect_timeout: f64,
+    /// IPv4 only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Numeric host only: no name lookup.
+    #[arg(short = 'n')]
+    pub numeric: bool,
+    /// Do not compare echoed bytes with those sent.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// One JSON object on stdout (units in field names, histogram in HdrHistogram's
+    /// compressed base64 form).
+    #[arg(long)]
+    pub json: bool,
+    /// Merge saved --json results and print the combined figures (no load is sent).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["addr", "unix"])]
+    pub merge: Vec<PathBuf>,
+}
+
+/// `--mode`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Send a message, read its echo, verify, repeat.
+    Pingpong,
+    /// Write continuously while reading the echo back.
+    Stream,
+}
 
 /// Runs `sockit bench`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit bench is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let summary = if !args.merge.is_empty() {
+        merge_files(&args.merge)?
+    } else {
+        let config = config_of(&args)?;
+        let report = run_with_progress(&config)?;
+        Summary::of_report(&report)?
+    };
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        writeln!(out, "{}", summary.to_json())?;
+    } else {
+        summary.print_human(&mut out)?;
+    }
+    out.flush()?;
+    Ok(summary.exit_code())
+}
+
+fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(v).map_err(|_| {
+        Error::invalid_input("bench", format!("{name} must be a number of seconds >= 0, not {v}"))
+            .into()
+    })
+}
+
+fn config_of(args: &Args) -> anyhow::Result<Config> {
+    let target = if let Some(p) = &args.unix {
+        Target::Unix(p.clone())
+    } else {
+        if args.addr.is_empty() {
+            return Err(Error::invalid_input("bench", "missing address (HOST PORT or --unix PATH)").into());
+        }
+        let hp = sockit::addr::parse_host_port(&args.addr)?;
+        let host = hp.host.as_deref().unwrap_or("127.0.0.1");
+        let family = match (args.ipv4, args.ipv6) {
+            (true, _) => Some(Family::Inet),
+            (_, true) => Some(Family::Inet6),
+            _ => None,
+        };
+        let socktype = if args.udp { SockType::Dgram } else { SockType::Stream };
+        let flags = if args.numeric {
+            sockit::resolve::AI_NUMERICHOST
+        } else {
+            0
+        };
+        let infos = sockit::resolve::getaddrinfo(
+            Some(host),
+            Some(&hp.port),
+            family,
+            Some(socktype),
+            0,
+            flags,
+        )?;
+        let addr = infos
+            .first()
+            .map(|i| i.address)
+            .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME))?;
+        if addr.port() == 0 {
+            return Err(Error::invalid_input("bench", "port 0 cannot be benchmarked").into());
+        }
+        if args.udp {
+            Target::Udp(addr)
+        } else {
+            Target::Tcp(addr)
+        }
+    };
+    let mut c = Config::new(target);
+    c.mode = match args.mode {
+        ModeArg::Pingpong => Mode::PingPong,
+        ModeArg::Stream => Mode::Stream,
+    };
+    c.connections = args.connections;
+    if let Some(t) = args.threads {
+        c.threads = t;
+    }
+    c.size = args.size;
+    c.duration = args.duration.map(|d| secs("--duration", d)).transpose()?;
+    c.count = args.count;
+    c.warmup = secs("--warmup", args.warmup)?;
+    c.rate = args.rate;
+    c.timeout = args.timeout.map(|t| secs("--timeout", t)).transpose()?;
+    c.connect_timeout = secs("-w", args.connect_timeout)?;
+    c.verify = !args.no_verify;
+    c.validate()?;
+    Ok(c)
+}
+
+/// Runs the benchmark with a progress line on stderr when stderr is a terminal.
+fn run_with_progress(config: &Config) -> anyhow::Result<Report> {
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        b
+    });
+    let mut last_requests = 0u64;
+    let mut last_t = Duration::ZERO;
+    let report = bench::run(config, |p| {
+        let Some(b) = &bar else { return };
+        let dt = (p.elapsed.saturating_sub(last_t)).as_secs_f64();
+        let rate = if dt > 0.0 {
+            (p.requests.saturating_sub(last_requests)) as f64 / dt
+        } else {
+            0.0
+        };
+        last_requests = p.requests;
+        last_t = p.elapsed;
+        b.set_message(format!(
+            "{} {:.1}/{:.0} s  {} connections  {} requests  {:.0} rps",
+            if p.measuring { "bench" } else { "warm-up" },
+            p.elapsed.as_secs_f64(),
+            p.planned.as_secs_f64(),
+            p.connected,
+            p.requests,
+            rate
+        ));
+        b.tick();
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    Ok(report.context("bench")?)
+}
+
+/// What is printed: from one report, or merged from saved JSON results.
+struct Summary {
+    merged: bool,
+    runs: usize,
+    target: String,
+    protocol: String,
+    mode: String,
+    connections: u64,
+    connected: u64,
+    threads: u64,
+    size: u64,
+    rate: Option<f64>,
+    warmup_s: f64,
+    duration_s: f64,
+    requests: u64,
+    requests_per_connection: Vec<u64>,
+    rps: f64,
+    bytes_sent: u64,
+    bytes_received: u64,
+    mb_per_s: f64,
+    errors: std::collections::BTreeMap<String, u64>,
+    first_error: Option<Value>,
+    mismatches: u64,
+    lost: u64,
+    truncated: u64,
+    late: u64,
+    lost_bytes: u64,
+    stopped_by: String,
+    histogram: bench::hdrhistogram::Histogram<u64>,
+}
+
+impl Summary {
+    fn of_report(r: &Report) -> anyhow::Result<Summary> {
+        Ok(Summary {
+            merged: false,
+            runs: 1,
+            target: r.target.to_string(),
+            protocol: r.target.protocol().into(),
+            mode: r.mode.as_str().into(),
+            connections: r.connections as u64,
+            connected: r.connected as u64,
+            threads: r.threads as u64,
+            size: r.size as u64,
+            rate: r.rate,
+            warmup_s: r.warmup.as_secs_f64(),
+            duration_s: r.elapsed.as_secs_f64(),
+            requests: r.requests,
+            requests_per_connection: r.requests_per_connection.clone(),
+            rps: r.rps(),
+            bytes_sent: r.bytes_sent,
+            bytes_received: r.bytes_received,
+            mb_per_s: r.mb_per_s(),
+            errors: r.errors.clone(),
+            first_error: r.first_error.as_ref().map(|e| {
+                json!({"kind": e.kind().as_str(), "op": e.op(), "code": e.code(), "message": e.to_string()})
+            }),
+            mismatches: r.mismatches,
+            lost: r.lost,
+            truncated: r.truncated,
+            late: r.late,
+            lost_bytes: r.lost_bytes,
+            stopped_by: r.stopped_by.as_str().into(),
+            histogram: r.histogram.clone(),
+        })
+    }
+
+    fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    fn data_errors(&self) -> bool {
+        self.mismatches + self.lost + self.truncated + self.lost_bytes > 0
+    }
+
+    /// 7 for wrong or lost data; else the first error's kind; else 0.
+    fn exit_code(&self) -> ExitCode {
+        if self.data_errors() {
+            eprintln!(
+                "sockit: bench: data came back wrong: {} mismatched, {} lost, {} truncated, {} bytes lost",
+                self.mismatches, self.lost, self.truncated, self.lost_bytes
+            );
+            return ExitCode::from(7);
+        }
+        if self.error_count() > 0 {
+            let kind = self
+                .first_error
+                .as_ref()
+                .and_then(|e| e["kind"].as_str())
+                .unwrap_or("os");
+            return ExitCode::from(match kind {
+                "timeout" => 5,
+                "invalid_input" => 2,
+                "protocol" => 7,
+                _ => 1,
+            });
+        }
+        ExitCode::SUCCESS
+    }
+
+    fn to_json(&self) -> Value {
+        let lat = Latency::of(&self.histogram);
+        let l = |f: fn(&Latency) -> f64| lat.as_ref().map(|x| (f(x) * 10.0).round() / 10.0);
+        let hist = bench::encode_histogram(&self.histogram).unwrap_or_default();
+        let mut v = json!({
+            "target": self.target,
+            "protocol": self.protocol,
+            "mode": self.mode,
+            "connections": self.connections,
+            "connected": self.connected,
+            "threads": self.threads,
+            "size_bytes": self.size,
+            "rate_per_s": self.rate,
+            "warmup_s": self.warmup_s,
+            "duration_s": self.duration_s,
+            "requests": self.requests,
+            "requests_per_connection": self.requests_per_connection,
+            "rps": self.rps,
+            "bytes_sent": self.bytes_sent,
+            "bytes_received": self.bytes_received,
+            "mb_per_s": self.mb_per_s,
+            "latency_min_us": l(|x| x.min_us),
+            "latency_mean_us": l(|x| x.mean_us),
+            "latency_p50_us": l(|x| x.p50_us),
+            "latency_p90_us": l(|x| x.p90_us),
+            "latency_p99_us": l(|x| x.p99_us),
+            "latency_p999_us": l(|x| x.p999_us),
+            "latency_max_us": l(|x| x.max_us),
+            "errors": self.error_count(),
+            "errors_by_kind": self.errors,
+            "first_error": self.first_error,
+            "mismatches": self.mismatches,
+            "lost": self.lost,
+            "truncated": self.truncated,
+            "late": self.late,
+            "lost_bytes": self.lost_bytes,
+            "stopped_by": self.stopped_by,
+            "histogram": hist,
+            "histogram_unit": "ns",
+        });
+        if self.merged {
+            v["runs"] = json!(self.runs);
+        }
+        v
+    }
+
+    fn print_human(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let what = if self.merged {
+            format!("{} merged run{}", self.runs, if self.runs == 1 { "" } else { "s" })
+        } else {
+            format!(
+                "{}, {}, {} B, {}/{} connections on {} thread{}{}",
+                self.protocol,
+                self.mode,
+                self.size,
+                self.connected,
+                self.connections,
+                self.threads,
+                if self.threads == 1 { "" } else { "s" },
+                self.rate.map_or(String::new(), |r| format!(", rate {r}/s"))
+            )
+        };
+        writeln!(out, "target      {} ({what})", self.target)?;
+        let unit = if self.mode == "stream" {
+            "chunks"
+        } else {
+            "requests"
+        };
+        writeln!(
+            out,
+            "requests    {} {unit} in {:.2} s: {:.0} per second{}",
+            self.requests,
+            self.duration_s,
+            self.rps,
+            if self.merged { " (sum of the runs)" } else { "" }
+        )?;
+        writeln!(
+            out,
+            "throughput  {:.2} MB/s echoed ({} bytes sent, {} received)",
+            self.mb_per_s, self.bytes_sent, self.bytes_received
+        )?;
+        match Latency::of(&self.histogram) {
+            Some(l) => writeln!(
+                out,
+                "latency µs  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  (mean {:.1}, min {:.1})",
+                l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us, l.mean_us, l.min_us
+            )?,
+            None => writeln!(out, "latency µs  -")?,
+        }
+        let kinds: Vec<String> = self
+            .errors
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
+        write!(out, "errors      {}", self.error_count())?;
+        if !kinds.is_empty() {
+            write!(out, " ({})", kinds.join(", "))?;
+        }
+        if let Some(m) = self.first_error.as_ref().and_then(|e| e["message"].as_str()) {
+            write!(out, "; first: {m}")?;
+        }
+        writeln!(out)?;
+        writeln!(out, "mismatches  {}", self.mismatches)?;
+        if self.protocol == "udp" {
+            writeln!(
+                out,
+                "datagrams   {} lost, {} truncated, {} late",
+                self.lost, self.truncated, self.late
+            )?;
+        }
+        if self.lost_bytes > 0 {
+            writeln!(out, "lost bytes  {}", self.lost_bytes)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads saved `--json` results (one object per line, any number per file) and adds
+/// them up: counts and rates are summed (the runs are taken as concurrent), the
+/// histograms merged.
+fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
+    let mut s = Summary {
+        merged: true,
+        runs: 0,
+        target: String::new(),
+        protocol: String::new(),
+        mode: String::new(),
+        connections: 0,
+        connected: 0,
+        threads: 0,
+        size: 0,
+        rate: None,
+        warmup_s: 0.0,
+        duration_s: 0.0,
+        requests: 0,
+        requests_per_connection: Vec::new(),
+        rps: 0.0,
+        bytes_sent: 0,
+        bytes_received: 0,
+        mb_per_s: 0.0,
+        errors: Default::default(),
+        first_error: None,
+        mismatches: 0,
+        lost: 0,
+        truncated: 0,
+        late: 0,
+        lost_bytes: 0,
+        stopped_by: "merged".into(),
+        histogram: bench::new_histogram(),
+    };
+    let mut hists = Vec::new();
+    let mut targets = Vec::<String>::new();
+    for f in files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| Error::from_io("open", e))
+            .with_context(|| format!("--merge {}", f.display()))?;
+        for (no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let where_ = || format!("--merge {} line {}", f.display(), no + 1);
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| Error::invalid_input("json", e.to_string()))
+                .with_context(where_)?;
+            let h = v["histogram"].as_str().ok_or_else(|| {
+                Error::invalid_input("json", "no \"histogram\" field (not a sockit bench --json result)")
+            });
+            let h = bench::decode_histogram(h.with_context(where_)?).with_context(where_)?;
+            hists.push(h);
+            let u = |k: &str| v[k].as_u64().unwrap_or(0);
+            let fl = |k: &str| v[k].as_f64().unwrap_or(0.0);
+            s.runs += 1;
+            s.connections += u("connections");
+            s.connected += u("connected");
+            s.threads += u("threads");
+            s.size = s.size.max(u("size_bytes"));
+            s.duration_s = s.duration_s.max(fl("duration_s"));
+            s.warmup_s = s.warmup_s.max(fl("warmup_s"));
+            s.requests += u("requests");
+            s.rps += fl("rps");
+            s.mb_per_s += fl("mb_per_s");
+            s.bytes_sent += u("bytes_sent");
+            s.bytes_received += u("bytes_received");
+            s.mismatches += u("mismatches");
+            s.lost += u("lost");
+            s.truncated += u("truncated");
+            s.late += u("late");
+            s.lost_bytes += u("lost_bytes");
+            if let Some(m) = v["errors_by_kind"].as_object() {
+                for (k, n) in m {
+                    *s.errors.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
+                }
+            }
+            if s.first_error.is_none() && !v["first_error"].is_null() {
+                s.first_error = Some(v["first_error"].clone());
+            }
+            for (field, key) in [(&mut s.protocol, "protocol"), (&mut s.mode, "mode")] {
+                let x = v[key].as_str().unwrap_or("?");
+                if field.is_empty() {
+                    *field = x.to_string();
+                } else if field != x {
+                    *field = "mixed".into();
+                }
+            }
+            let t = v["target"].as_str().unwrap_or("?").to_string();
+            if !targets.contains(&t) {
+                targets.push(t);
+            }
+        }
+    }
+    if s.runs == 0 {
+        return Err(Error::invalid_input("json", "no results in the --merge files").into());
+    }
+    s.target = targets.join(", ");
+    s.histogram = bench::merge_histograms(&hists);
+    Ok(s)
 }
