@@ -1,1 +1,338 @@
-//! Tests of `sockit` (bench).
+//! Tests of `sockit bench`: against echo servers (small ones in threads here, and the
+//! slides' Python server), servers that corrupt, drop or stall, and `--merge`.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use sockit::bench::hdrhistogram::Histogram;
+
+use crate::common::{self, run, sockit};
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+/// A TCP echo server in threads on 127.0.0.1: one thread per connection (at most 64),
+/// every socket with a timeout. `corrupt_every`: flip one byte in that many echoed bytes;
+/// `stall_at`: once, after that many bytes were echoed, sleep 500 ms before going on.
+fn tcp_echo(corrupt_every: Option<usize>, stall_at: Option<usize>) -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    l.set_nonblocking(false).expect("blocking");
+    std::thread::spawn(move || {
+        let echoed = std::sync::Arc::new(AtomicUsize::new(0));
+        for s in l.incoming().take(64) {
+            let Ok(mut s) = s else { break };
+            let echoed = echoed.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+                let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+                let mut buf = [0u8; 4096];
+                loop {
+                    let n = match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let before = echoed.fetch_add(n, Ordering::Relaxed);
+                    if let Some(k) = corrupt_every {
+                        for (i, b) in buf[..n].iter_mut().enumerate() {
+                            if (before + i) % k == k - 1 {
+                                *b ^= 0x5a;
+                            }
+                        }
+                    }
+                    if let Some(at) = stall_at
+                        && before < at
+                        && before + n >= at
+                    {
+                        std::thread::sleep(Duration::from_millis(500));
+                    }
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A UDP echo server in a thread on 127.0.0.1 that drops every `drop_every`-th datagram;
+/// it ends after 3 s without traffic.
+fn udp_dropping_echo(drop_every: usize) -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = s.local_addr().expect("addr");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        for i in 1..=10_000_000usize {
+            let Ok((n, peer)) = s.recv_from(&mut buf) else {
+                break;
+            };
+            if i % drop_every != 0 {
+                let _ = s.send_to(&buf[..n], peer);
+            }
+        }
+    });
+    addr
+}
+
+fn bench_json(args: &[&str]) -> (Value, i32, String) {
+    let mut a = vec!["bench", "--json"];
+    a.extend_from_slice(args);
+    let out = run(&mut sockit(&a), LIMIT);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {:?}; stderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (v, out.status.code().unwrap_or(-1), stderr)
+}
+
+fn u(v: &Value, k: &str) -> u64 {
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("no number {k} in {v}"))
+}
+
+fn assert_clean(v: &Value) {
+    assert_eq!(u(v, "errors"), 0, "{v}");
+    assert_eq!(u(v, "mismatches"), 0, "{v}");
+    assert_eq!(u(v, "lost"), 0, "{v}");
+    assert_eq!(u(v, "lost_bytes"), 0, "{v}");
+    let per: u64 = v["requests_per_connection"]
+        .as_array()
+        .expect("requests_per_connection")
+        .iter()
+        .map(|x| x.as_u64().expect("count"))
+        .sum();
+    assert_eq!(per, u(v, "requests"), "{v}");
+    assert!(u(v, "requests") > 0, "{v}");
+    assert_eq!(u(v, "bytes_sent"), u(v, "requests") * u(v, "size_bytes"));
+}
+
+#[test]
+fn several_connections_against_an_echo_server() {
+    let addr = tcp_echo(None, None);
+    let port = addr.port().to_string();
+    let (v, code, err) = bench_json(&["127.0.0.1", &port, "-c", "4", "--duration", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_clean(&v);
+    assert_eq!(u(&v, "connected"), 4);
+    assert_eq!(v["requests_per_connection"].as_array().map(Vec::len), Some(4));
+    assert!(v["latency_p99_us"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    assert!(v["histogram"].as_str().is_some_and(|h| h.starts_with("HISTFAAA")));
+}
+
+#[test]
+fn count_is_exact_and_human_summary_names_the_figures() {
+    let addr = tcp_echo(None, None);
+    let out = run(
+        &mut sockit(&[
+            "bench",
+            &addr.to_string(),
+            "-c",
+            "3",
+            "--count",
+            "300",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("300 requests"), "{text}");
+    for word in ["p50", "p90", "p99", "p99.9", "max", "errors      0", "mismatches  0"] {
+        assert!(text.contains(word), "{word} missing in {text}");
+    }
+    // not a terminal: no progress line on stderr
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_slides_python_echo_server_one_connection() {
+    // echo_server.py serves exactly one client and exits: -c 1, no extra connection
+    let server = common::python_server("echo_server.py", &["127.0.0.1", "0"]);
+    let port = server.port.to_string();
+    let (v, code, err) = bench_json(&["127.0.0.1", &port, "-c", "1", "--duration", "1"]);
+    assert_eq!(code, 0, "{err}");
+    assert_clean(&v);
+}
+
+#[test]
+fn unix_socket_and_stream_mode() {
+    let dir = scratch_dir("unix");
+    let path = dir.join("echo.sock");
+    let l = std::os::unix::net::UnixListener::bind(&path).expect("bind unix");
+    std::thread::spawn(move || {
+        if let Some(Ok(mut s)) = l.incoming().next() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut buf = [0u8; 65536];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let p = path.to_string_lossy().to_string();
+    let (v, code, err) = bench_json(&[
+        "--unix", &p, "--mode", "stream", "--size", "16384", "--duration", "0.5",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["protocol"], "unix");
+    assert!(u(&v, "bytes_received") > 0, "{v}");
+    assert!(v["mb_per_s"].as_f64().is_some_and(|x| x > 0.0), "{v}");
+    assert_eq!(u(&v, "mismatches"), 0, "{v}");
+    assert_eq!(u(&v, "lost_bytes"), 0, "{v}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_corrupting_server_shows_mismatches_and_exits_7() {
+    let addr = tcp_echo(Some(1000), None);
+    let (v, code, _) = bench_json(&[&addr.to_string(), "-c", "2", "--duration", "1"]);
+    assert!(u(&v, "mismatches") > 0, "{v}");
+    assert_eq!(code, 7, "{v}");
+}
+
+#[test]
+fn a_udp_server_that_drops_datagrams_shows_loss() {
+    let addr = udp_dropping_echo(10);
+    let (v, code, _) = bench_json(&[
+        "-u",
+        &addr.to_string(),
+        "-c",
+        "2",
+        "--duration",
+        "1",
+        "--timeout",
+        "0.05",
+    ]);
+    assert_eq!(v["protocol"], "udp");
+    assert!(u(&v, "lost") > 0, "{v}");
+    assert!(u(&v, "requests") > u(&v, "lost"), "{v}");
+    assert_eq!(code, 7, "{v}");
+}
+
+#[test]
+fn rate_is_kept_and_a_stall_shows_in_p99() {
+    let _serial = common::serial();
+    // 1,000/s for 2 s; the server stalls 500 ms once, after about 0.5 s (32,000 bytes of
+    // 64-byte messages; the setup echo is 8 bytes)
+    let addr = tcp_echo(None, Some(8 + 500 * 64));
+    let (v, code, err) = bench_json(&[
+        &addr.to_string(),
+        "--rate",
+        "1000",
+        "--duration",
+        "2",
+    ]);
+    assert_eq!(code, 0, "{err} {v}");
+    let n = u(&v, "requests");
+    assert!((1800..=2200).contains(&n), "{n} requests: {v}");
+    // latency counts from the intended send times: the stall delays ~500 requests, so
+    // p99 is near 500 ms, not a single slow round trip hidden in the tail
+    let p99 = v["latency_p99_us"].as_f64().expect("p99");
+    assert!(p99 >= 300_000.0, "p99 {p99} µs: {v}");
+    assert!(p99 <= 1_500_000.0, "p99 {p99} µs: {v}");
+}
+
+fn scratch_dir(tag: &str) -> std::path::PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "sockit-bench-test-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&d).expect("mkdir");
+    d
+}
+
+#[test]
+fn merge_equals_one_histogram_fed_with_both_runs() {
+    let addr = tcp_echo(None, None);
+    let dir = scratch_dir("merge");
+    let mut files = Vec::new();
+    let mut hist: Histogram<u64> = sockit::bench::new_histogram();
+    let mut requests = 0;
+    for (i, c) in ["1", "3"].iter().enumerate() {
+        let (v, code, err) = bench_json(&[&addr.to_string(), "-c", c, "--duration", "0.5"]);
+        assert_eq!(code, 0, "{err}");
+        let h = sockit::bench::decode_histogram(v["histogram"].as_str().expect("histogram"))
+            .expect("decodes");
+        assert_eq!(h.len(), u(&v, "requests"));
+        for x in h.iter_recorded() {
+            hist.record_n(x.value_iterated_to(), x.count_at_value())
+                .expect("record");
+        }
+        requests += u(&v, "requests");
+        let f = dir.join(format!("run{i}.json"));
+        std::fs::write(&f, v.to_string()).expect("write");
+        files.push(f.to_string_lossy().to_string());
+    }
+    let mut args = vec!["--merge"];
+    args.extend(files.iter().map(String::as_str));
+    let (m, code, err) = bench_json(&args);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(u(&m, "runs"), 2);
+    assert_eq!(u(&m, "requests"), requests);
+    let lat = sockit::bench::Latency::of(&hist).expect("values");
+    for (k, want) in [
+        ("latency_p50_us", lat.p50_us),
+        ("latency_p90_us", lat.p90_us),
+        ("latency_p99_us", lat.p99_us),
+        ("latency_p999_us", lat.p999_us),
+        ("latency_max_us", lat.max_us),
+    ] {
+        let got = m[k].as_f64().expect(k);
+        assert!((got - want).abs() < 0.06, "{k}: merged {got}, one histogram {want}");
+    }
+    // and the human form prints the combined percentiles
+    let mut a = vec!["bench", "--merge"];
+    a.extend(files.iter().map(String::as_str));
+    let out = run(&mut sockit(&a), LIMIT);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 merged runs") && text.contains("p99.9"), "{text}");
+    // a file that is not a result is refused with a clear error
+    let bad = dir.join("bad.json");
+    std::fs::write(&bad, "{\"x\":1}\n").expect("write");
+    let out = run(
+        &mut sockit(&["bench", "--merge", &bad.to_string_lossy()]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("histogram"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn bad_input_is_refused() {
+    for args in [
+        &["bench", "127.0.0.1", "9", "-c", "0"][..],
+        &["bench", "127.0.0.1", "9", "--size", "0"],
+        &["bench", "127.0.0.1", "9", "--duration", "-1"],
+        &["bench", "127.0.0.1", "9", "--rate", "0"],
+        &["bench", "-u", "127.0.0.1", "9", "--mode", "stream"],
+        &["bench", "127.0.0.1", "70000"],
+        &["bench"],
+    ] {
+        let out = run(&mut sockit(args), LIMIT);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!out.stderr.is_empty());
+    }
+    // nothing listening: connection refused, exit 1
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let out = run(
+        &mut sockit(&["bench", "127.0.0.1", &port.to_string(), "--duration", "1"]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Connection refused"));
+}
