@@ -216,7 +216,10 @@ impl Config {
             return bad("threads must be at least 1".into());
         }
         if self.size == 0 || self.size > MAX_SIZE {
-            return bad(format!("size must be 1-{MAX_SIZE} bytes, not {}", self.size));
+            return bad(format!(
+                "size must be 1-{MAX_SIZE} bytes, not {}",
+                self.size
+            ));
         }
         if let Target::Udp(a) = &self.target {
             let max = if a.is_ipv4() { 65_507 } else { 65_527 };
@@ -233,7 +236,9 @@ impl Config {
         if let Some(d) = self.duration
             && (d.is_zero() || d > MAX_DURATION)
         {
-            return bad(format!("duration must be above 0 and at most {MAX_DURATION:?}"));
+            return bad(format!(
+                "duration must be above 0 and at most {MAX_DURATION:?}"
+            ));
         }
         if self.count == Some(0) {
             return bad("count must be at least 1".into());
@@ -556,7 +561,11 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
             elapsed: now - start,
             planned,
             measuring: now >= measure,
-            requests: shared.slots.iter().map(|s| s.0.load(Ordering::Relaxed)).sum(),
+            requests: shared
+                .slots
+                .iter()
+                .map(|s| s.0.load(Ordering::Relaxed))
+                .sum(),
             connected,
         }
     };
@@ -804,7 +813,8 @@ fn worker(
                 budget,
                 first_send: shared.cfg.rate.map(|r| {
                     let interval = go.connected as f64 / r;
-                    go.clock.start + Duration::from_secs_f64(interval * gidx as f64 / go.connected as f64)
+                    go.clock.start
+                        + Duration::from_secs_f64(interval * gidx as f64 / go.connected as f64)
                 }),
                 interval: shared
                     .cfg
@@ -1294,7 +1304,10 @@ mod tests {
         }
         let (ta, tb) = (encode_histogram(&a).unwrap(), encode_histogram(&b).unwrap());
         assert!(ta.starts_with("HISTFAAA"), "{ta}");
-        let (da, db) = (decode_histogram(&ta).unwrap(), decode_histogram(&tb).unwrap());
+        let (da, db) = (
+            decode_histogram(&ta).unwrap(),
+            decode_histogram(&tb).unwrap(),
+        );
         assert_eq!(da, a);
         let merged = merge_histograms([&da, &db]);
         assert_eq!(merged.len(), both.len());

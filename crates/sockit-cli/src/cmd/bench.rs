@@ -27,7 +27,12 @@ pub struct Args {
     #[arg(short = 'u', long)]
     pub udp: bool,
     /// Concurrent connections (UDP: sockets).
-    #[arg(short = 'c', long = "connections", value_name = "N", default_value_t = 1)]
+    #[arg(
+        short = 'c',
+        long = "connections",
+        value_name = "N",
+        default_value_t = 1
+    )]
     pub connections: usize,
     /// Load threads (default: the CPUs this process may use).
     #[arg(long, value_name = "N")]
@@ -110,8 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(v).map_err(|_| {
-        Error::invalid_input("bench", format!("{name} must be a number of seconds >= 0, not {v}"))
-            .into()
+        Error::invalid_input(
+            "bench",
+            format!("{name} must be a number of seconds >= 0, not {v}"),
+        )
+        .into()
     })
 }
 
@@ -120,7 +128,11 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
         Target::Unix(p.clone())
     } else {
         if args.addr.is_empty() {
-            return Err(Error::invalid_input("bench", "missing address (HOST PORT or --unix PATH)").into());
+            return Err(Error::invalid_input(
+                "bench",
+                "missing address (HOST PORT or --unix PATH)",
+            )
+            .into());
         }
         let hp = sockit::addr::parse_host_port(&args.addr)?;
         let host = hp.host.as_deref().unwrap_or("127.0.0.1");
@@ -129,7 +141,11 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
             (_, true) => Some(Family::Inet6),
             _ => None,
         };
-        let socktype = if args.udp { SockType::Dgram } else { SockType::Stream };
+        let socktype = if args.udp {
+            SockType::Dgram
+        } else {
+            SockType::Stream
+        };
         let flags = if args.numeric {
             sockit::resolve::AI_NUMERICHOST
         } else {
@@ -210,7 +226,7 @@ fn run_with_progress(config: &Config) -> anyhow::Result<Report> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    Ok(report.context("bench")?)
+    report.context("bench")
 }
 
 /// What is printed: from one report, or merged from saved JSON results.
@@ -360,7 +376,11 @@ impl Summary {
 
     fn print_human(&self, out: &mut impl Write) -> std::io::Result<()> {
         let what = if self.merged {
-            format!("{} merged run{}", self.runs, if self.runs == 1 { "" } else { "s" })
+            format!(
+                "{} merged run{}",
+                self.runs,
+                if self.runs == 1 { "" } else { "s" }
+            )
         } else {
             format!(
                 "{}, {}, {} B, {}/{} connections on {} thread{}{}",
@@ -386,7 +406,11 @@ impl Summary {
             self.requests,
             self.duration_s,
             self.rps,
-            if self.merged { " (sum of the runs)" } else { "" }
+            if self.merged {
+                " (sum of the runs)"
+            } else {
+                ""
+            }
         )?;
         writeln!(
             out,
@@ -410,7 +434,11 @@ impl Summary {
         if !kinds.is_empty() {
             write!(out, " ({})", kinds.join(", "))?;
         }
-        if let Some(m) = self.first_error.as_ref().and_then(|e| e["message"].as_str()) {
+        if let Some(m) = self
+            .first_error
+            .as_ref()
+            .and_then(|e| e["message"].as_str())
+        {
             write!(out, "; first: {m}")?;
         }
         writeln!(out)?;
@@ -468,13 +496,20 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
         let text = std::fs::read_to_string(f)
             .map_err(|e| Error::from_io("open", e))
             .with_context(|| format!("--merge {}", f.display()))?;
-        for (no, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        for (no, line) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
             let where_ = || format!("--merge {} line {}", f.display(), no + 1);
             let v: Value = serde_json::from_str(line)
                 .map_err(|e| Error::invalid_input("json", e.to_string()))
                 .with_context(where_)?;
             let h = v["histogram"].as_str().ok_or_else(|| {
-                Error::invalid_input("json", "no \"histogram\" field (not a sockit bench --json result)")
+                Error::invalid_input(
+                    "json",
+                    "no \"histogram\" field (not a sockit bench --json result)",
+                )
             });
             let h = bench::decode_histogram(h.with_context(where_)?).with_context(where_)?;
             hists.push(h);

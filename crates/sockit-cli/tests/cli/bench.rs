@@ -122,33 +122,45 @@ fn several_connections_against_an_echo_server() {
     assert_eq!(code, 0, "{err}");
     assert_clean(&v);
     assert_eq!(u(&v, "connected"), 4);
-    assert_eq!(v["requests_per_connection"].as_array().map(Vec::len), Some(4));
+    assert_eq!(
+        v["requests_per_connection"].as_array().map(Vec::len),
+        Some(4)
+    );
     assert!(v["latency_p99_us"].as_f64().is_some_and(|x| x > 0.0), "{v}");
-    assert!(v["histogram"].as_str().is_some_and(|h| h.starts_with("HISTFAAA")));
+    assert!(
+        v["histogram"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("HISTFAAA"))
+    );
 }
 
 #[test]
 fn count_is_exact_and_human_summary_names_the_figures() {
     let addr = tcp_echo(None, None);
     let out = run(
-        &mut sockit(&[
-            "bench",
-            &addr.to_string(),
-            "-c",
-            "3",
-            "--count",
-            "300",
-        ]),
+        &mut sockit(&["bench", &addr.to_string(), "-c", "3", "--count", "300"]),
         LIMIT,
     );
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("300 requests"), "{text}");
-    for word in ["p50", "p90", "p99", "p99.9", "max", "errors      0", "mismatches  0"] {
+    for word in [
+        "p50",
+        "p90",
+        "p99",
+        "p99.9",
+        "max",
+        "errors      0",
+        "mismatches  0",
+    ] {
         assert!(text.contains(word), "{word} missing in {text}");
     }
     // not a terminal: no progress line on stderr
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -179,7 +191,14 @@ fn unix_socket_and_stream_mode() {
     });
     let p = path.to_string_lossy().to_string();
     let (v, code, err) = bench_json(&[
-        "--unix", &p, "--mode", "stream", "--size", "16384", "--duration", "0.5",
+        "--unix",
+        &p,
+        "--mode",
+        "stream",
+        "--size",
+        "16384",
+        "--duration",
+        "0.5",
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(v["protocol"], "unix");
@@ -223,13 +242,7 @@ fn rate_is_kept_and_a_stall_shows_in_p99() {
     // 1,000/s for 2 s; the server stalls 500 ms once, after about 0.5 s (32,000 bytes of
     // 64-byte messages; the setup echo is 8 bytes)
     let addr = tcp_echo(None, Some(8 + 500 * 64));
-    let (v, code, err) = bench_json(&[
-        &addr.to_string(),
-        "--rate",
-        "1000",
-        "--duration",
-        "2",
-    ]);
+    let (v, code, err) = bench_json(&[&addr.to_string(), "--rate", "1000", "--duration", "2"]);
     assert_eq!(code, 0, "{err} {v}");
     let n = u(&v, "requests");
     assert!((1800..=2200).contains(&n), "{n} requests: {v}");
@@ -288,7 +301,10 @@ fn merge_equals_one_histogram_fed_with_both_runs() {
         ("latency_max_us", lat.max_us),
     ] {
         let got = m[k].as_f64().expect(k);
-        assert!((got - want).abs() < 0.06, "{k}: merged {got}, one histogram {want}");
+        assert!(
+            (got - want).abs() < 0.06,
+            "{k}: merged {got}, one histogram {want}"
+        );
     }
     // and the human form prints the combined percentiles
     let mut a = vec!["bench", "--merge"];
@@ -296,7 +312,10 @@ fn merge_equals_one_histogram_fed_with_both_runs() {
     let out = run(&mut sockit(&a), LIMIT);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("2 merged runs") && text.contains("p99.9"), "{text}");
+    assert!(
+        text.contains("2 merged runs") && text.contains("p99.9"),
+        "{text}"
+    );
     // a file that is not a result is refused with a clear error
     let bad = dir.join("bad.json");
     std::fs::write(&bad, "{\"x\":1}\n").expect("write");
