@@ -12,12 +12,14 @@
 //! the process.
 #![deny(missing_docs)]
 
+pub mod access;
 pub mod addr;
 pub mod bench;
 pub mod client;
 pub mod dump;
 pub mod echo;
 pub mod error;
+pub mod forward;
 pub mod http;
 pub mod relay;
 pub mod resolve;

@@ -1,12 +1,193 @@
-//! `sockit forward`.
+//! `sockit forward LISTEN TARGET`: accept on LISTEN and relay each connection (or UDP
+//! peer) to TARGET (socat `TCP-LISTEN:…,fork TCP:…`).
 
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use sockit::access::AccessList;
+use sockit::client::ConnectOptions;
+use sockit::forward::{Endpoint, Event, EventSink, ForwardOptions, Forwarder, LocalAddr};
+use sockit::Family;
+
+use crate::args::{SocketOptArgs, TrafficLogArgs, parse_secs};
 
 /// Arguments of `sockit forward`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+#[command(after_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
+udp:; unix:PATH (or /path, ./path, @abstract) for a Unix stream socket. A LISTEN without \
+host binds 127.0.0.1.\n\nExamples:\n  sockit forward 8080 127.0.0.1:80\n  sockit forward -u \
+5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80")]
+pub struct Args {
+    /// Where to accept: PORT, HOST:PORT, udp:PORT, unix:PATH …
+    pub listen: String,
+    /// Where to relay each connection: HOST:PORT, udp:HOST:PORT, unix:PATH …
+    pub target: String,
+    /// UDP on both sides (unless an address says tcp: or unix:).
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// IPv4 only (lookups of both addresses).
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+    /// Numeric addresses only: no name lookups.
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
+    /// Time to connect to the target, in seconds (lookup and every address).
+    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_secs)]
+    pub wait: Option<Duration>,
+    /// End a session after SECS without traffic either way (UDP sessions: default 60).
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
+    pub idle: Option<Duration>,
+    /// At most N sessions at once; more are accepted and closed at once.
+    #[arg(long, value_name = "N", default_value_t = sockit::forward::DEFAULT_MAX_CONNS)]
+    pub max_conns: usize,
+    /// Admit only peers in these networks (CIDR, repeatable or comma-separated).
+    #[arg(long, value_name = "CIDR", num_args = 1..)]
+    pub allow: Vec<String>,
+    /// Refuse peers in these networks (wins over --allow).
+    #[arg(long, value_name = "CIDR", num_args = 1..)]
+    pub deny: Vec<String>,
+    /// Print sessions (accept, connect, close with bytes each way) on stderr.
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print events as JSON objects on stdout, one per line, after the listening line.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub log: TrafficLogArgs,
+    #[command(flatten)]
+    pub sockopts: SocketOptArgs,
+}
+
+fn print_event(verbose: u8, json_out: bool, ev: &Event) {
+    if json_out {
+        let obj = match ev {
+            Event::Accepted { id, peer } => json!({"event": "accepted", "id": id, "peer": peer}),
+            Event::Refused { peer, reason } => {
+                json!({"event": "refused", "peer": peer, "reason": reason})
+            }
+            Event::Connected { id, target } => {
+                json!({"event": "connected", "id": id, "target": target})
+            }
+            Event::ConnectFailed { id, error } => json!({"event": "connect_failed", "id": id,
+                "error": {"kind": error.kind().as_str(), "code": error.code(),
+                          "message": error.to_string()}}),
+            Event::Closed {
+                id,
+                peer,
+                bytes_to_target,
+                bytes_to_client,
+                duration,
+                error,
+            } => json!({"event": "closed", "id": id, "peer": peer,
+                "bytes_to_target": bytes_to_target, "bytes_to_client": bytes_to_client,
+                "duration_us": duration.as_micros() as u64,
+                "error": error.as_ref().map(|e| json!({"kind": e.kind().as_str(),
+                    "code": e.code(), "message": e.to_string()}))}),
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{obj}");
+        let _ = out.flush();
+        return;
+    }
+    if verbose == 0 {
+        return;
+    }
+    let line = match ev {
+        Event::Accepted { id, peer } => format!("#{id} accepted {peer}"),
+        Event::Refused { peer, reason } => format!("refused {peer}: {reason}"),
+        Event::Connected { id, target } => format!("#{id} connected to {target}"),
+        Event::ConnectFailed { id, error } => {
+            format!("#{id} target failed, client closed: {error}")
+        }
+        Event::Closed {
+            id,
+            peer,
+            bytes_to_target,
+            bytes_to_client,
+            duration,
+            error,
+        } => {
+            let why = error
+                .as_ref()
+                .map_or(String::new(), |e| format!(" ({e})"));
+            format!(
+                "#{id} closed {peer}: {bytes_to_target} bytes to target, {bytes_to_client} bytes \
+                 to client, {:.3} s{why}",
+                duration.as_secs_f64()
+            )
+        }
+    };
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "sockit: {line}");
+}
 
 /// Runs `sockit forward`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit forward is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let listen = Endpoint::parse(&args.listen, args.udp).context("listen address")?;
+    let target = Endpoint::parse(&args.target, args.udp).context("target address")?;
+    let access = AccessList::parse(&args.allow, &args.deny)?;
+    let log = args.log.open()?;
+    let opts = ForwardOptions {
+        max_conns: args.max_conns,
+        idle_timeout: args.idle,
+        connect_timeout: args.wait,
+        access,
+        lookup: ConnectOptions {
+            family: if args.ipv4 {
+                Some(Family::Inet)
+            } else if args.ipv6 {
+                Some(Family::Inet6)
+            } else {
+                None
+            },
+            numeric: args.numeric,
+            ..Default::default()
+        },
+        sockopts: args.sockopts.options(),
+        log: (!log.is_empty()).then(|| Arc::new(Mutex::new(log))),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    let (verbose, json_out) = (args.verbose, args.json);
+    let result = rt.block_on(async move {
+        let fwd = Forwarder::bind(&listen, target, opts)?;
+        let unix_path = match fwd.local_addr()? {
+            LocalAddr::Ip(addr, _) => {
+                crate::output::print_listening(&addr, None)?;
+                None
+            }
+            LocalAddr::Unix(a) => {
+                crate::output::print_listening_unix(&a.to_string())?;
+                a.path().map(std::path::Path::to_path_buf)
+            }
+        };
+        if verbose > 0 {
+            for a in fwd.applied() {
+                eprintln!("sockit: {a}");
+            }
+        }
+        let events: EventSink = Arc::new(move |ev| print_event(verbose, json_out, &ev));
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("SIGTERM handler")?;
+        let code = tokio::select! {
+            r = fwd.run(events) => { r?; ExitCode::SUCCESS }
+            _ = tokio::signal::ctrl_c() => ExitCode::from(130),
+            _ = term.recv() => ExitCode::SUCCESS,
+        };
+        if let Some(p) = unix_path {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(code)
+    });
+    rt.shutdown_background();
+    result
 }
