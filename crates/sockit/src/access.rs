@@ -56,7 +56,12 @@ impl AccessList {
         let nets = |words: &[S]| -> Result<Vec<IpNet>> {
             words
                 .iter()
-                .flat_map(|w| w.as_ref().split(',').map(str::to_string).collect::<Vec<_>>())
+                .flat_map(|w| {
+                    w.as_ref()
+                        .split(',')
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
                 .filter(|w| !w.trim().is_empty())
                 .map(|w| parse_cidr(&w))
                 .collect()

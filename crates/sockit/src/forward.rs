@@ -263,7 +263,12 @@ impl fmt::Debug for Forwarder {
     }
 }
 
-fn first_addr(host: &str, port: &Port, socktype: SockType, opts: &ConnectOptions) -> Result<SocketAddr> {
+fn first_addr(
+    host: &str,
+    port: &Port,
+    socktype: SockType,
+    opts: &ConnectOptions,
+) -> Result<SocketAddr> {
     let addrs = client::resolve(host, port, socktype, opts)?;
     addrs
         .first()
@@ -319,7 +324,8 @@ impl Forwarder {
                         .map_err(|e| Error::from_io("setsockopt(IPV6_V6ONLY)", e))?;
                 }
                 applied = opts.sockopts.apply(&s)?;
-                s.bind(&addr.into()).map_err(|e| Error::from_io("bind", e))?;
+                s.bind(&addr.into())
+                    .map_err(|e| Error::from_io("bind", e))?;
                 match proto {
                     Proto::Tcp => {
                         s.listen(LISTEN_BACKLOG)
@@ -329,8 +335,8 @@ impl Forwarder {
                         Bound::Tcp(l)
                     }
                     Proto::Udp => {
-                        let u = UdpSocket::from_std(s.into())
-                            .map_err(|e| Error::from_io("bind", e))?;
+                        let u =
+                            UdpSocket::from_std(s.into()).map_err(|e| Error::from_io("bind", e))?;
                         Bound::Udp(Arc::new(u))
                     }
                 }
@@ -545,7 +551,11 @@ async fn connect_target(target: &Endpoint, opts: &ForwardOptions) -> Result<Targ
             let c = client::connect_happy(host, port, &copts).await?;
             opts.sockopts.apply(&c.stream)?;
             let (r, w) = c.stream.into_split();
-            Ok(TargetConn::Stream(Box::new(r), Box::new(w), c.peer.to_string()))
+            Ok(TargetConn::Stream(
+                Box::new(r),
+                Box::new(w),
+                c.peer.to_string(),
+            ))
         }
         Endpoint::Ip {
             proto: Proto::Udp,
@@ -573,7 +583,8 @@ async fn connect_target(target: &Endpoint, opts: &ForwardOptions) -> Result<Targ
                 .await
                 .map_err(|e| Error::new(ErrorKind::Os, "connect", None, e.to_string()))??;
             opts.sockopts.apply(&s)?;
-            let s = tokio::net::UnixStream::from_std(s).map_err(|e| Error::from_io("connect", e))?;
+            let s =
+                tokio::net::UnixStream::from_std(s).map_err(|e| Error::from_io("connect", e))?;
             let (r, w) = s.into_split();
             Ok(TargetConn::Stream(
                 Box::new(r),
@@ -611,8 +622,7 @@ fn spawn_stream_session<R, W>(
                 let _ = w.shutdown().await;
                 let mut buf = [0u8; 4096];
                 for _ in 0..16 {
-                    match tokio::time::timeout(Duration::from_millis(1), r.read(&mut buf)).await
-                    {
+                    match tokio::time::timeout(Duration::from_millis(1), r.read(&mut buf)).await {
                         Ok(Ok(n)) if n > 0 => {}
                         _ => break,
                     }
@@ -856,7 +866,10 @@ mod tests {
                 port: Port::Number(80)
             }
         );
-        assert_eq!(Endpoint::parse("udp:5353", false).unwrap().to_string(), "udp:5353");
+        assert_eq!(
+            Endpoint::parse("udp:5353", false).unwrap().to_string(),
+            "udp:5353"
+        );
         assert_eq!(Endpoint::parse("tcp:9", true).unwrap().to_string(), "tcp:9");
         assert_eq!(
             Endpoint::parse("unix:@x", false).unwrap().to_string(),

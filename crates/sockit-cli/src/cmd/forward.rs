@@ -8,19 +8,21 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
+use sockit::Family;
 use sockit::access::AccessList;
 use sockit::client::ConnectOptions;
 use sockit::forward::{Endpoint, Event, EventSink, ForwardOptions, Forwarder, LocalAddr};
-use sockit::Family;
 
 use crate::args::{SocketOptArgs, TrafficLogArgs, parse_secs};
 
 /// Arguments of `sockit forward`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
+#[command(
+    after_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
 udp:; unix:PATH (or /path, ./path, @abstract) for a Unix stream socket. A LISTEN without \
 host binds 127.0.0.1.\n\nExamples:\n  sockit forward 8080 127.0.0.1:80\n  sockit forward -u \
-5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80")]
+5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80"
+)]
 pub struct Args {
     /// Where to accept: PORT, HOST:PORT, udp:PORT, unix:PATH …
     pub listen: String,
@@ -48,10 +50,10 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = sockit::forward::DEFAULT_MAX_CONNS)]
     pub max_conns: usize,
     /// Admit only peers in these networks (CIDR, repeatable or comma-separated).
-    #[arg(long, value_name = "CIDR", num_args = 1..)]
+    #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
     /// Refuse peers in these networks (wins over --allow).
-    #[arg(long, value_name = "CIDR", num_args = 1..)]
+    #[arg(long, value_name = "CIDR")]
     pub deny: Vec<String>,
     /// Print sessions (accept, connect, close with bytes each way) on stderr.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
@@ -114,9 +116,7 @@ fn print_event(verbose: u8, json_out: bool, ev: &Event) {
             duration,
             error,
         } => {
-            let why = error
-                .as_ref()
-                .map_or(String::new(), |e| format!(" ({e})"));
+            let why = error.as_ref().map_or(String::new(), |e| format!(" ({e})"));
             format!(
                 "#{id} closed {peer}: {bytes_to_target} bytes to target, {bytes_to_client} bytes \
                  to client, {:.3} s{why}",

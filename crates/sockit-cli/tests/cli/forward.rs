@@ -80,10 +80,15 @@ fn tcp_32_mib_through_the_forwarder_to_socat() {
         return;
     }
     let mut c = Command::new("socat");
-    c.args(["-d", "-d", "TCP-LISTEN:0,bind=127.0.0.1,reuseaddr,fork", "EXEC:cat"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    c.args([
+        "-d",
+        "-d",
+        "TCP-LISTEN:0,bind=127.0.0.1,reuseaddr,fork",
+        "EXEC:cat",
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
     let mut socat = c.spawn().expect("spawn socat");
     // socat -d -d says "listening on AF=2 127.0.0.1:PORT" on stderr.
     let mut err = std::io::BufReader::new(socat.stderr.take().unwrap());
@@ -156,7 +161,10 @@ fn a_refusing_target_closes_the_client_and_the_forwarder_keeps_running() {
         assert!(r.is_ok(), "closed cleanly (EOF, not reset): {r:?}");
         assert!(buf.is_empty());
     }
-    assert!(fwd.child.try_wait().unwrap().is_none(), "forwarder still runs");
+    assert!(
+        fwd.child.try_wait().unwrap().is_none(),
+        "forwarder still runs"
+    );
     // Once the target listens, the same forwarder serves.
     let Ok(l) = TcpListener::bind(target) else {
         return; // the port was taken meanwhile; the part above is the point
@@ -247,8 +255,8 @@ fn allow_admits_only_its_network() {
     c.stdin(Stdio::piped()).stderr(Stdio::piped());
     let mut fwd = spawn_listening(&mut c);
     let from = |src: &str| {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .unwrap();
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
         sock.bind(&format!("{src}:0").parse::<SocketAddr>().unwrap().into())
             .unwrap();
         sock.connect_timeout(&fwd.addr().into(), T).unwrap();
@@ -350,7 +358,10 @@ fn socket_options_are_read_back_and_a_bad_ttl_is_refused() {
         .unwrap();
     // Linux doubles SO_RCVBUF for its bookkeeping; the value read back is reported.
     assert!(err.contains("SO_RCVBUF 131072 (asked 65536)"), "{err}");
-    assert!(err.contains("TCP_NODELAY on") && err.contains("IP_TTL 64"), "{err}");
+    assert!(
+        err.contains("TCP_NODELAY on") && err.contains("IP_TTL 64"),
+        "{err}"
+    );
 
     let out = crate::common::run(
         &mut crate::common::sockit(&["forward", "--ttl", "300", "127.0.0.1:0", "127.0.0.1:9"]),
@@ -391,4 +402,42 @@ fn bad_addresses_are_usage_errors() {
         T,
     );
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn idle_timeout_ends_a_quiet_session() {
+    let _guard = crate::common::serial();
+    let (target, _echo) = echo_thread();
+    let fwd = forward(&["-i", "1", "127.0.0.1:0", &target.to_string()]);
+    let mut s = connect(fwd.addr());
+    s.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    let t = std::time::Instant::now();
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest); // EOF (or reset) when the forwarder ends the session
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn tcp_client_to_udp_target() {
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    target.set_read_timeout(Some(T)).unwrap();
+    let taddr = target.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let (n, from) = target.recv_from(&mut buf).unwrap();
+        target.send_to(&buf[..n], from).unwrap();
+    });
+    let fwd = forward(&["-i", "1", "127.0.0.1:0", &format!("udp:{taddr}")]);
+    let mut s = connect(fwd.addr());
+    s.write_all(b"datagram").unwrap();
+    let mut b = [0u8; 8];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"datagram");
+    server.join().unwrap();
 }
