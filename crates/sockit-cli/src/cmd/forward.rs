@@ -8,12 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use sockit::Family;
 use sockit::access::AccessList;
-use sockit::client::ConnectOptions;
 use sockit::forward::{Endpoint, Event, EventSink, ForwardOptions, Forwarder, LocalAddr};
 
-use crate::args::{SocketOptArgs, TrafficLogArgs, parse_secs};
+use crate::args::{FamilyArgs, SocketOptArgs, TrafficLogArgs, parse_secs};
 
 /// Arguments of `sockit forward`.
 #[derive(Debug, clap::Args)]
@@ -31,15 +29,8 @@ pub struct Args {
     /// UDP on both sides (unless an address says tcp: or unix:).
     #[arg(short = 'u', long = "udp")]
     pub udp: bool,
-    /// IPv4 only (lookups of both addresses).
-    #[arg(short = '4', conflicts_with = "ipv6")]
-    pub ipv4: bool,
-    /// IPv6 only.
-    #[arg(short = '6')]
-    pub ipv6: bool,
-    /// Numeric addresses only: no name lookups.
-    #[arg(short = 'n', long = "numeric")]
-    pub numeric: bool,
+    #[command(flatten)]
+    pub family: FamilyArgs,
     /// Time to connect to the target, in seconds (lookup and every address).
     #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_secs)]
     pub wait: Option<Duration>,
@@ -139,17 +130,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         idle_timeout: args.idle,
         connect_timeout: args.wait,
         access,
-        lookup: ConnectOptions {
-            family: if args.ipv4 {
-                Some(Family::Inet)
-            } else if args.ipv6 {
-                Some(Family::Inet6)
-            } else {
-                None
-            },
-            numeric: args.numeric,
-            ..Default::default()
-        },
+        lookup: args.family.connect_options(),
         sockopts: args.sockopts.options(),
         log: (!log.is_empty()).then(|| Arc::new(Mutex::new(log))),
     };
