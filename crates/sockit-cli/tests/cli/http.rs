@@ -478,6 +478,9 @@ impl Drop for Pki {
 fn with_tls_server_no_dns(pki: &Pki, args: &[&str]) -> Output {
     let script = r#"
         out="$1"; shift
+        # A fresh file each call: a reused one could show the previous server's port to the
+        # wait loop below before the new server's redirection truncates it.
+        rm -f "$out"
         python3 "$1" "$2" "$3" "$4" > "$out" 2>/dev/null &
         pid=$!
         i=0
