@@ -1,12 +1,667 @@
-//! `sockit listen`.
+//! `sockit listen`: netcat's listen mode.
+//!
+//! One peer (default): accept it (TCP / Unix stream) or wait for its first datagram (UDP /
+//! Unix datagram, then follow only that peer), and relay it to stdin/stdout as
+//! `sockit connect` does. `-k`: keep listening and serve clients concurrently — what
+//! clients send goes to stdout, stdin goes to every connected client (UDP: to the most
+//! recent sender); `--broker` also relays what one client sends to all the others.
+//! The `listening HOST PORT` line comes first on stdout; SIGTERM stops cleanly (exit 0),
+//! SIGINT exits 130; the Unix socket file this command created is removed at the end.
 
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use sockit::addr::{host_text, parse_host_port};
+use sockit::relay::{self, Counters, DatagramSocket, Direction, RelayOptions};
+use sockit::unix::UnixAddr;
+use sockit::{Family, SockType};
+use socket2::SockRef;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
+use tokio::net::{TcpListener, UdpSocket, UnixDatagram, UnixListener};
+use tokio::sync::{Mutex, mpsc, watch};
+
+use crate::args::{Events, FamilyArgs, OutputArgs, parse_secs};
+use crate::cmd::connect::{finish, local_stdio, stdin_is_terminal};
 
 /// Arguments of `sockit listen`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// [HOST] PORT, HOST:PORT or [V6]:PORT (default host 127.0.0.1; ::1 with -6; port 0
+    /// picks a free port).
+    #[arg(value_name = "ADDRESS", num_args = 0..=2, required_unless_present = "unix")]
+    pub address: Vec<String>,
+    /// UDP (or a Unix datagram socket with --unix).
+    #[arg(short = 'u', long = "udp")]
+    pub udp: bool,
+    /// Keep listening: serve clients concurrently (stdin goes to every client; UDP: to the
+    /// most recent sender).
+    #[arg(short = 'k', long = "keep-open")]
+    pub keep: bool,
+    /// Broker (chat) mode: what one client sends goes to all the others too (implies -k).
+    #[arg(long)]
+    pub broker: bool,
+    /// Listen on a Unix socket at PATH (`@name`: Linux abstract name).
+    #[arg(long = "unix", value_name = "PATH", conflicts_with = "address")]
+    pub unix: Option<String>,
+    /// Accept IPv4 too on an IPv6 wildcard listener (IPV6_V6ONLY off; needs `::`).
+    #[arg(long = "dual-stack")]
+    pub dual_stack: bool,
+    /// Idle timeout in seconds, per connection, reset by traffic either way (one peer:
+    /// expiry exits 5; with -k the idle connection is closed).
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
+    pub idle: Option<Duration>,
+    /// After end of stdin, wait at most SECS for the peer, then quit (one-peer mode).
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    pub quit: Option<Duration>,
+    /// Accepted for compatibility: half-close on end of stdin is already the default.
+    #[arg(short = 'N')]
+    pub shutdown_compat: bool,
+    /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
+    #[arg(long = "no-shutdown")]
+    pub no_shutdown: bool,
+    /// Listen backlog (listen(2)).
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub backlog: i32,
+    #[command(flatten)]
+    pub family: FamilyArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 /// Runs `sockit listen`.
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("sockit listen is not implemented yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let events = args.output.events();
+    let rt = crate::args::runtime()?;
+    let result = rt.block_on(async {
+        let mut cleanup = Cleanup(None);
+        let work = run_async(&args, events, &mut cleanup);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let r = tokio::select! {
+            r = work => r,
+            _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(130)),
+            _ = term.recv() => Ok(ExitCode::SUCCESS),
+        };
+        drop(cleanup);
+        r
+    });
+    rt.shutdown_background();
+    match result {
+        Ok(code) => Ok(code),
+        Err(e) => Ok(events.fail(&e)),
+    }
+}
+
+/// Removes the Unix socket file this command created, when dropped.
+struct Cleanup(Option<PathBuf>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A peer's address, printed numerically.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PeerAddr {
+    Ip(SocketAddr),
+    Unix(UnixAddr),
+    Unnamed,
+}
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Ip(a) => write!(f, "{} {}", host_text(a), a.port()),
+            PeerAddr::Unix(u) => write!(f, "unix {u}"),
+            PeerAddr::Unnamed => f.write_str("unix (unnamed)"),
+        }
+    }
+}
+
+impl PeerAddr {
+    fn json(&self) -> serde_json::Value {
+        match self {
+            PeerAddr::Ip(a) => json!({"peer_host": host_text(a), "peer_port": a.port()}),
+            PeerAddr::Unix(u) => json!({"peer_path": u.to_string()}),
+            PeerAddr::Unnamed => json!({"peer_path": null}),
+        }
+    }
+
+    fn from_unix(a: &tokio::net::unix::SocketAddr) -> PeerAddr {
+        if let Some(p) = a.as_pathname() {
+            return PeerAddr::Unix(UnixAddr::Path(p.to_path_buf()));
+        }
+        if let Some(n) = a.as_abstract_name() {
+            return PeerAddr::Unix(UnixAddr::Abstract(n.to_vec()));
+        }
+        PeerAddr::Unnamed
+    }
+}
+
+fn event(events: Events, name: &'static str, peer: &PeerAddr, extra: serde_json::Value) {
+    events.emit(
+        || {
+            let mut s = format!("{} {peer}", name.replace('_', " "));
+            if let Some(obj) = extra.as_object() {
+                if let (Some(a), Some(b)) = (obj.get("bytes_sent"), obj.get("bytes_received")) {
+                    s.push_str(&format!(": sent {a} bytes, received {b} bytes"));
+                }
+                if let Some(r) = obj.get("reason").and_then(|r| r.as_str()) {
+                    s.push_str(&format!(" ({r})"));
+                }
+            }
+            s
+        },
+        || {
+            let mut v = json!({"event": name});
+            if let (Some(o), Some(p)) = (v.as_object_mut(), peer.json().as_object()) {
+                o.extend(p.clone());
+                if let Some(e) = extra.as_object() {
+                    o.extend(e.clone());
+                }
+            }
+            v
+        },
+    );
+}
+
+/// The listening socket.
+enum Bound {
+    Tcp(TcpListener),
+    UnixStream(UnixListener),
+    Dgram(Dgram),
+}
+
+/// A datagram socket: UDP or Unix.
+enum Dgram {
+    Udp(UdpSocket),
+    Unix(UnixDatagram),
+}
+
+impl Dgram {
+    async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, PeerAddr)> {
+        match self {
+            Dgram::Udp(s) => s.recv_from(buf).await.map(|(n, a)| (n, PeerAddr::Ip(a))),
+            Dgram::Unix(s) => s
+                .recv_from(buf)
+                .await
+                .map(|(n, a)| (n, PeerAddr::from_unix(&a))),
+        }
+    }
+
+    async fn send_to(&self, buf: &[u8], to: &PeerAddr) -> std::io::Result<usize> {
+        match (self, to) {
+            (Dgram::Udp(s), PeerAddr::Ip(a)) => s.send_to(buf, a).await,
+            (Dgram::Unix(s), PeerAddr::Unix(u)) => {
+                let sa = u.sockaddr().map_err(std::io::Error::from)?;
+                s.async_io(Interest::WRITABLE, || SockRef::from(s).send_to(buf, &sa))
+                    .await
+            }
+            _ => Err(std::io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
+        }
+    }
+
+    fn connect(&self, to: &PeerAddr) -> std::io::Result<()> {
+        let sa = match to {
+            PeerAddr::Ip(a) => socket2::SockAddr::from(*a),
+            PeerAddr::Unix(u) => u.sockaddr().map_err(std::io::Error::from)?,
+            PeerAddr::Unnamed => return Err(std::io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
+        };
+        match self {
+            Dgram::Udp(s) => SockRef::from(s).connect(&sa),
+            Dgram::Unix(s) => SockRef::from(s).connect(&sa),
+        }
+    }
+}
+
+impl DatagramSocket for Dgram {
+    async fn send_datagram(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Dgram::Udp(s) => s.send(buf).await,
+            Dgram::Unix(s) => s.send(buf).await,
+        }
+    }
+    async fn recv_datagram(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Dgram::Udp(s) => s.recv(buf).await,
+            Dgram::Unix(s) => s.recv(buf).await,
+        }
+    }
+}
+
+type BoxRead = Box<dyn AsyncRead + Unpin + Send>;
+type BoxWrite = Box<dyn AsyncWrite + Unpin + Send>;
+
+impl Bound {
+    async fn accept(&self) -> std::io::Result<(BoxRead, BoxWrite, PeerAddr)> {
+        match self {
+            Bound::Tcp(l) => {
+                let (s, a) = l.accept().await?;
+                let (r, w) = s.into_split();
+                Ok((Box::new(r), Box::new(w), PeerAddr::Ip(a)))
+            }
+            Bound::UnixStream(l) => {
+                let (s, a) = l.accept().await?;
+                let (r, w) = s.into_split();
+                Ok((Box::new(r), Box::new(w), PeerAddr::from_unix(&a)))
+            }
+            Bound::Dgram(_) => Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP)),
+        }
+    }
+}
+
+/// The address to bind: `[HOST] PORT`, with the defaults of DESIGN.md.
+fn bind_addr(args: &Args) -> anyhow::Result<SocketAddr> {
+    let hp = parse_host_port(&args.address)?;
+    let family = args.family.family();
+    let host = match hp.host {
+        Some(h) => h,
+        None if args.dual_stack => "::".to_string(),
+        None if family == Some(Family::Inet6) => "::1".to_string(),
+        None => "127.0.0.1".to_string(),
+    };
+    let mut flags = sockit::resolve::AI_PASSIVE;
+    if args.family.numeric {
+        flags |= sockit::resolve::AI_NUMERICHOST;
+    }
+    let socktype = if args.udp {
+        SockType::Dgram
+    } else {
+        SockType::Stream
+    };
+    let infos =
+        sockit::resolve::getaddrinfo(Some(&host), Some(&hp.port), family, Some(socktype), 0, flags)?;
+    let addr = infos
+        .first()
+        .map(|i| i.address)
+        .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))?;
+    if args.dual_stack && addr.ip() != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
+        return Err(sockit::Error::invalid_input(
+            "listen",
+            format!(
+                "--dual-stack needs the IPv6 wildcard address ::, not {}",
+                host_text(&addr)
+            ),
+        )
+        .into());
+    }
+    Ok(addr)
+}
+
+/// `socket(2)`, SO_REUSEADDR (TCP), IPV6_V6ONLY set explicitly, `bind(2)`, `listen(2)`.
+fn bind_ip(args: &Args, addr: SocketAddr) -> sockit::Result<Bound> {
+    let domain = if addr.is_ipv4() {
+        socket2::Domain::IPV4
+    } else {
+        socket2::Domain::IPV6
+    };
+    let ty = if args.udp {
+        socket2::Type::DGRAM
+    } else {
+        socket2::Type::STREAM
+    };
+    let sock = socket2::Socket::new(domain, ty.cloexec(), None)
+        .map_err(|e| sockit::Error::from_io("socket", e))?;
+    let opt = |e| sockit::Error::from_io("setsockopt", e);
+    if !args.udp {
+        sock.set_reuse_address(true).map_err(opt)?;
+    }
+    if addr.is_ipv6() {
+        sock.set_only_v6(!args.dual_stack).map_err(opt)?;
+    }
+    sock.bind(&addr.into())
+        .map_err(|e| sockit::Error::from_io("bind", e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| sockit::Error::from_io("fcntl", e))?;
+    if args.udp {
+        let s = UdpSocket::from_std(sock.into()).map_err(|e| sockit::Error::from_io("socket", e))?;
+        Ok(Bound::Dgram(Dgram::Udp(s)))
+    } else {
+        sock.listen(args.backlog)
+            .map_err(|e| sockit::Error::from_io("listen", e))?;
+        let l =
+            TcpListener::from_std(sock.into()).map_err(|e| sockit::Error::from_io("listen", e))?;
+        Ok(Bound::Tcp(l))
+    }
+}
+
+fn bind(args: &Args, cleanup: &mut Cleanup) -> anyhow::Result<Bound> {
+    let io = |e| sockit::Error::from_io("socket", e);
+    if let Some(text) = &args.unix {
+        let addr = UnixAddr::parse(text)?;
+        let bound = if args.udp {
+            let s = sockit::unix::bind_datagram(&addr)?;
+            Bound::Dgram(Dgram::Unix(UnixDatagram::from_std(s).map_err(io)?))
+        } else {
+            let l = sockit::unix::bind_listener(&addr, args.backlog)?;
+            Bound::UnixStream(UnixListener::from_std(l).map_err(io)?)
+        };
+        cleanup.0 = addr.path().map(|p| p.to_path_buf());
+        crate::output::print_listening_unix(&addr.to_string())?;
+        return Ok(bound);
+    }
+    let addr = bind_addr(args)?;
+    let bound = bind_ip(args, addr)?;
+    let local = match &bound {
+        Bound::Tcp(l) => l.local_addr(),
+        Bound::Dgram(Dgram::Udp(s)) => s.local_addr(),
+        _ => Ok(addr),
+    }
+    .map_err(|e| sockit::Error::from_io("getsockname", e))?;
+    crate::output::print_listening(&local, None)?;
+    Ok(bound)
+}
+
+fn relay_options(args: &Args) -> RelayOptions {
+    RelayOptions {
+        idle_timeout: args.idle,
+        quit_after_eof: args.quit,
+        shutdown_on_eof: !args.no_shutdown,
+        end_on_remote_eof: stdin_is_terminal(),
+    }
+}
+
+async fn run_async(args: &Args, events: Events, cleanup: &mut Cleanup) -> anyhow::Result<ExitCode> {
+    let bound = bind(args, cleanup)?;
+    let keep = args.keep || args.broker;
+    match bound {
+        Bound::Dgram(sock) if keep => serve_datagrams(args, events, sock).await,
+        Bound::Dgram(sock) => one_datagram_peer(args, events, sock).await,
+        listener if keep => serve_streams(args, events, listener).await,
+        listener => one_stream_peer(args, events, listener).await,
+    }
+}
+
+/// Accepts one peer, stops listening, and relays it to stdin/stdout.
+async fn one_stream_peer(args: &Args, events: Events, listener: Bound) -> anyhow::Result<ExitCode> {
+    let (mut rr, mut rw, peer) = listener
+        .accept()
+        .await
+        .map_err(|e| sockit::Error::from_io("accept", e))?;
+    drop(listener);
+    event(events, "accepted", &peer, json!({}));
+    let (mut lin, mut lout) = local_stdio();
+    let outcome =
+        relay::relay_stream(&mut lin, &mut lout, &mut rr, &mut rw, &relay_options(args), None).await;
+    finish(events, outcome)
+}
+
+/// Waits for the first datagram, follows only that peer (connect(2)), relays it.
+async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::Result<ExitCode> {
+    let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
+    let (n, peer) = sock
+        .recv_from(&mut buf)
+        .await
+        .map_err(|e| sockit::Error::from_io("recvfrom", e))?;
+    event(events, "peer", &peer, json!({}));
+    let mut out = tokio::io::stdout();
+    out.write_all(&buf[..n]).await?;
+    out.flush().await?;
+    drop(buf);
+    let (mut lin, mut lout) = local_stdio();
+    if peer == PeerAddr::Unnamed {
+        // An unbound Unix sender cannot be answered: print what arrives, ignore stdin.
+        event(
+            events,
+            "peer_unnamed",
+            &peer,
+            json!({"reason": "unbound sender: replies impossible"}),
+        );
+        let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
+        loop {
+            let (n, _) = sock
+                .recv_from(&mut buf)
+                .await
+                .map_err(|e| sockit::Error::from_io("recvfrom", e))?;
+            lout.write_all(&buf[..n]).await?;
+            lout.flush().await?;
+        }
+    }
+    sock.connect(&peer)
+        .map_err(|e| sockit::Error::from_io("connect", e))?;
+    let outcome =
+        relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args), None).await;
+    let mut outcome = outcome;
+    outcome.totals.bytes_received += n as u64;
+    outcome.totals.datagrams_received += 1;
+    finish(events, outcome)
+}
+
+/// Chunks for one client's writer.
+type Chunk = Arc<[u8]>;
+
+struct Hub {
+    clients: Mutex<HashMap<u64, mpsc::Sender<Chunk>>>,
+    next_id: AtomicU64,
+}
+
+impl Hub {
+    /// Sends `chunk` to every client except `except`.
+    async fn broadcast(&self, chunk: &Chunk, except: Option<u64>) {
+        let targets: Vec<mpsc::Sender<Chunk>> = {
+            let map = self.clients.lock().await;
+            map.iter()
+                .filter(|(id, _)| Some(**id) != except)
+                .map(|(_, tx)| tx.clone())
+                .collect()
+        };
+        for tx in targets {
+            let _ = tx.send(chunk.clone()).await;
+        }
+    }
+}
+
+/// One writer for stdout, so chunks from several clients never interleave.
+fn stdout_writer() -> (mpsc::Sender<Chunk>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Chunk>(64);
+    let task = tokio::spawn(async move {
+        let mut out = tokio::io::stdout();
+        while let Some(chunk) = rx.recv().await {
+            if out.write_all(&chunk).await.is_err() || out.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    (tx, task)
+}
+
+/// `-k` over streams: every client served at once.
+async fn serve_streams(args: &Args, events: Events, listener: Bound) -> anyhow::Result<ExitCode> {
+    let hub = Arc::new(Hub {
+        clients: Mutex::new(HashMap::new()),
+        next_id: AtomicU64::new(1),
+    });
+    let (stdout_tx, _writer) = stdout_writer();
+    // stdin → every client.
+    {
+        let hub = hub.clone();
+        tokio::spawn(async move {
+            let (mut lin, _) = local_stdio();
+            let mut buf = vec![0u8; relay::STREAM_CHUNK];
+            while let Ok(n) = lin.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                let chunk: Chunk = Arc::from(&buf[..n]);
+                hub.broadcast(&chunk, None).await;
+            }
+        });
+    }
+    loop {
+        let (r, w, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                // EMFILE and friends: pause instead of ending or spinning.
+                let err = sockit::Error::from_io("accept", e);
+                events.emit(
+                    || format!("{err}"),
+                    || json!({"event": "accept_error", "message": err.to_string()}),
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel::<Chunk>(64);
+        hub.clients.lock().await.insert(id, tx);
+        event(events, "accepted", &peer, json!({}));
+        let ctx = ClientCtx {
+            hub: hub.clone(),
+            stdout: stdout_tx.clone(),
+            broker: args.broker,
+            idle: args.idle,
+            events,
+        };
+        tokio::spawn(serve_client(ctx, id, peer, r, w, rx));
+    }
+}
+
+struct ClientCtx {
+    hub: Arc<Hub>,
+    stdout: mpsc::Sender<Chunk>,
+    broker: bool,
+    idle: Option<Duration>,
+    events: Events,
+}
+
+async fn serve_client(
+    ctx: ClientCtx,
+    id: u64,
+    peer: PeerAddr,
+    mut r: BoxRead,
+    mut w: BoxWrite,
+    mut rx: mpsc::Receiver<Chunk>,
+) {
+    let counters = Counters::new();
+    let reader = async {
+        let mut buf = vec![0u8; relay::STREAM_CHUNK];
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<(), std::io::Error>(());
+            }
+            counters.touch();
+            counters.add(Direction::Recv, n, false);
+            let chunk: Chunk = Arc::from(&buf[..n]);
+            if ctx.broker {
+                ctx.hub.broadcast(&chunk, Some(id)).await;
+            }
+            if ctx.stdout.send(chunk).await.is_err() {
+                return Ok(());
+            }
+        }
+    };
+    let writer = async {
+        while let Some(chunk) = rx.recv().await {
+            w.write_all(&chunk).await?;
+            w.flush().await?;
+            counters.touch();
+            counters.add(Direction::Send, chunk.len(), false);
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    let reason = tokio::select! {
+        r = reader => match r { Ok(()) => "peer closed".to_string(), Err(e) => sockit::Error::from_io("recv", e).to_string() },
+        r = writer => match r { Ok(()) => "closed".to_string(), Err(e) => sockit::Error::from_io("send", e).to_string() },
+        _ = counters.idle_expired(ctx.idle) => "idle: timed out".to_string(),
+    };
+    ctx.hub.clients.lock().await.remove(&id);
+    let t = counters.totals();
+    event(
+        ctx.events,
+        "closed",
+        &peer,
+        json!({"bytes_sent": t.bytes_sent, "bytes_received": t.bytes_received, "reason": reason}),
+    );
+}
+
+/// `-k` over datagrams: every peer heard; stdin goes to the most recent sender.
+async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Result<ExitCode> {
+    let sock = Arc::new(sock);
+    let (last_tx, mut last_rx) = watch::channel::<Option<PeerAddr>>(None);
+    let counters = Arc::new(Counters::new());
+    // stdin → the most recent sender (reading starts once there is one).
+    let sender = {
+        let sock = sock.clone();
+        let counters = counters.clone();
+        async move {
+            if last_rx.wait_for(Option::is_some).await.is_err() {
+                return Ok::<(), sockit::Error>(());
+            }
+            let (mut lin, _) = local_stdio();
+            let mut buf = vec![0u8; relay::MAX_DATAGRAM_SEND];
+            loop {
+                let n = lin
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| sockit::Error::from_io("read", e))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                let to = last_rx.borrow().clone();
+                if let Some(to) = to {
+                    match sock.send_to(&buf[..n], &to).await {
+                        Ok(_) => {
+                            counters.touch();
+                            counters.add(Direction::Send, n, true);
+                        }
+                        Err(e) => {
+                            let err = sockit::Error::from_io("sendto", e);
+                            event(events, "send_error", &to, json!({"reason": err.to_string()}));
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let receiver = async {
+        let mut seen = std::collections::HashSet::new();
+        let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
+        let mut out = tokio::io::stdout();
+        loop {
+            let (n, peer) = match sock.recv_from(&mut buf).await {
+                Ok(x) => x,
+                // An ICMP error from an earlier send_to: not fatal for a server.
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
+                Err(e) => return Err(sockit::Error::from_io("recvfrom", e)),
+            };
+            counters.touch();
+            counters.add(Direction::Recv, n, true);
+            if seen.len() < 100_000 && seen.insert(peer.clone()) {
+                event(events, "peer", &peer, json!({}));
+            }
+            out.write_all(&buf[..n])
+                .await
+                .map_err(|e| sockit::Error::from_io("write", e))?;
+            out.flush()
+                .await
+                .map_err(|e| sockit::Error::from_io("write", e))?;
+            if peer != PeerAddr::Unnamed {
+                let _ = last_tx.send(Some(peer));
+            }
+        }
+    };
+    tokio::pin!(sender, receiver);
+    let mut sender_done = false;
+    let result: Result<(), sockit::Error> = loop {
+        tokio::select! {
+            r = &mut sender, if !sender_done => { sender_done = true; if let Err(e) = r { break Err(e); } }
+            r = &mut receiver => break r,
+            _ = counters.idle_expired(args.idle) => break Err(sockit::Error::timeout("idle")),
+        }
+    };
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
 }
