@@ -119,6 +119,11 @@ fn clear_stale(path: &Path, stype: Type) -> Result<()> {
     if !meta.file_type().is_socket() {
         return Err(in_use("exists and is not a socket"));
     }
+    // A socket bound to this path is listed in /proc/net/unix while its owner lives: then
+    // no probe connection is needed (a probe would use up a one-client server's accept).
+    if bound_in_proc(path) {
+        return Err(in_use("a live server is bound to it"));
+    }
     let probe =
         Socket::new(Domain::UNIX, ty(stype), None).map_err(|e| Error::from_io("socket", e))?;
     let addr = UnixAddr::Path(path.to_path_buf()).sockaddr()?;
@@ -137,6 +142,30 @@ fn clear_stale(path: &Path, stype: Type) -> Result<()> {
         }
         Err(e) => Err(Error::from_io("connect", e)),
     }
+}
+
+/// True when `/proc/net/unix` (Linux) lists a socket bound to `path`.
+fn bound_in_proc(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return false;
+    };
+    let abs = std::env::current_dir()
+        .map(|d| d.join(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let wanted = [path.to_path_buf(), abs];
+    let suffixes: Vec<Vec<u8>> = wanted
+        .iter()
+        .map(|w| {
+            let mut v = b" ".to_vec();
+            v.extend_from_slice(w.as_os_str().as_bytes());
+            v
+        })
+        .collect();
+    // Num RefCount Protocol Flags Type St Inode Path (the path last, spaces kept).
+    table
+        .lines()
+        .skip(1)
+        .any(|line| suffixes.iter().any(|s| line.as_bytes().ends_with(s)))
 }
 
 /// Binds a socket of `stype` at `addr`, clearing a stale socket file first.

@@ -210,6 +210,15 @@ impl Dgram {
         }
     }
 
+    fn try_recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, PeerAddr)> {
+        match self {
+            Dgram::Udp(s) => s.try_recv_from(buf).map(|(n, a)| (n, PeerAddr::Ip(a))),
+            Dgram::Unix(s) => s
+                .try_recv_from(buf)
+                .map(|(n, a)| (n, PeerAddr::from_unix(&a))),
+        }
+    }
+
     fn connect(&self, to: &PeerAddr) -> std::io::Result<()> {
         let sa = match to {
             PeerAddr::Ip(a) => socket2::SockAddr::from(*a),
@@ -403,8 +412,23 @@ async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::
         .await
         .map_err(|e| sockit::Error::from_io("recvfrom", e))?;
     event(events, "peer", &peer, json!({}));
+    // Follow only this peer: connect(2) first, then drop what others queued meanwhile.
+    let mut first = vec![buf[..n].to_vec()];
+    if peer != PeerAddr::Unnamed {
+        sock.connect(&peer)
+            .map_err(|e| sockit::Error::from_io("connect", e))?;
+        for _ in 0..10_000 {
+            match sock.try_recv_from(&mut buf) {
+                Ok((m, from)) if from == peer => first.push(buf[..m].to_vec()),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
     let mut out = tokio::io::stdout();
-    out.write_all(&buf[..n]).await?;
+    for d in &first {
+        out.write_all(d).await?;
+    }
     out.flush().await?;
     drop(buf);
     let (mut lin, mut lout) = local_stdio();
@@ -426,13 +450,11 @@ async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::
             lout.flush().await?;
         }
     }
-    sock.connect(&peer)
-        .map_err(|e| sockit::Error::from_io("connect", e))?;
     let outcome =
         relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args), None).await;
     let mut outcome = outcome;
-    outcome.totals.bytes_received += n as u64;
-    outcome.totals.datagrams_received += 1;
+    outcome.totals.bytes_received += first.iter().map(|d| d.len() as u64).sum::<u64>();
+    outcome.totals.datagrams_received += first.len() as u64;
     finish(events, outcome)
 }
 
@@ -639,15 +661,17 @@ async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Re
             if seen.len() < 100_000 && seen.insert(peer.clone()) {
                 event(events, "peer", &peer, json!({}));
             }
+            // The reply target changes before the datagram is shown, so a line typed in
+            // answer to it goes to its sender.
+            if peer != PeerAddr::Unnamed {
+                let _ = last_tx.send(Some(peer));
+            }
             out.write_all(&buf[..n])
                 .await
                 .map_err(|e| sockit::Error::from_io("write", e))?;
             out.flush()
                 .await
                 .map_err(|e| sockit::Error::from_io("write", e))?;
-            if peer != PeerAddr::Unnamed {
-                let _ = last_tx.send(Some(peer));
-            }
         }
     };
     tokio::pin!(sender, receiver);

@@ -1,1 +1,546 @@
-//! Tests of `sockit` (listen).
+//! Tests of `sockit listen`: one peer and -k, TCP, UDP and Unix, interop with nc, ncat,
+//! socat and the slides' Python client, stale sockets, address reuse, timeouts.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const T: Duration = Duration::from_secs(10);
+
+fn stderr_text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `sockit listen ARGS…` with its stdin piped (kept open) and stderr piped.
+fn listen(args: &[&str]) -> Server {
+    let mut full = vec!["listen"];
+    full.extend_from_slice(args);
+    let mut c = sockit(&full);
+    c.stdin(Stdio::piped()).stderr(Stdio::piped());
+    spawn_listening(&mut c)
+}
+
+/// Writes `data` to the server's stdin, then closes it when `close` is set.
+fn feed(server: &mut Server, data: &[u8], close: bool) {
+    if let Some(sin) = server.child.stdin.as_mut() {
+        sin.write_all(data).expect("write to sockit stdin");
+        sin.flush().expect("flush");
+    }
+    if close {
+        drop(server.child.stdin.take());
+    }
+}
+
+/// Collects the server's stdout lines (after `listening`) until `n` arrived or `limit`.
+fn lines(server: &Server, n: usize, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut out = Vec::new();
+    while out.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match server.next_line(left) {
+            Some(l) => out.push(l),
+            None => break,
+        }
+    }
+    out
+}
+
+fn wait_exit(server: &mut Server, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(st)) = server.child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn server_stderr(server: &mut Server) -> String {
+    let mut s = String::new();
+    if let Some(mut e) = server.child.stderr.take() {
+        let _ = e.read_to_string(&mut s);
+    }
+    s
+}
+
+fn text_lines(tag: &str, n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|i| format!("{tag} line {i}\n").into_bytes())
+        .collect()
+}
+
+fn tcp(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+fn udp_client() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "sockit-listen-{tag}-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+// ---- TCP, one peer ----
+
+#[test]
+fn listen_tcp_one_peer_both_ways_and_half_close() {
+    let mut server = listen(&["127.0.0.1", "0"]);
+    let mut c = tcp(server.addr());
+    c.write_all(b"from client\n").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["from client"]);
+    feed(&mut server, b"from sockit\n", true);
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"from sockit\n");
+    let st = wait_exit(&mut server, T).expect("listen exits when both sides ended");
+    assert!(st.success(), "{}", server_stderr(&mut server));
+}
+
+#[test]
+fn listen_interop_with_nc_ncat_socat_python_clients() {
+    let clients: [(&str, Vec<String>); 4] = [
+        ("nc", vec!["nc".into(), "-N".into(), "127.0.0.1".into(), "PORT".into()]),
+        ("ncat", vec!["ncat".into(), "127.0.0.1".into(), "PORT".into()]),
+        ("socat", vec!["socat".into(), "-".into(), "TCP:127.0.0.1:PORT".into()]),
+        (
+            "python3",
+            vec![
+                "python3".into(),
+                seed("echo_client.py").display().to_string(),
+                "127.0.0.1".into(),
+                "PORT".into(),
+            ],
+        ),
+    ];
+    for (name, argv) in clients {
+        if !have(name) {
+            eprintln!("skipping {name}: not installed");
+            continue;
+        }
+        let mut server = listen(&["127.0.0.1", "0"]);
+        let port = server.port.to_string();
+        let argv: Vec<String> = argv.iter().map(|a| a.replace("PORT", &port)).collect();
+        let (to_client, from_client): (Vec<u8>, Vec<u8>) = if name == "python3" {
+            // The slides' client sends a line and prints what comes back.
+            (b"hello".to_vec(), b"hello\n".to_vec())
+        } else {
+            (text_lines("to", 300), text_lines(name, 300))
+        };
+        feed(&mut server, &to_client, true);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]);
+        let out = run_with_input(&mut cmd, &from_client, T);
+        assert!(out.status.success(), "{name}: {}", stderr_text(&out));
+        let want_lines: Vec<String> = if name == "python3" {
+            vec!["hello".into()]
+        } else {
+            String::from_utf8(from_client.clone())
+                .unwrap()
+                .lines()
+                .map(String::from)
+                .collect()
+        };
+        let got = lines(&server, want_lines.len(), T);
+        assert_eq!(got.len(), want_lines.len(), "{name}: lines sockit printed");
+        assert!(got == want_lines, "{name}: sockit printed other lines");
+        if name == "python3" {
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "Received b'hello'\n");
+        } else {
+            assert_bytes_eq(&out.stdout, &to_client, &format!("{name} received"));
+        }
+        let st = wait_exit(&mut server, T).expect("listen exits after the client");
+        assert!(st.success(), "{name}: {}", server_stderr(&mut server));
+    }
+}
+
+#[test]
+fn listen_udp_interop_with_nc_ncat_socat_python() {
+    let clients: [(&str, &[&str]); 4] = [
+        ("nc", &["nc", "-u", "127.0.0.1", "PORT"]),
+        ("ncat", &["ncat", "-u", "127.0.0.1", "PORT"]),
+        ("socat", &["socat", "-", "UDP:127.0.0.1:PORT"]),
+        ("python3", &["python3", "-c", PY_UDP_CLIENT, "PORT"]),
+    ];
+    for (name, argv) in clients {
+        if !have(name) {
+            continue;
+        }
+        let mut server = listen(&["-u", "127.0.0.1", "0"]);
+        let port = server.port.to_string();
+        let argv: Vec<String> = argv.iter().map(|a| a.replace("PORT", &port)).collect();
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).stdin(Stdio::piped());
+        let mut peer = Peer::spawn(&mut cmd, None);
+        peer.child
+            .stdin
+            .as_mut()
+            .unwrap()
+            .write_all(format!("datagram from {name}\n").as_bytes())
+            .unwrap();
+        let got = lines(&server, 1, T);
+        assert_eq!(got, vec![format!("datagram from {name}")], "{name}");
+        feed(&mut server, b"answer from sockit\n", false);
+        let answer = peer.wait_stdout(19, Duration::from_secs(5));
+        assert_eq!(answer, b"answer from sockit\n", "{name} got other bytes");
+    }
+}
+
+/// A UDP client: sends its stdin lines as datagrams, prints what comes back.
+const PY_UDP_CLIENT: &str = r#"
+import socket, sys, threading
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.connect(("127.0.0.1", int(sys.argv[1])))
+def rx():
+    while True:
+        d = s.recv(65536)
+        sys.stdout.buffer.write(d); sys.stdout.flush()
+threading.Thread(target=rx, daemon=True).start()
+for line in sys.stdin.buffer:
+    s.send(line)
+import time; time.sleep(10)
+"#;
+
+#[test]
+fn listen_udp_k_hears_every_peer_and_answers_the_most_recent() {
+    let mut server = listen(&["-u", "-k", "127.0.0.1", "0"]);
+    let (a, b) = (udp_client(), udp_client());
+    a.send_to(b"from a\n", server.addr()).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["from a"]);
+    b.send_to(b"from b\n", server.addr()).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["from b"]);
+    feed(&mut server, b"to the latest\n", false);
+    let mut buf = [0u8; 64];
+    let (n, _) = b.recv_from(&mut buf).expect("b (most recent) gets the line");
+    assert_eq!(&buf[..n], b"to the latest\n");
+    a.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    assert!(a.recv_from(&mut buf).is_err(), "a is not the most recent sender");
+    // A 9,000-byte datagram is printed whole (never cut at 8,192).
+    let mut big = vec![b'x'; 8_999];
+    big.push(b'\n');
+    a.send_to(&big, server.addr()).unwrap();
+    let got = lines(&server, 1, T);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].len(), 8_999, "datagram cut");
+}
+
+#[test]
+fn listen_udp_one_peer_follows_the_first_sender() {
+    let mut server = listen(&["-u", "127.0.0.1", "0"]);
+    let (a, b) = (udp_client(), udp_client());
+    a.send_to(b"first\n", server.addr()).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["first"]);
+    b.send_to(b"second peer\n", server.addr()).unwrap();
+    a.send_to(b"again\n", server.addr()).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["again"], "only the first peer is followed");
+    feed(&mut server, b"reply\n", false);
+    let mut buf = [0u8; 64];
+    let (n, _) = a.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"reply\n");
+}
+
+// ---- TCP -k and --broker ----
+
+#[test]
+fn listen_k_serves_two_clients_at_once_and_survives_one_leaving() {
+    let mut server = listen(&["-k", "127.0.0.1", "0"]);
+    let mut a = tcp(server.addr());
+    let mut b = tcp(server.addr());
+    a.write_all(b"hello from a\n").unwrap();
+    b.write_all(b"hello from b\n").unwrap();
+    let mut got = lines(&server, 2, T);
+    got.sort();
+    assert_eq!(got, vec!["hello from a", "hello from b"]);
+    feed(&mut server, b"to everyone\n", false);
+    for s in [&mut a, &mut b] {
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"to everyone\n");
+    }
+    drop(a);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(server.child.try_wait().unwrap().is_none(), "listener ended");
+    b.write_all(b"b still here\n").unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["b still here"]);
+    let mut c = tcp(server.addr());
+    c.write_all(b"new client c\n").unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["new client c"]);
+}
+
+#[test]
+fn broker_relays_between_clients() {
+    let server = listen(&["--broker", "127.0.0.1", "0"]);
+    let mut a = tcp(server.addr());
+    let mut b = tcp(server.addr());
+    // Both are registered once each has been heard.
+    a.write_all(b"a here\n").unwrap();
+    b.write_all(b"b here\n").unwrap();
+    let _ = lines(&server, 2, T);
+    let mut buf = [0u8; 7];
+    a.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"b here\n");
+    a.write_all(b"chat from a\n").unwrap();
+    let mut buf = [0u8; 7];
+    b.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"a here\n");
+    let mut buf = [0u8; 12];
+    b.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"chat from a\n");
+}
+
+// ---- Unix ----
+
+#[test]
+fn unix_stale_live_and_regular_file() {
+    let dir = temp_dir("unix");
+    let path = dir.join("s.sock");
+    let p = path.to_str().unwrap();
+    // A server killed with SIGKILL leaves its socket file behind.
+    let mut dead = listen(&["--unix", p]);
+    let _ = dead.child.kill();
+    let _ = dead.child.wait();
+    assert!(path.exists(), "the killed server left its socket file");
+    // Stale: a new listener starts.
+    let live = listen(&["--unix", p]);
+    assert_eq!(live.first_line, format!("listening unix {p}"));
+    // Live: a second listener fails clearly; the first keeps working.
+    let out = run(&mut sockit(&["listen", "--unix", p]), T);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_text(&out).contains("[Errno 98]"), "{}", stderr_text(&out));
+    let mut c = UnixStream::connect(&path).expect("the live listener still accepts");
+    c.write_all(b"still alive\n").unwrap();
+    assert_eq!(lines(&live, 1, T), vec!["still alive"]);
+    drop(c);
+    drop(live);
+    // A regular file: refused, untouched.
+    let file = dir.join("regular");
+    std::fs::write(&file, b"keep me").unwrap();
+    let out = run(&mut sockit(&["listen", "--unix", file.to_str().unwrap()]), T);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_text(&out).contains("not a socket"), "{}", stderr_text(&out));
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_socket_file_removed_on_sigterm() {
+    let dir = temp_dir("term");
+    let path = dir.join("t.sock");
+    let mut server = listen(&["-k", "--unix", path.to_str().unwrap()]);
+    assert!(path.exists());
+    let st = server.terminate(T).expect("stops on SIGTERM");
+    assert!(st.success(), "SIGTERM ends with 0");
+    assert!(!path.exists(), "socket file left behind");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_abstract_name_with_nc() {
+    if !have("nc") {
+        return;
+    }
+    let name = format!("@sockit-test-{}", std::process::id());
+    let server = listen(&["--unix", &name]);
+    assert_eq!(server.first_line, format!("listening unix {name}"));
+    let mut cmd = Command::new("nc");
+    cmd.args(["-N", "-U", &name]);
+    let _peer = Peer::spawn(&mut cmd, Some(b"abstract hello\n".to_vec()));
+    assert_eq!(lines(&server, 1, T), vec!["abstract hello"]);
+}
+
+#[test]
+fn unix_datagram_listen_answers_a_bound_peer() {
+    if !have("nc") {
+        return;
+    }
+    let dir = temp_dir("dgram");
+    let path = dir.join("d.sock");
+    let mut server = listen(&["-u", "--unix", path.to_str().unwrap()]);
+    let mut cmd = Command::new("nc");
+    cmd.args(["-uU", path.to_str().unwrap()]).stdin(Stdio::piped());
+    let mut peer = Peer::spawn(&mut cmd, None);
+    peer.child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"unix datagram\n")
+        .unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["unix datagram"]);
+    feed(&mut server, b"unix answer\n", false);
+    assert_eq!(peer.wait_stdout(12, Duration::from_secs(5)), b"unix answer\n");
+    drop(peer);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_path_too_long() {
+    let long = format!("/tmp/{}", "y".repeat(150));
+    let out = run(&mut sockit(&["listen", "--unix", &long]), T);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr_text(&out).contains("AF_UNIX path too long"));
+}
+
+// ---- address reuse ----
+
+#[test]
+fn restart_binds_at_once_and_two_live_listeners_fail_98() {
+    let mut first = listen(&["127.0.0.1", "0"]);
+    let port = first.port.to_string();
+    // A connection the server side closes first leaves TIME_WAIT on the port.
+    let mut c = tcp(first.addr());
+    c.write_all(b"x\n").unwrap();
+    assert_eq!(lines(&first, 1, T), vec!["x"]);
+    feed(&mut first, b"", true);
+    let mut sink = Vec::new();
+    let _ = c.read_to_end(&mut sink);
+    let _ = first.child.kill();
+    let _ = first.child.wait();
+    drop(c);
+    let second = listen(&["127.0.0.1", &port]);
+    assert_eq!(second.port.to_string(), port);
+    let out = run(&mut sockit(&["listen", "127.0.0.1", &port]), T);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr_text(&out).contains("[Errno 98] Address already in use"),
+        "{}",
+        stderr_text(&out)
+    );
+}
+
+#[test]
+fn ipv6_listener_is_v6_only_and_prints_without_brackets() {
+    if UdpSocket::bind("[::1]:0").is_err() {
+        return;
+    }
+    let server = listen(&["-6", "0"]);
+    assert!(server.first_line.starts_with("listening ::1 "), "{}", server.first_line);
+    let mut c = tcp(server.addr());
+    c.write_all(b"over v6\n").unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["over v6"]);
+}
+
+#[test]
+fn dual_stack_needs_the_wildcard() {
+    let out = run(
+        &mut sockit(&["listen", "--dual-stack", "::1", "0"]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
+    assert!(stderr_text(&out).contains("wildcard"), "{}", stderr_text(&out));
+}
+
+#[test]
+fn dual_stack_in_own_network_namespace() {
+    // `::` is a wildcard: only inside a namespace of our own (loopback only).
+    if !have("unshare") || !have("python3") {
+        return;
+    }
+    let script = r#"
+import socket, subprocess, sys, time
+bin = sys.argv[1]
+def attempt(args):
+    p = subprocess.Popen([bin, "listen", "-k"] + args + ["0"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    line = p.stdout.readline().decode().split()
+    port = int(line[2])
+    res = []
+    for fam, host in ((socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")):
+        s = socket.socket(fam, socket.SOCK_STREAM); s.settimeout(3)
+        try:
+            s.connect((host, port)); res.append("ok")
+        except OSError as e:
+            res.append("refused")
+        s.close()
+    p.kill(); p.wait()
+    return line[1], res
+print("dual", *attempt(["--dual-stack"]))
+print("v6only", *attempt(["-6", "::"]))
+"#;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-rn", "sh", "-c", "ip link set lo up && exec python3 -c \"$0\" \"$1\""])
+        .arg(script)
+        .arg(bin());
+    let out = run(&mut cmd, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() && stderr_text(&out).contains("unshare") {
+        eprintln!("skipping: no user namespaces here: {}", stderr_text(&out));
+        return;
+    }
+    assert!(text.contains("dual :: ['ok', 'ok']"), "{text}{}", stderr_text(&out));
+    assert!(text.contains("v6only :: ['ok', 'refused']"), "{text}{}", stderr_text(&out));
+}
+
+// ---- timing ----
+
+#[test]
+fn idle_timeout_ends_a_silent_peer() {
+    let _serial = serial();
+    let mut server = listen(&["-i", "1", "127.0.0.1", "0"]);
+    let _c = tcp(server.addr());
+    let t0 = Instant::now();
+    let st = wait_exit(&mut server, T).expect("idle listener ends");
+    let took = t0.elapsed();
+    assert_eq!(st.code(), Some(5), "{}", server_stderr(&mut server));
+    assert!(
+        took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
+        "took {took:?}"
+    );
+}
+
+#[test]
+fn verbose_events_and_json_on_stderr() {
+    let mut server = listen(&["-v", "127.0.0.1", "0"]);
+    let mut c = tcp(server.addr());
+    let local = c.local_addr().unwrap();
+    c.write_all(b"abc").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    feed(&mut server, b"", true);
+    let mut sink = Vec::new();
+    let _ = c.read_to_end(&mut sink);
+    wait_exit(&mut server, T).expect("exits");
+    let err = server_stderr(&mut server);
+    assert!(
+        err.contains(&format!("accepted 127.0.0.1 {}", local.port())),
+        "{err}"
+    );
+    assert!(err.contains("sent 0 bytes, received 3 bytes"), "{err}");
+
+    let mut server = listen(&["--json", "127.0.0.1", "0"]);
+    let mut c = tcp(server.addr());
+    c.write_all(b"abcd").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    feed(&mut server, b"", true);
+    let _ = c.read_to_end(&mut sink);
+    wait_exit(&mut server, T).expect("exits");
+    let err = server_stderr(&mut server);
+    let objs: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(objs[0]["event"], "accepted");
+    assert_eq!(objs[0]["peer_port"], c.local_addr().unwrap().port());
+    let last = objs.last().unwrap();
+    assert_eq!(last["event"], "closed");
+    assert_eq!(last["bytes_received"], 4);
+}
