@@ -18,11 +18,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
+use socket2::SockRef;
 use sockit::addr::{host_text, parse_host_port};
 use sockit::relay::{self, Counters, DatagramSocket, Direction, RelayOptions};
 use sockit::unix::UnixAddr;
 use sockit::{Family, SockType};
-use socket2::SockRef;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, UdpSocket, UnixDatagram, UnixListener};
 use tokio::sync::{Mutex, mpsc, watch};
@@ -287,8 +287,14 @@ fn bind_addr(args: &Args) -> anyhow::Result<SocketAddr> {
     } else {
         SockType::Stream
     };
-    let infos =
-        sockit::resolve::getaddrinfo(Some(&host), Some(&hp.port), family, Some(socktype), 0, flags)?;
+    let infos = sockit::resolve::getaddrinfo(
+        Some(&host),
+        Some(&hp.port),
+        family,
+        Some(socktype),
+        0,
+        flags,
+    )?;
     let addr = infos
         .first()
         .map(|i| i.address)
@@ -332,7 +338,8 @@ fn bind_ip(args: &Args, addr: SocketAddr) -> sockit::Result<Bound> {
     sock.set_nonblocking(true)
         .map_err(|e| sockit::Error::from_io("fcntl", e))?;
     if args.udp {
-        let s = UdpSocket::from_std(sock.into()).map_err(|e| sockit::Error::from_io("socket", e))?;
+        let s =
+            UdpSocket::from_std(sock.into()).map_err(|e| sockit::Error::from_io("socket", e))?;
         Ok(Bound::Dgram(Dgram::Udp(s)))
     } else {
         sock.listen(args.backlog)
@@ -399,8 +406,15 @@ async fn one_stream_peer(args: &Args, events: Events, listener: Bound) -> anyhow
     drop(listener);
     event(events, "accepted", &peer, json!({}));
     let (mut lin, mut lout) = local_stdio();
-    let outcome =
-        relay::relay_stream(&mut lin, &mut lout, &mut rr, &mut rw, &relay_options(args), None).await;
+    let outcome = relay::relay_stream(
+        &mut lin,
+        &mut lout,
+        &mut rr,
+        &mut rw,
+        &relay_options(args),
+        None,
+    )
+    .await;
     finish(events, outcome)
 }
 
@@ -638,7 +652,12 @@ async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Re
                         }
                         Err(e) => {
                             let err = sockit::Error::from_io("sendto", e);
-                            event(events, "send_error", &to, json!({"reason": err.to_string()}));
+                            event(
+                                events,
+                                "send_error",
+                                &to,
+                                json!({"reason": err.to_string()}),
+                            );
                         }
                     }
                 }

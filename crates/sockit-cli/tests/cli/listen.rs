@@ -121,9 +121,18 @@ fn listen_tcp_one_peer_both_ways_and_half_close() {
 #[test]
 fn listen_interop_with_nc_ncat_socat_python_clients() {
     let clients: [(&str, Vec<String>); 4] = [
-        ("nc", vec!["nc".into(), "-N".into(), "127.0.0.1".into(), "PORT".into()]),
-        ("ncat", vec!["ncat".into(), "127.0.0.1".into(), "PORT".into()]),
-        ("socat", vec!["socat".into(), "-".into(), "TCP:127.0.0.1:PORT".into()]),
+        (
+            "nc",
+            vec!["nc".into(), "-N".into(), "127.0.0.1".into(), "PORT".into()],
+        ),
+        (
+            "ncat",
+            vec!["ncat".into(), "127.0.0.1".into(), "PORT".into()],
+        ),
+        (
+            "socat",
+            vec!["socat".into(), "-".into(), "TCP:127.0.0.1:PORT".into()],
+        ),
         (
             "python3",
             vec![
@@ -232,10 +241,16 @@ fn listen_udp_k_hears_every_peer_and_answers_the_most_recent() {
     assert_eq!(lines(&server, 1, T), vec!["from b"]);
     feed(&mut server, b"to the latest\n", false);
     let mut buf = [0u8; 64];
-    let (n, _) = b.recv_from(&mut buf).expect("b (most recent) gets the line");
+    let (n, _) = b
+        .recv_from(&mut buf)
+        .expect("b (most recent) gets the line");
     assert_eq!(&buf[..n], b"to the latest\n");
-    a.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    assert!(a.recv_from(&mut buf).is_err(), "a is not the most recent sender");
+    a.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    assert!(
+        a.recv_from(&mut buf).is_err(),
+        "a is not the most recent sender"
+    );
     // A 9,000-byte datagram is printed whole (never cut at 8,192).
     let mut big = vec![b'x'; 8_999];
     big.push(b'\n');
@@ -253,7 +268,11 @@ fn listen_udp_one_peer_follows_the_first_sender() {
     assert_eq!(lines(&server, 1, T), vec!["first"]);
     b.send_to(b"second peer\n", server.addr()).unwrap();
     a.send_to(b"again\n", server.addr()).unwrap();
-    assert_eq!(lines(&server, 1, T), vec!["again"], "only the first peer is followed");
+    assert_eq!(
+        lines(&server, 1, T),
+        vec!["again"],
+        "only the first peer is followed"
+    );
     feed(&mut server, b"reply\n", false);
     let mut buf = [0u8; 64];
     let (n, _) = a.recv_from(&mut buf).unwrap();
@@ -327,7 +346,11 @@ fn unix_stale_live_and_regular_file() {
     // Live: a second listener fails clearly; the first keeps working.
     let out = run(&mut sockit(&["listen", "--unix", p]), T);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_text(&out).contains("[Errno 98]"), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("[Errno 98]"),
+        "{}",
+        stderr_text(&out)
+    );
     let mut c = UnixStream::connect(&path).expect("the live listener still accepts");
     c.write_all(b"still alive\n").unwrap();
     assert_eq!(lines(&live, 1, T), vec!["still alive"]);
@@ -336,9 +359,16 @@ fn unix_stale_live_and_regular_file() {
     // A regular file: refused, untouched.
     let file = dir.join("regular");
     std::fs::write(&file, b"keep me").unwrap();
-    let out = run(&mut sockit(&["listen", "--unix", file.to_str().unwrap()]), T);
+    let out = run(
+        &mut sockit(&["listen", "--unix", file.to_str().unwrap()]),
+        T,
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_text(&out).contains("not a socket"), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("not a socket"),
+        "{}",
+        stderr_text(&out)
+    );
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -378,7 +408,8 @@ fn unix_datagram_listen_answers_a_bound_peer() {
     let path = dir.join("d.sock");
     let mut server = listen(&["-u", "--unix", path.to_str().unwrap()]);
     let mut cmd = Command::new("nc");
-    cmd.args(["-uU", path.to_str().unwrap()]).stdin(Stdio::piped());
+    cmd.args(["-uU", path.to_str().unwrap()])
+        .stdin(Stdio::piped());
     let mut peer = Peer::spawn(&mut cmd, None);
     peer.child
         .stdin
@@ -388,7 +419,10 @@ fn unix_datagram_listen_answers_a_bound_peer() {
         .unwrap();
     assert_eq!(lines(&server, 1, T), vec!["unix datagram"]);
     feed(&mut server, b"unix answer\n", false);
-    assert_eq!(peer.wait_stdout(12, Duration::from_secs(5)), b"unix answer\n");
+    assert_eq!(
+        peer.wait_stdout(12, Duration::from_secs(5)),
+        b"unix answer\n"
+    );
     drop(peer);
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
@@ -435,7 +469,11 @@ fn ipv6_listener_is_v6_only_and_prints_without_brackets() {
         return;
     }
     let server = listen(&["-6", "0"]);
-    assert!(server.first_line.starts_with("listening ::1 "), "{}", server.first_line);
+    assert!(
+        server.first_line.starts_with("listening ::1 "),
+        "{}",
+        server.first_line
+    );
     let mut c = tcp(server.addr());
     c.write_all(b"over v6\n").unwrap();
     assert_eq!(lines(&server, 1, T), vec!["over v6"]);
@@ -443,12 +481,13 @@ fn ipv6_listener_is_v6_only_and_prints_without_brackets() {
 
 #[test]
 fn dual_stack_needs_the_wildcard() {
-    let out = run(
-        &mut sockit(&["listen", "--dual-stack", "::1", "0"]),
-        T,
-    );
+    let out = run(&mut sockit(&["listen", "--dual-stack", "::1", "0"]), T);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
-    assert!(stderr_text(&out).contains("wildcard"), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("wildcard"),
+        "{}",
+        stderr_text(&out)
+    );
 }
 
 #[test]
@@ -478,17 +517,30 @@ print("dual", *attempt(["--dual-stack"]))
 print("v6only", *attempt(["-6", "::"]))
 "#;
     let mut cmd = Command::new("unshare");
-    cmd.args(["-rn", "sh", "-c", "ip link set lo up && exec python3 -c \"$0\" \"$1\""])
-        .arg(script)
-        .arg(bin());
+    cmd.args([
+        "-rn",
+        "sh",
+        "-c",
+        "ip link set lo up && exec python3 -c \"$0\" \"$1\"",
+    ])
+    .arg(script)
+    .arg(bin());
     let out = run(&mut cmd, Duration::from_secs(20));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() && stderr_text(&out).contains("unshare") {
         eprintln!("skipping: no user namespaces here: {}", stderr_text(&out));
         return;
     }
-    assert!(text.contains("dual :: ['ok', 'ok']"), "{text}{}", stderr_text(&out));
-    assert!(text.contains("v6only :: ['ok', 'refused']"), "{text}{}", stderr_text(&out));
+    assert!(
+        text.contains("dual :: ['ok', 'ok']"),
+        "{text}{}",
+        stderr_text(&out)
+    );
+    assert!(
+        text.contains("v6only :: ['ok', 'refused']"),
+        "{text}{}",
+        stderr_text(&out)
+    );
 }
 
 // ---- timing ----
