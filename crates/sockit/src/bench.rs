@@ -45,10 +45,12 @@ use base64::Engine as _;
 pub use hdrhistogram;
 use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
+use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 
 use crate::error::{Error, Result};
+use crate::sys::timer::TimerFd;
 
 /// Longest run: the time limit of a run given only a count, and the largest `duration`.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
@@ -791,6 +793,10 @@ fn worker(
             return empty();
         }
     };
+    if shared.cfg.rate.is_some() {
+        // open-loop pacing: let the kernel fire this thread's timers within 1 µs
+        let _ = crate::sys::timer::set_timer_slack(1_000);
+    }
     let (conns, errs) = rt.block_on(connect_all(n, &shared, connect_deadline));
     let _ = ready.send((t, conns.len(), errs));
     let Ok(Some(go)) = go.recv() else {
@@ -976,9 +982,21 @@ impl Ctx {
             .store(done, Ordering::Relaxed);
     }
 
+    /// A timer finer than tokio's 1 ms wheel for open-loop pacing (`None`: closed loop,
+    /// or no timerfd available, then tokio's timer is used).
+    fn pacer(&self) -> Option<AsyncFd<TimerFd>> {
+        self.interval?;
+        crate::sys::timer::register(TimerFd::new().ok()?).ok()
+    }
+
     /// The intended time of the next request (open loop) or now, or `None` when the run
     /// is over for this connection. Sleeps until an open-loop request is due.
-    async fn next_start(&self, seq: u64, measured: u64) -> Option<Instant> {
+    async fn next_start(
+        &self,
+        seq: u64,
+        measured: u64,
+        pacer: &Option<AsyncFd<TimerFd>>,
+    ) -> Option<Instant> {
         if self.budget.is_some_and(|b| measured >= b) {
             return None;
         }
@@ -988,9 +1006,7 @@ impl Ctx {
                 if due >= self.clock.end {
                     return None;
                 }
-                if due > Instant::now() {
-                    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
-                }
+                wait_until(due, pacer).await;
                 due
             }
             _ => {
@@ -1003,6 +1019,34 @@ impl Ctx {
         };
         Some(t)
     }
+}
+
+/// Waits until `due`: with the timerfd when there is one (tokio's timer wheel fires up to
+/// 1 ms late, which open-loop latency would count against the server), else tokio's timer.
+async fn wait_until(due: Instant, pacer: &Option<AsyncFd<TimerFd>>) {
+    let now = Instant::now();
+    if due <= now {
+        return;
+    }
+    if let Some(t) = pacer
+        && t.get_ref().set_after(due - now).is_ok()
+    {
+        // bounded: the timer fires once, at `due`
+        for _ in 0..1_000_000 {
+            let Ok(mut guard) = t.readable().await else {
+                break;
+            };
+            match t.get_ref().expirations() {
+                Ok(0) => guard.clear_ready(),
+                Ok(_) => {
+                    guard.clear_ready();
+                    return;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+    tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
 }
 
 /// Resets the timeout sleep lazily: only when fewer than `timeout` remain, and then to
@@ -1063,7 +1107,8 @@ where
     let mut carry = 0usize;
     let mut sleep = Box::pin(tokio::time::sleep(sh.timeout));
     let (mut seq, mut measured) = (0u64, 0u64);
-    while let Some(t0) = ctx.next_start(seq, measured).await {
+    let pacer = ctx.pacer();
+    while let Some(t0) = ctx.next_start(seq, measured, &pacer).await {
         arm(&mut sleep, sh.timeout);
         fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
         let mut got = carry;
@@ -1236,7 +1281,8 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
     let mut rbuf = vec![0u8; 65_536];
     let mut sleep = Box::pin(tokio::time::sleep(sh.timeout));
     let (mut seq, mut measured) = (0u64, 0u64);
-    'requests: while let Some(t0) = ctx.next_start(seq, measured).await {
+    let pacer = ctx.pacer();
+    'requests: while let Some(t0) = ctx.next_start(seq, measured, &pacer).await {
         fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
         if let Err(e) = s.send(&sbuf).await {
             st.error = Some(io_err("send", e));

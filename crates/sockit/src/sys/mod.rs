@@ -5,6 +5,7 @@
 use std::ffi::CStr;
 
 pub mod netdb;
+pub mod timer;
 
 /// `strerror_r(3)` (the XSI version): the C library's text for an errno.
 pub fn strerror(errno: i32) -> String {
