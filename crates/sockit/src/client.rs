@@ -1,5 +1,6 @@
-//! Client connects: RFC 8305 Happy Eyeballs ([`connect_happy`]) and the address lookup
-//! behind it ([`resolve`]).
+//! Client connects: Python's [`create_connection`] (blocking, every address in turn),
+//! RFC 8305 Happy Eyeballs ([`connect_happy`], on tokio) and the address lookup behind
+//! both ([`resolve()`]).
 //!
 //! Contract: a name is looked up with ONE `getaddrinfo(3)` call (`AF_UNSPEC` unless a
 //! family is forced), never separate A and AAAA queries. [`connect_happy`] races the
@@ -15,9 +16,10 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::addr::{Family, Port, SockType};
-use crate::error::{Error, Result};
+use crate::addr::{Family, Port, Protocol, SockType};
+use crate::error::{Error, ErrorKind, Result};
 use crate::resolve;
+use crate::socket::Socket;
 
 /// RFC 8305's "Connection Attempt Delay": the time between two connect attempts (250 ms).
 pub const CONNECTION_ATTEMPT_DELAY: Duration = Duration::from_millis(250);
@@ -56,8 +58,8 @@ pub struct Connected {
 /// are dropped; the C library's order (RFC 6724) is kept.
 ///
 /// # Errors
-/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) with the EAI code from `getaddrinfo(3)`.
-/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a host with a NUL.
+/// - [`ErrorKind::Gai`] with the EAI code from `getaddrinfo(3)`.
+/// - [`ErrorKind::InvalidInput`] for a host with a NUL.
 pub fn resolve(
     host: &str,
     port: &Port,
@@ -87,6 +89,75 @@ pub fn resolve(
         return Err(Error::gai("getaddrinfo", libc::EAI_NONAME));
     }
     Ok(out)
+}
+
+/// Connects a blocking TCP socket to `host` `port`, trying every address in turn.
+///
+/// Python: `socket.create_connection((host, port), timeout, source_address)`: one
+/// `getaddrinfo(3)` call (`AF_UNSPEC`, `SOCK_STREAM`), then for each answer in the C
+/// library's order `socket(2)`, the timeout, `bind(2)` of `source_address` when given,
+/// and `connect(2)`; the first success is returned. Unlike CPython, whose timeout applies
+/// to each attempt anew, `timeout` here is ONE deadline for all attempts together
+/// (DESIGN.md); the returned socket keeps `timeout` as its timeout mode, as in Python
+/// (`None` blocking; `Some(ZERO)` non-blocking, so the connect fails with
+/// `[Errno 115] Operation now in progress`, as in Python).
+///
+/// # Errors
+/// - [`ErrorKind::Gai`] when the lookup fails.
+/// - [`ErrorKind::Timeout`] (`connect: timed out`) when the deadline expires.
+/// - The last attempt's error otherwise (Python raises the last one), for example
+///   [`ErrorKind::Os`] `[Errno 111] Connection refused`.
+///
+/// # Examples
+/// ```no_run
+/// use std::time::Duration;
+/// let s = sockit::client::create_connection("127.0.0.1", &80.into(), Some(Duration::from_secs(5)), None)?;
+/// s.send_all(b"GET / HTTP/1.0\r\n\r\n")?;
+/// # Ok::<(), sockit::Error>(())
+/// ```
+pub fn create_connection(
+    host: &str,
+    port: &Port,
+    timeout: Option<Duration>,
+    source_address: Option<SocketAddr>,
+) -> Result<Socket> {
+    let infos = resolve::getaddrinfo(Some(host), Some(port), None, Some(SockType::Stream), 0, 0)?;
+    let deadline = timeout
+        .filter(|t| !t.is_zero())
+        .map(|t| std::time::Instant::now() + t);
+    let mut last: Option<Error> = None;
+    for info in infos {
+        let this_timeout = match (timeout, deadline) {
+            (Some(t), None) => Some(t),
+            (_, Some(d)) => {
+                let left = d.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Err(Error::timeout("connect"));
+                }
+                Some(left)
+            }
+            (None, None) => None,
+        };
+        let attempt = (|| {
+            let proto = (info.protocol != 0).then_some(Protocol(info.protocol));
+            let mut sock = Socket::new(info.family, SockType::Stream, proto)?;
+            sock.set_timeout(this_timeout)?;
+            if let Some(src) = source_address {
+                sock.bind(src)?;
+            }
+            sock.connect(info.address)?;
+            sock.set_timeout(timeout)?;
+            Ok::<Socket, Error>(sock)
+        })();
+        match attempt {
+            Ok(sock) => return Ok(sock),
+            Err(e) if e.kind() == ErrorKind::Timeout => return Err(e),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        Error::new(ErrorKind::Os, "getaddrinfo", None, "getaddrinfo returns an empty list")
+    }))
 }
 
 /// Orders addresses for Happy Eyeballs (RFC 8305 section 4): IPv6 first when there is one,
@@ -121,10 +192,10 @@ pub fn happy_order(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
 /// The lookup runs on tokio's blocking pool and counts against `opts.timeout`.
 ///
 /// # Errors
-/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the lookup fails.
-/// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (`connect: timed out`) when the
+/// - [`ErrorKind::Gai`] when the lookup fails.
+/// - [`ErrorKind::Timeout`] (`connect: timed out`) when the
 ///   deadline expires first.
-/// - [`ErrorKind::Os`](crate::ErrorKind::Os) with the last attempt's errno when every
+/// - [`ErrorKind::Os`] with the last attempt's errno when every
 ///   address failed (for example `[Errno 111] Connection refused`).
 pub async fn connect_happy(host: &str, port: &Port, opts: &ConnectOptions) -> Result<Connected> {
     let deadline = opts.timeout.map(|t| Instant::now() + t);
@@ -161,10 +232,10 @@ pub async fn connect_happy(host: &str, port: &Port, opts: &ConnectOptions) -> Re
 /// skipped.
 ///
 /// # Errors
-/// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the deadline expires first.
-/// - [`ErrorKind::Os`](crate::ErrorKind::Os) with the last failure when every attempt
+/// - [`ErrorKind::Timeout`] when the deadline expires first.
+/// - [`ErrorKind::Os`] with the last failure when every attempt
 ///   failed, or `EAFNOSUPPORT` when no address matches the source's family.
-/// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) (`EAI_NONAME`) when `addrs` is empty.
+/// - [`ErrorKind::Gai`] (`EAI_NONAME`) when `addrs` is empty.
 pub async fn connect_happy_addrs(
     addrs: Vec<SocketAddr>,
     opts: &ConnectOptions,
@@ -307,6 +378,31 @@ mod tests {
         assert_eq!(c.attempts, 2);
         let e = connect_happy_addrs(vec![closed], &opts).await.unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+    }
+
+    #[test]
+    fn create_connection_connects_refuses_and_times_out() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let s = create_connection("127.0.0.1", &Port::Number(port), Some(Duration::from_secs(5)), None)
+            .unwrap();
+        assert_eq!(s.timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(s.peer_addr().unwrap().as_ip().unwrap().port(), port);
+        drop(l);
+        let e = create_connection("127.0.0.1", &Port::Number(port), None, None).unwrap_err();
+        assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+        // A listen(0) listener holding one queued connection never answers the next one.
+        let full = Socket::new(Family::Inet, SockType::Stream, None).unwrap();
+        full.bind("127.0.0.1:0".parse::<SocketAddr>().unwrap()).unwrap();
+        full.listen(0).unwrap();
+        let fport = full.local_addr().unwrap().as_ip().unwrap().port();
+        let _queued = create_connection("127.0.0.1", &Port::Number(fport), Some(Duration::from_secs(2)), None)
+            .unwrap();
+        let t0 = std::time::Instant::now();
+        let e = create_connection("127.0.0.1", &Port::Number(fport), Some(Duration::from_millis(300)), None)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+        assert!(t0.elapsed() >= Duration::from_millis(250));
     }
 
     #[tokio::test]
