@@ -156,7 +156,12 @@ pub fn create_connection(
         }
     }
     Err(last.unwrap_or_else(|| {
-        Error::new(ErrorKind::Os, "getaddrinfo", None, "getaddrinfo returns an empty list")
+        Error::new(
+            ErrorKind::Os,
+            "getaddrinfo",
+            None,
+            "getaddrinfo returns an empty list",
+        )
     }))
 }
 
@@ -384,8 +389,13 @@ mod tests {
     fn create_connection_connects_refuses_and_times_out() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = l.local_addr().unwrap().port();
-        let s = create_connection("127.0.0.1", &Port::Number(port), Some(Duration::from_secs(5)), None)
-            .unwrap();
+        let s = create_connection(
+            "127.0.0.1",
+            &Port::Number(port),
+            Some(Duration::from_secs(5)),
+            None,
+        )
+        .unwrap();
         assert_eq!(s.timeout(), Some(Duration::from_secs(5)));
         assert_eq!(s.peer_addr().unwrap().as_ip().unwrap().port(), port);
         drop(l);
@@ -393,14 +403,25 @@ mod tests {
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
         // A listen(0) listener holding one queued connection never answers the next one.
         let full = Socket::new(Family::Inet, SockType::Stream, None).unwrap();
-        full.bind("127.0.0.1:0".parse::<SocketAddr>().unwrap()).unwrap();
+        full.bind("127.0.0.1:0".parse::<SocketAddr>().unwrap())
+            .unwrap();
         full.listen(0).unwrap();
         let fport = full.local_addr().unwrap().as_ip().unwrap().port();
-        let _queued = create_connection("127.0.0.1", &Port::Number(fport), Some(Duration::from_secs(2)), None)
-            .unwrap();
+        let _queued = create_connection(
+            "127.0.0.1",
+            &Port::Number(fport),
+            Some(Duration::from_secs(2)),
+            None,
+        )
+        .unwrap();
         let t0 = std::time::Instant::now();
-        let e = create_connection("127.0.0.1", &Port::Number(fport), Some(Duration::from_millis(300)), None)
-            .unwrap_err();
+        let e = create_connection(
+            "127.0.0.1",
+            &Port::Number(fport),
+            Some(Duration::from_millis(300)),
+            None,
+        )
+        .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
         assert!(t0.elapsed() >= Duration::from_millis(250));
     }
