@@ -280,6 +280,21 @@ impl TrafficLog {
     }
 }
 
+/// A traffic log is a relay [`Tap`](crate::relay::Tap): `Send` (local input to the peer)
+/// is recorded as [`Direction::Sent`], `Recv` as [`Direction::Received`]. Write errors are
+/// ignored (the relay's data matters more than its log).
+impl crate::relay::Tap for std::sync::Mutex<TrafficLog> {
+    fn data(&self, dir: crate::relay::Direction, bytes: &[u8]) {
+        let d = match dir {
+            crate::relay::Direction::Send => Direction::Sent,
+            crate::relay::Direction::Recv => Direction::Received,
+        };
+        if let Ok(mut log) = self.lock() {
+            let _ = log.record(d, None, bytes);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,7 +19,7 @@ use sockit::unix::UnixAddr;
 use sockit::{Port, SockType};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::args::{Events, FamilyArgs, OutputArgs, parse_secs};
+use crate::args::{DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, parse_secs};
 
 /// Arguments of `sockit connect`.
 #[derive(Debug, clap::Args)]
@@ -58,6 +58,10 @@ pub struct Args {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub sockopts: SocketOptArgs,
 }
 
 /// Boxed local input (stdin). The hook point for `-C` / `-d` (issue 5): wrap it here.
@@ -114,7 +118,7 @@ fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
             args.quit
         },
         shutdown_on_eof: !args.no_shutdown,
-        end_on_remote_eof: stdin_is_terminal(),
+        end_on_remote_eof: stdin_is_terminal() || args.data.recv_only,
     }
 }
 
@@ -150,6 +154,7 @@ pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
 }
 
 async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
+    args.sockopts.options().validate()?;
     if let Some(path) = &args.unix {
         return connect_unix(&args, path, events).await;
     }
@@ -161,7 +166,10 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
     opts.timeout = args.wait;
     opts.source = source_ip(args.source.as_deref(), &opts)?;
     opts.source_port = args.source_port.unwrap_or(0);
-    let (mut lin, mut lout) = local_stdio();
+    let (lin, lout) = local_stdio();
+    let (mut lin, mut lout) = args.data.wrap(lin, lout);
+    let log = args.data.tap()?;
+    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     if args.udp {
         let addrs = client::resolve(&host, &hp.port, SockType::Dgram, &opts)?;
         let peer = client::happy_order(addrs)
@@ -182,21 +190,18 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
         sock.connect(peer)
             .await
             .map_err(|e| sockit::Error::from_io("connect", e))?;
+        apply_sockopts(&args.sockopts, &sock, events)?;
         events.emit(
             || format!("connected to {} {} (udp)", host_text(&peer), peer.port()),
             || json!({"event": "connected", "proto": "udp", "peer_host": host_text(&peer), "peer_port": peer.port()}),
         );
-        let outcome = relay::relay_datagrams(
-            &mut lin,
-            &mut lout,
-            &sock,
-            &relay_options(&args, true),
-            None,
-        )
-        .await;
+        let outcome =
+            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(&args, true), tap)
+                .await;
         return finish(events, outcome);
     }
     let conn = client::connect_happy(&host, &hp.port, &opts).await?;
+    apply_sockopts(&args.sockopts, &conn.stream, events)?;
     let peer = conn.peer;
     events.emit(
         || format!("connected to {} {} (tcp)", host_text(&peer), peer.port()),
@@ -209,7 +214,7 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
         &mut rr,
         &mut rw,
         &relay_options(&args, false),
-        None,
+        tap,
     )
     .await;
     finish(events, outcome)
@@ -217,7 +222,10 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
 
 async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result<ExitCode> {
     let addr = UnixAddr::parse(path)?;
-    let (mut lin, mut lout) = local_stdio();
+    let (lin, lout) = local_stdio();
+    let (mut lin, mut lout) = args.data.wrap(lin, lout);
+    let log = args.data.tap()?;
+    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     if args.udp {
         let sock = sockit::unix::connect_datagram(&addr)?;
         let sock = tokio::net::UnixDatagram::from_std(sock)
@@ -227,7 +235,7 @@ async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result
             || json!({"event": "connected", "proto": "unix-dgram", "path": addr.to_string()}),
         );
         let outcome =
-            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args, true), None)
+            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args, true), tap)
                 .await;
         return finish(events, outcome);
     }
@@ -237,6 +245,7 @@ async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result
             .await
             .context("connect")??
     };
+    apply_sockopts(&args.sockopts, &stream, events)?;
     let stream = tokio::net::UnixStream::from_std(stream)
         .map_err(|e| sockit::Error::from_io("socket", e))?;
     events.emit(
@@ -250,8 +259,24 @@ async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result
         &mut rr,
         &mut rw,
         &relay_options(args, false),
-        None,
+        tap,
     )
     .await;
     finish(events, outcome)
+}
+
+/// Sets the socket options asked for (`--nodelay`, `--ttl N` …), reads each back, and
+/// reports what the kernel kept with `-v` (`SO_RCVBUF 131072 (asked 65536)`).
+pub fn apply_sockopts<S: std::os::fd::AsFd>(
+    opts: &SocketOptArgs,
+    sock: &S,
+    events: Events,
+) -> sockit::Result<()> {
+    for a in opts.options().apply(sock)? {
+        events.emit(
+            || a.to_string(),
+            || json!({"event": "sockopt", "name": a.name, "requested": a.requested, "effective": a.effective}),
+        );
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@ mod common;
 
 mod bench;
 mod connect;
+mod data;
 mod echo;
 mod forward;
 mod http;

@@ -1,0 +1,185 @@
+//! Tests of data handling and socket options on `sockit connect` and `sockit listen`:
+//! `-C`, `-d`, `--send-only`, `--recv-only`, `-x`, `-o`, `--rcvbuf`, `--ttl`, `--exec`,
+//! `--allow`.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener};
+use std::time::{Duration, Instant};
+
+use crate::common::{run, run_with_input, serial, sockit};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A one-shot TCP server: accepts one client, optionally answers `reply`, then reads what
+/// the client sends until EOF and returns it.
+fn capture_server(reply: &'static [u8]) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        if !reply.is_empty() {
+            s.write_all(reply).unwrap();
+        }
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    });
+    (port, h)
+}
+
+#[test]
+fn crlf_turns_lf_into_crlf_on_the_wire() {
+    let (port, server) = capture_server(b"");
+    let out = run_with_input(
+        &mut sockit(&["connect", "-C", "127.0.0.1", &port.to_string()]),
+        b"GET / HTTP/1.0\nHost: x\r\n\n",
+        T,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(server.join().unwrap(), b"GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+}
+
+#[test]
+fn hex_dump_and_raw_log_of_a_known_exchange() {
+    let dir = std::env::temp_dir().join(format!("sockit-data-x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (dump, raw) = (dir.join("dump.txt"), dir.join("raw.bin"));
+    let (port, server) = capture_server(b"HELLO\n");
+    let out = run_with_input(
+        &mut sockit(&[
+            "connect",
+            "-x",
+            dump.to_str().unwrap(),
+            "-o",
+            raw.to_str().unwrap(),
+            "127.0.0.1",
+            &port.to_string(),
+        ]),
+        b"hello\n",
+        T,
+    );
+    assert_eq!(out.stdout, b"HELLO\n");
+    assert_eq!(server.join().unwrap(), b"hello\n");
+    let text = std::fs::read_to_string(&dump).unwrap();
+    // Which direction comes first depends on timing; each block is fixed but its times.
+    let mut blocks: Vec<String> = text
+        .split_inclusive('\n')
+        .collect::<Vec<_>>()
+        .chunks(2)
+        .map(|b| {
+            let w: Vec<&str> = b[0].split(' ').collect();
+            assert!(w[1].ends_with('Z') && w[2].starts_with('+'), "{}", b[0]);
+            format!("{} {}{}", w[0], w[3..].join(" "), b[1])
+        })
+        .collect();
+    blocks.sort();
+    assert_eq!(
+        blocks,
+        vec![
+            "< length=6 offset=0\n00000000  48 45 4c 4c 4f 0a                                 |HELLO.|\n",
+            "> length=6 offset=0\n00000000  68 65 6c 6c 6f 0a                                 |hello.|\n",
+        ]
+    );
+    let raw = std::fs::read(&raw).unwrap();
+    assert!(
+        raw == b"hello\nHELLO\n" || raw == b"HELLO\nhello\n",
+        "{raw:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn delay_between_lines() {
+    let _guard = serial();
+    let (port, server) = capture_server(b"");
+    let t = Instant::now();
+    let out = run_with_input(
+        &mut sockit(&["connect", "-d", "0.3", "127.0.0.1", &port.to_string()]),
+        b"1\n2\n3\n",
+        T,
+    );
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(server.join().unwrap(), b"1\n2\n3\n");
+    // Two delays between three lines.
+    assert!(
+        took >= Duration::from_millis(600) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn send_only_discards_what_the_peer_says_and_recv_only_sends_nothing() {
+    let (port, server) = capture_server(b"noise\n");
+    let out = run_with_input(
+        &mut sockit(&["connect", "--send-only", "127.0.0.1", &port.to_string()]),
+        b"data\n",
+        T,
+    );
+    assert!(out.stdout.is_empty());
+    assert_eq!(server.join().unwrap(), b"data\n");
+
+    // --recv-only: stdin is never read; the peer's words are printed; the peer's close ends it.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let h = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        s.write_all(b"news\n").unwrap();
+        let mut buf = [0u8; 16];
+        let got = s.read(&mut buf); // times out: the client sends nothing, not even EOF
+        s.shutdown(Shutdown::Both).unwrap();
+        got.is_err()
+    });
+    let out = run_with_input(
+        &mut sockit(&["connect", "--recv-only", "127.0.0.1", &port.to_string()]),
+        b"ignored\n",
+        T,
+    );
+    assert_eq!(out.stdout, b"news\n");
+    assert!(h.join().unwrap(), "nothing (not even EOF) was sent");
+}
+
+#[test]
+fn connect_socket_options_are_read_back_and_a_bad_ttl_is_refused() {
+    let (port, server) = capture_server(b"");
+    let out = run_with_input(
+        &mut sockit(&[
+            "connect",
+            "-v",
+            "--rcvbuf",
+            "65536",
+            "--ttl",
+            "9",
+            "--nodelay",
+            "--keepalive",
+            "127.0.0.1",
+            &port.to_string(),
+        ]),
+        b"x",
+        T,
+    );
+    assert_eq!(out.status.code(), Some(0));
+    server.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Linux doubles SO_RCVBUF (bookkeeping overhead); what getsockopt returns is reported.
+    assert!(err.contains("SO_RCVBUF 131072 (asked 65536)"), "{err}");
+    assert!(err.contains("IP_TTL 9"), "{err}");
+    assert!(
+        err.contains("TCP_NODELAY on") && err.contains("SO_KEEPALIVE on"),
+        "{err}"
+    );
+
+    // Refused before any connect: exit 2 and the option named.
+    let out = run(
+        &mut sockit(&["connect", "--ttl", "300", "127.0.0.1", "9"]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "sockit: setsockopt(IP_TTL): ttl must be 1-255, not 300\n"
+    );
+}
