@@ -37,10 +37,19 @@ pub fn gethostname() -> Result<String> {
 /// `Bücher.invalid` → `xn--bcher-kva.invalid`, `ＬＯＣＡＬＨＯＳＴ` → `localhost`,
 /// `ß` → `ss`, and the dots `。．｡` separate labels.
 ///
-/// Remaining differences from Python's codec: UTS 46 maps and refuses a few characters
-/// IDNA 2003's nameprep treats otherwise (newer Unicode versions; symbols such as `☃` are
-/// accepted by both; `_` and other ASCII are passed through by both); names over 253 bytes
-/// are refused here (Python passes them on and the C library answers EAI_NONAME).
+/// Remaining differences from Python's codec (checked against CPython 3.11):
+/// - ASCII labels of a name with non-ASCII characters are lower-cased (`Bücher.EXAMPLE` →
+///   `xn--bcher-kva.example`; Python keeps `EXAMPLE`). DNS and `/etc/hosts` ignore case.
+/// - UTS 46 applies the RFC 5893 bidi rule: `١٢a.invalid` (Arabic-Indic digits next to a
+///   Latin letter) is refused here, accepted by Python (`xn--a-9pcd.invalid`).
+/// - UTS 46 maps by a current Unicode version, IDNA 2003 by Unicode 3.2: characters added or
+///   re-classified since can be mapped differently.
+/// - Names over 253 bytes are refused here (Python passes them on and the C library answers
+///   EAI_NONAME).
+///
+/// The same: `ß` → `ss`, `ς` → `σ`, zero-width joiners removed, fullwidth letters and
+/// digits folded, `。．｡` as dots, `☃`/`🦀` accepted, empty labels and labels over 63 bytes
+/// refused, ASCII-only names passed unchanged.
 ///
 /// The empty name is returned as is (the callers give it Python's wildcard meaning).
 ///
@@ -377,6 +386,19 @@ mod tests {
         assert_eq!(encode_host("t", "ＬＯＣＡＬＨＯＳＴ").unwrap(), "localhost");
         assert_eq!(encode_host("t", "127。0。0。1").unwrap(), "127.0.0.1");
         assert_eq!(encode_host("t", "ß.invalid").unwrap(), "ss.invalid");
+        // Python (IDNA 2003) agrees on these ...
+        assert_eq!(encode_host("t", "ς.invalid").unwrap(), "xn--4xa.invalid");
+        assert_eq!(encode_host("t", "🦀.invalid").unwrap(), "xn--zs9h.invalid");
+        assert_eq!(
+            encode_host("t", "a\u{200d}b.invalid").unwrap(),
+            "ab.invalid"
+        );
+        // ... and differs on these (documented on encode_host).
+        assert_eq!(
+            encode_host("t", "Bücher.EXAMPLE").unwrap(),
+            "xn--bcher-kva.example"
+        );
+        assert!(encode_host("t", "\u{0661}\u{0662}a.invalid").is_err());
         for bad in ["a..b", ".a", ".", "..", "local\0host"] {
             let e = encode_host("t", bad).unwrap_err();
             assert_eq!(e.kind(), crate::ErrorKind::InvalidInput, "{bad:?}");
