@@ -498,3 +498,91 @@ print("both", r.returncode, r.stderr.decode().strip().replace("\n", " | "))
     assert!(both.starts_with("both 0"), "{both}");
     assert!(both.contains("connected to ::1"), "{both}");
 }
+
+#[test]
+fn quit_after_eof_ends_a_connection_the_server_keeps_open() {
+    let _serial = serial();
+    // The server reads and answers but never closes: -q 0.5 ends sockit; -N changes nothing.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut got = Vec::new();
+        let _ = c.read_to_end(&mut got);
+        let _ = c.write_all(b"late answer");
+        std::thread::sleep(Duration::from_secs(3));
+        got
+    });
+    let t0 = Instant::now();
+    let out = run_with_input(
+        &mut sockit(&["connect", "-N", "-q", "0.5", "127.0.0.1", &port.to_string()]),
+        b"question",
+        Duration::from_secs(10),
+    );
+    let took = t0.elapsed();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"late answer");
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_millis(2500),
+        "took {took:?}"
+    );
+    assert_eq!(server.join().unwrap(), b"question");
+}
+
+#[test]
+fn connect_udp_to_python_echo() {
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0)); s.settimeout(10)
+print("listening", *s.getsockname(), flush=True)
+for _ in range(3):
+    d, a = s.recvfrom(65535)
+    s.sendto(d, a)
+"#;
+    let mut cmd = Command::new("python3");
+    cmd.args(["-c", script]).stdin(std::process::Stdio::null());
+    let server = spawn_listening(&mut cmd);
+    let data = pattern(9_000, 5);
+    let out = run_with_input(
+        &mut sockit(&["connect", "-u", "-q", "0.5", "127.0.0.1", &server.port.to_string()]),
+        &data,
+        Duration::from_secs(10),
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_bytes_eq(&out.stdout, &data, "UDP echo");
+}
+
+#[test]
+fn scope_ids_work_for_connect_and_listen() {
+    // A link-local address with a scope id, inside no-dns's own namespace.
+    if !have("unshare") {
+        return;
+    }
+    let bin = bin();
+    let b = bin.to_str().unwrap();
+    let script = format!(
+        r#"ip -6 addr add fe80::1/64 dev lo nodad || exit 0
+{b} listen -6 'fe80::1%lo' 0 < /dev/null > "$0/l.out" 2>&1 &
+for i in $(seq 1 100); do [ -s "$0/l.out" ] && break; sleep 0.05; done
+P=$(awk '{{print $3; exit}}' "$0/l.out")
+printf scoped | {b} connect -q 1 'fe80::1%lo' "$P"; echo "rc=$?"
+printf more | {b} connect -6 -n -q 1 "[fe80::1%lo]:1"; echo "rc2=$?"
+sleep 0.3; cat "$0/l.out""#
+    );
+    let dir = std::env::temp_dir().join(format!("sockit-scope-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = no_dns("sh", &["-c", &script, dir.to_str().unwrap()]);
+    let out = run(&mut cmd, Duration::from_secs(20));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    if !text.contains("listening") {
+        eprintln!("skipping: could not add a link-local address: {text}");
+        return;
+    }
+    assert!(text.contains("listening fe80::1%lo "), "{text}");
+    assert!(text.contains("rc=0"), "{text}{}", stderr_of(&out));
+    assert!(text.contains("rc2=1"), "port 1 is refused: {text}");
+    assert!(text.ends_with("scoped"), "{text}");
+}
