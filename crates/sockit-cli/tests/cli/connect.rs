@@ -546,7 +546,14 @@ for _ in range(3):
     let server = spawn_listening(&mut cmd);
     let data = pattern(9_000, 5);
     let out = run_with_input(
-        &mut sockit(&["connect", "-u", "-q", "0.5", "127.0.0.1", &server.port.to_string()]),
+        &mut sockit(&[
+            "connect",
+            "-u",
+            "-q",
+            "0.5",
+            "127.0.0.1",
+            &server.port.to_string(),
+        ]),
         &data,
         Duration::from_secs(10),
     );
