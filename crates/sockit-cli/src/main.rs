@@ -4,6 +4,7 @@
 mod args;
 mod cli;
 mod cmd;
+mod exec;
 mod exit;
 #[allow(dead_code)] // used as the subcommands land
 mod output;

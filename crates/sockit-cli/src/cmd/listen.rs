@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use socket2::SockRef;
+use sockit::access::AccessList;
 use sockit::addr::{host_text, parse_host_port};
 use sockit::relay::{self, Counters, DatagramSocket, Direction, RelayOptions};
 use sockit::unix::UnixAddr;
@@ -27,8 +28,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, UdpSocket, UnixDatagram, UnixListener};
 use tokio::sync::{Mutex, mpsc, watch};
 
-use crate::args::{Events, FamilyArgs, OutputArgs, parse_secs};
-use crate::cmd::connect::{finish, local_stdio, stdin_is_terminal};
+use crate::args::{DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, parse_secs};
+use crate::cmd::connect::{apply_sockopts, finish, local_stdio, stdin_is_terminal};
 
 /// Arguments of `sockit listen`.
 #[derive(Debug, clap::Args)]
@@ -73,6 +74,24 @@ pub struct Args {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Admit only peers in these networks (CIDR; repeatable or comma-separated); others are
+    /// closed at once (datagrams dropped) and logged with -v.
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Refuse peers in these networks (wins over --allow).
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<String>,
+    /// With -k: at most N clients at once; more are accepted and closed at once.
+    #[arg(long = "max-conns", value_name = "N")]
+    pub max_conns: Option<usize>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub sockopts: SocketOptArgs,
+    /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection) with the
+    /// socket as its stdin/stdout: argv only, never a shell. Must come last.
+    #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true)]
+    pub exec: Vec<String>,
 }
 
 /// Runs `sockit listen`.
@@ -313,7 +332,7 @@ fn bind_addr(args: &Args) -> anyhow::Result<SocketAddr> {
 }
 
 /// `socket(2)`, SO_REUSEADDR (TCP), IPV6_V6ONLY set explicitly, `bind(2)`, `listen(2)`.
-fn bind_ip(args: &Args, addr: SocketAddr) -> sockit::Result<Bound> {
+fn bind_ip(args: &Args, addr: SocketAddr, events: Events) -> sockit::Result<Bound> {
     let domain = if addr.is_ipv4() {
         socket2::Domain::IPV4
     } else {
@@ -333,6 +352,7 @@ fn bind_ip(args: &Args, addr: SocketAddr) -> sockit::Result<Bound> {
     if addr.is_ipv6() {
         sock.set_only_v6(!args.dual_stack).map_err(opt)?;
     }
+    apply_sockopts(&args.sockopts, &sock, events)?;
     sock.bind(&addr.into())
         .map_err(|e| sockit::Error::from_io("bind", e))?;
     sock.set_nonblocking(true)
@@ -350,7 +370,7 @@ fn bind_ip(args: &Args, addr: SocketAddr) -> sockit::Result<Bound> {
     }
 }
 
-fn bind(args: &Args, cleanup: &mut Cleanup) -> anyhow::Result<Bound> {
+fn bind(args: &Args, cleanup: &mut Cleanup, events: Events) -> anyhow::Result<Bound> {
     let io = |e| sockit::Error::from_io("socket", e);
     if let Some(text) = &args.unix {
         let addr = UnixAddr::parse(text)?;
@@ -359,6 +379,7 @@ fn bind(args: &Args, cleanup: &mut Cleanup) -> anyhow::Result<Bound> {
             Bound::Dgram(Dgram::Unix(UnixDatagram::from_std(s).map_err(io)?))
         } else {
             let l = sockit::unix::bind_listener(&addr, args.backlog)?;
+            apply_sockopts(&args.sockopts, &l, events)?;
             Bound::UnixStream(UnixListener::from_std(l).map_err(io)?)
         };
         cleanup.0 = addr.path().map(|p| p.to_path_buf());
@@ -366,7 +387,7 @@ fn bind(args: &Args, cleanup: &mut Cleanup) -> anyhow::Result<Bound> {
         return Ok(bound);
     }
     let addr = bind_addr(args)?;
-    let bound = bind_ip(args, addr)?;
+    let bound = bind_ip(args, addr, events)?;
     let local = match &bound {
         Bound::Tcp(l) => l.local_addr(),
         Bound::Dgram(Dgram::Udp(s)) => s.local_addr(),
@@ -382,12 +403,35 @@ fn relay_options(args: &Args) -> RelayOptions {
         idle_timeout: args.idle,
         quit_after_eof: args.quit,
         shutdown_on_eof: !args.no_shutdown,
-        end_on_remote_eof: stdin_is_terminal(),
+        end_on_remote_eof: stdin_is_terminal() || args.data.recv_only,
     }
 }
 
+/// The `--allow`/`--deny` list.
+fn access(args: &Args) -> sockit::Result<AccessList> {
+    AccessList::parse(&args.allow, &args.deny)
+}
+
+/// True (and a `refused` event) when the access list keeps `peer` out.
+fn refused(access: &AccessList, peer: &PeerAddr, events: Events) -> bool {
+    let out = matches!(peer, PeerAddr::Ip(a) if !access.permits(a.ip()));
+    if out {
+        event(
+            events,
+            "refused",
+            peer,
+            json!({"reason": "not allowed by --allow/--deny"}),
+        );
+    }
+    out
+}
+
 async fn run_async(args: &Args, events: Events, cleanup: &mut Cleanup) -> anyhow::Result<ExitCode> {
-    let bound = bind(args, cleanup)?;
+    args.sockopts.options().validate()?;
+    let bound = bind(args, cleanup, events)?;
+    if !args.exec.is_empty() {
+        return serve_exec(args, events, bound).await;
+    }
     let keep = args.keep || args.broker;
     match bound {
         Bound::Dgram(sock) if keep => serve_datagrams(args, events, sock).await,
@@ -399,20 +443,30 @@ async fn run_async(args: &Args, events: Events, cleanup: &mut Cleanup) -> anyhow
 
 /// Accepts one peer, stops listening, and relays it to stdin/stdout.
 async fn one_stream_peer(args: &Args, events: Events, listener: Bound) -> anyhow::Result<ExitCode> {
-    let (mut rr, mut rw, peer) = listener
-        .accept()
-        .await
-        .map_err(|e| sockit::Error::from_io("accept", e))?;
+    let access = access(args)?;
+    let (mut rr, mut rw, peer) = loop {
+        let (r, mut w, peer) = listener
+            .accept()
+            .await
+            .map_err(|e| sockit::Error::from_io("accept", e))?;
+        if !refused(&access, &peer, events) {
+            break (r, w, peer);
+        }
+        let _ = w.shutdown().await;
+    };
     drop(listener);
     event(events, "accepted", &peer, json!({}));
-    let (mut lin, mut lout) = local_stdio();
+    let (lin, lout) = local_stdio();
+    let (mut lin, mut lout) = args.data.wrap(lin, lout);
+    let log = args.data.tap()?;
+    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     let outcome = relay::relay_stream(
         &mut lin,
         &mut lout,
         &mut rr,
         &mut rw,
         &relay_options(args),
-        None,
+        tap,
     )
     .await;
     finish(events, outcome)
@@ -420,11 +474,17 @@ async fn one_stream_peer(args: &Args, events: Events, listener: Bound) -> anyhow
 
 /// Waits for the first datagram, follows only that peer (connect(2)), relays it.
 async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::Result<ExitCode> {
+    let access = access(args)?;
     let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
-    let (n, peer) = sock
-        .recv_from(&mut buf)
-        .await
-        .map_err(|e| sockit::Error::from_io("recvfrom", e))?;
+    let (n, peer) = loop {
+        let (n, peer) = sock
+            .recv_from(&mut buf)
+            .await
+            .map_err(|e| sockit::Error::from_io("recvfrom", e))?;
+        if !refused(&access, &peer, events) {
+            break (n, peer);
+        }
+    };
     event(events, "peer", &peer, json!({}));
     // Follow only this peer: connect(2) first, then drop what others queued meanwhile.
     let mut first = vec![buf[..n].to_vec()];
@@ -439,13 +499,15 @@ async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::
             }
         }
     }
-    let mut out = tokio::io::stdout();
+    let (lin, lout) = local_stdio();
+    let (mut lin, mut lout) = args.data.wrap(lin, lout);
     for d in &first {
-        out.write_all(d).await?;
+        lout.write_all(d).await?;
     }
-    out.flush().await?;
+    lout.flush().await?;
     drop(buf);
-    let (mut lin, mut lout) = local_stdio();
+    let log = args.data.tap()?;
+    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     if peer == PeerAddr::Unnamed {
         // An unbound Unix sender cannot be answered: print what arrives, ignore stdin.
         event(
@@ -465,7 +527,7 @@ async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::
         }
     }
     let outcome =
-        relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args), None).await;
+        relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args), tap).await;
     let mut outcome = outcome;
     outcome.totals.bytes_received += first.iter().map(|d| d.len() as u64).sum::<u64>();
     outcome.totals.datagrams_received += first.len() as u64;
@@ -516,12 +578,15 @@ async fn serve_streams(args: &Args, events: Events, listener: Bound) -> anyhow::
         clients: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
     });
+    let access = access(args)?;
+    let log = args.data.tap()?.map(Arc::new);
     let (stdout_tx, _writer) = stdout_writer();
     // stdin → every client.
     {
         let hub = hub.clone();
+        let (lin, _) = local_stdio();
+        let (mut lin, _) = args.data.wrap(lin, Box::new(tokio::io::sink()));
         tokio::spawn(async move {
-            let (mut lin, _) = local_stdio();
             let mut buf = vec![0u8; relay::STREAM_CHUNK];
             while let Ok(n) = lin.read(&mut buf).await {
                 if n == 0 {
@@ -546,6 +611,20 @@ async fn serve_streams(args: &Args, events: Events, listener: Bound) -> anyhow::
                 continue;
             }
         };
+        if refused(&access, &peer, events) {
+            continue;
+        }
+        if let Some(max) = args.max_conns
+            && hub.clients.lock().await.len() >= max
+        {
+            event(
+                events,
+                "refused",
+                &peer,
+                json!({"reason": format!("--max-conns {max} reached")}),
+            );
+            continue;
+        }
         let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel::<Chunk>(64);
         hub.clients.lock().await.insert(id, tx);
@@ -556,6 +635,8 @@ async fn serve_streams(args: &Args, events: Events, listener: Bound) -> anyhow::
             broker: args.broker,
             idle: args.idle,
             events,
+            send_only: args.data.send_only,
+            log: log.clone(),
         };
         tokio::spawn(serve_client(ctx, id, peer, r, w, rx));
     }
@@ -567,6 +648,10 @@ struct ClientCtx {
     broker: bool,
     idle: Option<Duration>,
     events: Events,
+    /// `--send-only`: what clients send is not printed.
+    send_only: bool,
+    /// `-x` / `-o`.
+    log: Option<Arc<std::sync::Mutex<sockit::dump::TrafficLog>>>,
 }
 
 async fn serve_client(
@@ -587,17 +672,23 @@ async fn serve_client(
             }
             counters.touch();
             counters.add(Direction::Recv, n, false);
+            if let Some(log) = &ctx.log {
+                relay::Tap::data(&**log, Direction::Recv, &buf[..n]);
+            }
             let chunk: Chunk = Arc::from(&buf[..n]);
             if ctx.broker {
                 ctx.hub.broadcast(&chunk, Some(id)).await;
             }
-            if ctx.stdout.send(chunk).await.is_err() {
+            if !ctx.send_only && ctx.stdout.send(chunk).await.is_err() {
                 return Ok(());
             }
         }
     };
     let writer = async {
         while let Some(chunk) = rx.recv().await {
+            if let Some(log) = &ctx.log {
+                relay::Tap::data(&**log, Direction::Send, &chunk);
+            }
             w.write_all(&chunk).await?;
             w.flush().await?;
             counters.touch();
@@ -622,6 +713,7 @@ async fn serve_client(
 
 /// `-k` over datagrams: every peer heard; stdin goes to the most recent sender.
 async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Result<ExitCode> {
+    let access = access(args)?;
     let sock = Arc::new(sock);
     let (last_tx, mut last_rx) = watch::channel::<Option<PeerAddr>>(None);
     let counters = Arc::new(Counters::new());
@@ -675,6 +767,9 @@ async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Re
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
                 Err(e) => return Err(sockit::Error::from_io("recvfrom", e)),
             };
+            if refused(&access, &peer, events) {
+                continue;
+            }
             counters.touch();
             counters.add(Direction::Recv, n, true);
             if seen.len() < 100_000 && seen.insert(peer.clone()) {
@@ -706,5 +801,96 @@ async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Re
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// `--exec PROGRAM [ARGS…]`: each accepted connection runs the program with the socket as
+/// its stdin/stdout (see `crate::exec`); without -k the command ends with the first one.
+async fn serve_exec(args: &Args, events: Events, listener: Bound) -> anyhow::Result<ExitCode> {
+    if matches!(listener, Bound::Dgram(_)) {
+        return Err(sockit::Error::invalid_input(
+            "exec",
+            "--exec needs a stream listener (TCP or Unix stream), not -u",
+        )
+        .into());
+    }
+    let access = access(args)?;
+    let log = args.data.tap()?.map(Arc::new);
+    let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    loop {
+        let (mut r, mut w, peer) = match listener.accept().await {
+            Ok(c) => c,
+            Err(e) => {
+                let err = sockit::Error::from_io("accept", e);
+                if !args.keep {
+                    return Err(err.into());
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if refused(&access, &peer, events) {
+            let _ = w.shutdown().await;
+            continue;
+        }
+        if let Some(max) = args.max_conns
+            && args.keep
+            && active.load(Ordering::SeqCst) >= max
+        {
+            event(
+                events,
+                "refused",
+                &peer,
+                json!({"reason": format!("--max-conns {max} reached")}),
+            );
+            let _ = w.shutdown().await;
+            continue;
+        }
+        event(events, "accepted", &peer, json!({}));
+        active.fetch_add(1, Ordering::SeqCst);
+        let (argv, idle, log, active) = (args.exec.clone(), args.idle, log.clone(), active.clone());
+        let args_keep = args.keep;
+        let session = async move {
+            let tap = log.as_deref().map(|l| l as &dyn relay::Tap);
+            let result = crate::exec::run_program(&argv, &mut r, &mut w, idle, tap).await;
+            active.fetch_sub(1, Ordering::SeqCst);
+            match result {
+                Ok(outcome) => {
+                    let t = outcome.totals;
+                    let reason = match &outcome.result {
+                        Ok(_) => "program and peer done".to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    event(
+                        events,
+                        "closed",
+                        &peer,
+                        json!({"bytes_sent": t.bytes_sent, "bytes_received": t.bytes_received,
+                               "reason": reason}),
+                    );
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = w.shutdown().await;
+                    if events.json {
+                        event(
+                            events,
+                            "exec_failed",
+                            &peer,
+                            json!({"reason": format!("{e:#}")}),
+                        );
+                    } else if args_keep {
+                        eprintln!("sockit: {e:#}");
+                    }
+                    Err(e)
+                }
+            }
+        };
+        if args.keep {
+            tokio::spawn(session);
+        } else {
+            session.await?;
+            return Ok(ExitCode::SUCCESS);
+        }
     }
 }

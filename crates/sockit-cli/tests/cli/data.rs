@@ -183,3 +183,183 @@ fn connect_socket_options_are_read_back_and_a_bad_ttl_is_refused() {
         "sockit: setsockopt(IP_TTL): ttl must be 1-255, not 300\n"
     );
 }
+
+/// Waits (bounded) for a server process to exit by itself.
+fn wait_exit(l: &mut crate::common::Server) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + T;
+    while Instant::now() < deadline {
+        if let Ok(Some(st)) = l.child.try_wait() {
+            return Some(st);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+/// Connects to a listener, sends `data` from a thread, half-closes, reads to EOF.
+fn exchange(port: u16, data: Vec<u8>) -> Vec<u8> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&data).unwrap();
+        w.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut back = Vec::new();
+    s.read_to_end(&mut back).unwrap();
+    writer.join().unwrap();
+    back
+}
+
+#[test]
+fn exec_cat_echoes_1_mib_whole() {
+    let mut l = crate::common::sockit_server(&["listen", "-k", "127.0.0.1", "0", "--exec", "cat"]);
+    for seed in [1, 2] {
+        let data = crate::common::pattern(1 << 20, seed);
+        let back = exchange(l.port, data.clone());
+        assert_eq!(back.len(), data.len());
+        assert!(back == data, "bytes differ");
+    }
+    assert!(l.child.try_wait().unwrap().is_none(), "-k keeps listening");
+}
+
+#[test]
+fn exec_output_is_not_lost_when_the_program_exits_first() {
+    // `head -c 3` exits after 3 bytes while the client still sends; its output arrives and
+    // its exit half-closes the connection.
+    let l =
+        crate::common::sockit_server(&["listen", "127.0.0.1", "0", "--exec", "head", "-c", "3"]);
+    let back = exchange(l.port, crate::common::pattern(256 << 10, 3));
+    assert_eq!(back, crate::common::pattern(3, 3));
+}
+
+#[test]
+fn exec_program_name_with_semicolon_and_spaces_is_one_argv_word() {
+    let dir = std::env::temp_dir().join(format!("sockit-exec-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let odd = dir.join("say hi; touch pwned");
+    std::fs::write(&odd, "#!/bin/sh\necho \"ran with $#: $1\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&odd, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let l = crate::common::sockit_server(&[
+        "listen",
+        "127.0.0.1",
+        "0",
+        "--exec",
+        odd.to_str().unwrap(),
+        "a b;c",
+    ]);
+    let back = exchange(l.port, Vec::new());
+    assert_eq!(String::from_utf8_lossy(&back), "ran with 1: a b;c\n");
+    assert!(!dir.join("pwned").exists() && !std::path::Path::new("pwned").exists());
+
+    // A shell command line is not a program name: nothing runs, the client gets EOF.
+    let marker = dir.join("marker");
+    let line = format!("true; touch {}", marker.display());
+    let mut c = sockit(&["listen", "127.0.0.1", "0", "--exec", &line]);
+    c.stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let l = crate::common::spawn_listening(&mut c);
+    let back = exchange(l.port, b"x".to_vec());
+    assert!(back.is_empty());
+    let mut l = l;
+    assert_eq!(wait_exit(&mut l).and_then(|s| s.code()), Some(1));
+    let mut err = String::new();
+    l.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("No such file or directory"), "{err}");
+    assert!(!marker.exists(), "no shell ran the line");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn listen_allow_refuses_127_0_0_1_and_accepts_127_0_0_2() {
+    let mut c = sockit(&[
+        "listen",
+        "-k",
+        "-v",
+        "--allow",
+        "127.0.0.2/32",
+        "127.0.0.1",
+        "0",
+        "--exec",
+        "cat",
+    ]);
+    c.stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut l = crate::common::spawn_listening(&mut c);
+    let from = |src: &str| {
+        let sock =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        sock.bind(
+            &format!("{src}:0")
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        sock.connect_timeout(&l.addr().into(), T).unwrap();
+        let s: std::net::TcpStream = sock.into();
+        s.set_read_timeout(Some(T)).unwrap();
+        s
+    };
+    let mut refused = from("127.0.0.1");
+    let _ = refused.write_all(b"let me in");
+    let mut buf = Vec::new();
+    let _ = refused.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "closed at once, nothing echoed");
+    let mut ok = from("127.0.0.2");
+    ok.write_all(b"hello").unwrap();
+    ok.shutdown(Shutdown::Write).unwrap();
+    let mut back = Vec::new();
+    ok.read_to_end(&mut back).unwrap();
+    assert_eq!(back, b"hello");
+    l.terminate(T);
+    let mut err = String::new();
+    l.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("refused 127.0.0.1"), "{err}");
+    assert!(err.contains("accepted 127.0.0.2"), "{err}");
+}
+
+#[test]
+fn listen_crlf_and_hex_dump_one_peer() {
+    let dir = std::env::temp_dir().join(format!("sockit-listen-x-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let dump = dir.join("dump.txt");
+    let mut c = sockit(&[
+        "listen",
+        "-C",
+        "-x",
+        dump.to_str().unwrap(),
+        "127.0.0.1",
+        "0",
+    ]);
+    c.stdin(std::process::Stdio::piped());
+    let mut l = crate::common::spawn_listening(&mut c);
+    let mut s = std::net::TcpStream::connect(l.addr()).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    {
+        let mut stdin = l.child.stdin.take().unwrap();
+        stdin.write_all(b"hi\n").unwrap();
+    } // stdin closed: the listener half-closes
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hi\r\n");
+    drop(s);
+    assert_eq!(wait_exit(&mut l).and_then(|s| s.code()), Some(0));
+    let text = std::fs::read_to_string(&dump).unwrap();
+    assert!(
+        text.starts_with("> ") && text.contains("length=4 offset=0\n00000000  68 69 0d 0a"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
