@@ -457,6 +457,7 @@ fn unix_path_too_long_is_a_clear_error() {
 
 #[test]
 fn happy_eyeballs_reaches_ipv4_and_prefers_ipv6() {
+    let _serial = serial();
     // Under no-dns, `dual.test` has both ::1 and 127.0.0.1. The listeners run inside the
     // same namespace: a small shell script starts them with sockit-free Python peers.
     if !have("unshare") || !have("python3") {
@@ -482,6 +483,16 @@ print("v4only", r.returncode, round(time.time() - t, 3), r.stderr.decode().strip
 v6 = listener(socket.AF_INET6, "::1")
 r = subprocess.run([bin, "connect", "-v", "-q", "0", "-w", "3", "dual.test", str(port)], input=b"", capture_output=True, timeout=10)
 print("both", r.returncode, r.stderr.decode().strip().replace("\n", " | "))
+v6.close()
+# IPv6 stalls (a listen(0) listener already holding one queued connection never answers):
+# the IPv4 attempt starts 250 ms later and wins.
+stall = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+stall.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+stall.bind(("::1", port)); stall.listen(0)
+q = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); q.settimeout(3); q.connect(("::1", port))
+t = time.time()
+r = subprocess.run([bin, "connect", "-v", "-q", "0", "-w", "3", "dual.test", str(port)], input=b"", capture_output=True, timeout=10)
+print("stall", r.returncode, round(time.time() - t, 3), r.stderr.decode().strip().replace("\n", " | "))
 "#;
     let mut cmd = no_dns("python3", &["-c", script, bin().to_str().unwrap()]);
     cmd.env("NO_DNS_HOSTS", "::1 dual.test\n127.0.0.1 dual.test");
@@ -497,6 +508,12 @@ print("both", r.returncode, r.stderr.decode().strip().replace("\n", " | "))
     let both = text.lines().find(|l| l.starts_with("both")).expect(&text);
     assert!(both.starts_with("both 0"), "{both}");
     assert!(both.contains("connected to ::1"), "{both}");
+    let stall = text.lines().find(|l| l.starts_with("stall")).expect(&text);
+    let words: Vec<&str> = stall.split_whitespace().collect();
+    assert_eq!(words[1], "0", "{stall}");
+    let secs: f64 = words[2].parse().unwrap();
+    assert!((0.2..2.0).contains(&secs), "IPv4 after a stalled IPv6 took {secs} s");
+    assert!(stall.contains("connected to 127.0.0.1"), "{stall}");
 }
 
 #[test]
