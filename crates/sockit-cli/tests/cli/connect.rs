@@ -512,7 +512,10 @@ print("stall", r.returncode, round(time.time() - t, 3), r.stderr.decode().strip(
     let words: Vec<&str> = stall.split_whitespace().collect();
     assert_eq!(words[1], "0", "{stall}");
     let secs: f64 = words[2].parse().unwrap();
-    assert!((0.2..2.0).contains(&secs), "IPv4 after a stalled IPv6 took {secs} s");
+    assert!(
+        (0.2..2.0).contains(&secs),
+        "IPv4 after a stalled IPv6 took {secs} s"
+    );
     assert!(stall.contains("connected to 127.0.0.1"), "{stall}");
 }
 

@@ -578,7 +578,11 @@ fn idle_timeout_with_k_closes_only_the_idle_client() {
     assert!(t0.elapsed() >= Duration::from_millis(900));
     talker.write_all(b"still served\n").unwrap();
     let got = lines(&server, 8, T);
-    assert_eq!(got.last().map(String::as_str), Some("still served"), "{got:?}");
+    assert_eq!(
+        got.last().map(String::as_str),
+        Some("still served"),
+        "{got:?}"
+    );
     assert!(server.child.try_wait().unwrap().is_none(), "listener ended");
 }
 
