@@ -45,6 +45,9 @@ pub struct Args {
     /// Numeric addresses only: no name lookups at all (AI_NUMERICHOST).
     #[arg(short = 'n')]
     pub numeric: bool,
+    /// Print each call made, Python-style, on stderr.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// One JSON object per name on stdout.
     #[arg(long = "json")]
     pub json: bool,
@@ -55,6 +58,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut answers = Answers::new("resolve", args.json);
     for name in &args.names {
         if args.reverse {
+            if args.verbose > 0 {
+                eprintln!("sockit: resolve: gethostbyaddr({name:?})");
+            }
             match reverse(name) {
                 Ok(h) => {
                     let mut text = format!("{name} {}", h.name);
@@ -139,6 +145,25 @@ fn forward(args: &Args, name: &str) -> sockit::Result<Vec<AddrInfo>> {
     }
     if args.numeric {
         flags |= AI_NUMERICHOST;
+    }
+    if args.verbose > 0 {
+        let mut f = Vec::new();
+        if args.canonical {
+            f.push("AI_CANONNAME");
+        }
+        if args.numeric {
+            f.push("AI_NUMERICHOST");
+        }
+        eprintln!(
+            "sockit: resolve: getaddrinfo({name:?}, None, {}, {}, 0, {})",
+            family.map_or("AF_UNSPEC", Family::name),
+            socktype.map_or("0", SockType::name),
+            if f.is_empty() {
+                "0".to_string()
+            } else {
+                f.join("|")
+            }
+        );
     }
     resolve::getaddrinfo(Some(name), None, family, socktype, 0, flags)
 }

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
-use sockit::Port;
-use sockit::resolve::{SYSTEM_SERVICES, Servent, Services};
+use sockit::resolve::{SYSTEM_SERVICES, Servent, Services, Source};
+use sockit::{Error, Port};
 
 /// Arguments of `sockit service`.
 #[derive(Debug, clap::Args)]
@@ -38,27 +38,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .services_file
         .clone()
         .unwrap_or_else(|| PathBuf::from(SYSTEM_SERVICES));
-    let db = match Services::open(&path) {
-        Ok(db) => db,
+    // One read of the file (or the embedded text); a few keys are answered by scanning it
+    // up to the first match, more keys by parsing it once into the O(1) database.
+    let (text, source) = match std::fs::read(&path) {
+        Ok(bytes) => (
+            String::from_utf8_lossy(&bytes).into_owned(),
+            Source::File(path.clone()),
+        ),
         Err(e) => {
             eprintln!(
                 "sockit: service: {}: {}; answering from the embedded table (source: embedded)",
                 path.display(),
-                e.python_text()
+                Error::from_io("services file", e).python_text()
             );
-            Services::embedded()
+            (Services::embedded_text().to_string(), Source::Embedded)
         }
     };
     if args.verbose > 0 {
-        eprintln!("sockit: service: source: {}", db.source());
+        eprintln!("sockit: service: source: {source}");
     }
-    let source = db.source().to_string();
+    let db = (args.keys.len() > SCAN_KEYS).then(|| Services::parse(&text, source.clone()));
+    let source = source.to_string();
     let default_proto = args.udp.then_some("udp");
     let mut answers = Answers::new("service", args.json);
     for key in &args.keys {
-        match lookup(&db, key, default_proto) {
+        match lookup(&text, db.as_ref(), key, default_proto) {
             Ok(e) => {
-                let text = line(e);
+                let text = line(&e);
                 answers.ok(
                     text,
                     json!({
@@ -77,17 +83,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     answers.finish()
 }
 
+/// Up to this many keys are answered by scanning the text; more build the database.
+const SCAN_KEYS: usize = 8;
+
 /// One key: a port (number) or a name, with an optional `/proto`.
-fn lookup<'a>(
-    db: &'a Services,
+fn lookup(
+    text: &str,
+    db: Option<&Services>,
     key: &str,
-    default_proto: Option<&'a str>,
-) -> sockit::Result<&'a Servent> {
+    default_proto: Option<&str>,
+) -> sockit::Result<Servent> {
     let (what, proto) = split_key("service", key)?;
     let proto = proto.or(default_proto);
     match Port::parse(what).map_err(|e| e.with_op("getservbyport"))? {
-        Port::Number(n) => db.getservbyport(n, proto),
-        Port::Service(name) => db.getservbyname(&name, proto),
+        Port::Number(n) => match db {
+            Some(db) => db.getservbyport(n, proto).cloned(),
+            None => Services::scan_port(text, n, proto),
+        },
+        Port::Service(name) => match db {
+            Some(db) => db.getservbyname(&name, proto).cloned(),
+            None => Services::scan_name(text, &name, proto),
+        },
     }
 }
 

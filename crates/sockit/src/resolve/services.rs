@@ -107,18 +107,10 @@ impl Services {
             by_port: HashMap::new(),
             by_name: HashMap::new(),
         };
-        for line in text.lines() {
-            let line = line.split('#').next().unwrap_or("");
-            let mut fields = line.split_ascii_whitespace();
-            let (Some(name), Some(port_proto)) = (fields.next(), fields.next()) else {
-                continue;
-            };
-            let Some((port, proto)) = parse_port_proto(port_proto) else {
-                continue;
-            };
+        for (name, port, proto, aliases) in text.lines().filter_map(parse_line) {
             let entry = Servent {
                 name: name.to_string(),
-                aliases: fields.map(str::to_string).collect(),
+                aliases: aliases.map(str::to_string).collect(),
                 port,
                 proto: proto.to_string(),
             };
@@ -133,6 +125,46 @@ impl Services {
             db.entries.push(entry);
         }
         db
+    }
+
+    /// The embedded table's text (services(5) format, its source written at the top).
+    pub fn embedded_text() -> &'static str {
+        EMBEDDED_SERVICES
+    }
+
+    /// Looks a port up in services(5) `text` without building a database: the answer
+    /// [`getservbyport`](Self::getservbyport) gives on `Services::parse(text)`, found by
+    /// reading lines only until the first match (what a one-shot command needs).
+    ///
+    /// # Errors
+    /// As [`getservbyport`](Self::getservbyport).
+    pub fn scan_port(text: &str, port: u16, proto: Option<&str>) -> Result<Servent> {
+        const OP: &str = "getservbyport";
+        super::check_no_nul(OP, proto.unwrap_or(""))?;
+        text.lines()
+            .filter_map(parse_line)
+            .find(|&(_, p, pr, _)| p == port && proto.is_none_or(|want| want == pr))
+            .map(owned)
+            .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "port/proto not found"))
+    }
+
+    /// Looks a name or alias up in services(5) `text` without building a database: the
+    /// answer [`getservbyname`](Self::getservbyname) gives on `Services::parse(text)`.
+    ///
+    /// # Errors
+    /// As [`getservbyname`](Self::getservbyname).
+    pub fn scan_name(text: &str, name: &str, proto: Option<&str>) -> Result<Servent> {
+        const OP: &str = "getservbyname";
+        super::check_no_nul(OP, name)?;
+        super::check_no_nul(OP, proto.unwrap_or(""))?;
+        text.lines()
+            .filter_map(parse_line)
+            .find(|(n, _, pr, aliases)| {
+                proto.is_none_or(|want| want == *pr)
+                    && (*n == name || aliases.clone().any(|a| a == name))
+            })
+            .map(owned)
+            .ok_or_else(|| Error::new(crate::ErrorKind::Os, OP, None, "service/proto not found"))
     }
 
     /// Which data this database holds.
@@ -184,6 +216,27 @@ impl Services {
         idxs.iter()
             .map(|&i| &self.entries[i as usize])
             .find(|e| proto.is_none_or(|p| e.proto == p))
+    }
+}
+
+/// One services(5) line, borrowed: (name, port, proto, aliases); `None` for comments,
+/// blank and malformed lines.
+fn parse_line(line: &str) -> Option<(&str, u16, &str, std::str::SplitAsciiWhitespace<'_>)> {
+    let line = line.split('#').next().unwrap_or("");
+    let mut fields = line.split_ascii_whitespace();
+    let name = fields.next()?;
+    let (port, proto) = parse_port_proto(fields.next()?)?;
+    Some((name, port, proto, fields))
+}
+
+fn owned(
+    (name, port, proto, aliases): (&str, u16, &str, std::str::SplitAsciiWhitespace<'_>),
+) -> Servent {
+    Servent {
+        name: name.to_string(),
+        aliases: aliases.map(str::to_string).collect(),
+        port,
+        proto: proto.to_string(),
     }
 }
 
@@ -242,6 +295,41 @@ noport\t/tcp
         assert!(db.by_name("WWW", None).is_none());
         assert_eq!(db.by_name("cmd", Some("tcp")).unwrap().port, 514);
         assert_eq!(db.by_name("sixteen", Some("udp")).unwrap().port, 16);
+    }
+
+    #[test]
+    fn scans_agree_with_the_database() {
+        let text = std::fs::read_to_string(SYSTEM_SERVICES).unwrap_or_default();
+        for text in [TEXT, EMBEDDED_SERVICES, text.as_str()] {
+            let db = Services::parse(text, Source::Embedded);
+            let mut ports: Vec<u16> = db.entries().iter().map(|e| e.port).collect();
+            ports.extend([0, 3, 65535]);
+            for port in ports {
+                for proto in [None, Some("tcp"), Some("udp"), Some("ddp"), Some("")] {
+                    assert_eq!(
+                        Services::scan_port(text, port, proto).ok().as_ref(),
+                        db.by_port(port, proto),
+                        "{port}/{proto:?}"
+                    );
+                }
+            }
+            let mut names: Vec<&str> = db
+                .entries()
+                .iter()
+                .flat_map(|e| std::iter::once(&e.name).chain(&e.aliases))
+                .map(String::as_str)
+                .collect();
+            names.extend(["nosuch", "HTTP", ""]);
+            for name in names {
+                for proto in [None, Some("tcp"), Some("udp")] {
+                    assert_eq!(
+                        Services::scan_name(text, name, proto).ok().as_ref(),
+                        db.by_name(name, proto),
+                        "{name}/{proto:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
