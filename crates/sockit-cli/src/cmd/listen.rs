@@ -580,7 +580,8 @@ async fn serve_streams(args: &Args, events: Events, listener: Bound) -> anyhow::
     });
     let access = access(args)?;
     let log = args.data.tap()?.map(Arc::new);
-    let (stdout_tx, _writer) = stdout_writer();
+    // The writer ends only when stdout fails (a closed pipe): then the listener ends too.
+    let (stdout_tx, mut writer) = stdout_writer();
     // stdin → every client.
     {
         let hub = hub.clone();
@@ -598,7 +599,11 @@ async fn serve_streams(args: &Args, events: Events, listener: Bound) -> anyhow::
         });
     }
     loop {
-        let (r, w, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut writer => return Ok(ExitCode::SUCCESS),
+        };
+        let (r, w, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 // EMFILE and friends: pause instead of ending or spinning.
