@@ -622,3 +622,50 @@ fn verbose_events_and_json_on_stderr() {
     assert_eq!(last["event"], "closed");
     assert_eq!(last["bytes_received"], 4);
 }
+
+#[test]
+fn closed_stdout_ends_listen_k() {
+    // `sockit listen -k … | head -c 20`: once head is gone, the next write fails with
+    // EPIPE and the listener ends quietly with 0 instead of serving on blind.
+    let port = free_port();
+    let script = format!(
+        "{} listen -k 127.0.0.1 {port} < /dev/null | head -c 20 > /dev/null; echo \"rc=${{PIPESTATUS[0]}}\"",
+        bin().display()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &script]);
+    let peer = Peer::spawn(&mut cmd, None);
+    wait_listening(port, false);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut c = tcp(SocketAddr::from(([127, 0, 0, 1], port)));
+    // Keep sending until the listener is gone (bounded).
+    while Instant::now() < deadline {
+        if c.write_all(&[b'z'; 4096]).is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        if !is_listening(port, false) {
+            break;
+        }
+    }
+    let out = peer.finish(T);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "rc=0");
+}
+
+#[test]
+fn family_and_numeric_flags() {
+    // -4 with localhost needs no DNS (the hosts file has 127.0.0.1 localhost).
+    let server = listen(&["-4", "localhost", "0"]);
+    assert_eq!(server.host, "127.0.0.1");
+    let out = run_with_input(
+        &mut sockit(&["connect", "-4", "-q", "0", "localhost", &server.port.to_string()]),
+        b"four\n",
+        T,
+    );
+    assert!(out.status.success(), "{}", stderr_text(&out));
+    assert_eq!(lines(&server, 1, T), vec!["four"]);
+    // -n refuses a name before any lookup: a gaierror, exit 3.
+    let out = run(&mut sockit(&["listen", "-n", "localhost", "0"]), T);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
+    assert!(stderr_text(&out).contains("getaddrinfo: [Errno -2]"), "{}", stderr_text(&out));
+}
