@@ -658,7 +658,14 @@ fn family_and_numeric_flags() {
     let server = listen(&["-4", "localhost", "0"]);
     assert_eq!(server.host, "127.0.0.1");
     let out = run_with_input(
-        &mut sockit(&["connect", "-4", "-q", "0", "localhost", &server.port.to_string()]),
+        &mut sockit(&[
+            "connect",
+            "-4",
+            "-q",
+            "0",
+            "localhost",
+            &server.port.to_string(),
+        ]),
         b"four\n",
         T,
     );
@@ -667,5 +674,9 @@ fn family_and_numeric_flags() {
     // -n refuses a name before any lookup: a gaierror, exit 3.
     let out = run(&mut sockit(&["listen", "-n", "localhost", "0"]), T);
     assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
-    assert!(stderr_text(&out).contains("getaddrinfo: [Errno -2]"), "{}", stderr_text(&out));
+    assert!(
+        stderr_text(&out).contains("getaddrinfo: [Errno -2]"),
+        "{}",
+        stderr_text(&out)
+    );
 }
