@@ -441,3 +441,25 @@ fn tcp_client_to_udp_target() {
     assert_eq!(&b, b"datagram");
     server.join().unwrap();
 }
+
+#[test]
+fn json_events_follow_the_listening_line() {
+    let (target, _echo) = echo_thread();
+    let mut fwd = forward(&["--json", "127.0.0.1:0", &target.to_string()]);
+    let s = connect(fwd.addr());
+    assert_eq!(round_trip(s, b"abc".to_vec()), b"abc");
+    let mut events = Vec::new();
+    while let Some(line) = fwd.next_line(Duration::from_secs(5)) {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        let done = v["event"] == "closed";
+        events.push(v);
+        if done {
+            break;
+        }
+    }
+    let names: Vec<&str> = events.iter().filter_map(|v| v["event"].as_str()).collect();
+    assert_eq!(names, ["accepted", "connected", "closed"]);
+    assert_eq!(events[2]["bytes_to_target"], 3);
+    assert_eq!(events[2]["bytes_to_client"], 3);
+    assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
+}
