@@ -128,7 +128,10 @@ fn data_files() -> DataFiles {
 /// `None` for anything else (bools, floats, strings, bytes: not integers in Rust).
 fn py_int(v: &Value) -> Option<i128> {
     match v {
-        Value::Number(n) => n.as_i64().map(i128::from),
+        Value::Number(n) => n
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from)),
         Value::Object(o) => {
             if let Some(c) = o.get("value") {
                 c.as_i64().map(i128::from)
@@ -156,10 +159,12 @@ fn py_port(v: &Value) -> Option<Result<Option<Port>, Error>> {
         Value::String(s) => Some(Port::parse(s).map(Some)),
         Value::Bool(_) => None,
         _ => {
-            let n = py_int(v)?;
+            // A named constant (an IntEnum such as AF_INET6) as a port: CPython refuses it
+            // ("Int or String expected"); Rust has no such value.
             if v.get("$const").is_some() {
                 return None;
             }
+            let n = py_int(v)?;
             Some(Port::parse(&n.to_string()).map(Some))
         }
     }
@@ -573,6 +578,17 @@ fn deliberate(case: &Value, outcome: Outcome) -> Outcome {
     let Outcome::Disagree(detail) = outcome else {
         return outcome;
     };
+    let outcome = classify(case, &detail);
+    // SOCKIT_ORACLE_TRACE=1: show why each deliberate row differs.
+    if std::env::var_os("SOCKIT_ORACLE_TRACE").is_some() {
+        if let Outcome::Deliberate(k) = &outcome {
+            eprintln!("deliberate {k} {}: {} -- {detail}", case["id"], case["py"]);
+        }
+    }
+    outcome
+}
+
+fn classify(case: &Value, detail: &str) -> Outcome {
     let args: Vec<Value> = match case.get("kwargs") {
         Some(kw) => ["host", "port"].iter().map(|k| kw[*k].clone()).collect(),
         None => case["args"].as_array().cloned().unwrap_or_default(),
@@ -603,7 +619,7 @@ fn deliberate(case: &Value, outcome: Outcome) -> Outcome {
             return Outcome::Deliberate("port-range");
         }
     }
-    Outcome::Disagree(detail)
+    Outcome::Disagree(detail.to_string())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -917,7 +933,11 @@ fn oracle() {
                     if trace {
                         eprintln!("oracle row {id}");
                     }
-                    tally.add(id, run_case(case))
+                    let o = run_case(case);
+                    if trace && o == Outcome::Inexpressible {
+                        eprintln!("inexpressible {id}: {}", case["py"]);
+                    }
+                    tally.add(id, o)
                 }
                 Route::NoDns => to_no_dns.push(id.to_string()),
                 Route::Skip(r) => tally.add(id, Outcome::Skipped(r)),
