@@ -115,9 +115,9 @@ fn assert_clean(v: &Value) {
 }
 
 #[test]
-fn several_connections_against_an_echo_server() {
-    let addr = tcp_echo(None, None);
-    let port = addr.port().to_string();
+fn several_connections_against_sockit_echo_server() {
+    let server = common::sockit_server(&["echo-server", "--tcp", "--udp", "127.0.0.1:0"]);
+    let port = server.port.to_string();
     let (v, code, err) = bench_json(&["127.0.0.1", &port, "-c", "4", "--duration", "1"]);
     assert_eq!(code, 0, "{err}");
     assert_clean(&v);
@@ -131,6 +131,31 @@ fn several_connections_against_an_echo_server() {
         v["histogram"]
             .as_str()
             .is_some_and(|h| h.starts_with("HISTFAAA"))
+    );
+    // UDP on the same port: nothing lost
+    let (v, code, err) = bench_json(&["-u", "127.0.0.1", &port, "-c", "3", "--duration", "0.5"]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert_clean(&v);
+    assert_eq!(u(&v, "truncated"), 0, "{v}");
+    // stream mode: every byte comes back
+    let (v, code, err) = bench_json(&[
+        "127.0.0.1",
+        &port,
+        "-c",
+        "2",
+        "--mode",
+        "stream",
+        "--size",
+        "16384",
+        "--duration",
+        "0.5",
+    ]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert!(u(&v, "bytes_received") > 0, "{v}");
+    assert_eq!(
+        u(&v, "lost_bytes") + u(&v, "mismatches") + u(&v, "errors"),
+        0,
+        "{v}"
     );
 }
 
