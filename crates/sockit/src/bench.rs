@@ -1051,8 +1051,8 @@ async fn wait_until(due: Instant, pacer: &Option<AsyncFd<TimerFd>>) {
 
 /// Resets the timeout sleep lazily: only when fewer than `timeout` remain, and then to
 /// 1.5 × `timeout` from now, so a busy connection rarely touches the timer wheel.
-fn arm(sleep: &mut Pin<Box<Sleep>>, timeout: Duration) {
-    let now = tokio::time::Instant::now();
+fn arm(sleep: &mut Pin<Box<Sleep>>, now: Instant, timeout: Duration) {
+    let now = tokio::time::Instant::from_std(now);
     if sleep.deadline() < now + timeout {
         sleep.as_mut().reset(now + timeout + timeout / 2);
     }
@@ -1109,7 +1109,13 @@ where
     let (mut seq, mut measured) = (0u64, 0u64);
     let pacer = ctx.pacer();
     while let Some(t0) = ctx.next_start(seq, measured, &pacer).await {
-        arm(&mut sleep, sh.timeout);
+        // closed loop: t0 is now; open loop: t0 is the intended time, maybe long past
+        let now = if ctx.interval.is_some() {
+            Instant::now()
+        } else {
+            t0
+        };
+        arm(&mut sleep, now, sh.timeout);
         fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
         let mut got = carry;
         let res = if m <= SEQUENTIAL_MAX {
@@ -1310,6 +1316,12 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
                 st.late += 1; // the reply to an earlier datagram, already counted lost
                 continue;
             }
+            // One datagram was in flight and its reply is in: tell tokio the socket is
+            // drained without the recv(2) that would fail with EAGAIN (the next reply's
+            // edge wakes us; a late datagram queued meanwhile is read first, and skipped).
+            let _ = s.try_io(tokio::io::Interest::READABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
             let t1 = Instant::now();
             if n < m {
                 st.truncated += 1;
