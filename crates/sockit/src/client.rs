@@ -8,6 +8,17 @@
 //! every 250 ms or as soon as the previous one fails — and the first connect to succeed
 //! wins; the losers are closed. One deadline ([`ConnectOptions::timeout`]) bounds the
 //! whole call, lookup included.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sockit::client::{connect_happy, ConnectOptions};
+//!
+//! # async fn demo() -> sockit::Result<()> {
+//! let opts = ConnectOptions { timeout: Some(Duration::from_secs(3)), ..Default::default() };
+//! let c = connect_happy("localhost", &sockit::Port::Number(8080), &opts).await?;
+//! println!("connected to {} after {} attempt(s)", c.peer, c.attempts);
+//! # Ok(()) }
+//! ```
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;

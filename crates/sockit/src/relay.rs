@@ -23,6 +23,28 @@
 //! delays or CRLF translation wrap the reader; a [`Tap`] sees every chunk in both
 //! directions (hex dumps, raw logs).
 //!
+//! ```
+//! use sockit::relay::{relay_stream, End, RelayOptions};
+//! use tokio::io::{AsyncReadExt, AsyncWriteExt};
+//!
+//! let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+//! rt.block_on(async {
+//!     // The "socket": one end of an in-memory pipe; the peer echoes and closes.
+//!     let (mut ours, mut peer) = tokio::io::duplex(1024);
+//!     tokio::spawn(async move {
+//!         let mut got = Vec::new();
+//!         peer.read_to_end(&mut got).await.unwrap(); // ends at our half-close
+//!         peer.write_all(&got).await.unwrap();
+//!     });
+//!     let (mut rr, mut rw) = tokio::io::split(&mut ours);
+//!     let (mut input, mut output) = (&b"hello"[..], Vec::new());
+//!     let out = relay_stream(&mut input, &mut output, &mut rr, &mut rw, &RelayOptions::default(), None).await;
+//!     assert_eq!(out.result.unwrap(), End::RemoteClosed);
+//!     assert_eq!((out.totals.bytes_sent, out.totals.bytes_received), (5, 5));
+//!     assert_eq!(output, b"hello");
+//! });
+//! ```
+//!
 //! [`ErrorKind::Timeout`]: crate::ErrorKind::Timeout
 
 use std::future::Future;
