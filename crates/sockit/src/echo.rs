@@ -1028,6 +1028,97 @@ impl<S> Drop for Conn<'_, S> {
 
 // ---------------------------------------------------------------- datagrams
 
+/// Datagrams one `recvmmsg(2)`/`sendmmsg(2)` call carries.
+#[cfg(target_os = "linux")]
+const UDP_BATCH: usize = 32;
+
+/// UDP on Linux: one `recvmmsg(2)` takes every queued datagram (up to [`UDP_BATCH`]), one
+/// `sendmmsg(2)` sends them all back. A batch that comes back less than full means the
+/// queue was drained: readiness is cleared without the extra `EAGAIN` call.
+#[cfg(target_os = "linux")]
+async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+    let fd = sock.as_raw_fd();
+    let mut batch = crate::sys::mmsg::DgramBatch::new(UDP_BATCH, BUF_BYTES);
+    loop {
+        tokio::select! {
+            biased;
+            _ = shared.stopped() => break,
+            r = sock.readable() => if r.is_err() { break },
+        }
+        let (mut datagrams, mut bytes) = (0u64, 0u64);
+        loop {
+            let mut drained = false;
+            let got = sock.try_io(Interest::READABLE, || {
+                let n = batch.recv(fd)?;
+                if n < batch.capacity() {
+                    // Returning WouldBlock clears tokio's readiness: the queue is empty.
+                    drained = true;
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            let n = match got {
+                Ok(n) => n,
+                Err(_) if drained => batch.filled(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // An error queued by ICMP (ECONNREFUSED ...) concerns one earlier peer.
+                Err(_) => continue,
+            };
+            let mut next = 0;
+            while next < n {
+                match sock.try_io(Interest::WRITABLE, || batch.echo(fd, next..n)) {
+                    Ok(sent) => {
+                        for i in next..next + sent {
+                            bytes += batch.payload(i).len() as u64;
+                            if shared.datagram_events {
+                                let peer = batch.sender(i);
+                                let len = batch.payload(i).len();
+                                if let Some(peer) = peer {
+                                    shared.emit(|| Event::Datagram {
+                                        transport: Transport::Udp,
+                                        peer: Peer::Ip(peer),
+                                        bytes: len,
+                                    });
+                                }
+                            }
+                        }
+                        datagrams += sent as u64;
+                        next += sent;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        if sock.writable().await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        // The first datagram of the rest cannot be sent: drop it, go on.
+                        shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+                        let len = batch.payload(next).len();
+                        if let Some(peer) = batch.sender(next) {
+                            shared.emit(|| Event::Dropped {
+                                transport: Transport::Udp,
+                                peer: Peer::Ip(peer),
+                                bytes: len,
+                                reason: Error::from_io("sendmmsg", e).to_string(),
+                            });
+                        }
+                        next += 1;
+                    }
+                }
+            }
+            if drained {
+                break;
+            }
+        }
+        shared.totals.datagrams.fetch_add(datagrams, Ordering::Relaxed);
+        shared.totals.datagram_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// UDP elsewhere: `recvfrom(2)` and `sendto(2)`, one datagram at a time.
+#[cfg(not(target_os = "linux"))]
 async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
     let mut buf = vec![0u8; BUF_BYTES];
     let (mut datagrams, mut bytes) = (0u64, 0u64);

@@ -6,6 +6,8 @@ use std::ffi::CStr;
 
 pub mod netdb;
 pub mod timer;
+#[cfg(target_os = "linux")]
+pub mod mmsg;
 
 /// `strerror_r(3)` (the XSI version): the C library's text for an errno.
 pub fn strerror(errno: i32) -> String {
