@@ -1112,8 +1112,14 @@ async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
                 break;
             }
         }
-        shared.totals.datagrams.fetch_add(datagrams, Ordering::Relaxed);
-        shared.totals.datagram_bytes.fetch_add(bytes, Ordering::Relaxed);
+        shared
+            .totals
+            .datagrams
+            .fetch_add(datagrams, Ordering::Relaxed);
+        shared
+            .totals
+            .datagram_bytes
+            .fetch_add(bytes, Ordering::Relaxed);
     }
 }
 

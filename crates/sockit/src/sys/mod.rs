@@ -4,10 +4,10 @@
 
 use std::ffi::CStr;
 
-pub mod netdb;
-pub mod timer;
 #[cfg(target_os = "linux")]
 pub mod mmsg;
+pub mod netdb;
+pub mod timer;
 
 /// `strerror_r(3)` (the XSI version): the C library's text for an errno.
 pub fn strerror(errno: i32) -> String {
