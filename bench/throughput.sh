@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Throughput on loopback: 1 GiB piped through `sockit connect` and through `sockit forward`,
 # beside nc, ncat and socat doing the same job. Not a test: run it by hand and read the
-# figures (MiB/s, best of RUNS). Everything binds and connects to 127.0.0.1 only.
+# figures. Everything binds and connects to 127.0.0.1 only.
 #
 #   bash bench/throughput.sh            # 1 GiB, best of 3
 #   SIZE_MIB=256 RUNS=1 bash bench/throughput.sh
 #
-# Needs: socat (the discard listener and the forward peer), nc (OpenBSD), ncat, python3.
+# Two figures per line: MiB/s (best wall-clock run) and CPU seconds per GiB spent by the
+# program under test (user + system, from /usr/bin/time). On a loaded machine the wall
+# clock mostly measures the neighbours; the CPU cost is the steadier comparison.
+# Needs: socat (the discard listener and the forward peer), nc (OpenBSD), ncat, python3,
+# /usr/bin/time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,47 +18,62 @@ SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
 cargo build --release -q -p sockit-cli
 SOCKIT=$PWD/target/release/sockit
+TMP=$(mktemp -d)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    rm -rf "$TMP"
+}
 trap cleanup EXIT
 
-# The discard listener: socat with a 1 MiB buffer writing to /dev/null (fast, one process
-# per connection).
+# The discard listener: socat with a 1 MiB buffer writing to /dev/null.
 SINK=$(free_port)
 socat -b 1048576 -u "TCP-LISTEN:$SINK,bind=127.0.0.1,reuseaddr,fork" GOPEN:/dev/null &
 PIDS+=($!)
 sleep 0.3
 
-# Runs "$@" with SIZE_MIB of zeros on stdin RUNS times; prints the best MiB/s.
-best_rate() {
-    local best=0 t0 t1 rate
+# Runs "$@" with SIZE_MIB of zeros on stdin RUNS times; prints "best MiB/s, CPU s/GiB".
+measure() {
+    local best=0 cpu_best=999 line wall cpu rate
     for _ in $(seq "$RUNS"); do
-        t0=$(date +%s.%N)
-        head -c "$((SIZE_MIB << 20))" /dev/zero | timeout 120 "$@" >/dev/null
-        t1=$(date +%s.%N)
-        rate=$(python3 -c "print(round($SIZE_MIB / ($t1 - $t0)))")
+        head -c "$((SIZE_MIB << 20))" /dev/zero |
+            /usr/bin/time -o "$TMP/t" -f "%e %U %S" timeout 120 "$@" >/dev/null
+        line=$(tail -1 "$TMP/t")
+        wall=$(echo "$line" | cut -d' ' -f1)
+        cpu=$(echo "$line" | awk '{print $2 + $3}')
+        rate=$(python3 -c "print(round($SIZE_MIB / max($wall, 0.001)))")
         [ "$rate" -gt "$best" ] && best=$rate
+        cpu_best=$(python3 -c "print(round(min($cpu_best, $cpu * 1024 / $SIZE_MIB), 2))")
     done
-    echo "$best"
+    printf '%8s %10s' "$best" "$cpu_best"
 }
 
-printf '%-44s %10s\n' "pipe ${SIZE_MIB} MiB to a discard listener" "MiB/s"
-printf '%-44s %10s\n' "sockit connect" "$(best_rate "$SOCKIT" connect 127.0.0.1 "$SINK")"
-printf '%-44s %10s\n' "nc -N" "$(best_rate nc -N 127.0.0.1 "$SINK")"
-printf '%-44s %10s\n' "ncat --send-only" "$(best_rate ncat --send-only 127.0.0.1 "$SINK")"
-printf '%-44s %10s\n' "socat -u STDIN TCP" "$(best_rate socat -u STDIN "TCP:127.0.0.1:$SINK")"
+row() { printf '%-40s %s\n' "$1" "$2"; }
+row "pipe ${SIZE_MIB} MiB to a discard listener" "   MiB/s  CPU s/GiB"
+row "sockit connect" "$(measure "$SOCKIT" connect 127.0.0.1 "$SINK")"
+row "nc -N" "$(measure nc -N 127.0.0.1 "$SINK")"
+row "ncat --send-only" "$(measure ncat --send-only 127.0.0.1 "$SINK")"
+row "socat -u STDIN TCP" "$(measure socat -u STDIN "TCP:127.0.0.1:$SINK")"
 
 # Forwarders in front of the same sink; the same client (socat, 1 MiB buffer) pushes.
-FWD_SOCKIT=$(free_port)
-"$SOCKIT" forward "127.0.0.1:$FWD_SOCKIT" "127.0.0.1:$SINK" >/dev/null &
-PIDS+=($!)
-FWD_SOCAT=$(free_port)
-socat "TCP-LISTEN:$FWD_SOCAT,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$SINK" &
-PIDS+=($!)
-sleep 0.3
-CLIENT=(socat -b 1048576 -u STDIN)
-printf '%-44s %10s\n' "through sockit forward" "$(best_rate "${CLIENT[@]}" "TCP:127.0.0.1:$FWD_SOCKIT")"
-printf '%-44s %10s\n' "through socat TCP-LISTEN,fork TCP" "$(best_rate "${CLIENT[@]}" "TCP:127.0.0.1:$FWD_SOCAT")"
-printf '%-44s %10s\n' "direct (no forwarder)" "$(best_rate "${CLIENT[@]}" "TCP:127.0.0.1:$SINK")"
+# Their CPU is read when they stop (SIGTERM; socat's children are reaped, so counted).
+forwarder() { # name port command…
+    local name=$1 port=$2
+    shift 2
+    /usr/bin/time -o "$TMP/$name.cpu" -f "%U %S" "$@" >/dev/null 2>&1 &
+    sleep 0.3
+    local rate
+    rate=$(measure socat -b 1048576 -u STDIN "TCP:127.0.0.1:$port" | awk '{print $1}')
+    pkill -TERM -P "$!" 2>/dev/null || true
+    wait "$!" 2>/dev/null || true
+    local cpu
+    cpu=$(tail -1 "$TMP/$name.cpu" | awk -v n="$RUNS" -v m="$SIZE_MIB" '{printf "%.2f", ($1 + $2) * 1024 / (n * m)}')
+    printf '%8s %10s' "$rate" "$cpu"
+}
+P1=$(free_port)
+row "through sockit forward" "$(forwarder sockit "$P1" "$SOCKIT" forward "127.0.0.1:$P1" "127.0.0.1:$SINK")"
+P2=$(free_port)
+row "through socat TCP-LISTEN,fork TCP" "$(forwarder socat "$P2" socat "TCP-LISTEN:$P2,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$SINK")"
+row "direct (no forwarder)" "$(measure socat -b 1048576 -u STDIN "TCP:127.0.0.1:$SINK" | awk '{print $1}')"

@@ -71,7 +71,7 @@ pub type LocalOut = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// The local side of the relay: stdin and stdout.
 pub fn local_stdio() -> (LocalIn, LocalOut) {
-    (Box::new(tokio::io::stdin()), Box::new(tokio::io::stdout()))
+    (crate::stdio::stdin(), Box::new(tokio::io::stdout()))
 }
 
 /// True when stdin is a terminal: then the command ends as soon as the peer closes

@@ -230,3 +230,18 @@ pub unsafe fn socket_from_raw_fd(fd: std::os::fd::RawFd) -> socket2::Socket {
     // SAFETY: the caller transfers ownership of an open socket descriptor.
     unsafe { socket2::Socket::from_raw_fd(fd) }
 }
+
+/// Registers an owned file (a pipe or socket) with the current tokio runtime's reactor for
+/// read readiness: `AsyncFd::register_with_interest` (epoll). Must be called inside a tokio
+/// runtime.
+///
+/// # Errors
+/// The reactor's error, e.g. `EPERM` for a regular file, which epoll refuses.
+pub fn register_readable(
+    file: std::fs::File,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
+    // SAFETY: the File owns its descriptor, and the AsyncFd owns the File from here on:
+    // nothing else can close or replace the descriptor while it is registered.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
+        .map_err(std::io::Error::from)
+}
