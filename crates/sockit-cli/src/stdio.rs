@@ -64,7 +64,7 @@ impl AsyncRead for PipeStdin {
                 Err(e) => return Poll::Ready(Err(e)),
             }
             let unfilled = buf.initialize_unfilled();
-            match (&*self.fd.get_ref()).read(unfilled) {
+            match self.fd.get_ref().read(unfilled) {
                 Ok(n) => {
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
