@@ -148,8 +148,10 @@ pub struct Config {
     /// Load before measuring starts; default none.
     pub warmup: Duration,
     /// Open loop: requests per second over all connections, with latency measured from
-    /// each request's intended send time. `None`: closed loop (send as soon as the
-    /// previous reply is in).
+    /// each request's intended send time. A connection that falls behind (one request
+    /// in flight each) sends its overdue requests back to back, for at most one
+    /// [`timeout`](Config::timeout) past the end. `None`: closed loop (send as soon as
+    /// the previous reply is in).
     pub rate: Option<f64>,
     /// Time limit of the whole connect phase (all connections); default 10 s.
     pub connect_timeout: Duration,
@@ -1003,7 +1005,9 @@ impl Ctx {
         let t = match (self.first_send, self.interval) {
             (Some(first), Some(iv)) => {
                 let due = first + iv.mul_f64(seq as f64);
-                if due >= self.clock.end {
+                // requests due before the end are all sent (a connection that fell behind
+                // catches up), but for at most one timeout past the end
+                if due >= self.clock.end || Instant::now() >= self.clock.end + self.shared.timeout {
                     return None;
                 }
                 wait_until(due, pacer).await;
