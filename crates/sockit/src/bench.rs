@@ -801,6 +801,9 @@ fn worker(
     }
     let (conns, errs) = rt.block_on(connect_all(n, &shared, connect_deadline));
     let _ = ready.send((t, conns.len(), errs));
+    // drop the sender now: if another thread died before reporting, the main thread's
+    // wait for reports ends once every live thread has reported
+    drop(ready);
     let Ok(Some(go)) = go.recv() else {
         return empty();
     };
