@@ -300,11 +300,17 @@ impl Forwarder {
     /// # Errors
     /// - [`ErrorKind::Gai`] when the listen host cannot be looked up.
     /// - [`ErrorKind::InvalidInput`] for a socket option that does not apply or is out of
-    ///   range.
+    ///   range, or an access list on a Unix listener (its peers have no IP address).
     /// - [`ErrorKind::Os`] from `bind(2)` (`[Errno 98] Address already in use`) or another
     ///   call.
     pub fn bind(listen: &Endpoint, target: Endpoint, opts: ForwardOptions) -> Result<Forwarder> {
         opts.sockopts.validate()?;
+        if matches!(listen, Endpoint::Unix(_)) && !opts.access.is_open() {
+            return Err(Error::invalid_input(
+                "access",
+                "--allow/--deny match IP peers; a Unix listener has none",
+            ));
+        }
         let applied;
         let bound = match listen {
             Endpoint::Unix(addr) => {

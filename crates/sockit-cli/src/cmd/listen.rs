@@ -407,9 +407,16 @@ fn relay_options(args: &Args) -> RelayOptions {
     }
 }
 
-/// The `--allow`/`--deny` list.
+/// The `--allow`/`--deny` list (refused on a Unix listener: its peers have no IP address).
 fn access(args: &Args) -> sockit::Result<AccessList> {
-    AccessList::parse(&args.allow, &args.deny)
+    let acl = AccessList::parse(&args.allow, &args.deny)?;
+    if args.unix.is_some() && !acl.is_open() {
+        return Err(sockit::Error::invalid_input(
+            "access",
+            "--allow/--deny match IP peers; a Unix listener has none",
+        ));
+    }
+    Ok(acl)
 }
 
 /// True (and a `refused` event) when the access list keeps `peer` out.
