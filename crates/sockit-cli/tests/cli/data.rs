@@ -365,3 +365,23 @@ fn listen_crlf_and_hex_dump_one_peer() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn listen_udp_allow_drops_datagrams_from_other_peers() {
+    let mut l = crate::common::sockit_server(&[
+        "listen",
+        "-u",
+        "-k",
+        "--allow",
+        "127.0.0.2",
+        "127.0.0.1",
+        "0",
+    ]);
+    let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let b = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+    a.send_to(b"from-1\n", l.addr()).unwrap();
+    b.send_to(b"from-2\n", l.addr()).unwrap();
+    assert_eq!(l.next_line(T).as_deref(), Some("from-2"));
+    assert_eq!(l.next_line(Duration::from_millis(300)), None);
+    l.terminate(T);
+}

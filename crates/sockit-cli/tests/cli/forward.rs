@@ -463,3 +463,45 @@ fn json_events_follow_the_listening_line() {
     assert_eq!(events[2]["bytes_to_client"], 3);
     assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn udp_session_ends_after_idle_and_a_new_one_starts() {
+    let _guard = crate::common::serial();
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    target.set_read_timeout(Some(T)).unwrap();
+    let taddr = target.local_addr().unwrap();
+    let mut fwd = crate::common::sockit(&["forward", "-u", "-v", "-i", "0.5", "127.0.0.1:0"]);
+    fwd.arg(taddr.to_string())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut fwd = spawn_listening(&mut fwd);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.connect(fwd.addr()).unwrap();
+    let mut buf = [0u8; 64];
+    c.send(b"one").unwrap();
+    let (_, first) = target.recv_from(&mut buf).unwrap();
+    c.send(b"two").unwrap();
+    let (_, same) = target.recv_from(&mut buf).unwrap();
+    assert_eq!(first, same, "one session, one target socket");
+    std::thread::sleep(Duration::from_millis(1500));
+    c.send(b"three").unwrap();
+    let (n, next) = target.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"three");
+    assert_ne!(
+        first, next,
+        "the idle session ended; a new socket carries the new one"
+    );
+    fwd.terminate(T);
+    let mut err = String::new();
+    fwd.child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(
+        err.contains("#1 closed") && err.contains("idle: timed out"),
+        "{err}"
+    );
+    assert!(err.contains("#2 accepted"), "{err}");
+}
