@@ -375,12 +375,28 @@ impl Forwarder {
     }
 
     /// Serves until an accept error that is not about one connection (it never returns
-    /// `Ok` by itself; the caller stops it by dropping the future, e.g. on a signal).
+    /// `Ok` by itself; the caller stops it by dropping the future). See
+    /// [`run_until`](Forwarder::run_until).
+    ///
+    /// # Errors
+    /// As [`run_until`](Forwarder::run_until).
+    pub async fn run(self, events: EventSink) -> Result<()> {
+        self.run_until(events, std::future::pending()).await
+    }
+
+    /// Serves until `stop` completes, then stops accepting (the listening socket is
+    /// closed) and waits for the stream sessions in flight to finish; UDP sessions end at
+    /// once (a datagram session has no end to wait for). The caller bounds the wait by
+    /// dropping the future (a second signal).
     ///
     /// # Errors
     /// [`ErrorKind::Os`] from `accept(2)`/`recvfrom(2)` for an error that would repeat
     /// (not `EMFILE`/`ENFILE`, which pause accepting, nor `ECONNABORTED`).
-    pub async fn run(self, events: EventSink) -> Result<()> {
+    pub async fn run_until(
+        self,
+        events: EventSink,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<()> {
         let active = Arc::new(AtomicUsize::new(0));
         let Forwarder {
             bound,
@@ -388,11 +404,17 @@ impl Forwarder {
             opts,
             ..
         } = self;
+        tokio::pin!(stop);
         match bound {
             Bound::Tcp(l) => {
                 let mut id = 0u64;
                 loop {
-                    let (stream, peer) = match l.accept().await {
+                    let accepted = tokio::select! {
+                        biased;
+                        _ = &mut stop => break,
+                        r = l.accept() => r,
+                    };
+                    let (stream, peer) = match accepted {
                         Ok(x) => x,
                         Err(e) => {
                             accept_error(e).await?;
@@ -417,11 +439,17 @@ impl Forwarder {
                         active.clone(),
                     );
                 }
+                drop(l);
             }
             Bound::Unix(l, _) => {
                 let mut id = 0u64;
                 loop {
-                    let (stream, peer) = match l.accept().await {
+                    let accepted = tokio::select! {
+                        biased;
+                        _ = &mut stop => break,
+                        r = l.accept() => r,
+                    };
+                    let (stream, peer) = match accepted {
                         Ok(x) => x,
                         Err(e) => {
                             accept_error(e).await?;
@@ -448,9 +476,20 @@ impl Forwarder {
                         active.clone(),
                     );
                 }
+                drop(l);
             }
-            Bound::Udp(sock) => udp_dispatch(sock, target, opts, events, active).await,
+            Bound::Udp(sock) => {
+                return tokio::select! {
+                    r = udp_dispatch(sock, target, opts, events, active) => r,
+                    _ = &mut stop => Ok(()),
+                };
+            }
         }
+        // Stream sessions in flight finish their work.
+        while active.load(Ordering::SeqCst) > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(())
     }
 }
 

@@ -157,12 +157,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
         let events: EventSink = Arc::new(move |ev| print_event(verbose, json_out, &ev));
+        // SIGTERM: stop accepting and let the sessions in flight finish; a second SIGTERM
+        // ends at once. SIGINT: exit 130 at once.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
             .context("SIGTERM handler")?;
+        let (tx, rx) = tokio::sync::watch::channel(0u32);
+        tokio::spawn(async move {
+            let mut n = 0;
+            while term.recv().await.is_some() {
+                n += 1;
+                let _ = tx.send(n);
+            }
+        });
+        let (mut first, mut second) = (rx.clone(), rx);
+        let stop = async move {
+            let _ = first.wait_for(|n| *n >= 1).await;
+        };
         let code = tokio::select! {
-            r = fwd.run(events) => { r?; ExitCode::SUCCESS }
+            r = fwd.run_until(events, stop) => { r?; ExitCode::SUCCESS }
             _ = tokio::signal::ctrl_c() => ExitCode::from(130),
-            _ = term.recv() => ExitCode::SUCCESS,
+            _ = second.wait_for(|n| *n >= 2) => ExitCode::SUCCESS,
         };
         if let Some(p) = unix_path {
             let _ = std::fs::remove_file(p);

@@ -178,6 +178,7 @@ fn a_refusing_target_closes_the_client_and_the_forwarder_keeps_running() {
     s.read_to_end(&mut buf).unwrap();
     assert_eq!(buf, b"up\n");
     t.join().unwrap();
+    drop(s); // SIGTERM waits for sessions in flight: close ours first
     assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
 }
 
@@ -504,4 +505,35 @@ fn udp_session_ends_after_idle_and_a_new_one_starts() {
         "{err}"
     );
     assert!(err.contains("#2 accepted"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_accepting_and_lets_sessions_in_flight_finish() {
+    let (target, _echo) = echo_thread();
+    let mut fwd = forward(&["127.0.0.1:0", &target.to_string()]);
+    let mut s = connect(fwd.addr());
+    s.write_all(b"a").unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(fwd.child.id().to_string())
+        .status();
+    // New clients are refused once the listener is closed (bounded wait for the signal).
+    let deadline = std::time::Instant::now() + T;
+    while TcpStream::connect_timeout(&fwd.addr(), T).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "still accepting");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        fwd.child.try_wait().unwrap().is_none(),
+        "waits for the session"
+    );
+    s.write_all(b"b").unwrap();
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"b");
+    s.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest).unwrap();
+    assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
 }
