@@ -87,9 +87,26 @@ impl<W: Write> HexDump<W> {
         label: Option<&str>,
         data: &[u8],
     ) -> io::Result<()> {
+        let offset = self.offsets[dir.index()];
+        self.offsets[dir.index()] = offset + data.len() as u64;
+        self.record_stream(at, dir, label, offset, data)
+    }
+
+    /// Writes one chunk of a stream whose offsets the caller keeps (one dump shared by
+    /// several connections: each labels its chunks and counts its own offsets).
+    ///
+    /// # Errors
+    /// The writer's error.
+    pub fn record_stream(
+        &mut self,
+        at: SystemTime,
+        dir: Direction,
+        label: Option<&str>,
+        offset: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
         let start = *self.start.get_or_insert(at);
         let since = at.duration_since(start).unwrap_or(Duration::ZERO);
-        let offset = self.offsets[dir.index()];
         let mut text = String::with_capacity(80 + data.len() * 5);
         text.push(dir.mark());
         text.push(' ');
@@ -107,7 +124,6 @@ impl<W: Write> HexDump<W> {
         for (i, line) in data.chunks(16).enumerate() {
             hex_line(&mut text, offset + (i as u64) * 16, line);
         }
-        self.offsets[dir.index()] = offset + data.len() as u64;
         self.out.write_all(text.as_bytes())?;
         self.out.flush()
     }
@@ -263,6 +279,27 @@ impl TrafficLog {
     /// True when neither `-x` nor `-o` was given (nothing to record).
     pub fn is_empty(&self) -> bool {
         self.hex.is_none() && self.raw.is_none()
+    }
+
+    /// Records one chunk of a labelled stream whose offset the caller keeps (see
+    /// [`HexDump::record_stream`]) in both logs.
+    ///
+    /// # Errors
+    /// The first writer error.
+    pub fn record_stream(
+        &mut self,
+        dir: Direction,
+        label: &str,
+        offset: u64,
+        data: &[u8],
+    ) -> io::Result<()> {
+        if let Some(h) = self.hex.as_mut() {
+            h.record_stream(SystemTime::now(), dir, Some(label), offset, data)?;
+        }
+        if let Some(r) = self.raw.as_mut() {
+            r.record(data)?;
+        }
+        Ok(())
     }
 
     /// Records one chunk in both logs.

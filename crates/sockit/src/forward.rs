@@ -545,20 +545,23 @@ async fn close_now<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
     }
 }
 
-/// A tap writing both directions of one session to the shared traffic log.
+/// A tap writing both directions of one session to the shared traffic log, labelled
+/// `#id peer`, with the session's own stream offsets.
 struct LogTap {
     log: Arc<Mutex<TrafficLog>>,
     label: String,
+    offsets: [std::sync::atomic::AtomicU64; 2],
 }
 
 impl Tap for LogTap {
     fn data(&self, dir: relay::Direction, bytes: &[u8]) {
-        let d = match dir {
-            relay::Direction::Send => crate::dump::Direction::Sent,
-            relay::Direction::Recv => crate::dump::Direction::Received,
+        let (d, i) = match dir {
+            relay::Direction::Send => (crate::dump::Direction::Sent, 0),
+            relay::Direction::Recv => (crate::dump::Direction::Received, 1),
         };
+        let offset = self.offsets[i].fetch_add(bytes.len() as u64, Ordering::SeqCst);
         if let Ok(mut log) = self.log.lock() {
-            let _ = log.record(d, Some(&self.label), bytes);
+            let _ = log.record_stream(d, &self.label, offset, bytes);
         }
     }
 }
@@ -567,6 +570,7 @@ fn tap_for(opts: &ForwardOptions, id: u64, peer: &str) -> Option<LogTap> {
     opts.log.as_ref().map(|log| LogTap {
         log: log.clone(),
         label: format!("#{id} {peer}"),
+        offsets: Default::default(),
     })
 }
 

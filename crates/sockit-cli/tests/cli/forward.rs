@@ -304,6 +304,10 @@ fn hex_dump_of_a_known_exchange() {
     let s = connect(fwd.addr());
     let client_port = s.local_addr().unwrap().port();
     assert_eq!(round_trip(s, b"hello\n".to_vec()), b"hello\n");
+    // A second session counts its own offsets from 0.
+    let s = connect(fwd.addr());
+    let second_port = s.local_addr().unwrap().port();
+    assert_eq!(round_trip(s, b"!".to_vec()), b"!");
     fwd.terminate(T);
     let text = std::fs::read_to_string(&dump).unwrap();
     // Timestamps vary: compare each header without its two time fields.
@@ -320,6 +324,7 @@ fn hex_dump_of_a_known_exchange() {
         })
         .collect();
     let label = format!("#1 127.0.0.1:{client_port}");
+    let label2 = format!("#2 127.0.0.1:{second_port}");
     assert_eq!(
         lines,
         vec![
@@ -327,6 +332,10 @@ fn hex_dump_of_a_known_exchange() {
             "00000000  68 65 6c 6c 6f 0a                                 |hello.|".to_string(),
             format!("< {label} length=6 offset=0"),
             "00000000  68 65 6c 6c 6f 0a                                 |hello.|".to_string(),
+            format!("> {label2} length=1 offset=0"),
+            "00000000  21                                                |!|".to_string(),
+            format!("< {label2} length=1 offset=0"),
+            "00000000  21                                                |!|".to_string(),
         ]
     );
     let _ = std::fs::remove_dir_all(&dir);
