@@ -385,3 +385,32 @@ fn listen_udp_allow_drops_datagrams_from_other_peers() {
     assert_eq!(l.next_line(Duration::from_millis(300)), None);
     l.terminate(T);
 }
+
+#[test]
+fn listen_max_conns_closes_the_extra_client_at_once() {
+    let l = crate::common::sockit_server(&[
+        "listen",
+        "-k",
+        "--max-conns",
+        "1",
+        "127.0.0.1",
+        "0",
+        "--exec",
+        "cat",
+    ]);
+    let mut first = std::net::TcpStream::connect(l.addr()).unwrap();
+    first.set_read_timeout(Some(T)).unwrap();
+    first.write_all(b"1").unwrap();
+    let mut b = [0u8; 1];
+    first.read_exact(&mut b).unwrap(); // the first program runs
+    let mut second = std::net::TcpStream::connect(l.addr()).unwrap();
+    second.set_read_timeout(Some(T)).unwrap();
+    let _ = second.write_all(b"2");
+    let mut buf = Vec::new();
+    let _ = second.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "the second client is closed at once");
+    first.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    first.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+}
