@@ -70,6 +70,11 @@ impl AsyncRead for PipeStdin {
                     return Poll::Ready(Ok(()));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // A descriptor someone made non-blocking, drained meanwhile: wait again.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    guard.clear_ready();
+                    continue;
+                }
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
