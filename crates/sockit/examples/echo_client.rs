@@ -6,27 +6,23 @@
 //! Try it against `sockit echo-server` or `python3 ../shared/seed-programs/echo_server.py`.
 //! Python: `../shared/seed-programs/echo_client.py`.
 
-use std::io::BufRead;
-use std::net::{IpAddr, SocketAddr};
+mod common;
+
+use std::io::{BufRead, Write};
 use std::time::Duration;
 
-use sockit::{Family, SockType, Socket};
+use sockit::client::create_connection;
+use sockit::repr::bytes_repr;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("{}: {e}", env!("CARGO_CRATE_NAME"));
-        std::process::exit(1);
-    }
+    common::main(run)
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> common::Result<()> {
     let mut args = std::env::args().skip(1);
-    let host: IpAddr = args.next().ok_or("usage: echo_client HOST PORT")?.parse()?;
-    let port: u16 = args.next().ok_or("usage: echo_client HOST PORT")?.parse()?;
-    let addr = SocketAddr::new(host, port);
-    let mut s = Socket::new(Family::of(&addr), SockType::Stream, None)?;
-    s.set_timeout(Some(Duration::from_secs(5)))?;
-    s.connect(addr)?;
+    let (host, port) = common::host_port(&mut args, "usage: echo_client HOST PORT", None)?;
+    let s = create_connection(&host, &port, Some(Duration::from_secs(5)), None)?;
+    let mut out = std::io::stdout().lock();
     for line in std::io::stdin().lock().lines() {
         let data = line?.into_bytes();
         if data.is_empty() {
@@ -41,7 +37,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             }
             got.extend_from_slice(&chunk);
         }
-        println!("Received b'{}'", got.escape_ascii());
+        if got.is_empty() {
+            break;
+        }
+        writeln!(out, "Received {}", bytes_repr(&got))?;
+        out.flush()?;
     }
     Ok(())
 }

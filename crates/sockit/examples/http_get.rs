@@ -8,28 +8,26 @@
 //! part of the lesson) and prints up to 4096 bytes of the reply.
 //! Python: `../shared/seed-programs/http_get.py`; the full tool is `sockit http`.
 
-use std::net::{IpAddr, SocketAddr};
+mod common;
+
+use std::io::Write;
 use std::time::Duration;
 
-use sockit::{Family, SockType, Socket};
+use sockit::client::create_connection;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("{}: {e}", env!("CARGO_CRATE_NAME"));
-        std::process::exit(1);
-    }
+    common::main(run)
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> common::Result<()> {
     let mut args = std::env::args().skip(1);
-    let host: IpAddr = args.next().ok_or("usage: http_get HOST PORT")?.parse()?;
-    let port: u16 = args.next().ok_or("usage: http_get HOST PORT")?.parse()?;
-    let addr = SocketAddr::new(host, port);
-    let mut s = Socket::new(Family::of(&addr), SockType::Stream, None)?;
-    s.set_timeout(Some(Duration::from_secs(5)))?;
-    s.connect(addr)?;
+    let (host, port) = common::host_port(&mut args, "usage: http_get HOST PORT", None)?;
+    let s = create_connection(&host, &port, Some(Duration::from_secs(5)), None)?;
     s.send_all(b"GET / HTTP/1.1\r\n\r\n")?;
     let reply = s.recv(4096)?;
-    println!("{}", String::from_utf8_lossy(&reply));
+    let mut out = std::io::stdout().lock();
+    // Python decodes as latin-1: every byte is one character.
+    let text: String = reply.iter().map(|&b| b as char).collect();
+    writeln!(out, "{text}")?;
     Ok(())
 }

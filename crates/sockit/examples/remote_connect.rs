@@ -4,46 +4,34 @@
 //! cargo run --example remote_connect -- 127.0.0.1 8000 'GET / HTTP/1.0\r\n\r\n'
 //! ```
 //! Try it against `python3 -m http.server --bind 127.0.0.1 8000` or `nc -l 127.0.0.1 8000`.
-//! The host may be a name: it is resolved with one getaddrinfo call and each address is
-//! tried in turn (Python's create_connection).
+//! The host may be a name: one getaddrinfo call, then each address in turn
+//! (Python's `socket.create_connection`).
 
+mod common;
+
+use std::io::Write;
 use std::time::Duration;
 
-use sockit::resolve;
-use sockit::{Family, Port, SockType, Socket};
+use sockit::client::create_connection;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("{}: {e}", env!("CARGO_CRATE_NAME"));
-        std::process::exit(1);
-    }
+    common::main(run)
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> common::Result<()> {
     let mut args = std::env::args().skip(1);
     let usage = "usage: remote_connect HOST PORT [REQUEST]";
-    let host = args.next().ok_or(usage)?;
-    let port = Port::parse(&args.next().ok_or(usage)?)?;
+    let (host, port) = common::host_port(&mut args, usage, None)?;
     let request = args
         .next()
         .unwrap_or_else(|| "GET / HTTP/1.0\\r\\n\\r\\n".into())
         .replace("\\r", "\r")
         .replace("\\n", "\n");
-    let addrs = resolve::getaddrinfo(Some(&host), Some(&port), None, Some(SockType::Stream), 0, 0)?;
-    let mut last = None;
-    for ai in addrs {
-        let mut s = Socket::new(Family::of(&ai.address), SockType::Stream, None)?;
-        s.set_timeout(Some(Duration::from_secs(5)))?;
-        match s.connect(ai.address) {
-            Ok(()) => {
-                println!("connected to {}", ai.address);
-                s.send_all(request.as_bytes())?;
-                let reply = s.recv(4096)?;
-                println!("{}", String::from_utf8_lossy(&reply));
-                return Ok(());
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.map_or_else(|| "no address".into(), |e| e.into()))
+    let s = create_connection(&host, &port, Some(Duration::from_secs(5)), None)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "connected to {}", s.peer_addr()?)?;
+    s.send_all(request.as_bytes())?;
+    out.write_all(&s.recv(4096)?)?;
+    writeln!(out)?;
+    Ok(())
 }

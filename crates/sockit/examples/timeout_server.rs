@@ -5,35 +5,41 @@
 //! ```
 //! Python: `../shared/seed-programs/timeout_server.py`.
 
-use std::net::SocketAddr;
+mod common;
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use sockit::{ErrorKind, Family, SockType, Socket};
+use sockit::repr::addr_repr;
+use sockit::{ErrorKind, Family, Port, SockType, Socket};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("{}: {e}", env!("CARGO_CRATE_NAME"));
-        std::process::exit(1);
-    }
+    common::main(run)
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::args().nth(1).as_deref().unwrap_or("0").parse()?;
+fn run() -> common::Result<()> {
+    let port = match Port::parse(std::env::args().nth(1).as_deref().unwrap_or("0"))? {
+        Port::Number(n) => n,
+        Port::Service(name) => return Err(format!("not a port number: {name}").into()),
+    };
     let mut s = Socket::new(Family::Inet, SockType::Stream, None)?;
     s.set_blocking(true)?;
     s.set_timeout(Some(Duration::from_millis(500)))?;
-    s.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    s.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))?;
     s.listen(1)?;
-    let local = s.local_addr()?.as_ip().ok_or("not an IP socket")?;
-    println!("socket : ('{}', {})", local.ip(), local.port());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "socket : {}", addr_repr(&s.local_addr()?))?;
+    out.flush()?;
     match s.accept() {
         Err(e) if e.kind() == ErrorKind::Timeout => {
-            println!("timeout : {}", e.python_text());
+            writeln!(out, "timeout : {}", e.python_text())?;
+            out.flush()?;
             std::process::exit(1);
         }
         Err(e) => Err(e.into()),
         Ok((_, peer)) => {
-            println!("accepted {peer}");
+            writeln!(out, "accepted {}", addr_repr(&peer))?;
             Ok(())
         }
     }

@@ -22,6 +22,7 @@ pub mod error;
 pub mod forward;
 pub mod http;
 pub mod relay;
+pub mod repr;
 pub mod resolve;
 pub mod scan;
 pub mod socket;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::thread;
 use std::time::Duration;
 
+use sockit::repr::bytes_repr;
 use sockit::resolve::{self, AI_NUMERICHOST};
 use sockit::socket::SockAddr;
 use sockit::{ErrorKind, Family, SockType, Socket};
@@ -33,14 +34,44 @@ struct Lesson {
     run: fn(&mut Out) -> Step,
 }
 
-/// Where the tour writes: stdout, with each program line indented.
+/// Where the tour writes: stdout, with each program line indented. The first write error
+/// is kept and ends the tour (a full disk is reported, a closed pipe ends quietly).
 struct Out {
     stdout: std::io::Stdout,
+    /// 0 English, 1 Korean.
+    lang: usize,
+    error: Option<std::io::Error>,
 }
 
 impl Out {
     fn line(&mut self, text: impl AsRef<str>) {
-        let _ = writeln!(self.stdout, "   {}", text.as_ref());
+        self.raw(format_args!("   {}", text.as_ref()));
+    }
+
+    /// A line in the tour's language: `[english, korean]`.
+    fn say(&mut self, text: [&str; 2]) {
+        self.line(text[self.lang]);
+    }
+
+    fn raw(&mut self, args: std::fmt::Arguments<'_>) {
+        if self.error.is_none() {
+            if let Err(e) = self
+                .stdout
+                .write_fmt(args)
+                .and_then(|()| self.stdout.write_all(b"\n"))
+            {
+                self.error = Some(e);
+            }
+        }
+    }
+
+    /// The first write error, as the library's error (`write: [Errno 28] ...`).
+    fn check(&mut self) -> anyhow::Result<()> {
+        match self.error.take() {
+            Some(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(e.into()),
+            Some(e) => Err(sockit::Error::from_io("write", e).into()),
+            None => Ok(()),
+        }
     }
 }
 
@@ -138,28 +169,45 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let lang = usize::from(args.lang == "ko");
     let mut out = Out {
         stdout: std::io::stdout(),
+        lang,
+        error: None,
     };
     let total = LESSONS.len();
     let mut passed = 0;
     for (i, lesson) in LESSONS.iter().enumerate() {
-        writeln!(out.stdout, "\n== {}/{total}. {}", i + 1, lesson.title[lang])?;
+        out.raw(format_args!(
+            "\n== {}/{total}. {}",
+            i + 1,
+            lesson.title[lang]
+        ));
         let width = if lang == 1 { 50 } else { 88 }; // Hangul takes two columns
-        writeln!(out.stdout, "{}", wrap(lesson.explain[lang], width, ""))?;
+        out.raw(format_args!("{}", wrap(lesson.explain[lang], width, "")));
         match (lesson.run)(&mut out) {
             Ok(()) => {
                 passed += 1;
-                writeln!(out.stdout, "   ok")?;
+                out.line("ok");
             }
-            Err(what) => writeln!(out.stdout, "   FAILED: {what}")?,
+            Err(what) => out.line(format!("FAILED: {what}")),
         }
-        out.stdout.flush()?;
+        if out.error.is_none() {
+            if let Err(e) = out.stdout.flush() {
+                out.error = Some(e);
+            }
+        }
+        out.check()?;
     }
     let summary = if lang == 1 {
         format!("\n투어: {total}단계 중 {passed}단계 성공")
     } else {
         format!("\ntour: {passed} of {total} steps ok")
     };
-    writeln!(out.stdout, "{summary}")?;
+    out.raw(format_args!("{summary}"));
+    if out.error.is_none() {
+        if let Err(e) = out.stdout.flush() {
+            out.error = Some(e);
+        }
+    }
+    out.check()?;
     Ok(if passed == total {
         ExitCode::SUCCESS
     } else {
@@ -187,22 +235,12 @@ fn wrap(text: &str, width: usize, prefix: &str) -> String {
     lines.join("\n")
 }
 
-/// Python's `repr()` of a bytes object: `b'hello'`, `b'\x00\r\n'`.
-pub fn py_bytes(data: &[u8]) -> String {
-    let mut s = String::from("b'");
-    for &b in data {
-        match b {
-            b'\\' => s.push_str("\\\\"),
-            b'\'' => s.push_str("\\'"),
-            b'\n' => s.push_str("\\n"),
-            b'\r' => s.push_str("\\r"),
-            b'\t' => s.push_str("\\t"),
-            0x20..=0x7e => s.push(b as char),
-            _ => s.push_str(&format!("\\x{b:02x}")),
-        }
+/// What a call gave, in Python's words: `success`, or the error's text.
+fn outcome<T>(r: &sockit::Result<T>) -> String {
+    match r {
+        Ok(_) => "success".to_string(),
+        Err(e) => e.to_string(),
     }
-    s.push('\'');
-    s
 }
 
 fn fail(e: sockit::Error) -> String {
@@ -280,17 +318,21 @@ fn tcp_echo(out: &mut Out) -> Step {
         .set_timeout(Some(Duration::from_secs(5)))
         .map_err(fail)?;
     let addr = server.local_addr().map_err(fail)?;
-    out.line(format!("server: bind + listen on {addr}"));
+    out.say([
+        &format!("server: bind + listen on {addr}"),
+        &format!("서버: {addr}에 bind + listen"),
+    ]);
     let handle = echo_server_once(server);
     let mut client = Socket::new(Family::Inet, SockType::Stream, None).map_err(fail)?;
     client
         .set_timeout(Some(Duration::from_secs(5)))
         .map_err(fail)?;
     client.connect(&addr).map_err(fail)?;
-    out.line(format!(
-        "client: connect to {addr} from {}",
-        client.local_addr().map_err(fail)?
-    ));
+    let local = client.local_addr().map_err(fail)?;
+    out.say([
+        &format!("client: connect to {addr} from {local}"),
+        &format!("클라이언트: {local}에서 {addr}로 connect"),
+    ]);
     for msg in [&b"Hello, world"[..], b"echo me back"] {
         client.send_all(msg).map_err(fail)?;
         let mut got = Vec::new();
@@ -301,7 +343,7 @@ fn tcp_echo(out: &mut Out) -> Step {
             }
             got.extend_from_slice(&chunk);
         }
-        out.line(format!("Received {}", py_bytes(&got)));
+        out.line(format!("Received {}", bytes_repr(&got)));
         if got != msg {
             return Err("the echo differs from what was sent".into());
         }
@@ -312,7 +354,10 @@ fn tcp_echo(out: &mut Out) -> Step {
         .join()
         .map_err(|_| "the server thread panicked".to_string())?
         .map_err(fail)?;
-    out.line("client closed; the server saw EOF and stopped");
+    out.say([
+        "client closed; the server saw EOF and stopped",
+        "클라이언트가 닫았고, 서버는 EOF를 보고 끝났습니다",
+    ]);
     Ok(())
 }
 
@@ -323,7 +368,10 @@ fn udp_echo(out: &mut Out) -> Step {
         .set_timeout(Some(Duration::from_secs(5)))
         .map_err(fail)?;
     let addr = server.local_addr().map_err(fail)?;
-    out.line(format!("server: bind on {addr} (no listen, no accept)"));
+    out.say([
+        &format!("server: bind on {addr} (no listen, no accept)"),
+        &format!("서버: {addr}에 bind (listen도 accept도 없음)"),
+    ]);
     let handle = thread::spawn(move || -> sockit::Result<()> {
         let (data, peer) = server.recv_from(65535)?;
         server.send_to(&data, peer)?;
@@ -336,7 +384,7 @@ fn udp_echo(out: &mut Out) -> Step {
     let msg = b"Hello, datagram";
     client.send_to(msg, &addr).map_err(fail)?;
     let (data, from) = client.recv_from(65535).map_err(fail)?;
-    out.line(format!("Received {} from {from}", py_bytes(&data)));
+    out.line(format!("Received {} from {from}", bytes_repr(&data)));
     handle
         .join()
         .map_err(|_| "the server thread panicked".to_string())?
@@ -356,7 +404,12 @@ fn timeouts(out: &mut Out) -> Step {
             "setblocking(False); recv(16) -> {}",
             e.python_text()
         )),
-        other => return Err(format!("non-blocking recv gave {other:?}, not EAGAIN")),
+        other => {
+            return Err(format!(
+                "non-blocking recv gave {}, not EAGAIN",
+                outcome(&other)
+            ));
+        }
     }
     // The slides' timeout server: accept() with settimeout(0.5) and no client.
     let mut s = Socket::new(Family::Inet, SockType::Stream, None).map_err(fail)?;
@@ -374,13 +427,17 @@ fn timeouts(out: &mut Out) -> Step {
         Err(e) if e.kind() == ErrorKind::Timeout => {
             out.line(format!("timeout : {}", e.python_text()));
             let waited = t0.elapsed();
-            out.line(format!("(waited {:.2} s)", waited.as_secs_f64()));
+            let secs = waited.as_secs_f64();
+            out.say([
+                &format!("(waited {secs:.2} s)"),
+                &format!("({secs:.2}초 기다림)"),
+            ]);
             if waited < Duration::from_millis(450) {
                 return Err(format!("accept gave up after only {waited:?}"));
             }
             Ok(())
         }
-        other => Err(format!("accept gave {other:?}, not a timeout")),
+        other => Err(format!("accept gave {}, not a timeout", outcome(&other))),
     }
 }
 
@@ -395,7 +452,7 @@ fn error_kinds(out: &mut Out) -> Step {
             "socket.error: connect({addr}) -> {}",
             e.python_text()
         )),
-        other => return Err(format!("connect to a closed port gave {other:?}")),
+        other => return Err(format!("connect to a closed port gave {}", outcome(&other))),
     }
     // socket.gaierror: the slides' mistyped name, refused without any DNS query.
     for bad in ["www.googlx.co", "256.1.1.1"] {
@@ -404,16 +461,22 @@ fn error_kinds(out: &mut Out) -> Step {
                 "socket.gaierror: getaddrinfo({bad:?}, AI_NUMERICHOST) -> {}",
                 e.python_text()
             )),
-            other => return Err(format!("{bad} gave {other:?}, not a gaierror")),
+            other => return Err(format!("{bad} gave {}, not a gaierror", outcome(&other))),
         }
     }
     // socket.herror: shown, not performed (a reverse lookup of an unnamed address would ask
     // a DNS server, and the tour sends nothing off this machine).
-    out.line(format!(
-        "socket.herror: gethostbyaddr of an address with no name -> {} \
-         (try: sockit resolve --reverse ADDR)",
-        sockit::Error::host("gethostbyaddr", 1).python_text()
-    ));
+    let herror = sockit::Error::host("gethostbyaddr", 1).python_text();
+    out.say([
+        &format!(
+            "socket.herror: gethostbyaddr of an address with no name -> {herror} \
+             (try: sockit resolve --reverse ADDR)"
+        ),
+        &format!(
+            "socket.herror: 이름 없는 주소의 gethostbyaddr -> {herror} \
+             (해 보기: sockit resolve --reverse ADDR)"
+        ),
+    ]);
     // socket.timeout: a recv with a 0.1 s deadline and a silent peer.
     let (mut a, _b) = Socket::pair(Family::Unix, SockType::Stream).map_err(fail)?;
     a.set_timeout(Some(Duration::from_millis(100)))
@@ -422,7 +485,7 @@ fn error_kinds(out: &mut Out) -> Step {
         Err(e) if e.kind() == ErrorKind::Timeout => {
             out.line(format!("socket.timeout: recv -> {}", e.python_text()))
         }
-        other => return Err(format!("recv with a deadline gave {other:?}")),
+        other => return Err(format!("recv with a deadline gave {}", outcome(&other))),
     }
     Ok(())
 }
@@ -477,7 +540,7 @@ fn http_exchange(out: &mut Out, addr: &SockAddr, request: &[u8]) -> Result<Vec<u
     s.set_timeout(Some(Duration::from_secs(5))).map_err(fail)?;
     s.connect(addr).map_err(fail)?;
     s.send_all(request).map_err(fail)?;
-    out.line(format!("sendall({})", py_bytes(request)));
+    out.line(format!("sendall({})", bytes_repr(request)));
     let mut reply = Vec::new();
     loop {
         let chunk = s.recv(4096).map_err(fail)?;
@@ -500,7 +563,10 @@ fn http_get(out: &mut Out) -> Step {
         .set_timeout(Some(Duration::from_secs(5)))
         .map_err(fail)?;
     let addr = server.local_addr().map_err(fail)?;
-    out.line(format!("web server on {addr}"));
+    out.say([
+        &format!("web server on {addr}"),
+        &format!("웹 서버: {addr}"),
+    ]);
     let handle = http_responder(server, 2);
     // The slides' bare request: a strict HTTP/1.1 server refuses it, since it has no Host.
     let bare = b"GET / HTTP/1.1\r\n\r\n";
@@ -508,7 +574,10 @@ fn http_get(out: &mut Out) -> Step {
     if !reply.starts_with(b"HTTP/1.1 400 ") {
         return Err("a request without Host should get 400".into());
     }
-    out.line("(400: HTTP/1.1 needs a Host header; send one)");
+    out.say([
+        "(400: HTTP/1.1 needs a Host header; send one)",
+        "(400: HTTP/1.1에는 Host 헤더가 필요합니다. 넣어서 다시 보냅니다)",
+    ]);
     let with_host = format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     let reply = http_exchange(out, &addr, with_host.as_bytes())?;
     let seen = handle
@@ -530,9 +599,9 @@ mod tests {
 
     #[test]
     fn bytes_repr_is_pythons() {
-        assert_eq!(py_bytes(b"hello"), "b'hello'");
+        assert_eq!(bytes_repr(b"hello"), "b'hello'");
         assert_eq!(
-            py_bytes(b"a'b\\\r\n\x00\xff"),
+            bytes_repr(b"a'b\\\r\n\x00\xff"),
             "b'a\\'b\\\\\\r\\n\\x00\\xff'"
         );
     }
