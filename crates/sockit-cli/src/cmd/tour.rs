@@ -251,6 +251,26 @@ fn loopback() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
 }
 
+/// How long any one call of the tour may take: every step ends by itself.
+const STEP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// A new IPv4 socket whose every call is bounded by [`STEP_DEADLINE`].
+fn bounded(socktype: SockType) -> Result<Socket, String> {
+    let mut s = Socket::new(Family::Inet, socktype, None).map_err(fail)?;
+    s.set_timeout(Some(STEP_DEADLINE)).map_err(fail)?;
+    Ok(s)
+}
+
+/// A bounded TCP listener on 127.0.0.1 (a free port), and its address.
+fn tcp_listener() -> Result<(Socket, SockAddr), String> {
+    let server = bounded(SockType::Stream)?;
+    server.set_reuse_address(true).map_err(fail)?;
+    server.bind(loopback()).map_err(fail)?;
+    server.listen(1).map_err(fail)?;
+    let addr = server.local_addr().map_err(fail)?;
+    Ok((server, addr))
+}
+
 fn create_sockets(out: &mut Out) -> Step {
     for (family, socktype) in [
         (Family::Inet, SockType::Stream),
@@ -309,24 +329,13 @@ fn echo_server_once(listener: Socket) -> thread::JoinHandle<sockit::Result<()>> 
 }
 
 fn tcp_echo(out: &mut Out) -> Step {
-    let mut server = Socket::new(Family::Inet, SockType::Stream, None).map_err(fail)?;
-    server.set_reuse_address(true).map_err(fail)?;
-    server.bind(loopback()).map_err(fail)?;
-    server.listen(1).map_err(fail)?;
-    // Bounded: the whole exchange must finish in 5 s.
-    server
-        .set_timeout(Some(Duration::from_secs(5)))
-        .map_err(fail)?;
-    let addr = server.local_addr().map_err(fail)?;
+    let (server, addr) = tcp_listener()?;
     out.say([
         &format!("server: bind + listen on {addr}"),
         &format!("서버: {addr}에 bind + listen"),
     ]);
     let handle = echo_server_once(server);
-    let mut client = Socket::new(Family::Inet, SockType::Stream, None).map_err(fail)?;
-    client
-        .set_timeout(Some(Duration::from_secs(5)))
-        .map_err(fail)?;
+    let mut client = bounded(SockType::Stream)?;
     client.connect(&addr).map_err(fail)?;
     let local = client.local_addr().map_err(fail)?;
     out.say([
@@ -362,11 +371,8 @@ fn tcp_echo(out: &mut Out) -> Step {
 }
 
 fn udp_echo(out: &mut Out) -> Step {
-    let mut server = Socket::new(Family::Inet, SockType::Dgram, None).map_err(fail)?;
+    let server = bounded(SockType::Dgram)?;
     server.bind(loopback()).map_err(fail)?;
-    server
-        .set_timeout(Some(Duration::from_secs(5)))
-        .map_err(fail)?;
     let addr = server.local_addr().map_err(fail)?;
     out.say([
         &format!("server: bind on {addr} (no listen, no accept)"),
@@ -377,10 +383,7 @@ fn udp_echo(out: &mut Out) -> Step {
         server.send_to(&data, peer)?;
         Ok(())
     });
-    let mut client = Socket::new(Family::Inet, SockType::Dgram, None).map_err(fail)?;
-    client
-        .set_timeout(Some(Duration::from_secs(5)))
-        .map_err(fail)?;
+    let client = bounded(SockType::Dgram)?;
     let msg = b"Hello, datagram";
     client.send_to(msg, &addr).map_err(fail)?;
     let (data, from) = client.recv_from(65535).map_err(fail)?;
@@ -501,7 +504,7 @@ fn http_responder(
         let mut seen = Vec::new();
         for _ in 0..connections {
             let (mut conn, _) = listener.accept()?;
-            conn.set_timeout(Some(Duration::from_secs(5)))?;
+            conn.set_timeout(Some(STEP_DEADLINE))?;
             let mut request = Vec::new();
             while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 65536 {
                 let chunk = conn.recv(4096)?;
@@ -536,8 +539,7 @@ fn http_responder(
 
 /// Sends `request` on a new connection to `addr` and reads the reply until the server closes.
 fn http_exchange(out: &mut Out, addr: &SockAddr, request: &[u8]) -> Result<Vec<u8>, String> {
-    let mut s = Socket::new(Family::Inet, SockType::Stream, None).map_err(fail)?;
-    s.set_timeout(Some(Duration::from_secs(5))).map_err(fail)?;
+    let s = bounded(SockType::Stream)?;
     s.connect(addr).map_err(fail)?;
     s.send_all(request).map_err(fail)?;
     out.line(format!("sendall({})", bytes_repr(request)));
@@ -556,13 +558,7 @@ fn http_exchange(out: &mut Out, addr: &SockAddr, request: &[u8]) -> Result<Vec<u
 }
 
 fn http_get(out: &mut Out) -> Step {
-    let mut server = Socket::new(Family::Inet, SockType::Stream, None).map_err(fail)?;
-    server.bind(loopback()).map_err(fail)?;
-    server.listen(1).map_err(fail)?;
-    server
-        .set_timeout(Some(Duration::from_secs(5)))
-        .map_err(fail)?;
-    let addr = server.local_addr().map_err(fail)?;
+    let (server, addr) = tcp_listener()?;
     out.say([
         &format!("web server on {addr}"),
         &format!("웹 서버: {addr}"),
