@@ -385,6 +385,14 @@ pub struct Report {
     pub stopped_by: StopReason,
     /// Round-trip latencies in nanoseconds (empty in stream mode).
     pub histogram: Histogram<u64>,
+    /// Wall time of the load phase (warm-up, measured time and the last replies).
+    pub load_time: Duration,
+    /// CPU time the load threads used in the load phase (Linux
+    /// `/proc/thread-self/schedstat`; zero elsewhere).
+    pub cpu_time: Duration,
+    /// Time the load threads were runnable but waiting for a CPU in the load phase: a
+    /// direct measure of contention from other processes (zero where unknown).
+    pub cpu_wait: Duration,
 }
 
 impl Report {
@@ -401,6 +409,18 @@ impl Report {
     /// Latency percentiles, when any round trip was measured.
     pub fn latency(&self) -> Option<Latency> {
         Latency::of(&self.histogram)
+    }
+
+    /// CPU used by the load threads, percent of one CPU over the load phase.
+    pub fn cpu_pct(&self) -> f64 {
+        100.0 * self.cpu_time.as_secs_f64() / self.load_time.as_secs_f64().max(1e-9)
+    }
+
+    /// Time the load threads waited for a CPU, percent of the load phase per thread
+    /// (above a few percent, other processes disturbed the measurement).
+    pub fn cpu_wait_pct(&self) -> f64 {
+        100.0 * self.cpu_wait.as_secs_f64()
+            / (self.load_time.as_secs_f64() * self.threads as f64).max(1e-9)
     }
 
     /// All errors.
@@ -583,6 +603,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     let mut per_conn: Vec<(usize, ConnStats)> = Vec::with_capacity(connected);
     let mut hists = Vec::with_capacity(nthreads);
     let mut last_done: Option<Instant> = None;
+    let (mut cpu, mut wait) = (Duration::ZERO, Duration::ZERO);
     for h in handles {
         let tr = h.join().map_err(|_| {
             Error::new(
@@ -595,7 +616,10 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         per_conn.extend(tr.conns);
         hists.push(tr.hist);
         last_done = last_done.max(tr.last_done);
+        cpu += tr.cpu;
+        wait += tr.wait;
     }
+    let load_time = start.elapsed();
     per_conn.sort_by_key(|(i, _)| *i);
     let histogram = merge_histograms(&hists);
     let mut errors = BTreeMap::new();
@@ -627,6 +651,9 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         lost_bytes: 0,
         stopped_by: StopReason::Duration,
         histogram,
+        load_time,
+        cpu_time: cpu,
+        cpu_wait: wait,
     };
     let mut errored = 0;
     for (_, c) in per_conn {
@@ -724,6 +751,19 @@ struct ThreadResult {
     conns: Vec<(usize, ConnStats)>,
     hist: Histogram<u64>,
     last_done: Option<Instant>,
+    /// On-CPU and runnable-but-waiting time of this thread during the load phase.
+    cpu: Duration,
+    wait: Duration,
+}
+
+/// This thread's (on-CPU, waiting-for-a-CPU) times from `/proc/thread-self/schedstat`
+/// (zero where there is no such file).
+fn sched_times() -> (Duration, Duration) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut f = text
+        .split_whitespace()
+        .map(|x| Duration::from_nanos(x.parse().unwrap_or(0)));
+    (f.next().unwrap_or_default(), f.next().unwrap_or_default())
 }
 
 enum Conn {
@@ -784,6 +824,8 @@ fn worker(
         conns: Vec::new(),
         hist: new_histogram(),
         last_done: None,
+        cpu: Duration::ZERO,
+        wait: Duration::ZERO,
     };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -807,6 +849,7 @@ fn worker(
     let Ok(Some(go)) = go.recv() else {
         return empty();
     };
+    let (cpu0, wait0) = sched_times();
     let local = tokio::task::LocalSet::new();
     let results = local.block_on(&rt, async {
         let mut tasks = Vec::with_capacity(conns.len());
@@ -866,12 +909,15 @@ fn worker(
         }
         out
     });
+    let (cpu1, wait1) = sched_times();
     let last_done = results.iter().filter_map(|(_, s)| s.last_done).max();
     let hist = HIST.with(|h| std::mem::replace(&mut *h.borrow_mut(), new_histogram()));
     ThreadResult {
         conns: results,
         hist,
         last_done,
+        cpu: cpu1.saturating_sub(cpu0),
+        wait: wait1.saturating_sub(wait0),
     }
 }
 

@@ -258,6 +258,8 @@ struct Summary {
     lost_bytes: u64,
     stopped_by: String,
     histogram: bench::hdrhistogram::Histogram<u64>,
+    cpu_pct: Option<f64>,
+    cpu_wait_pct: Option<f64>,
 }
 
 impl Summary {
@@ -292,6 +294,8 @@ impl Summary {
             lost_bytes: r.lost_bytes,
             stopped_by: r.stopped_by.as_str().into(),
             histogram: r.histogram.clone(),
+            cpu_pct: Some(r.cpu_pct()),
+            cpu_wait_pct: Some(r.cpu_wait_pct()),
         })
     }
 
@@ -367,6 +371,8 @@ impl Summary {
             "stopped_by": self.stopped_by,
             "histogram": hist,
             "histogram_unit": "ns",
+            "cpu_pct": self.cpu_pct.map(|x| (x * 10.0).round() / 10.0),
+            "cpu_wait_pct": self.cpu_wait_pct.map(|x| (x * 10.0).round() / 10.0),
         });
         if self.merged {
             v["runs"] = json!(self.runs);
@@ -453,6 +459,17 @@ impl Summary {
         if self.lost_bytes > 0 {
             writeln!(out, "lost bytes  {}", self.lost_bytes)?;
         }
+        if let (Some(c), Some(w)) = (self.cpu_pct, self.cpu_wait_pct) {
+            writeln!(
+                out,
+                "load CPU    {c:.0} % of a CPU; waited for a CPU {w:.1} % of the time{}",
+                if w > 5.0 {
+                    " (other processes disturbed this run)"
+                } else {
+                    ""
+                }
+            )?;
+        }
         Ok(())
     }
 }
@@ -489,6 +506,8 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
         lost_bytes: 0,
         stopped_by: "merged".into(),
         histogram: bench::new_histogram(),
+        cpu_pct: None,
+        cpu_wait_pct: None,
     };
     let mut hists = Vec::new();
     let mut targets = Vec::<String>::new();
