@@ -347,3 +347,76 @@ mod data_tests {
         assert_eq!(through(b"a\nb\n", false).await, b"a\nb\n");
     }
 }
+
+/// TLS for `connect` (ncat's `--ssl`): the server's certificate is verified by default.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsClientArgs {
+    /// Speak TLS (rustls) over the TCP connection; the certificate is verified against the
+    /// system's roots and the host name.
+    #[arg(long = "tls")]
+    pub tls: bool,
+    /// With --tls: trust the CA certificates in this PEM file instead of the system's.
+    #[arg(long = "cacert", value_name = "FILE", requires = "tls")]
+    pub cacert: Option<PathBuf>,
+    /// With --tls: do not verify the server's certificate. Dangerous.
+    #[arg(long = "insecure", requires = "tls")]
+    pub insecure: bool,
+}
+
+impl TlsClientArgs {
+    /// The client configuration when --tls was given (warning on stderr for --insecure).
+    pub fn config(
+        &self,
+    ) -> sockit::Result<Option<std::sync::Arc<sockit::tls::rustls::ClientConfig>>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        if self.insecure {
+            eprintln!(
+                "sockit: warning: --insecure: the server's certificate is not verified; \
+                 anyone on the path can read and change this connection"
+            );
+        }
+        let (config, _) = sockit::tls::client_config(&sockit::tls::ClientOptions {
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            alpn: Vec::new(),
+        })?;
+        Ok(Some(config))
+    }
+}
+
+/// TLS for `listen` (ncat's `--ssl --ssl-cert --ssl-key`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsServerArgs {
+    /// Speak TLS (rustls) with each client; needs --cert and --key.
+    #[arg(long = "tls", requires_all = ["cert", "key"])]
+    pub tls: bool,
+    /// With --tls: the server's certificate chain (PEM).
+    #[arg(long = "cert", value_name = "FILE", requires = "tls")]
+    pub cert: Option<PathBuf>,
+    /// With --tls: the server's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "key", value_name = "FILE", requires = "tls")]
+    pub key: Option<PathBuf>,
+}
+
+impl TlsServerArgs {
+    /// The server configuration when --tls was given.
+    pub fn config(
+        &self,
+    ) -> sockit::Result<Option<std::sync::Arc<sockit::tls::rustls::ServerConfig>>> {
+        match (self.tls, &self.cert, &self.key) {
+            (true, Some(cert), Some(key)) => Ok(Some(sockit::tls::server_config(cert, key, &[])?)),
+            (true, _, _) => Err(sockit::Error::invalid_input(
+                "tls",
+                "--tls needs --cert FILE and --key FILE",
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// The refusal for --tls over anything but TCP.
+pub fn tls_needs_tcp() -> sockit::Error {
+    sockit::Error::invalid_input("tls", "--tls needs a TCP connection (not -u or --unix)")
+}

@@ -102,8 +102,16 @@ impl Error {
     }
 
     /// Converts an `io::Error` from a system call: its errno is kept (kind Os); an error
-    /// without errno keeps its text; `TimedOut` without errno becomes [`ErrorKind::Timeout`].
+    /// without errno keeps its text; `TimedOut` without errno becomes [`ErrorKind::Timeout`];
+    /// an `io::Error` that wraps a sockit `Error` gives that error back unchanged.
     pub fn from_io(op: impl Into<Cow<'static, str>>, err: io::Error) -> Self {
+        // An io::Error made from a sockit Error (`From<Error> for io::Error`, e.g. a TLS
+        // failure inside a stream) gives that error back, kind and all.
+        if err.raw_os_error().is_none()
+            && let Some(inner) = err.get_ref().and_then(|i| i.downcast_ref::<Error>())
+        {
+            return inner.clone();
+        }
         match err.raw_os_error() {
             Some(errno) => Error::from_errno(op, errno),
             None if err.kind() == io::ErrorKind::TimedOut => Error::timeout(op),
@@ -252,5 +260,14 @@ mod tests {
         assert_eq!(e.message(), "Resource temporarily unavailable");
         let back: io::Error = e.into();
         assert_eq!(back.raw_os_error(), Some(libc::EAGAIN));
+    }
+
+    #[test]
+    fn io_errors_carrying_a_sockit_error_give_it_back() {
+        let tls = Error::tls("certificate verify failed: unknown issuer");
+        let wrapped: io::Error = tls.clone().into();
+        assert_eq!(Error::from_io("recv", wrapped), tls);
+        let t: io::Error = Error::timeout("connect").into();
+        assert_eq!(Error::from_io("recv", t), Error::timeout("connect"));
     }
 }

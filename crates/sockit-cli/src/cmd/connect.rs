@@ -19,7 +19,9 @@ use sockit::unix::UnixAddr;
 use sockit::{Port, SockType};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::args::{DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, parse_secs};
+use crate::args::{
+    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsClientArgs, parse_secs,
+};
 
 /// Arguments of `sockit connect`.
 #[derive(Debug, clap::Args)]
@@ -62,6 +64,8 @@ pub struct Args {
     pub data: DataArgs,
     #[command(flatten)]
     pub sockopts: SocketOptArgs,
+    #[command(flatten)]
+    pub tls: TlsClientArgs,
 }
 
 /// Boxed local input (stdin). The hook point for `-C` / `-d` (issue 5): wrap it here.
@@ -155,6 +159,10 @@ pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
 
 async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
     args.sockopts.options().validate()?;
+    let tls = args.tls.config()?;
+    if tls.is_some() && (args.udp || args.unix.is_some()) {
+        return Err(crate::args::tls_needs_tcp().into());
+    }
     if let Some(path) = &args.unix {
         return connect_unix(&args, path, events).await;
     }
@@ -207,7 +215,24 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
         || format!("connected to {} {} (tcp)", host_text(&peer), peer.port()),
         || json!({"event": "connected", "proto": "tcp", "peer_host": host_text(&peer), "peer_port": peer.port(), "attempts": conn.attempts}),
     );
-    let (mut rr, mut rw) = conn.stream.into_split();
+    let (mut rr, mut rw): (LocalIn, LocalOut) = match tls {
+        Some(config) => {
+            let mut stream = sockit::tls::Stream::connect(conn.stream, &host, config)?;
+            stream.handshake().await?;
+            if let Some(i) = stream.session_info() {
+                events.emit(
+                    || format!("TLS handshake done: {} {}", i.version, i.cipher),
+                    || json!({"event": "tls", "version": i.version, "cipher": i.cipher}),
+                );
+            }
+            let (r, w) = tokio::io::split(stream);
+            (Box::new(r), Box::new(w))
+        }
+        None => {
+            let (r, w) = conn.stream.into_split();
+            (Box::new(r), Box::new(w))
+        }
+    };
     let outcome = relay::relay_stream(
         &mut lin,
         &mut lout,

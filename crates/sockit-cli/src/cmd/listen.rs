@@ -28,7 +28,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, Interest};
 use tokio::net::{TcpListener, UdpSocket, UnixDatagram, UnixListener};
 use tokio::sync::{Mutex, mpsc, watch};
 
-use crate::args::{DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, parse_secs};
+use crate::args::{
+    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsServerArgs, parse_secs,
+};
 use crate::cmd::connect::{apply_sockopts, finish, local_stdio, stdin_is_terminal};
 
 /// Arguments of `sockit listen`.
@@ -88,6 +90,8 @@ pub struct Args {
     pub data: DataArgs,
     #[command(flatten)]
     pub sockopts: SocketOptArgs,
+    #[command(flatten)]
+    pub tls: TlsServerArgs,
     /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection) with the
     /// socket as its stdin/stdout: argv only, never a shell. Must come last.
     #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true)]
@@ -196,6 +200,8 @@ fn event(events: Events, name: &'static str, peer: &PeerAddr, extra: serde_json:
 /// The listening socket.
 enum Bound {
     Tcp(TcpListener),
+    /// TCP with TLS (`--tls`): each accepted stream does its handshake on first use.
+    Tls(TcpListener, Arc<sockit::tls::rustls::ServerConfig>),
     UnixStream(UnixListener),
     Dgram(Dgram),
 }
@@ -275,6 +281,11 @@ impl Bound {
             Bound::Tcp(l) => {
                 let (s, a) = l.accept().await?;
                 let (r, w) = s.into_split();
+                Ok((Box::new(r), Box::new(w), PeerAddr::Ip(a)))
+            }
+            Bound::Tls(l, config) => {
+                let (s, a) = l.accept().await?;
+                let (r, w) = tokio::io::split(sockit::tls::Stream::accept(s, config.clone()));
                 Ok((Box::new(r), Box::new(w), PeerAddr::Ip(a)))
             }
             Bound::UnixStream(l) => {
@@ -372,6 +383,10 @@ fn bind_ip(args: &Args, addr: SocketAddr, events: Events) -> sockit::Result<Boun
 
 fn bind(args: &Args, cleanup: &mut Cleanup, events: Events) -> anyhow::Result<Bound> {
     let io = |e| sockit::Error::from_io("socket", e);
+    let tls = args.tls.config()?;
+    if tls.is_some() && (args.udp || args.unix.is_some()) {
+        return Err(crate::args::tls_needs_tcp().into());
+    }
     if let Some(text) = &args.unix {
         let addr = UnixAddr::parse(text)?;
         let bound = if args.udp {
@@ -387,9 +402,12 @@ fn bind(args: &Args, cleanup: &mut Cleanup, events: Events) -> anyhow::Result<Bo
         return Ok(bound);
     }
     let addr = bind_addr(args)?;
-    let bound = bind_ip(args, addr, events)?;
+    let bound = match (bind_ip(args, addr, events)?, tls) {
+        (Bound::Tcp(l), Some(config)) => Bound::Tls(l, config),
+        (bound, _) => bound,
+    };
     let local = match &bound {
-        Bound::Tcp(l) => l.local_addr(),
+        Bound::Tcp(l) | Bound::Tls(l, _) => l.local_addr(),
         Bound::Dgram(Dgram::Udp(s)) => s.local_addr(),
         _ => Ok(addr),
     }

@@ -581,3 +581,135 @@ fn https_to_a_plain_server_is_a_tls_error() {
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(stderr(&o).contains("does not speak TLS"), "{}", stderr(&o));
 }
+
+// ------------------------------------------------------------------------------------
+// TLS for connect and listen
+// ------------------------------------------------------------------------------------
+
+/// `sockit listen --tls` on 127.0.0.1 with the PKI's certificate; `stdin_data` is written to
+/// its stdin, which is then closed.
+fn tls_listener(pki: &Pki, stdin_data: &[u8]) -> Server {
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let mut s = sockit_server(&[
+        "listen",
+        "--tls",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "127.0.0.1",
+        "0",
+    ]);
+    if let Some(mut stdin) = s.child.stdin.take() {
+        use std::io::Write;
+        let _ = stdin.write_all(stdin_data);
+    }
+    s
+}
+
+/// Waits (bounded) for a server process to end; its exit code.
+fn exit_code(s: &mut Server, limit: Duration) -> Option<i32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(st)) = s.child.try_wait() {
+            return st.code();
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn listen_tls_and_connect_tls_exchange_bytes() {
+    let pki = Pki::new("nc-tls", &["localhost", "127.0.0.1"], false);
+    let mut s = tls_listener(&pki, b"from listen\n");
+    let port = s.port.to_string();
+    let ca = pki.path("ca.pem");
+    let mut c = sockit(&["connect", "--tls", "--cacert", &ca, "127.0.0.1", &port]);
+    let o = run_with_input(&mut c, b"from connect\n", LIMIT);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from listen\n");
+    assert_eq!(s.next_line(LIMIT).as_deref(), Some("from connect"));
+    assert_eq!(exit_code(&mut s, LIMIT), Some(0));
+}
+
+#[test]
+fn connect_tls_verifies_by_default_and_insecure_warns() {
+    let pki = Pki::new("nc-verify", &["localhost", "127.0.0.1"], false);
+    let mut s = tls_listener(&pki, b"");
+    let port = s.port.to_string();
+    let o = run_with_input(
+        &mut sockit(&["connect", "--tls", "127.0.0.1", &port]),
+        b"x",
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(stderr(&o).contains("unknown issuer"), "{}", stderr(&o));
+    // The listener sees the client's refusal as a TLS error too.
+    assert_eq!(exit_code(&mut s, LIMIT), Some(6));
+
+    let s = tls_listener(&pki, b"hi\n");
+    let port = s.port.to_string();
+    let o = run_with_input(
+        &mut sockit(&["connect", "--tls", "--insecure", "127.0.0.1", &port]),
+        b"",
+        LIMIT,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hi\n");
+    assert!(stderr(&o).contains("warning: --insecure"), "{}", stderr(&o));
+}
+
+#[test]
+fn listen_tls_talks_with_openssl_s_client() {
+    if !have("openssl") {
+        eprintln!("openssl not installed: skipped");
+        return;
+    }
+    let pki = Pki::new("nc-openssl", &["localhost"], false);
+    let mut s = tls_listener(&pki, b"hello s_client\n");
+    let ca = pki.path("ca.pem");
+    let mut c = Command::new("openssl");
+    c.args([
+        "s_client",
+        "-quiet",
+        "-verify_return_error",
+        "-servername",
+        "localhost",
+    ])
+    .args(["-CAfile", &ca, "-connect", &format!("127.0.0.1:{}", s.port)]);
+    let o = run_with_input(&mut c, b"hello from s_client\n", LIMIT);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "hello s_client\n");
+    assert_eq!(s.next_line(LIMIT).as_deref(), Some("hello from s_client"));
+    assert_eq!(exit_code(&mut s, LIMIT), Some(0));
+}
+
+#[test]
+fn tls_flags_refuse_what_they_cannot_do() {
+    let o = run(
+        &mut sockit(&["connect", "--tls", "-u", "127.0.0.1", "9"]),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--tls needs a TCP"), "{}", stderr(&o));
+    let o = run(&mut sockit(&["listen", "--tls", "127.0.0.1", "0"]), LIMIT);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = run(
+        &mut sockit(&[
+            "listen",
+            "--tls",
+            "--cert",
+            "/nonexistent/c.pem",
+            "--key",
+            "/nonexistent/k.pem",
+            "127.0.0.1",
+            "0",
+        ]),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
+}
