@@ -668,9 +668,23 @@ fn listen_tls_talks_with_openssl_s_client() {
         eprintln!("openssl not installed: skipped");
         return;
     }
+    use std::io::Write;
     let pki = Pki::new("nc-openssl", &["localhost"], false);
-    let mut s = tls_listener(&pki, b"hello s_client\n");
+    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
+    let mut s = sockit_server(&[
+        "listen",
+        "--tls",
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+        "127.0.0.1",
+        "0",
+    ]);
+    let mut listen_in = s.child.stdin.take().expect("listen stdin");
+    listen_in.write_all(b"hello s_client\n").expect("write");
     let ca = pki.path("ca.pem");
+    // -quiet implies -ign_eof: s_client ends when the server closes, not at its stdin's end.
     let mut c = Command::new("openssl");
     c.args([
         "s_client",
@@ -679,11 +693,20 @@ fn listen_tls_talks_with_openssl_s_client() {
         "-servername",
         "localhost",
     ])
-    .args(["-CAfile", &ca, "-connect", &format!("127.0.0.1:{}", s.port)]);
-    let o = run_with_input(&mut c, b"hello from s_client\n", LIMIT);
+    .args(["-CAfile", &ca, "-connect", &format!("127.0.0.1:{}", s.port)])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("openssl s_client");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(b"hello from s_client\n").expect("write");
+    }
+    assert_eq!(s.next_line(LIMIT).as_deref(), Some("hello from s_client"));
+    // Only now end the listener's input: its close_notify then ends s_client.
+    drop(listen_in);
+    let o = wait_output(child, LIMIT);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hello s_client\n");
-    assert_eq!(s.next_line(LIMIT).as_deref(), Some("hello from s_client"));
     assert_eq!(exit_code(&mut s, LIMIT), Some(0));
 }
 
