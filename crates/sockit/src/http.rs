@@ -13,7 +13,8 @@
 //! [`BodyDecoder`] (chunked decoding, truncation detection).
 //!
 //! **Doing the exchange** — [`Exchange`]: resolve the host with one `getaddrinfo(3)` call,
-//! `connect(2)` to each address in turn under the connect timeout, the TLS handshake
+//! connect with Happy Eyeballs (RFC 8305, [`crate::client::connect_happy_addrs`]) under the
+//! connect timeout, the TLS handshake
 //! (rustls, see [`crate::tls`]), send the request, read the head and the body. Every phase
 //! is timed ([`Timings`], microseconds in the CLI). Contracts:
 //! - Blocking I/O on the calling thread. Every read and write waits at most until the
@@ -1124,16 +1125,16 @@ pub struct Timings {
 pub enum Event<'a> {
     /// The name lookup answered these addresses.
     Resolved(&'a [SocketAddr]),
-    /// A connect to this address begins.
-    Connecting(SocketAddr),
-    /// That connect failed (the next address is tried, if any).
-    ConnectFailed(SocketAddr, &'a Error),
+    /// Happy Eyeballs (RFC 8305) begins with the addresses in this order.
+    Connecting(&'a [SocketAddr]),
     /// Connected: local and peer addresses.
     Connected {
         /// Our side.
         local: SocketAddr,
         /// The server's side.
         peer: SocketAddr,
+        /// How many connect attempts were started (1 when the first address answered).
+        attempts: usize,
     },
     /// The TLS handshake is done.
     TlsDone(&'a tls::SessionInfo),
@@ -1228,8 +1229,8 @@ impl fmt::Debug for Exchange<'_> {
 
 impl<'o> Exchange<'o> {
     /// Resolves `url`'s host (one `getaddrinfo(3)` call, `AI_NUMERICHOST` for an address),
-    /// connects to each address in turn (`connect(2)`) until one answers, all within
-    /// `connect_timeout`, and for `https://` does the TLS handshake (SNI, ALPN, verification
+    /// connects with Happy Eyeballs (RFC 8305: IPv6 first, the next address 250 ms later or
+    /// at once after a failure, first to connect wins), all within `connect_timeout`, and for `https://` does the TLS handshake (SNI, ALPN, verification
     /// as `opts.tls` says).
     ///
     /// # Errors
@@ -1262,35 +1263,9 @@ impl<'o> Exchange<'o> {
             ..Timings::default()
         };
         emit(&Event::Resolved(&addrs));
-        let mut last_err = None;
-        let mut tcp = None;
-        for addr in &addrs {
-            let timeout = match remaining(connect_deadline) {
-                Some(Some(t)) => Some(t),
-                Some(None) => {
-                    last_err = Some(Error::timeout("connect"));
-                    break;
-                }
-                None => None,
-            };
-            emit(&Event::Connecting(*addr));
-            match connect_one(addr, timeout) {
-                Ok(s) => {
-                    tcp = Some(s);
-                    break;
-                }
-                Err(e) => {
-                    emit(&Event::ConnectFailed(*addr, &e));
-                    last_err = Some(e);
-                }
-            }
-        }
-        let tcp = match tcp {
-            Some(t) => t,
-            None => {
-                return Err(last_err.unwrap_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME)));
-            }
-        };
+        let ordered = crate::client::happy_order(addrs);
+        emit(&Event::Connecting(&ordered));
+        let (tcp, attempts) = connect_happy(ordered, connect_deadline)?;
         timings.connect = start.elapsed();
         let peer = tcp
             .peer_addr()
@@ -1298,7 +1273,11 @@ impl<'o> Exchange<'o> {
         let local = tcp
             .local_addr()
             .map_err(|e| Error::from_io("getsockname", e))?;
-        emit(&Event::Connected { local, peer });
+        emit(&Event::Connected {
+            local,
+            peer,
+            attempts,
+        });
         let _ = tcp.set_nodelay(true);
 
         let (stream, tls_info) = match url.scheme {
@@ -1633,24 +1612,31 @@ fn resolve(
     Ok(addrs)
 }
 
-fn connect_one(addr: &SocketAddr, timeout: Option<Duration>) -> Result<TcpStream> {
-    let sock = socket2::Socket::new(
-        socket2::Domain::for_address(*addr),
-        socket2::Type::STREAM,
-        Some(socket2::Protocol::TCP),
-    )
-    .map_err(|e| Error::from_io("socket", e))?;
-    let res = match timeout {
-        Some(t) => sock.connect_timeout(&(*addr).into(), t),
-        None => sock.connect(&(*addr).into()),
+/// Happy Eyeballs (RFC 8305) over the ordered addresses, as the CLI's `connect` does
+/// ([`crate::client::connect_happy_addrs`]), on a one-thread tokio runtime; the winner comes
+/// back as a blocking std socket. Returns it and the number of attempts started.
+fn connect_happy(addrs: Vec<SocketAddr>, deadline: Option<Instant>) -> Result<(TcpStream, usize)> {
+    let timeout = match remaining(deadline) {
+        Some(Some(t)) => Some(t),
+        Some(None) => return Err(Error::timeout("connect")),
+        None => None,
     };
-    res.map_err(|e| match e.kind() {
-        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock if e.raw_os_error().is_none() => {
-            Error::timeout("connect")
-        }
-        _ => Error::from_io("connect", e),
-    })?;
-    Ok(sock.into())
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::from_io("tokio runtime", e))?;
+    let opts = crate::client::ConnectOptions {
+        timeout,
+        ..crate::client::ConnectOptions::default()
+    };
+    let conn = rt.block_on(crate::client::connect_happy_addrs(addrs, &opts))?;
+    let tcp = conn
+        .stream
+        .into_std()
+        .map_err(|e| Error::from_io("connect", e))?;
+    tcp.set_nonblocking(false)
+        .map_err(|e| Error::from_io("fcntl", e))?;
+    Ok((tcp, conn.attempts))
 }
 
 #[cfg(test)]

@@ -454,25 +454,27 @@ fn verbose_event(ev: &Event<'_>) {
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
-        Event::Connecting(a) => writeln!(
+        Event::Connecting(addrs) => writeln!(
             err,
-            "* connecting to {} port {}",
-            sockit::addr::host_text(a),
-            a.port()
+            "* connecting (Happy Eyeballs, RFC 8305) to {}",
+            addrs
+                .iter()
+                .map(|a| format!("{} port {}", sockit::addr::host_text(a), a.port()))
+                .collect::<Vec<_>>()
+                .join(", then ")
         ),
-        Event::ConnectFailed(a, e) => writeln!(
+        Event::Connected {
+            local,
+            peer,
+            attempts,
+        } => writeln!(
             err,
-            "* connect to {} port {} failed: {e}",
-            sockit::addr::host_text(a),
-            a.port()
-        ),
-        Event::Connected { local, peer } => writeln!(
-            err,
-            "* connected to {} port {} from {} port {}",
+            "* connected to {} port {} from {} port {} ({attempts} attempt{})",
             sockit::addr::host_text(peer),
             peer.port(),
             sockit::addr::host_text(local),
-            local.port()
+            local.port(),
+            if *attempts == 1 { "" } else { "s" }
         ),
         Event::TlsDone(info) => writeln!(
             err,
