@@ -110,7 +110,7 @@ if [ "$LG_CHECK" = 1 ]; then
         else
           # shellcheck disable=SC2086
           o=$(timeout 60 $LG_PIN "$SK" bench 127.0.0.1 "$port" -c "$c" --size 64 --duration "$LG_DUR" --warmup 0.3 --json 2>>"$OUT/logs/lg.err")
-          echo "{\"who\":\"sockit\",\"round\":$r,\"c\":$c,\"rps\":$(echo "$o" | grep -o '"rps":[0-9.]*' | cut -d: -f2),\"p99_us\":$(echo "$o" | grep -o '"latency_p99_us":[0-9.]*' | cut -d: -f2),\"errors\":$(echo "$o" | grep -o '"errors":[0-9]*' | cut -d: -f2)}" >> "$LGRES"
+          echo "{\"who\":\"sockit\",\"round\":$r,\"c\":$c,\"rps\":$(echo "$o" | grep -o '"rps":[0-9.]*' | cut -d: -f2),\"p99_us\":$(echo "$o" | grep -o '"latency_p99_us":[0-9.]*' | cut -d: -f2),\"errors\":$(echo "$o" | grep -o '"errors":[0-9]*' | cut -d: -f2),\"wait_pct\":$(echo "$o" | grep -o '"cpu_wait_pct":[0-9.]*' | cut -d: -f2)}" >> "$LGRES"
         fi
       done
     done
@@ -125,8 +125,8 @@ rows = []
 for l in open(sys.argv[1]):
     try: rows.append(json.loads(l))
     except ValueError: pass
-print("| connections | echo-loadgen rps | sockit bench rps | ratio (median of rounds) | min–max ratio | p99 µs loadgen / sockit |")
-print("|---:|---:|---:|---:|---|---|")
+print("| connections | echo-loadgen rps | sockit bench rps | ratio (median of rounds) | min–max ratio | p99 µs loadgen / sockit | CPU wait % loadgen / sockit |")
+print("|---:|---:|---:|---:|---|---|---|")
 for c in sorted({r["c"] for r in rows}):
     lg = {r["round"]: r for r in rows if r["c"] == c and r["who"] == "loadgen" and r.get("rps")}
     sk = {r["round"]: r for r in rows if r["c"] == c and r["who"] == "sockit" and r.get("rps")}
@@ -134,9 +134,10 @@ for c in sorted({r["c"] for r in rows}):
     if not ratios: continue
     m = lambda d, k: statistics.median([x[k] for x in d.values() if x.get(k) is not None])
     print(f"| {c} | {m(lg, 'rps'):,.0f} | {m(sk, 'rps'):,.0f} | {statistics.median(ratios):.2f} | "
-          f"{min(ratios):.2f}–{max(ratios):.2f} | {m(lg, 'p99_us'):.0f} / {m(sk, 'p99_us'):.0f} |")
+          f"{min(ratios):.2f}–{max(ratios):.2f} | {m(lg, 'p99_us'):.0f} / {m(sk, 'p99_us'):.0f} | "
+          f"{m(lg, 'wait_pct'):.1f} / {m(sk, 'wait_pct'):.1f} |")
 print()
-print("target: ratio >= 0.95 at 50 connections. The machine is shared: a loadgen wait % above a few")
-print(f"percent means another process took CPU time (raw rows: {sys.argv[1]}).")
+print("target: ratio >= 0.95 at 50 connections. The machine is shared: a CPU wait above a few percent")
+print(f"means another process took the load generator's CPU (raw rows: {sys.argv[1]}).")
 PY
 fi
