@@ -221,7 +221,6 @@ fn run_with_progress(config: &Config) -> anyhow::Result<Report> {
             p.requests,
             rate
         ));
-        b.tick();
     });
     if let Some(b) = bar {
         b.finish_and_clear();
