@@ -1,6 +1,5 @@
 //! Argument groups shared by several subcommands (flattened into their `Args`).
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -90,6 +89,22 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A connect timeout (`-w SECS`): seconds as `parse_secs` reads them, but more than 0.
+///
+/// `-w 0` is refused rather than given a meaning: ncat refuses it too ("must be greater
+/// than 0"), OpenBSD nc turns it into a zero-length poll (every connect that is not
+/// instant "times out"), and Python's `create_connection(timeout=0)` makes a non-blocking
+/// socket whose connect fails with EINPROGRESS. No limit is spelled by leaving `-w` out.
+pub fn parse_timeout_secs(text: &str) -> Result<Duration, String> {
+    let d = parse_secs(text)?;
+    if d.is_zero() {
+        return Err(format!(
+            "a timeout must be more than 0 seconds, not {text} (leave -w out for no limit)"
+        ));
+    }
+    Ok(d)
+}
+
 /// `-4`, `-6`, `-n`: which family, and whether names may be looked up.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FamilyArgs {
@@ -161,13 +176,9 @@ impl Events {
     /// Prints one event: `text` (after `sockit: `) with `-v`, `object` with `--json`.
     pub fn emit(&self, text: impl FnOnce() -> String, object: impl FnOnce() -> serde_json::Value) {
         if self.json {
-            let line = object().to_string();
-            let mut e = std::io::stderr().lock();
-            let _ = writeln!(e, "{line}");
+            crate::exit::stderr_line(format_args!("{}", object()));
         } else if self.verbose > 0 {
-            let line = text();
-            let mut e = std::io::stderr().lock();
-            let _ = writeln!(e, "sockit: {line}");
+            crate::exit::stderr_line(format_args!("sockit: {}", text()));
         }
     }
 
@@ -178,8 +189,7 @@ impl Events {
         if self.json && !crate::exit::is_broken_pipe(err) {
             let mut obj = crate::output::json_error(err);
             obj["event"] = "error".into();
-            let mut e = std::io::stderr().lock();
-            let _ = writeln!(e, "{obj}");
+            crate::exit::stderr_line(format_args!("{obj}"));
             return std::process::ExitCode::from(crate::exit::code_for(err));
         }
         crate::exit::report(err)

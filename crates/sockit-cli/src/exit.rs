@@ -1,6 +1,6 @@
 //! Errors printed once, at the top, and the one mapping from error kind to exit code.
 
-use std::io;
+use std::io::{self, Write};
 use std::process::ExitCode;
 
 use sockit::ErrorKind;
@@ -43,6 +43,15 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    eprintln!("sockit: {err:#}");
+    stderr_line(format_args!("sockit: {err:#}"));
     ExitCode::from(code_for(err))
+}
+
+/// Writes one line on stderr, ignoring write errors: `eprintln!` panics when stderr is a
+/// closed pipe (EPIPE), and a message nobody can read must not turn the exit code into 101.
+/// Every stderr line of the CLI goes through here (one `write(2)` per line).
+pub fn stderr_line(line: std::fmt::Arguments<'_>) {
+    let mut text = line.to_string();
+    text.push('\n');
+    let _ = io::stderr().lock().write_all(text.as_bytes());
 }

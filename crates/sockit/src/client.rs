@@ -250,7 +250,8 @@ pub async fn connect_happy(host: &str, port: &Port, opts: &ConnectOptions) -> Re
 /// # Errors
 /// - [`ErrorKind::Timeout`] when the deadline expires first.
 /// - [`ErrorKind::Os`] with the last failure when every attempt
-///   failed, or `EAFNOSUPPORT` when no address matches the source's family.
+///   failed (a source that cannot be bound: `bind: … (source ADDR)`), or `bind:`
+///   `EAFNOSUPPORT` when no address matches the source's family ([`source_family_error`]).
 /// - [`ErrorKind::Gai`] (`EAI_NONAME`) when `addrs` is empty.
 pub async fn connect_happy_addrs(
     addrs: Vec<SocketAddr>,
@@ -267,8 +268,8 @@ pub async fn connect_happy_addrs(
             .collect(),
         None => addrs,
     };
-    if addrs.is_empty() {
-        return Err(Error::from_errno("connect", libc::EAFNOSUPPORT));
+    if let (true, Some(src)) = (addrs.is_empty(), opts.source) {
+        return Err(source_family_error(src));
     }
     let mut attempts: JoinSet<(SocketAddr, Result<TcpStream>)> = JoinSet::new();
     let mut next = 0usize;
@@ -288,7 +289,10 @@ pub async fn connect_happy_addrs(
             );
         }
         let more = next < addrs.len();
+        // Biased: an attempt that ended (a refusal, a connect) is seen before a deadline
+        // that passed meanwhile, so a refusal is never reported as a timeout.
         tokio::select! {
+            biased;
             joined = attempts.join_next() => match joined {
                 Some(Ok((peer, Ok(stream)))) => {
                     return Ok(Connected { stream, peer, attempts: next });
@@ -307,6 +311,38 @@ pub async fn connect_happy_addrs(
             _ = sleep_until_opt(deadline) => return Err(Error::timeout("connect")),
         }
     }
+}
+
+/// The error for a source address (`-s`) of another family than every peer address: the
+/// failing step is the source's `bind(2)`, which on a socket of the peer's family fails
+/// with `EAFNOSUPPORT`, so that is what it says — naming the source, not blaming `connect`.
+///
+/// `bind: [Errno 97] Address family not supported by protocol (source ::1 is IPv6; no
+/// address of the peer is)`.
+pub fn source_family_error(source: IpAddr) -> Error {
+    let family = if source.is_ipv4() { "IPv4" } else { "IPv6" };
+    Error::new(
+        ErrorKind::Os,
+        "bind",
+        Some(libc::EAFNOSUPPORT),
+        format!(
+            "{} (source {source} is {family}; no address of the peer is)",
+            crate::sys::strerror(libc::EAFNOSUPPORT)
+        ),
+    )
+}
+
+/// A failed `bind(2)` of the source address, naming it: `bind: [Errno 99] Cannot assign
+/// requested address (source 192.0.2.1 port 0)`.
+pub fn source_bind_error(source: SocketAddr, err: std::io::Error) -> Error {
+    let e = Error::from_io("bind", err);
+    let message = format!(
+        "{} (source {} port {})",
+        e.message(),
+        crate::addr::host_text(&source),
+        source.port()
+    );
+    Error::new(e.kind(), "bind", e.code(), message)
 }
 
 async fn sleep_until_opt(deadline: Option<Instant>) {
@@ -336,8 +372,8 @@ async fn connect_one(
         });
         sock.set_reuseaddr(true)
             .map_err(|e| Error::from_io("setsockopt", e))?;
-        sock.bind(SocketAddr::new(ip, source_port))
-            .map_err(|e| Error::from_io("bind", e))?;
+        let src = SocketAddr::new(ip, source_port);
+        sock.bind(src).map_err(|e| source_bind_error(src, e))?;
     }
     sock.connect(addr)
         .await

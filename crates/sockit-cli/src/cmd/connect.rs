@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::args::{
     DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsClientArgs, parse_secs,
+    parse_timeout_secs,
 };
 
 /// Arguments of `sockit connect`.
@@ -36,7 +37,7 @@ pub struct Args {
     #[arg(long = "unix", value_name = "PATH", conflicts_with = "address")]
     pub unix: Option<String>,
     /// Connect timeout in seconds: the whole attempt, over every address of the name.
-    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_timeout_secs)]
     pub wait: Option<Duration>,
     /// Idle timeout in seconds, reset by traffic either way (expiry exits 5).
     #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
@@ -126,16 +127,31 @@ fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
     }
 }
 
-/// Prints the end event and turns the relay outcome into the exit code.
-pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
-    let t = outcome.totals;
-    let end = match &outcome.result {
+/// How a relay ended, as the `closed` event names it (`peer_closed`, `quit_after_eof`,
+/// `both_closed`, `stdout_closed`, `error`).
+pub fn end_name(outcome: &Outcome) -> &'static str {
+    match &outcome.result {
         Ok(End::RemoteClosed) => "peer_closed",
         Ok(End::QuitAfterEof) => "quit_after_eof",
         Ok(End::BothClosed) => "both_closed",
         Err(e) if crate::args::is_local_broken_pipe(e) => "stdout_closed",
         Err(_) => "error",
-    };
+    }
+}
+
+/// The exit code of a relay outcome: 0, or its error (a closed stdout is a quiet end).
+pub fn outcome_code(outcome: Outcome) -> anyhow::Result<ExitCode> {
+    match outcome.result {
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Prints the end event and turns the relay outcome into the exit code.
+pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
+    let t = outcome.totals;
+    let end = end_name(&outcome);
     events.emit(
         || {
             format!(
@@ -150,11 +166,7 @@ pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
                    "bytes_received": t.bytes_received})
         },
     );
-    match outcome.result {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        Err(e) => Err(e.into()),
-    }
+    outcome_code(outcome)
 }
 
 async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
@@ -180,10 +192,15 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
     let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     if args.udp {
         let addrs = client::resolve(&host, &hp.port, SockType::Dgram, &opts)?;
-        let peer = client::happy_order(addrs)
-            .into_iter()
-            .find(|a| opts.source.is_none_or(|s| s.is_ipv4() == a.is_ipv4()))
-            .ok_or_else(|| sockit::Error::from_errno("connect", libc::EAFNOSUPPORT))?;
+        let mut candidates = client::happy_order(addrs).into_iter();
+        let peer = match opts.source {
+            Some(src) => candidates
+                .find(|a| src.is_ipv4() == a.is_ipv4())
+                .ok_or_else(|| client::source_family_error(src))?,
+            None => candidates
+                .next()
+                .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))?,
+        };
         let local = SocketAddr::new(
             opts.source.unwrap_or(if peer.is_ipv4() {
                 IpAddr::V4(Ipv4Addr::UNSPECIFIED)
@@ -192,9 +209,13 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
             }),
             opts.source_port,
         );
-        let sock = tokio::net::UdpSocket::bind(local)
-            .await
-            .map_err(|e| sockit::Error::from_io("bind", e))?;
+        let sock = tokio::net::UdpSocket::bind(local).await.map_err(|e| {
+            if opts.source.is_some() || opts.source_port != 0 {
+                client::source_bind_error(local, e)
+            } else {
+                sockit::Error::from_io("bind", e)
+            }
+        })?;
         sock.connect(peer)
             .await
             .map_err(|e| sockit::Error::from_io("connect", e))?;

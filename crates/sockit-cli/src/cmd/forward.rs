@@ -32,7 +32,7 @@ pub struct Args {
     #[command(flatten)]
     pub family: FamilyArgs,
     /// Time to connect to the target, in seconds (lookup and every address).
-    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = crate::args::parse_timeout_secs)]
     pub wait: Option<Duration>,
     /// End a session after SECS without traffic either way (UDP sessions: default 60).
     #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
@@ -115,8 +115,7 @@ fn print_event(verbose: u8, json_out: bool, ev: &Event) {
             )
         }
     };
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "sockit: {line}");
+    crate::exit::stderr_line(format_args!("sockit: {line}"));
 }
 
 /// Runs `sockit forward`.
@@ -153,7 +152,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         if verbose > 0 {
             for a in fwd.applied() {
-                eprintln!("sockit: {a}");
+                crate::exit::stderr_line(format_args!("sockit: {a}"));
             }
         }
         let events: EventSink = Arc::new(move |ev| print_event(verbose, json_out, &ev));

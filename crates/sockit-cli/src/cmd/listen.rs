@@ -31,7 +31,7 @@ use tokio::sync::{Mutex, mpsc, watch};
 use crate::args::{
     DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsServerArgs, parse_secs,
 };
-use crate::cmd::connect::{apply_sockopts, finish, local_stdio, stdin_is_terminal};
+use crate::cmd::connect::{apply_sockopts, end_name, local_stdio, outcome_code, stdin_is_terminal};
 
 /// Arguments of `sockit listen`.
 #[derive(Debug, clap::Args)]
@@ -180,6 +180,8 @@ fn event(events: Events, name: &'static str, peer: &PeerAddr, extra: serde_json:
                 }
                 if let Some(r) = obj.get("reason").and_then(|r| r.as_str()) {
                     s.push_str(&format!(" ({r})"));
+                } else if let Some(end) = obj.get("end").and_then(|r| r.as_str()) {
+                    s.push_str(&format!(" ({})", end.replace('_', " ")));
                 }
             }
             s
@@ -451,24 +453,59 @@ fn refused(access: &AccessList, peer: &PeerAddr, events: Events) -> bool {
     out
 }
 
+/// What the options ask for, checked and opened before anything is bound: a bad option or
+/// an unwritable log file fails before the `listening` line, never with a peer waiting.
+struct Checked {
+    /// `--allow` / `--deny`.
+    access: AccessList,
+    /// `-x` / `-o`, opened (created or truncated).
+    log: Option<Arc<std::sync::Mutex<sockit::dump::TrafficLog>>>,
+}
+
+impl Checked {
+    fn new(args: &Args) -> anyhow::Result<Checked> {
+        args.sockopts.options().validate()?;
+        if !args.exec.is_empty() && args.udp {
+            return Err(sockit::Error::invalid_input(
+                "exec",
+                "--exec needs a stream listener (TCP or Unix stream), not -u",
+            )
+            .into());
+        }
+        let access = access(args)?;
+        let log = args.data.tap()?.map(Arc::new);
+        Ok(Checked { access, log })
+    }
+
+    /// The relay tap of the log files, if any.
+    fn tap(&self) -> Option<&dyn relay::Tap> {
+        self.log.as_deref().map(|l| l as &dyn relay::Tap)
+    }
+}
+
 async fn run_async(args: &Args, events: Events, cleanup: &mut Cleanup) -> anyhow::Result<ExitCode> {
-    args.sockopts.options().validate()?;
+    let checked = Checked::new(args)?;
     let bound = bind(args, cleanup, events)?;
     if !args.exec.is_empty() {
-        return serve_exec(args, events, bound).await;
+        return serve_exec(args, events, bound, checked).await;
     }
     let keep = args.keep || args.broker;
     match bound {
-        Bound::Dgram(sock) if keep => serve_datagrams(args, events, sock).await,
-        Bound::Dgram(sock) => one_datagram_peer(args, events, sock).await,
-        listener if keep => serve_streams(args, events, listener).await,
-        listener => one_stream_peer(args, events, listener).await,
+        Bound::Dgram(sock) if keep => serve_datagrams(args, events, sock, checked).await,
+        Bound::Dgram(sock) => one_datagram_peer(args, events, sock, checked).await,
+        listener if keep => serve_streams(args, events, listener, checked).await,
+        listener => one_stream_peer(args, events, listener, checked).await,
     }
 }
 
 /// Accepts one peer, stops listening, and relays it to stdin/stdout.
-async fn one_stream_peer(args: &Args, events: Events, listener: Bound) -> anyhow::Result<ExitCode> {
-    let access = access(args)?;
+async fn one_stream_peer(
+    args: &Args,
+    events: Events,
+    listener: Bound,
+    checked: Checked,
+) -> anyhow::Result<ExitCode> {
+    let access = &checked.access;
     let (mut rr, mut rw, peer) = loop {
         let (r, mut w, peer) = listener
             .accept()
@@ -483,8 +520,7 @@ async fn one_stream_peer(args: &Args, events: Events, listener: Bound) -> anyhow
     event(events, "accepted", &peer, json!({}));
     let (lin, lout) = local_stdio();
     let (mut lin, mut lout) = args.data.wrap(lin, lout);
-    let log = args.data.tap()?;
-    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
+    let tap = checked.tap();
     let outcome = relay::relay_stream(
         &mut lin,
         &mut lout,
@@ -494,12 +530,17 @@ async fn one_stream_peer(args: &Args, events: Events, listener: Bound) -> anyhow
         tap,
     )
     .await;
-    finish(events, outcome)
+    finish(events, &peer, outcome)
 }
 
 /// Waits for the first datagram, follows only that peer (connect(2)), relays it.
-async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::Result<ExitCode> {
-    let access = access(args)?;
+async fn one_datagram_peer(
+    args: &Args,
+    events: Events,
+    sock: Dgram,
+    checked: Checked,
+) -> anyhow::Result<ExitCode> {
+    let access = &checked.access;
     let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
     let (n, peer) = loop {
         let (n, peer) = sock
@@ -531,8 +572,7 @@ async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::
     }
     lout.flush().await?;
     drop(buf);
-    let log = args.data.tap()?;
-    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
+    let tap = checked.tap();
     if peer == PeerAddr::Unnamed {
         // An unbound Unix sender cannot be answered: print what arrives, ignore stdin.
         event(
@@ -556,7 +596,22 @@ async fn one_datagram_peer(args: &Args, events: Events, sock: Dgram) -> anyhow::
     let mut outcome = outcome;
     outcome.totals.bytes_received += first.iter().map(|d| d.len() as u64).sum::<u64>();
     outcome.totals.datagrams_received += first.len() as u64;
-    finish(events, outcome)
+    finish(events, &peer, outcome)
+}
+
+/// One-peer mode: the `closed` event names the peer (`closed HOST PORT: sent N bytes,
+/// received M bytes (both closed)`, JSON with `peer_host`/`peer_port`), as `-k` does; then
+/// the outcome's exit code.
+fn finish(events: Events, peer: &PeerAddr, outcome: relay::Outcome) -> anyhow::Result<ExitCode> {
+    let t = outcome.totals;
+    event(
+        events,
+        "closed",
+        peer,
+        json!({"end": end_name(&outcome), "bytes_sent": t.bytes_sent,
+               "bytes_received": t.bytes_received}),
+    );
+    outcome_code(outcome)
 }
 
 /// Chunks for one client's writer.
@@ -598,13 +653,17 @@ fn stdout_writer() -> (mpsc::Sender<Chunk>, tokio::task::JoinHandle<()>) {
 }
 
 /// `-k` over streams: every client served at once.
-async fn serve_streams(args: &Args, events: Events, listener: Bound) -> anyhow::Result<ExitCode> {
+async fn serve_streams(
+    args: &Args,
+    events: Events,
+    listener: Bound,
+    checked: Checked,
+) -> anyhow::Result<ExitCode> {
     let hub = Arc::new(Hub {
         clients: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
     });
-    let access = access(args)?;
-    let log = args.data.tap()?.map(Arc::new);
+    let Checked { access, log } = checked;
     // The writer ends only when stdout fails (a closed pipe): then the listener ends too.
     let (stdout_tx, mut writer) = stdout_writer();
     // stdin → every client.
@@ -742,8 +801,13 @@ async fn serve_client(
 }
 
 /// `-k` over datagrams: every peer heard; stdin goes to the most recent sender.
-async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Result<ExitCode> {
-    let access = access(args)?;
+async fn serve_datagrams(
+    args: &Args,
+    events: Events,
+    sock: Dgram,
+    checked: Checked,
+) -> anyhow::Result<ExitCode> {
+    let access = checked.access;
     let sock = Arc::new(sock);
     let (last_tx, mut last_rx) = watch::channel::<Option<PeerAddr>>(None);
     let counters = Arc::new(Counters::new());
@@ -836,16 +900,13 @@ async fn serve_datagrams(args: &Args, events: Events, sock: Dgram) -> anyhow::Re
 
 /// `--exec PROGRAM [ARGS…]`: each accepted connection runs the program with the socket as
 /// its stdin/stdout (see `crate::exec`); without -k the command ends with the first one.
-async fn serve_exec(args: &Args, events: Events, listener: Bound) -> anyhow::Result<ExitCode> {
-    if matches!(listener, Bound::Dgram(_)) {
-        return Err(sockit::Error::invalid_input(
-            "exec",
-            "--exec needs a stream listener (TCP or Unix stream), not -u",
-        )
-        .into());
-    }
-    let access = access(args)?;
-    let log = args.data.tap()?.map(Arc::new);
+async fn serve_exec(
+    args: &Args,
+    events: Events,
+    listener: Bound,
+    checked: Checked,
+) -> anyhow::Result<ExitCode> {
+    let Checked { access, log } = checked;
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let (mut r, mut w, peer) = match listener.accept().await {
@@ -910,7 +971,7 @@ async fn serve_exec(args: &Args, events: Events, listener: Bound) -> anyhow::Res
                             json!({"reason": format!("{e:#}")}),
                         );
                     } else if args_keep {
-                        eprintln!("sockit: {e:#}");
+                        crate::exit::stderr_line(format_args!("sockit: {e:#}"));
                     }
                     Err(e)
                 }

@@ -20,8 +20,12 @@ pub struct Args {
     /// it cannot be read).
     #[arg(long = "protocols-file", value_name = "FILE")]
     pub protocols_file: Option<PathBuf>,
+    /// Accepted for the flag's one meaning across subcommands (numeric only, no host name
+    /// lookups): this command never looks a host name up, so it changes nothing.
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
     /// Say on stderr which source answered.
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// One JSON object per key on stdout.
     #[arg(long = "json")]
@@ -37,16 +41,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let db = match Protocols::open(&path) {
         Ok(db) => db,
         Err(e) => {
-            eprintln!(
+            crate::exit::stderr_line(format_args!(
                 "sockit: protocol: {}: {}; answering from the embedded table (source: embedded)",
                 path.display(),
                 e.python_text()
-            );
+            ));
             Protocols::embedded()
         }
     };
     if args.verbose > 0 {
-        eprintln!("sockit: protocol: source: {}", db.source());
+        crate::exit::stderr_line(format_args!("sockit: protocol: source: {}", db.source()));
     }
     let source = db.source().to_string();
     let mut answers = Answers::new("protocol", args.json);

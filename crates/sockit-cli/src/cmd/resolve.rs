@@ -43,10 +43,10 @@ pub struct Args {
     #[arg(long = "canonical")]
     pub canonical: bool,
     /// Numeric addresses only: no name lookups at all (AI_NUMERICHOST).
-    #[arg(short = 'n')]
+    #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
     /// Print each call made, Python-style, on stderr.
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// One JSON object per name on stdout.
     #[arg(long = "json")]
@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for name in &args.names {
         if args.reverse {
             if args.verbose > 0 {
-                eprintln!("sockit: resolve: gethostbyaddr({name:?})");
+                crate::exit::stderr_line(format_args!("sockit: resolve: gethostbyaddr({name:?})"));
             }
             match reverse(name) {
                 Ok(h) => {
@@ -154,8 +154,12 @@ fn forward(args: &Args, name: &str) -> sockit::Result<Vec<AddrInfo>> {
         if args.numeric {
             f.push("AI_NUMERICHOST");
         }
-        eprintln!(
-            "sockit: resolve: getaddrinfo({name:?}, None, {}, {}, 0, {})",
+        // The call as made: a non-ASCII name is shown IDNA-encoded, as it is passed on
+        // (`bücher.example` → `xn--bcher-kva.example`); a name IDNA refuses is shown as
+        // given (the call then fails before any lookup).
+        let passed = resolve::encode_host("getaddrinfo", name).unwrap_or_else(|_| name.to_string());
+        crate::exit::stderr_line(format_args!(
+            "sockit: resolve: getaddrinfo({passed:?}, None, {}, {}, 0, {})",
             family.map_or("AF_UNSPEC", Family::name),
             socktype.map_or("0", SockType::name),
             if f.is_empty() {
@@ -163,7 +167,7 @@ fn forward(args: &Args, name: &str) -> sockit::Result<Vec<AddrInfo>> {
             } else {
                 f.join("|")
             }
-        );
+        ));
     }
     resolve::getaddrinfo(Some(name), None, family, socktype, 0, flags)
 }

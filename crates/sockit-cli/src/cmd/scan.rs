@@ -27,10 +27,10 @@ pub struct Args {
     #[arg(short = '6')]
     pub ipv6: bool,
     /// Numeric host only: no name lookup.
-    #[arg(short = 'n')]
+    #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
     /// Time each port may take to answer, in seconds.
-    #[arg(short = 'w', value_name = "SECS", default_value = "2", value_parser = crate::args::parse_secs)]
+    #[arg(short = 'w', value_name = "SECS", default_value = "2", value_parser = crate::args::parse_timeout_secs)]
     pub wait: Duration,
     /// At most N probes in flight.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
@@ -43,7 +43,7 @@ pub struct Args {
     pub source_port: Option<u16>,
     /// Print every port with its state (open, closed, filtered, open|filtered), and a
     /// summary on stderr.
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// One JSON object per port on stdout.
     #[arg(long)]
@@ -157,7 +157,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Err(anyhow::Error::new(e).context("stdout"));
     }
     if verbose {
-        eprintln!(
+        crate::exit::stderr_line(format_args!(
             "scan {ip}: {} {} ports in {:.2} s: {} open, {} closed, {} filtered, {} open|filtered",
             ports.len(),
             transport.as_str(),
@@ -166,7 +166,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             counts[PortState::Closed as usize],
             counts[PortState::Filtered as usize],
             counts[PortState::OpenFiltered as usize],
-        );
+        ));
     }
     Ok(if counts[PortState::Open as usize] == ports.len() {
         ExitCode::SUCCESS

@@ -24,8 +24,12 @@ pub struct Args {
     /// cannot be read).
     #[arg(long = "services-file", value_name = "FILE")]
     pub services_file: Option<PathBuf>,
+    /// Accepted for the flag's one meaning across subcommands (numeric only, no host name
+    /// lookups): this command never looks a host name up, so it changes nothing.
+    #[arg(short = 'n', long = "numeric")]
+    pub numeric: bool,
     /// Say on stderr which source answered.
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// One JSON object per key on stdout.
     #[arg(long = "json")]
@@ -46,16 +50,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Source::File(path.clone()),
         ),
         Err(e) => {
-            eprintln!(
+            crate::exit::stderr_line(format_args!(
                 "sockit: service: {}: {}; answering from the embedded table (source: embedded)",
                 path.display(),
                 Error::from_io("services file", e).python_text()
-            );
+            ));
             (Services::embedded_text().to_string(), Source::Embedded)
         }
     };
     if args.verbose > 0 {
-        eprintln!("sockit: service: source: {source}");
+        crate::exit::stderr_line(format_args!("sockit: service: source: {source}"));
     }
     let db = (args.keys.len() > SCAN_KEYS).then(|| Services::parse(&text, source.clone()));
     let source = source.to_string();
@@ -183,9 +187,9 @@ impl Answers {
             // Keep stdout and stderr in order for a reader of both.
             self.out.flush()?;
             if key.is_empty() || key.contains(char::is_whitespace) {
-                eprintln!("sockit: {} {key:?}: {e}", self.cmd);
+                crate::exit::stderr_line(format_args!("sockit: {} {key:?}: {e}", self.cmd));
             } else {
-                eprintln!("sockit: {} {key}: {e}", self.cmd);
+                crate::exit::stderr_line(format_args!("sockit: {} {key}: {e}", self.cmd));
             }
             Ok(())
         }

@@ -613,3 +613,73 @@ sleep 0.3; cat "$0/l.out""#
     assert!(text.contains("rc2=1"), "port 1 is refused: {text}");
     assert!(text.ends_with("scoped"), "{text}");
 }
+
+#[test]
+fn unix_datagram_client_is_bound_so_socat_can_answer() {
+    // Regression: `connect -u --unix PATH` must bind its socket (Linux autobind) so a Unix
+    // datagram server can reply; socat answers each sender from its own recvfrom address.
+    if !have("socat") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sockit-connect-unixgram-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("echo.sock");
+    let mut cmd = Command::new("socat");
+    cmd.arg(format!("UNIX-RECVFROM:{},fork", path.display()))
+        .arg("EXEC:cat");
+    let _peer = Peer::spawn(&mut cmd, None);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "socat did not create the socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = run_with_input(
+        &mut sockit(&["connect", "-u", "-q", "2", "--unix", path.to_str().unwrap()]),
+        b"ping over unixgram\n",
+        Duration::from_secs(10),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(out.stdout, b"ping over unixgram\n", "{}", stderr_of(&out));
+}
+
+#[test]
+fn source_of_another_family_is_a_bind_error_naming_the_source() {
+    // Regression: `-s ::1` towards an IPv4 peer said `connect: [Errno 97] …`; the step
+    // that fails is the source bind.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    for udp in [false, true] {
+        let mut args = vec!["connect", "-s", "::1", "127.0.0.1", &port];
+        if udp {
+            args.insert(1, "-u");
+        }
+        let out = run_with_input(&mut sockit(&args), b"x", Duration::from_secs(10));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(1), "udp={udp}: {err}");
+        assert!(err.contains("bind: [Errno 97]"), "udp={udp}: {err}");
+        assert!(err.contains("::1"), "udp={udp}: {err}");
+        assert!(!err.contains("connect:"), "udp={udp}: {err}");
+    }
+}
+
+#[test]
+fn w_0_is_refused_and_a_refusal_is_not_a_timeout() {
+    // Regression: `connect -w 0` to a refusing port said `connect: timed out` (exit 5).
+    let port = free_port().to_string();
+    let out = run(
+        &mut sockit(&["connect", "-w", "0", "127.0.0.1", &port]),
+        Duration::from_secs(10),
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("more than 0"), "{err}");
+    assert!(!err.contains("timed out"), "{err}");
+    let out = run(
+        &mut sockit(&["connect", "-w", "3", "127.0.0.1", &port]),
+        Duration::from_secs(10),
+    );
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("[Errno 111] Connection refused"), "{err}");
+}

@@ -546,3 +546,41 @@ fn sigterm_stops_accepting_and_lets_sessions_in_flight_finish() {
     s.read_to_end(&mut rest).unwrap();
     assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn bad_options_and_log_files_fail_before_listening() {
+    // Regression: a listening command must check every option and open every log file
+    // before it binds and prints `listening …` (as listen and connect do).
+    let dir = std::env::temp_dir().join(format!("sockit-forward-checks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["-x", d, "127.0.0.1:0", "127.0.0.1:9"],
+            1,
+            "Is a directory",
+        ),
+        (
+            &["--allow", "300.0.0.0/8", "127.0.0.1:0", "127.0.0.1:9"],
+            2,
+            "300.0.0.0/8",
+        ),
+        (&["--ttl", "300", "127.0.0.1:0", "127.0.0.1:9"], 2, "ttl"),
+    ];
+    for (args, code, want) in cases {
+        let mut full = vec!["forward"];
+        full.extend_from_slice(args);
+        let out = crate::common::run(&mut crate::common::sockit(&full), T);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("listening"),
+            "{args:?} announced a listener before failing"
+        );
+        assert!(
+            err.to_lowercase().contains(&want.to_lowercase()),
+            "{args:?}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -680,3 +680,75 @@ fn family_and_numeric_flags() {
         stderr_text(&out)
     );
 }
+
+// ---- options checked before the listening line ----
+
+#[test]
+fn bad_options_and_log_files_fail_before_listening() {
+    // Regression: listen printed `listening …` before checking --allow, and opened -x/-o
+    // only when the first peer came (failing then, dropping the peer; -k died).
+    let dir = temp_dir("checks");
+    let missing = dir.join("no/such/dir/f");
+    let (dir_s, missing_s) = (dir.to_str().unwrap(), missing.to_str().unwrap());
+    let cases: [(&[&str], i32, &str); 6] = [
+        (&["--allow", "300.0.0.0/8", "0"], 2, "300.0.0.0/8"),
+        (&["-x", dir_s, "0"], 1, "Is a directory"),
+        (&["-k", "-x", dir_s, "0"], 1, "Is a directory"),
+        (&["-o", missing_s, "0"], 1, "No such file or directory"),
+        (&["-u", "-o", dir_s, "0"], 1, "Is a directory"),
+        (&["-u", "0", "--exec", "cat"], 2, "--exec"),
+    ];
+    for (args, code, want) in cases {
+        let mut full = vec!["listen"];
+        full.extend_from_slice(args);
+        let out = run(&mut sockit(&full), T);
+        let err = stderr_text(&out);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("listening"),
+            "{args:?} announced a listener before failing"
+        );
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_peer_closed_event_names_the_peer() {
+    // Regression: single-peer listen printed `closed (both closed): …` without the peer,
+    // and its JSON `closed` object had no peer_host/peer_port (listen -k had them).
+    let mut server = listen(&["-v", "127.0.0.1", "0"]);
+    let mut c = tcp(server.addr());
+    let local = c.local_addr().unwrap();
+    c.write_all(b"data").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    feed(&mut server, b"", true);
+    let mut sink = Vec::new();
+    let _ = c.read_to_end(&mut sink);
+    wait_exit(&mut server, T).expect("exits");
+    let err = server_stderr(&mut server);
+    assert!(
+        err.contains(&format!(
+            "closed 127.0.0.1 {}: sent 0 bytes, received 4 bytes",
+            local.port()
+        )),
+        "{err}"
+    );
+
+    let mut server = listen(&["--json", "127.0.0.1", "0"]);
+    let mut c = tcp(server.addr());
+    let local = c.local_addr().unwrap();
+    c.write_all(b"data").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    feed(&mut server, b"", true);
+    let _ = c.read_to_end(&mut sink);
+    wait_exit(&mut server, T).expect("exits");
+    let err = server_stderr(&mut server);
+    let last: serde_json::Value =
+        serde_json::from_str(err.lines().last().expect("a closed event")).expect("JSON");
+    assert_eq!(last["event"], "closed", "{err}");
+    assert_eq!(last["peer_host"], "127.0.0.1", "{err}");
+    assert_eq!(last["peer_port"], local.port(), "{err}");
+    assert_eq!(last["bytes_received"], 4, "{err}");
+    assert_eq!(last["end"], "both_closed", "{err}");
+}

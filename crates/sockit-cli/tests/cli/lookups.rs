@@ -364,3 +364,65 @@ fn hostname_and_fqdn() {
     assert!(f.status.success(), "{}", stderr(&f));
     assert!(!stdout(&f).trim().is_empty());
 }
+
+#[test]
+fn n_v_and_json_are_accepted_by_every_lookup_command() {
+    // Regression: DESIGN gives -n, -v and --json to all subcommands, but `service -n 80`,
+    // `protocol -n 6` and `hostname -n` were usage errors (hostname had no -v either).
+    for args in [
+        &["service", "-n", "-v", "--json", "80"][..],
+        &["protocol", "-n", "-v", "--json", "6"],
+        &["hostname", "-n", "-v", "--json"],
+        &["resolve", "-n", "-v", "--json", "127.0.0.1"],
+    ] {
+        let o = sockit_out(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert_eq!(json_lines(&o).len(), 1, "{args:?}");
+        assert!(!stderr(&o).is_empty(), "{args:?}: -v printed nothing");
+    }
+    // -n means no lookups, and --fqdn is one: refused together.
+    let o = sockit_out(&["hostname", "-n", "--fqdn"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+#[test]
+fn resolve_verbose_shows_the_idna_name_passed() {
+    // Regression: `resolve -v bücher.example` showed the Unicode name, not the call made.
+    let o = no_dns_out(&["resolve", "-v", "bücher.example"]);
+    assert_no_panic(&o);
+    assert!(
+        stderr(&o).contains("getaddrinfo(\"xn--bcher-kva.example\""),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_closed_stderr_never_panics() {
+    // Regression: `sockit service nosuch 2>&1 >/dev/null | head -c0` exited 101 (eprintln!
+    // panics on EPIPE); the error kind's exit code must stay.
+    if !have("python3") {
+        return;
+    }
+    let script = "import os, subprocess, sys\n\
+        r, w = os.pipe(); os.close(r)\n\
+        p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=w, timeout=10)\n\
+        print(p.returncode)\n";
+    let bin = crate::common::bin();
+    let bin = bin.to_str().unwrap();
+    for (args, code) in [
+        (&["service", "nosuch"][..], "1"),
+        (&["service", "70000"], "2"),
+        (&["protocol", "-v", "nosuch"], "1"),
+        (&["resolve", "-v", "-n", "not-a-number"], "3"),
+        (&["connect", "-v", "127.0.0.1", "1"], "1"),
+    ] {
+        let o = run(
+            std::process::Command::new("python3")
+                .args(["-c", script, bin])
+                .args(args),
+            LIMIT,
+        );
+        assert_eq!(stdout(&o).trim(), code, "{args:?}: {}", stderr(&o));
+    }
+}
