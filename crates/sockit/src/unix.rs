@@ -246,6 +246,14 @@ pub fn connect_stream(
 /// A Unix datagram socket connected to `addr`, bound first to an address the system
 /// picks (Linux autobind: a unique abstract name), so the peer can answer it. Non-blocking.
 ///
+/// Why autobind rather than a temporary file (OpenBSD `nc -uU` binds `/tmp/nc.XXXXXXXXXX`):
+/// the kernel picks a name unique among live sockets, nothing is created in the file
+/// system, so nothing is left behind when the process is killed (SIGINT, SIGKILL) and no
+/// `$TMPDIR` permission, length (107 bytes) or clean-up race can break it. A server must
+/// answer the `recvfrom(2)` address as given (an abstract name, `@xxxxx`), as socat,
+/// Python and `sockit listen -u --unix` do. Other systems have no autobind: there the
+/// socket stays unbound and cannot be answered.
+///
 /// # Errors
 /// [`ErrorKind::Os`] with the errno of `socket(2)`, `bind(2)` or `connect(2)`.
 pub fn connect_datagram(addr: &UnixAddr) -> Result<std::os::unix::net::UnixDatagram> {

@@ -276,9 +276,24 @@ async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result
         let sock = sockit::unix::connect_datagram(&addr)?;
         let sock = tokio::net::UnixDatagram::from_std(sock)
             .map_err(|e| sockit::Error::from_io("socket", e))?;
+        // Bound by autobind (sockit::unix::connect_datagram) so the server can answer.
+        let local = sock.local_addr().ok().and_then(|a| {
+            a.as_pathname()
+                .map(|p| p.display().to_string())
+                .or_else(|| {
+                    a.as_abstract_name()
+                        .map(|n| format!("@{}", String::from_utf8_lossy(n)))
+                })
+        });
         events.emit(
-            || format!("connected to unix {addr} (datagram)"),
-            || json!({"event": "connected", "proto": "unix-dgram", "path": addr.to_string()}),
+            || match &local {
+                Some(l) => format!("connected to unix {addr} (datagram) from {l}"),
+                None => format!("connected to unix {addr} (datagram)"),
+            },
+            || {
+                json!({"event": "connected", "proto": "unix-dgram", "path": addr.to_string(),
+                       "local_path": local})
+            },
         );
         let outcome =
             relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args, true), tap)
