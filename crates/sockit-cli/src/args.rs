@@ -382,10 +382,10 @@ impl TlsClientArgs {
             return Ok(None);
         }
         if self.insecure {
-            eprintln!(
+            crate::exit::stderr_line(format_args!(
                 "sockit: warning: --insecure: the server's certificate is not verified; \
                  anyone on the path can read and change this connection"
-            );
+            ));
         }
         let (config, _) = sockit::tls::client_config(&sockit::tls::ClientOptions {
             cacert: self.cacert.clone(),

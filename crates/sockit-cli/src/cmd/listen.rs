@@ -511,7 +511,7 @@ async fn one_stream_peer(
             .accept()
             .await
             .map_err(|e| sockit::Error::from_io("accept", e))?;
-        if !refused(&access, &peer, events) {
+        if !refused(access, &peer, events) {
             break (r, w, peer);
         }
         let _ = w.shutdown().await;
@@ -547,7 +547,7 @@ async fn one_datagram_peer(
             .recv_from(&mut buf)
             .await
             .map_err(|e| sockit::Error::from_io("recvfrom", e))?;
-        if !refused(&access, &peer, events) {
+        if !refused(access, &peer, events) {
             break (n, peer);
         }
     };
