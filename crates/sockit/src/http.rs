@@ -28,6 +28,22 @@
 //! - The library never prints: an observer callback sees each event ([`Event`]) as it
 //!   happens, for `-v`.
 //!
+//! # Examples
+//! ```no_run
+//! use sockit::http::{Exchange, Options, Request, Url, Version};
+//! let url = Url::parse("http://127.0.0.1:8000/")?;
+//! let request = Request::new("GET", &url, Version::Http11)?;
+//! let mut ex = Exchange::open(&url, &Options::default(), None)?;
+//! ex.send(&request.to_bytes())?;
+//! let head = ex.read_head("GET")?;
+//! println!("{}", head.status_line());
+//! while let Some(piece) = ex.read_body()? {
+//!     print!("{}", String::from_utf8_lossy(&piece.data));
+//! }
+//! println!("total {:?}", ex.timings().total);
+//! # Ok::<(), sockit::Error>(())
+//! ```
+//!
 //! [`ErrorKind::Timeout`]: crate::ErrorKind::Timeout
 
 use std::fmt;
@@ -1621,15 +1637,31 @@ fn connect_happy(addrs: Vec<SocketAddr>, deadline: Option<Instant>) -> Result<(T
         Some(None) => return Err(Error::timeout("connect")),
         None => None,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::from_io("tokio runtime", e))?;
     let opts = crate::client::ConnectOptions {
         timeout,
         ..crate::client::ConnectOptions::default()
     };
-    let conn = rt.block_on(crate::client::connect_happy_addrs(addrs, &opts))?;
+    let race = move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::from_io("tokio runtime", e))?;
+        rt.block_on(crate::client::connect_happy_addrs(addrs, &opts))
+    };
+    // Called from inside a tokio runtime (a blocking call in async code), creating or
+    // dropping a runtime there would panic: race on a thread of our own instead.
+    let conn = if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(race).join()).map_err(|_| {
+            Error::new(
+                crate::ErrorKind::Os,
+                "connect",
+                None,
+                "connect thread failed",
+            )
+        })??
+    } else {
+        race()?
+    };
     let tcp = conn
         .stream
         .into_std()
@@ -1879,6 +1911,80 @@ mod tests {
             Some("/x")
         );
         assert_eq!(head(200, &[("Location", "/x")]).redirect_location(), None);
+    }
+
+    /// A one-shot server on 127.0.0.1 that reads a request head and answers `reply`.
+    fn one_shot(reply: &'static [u8]) -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let _ = s.write_all(reply);
+                std::thread::sleep(Duration::from_secs(3));
+            }
+        });
+        port
+    }
+
+    fn fetch(port: u16) -> Result<(ResponseHead, Vec<u8>, Timings)> {
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/x"))?;
+        let req = Request::new("GET", &url, Version::Http11)?;
+        let opts = Options {
+            max_time: Some(Duration::from_secs(5)),
+            ..Options::default()
+        };
+        let mut events = 0;
+        let mut count = |_: &Event<'_>| events += 1;
+        let mut ex = Exchange::open(&url, &opts, Some(&mut count))?;
+        ex.send(&req.to_bytes())?;
+        let head = ex.read_head("GET")?;
+        let mut body = Vec::new();
+        while let Some(p) = ex.read_body()? {
+            body.extend_from_slice(&p.data);
+        }
+        let t = ex.timings();
+        drop(ex);
+        assert!(events >= 5, "{events} events");
+        Ok((head, body, t))
+    }
+
+    #[test]
+    fn exchange_reads_a_chunked_answer_from_a_keep_alive_server() {
+        let port =
+            one_shot(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+        let (head, body, t) = fetch(port).unwrap();
+        assert_eq!((head.status, body.as_slice()), (200, &b"abc"[..]));
+        assert!(
+            t.total
+                .is_some_and(|total| total < Duration::from_millis(300)),
+            "{t:?}"
+        );
+        assert!(t.first_byte >= t.request_sent && t.request_sent.is_some_and(|r| r >= t.connect));
+    }
+
+    #[tokio::test]
+    async fn exchange_inside_a_tokio_runtime_does_not_panic() {
+        let port = one_shot(b"HTTP/1.0 204 No Content\r\n\r\n");
+        let (head, body, _) = fetch(port).unwrap();
+        assert_eq!((head.status, body.len()), (204, 0));
+    }
+
+    #[test]
+    fn exchange_refused_is_an_os_error() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let e = fetch(port).unwrap_err();
+        assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
     }
 
     #[test]
