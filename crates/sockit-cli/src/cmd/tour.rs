@@ -594,15 +594,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bytes_repr_is_pythons() {
-        assert_eq!(bytes_repr(b"hello"), "b'hello'");
-        assert_eq!(
-            bytes_repr(b"a'b\\\r\n\x00\xff"),
-            "b'a\\'b\\\\\\r\\n\\x00\\xff'"
-        );
-    }
-
-    #[test]
     fn wrap_keeps_words() {
         assert_eq!(wrap("aa bb cc", 5, "> "), "> aa bb\n> cc");
     }
