@@ -80,6 +80,9 @@ pub struct Args {
     /// compressed base64 form).
     #[arg(long)]
     pub json: bool,
+    /// Print the settings before the run and the connect phase's outcome on stderr.
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Merge saved --json results and print the combined figures (no load is sent).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["addr", "unix"])]
     pub merge: Vec<PathBuf>,
@@ -96,12 +99,21 @@ pub enum ModeArg {
 
 /// Runs `sockit bench`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let summary = if !args.merge.is_empty() {
-        merge_files(&args.merge)?
-    } else {
-        let config = config_of(&args)?;
-        let report = run_with_progress(&config)?;
-        Summary::of_report(&report)?
+    let summary = match measure(&args) {
+        Ok(s) => s,
+        Err(err) => {
+            if args.json && !crate::exit::is_broken_pipe(&err) {
+                let target = args
+                    .unix
+                    .as_ref()
+                    .map_or(args.addr.join(" "), |p| p.display().to_string());
+                let obj = json!({"target": target, "error": crate::output::json_error(&err)});
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{obj}");
+                let _ = out.flush();
+            }
+            return Err(err);
+        }
     };
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -111,6 +123,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(summary.exit_code())
+}
+
+/// The merged files, or one run.
+fn measure(args: &Args) -> anyhow::Result<Summary> {
+    if !args.merge.is_empty() {
+        return merge_files(&args.merge);
+    }
+    let config = config_of(args)?;
+    if args.verbose > 0 {
+        eprintln!(
+            "sockit: bench {} {} ({}): {} connection{} over {} thread{}, {} B, {}{}{}",
+            config.target.protocol(),
+            config.target,
+            config.mode.as_str(),
+            config.connections,
+            if config.connections == 1 { "" } else { "s" },
+            config.threads.min(config.connections),
+            if config.threads.min(config.connections) == 1 {
+                ""
+            } else {
+                "s"
+            },
+            config.size,
+            config
+                .count
+                .map_or(String::new(), |n| format!("{n} requests within ")),
+            format_args!("{:.3} s", config.effective_duration().as_secs_f64()),
+            config.rate.map_or(String::new(), |r| format!(" at {r}/s")),
+        );
+    }
+    let report = run_with_progress(&config)?;
+    if args.verbose > 0 {
+        eprintln!(
+            "sockit: bench: {} of {} connections set up; stopped by {}; load threads used {:.0} % of a CPU and waited for one {:.1} % of the time",
+            report.connected,
+            report.connections,
+            report.stopped_by.as_str(),
+            report.cpu_pct(),
+            report.cpu_wait_pct()
+        );
+        if let Some(e) = &report.first_error {
+            eprintln!("sockit: bench: first error: {e}");
+        }
+    }
+    Summary::of_report(&report)
 }
 
 fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
