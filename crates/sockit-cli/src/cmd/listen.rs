@@ -807,7 +807,7 @@ async fn serve_datagrams(
     sock: Dgram,
     checked: Checked,
 ) -> anyhow::Result<ExitCode> {
-    let access = checked.access;
+    let Checked { access, log } = checked;
     let sock = Arc::new(sock);
     let (last_tx, mut last_rx) = watch::channel::<Option<PeerAddr>>(None);
     let counters = Arc::new(Counters::new());
@@ -815,6 +815,7 @@ async fn serve_datagrams(
     let sender = {
         let sock = sock.clone();
         let counters = counters.clone();
+        let log = log.clone();
         async move {
             if last_rx.wait_for(Option::is_some).await.is_err() {
                 return Ok::<(), sockit::Error>(());
@@ -833,6 +834,9 @@ async fn serve_datagrams(
                 if let Some(to) = to {
                     match sock.send_to(&buf[..n], &to).await {
                         Ok(_) => {
+                            if let Some(log) = &log {
+                                relay::Tap::data(&**log, Direction::Send, &buf[..n]);
+                            }
                             counters.touch();
                             counters.add(Direction::Send, n, true);
                         }
@@ -866,6 +870,9 @@ async fn serve_datagrams(
             }
             counters.touch();
             counters.add(Direction::Recv, n, true);
+            if let Some(log) = &log {
+                relay::Tap::data(&**log, Direction::Recv, &buf[..n]);
+            }
             if seen.len() < 100_000 && seen.insert(peer.clone()) {
                 event(events, "peer", &peer, json!({}));
             }

@@ -752,3 +752,22 @@ fn one_peer_closed_event_names_the_peer() {
     assert_eq!(last["bytes_received"], 4, "{err}");
     assert_eq!(last["end"], "both_closed", "{err}");
 }
+
+#[test]
+fn listen_k_udp_hex_dump_logs_both_directions() {
+    // Regression: listen -k -u opened -x FILE but never wrote to it.
+    let dir = temp_dir("kudp-x");
+    let dump = dir.join("dump.txt");
+    let mut server = listen(&["-k", "-u", "-x", dump.to_str().unwrap(), "127.0.0.1", "0"]);
+    let c = udp_client();
+    c.send_to(b"ping\n", server.addr()).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["ping".to_string()]);
+    feed(&mut server, b"pong\n", false);
+    let mut buf = [0u8; 64];
+    let (n, _) = c.recv_from(&mut buf).expect("reply");
+    assert_eq!(&buf[..n], b"pong\n");
+    assert!(server.terminate(T).is_some(), "SIGTERM ends listen -k -u");
+    let text = std::fs::read_to_string(&dump).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(text.contains("|ping.|") && text.contains("|pong.|"), "{text}");
+}
