@@ -769,5 +769,8 @@ fn listen_k_udp_hex_dump_logs_both_directions() {
     assert!(server.terminate(T).is_some(), "SIGTERM ends listen -k -u");
     let text = std::fs::read_to_string(&dump).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(text.contains("|ping.|") && text.contains("|pong.|"), "{text}");
+    assert!(
+        text.contains("|ping.|") && text.contains("|pong.|"),
+        "{text}"
+    );
 }
