@@ -29,6 +29,20 @@
 //! machines can be merged with [`decode_histogram`] and [`merge_histograms`].
 //!
 //! The library never prints; [`run`] reports progress through a callback.
+//!
+//! # Examples
+//! ```no_run
+//! use std::time::Duration;
+//! use sockit::bench::{self, Config, Target};
+//!
+//! let mut config = Config::new(Target::Tcp("127.0.0.1:7000".parse().unwrap()));
+//! config.connections = 50;
+//! config.duration = Some(Duration::from_secs(5));
+//! let report = bench::run(&config, |_progress| {})?;
+//! let p99 = report.latency().map(|l| l.p99_us);
+//! println!("{:.0} round trips/s, p99 {p99:?} µs, {} mismatches", report.rps(), report.mismatches);
+//! # Ok::<(), sockit::Error>(())
+//! ```
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -477,12 +491,42 @@ pub fn encode_histogram(h: &Histogram<u64>) -> Result<String> {
 /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for text that is not
 /// base64 or bytes that are not an HdrHistogram.
 pub fn decode_histogram(text: &str) -> Result<Histogram<u64>> {
+    const V2: u32 = 0x1c84_9313;
+    const V2_DEFLATE: u32 = 0x1c84_9314;
+    /// Largest uncompressed histogram accepted (a 1 ns..1 h histogram is far smaller).
+    const MAX_BYTES: u64 = 64 << 20;
+    let bad = |m: String| Error::invalid_input("histogram", m);
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|e| Error::invalid_input("histogram", format!("not base64: {e}")))?;
+        .map_err(|e| bad(format!("not base64: {e}")))?;
+    let cookie = |b: &[u8]| {
+        b.get(..4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    // Inflate here, bounded, and check the declared payload length against the bytes
+    // there are: the deserializer would allocate whatever length the header claims.
+    let plain = match cookie(&bytes) {
+        Some(V2_DEFLATE) => {
+            use std::io::Read as _;
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(bytes.get(8..).unwrap_or_default())
+                .take(MAX_BYTES)
+                .read_to_end(&mut out)
+                .map_err(|e| bad(format!("bad compressed histogram: {e}")))?;
+            out
+        }
+        Some(V2) => bytes,
+        _ => return Err(bad("not an HdrHistogram V2 encoding".into())),
+    };
+    let declared = plain.get(4..8).map_or(u64::MAX, |c| {
+        u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    });
+    if cookie(&plain) != Some(V2) || declared > plain.len() as u64 {
+        return Err(bad("truncated or inconsistent HdrHistogram".into()));
+    }
     Deserializer::new()
-        .deserialize(&mut &bytes[..])
-        .map_err(|e| Error::invalid_input("histogram", format!("not an HdrHistogram: {e:?}")))
+        .deserialize(&mut &plain[..])
+        .map_err(|e| bad(format!("not an HdrHistogram: {e:?}")))
 }
 
 /// Adds histograms together (their ranges may differ).
@@ -1426,6 +1470,17 @@ mod tests {
             assert_eq!(merged.value_at_quantile(q), both.value_at_quantile(q));
         }
         assert_eq!(Latency::of(&merged), Latency::of(&both));
+        // the uncompressed V2 form decodes too; lies about lengths are refused
+        let mut plain = Vec::new();
+        hdrhistogram::serialization::V2Serializer::new()
+            .serialize(&a, &mut plain)
+            .unwrap();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        assert_eq!(decode_histogram(&b64(&plain)).unwrap(), a);
+        let mut liar = plain.clone();
+        liar[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(decode_histogram(&b64(&liar)).is_err());
+        assert!(decode_histogram(&b64(&plain[..plain.len() / 2])).is_err());
         assert!(decode_histogram("not base64!").is_err());
         assert!(decode_histogram("aGVsbG8=").is_err());
     }
