@@ -275,7 +275,8 @@ fn rate_is_kept_and_a_stall_shows_in_p99() {
     // p99 is near 500 ms, not a single slow round trip hidden in the tail
     let p99 = v["latency_p99_us"].as_f64().expect("p99");
     assert!(p99 >= 300_000.0, "p99 {p99} µs: {v}");
-    assert!(p99 <= 1_500_000.0, "p99 {p99} µs: {v}");
+    // generous: a 2-core machine shared with other builds can starve the load generator too
+    assert!(p99 <= 3_000_000.0, "p99 {p99} µs: {v}");
 }
 
 fn scratch_dir(tag: &str) -> std::path::PathBuf {
