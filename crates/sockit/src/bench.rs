@@ -1002,19 +1002,27 @@ async fn connect_all(
 /// connection has been accepted before the clock starts). Returns whether that echo
 /// came back different.
 async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnError> {
+    /// The setup echo, within one request timeout (a server that accepts and never
+    /// answers fails here, not after the whole connect phase).
     async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
         s: &mut S,
+        timeout: Duration,
     ) -> std::result::Result<bool, ConnError> {
-        s.write_all(HELLO).await.map_err(|e| io_err("send", e))?;
-        let mut back = [0u8; 8];
-        s.read_exact(&mut back).await.map_err(|e| {
-            if e.kind() == io::ErrorKind::UnexpectedEof {
-                closed_err("recv")
-            } else {
-                io_err("recv", e)
-            }
-        })?;
-        Ok(&back != HELLO)
+        let exchange = async {
+            s.write_all(HELLO).await.map_err(|e| io_err("send", e))?;
+            let mut back = [0u8; 8];
+            s.read_exact(&mut back).await.map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    closed_err("recv")
+                } else {
+                    io_err("recv", e)
+                }
+            })?;
+            Ok(&back != HELLO)
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or_else(|_| Err(timeout_err("recv")))
     }
     match &shared.cfg.target {
         Target::Tcp(a) => {
@@ -1022,14 +1030,14 @@ async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnE
                 .await
                 .map_err(|e| io_err("connect", e))?;
             s.set_nodelay(true).map_err(|e| io_err("setsockopt", e))?;
-            let bad = hello(&mut s).await?;
+            let bad = hello(&mut s, shared.timeout).await?;
             Ok((Conn::Tcp(s), bad))
         }
         Target::Unix(p) => {
             let mut s = tokio::net::UnixStream::connect(p)
                 .await
                 .map_err(|e| io_err("connect", e))?;
-            let bad = hello(&mut s).await?;
+            let bad = hello(&mut s, shared.timeout).await?;
             Ok((Conn::Unix(s), bad))
         }
         Target::Udp(a) => {
