@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sockit::echo::{
-    Bound, CloseReason, DEFAULT_PORT, EchoConfig, EchoServer, EchoStats, Event, Listen,
+    Bound, CloseReason, DEFAULT_PORT, EchoConfig, EchoServer, EchoStats, Event, Listen, TcpEngine,
 };
 use sockit::{Error, Family, Port, SockType};
 
@@ -56,6 +56,10 @@ pub struct Args {
     /// One JSON object per event on stdout (after the `listening` line).
     #[arg(long = "json")]
     pub json: bool,
+    /// How TCP connections are served: `loop` (one epoll event loop per worker, the
+    /// default) or `tasks` (one tokio task per connection), for comparing them.
+    #[arg(long = "engine", value_name = "ENGINE", default_value = "loop", value_parser = ["loop", "tasks"])]
+    pub engine: String,
 }
 
 fn invalid(message: impl Into<String>) -> anyhow::Error {
@@ -154,6 +158,11 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
     cfg.threads = args.threads;
     cfg.only_v6 = !args.dual_stack;
     cfg.datagram_events = args.verbose >= 2 || args.json;
+    cfg.tcp_engine = if args.engine == "tasks" {
+        TcpEngine::Tasks
+    } else {
+        TcpEngine::EventLoop
+    };
     Ok(cfg)
 }
 

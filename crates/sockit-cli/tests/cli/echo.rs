@@ -454,3 +454,20 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("[Errno 98] Address already in use"));
 }
+
+#[test]
+fn task_engine_echoes_in_order_too() {
+    let srv = sockit_server(&["echo-server", "127.0.0.1:0", "--engine", "tasks"]);
+    let data = pattern(4 << 20, 11);
+    let mut w = tcp(srv.addr());
+    let mut r = w.try_clone().unwrap();
+    let to_send = data.clone();
+    let writer = std::thread::spawn(move || {
+        w.write_all(&to_send).unwrap();
+        w.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let mut got = Vec::new();
+    r.read_to_end(&mut got).unwrap();
+    writer.join().unwrap();
+    assert!(got == data);
+}

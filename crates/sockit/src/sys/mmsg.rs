@@ -3,7 +3,8 @@
 //! One [`DgramBatch`] owns the slots (payload buffer, sender address, `iovec`, `mmsghdr`)
 //! for up to `batch` datagrams. [`DgramBatch::recv`] fills slots with one `recvmmsg` call;
 //! [`DgramBatch::echo`] sends slots back to their senders with one `sendmmsg` call. The
-//! raw pointers inside the headers are rebuilt before each call, so the struct may move.
+//! raw pointers inside the headers point into the struct's heap vectors (set once; the
+//! vectors never grow), so the struct itself may move.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -16,6 +17,8 @@ pub struct DgramBatch {
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
     filled: usize,
+    /// Slots `0..dirty` have lengths changed since they were last reset for receiving.
+    dirty: usize,
 }
 
 impl std::fmt::Debug for DgramBatch {
@@ -29,7 +32,7 @@ impl std::fmt::Debug for DgramBatch {
 }
 
 // SAFETY (Send): the raw pointers in `iovs`/`hdrs` only ever point into this struct's own
-// vectors and are rewritten before every system call.
+// heap vectors, which move with it to another thread.
 unsafe impl Send for DgramBatch {}
 
 impl DgramBatch {
@@ -46,14 +49,17 @@ impl DgramBatch {
                 std::mem::zeroed::<libc::mmsghdr>(),
             )
         };
-        DgramBatch {
+        let mut b = DgramBatch {
             slot_bytes,
             bufs: vec![0u8; batch * slot_bytes],
             addrs: vec![addr0; batch],
             iovs: vec![iov0; batch],
             hdrs: vec![hdr0; batch],
             filled: 0,
-        }
+            dirty: 0,
+        };
+        b.link();
+        b
     }
 
     /// How many datagrams one call can carry.
@@ -61,30 +67,31 @@ impl DgramBatch {
         self.hdrs.len()
     }
 
-    /// Points every header at its own slot; `lens` gives each iovec's length (the slot
-    /// size for receiving, the datagram's length for sending).
-    fn link(&mut self, range: std::ops::Range<usize>, receiving: bool) {
+    /// Points every header at its own slot and sender address. The pointers target the
+    /// vectors' heap storage, which never moves or grows, so this is done once.
+    fn link(&mut self) {
         let base = self.bufs.as_mut_ptr();
-        for i in range {
-            let len = if receiving {
-                self.slot_bytes
-            } else {
-                self.hdrs[i].msg_len as usize
-            };
+        for i in 0..self.hdrs.len() {
             // SAFETY: i < batch, so the slot i*slot_bytes .. +slot_bytes lies inside bufs.
             self.iovs[i].iov_base = unsafe { base.add(i * self.slot_bytes) }.cast();
-            self.iovs[i].iov_len = len;
+            self.iovs[i].iov_len = self.slot_bytes;
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            if receiving {
-                h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-            }
+            h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
         }
+        self.dirty = 0;
+    }
+
+    /// Restores the receive lengths (slot size, address size) of the slots the last
+    /// calls changed.
+    fn reset_for_recv(&mut self) {
+        for i in 0..self.dirty {
+            self.iovs[i].iov_len = self.slot_bytes;
+            self.hdrs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+        }
+        self.dirty = 0;
     }
 
     /// `recvmmsg(fd, …, MSG_DONTWAIT)`: receives up to [`capacity`](Self::capacity)
@@ -95,7 +102,7 @@ impl DgramBatch {
     /// The errno of the call (`EAGAIN` when nothing is queued).
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         let n = self.hdrs.len();
-        self.link(0..n, true);
+        self.reset_for_recv();
         // SAFETY: hdrs holds n initialised headers whose name and iov pointers point into
         // this struct's buffers, valid for the call; a null timeout is allowed.
         let rc = unsafe {
@@ -112,6 +119,7 @@ impl DgramBatch {
             return Err(io::Error::last_os_error());
         }
         self.filled = rc as usize;
+        self.dirty = self.filled;
         Ok(self.filled)
     }
 
@@ -154,7 +162,9 @@ impl DgramBatch {
         if range.is_empty() {
             return Ok(0);
         }
-        self.link(range.clone(), false);
+        for i in range.clone() {
+            self.iovs[i].iov_len = self.hdrs[i].msg_len as usize;
+        }
         // SAFETY: the headers of `range` are initialised and point into this struct's
         // buffers (payload lengths and sender addresses from the last recvmmsg).
         let rc = unsafe {
@@ -171,5 +181,47 @@ impl DgramBatch {
             return Err(io::Error::last_os_error());
         }
         Ok(rc as usize)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DgramBatch;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::time::Duration;
+
+    #[test]
+    fn batch_receives_and_echoes_each_datagram_whole_twice_over() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        server.set_nonblocking(true).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client.connect(server.local_addr().unwrap()).unwrap();
+        let mut batch = DgramBatch::new(4, 2048);
+        for round in 0..2 {
+            let msgs: [&[u8]; 3] = [b"one", b"", b"three"];
+            for m in msgs {
+                client.send(m).unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            let n = batch.recv(server.as_raw_fd()).unwrap();
+            assert_eq!(n, 3, "round {round}");
+            for (i, m) in msgs.iter().enumerate() {
+                assert_eq!(batch.payload(i), *m);
+                assert!(!batch.truncated(i));
+                assert_eq!(batch.sender(i), Some(client.local_addr().unwrap()));
+            }
+            assert_eq!(batch.echo(server.as_raw_fd(), 0..3).unwrap(), 3);
+            let mut buf = [0u8; 16];
+            for m in msgs {
+                let got = client.recv(&mut buf).unwrap();
+                assert_eq!(&buf[..got], m);
+            }
+        }
+        let e = batch.recv(server.as_raw_fd()).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
     }
 }
