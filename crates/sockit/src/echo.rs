@@ -596,9 +596,10 @@ impl EchoServer {
         let mut result = Ok(());
         for (i, mut sockets) in self.workers.into_iter().enumerate() {
             if self.config.tcp_engine == TcpEngine::EventLoop
-                && let Some(listener) = sockets.tcp.take()
+                && (sockets.tcp.is_some() || sockets.udp.is_some())
             {
-                let (event_loop, waker) = match tcp::Loop::new(listener, Arc::clone(&shared)) {
+                let (tcp, udp) = (sockets.tcp.take(), sockets.udp.take());
+                let (event_loop, waker) = match tcp::Loop::new(tcp, udp, Arc::clone(&shared)) {
                     Ok(x) => x,
                     Err(e) => {
                         result = Err(Error::from_io("epoll_create", e));

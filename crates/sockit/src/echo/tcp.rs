@@ -1,4 +1,5 @@
-//! The TCP engine of the echo server: one mio event loop per worker thread.
+//! The event loop of the echo server: one mio (epoll) loop per worker thread serves its
+//! TCP listener and connections and its UDP socket.
 //!
 //! Why not a tokio task per connection: on loopback the kernel's TCP work is ~90 % of a
 //! round trip, and the rest is what the server adds. A tokio task per connection costs
@@ -12,6 +13,9 @@
 //! read after an event that only said "writable". A read shorter than the buffer means the
 //! socket was drained (edge-triggered epoll reports the next arrival), so no read ends in
 //! `EAGAIN` on the ping-pong path.
+//!
+//! UDP in the same loop: one `recvmmsg(2)` takes every queued datagram (up to
+//! `UDP_BATCH`), one `sendmmsg(2)` sends them back whole; a short batch means drained.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -27,7 +31,8 @@ use crate::error::Error;
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
-const FIRST_CONN: usize = 2;
+const UDP: Token = Token(2);
+const FIRST_CONN: usize = 3;
 /// Reads of a full buffer in a row before a connection yields to the others.
 const READS_PER_TURN: usize = 16;
 
@@ -68,29 +73,67 @@ pub(super) struct Loop {
     shared: Arc<Shared>,
     accept_paused_until: Option<Instant>,
     again: Vec<usize>,
+    udp: Option<Udp>,
+}
+
+/// The UDP socket of the loop (`--tcp --udp` or `-u`): datagrams batched with
+/// `recvmmsg(2)`/`sendmmsg(2)`, every queued datagram taken per readiness event.
+struct Udp {
+    sock: mio::net::UdpSocket,
+    batch: crate::sys::mmsg::DgramBatch,
+    readable: bool,
+    writable: bool,
+    /// Datagrams `next..filled` of the batch still to send (the send buffer was full).
+    next: usize,
 }
 
 impl Loop {
     /// Registers `listener` and a waker (returned, for [`EchoHandle::stop`]).
     pub(super) fn new(
-        listener: std::net::TcpListener,
+        listener: Option<std::net::TcpListener>,
+        udp: Option<std::net::UdpSocket>,
         shared: Arc<Shared>,
     ) -> io::Result<(Loop, Arc<Waker>)> {
         let poll = Poll::new()?;
-        let mut listener = TcpListener::from_std(listener);
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let listener = match listener {
+            Some(l) => {
+                let mut l = TcpListener::from_std(l);
+                poll.registry()
+                    .register(&mut l, LISTENER, Interest::READABLE)?;
+                Some(l)
+            }
+            None => None,
+        };
+        let udp = match udp {
+            Some(u) => {
+                let mut sock = mio::net::UdpSocket::from_std(u);
+                poll.registry().register(
+                    &mut sock,
+                    UDP,
+                    Interest::READABLE | Interest::WRITABLE,
+                )?;
+                Some(Udp {
+                    sock,
+                    batch: crate::sys::mmsg::DgramBatch::new(super::UDP_BATCH, BUF_BYTES),
+                    readable: true,
+                    writable: true,
+                    next: 0,
+                })
+            }
+            None => None,
+        };
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok((
             Loop {
                 poll,
-                listener: Some(listener),
+                listener,
                 conns: Vec::new(),
                 free: Vec::new(),
                 buf: vec![0u8; BUF_BYTES].into_boxed_slice(),
                 shared,
                 accept_paused_until: None,
                 again: Vec::new(),
+                udp,
             },
             waker,
         ))
@@ -115,6 +158,9 @@ impl Loop {
                 // Stop accepting at once; connections with nothing pending close now.
                 if let Some(mut l) = self.listener.take() {
                     let _ = self.poll.registry().deregister(&mut l);
+                }
+                if let Some(mut u) = self.udp.take() {
+                    let _ = self.poll.registry().deregister(&mut u.sock);
                 }
                 grace_until = Some(Instant::now() + STOP_GRACE);
                 for i in 0..self.conns.len() {
@@ -145,6 +191,13 @@ impl Loop {
                 match ev.token() {
                     LISTENER => self.accept_all(),
                     WAKER => {}
+                    UDP => {
+                        if let Some(u) = self.udp.as_mut() {
+                            u.readable |= ev.is_readable() || ev.is_error();
+                            u.writable |= ev.is_writable() || ev.is_error();
+                            udp_echo(u, &self.shared);
+                        }
+                    }
                     Token(t) => {
                         let i = t - FIRST_CONN;
                         if let Some(Some(c)) = self.conns.get_mut(i) {
@@ -440,4 +493,89 @@ fn echo(c: &mut Conn, buf: &mut [u8], shared: &Shared, track_time: bool) -> Outc
             c.pending.extend_from_slice(&buf[written..n]);
         }
     }
+}
+
+/// Echoes every queued datagram: one `recvmmsg` per batch, one `sendmmsg` to send the
+/// batch back. A batch shorter than [`super::UDP_BATCH`] means the queue was drained.
+fn udp_echo(u: &mut Udp, shared: &Shared) {
+    use std::os::fd::AsRawFd;
+    let fd = u.sock.as_raw_fd();
+    let (mut datagrams, mut bytes) = (0u64, 0u64);
+    let mut errors = 0;
+    loop {
+        // 1. What the last batch could not send yet.
+        let filled = u.batch.filled();
+        while u.next < filled {
+            if !u.writable {
+                break;
+            }
+            match u.batch.echo(fd, u.next..filled) {
+                Ok(sent) => {
+                    for i in u.next..u.next + sent {
+                        let len = u.batch.payload(i).len();
+                        bytes += len as u64;
+                        if shared.datagram_events
+                            && let Some(peer) = u.batch.sender(i)
+                        {
+                            shared.emit(|| Event::Datagram {
+                                transport: Transport::Udp,
+                                peer: Peer::Ip(peer),
+                                bytes: len,
+                            });
+                        }
+                    }
+                    datagrams += sent as u64;
+                    u.next += sent;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => u.writable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // The first datagram of the rest cannot be sent: drop it, go on.
+                    shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+                    let len = u.batch.payload(u.next).len();
+                    if let Some(peer) = u.batch.sender(u.next) {
+                        shared.emit(|| Event::Dropped {
+                            transport: Transport::Udp,
+                            peer: Peer::Ip(peer),
+                            bytes: len,
+                            reason: Error::from_io("sendmmsg", e).to_string(),
+                        });
+                    }
+                    u.next += 1;
+                }
+            }
+        }
+        if u.next < filled || !u.readable {
+            break;
+        }
+        // 2. The next batch.
+        u.next = 0;
+        match u.batch.recv(fd) {
+            Ok(n) => {
+                if n < u.batch.capacity() {
+                    u.readable = false;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                u.readable = false;
+                break;
+            }
+            // An error queued by ICMP concerns one earlier peer: go on reading (bounded).
+            Err(_) => {
+                errors += 1;
+                if errors > 8 {
+                    u.readable = false;
+                    break;
+                }
+            }
+        }
+    }
+    shared
+        .totals
+        .datagrams
+        .fetch_add(datagrams, Ordering::Relaxed);
+    shared
+        .totals
+        .datagram_bytes
+        .fetch_add(bytes, Ordering::Relaxed);
 }
