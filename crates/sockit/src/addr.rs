@@ -263,6 +263,13 @@ pub fn parse_host_port<S: AsRef<str>>(words: &[S]) -> Result<HostPort> {
         if h.contains('\0') {
             return Err(Error::invalid_input(OP, "host contains a NUL byte"));
         }
+        // A bracket left over is a malformed IPv6 literal (`[::1`): never a name to look up.
+        if h.contains(['[', ']']) {
+            return Err(Error::invalid_input(
+                OP,
+                format!("unbalanced '[' or ']' in host {h:?} (write [V6]:PORT or V6 PORT)"),
+            ));
+        }
         Ok(h.to_string())
     };
     match words {
@@ -472,6 +479,10 @@ mod tests {
         assert_eq!(hp.host, None);
         assert!(parse_host_port(&["::1"]).is_err());
         assert!(parse_host_port(&["[::1"]).is_err());
+        // A malformed bracketed literal must not reach the resolver (it could ask DNS).
+        assert!(parse_host_port(&["[::1", "80"]).is_err());
+        assert!(parse_host_port(&["::1]", "80"]).is_err());
+        assert!(parse_host_port(&["[::1]", "80"]).is_ok());
         assert!(parse_host_port(&["[::1]"]).is_err());
         assert!(parse_host_port(&["localhost"]).is_err());
         assert!(parse_host_port(&[":80"]).is_err());
