@@ -9,6 +9,11 @@
 //! - Stream to stream: [`relay_stream`](crate::relay::relay_stream) both ways; one side's
 //!   end of input becomes `shutdown(SHUT_WR)` on the other (half-close propagated); the
 //!   session ends when both directions are done, on the idle timeout, or on an error.
+//! - Stream client to UDP target: each chunk the client sends is one datagram; when the
+//!   client ends its input (EOF, or it disconnected), the session waits
+//!   [`ForwardOptions::eof_grace`] (default [`UDP_EOF_GRACE`], like socat's `-t 0.5`) for
+//!   the last replies, then closes the client (FIN), so the client sees EOF. Stopping the
+//!   forwarder does not wait for such sessions.
 //! - UDP listener: one session per peer address, with its own socket (or stream) to the
 //!   target; answers go back to that peer from the listening socket; a session ends after
 //!   [`ForwardOptions::idle_timeout`] (default [`UDP_SESSION_IDLE`]) without a datagram
@@ -43,6 +48,9 @@ use crate::unix::UnixAddr;
 
 /// How long a UDP session lives without traffic when no idle timeout is given (60 s).
 pub const UDP_SESSION_IDLE: Duration = Duration::from_secs(60);
+/// How long a stream-to-UDP session still relays replies after its client's end of input
+/// (0.5 s, socat's `-t` default), unless [`ForwardOptions::eof_grace`] says otherwise.
+pub const UDP_EOF_GRACE: Duration = Duration::from_millis(500);
 /// Default limit of concurrent sessions (`--max-conns`).
 pub const DEFAULT_MAX_CONNS: usize = 1024;
 const LISTEN_BACKLOG: i32 = 1024;
@@ -156,6 +164,9 @@ pub struct ForwardOptions {
     pub idle_timeout: Option<Duration>,
     /// Time allowed to connect to the target (`-w`), lookup included.
     pub connect_timeout: Option<Duration>,
+    /// Stream client to UDP target: after the client's end of input, relay replies for
+    /// this long, then close the session (`-q`; default [`UDP_EOF_GRACE`]).
+    pub eof_grace: Duration,
     /// Which peers may use the forwarder (`--allow`/`--deny`).
     pub access: AccessList,
     /// Family and numeric-only flags for the lookups of both addresses (`-4`/`-6`/`-n`).
@@ -173,6 +184,7 @@ impl Default for ForwardOptions {
             max_conns: DEFAULT_MAX_CONNS,
             idle_timeout: None,
             connect_timeout: None,
+            eof_grace: UDP_EOF_GRACE,
             access: AccessList::default(),
             lookup: ConnectOptions::default(),
             sockopts: SocketOptions::default(),
@@ -386,7 +398,8 @@ impl Forwarder {
 
     /// Serves until `stop` completes, then stops accepting (the listening socket is
     /// closed) and waits for the stream sessions in flight to finish; UDP sessions end at
-    /// once (a datagram session has no end to wait for). The caller bounds the wait by
+    /// once (a datagram session has no end to wait for), and so do stream-to-UDP sessions
+    /// whose client has already ended its input (only replies could still come). The caller bounds the wait by
     /// dropping the future (a second signal).
     ///
     /// # Errors
@@ -398,6 +411,7 @@ impl Forwarder {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<()> {
         let active = Arc::new(AtomicUsize::new(0));
+        let lingering = Arc::new(AtomicUsize::new(0));
         let Forwarder {
             bound,
             target,
@@ -437,6 +451,7 @@ impl Forwarder {
                         opts.clone(),
                         events.clone(),
                         active.clone(),
+                        lingering.clone(),
                     );
                 }
                 drop(l);
@@ -474,6 +489,7 @@ impl Forwarder {
                         opts.clone(),
                         events.clone(),
                         active.clone(),
+                        lingering.clone(),
                     );
                 }
                 drop(l);
@@ -485,8 +501,9 @@ impl Forwarder {
                 };
             }
         }
-        // Stream sessions in flight finish their work.
-        while active.load(Ordering::SeqCst) > 0 {
+        // Stream sessions in flight finish their work; a stream-to-UDP session whose client
+        // has ended its input has no work left but replies, and is not waited for.
+        while active.load(Ordering::SeqCst) > lingering.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         Ok(())
@@ -654,6 +671,7 @@ fn spawn_stream_session<R, W>(
     opts: Arc<ForwardOptions>,
     events: EventSink,
     active: Arc<AtomicUsize>,
+    lingering: Arc<AtomicUsize>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -698,11 +716,23 @@ fn spawn_stream_session<R, W>(
                 let idle = opts.idle_timeout.unwrap_or(UDP_SESSION_IDLE);
                 let ropts = RelayOptions {
                     idle_timeout: Some(idle),
-                    quit_after_eof: Some(idle),
+                    quit_after_eof: Some(opts.eof_grace),
                     shutdown_on_eof: true,
                     end_on_remote_eof: false,
                 };
-                relay::relay_datagrams(&mut r, &mut w, &u, &ropts, tap_ref).await
+                let mut watched = EofWatch {
+                    inner: &mut r,
+                    lingering: &lingering,
+                    seen: false,
+                };
+                let outcome =
+                    relay::relay_datagrams(&mut watched, &mut w, &u, &ropts, tap_ref).await;
+                if watched.seen {
+                    lingering.fetch_sub(1, Ordering::SeqCst);
+                }
+                // The client sees EOF now, not when the task is dropped.
+                let _ = tokio::time::timeout(Duration::from_millis(100), w.shutdown()).await;
+                outcome
             }
         };
         active.fetch_sub(1, Ordering::SeqCst);
@@ -715,6 +745,33 @@ fn spawn_stream_session<R, W>(
             error: outcome.result.err(),
         });
     });
+}
+
+/// A client reader that counts its session as `lingering` once the client's input ends
+/// (read returned 0 bytes): from then on only replies can flow, so a stop does not wait.
+struct EofWatch<'a, R> {
+    inner: &'a mut R,
+    lingering: &'a AtomicUsize,
+    seen: bool,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for EofWatch<'_, R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut *this.inner).poll_read(cx, buf);
+        let eof = matches!(r, std::task::Poll::Ready(Ok(()))) && buf.filled().len() == before;
+        let gone = matches!(r, std::task::Poll::Ready(Err(_)));
+        if (eof && buf.remaining() > 0 || gone) && !this.seen {
+            this.seen = true;
+            this.lingering.fetch_add(1, Ordering::SeqCst);
+        }
+        r
+    }
 }
 
 type UdpSessions = Arc<Mutex<HashMap<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>>>;

@@ -37,6 +37,10 @@ pub struct Args {
     /// End a session after SECS without traffic either way (UDP sessions: default 60).
     #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
     pub idle: Option<Duration>,
+    /// TCP/Unix client to UDP target: after the client's end of input, relay replies for
+    /// SECS more, then close the client (default 0.5, like socat's -t).
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    pub quit: Option<Duration>,
     /// At most N sessions at once; more are accepted and closed at once.
     #[arg(long, value_name = "N", default_value_t = sockit::forward::DEFAULT_MAX_CONNS)]
     pub max_conns: usize,
@@ -128,6 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         max_conns: args.max_conns,
         idle_timeout: args.idle,
         connect_timeout: args.wait,
+        eof_grace: args.quit.unwrap_or(sockit::forward::UDP_EOF_GRACE),
         access,
         lookup: args.family.connect_options(),
         sockopts: args.sockopts.options(),

@@ -584,3 +584,62 @@ fn bad_options_and_log_files_fail_before_listening() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A UDP echo target on 127.0.0.1 answering every datagram for `limit` (bounded).
+fn udp_echo_thread(limit: Duration) -> SocketAddr {
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let addr = u.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let end = std::time::Instant::now() + limit;
+        let mut buf = [0u8; 2048];
+        while std::time::Instant::now() < end {
+            if let Ok((n, from)) = u.recv_from(&mut buf) {
+                let _ = u.send_to(&buf[..n], from);
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn tcp_to_udp_session_ends_after_client_eof_and_grace() {
+    // Regression: TCP→UDP session outlived its client's EOF by the 60 s idle default.
+    let _guard = crate::common::serial();
+    let taddr = udp_echo_thread(T);
+    let fwd = forward(&["127.0.0.1:0", &format!("udp:{taddr}")]);
+    let s = connect(fwd.addr());
+    let t = std::time::Instant::now();
+    assert_eq!(round_trip(s, b"x".to_vec()), b"x", "echo, then EOF");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(3),
+        "EOF after the 0.5 s grace: {took:?}"
+    );
+}
+
+#[test]
+fn tcp_to_udp_grace_is_the_q_option() {
+    // Regression: the after-EOF grace of a TCP→UDP session is set with -q.
+    let _guard = crate::common::serial();
+    let taddr = udp_echo_thread(T);
+    let fwd = forward(&["-q", "1.5", "127.0.0.1:0", &format!("udp:{taddr}")]);
+    let t = std::time::Instant::now();
+    assert_eq!(round_trip(connect(fwd.addr()), b"z".to_vec()), b"z");
+    let took = t.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // A client that is gone: SIGTERM does not wait out its session's grace.
+    let mut fwd = fwd;
+    let mut gone = connect(fwd.addr());
+    gone.write_all(b"y").unwrap();
+    let mut b = [0u8; 1];
+    gone.read_exact(&mut b).unwrap();
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(100));
+    let t = std::time::Instant::now();
+    assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
+    assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+}
