@@ -588,7 +588,8 @@ fn bad_options_and_log_files_fail_before_listening() {
 /// A UDP echo target on 127.0.0.1 answering every datagram for `limit` (bounded).
 fn udp_echo_thread(limit: Duration) -> SocketAddr {
     let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-    u.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    u.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
     let addr = u.local_addr().unwrap();
     std::thread::spawn(move || {
         let end = std::time::Instant::now() + limit;
@@ -641,5 +642,9 @@ fn tcp_to_udp_grace_is_the_q_option() {
     std::thread::sleep(Duration::from_millis(100));
     let t = std::time::Instant::now();
     assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
-    assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
 }
