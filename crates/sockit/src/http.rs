@@ -1491,11 +1491,16 @@ impl<'o> Exchange<'o> {
                 }
             }
             if self.fill("read body")? == 0 {
+                let mut body_bytes = 0;
                 if let Some(d) = self.decoder.as_ref() {
                     d.finish()?;
+                    body_bytes = d.body_bytes();
                 }
                 self.finish_total();
-                self.decoder = Some(BodyDecoder::new(Framing::Empty));
+                // Done from now on, keeping the count (a close-framed body ends here).
+                let mut done = BodyDecoder::new(Framing::Empty);
+                done.body_bytes = body_bytes;
+                self.decoder = Some(done);
                 return Ok(None);
             }
         }

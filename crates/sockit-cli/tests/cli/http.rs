@@ -736,3 +736,31 @@ fn tls_flags_refuse_what_they_cannot_do() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
 }
+
+#[test]
+fn close_framed_body_is_counted_in_json() {
+    // Regression: an HTTP/1.0 body framed by connection close reported "body_bytes":0.
+    use std::io::{Read, Write};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    let server = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().expect("accept");
+        c.set_read_timeout(Some(LIMIT)).expect("timeout");
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf);
+        let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello, close\n");
+    });
+    let dir = temp_dir("closeframed");
+    let f = dir.join("c.out");
+    let o = http(&[
+        "--json",
+        "-o",
+        f.to_str().expect("utf-8"),
+        &format!("http://127.0.0.1:{port}/"),
+    ]);
+    server.join().expect("server");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(&f).expect("c.out"), b"hello, close\n");
+    assert_eq!(json(&o)["body_bytes"], 13, "{}", stdout(&o));
+    let _ = std::fs::remove_dir_all(dir);
+}
