@@ -275,6 +275,16 @@ impl fmt::Debug for Forwarder {
     }
 }
 
+/// The host an address without one stands for: `::1` when only IPv6 is asked for (`-6`),
+/// else 127.0.0.1 (as `listen` and `echo-server` do).
+pub fn default_host(lookup: &ConnectOptions) -> &'static str {
+    if lookup.family == Some(crate::addr::Family::Inet6) {
+        "::1"
+    } else {
+        "127.0.0.1"
+    }
+}
+
 fn first_addr(
     host: &str,
     port: &Port,
@@ -304,7 +314,8 @@ impl Forwarder {
     /// Binds the listening side (`socket(2)`, `SO_REUSEADDR`, the socket options, `bind(2)`,
     /// `listen(2)`). Must run inside a tokio runtime.
     ///
-    /// A listen address without a host binds 127.0.0.1; a host name is looked up with one
+    /// A listen address without a host binds 127.0.0.1 (`::1` when the lookup options ask
+    /// for IPv6 only, see [`default_host`]); a host name is looked up with one
     /// `getaddrinfo(3)` call and its first address bound; IPv6 listeners set
     /// `IPV6_V6ONLY`. A Unix path left by a dead server is removed first (only after a
     /// connect to it is refused).
@@ -332,7 +343,7 @@ impl Forwarder {
                 Bound::Unix(l, addr.clone())
             }
             Endpoint::Ip { proto, host, port } => {
-                let host = host.as_deref().unwrap_or("127.0.0.1");
+                let host = host.as_deref().unwrap_or(default_host(&opts.lookup));
                 let addr = first_addr(host, port, listen.socktype(), &opts.lookup)?;
                 let s = ip_socket(addr, listen.socktype())?;
                 s.set_reuse_address(true)
@@ -609,7 +620,7 @@ async fn connect_target(target: &Endpoint, opts: &ForwardOptions) -> Result<Targ
             host,
             port,
         } => {
-            let host = host.as_deref().unwrap_or("127.0.0.1");
+            let host = host.as_deref().unwrap_or(default_host(&opts.lookup));
             let copts = ConnectOptions {
                 timeout,
                 ..opts.lookup.clone()
@@ -628,7 +639,10 @@ async fn connect_target(target: &Endpoint, opts: &ForwardOptions) -> Result<Targ
             host,
             port,
         } => {
-            let host = host.as_deref().unwrap_or("127.0.0.1").to_string();
+            let host = host
+                .as_deref()
+                .unwrap_or(default_host(&opts.lookup))
+                .to_string();
             let (port, lookup) = (port.clone(), opts.lookup.clone());
             let addr = tokio::task::spawn_blocking(move || {
                 first_addr(&host, &port, SockType::Dgram, &lookup)

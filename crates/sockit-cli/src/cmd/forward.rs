@@ -18,7 +18,7 @@ use crate::args::{FamilyArgs, SocketOptArgs, TrafficLogArgs, parse_secs};
 #[command(
     after_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
 udp:; unix:PATH (or /path, ./path, @abstract) for a Unix stream socket. A LISTEN without \
-host binds 127.0.0.1.\n\nExamples:\n  sockit forward 8080 127.0.0.1:80\n  sockit forward -u \
+host binds 127.0.0.1 (::1 with -6).\n\nExamples:\n  sockit forward 8080 127.0.0.1:80\n  sockit forward -u \
 5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80"
 )]
 pub struct Args {
@@ -62,7 +62,24 @@ pub struct Args {
     pub sockopts: SocketOptArgs,
 }
 
-fn print_event(verbose: u8, json_out: bool, ev: &Event) {
+/// An address word as the forwarder uses it: the default host filled in (`tcp:[::1]:80`).
+fn shown(e: &Endpoint, lookup: &sockit::client::ConnectOptions) -> String {
+    match e {
+        Endpoint::Ip {
+            proto,
+            host: None,
+            port,
+        } => Endpoint::Ip {
+            proto: *proto,
+            host: Some(sockit::forward::default_host(lookup).to_string()),
+            port: port.clone(),
+        }
+        .to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn print_event(verbose: u8, json_out: bool, target: &str, ev: &Event) {
     if json_out {
         let obj = match ev {
             Event::Accepted { id, peer } => json!({"event": "accepted", "id": id, "peer": peer}),
@@ -101,7 +118,7 @@ fn print_event(verbose: u8, json_out: bool, ev: &Event) {
         Event::Refused { peer, reason } => format!("refused {peer}: {reason}"),
         Event::Connected { id, target } => format!("#{id} connected to {target}"),
         Event::ConnectFailed { id, error } => {
-            format!("#{id} target failed, client closed: {error}")
+            format!("#{id} target {target} failed, client closed: {error}")
         }
         Event::Closed {
             id,
@@ -143,8 +160,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("tokio runtime")?;
     let (verbose, json_out) = (args.verbose, args.json);
+    let listen_text = shown(&listen, &opts.lookup);
+    let target_text = shown(&target, &opts.lookup);
     let result = rt.block_on(async move {
-        let fwd = Forwarder::bind(&listen, target, opts)?;
+        let fwd = Forwarder::bind(&listen, target, opts)
+            .with_context(|| format!("listen on {listen_text}"))?;
         let unix_path = match fwd.local_addr()? {
             LocalAddr::Ip(addr, _) => {
                 crate::output::print_listening(&addr, None)?;
@@ -160,7 +180,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 crate::exit::stderr_line(format_args!("sockit: {a}"));
             }
         }
-        let events: EventSink = Arc::new(move |ev| print_event(verbose, json_out, &ev));
+        let events: EventSink =
+            Arc::new(move |ev| print_event(verbose, json_out, &target_text, &ev));
         // SIGTERM: stop accepting and let the sessions in flight finish; a second SIGTERM
         // ends at once. SIGINT: exit 130 at once.
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())

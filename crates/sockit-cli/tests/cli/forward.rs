@@ -648,3 +648,21 @@ fn tcp_to_udp_grace_is_the_q_option() {
         t.elapsed()
     );
 }
+
+#[test]
+fn bare_port_with_6_listens_on_ipv6_loopback() {
+    // Regression: `forward -6 0 [::1]:PORT` looked up 127.0.0.1 with -6 and exited 3.
+    let target = TcpListener::bind("[::1]:0").expect("bind ::1");
+    let taddr = target.local_addr().unwrap();
+    drop(target);
+    let fwd = forward(&["-6", "0", &taddr.to_string()]);
+    assert_eq!(fwd.host, "::1", "{}", fwd.first_line);
+    // An address of the wrong family names itself in the error.
+    let out = crate::common::run(
+        &mut crate::common::sockit(&["forward", "-6", "127.0.0.1:0", &taddr.to_string()]),
+        T,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("listen on tcp:127.0.0.1:0"), "{err}");
+}
