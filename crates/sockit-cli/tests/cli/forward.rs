@@ -380,7 +380,7 @@ fn socket_options_are_read_back_and_a_bad_ttl_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
-        "sockit: setsockopt(IP_TTL): ttl must be 1-255, not 300\n"
+        "sockit: listen on tcp:127.0.0.1:0: setsockopt(IP_TTL): ttl must be 1-255, not 300\n"
     );
 }
 
