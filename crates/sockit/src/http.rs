@@ -1612,9 +1612,10 @@ fn resolve(
         Ok(addrs)
     };
     let addrs = match remaining(deadline) {
+        // A numeric lookup never waits: no deadline applies to it.
         None => lookup()?,
+        Some(_) if numeric => lookup()?,
         Some(None) => return Err(Error::timeout("getaddrinfo")),
-        Some(Some(_)) if numeric => lookup()?,
         Some(Some(left)) => {
             let (tx, rx) = std::sync::mpsc::channel();
             std::thread::Builder::new()
@@ -1636,12 +1637,12 @@ fn resolve(
 /// Happy Eyeballs (RFC 8305) over the ordered addresses, as the CLI's `connect` does
 /// ([`crate::client::connect_happy_addrs`]), on a one-thread tokio runtime; the winner comes
 /// back as a blocking std socket. Returns it and the number of attempts started.
+///
+/// A deadline already passed is handed on as a zero timeout, exactly as
+/// [`crate::client::connect_happy`] hands on what its lookup left: the race then decides,
+/// so a refusal stays a refusal (`[Errno 111]`) even at the deadline.
 fn connect_happy(addrs: Vec<SocketAddr>, deadline: Option<Instant>) -> Result<(TcpStream, usize)> {
-    let timeout = match remaining(deadline) {
-        Some(Some(t)) => Some(t),
-        Some(None) => return Err(Error::timeout("connect")),
-        None => None,
-    };
+    let timeout = deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let opts = crate::client::ConnectOptions {
         timeout,
         ..crate::client::ConnectOptions::default()

@@ -764,3 +764,16 @@ fn close_framed_body_is_counted_in_json() {
     assert_eq!(json(&o)["body_bytes"], 13, "{}", stdout(&o));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn refusal_at_a_tiny_deadline_stays_a_refusal() {
+    // Regression: `http -w 0.000001` to a closed port said `connect: timed out` (5), not 111.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    for _ in 0..3 {
+        let o = http(&["-w", "0.000001", &format!("http://127.0.0.1:{port}/")]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(stderr(&o).contains("[Errno 111]"), "{}", stderr(&o));
+    }
+}
