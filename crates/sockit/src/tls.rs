@@ -539,6 +539,20 @@ pub fn tls_error(err: &rustls::Error) -> Error {
     Error::new(ErrorKind::Tls, "tls", None, message)
 }
 
+/// A certificate name as webpki presents it (its `Debug` text: `DnsName("localhost")`,
+/// `IpAddress(127.0.0.1)`), as a person writes it: `localhost`, `127.0.0.1`.
+fn presented_name(text: &str) -> &str {
+    for prefix in ["DnsName(", "IpAddress(", "UniformResourceIdentifier("] {
+        if let Some(inner) = text.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')) {
+            return inner
+                .strip_prefix('"')
+                .and_then(|r| r.strip_suffix('"'))
+                .unwrap_or(inner);
+        }
+    }
+    text
+}
+
 fn cert_error_text(err: &CertificateError) -> String {
     match err {
         CertificateError::UnknownIssuer => {
@@ -561,7 +575,11 @@ fn cert_error_text(err: &CertificateError) -> String {
                 if presented.is_empty() {
                     "no names".to_string()
                 } else {
-                    presented.join(", ")
+                    presented
+                        .iter()
+                        .map(|p| presented_name(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 }
             )
         }
@@ -681,6 +699,27 @@ mod tests {
             CertificateError::NotValidForName,
         ));
         assert!(e.to_string().contains("name mismatch"), "{e}");
+    }
+
+    #[test]
+    fn name_mismatch_shows_plain_names() {
+        // Regression: the mismatch text showed `DnsName("localhost")` (Rust debug text).
+        let e = tls_error(&rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForNameContext {
+                expected: ServerName::IpAddress(
+                    std::net::IpAddr::from([127, 0, 0, 1]).into(),
+                ),
+                presented: vec![
+                    "DnsName(\"localhost\")".to_string(),
+                    "IpAddress(::1)".to_string(),
+                ],
+            },
+        ));
+        assert!(
+            e.to_string()
+                .contains("(the certificate is for localhost, ::1, not 127.0.0.1)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -564,6 +564,12 @@ fn tls_name_mismatch_and_expired_fail_clearly() {
     let o = http(&["--cacert", &pki.path("ca.pem"), &u]);
     assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
     assert!(stderr(&o).contains("name mismatch"), "{}", stderr(&o));
+    // Regression: the names were Rust debug text (`DnsName("localhost")`).
+    assert!(
+        stderr(&o).contains("(the certificate is for localhost, not 127.0.0.1)"),
+        "{}",
+        stderr(&o)
+    );
     drop(s);
 
     let pki = Pki::new("tls-expired", &["127.0.0.1"], true);
