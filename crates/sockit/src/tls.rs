@@ -706,9 +706,7 @@ mod tests {
         // Regression: the mismatch text showed `DnsName("localhost")` (Rust debug text).
         let e = tls_error(&rustls::Error::InvalidCertificate(
             CertificateError::NotValidForNameContext {
-                expected: ServerName::IpAddress(
-                    std::net::IpAddr::from([127, 0, 0, 1]).into(),
-                ),
+                expected: ServerName::IpAddress(std::net::IpAddr::from([127, 0, 0, 1]).into()),
                 presented: vec![
                     "DnsName(\"localhost\")".to_string(),
                     "IpAddress(::1)".to_string(),
