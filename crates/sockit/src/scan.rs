@@ -119,10 +119,9 @@ impl Default for ScanOptions {
 /// ([`service_port`]).
 ///
 /// # Errors
-/// - [`ErrorKind::InvalidInput`] for an empty list or item, a number outside 1..=65535 (port
-///   0 cannot be probed), a range whose start is above its end.
-/// - [`ErrorKind::Os`] for an unknown service name (`getservbyname: service/proto not
-///   found`).
+/// [`ErrorKind::InvalidInput`] for an empty list or item, a number outside 1..=65535 (port
+/// 0 cannot be probed), a range whose start is above its end, or an unknown service name
+/// (`ports: unknown service "nosuch" for tcp (getservbyname: service/proto not found)`).
 ///
 /// # Examples
 /// ```
@@ -179,7 +178,21 @@ pub fn parse_ports(text: &str, transport: Transport) -> Result<Vec<u16>> {
                 push(p, &mut out);
             }
         } else {
-            push(service_port(item, transport)?, &mut out);
+            // An unknown name is bad input in the list (exit 2), not a closed port.
+            let port = service_port(item, transport).map_err(|e| {
+                if e.kind() == ErrorKind::Os {
+                    Error::invalid_input(
+                        OP,
+                        format!(
+                            "unknown service {item:?} for {} ({e})",
+                            transport.as_str()
+                        ),
+                    )
+                } else {
+                    e
+                }
+            })?;
+            push(port, &mut out);
         }
     }
     Ok(out)
@@ -416,8 +429,10 @@ mod tests {
             vec![80, 22]
         );
         assert_eq!(parse_ports("domain", Transport::Udp).unwrap(), vec![53]);
+        // Regression: an unknown service was an Os error (exit 1, like a closed port).
         let e = parse_ports("no-such-service", Transport::Tcp).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Os);
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("\"no-such-service\""), "{e}");
     }
 
     #[test]

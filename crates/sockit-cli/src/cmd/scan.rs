@@ -9,6 +9,18 @@ use anyhow::Context;
 use sockit::addr::{Family, SockType};
 use sockit::scan::{PortResult, PortState, ScanOptions, Transport};
 
+/// `-w SECS`: more than 0 (every probe needs some time); scan always has a limit (2 s
+/// unless told), so the message does not offer leaving `-w` out as "no limit".
+fn parse_wait(text: &str) -> Result<Duration, String> {
+    let d = crate::args::parse_secs(text)?;
+    if d.is_zero() {
+        return Err(format!(
+            "a probe timeout must be more than 0 seconds, not {text} (default 2)"
+        ));
+    }
+    Ok(d)
+}
+
 /// Arguments of `sockit scan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -30,7 +42,7 @@ pub struct Args {
     #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
     /// Time each port may take to answer, in seconds.
-    #[arg(short = 'w', value_name = "SECS", default_value = "2", value_parser = crate::args::parse_timeout_secs)]
+    #[arg(short = 'w', value_name = "SECS", default_value = "2", value_parser = parse_wait)]
     pub wait: Duration,
     /// At most N probes in flight.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]

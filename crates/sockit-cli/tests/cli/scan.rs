@@ -156,3 +156,22 @@ fn service_names_stand_for_ports() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "1/tcp closed\n");
 }
+
+#[test]
+fn unknown_service_is_a_usage_error_and_w_0_says_the_default() {
+    // Regression: `scan 127.0.0.1 nosuchsvc` exited 1, like a closed port; `-w 0` offered "no limit".
+    let out = run(
+        &mut sockit(&["scan", "127.0.0.1", "nosuchsvc"]),
+        Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("unknown service \"nosuchsvc\""), "{err}");
+    let out = run(
+        &mut sockit(&["scan", "-w", "0", "127.0.0.1", "1"]),
+        Duration::from_secs(10),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("default 2") && !err.contains("no limit"), "{err}");
+}
