@@ -183,10 +183,7 @@ pub fn parse_ports(text: &str, transport: Transport) -> Result<Vec<u16>> {
                 if e.kind() == ErrorKind::Os {
                     Error::invalid_input(
                         OP,
-                        format!(
-                            "unknown service {item:?} for {} ({e})",
-                            transport.as_str()
-                        ),
+                        format!("unknown service {item:?} for {} ({e})", transport.as_str()),
                     )
                 } else {
                     e

@@ -173,5 +173,8 @@ fn unknown_service_is_a_usage_error_and_w_0_says_the_default() {
     );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("default 2") && !err.contains("no limit"), "{err}");
+    assert!(
+        err.contains("default 2") && !err.contains("no limit"),
+        "{err}"
+    );
 }
