@@ -646,7 +646,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     // 3. results
     let mut per_conn: Vec<(usize, ConnStats)> = Vec::with_capacity(connected);
     let mut hists = Vec::with_capacity(nthreads);
-    let mut last_done: Option<Instant> = None;
+    let mut finished: Option<Instant> = None;
     let (mut cpu, mut wait) = (Duration::ZERO, Duration::ZERO);
     for h in handles {
         let tr = h.join().map_err(|_| {
@@ -659,7 +659,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         })?;
         per_conn.extend(tr.conns);
         hists.push(tr.hist);
-        last_done = last_done.max(tr.last_done);
+        finished = finished.max(Some(tr.finished));
         cpu += tr.cpu;
         wait += tr.wait;
     }
@@ -716,10 +716,13 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
             r.first_error.get_or_insert(e);
         }
     }
+    // The run's real measured time: from the end of the warm-up until the last connection
+    // stopped (not until the last reply, which made one quick request look like thousands
+    // per second).
     r.elapsed = if config.mode == Mode::Stream && config.count.is_none() {
         end - measure
     } else {
-        last_done.unwrap_or_else(Instant::now).max(measure) - measure
+        finished.unwrap_or_else(Instant::now).max(measure) - measure
     };
     r.stopped_by = if errored == connected {
         StopReason::Errors
@@ -794,7 +797,8 @@ struct ConnStats {
 struct ThreadResult {
     conns: Vec<(usize, ConnStats)>,
     hist: Histogram<u64>,
-    last_done: Option<Instant>,
+    /// When this thread's connections had all stopped.
+    finished: Instant,
     /// On-CPU and runnable-but-waiting time of this thread during the load phase.
     cpu: Duration,
     wait: Duration,
@@ -867,7 +871,7 @@ fn worker(
     let empty = || ThreadResult {
         conns: Vec::new(),
         hist: new_histogram(),
-        last_done: None,
+        finished: Instant::now(),
         cpu: Duration::ZERO,
         wait: Duration::ZERO,
     };
@@ -953,13 +957,13 @@ fn worker(
         }
         out
     });
+    let finished = Instant::now();
     let (cpu1, wait1) = sched_times();
-    let last_done = results.iter().filter_map(|(_, s)| s.last_done).max();
     let hist = HIST.with(|h| std::mem::replace(&mut *h.borrow_mut(), new_histogram()));
     ThreadResult {
         conns: results,
         hist,
-        last_done,
+        finished,
         cpu: cpu1.saturating_sub(cpu0),
         wait: wait1.saturating_sub(wait0),
     }
@@ -1109,6 +1113,11 @@ impl Ctx {
                 // requests due before the end are all sent (a connection that fell behind
                 // catches up), but for at most one timeout past the end
                 if due >= self.clock.end || Instant::now() >= self.clock.end + self.shared.timeout {
+                    // Open loop: the run lasts its duration even when no request is due
+                    // before the end (`--rate 0.001 --duration 0.5` takes 0.5 s).
+                    if due >= self.clock.end {
+                        wait_until(self.clock.end, pacer).await;
+                    }
                     return None;
                 }
                 wait_until(due, pacer).await;

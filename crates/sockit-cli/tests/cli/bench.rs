@@ -381,3 +381,27 @@ fn bad_input_is_refused() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("Connection refused"));
 }
+
+#[test]
+fn elapsed_is_the_real_run_and_the_rate_is_over_it() {
+    // Regression: `--rate 0.001 --duration 0.5` said "1 requests in 0.00 s: 3639 per second".
+    let _g = common::serial();
+    let addr = tcp_echo(None, None);
+    let t = std::time::Instant::now();
+    let (v, code, err) = bench_json(&[&addr.to_string(), "--rate", "0.001", "--duration", "0.5"]);
+    let took = t.elapsed();
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(u(&v, "requests"), 1, "{v}");
+    let d = v["duration_s"].as_f64().expect("duration_s");
+    assert!((0.5..1.5).contains(&d), "{v}");
+    let rps = v["rps"].as_f64().expect("rps");
+    assert!((0.6..=2.0).contains(&rps), "{v}");
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    // `--count 1 -c 10`: the rate is one request over the whole run, no more than the
+    // inverse of its measured duration.
+    let (v, code, err) = bench_json(&[&addr.to_string(), "--count", "1", "-c", "10"]);
+    assert_eq!(code, 0, "{err}");
+    let d = v["duration_s"].as_f64().expect("duration_s");
+    let rps = v["rps"].as_f64().expect("rps");
+    assert!(d > 0.0 && (rps * d - 1.0).abs() < 1e-6, "{v}");
+}
