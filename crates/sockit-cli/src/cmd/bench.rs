@@ -568,9 +568,19 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
     let mut hists = Vec::new();
     let mut targets = Vec::<String>::new();
     for f in files {
-        let text = std::fs::read_to_string(f)
+        let bytes = std::fs::read(f)
             .map_err(|e| Error::from_io("open", e))
             .with_context(|| format!("--merge {}", f.display()))?;
+        // Bad input, not a system error: name the file and the line with the bad bytes.
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            anyhow::Error::new(Error::invalid_input(
+                "json",
+                format!("not text: bytes that are not UTF-8 at offset {at}"),
+            ))
+            .context(format!("--merge {} line {line}", f.display()))
+        })?;
         for (no, line) in text
             .lines()
             .enumerate()

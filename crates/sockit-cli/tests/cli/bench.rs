@@ -405,3 +405,22 @@ fn elapsed_is_the_real_run_and_the_rate_is_over_it() {
     let rps = v["rps"].as_f64().expect("rps");
     assert!(d > 0.0 && (rps * d - 1.0).abs() < 1e-6, "{v}");
 }
+
+#[test]
+fn merge_of_a_binary_file_is_bad_input_naming_file_and_line() {
+    // Regression: `bench --merge big.bin` exited 1 with `open: stream did not contain valid UTF-8`.
+    let dir = scratch_dir("binmerge");
+    let f = dir.join("big.bin");
+    std::fs::write(&f, b"\n\xff\xfe\x00binary").expect("write");
+    let out = run(
+        &mut sockit(&["bench", "--merge", f.to_str().expect("utf-8")]),
+        LIMIT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("--merge {} line 2", f.display())) && err.contains("UTF-8"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
