@@ -91,7 +91,7 @@ impl Endpoint {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing or bad port or host, as
-    /// [`parse_host_port`] says, or a bad Unix path.
+    /// [`parse_host_port`] says, a bad Unix path, or an empty abstract name (`@`).
     ///
     /// # Examples
     /// ```
@@ -102,11 +102,20 @@ impl Endpoint {
     /// assert_eq!(Endpoint::parse("/tmp/s", false).unwrap().to_string(), "unix:/tmp/s");
     /// ```
     pub fn parse(text: &str, udp: bool) -> Result<Endpoint> {
+        let unix = |path: &str| {
+            if path == "@" {
+                return Err(Error::invalid_input(
+                    "unix",
+                    "empty abstract Unix socket name (@ needs a name after it)",
+                ));
+            }
+            Ok(Endpoint::Unix(UnixAddr::parse(path)?))
+        };
         if let Some(path) = text.strip_prefix("unix:") {
-            return Ok(Endpoint::Unix(UnixAddr::parse(path)?));
+            return unix(path);
         }
         if text.starts_with('/') || text.starts_with("./") || text.starts_with('@') {
-            return Ok(Endpoint::Unix(UnixAddr::parse(text)?));
+            return unix(text);
         }
         let (proto, rest) = if let Some(r) = text.strip_prefix("tcp:") {
             (Proto::Tcp, r)
@@ -123,6 +132,24 @@ impl Endpoint {
             host: hp.host,
             port: hp.port,
         })
+    }
+
+    /// Checks that this address can be a target: port 0 picks a free port for a listener,
+    /// but there is nothing to connect to at port 0.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for port 0.
+    pub fn check_target(&self) -> Result<()> {
+        match self {
+            Endpoint::Ip {
+                port: Port::Number(0),
+                ..
+            } => Err(Error::invalid_input(
+                "target",
+                format!("{self}: a target needs a real port, not 0"),
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn socktype(&self) -> SockType {
@@ -322,11 +349,18 @@ impl Forwarder {
     ///
     /// # Errors
     /// - [`ErrorKind::Gai`] when the listen host cannot be looked up.
-    /// - [`ErrorKind::InvalidInput`] for a socket option that does not apply or is out of
-    ///   range, or an access list on a Unix listener (its peers have no IP address).
+    /// - [`ErrorKind::InvalidInput`] for `max_conns` 0, a target with port 0, a socket
+    ///   option that does not apply or is out of range, or an access list on a Unix listener (its peers have no IP address).
     /// - [`ErrorKind::Os`] from `bind(2)` (`[Errno 98] Address already in use`) or another
     ///   call.
     pub fn bind(listen: &Endpoint, target: Endpoint, opts: ForwardOptions) -> Result<Forwarder> {
+        if opts.max_conns == 0 {
+            return Err(Error::invalid_input(
+                "max-conns",
+                "at least 1 session is needed (0 would refuse every client)",
+            ));
+        }
+        target.check_target()?;
         opts.sockopts.validate()?;
         if matches!(listen, Endpoint::Unix(_)) && !opts.access.is_open() {
             return Err(Error::invalid_input(
@@ -998,5 +1032,8 @@ mod tests {
         assert!(Endpoint::parse("", false).is_err());
         assert!(Endpoint::parse("host", false).is_err());
         assert!(Endpoint::parse("tcp:70000", false).is_err());
+        // Regression: an empty abstract name was accepted.
+        assert!(Endpoint::parse("@", false).is_err());
+        assert!(Endpoint::parse("unix:@", false).is_err());
     }
 }

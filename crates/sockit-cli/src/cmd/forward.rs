@@ -13,6 +13,15 @@ use sockit::forward::{Endpoint, Event, EventSink, ForwardOptions, Forwarder, Loc
 
 use crate::args::{FamilyArgs, SocketOptArgs, TrafficLogArgs, parse_secs};
 
+/// `--max-conns N`: at least 1 (0 would accept and close every client).
+fn parse_max_conns(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1 (0 would refuse every client)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("not a whole number: {text:?}")),
+    }
+}
+
 /// Arguments of `sockit forward`.
 #[derive(Debug, clap::Args)]
 #[command(
@@ -42,7 +51,8 @@ pub struct Args {
     #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
     pub quit: Option<Duration>,
     /// At most N sessions at once; more are accepted and closed at once.
-    #[arg(long, value_name = "N", default_value_t = sockit::forward::DEFAULT_MAX_CONNS)]
+    #[arg(long, value_name = "N", default_value_t = sockit::forward::DEFAULT_MAX_CONNS,
+          value_parser = parse_max_conns)]
     pub max_conns: usize,
     /// Admit only peers in these networks (CIDR, repeatable or comma-separated).
     #[arg(long, value_name = "CIDR")]
@@ -143,6 +153,7 @@ fn print_event(verbose: u8, json_out: bool, target: &str, ev: &Event) {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let listen = Endpoint::parse(&args.listen, args.udp).context("listen address")?;
     let target = Endpoint::parse(&args.target, args.udp).context("target address")?;
+    target.check_target().context("target address")?;
     let access = AccessList::parse(&args.allow, &args.deny)?;
     let log = args.log.open()?;
     let opts = ForwardOptions {

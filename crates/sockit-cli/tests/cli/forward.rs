@@ -666,3 +666,23 @@ fn bare_port_with_6_listens_on_ipv6_loopback() {
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("listen on tcp:127.0.0.1:0"), "{err}");
 }
+
+#[test]
+fn zero_max_conns_empty_abstract_name_and_target_port_0_are_usage_errors() {
+    // Regression: `--max-conns 0`, `@` and a target port 0 were accepted, then useless.
+    let cases: [&[&str]; 5] = [
+        &["--max-conns", "0", "127.0.0.1:0", "127.0.0.1:9"],
+        &["@", "127.0.0.1:9"],
+        &["127.0.0.1:0", "unix:@"],
+        &["0", "0"],
+        &["127.0.0.1:0", "udp:127.0.0.1:0"],
+    ];
+    for args in cases {
+        let mut full = vec!["forward"];
+        full.extend_from_slice(args);
+        let out = crate::common::run(&mut crate::common::sockit(&full), T);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(!stdout.contains("listening"), "{args:?}: {stdout}");
+    }
+}

@@ -783,3 +783,11 @@ fn refusal_at_a_tiny_deadline_stays_a_refusal() {
         assert!(stderr(&o).contains("[Errno 111]"), "{}", stderr(&o));
     }
 }
+
+#[test]
+fn max_time_out_of_range_says_the_range() {
+    // Regression: `-m 1e300` said "seconds must be a positive number".
+    let o = http(&["-m", "1e300", "http://127.0.0.1:1/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("at most 1e9"), "{}", stderr(&o));
+}
