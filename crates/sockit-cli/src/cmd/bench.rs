@@ -132,7 +132,7 @@ fn measure(args: &Args) -> anyhow::Result<Summary> {
     }
     let config = config_of(args)?;
     if args.verbose > 0 {
-        eprintln!(
+        crate::exit::stderr_line(format_args!(
             "sockit: bench {} {} ({}): {} connection{} over {} thread{}, {} B, {}{}{}",
             config.target.protocol(),
             config.target,
@@ -151,20 +151,20 @@ fn measure(args: &Args) -> anyhow::Result<Summary> {
                 .map_or(String::new(), |n| format!("{n} requests within ")),
             format_args!("{:.3} s", config.effective_duration().as_secs_f64()),
             config.rate.map_or(String::new(), |r| format!(" at {r}/s")),
-        );
+        ));
     }
     let report = run_with_progress(&config)?;
     if args.verbose > 0 {
-        eprintln!(
+        crate::exit::stderr_line(format_args!(
             "sockit: bench: {} of {} connections set up; stopped by {}; load threads used {:.0} % of a CPU and waited for one {:.1} % of the time",
             report.connected,
             report.connections,
             report.stopped_by.as_str(),
             report.cpu_pct(),
             report.cpu_wait_pct()
-        );
+        ));
         if let Some(e) = &report.first_error {
-            eprintln!("sockit: bench: first error: {e}");
+            crate::exit::stderr_line(format_args!("sockit: bench: first error: {e}"));
         }
     }
     Summary::of_report(&report)
@@ -366,10 +366,10 @@ impl Summary {
     /// 7 for wrong or lost data; else the first error's kind; else 0.
     fn exit_code(&self) -> ExitCode {
         if self.data_errors() {
-            eprintln!(
+            crate::exit::stderr_line(format_args!(
                 "sockit: bench: data came back wrong: {} mismatched, {} lost, {} truncated, {} bytes lost",
                 self.mismatches, self.lost, self.truncated, self.lost_bytes
-            );
+            ));
             return ExitCode::from(7);
         }
         if self.error_count() > 0 {

@@ -215,7 +215,7 @@ impl TlsSetup {
                 }
                 sockit::tls::RootsSource::Insecure => "nothing (--insecure)".to_string(),
             };
-            eprintln!("* trusting {text}");
+            crate::exit::stderr_line(format_args!("* trusting {text}"));
         }
         self.config = Some(config.clone());
         Ok(config)
@@ -225,10 +225,10 @@ impl TlsSetup {
 fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
     let mut url = Url::parse(&args.url)?;
     if args.insecure {
-        eprintln!(
+        crate::exit::stderr_line(format_args!(
             "sockit: warning: --insecure: the server's certificate is not verified; \
              anyone on the path can read and change this exchange"
-        );
+        ));
     }
     let raw = match &args.raw_request {
         Some(path) => Some(read_input(path, "the raw request")?),
@@ -267,9 +267,10 @@ fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
         };
         if args.show_request {
             if args.json {
+                // stderr may be a closed pipe: what nobody reads must not end the request.
                 let mut e = io::stderr().lock();
-                e.write_all(&request_bytes)?;
-                e.flush()?;
+                let _ = e.write_all(&request_bytes);
+                let _ = e.flush();
             } else {
                 let mut o = io::stdout().lock();
                 o.write_all(&request_bytes)?;
@@ -317,7 +318,10 @@ fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
                 if args.json {
                     // Only the last exchange is reported; redirects are counted.
                 } else if args.verbose {
-                    eprintln!("* following {} redirect to {next}", head.status);
+                    crate::exit::stderr_line(format_args!(
+                        "* following {} redirect to {next}",
+                        head.status
+                    ));
                 }
                 redirects += 1;
                 if redirects > args.max_redirs {
@@ -340,10 +344,10 @@ fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
             }
             let target = next.map_or(location.clone(), |u| u.to_string());
             if !args.json {
-                eprintln!(
+                crate::exit::stderr_line(format_args!(
                     "sockit: {} redirect to {target} (not followed: use -L)",
                     head.status
-                );
+                ));
             }
         }
 
@@ -379,7 +383,7 @@ fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
         drop(out);
         let timings = ex.timings();
         if args.verbose {
-            eprintln!("* {}", timings_text(&timings));
+            crate::exit::stderr_line(format_args!("* {}", timings_text(&timings)));
         }
         if args.json {
             let obj = report_json(&url, &req_method, &head, &ex, redirects);

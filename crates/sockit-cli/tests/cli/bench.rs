@@ -424,3 +424,15 @@ fn merge_of_a_binary_file_is_bad_input_naming_file_and_line() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn closed_stderr_does_not_panic() {
+    // Regression: `eprintln!` in cmd/bench.rs panicked (exit 101) when stderr was a closed pipe.
+    let addr = tcp_echo(None, None);
+    let out = common::run_with_closed_stderr(
+        &mut sockit(&["bench", "-v", &addr.to_string(), "--count", "5"]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("5 requests"), "{out:?}");
+}

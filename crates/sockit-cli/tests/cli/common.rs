@@ -462,3 +462,14 @@ pub fn assert_bytes_eq(got: &[u8], want: &[u8], what: &str) {
         );
     }
 }
+
+/// Runs a command whose stderr is a pipe nobody reads (closed at once: writes get EPIPE),
+/// with stdout captured, at most `limit`.
+pub fn run_with_closed_stderr(cmd: &mut Command, limit: Duration) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    drop(child.stderr.take());
+    wait_output(child, limit)
+}

@@ -791,3 +791,15 @@ fn max_time_out_of_range_says_the_range() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("at most 1e9"), "{}", stderr(&o));
 }
+
+#[test]
+fn closed_stderr_does_not_panic() {
+    // Regression: `eprintln!` in cmd/http.rs panicked (exit 101) when stderr was a closed pipe.
+    let s = http_server(&[]);
+    let o = run_with_closed_stderr(
+        &mut sockit(&["http", "--insecure", "-v", &url(&s, "/file")]),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    assert_eq!(o.stdout, file_bytes());
+}
