@@ -434,5 +434,8 @@ fn closed_stderr_does_not_panic() {
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("5 requests"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("5 requests"),
+        "{out:?}"
+    );
 }
