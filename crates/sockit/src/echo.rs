@@ -29,18 +29,22 @@
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use socket2::{Domain, SockAddr, Socket as RawSocket, Type};
+use socket2::{Domain, Socket as RawSocket, Type};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::error::{Error, Result};
+use crate::unix::UnixAddr;
 
+// The event-loop engine batches UDP with recvmmsg/sendmmsg (Linux only); elsewhere every
+// transport is served by the tokio tasks engine (`worker`), whatever `tcp_engine` says.
+#[cfg(target_os = "linux")]
 mod tcp;
 
 /// The slides' port, used when no port is given: 50007.
@@ -70,10 +74,10 @@ pub enum Listen {
     /// TCP and UDP on the same port: UDP binds the port TCP got (port 0 picks one free for
     /// both).
     TcpUdp(SocketAddr),
-    /// A Unix stream socket at a path.
-    UnixStream(PathBuf),
-    /// A Unix datagram socket at a path.
-    UnixDgram(PathBuf),
+    /// A Unix stream socket at a path, or at a Linux abstract name (`@name`).
+    UnixStream(UnixAddr),
+    /// A Unix datagram socket at a path, or at a Linux abstract name (`@name`).
+    UnixDgram(UnixAddr),
 }
 
 /// Settings of an echo server.
@@ -105,7 +109,8 @@ pub struct EchoConfig {
 pub enum TcpEngine {
     /// One mio (epoll) event loop per worker thread that handles each readiness event in
     /// place: the system calls of a C epoll server and a fraction of the user-space work
-    /// of a task per connection. The default.
+    /// of a task per connection. The default. Linux only (its UDP batches use
+    /// `recvmmsg(2)`/`sendmmsg(2)`): elsewhere the server runs [`TcpEngine::Tasks`].
     #[default]
     EventLoop,
     /// One tokio task per connection on the worker's current-thread runtime (as Unix
@@ -159,8 +164,8 @@ impl Transport {
 pub enum Bound {
     /// An IP socket's local address (`getsockname(2)`).
     Ip(Transport, SocketAddr),
-    /// A Unix socket's path.
-    Unix(Transport, PathBuf),
+    /// A Unix socket's address (a path or an abstract name).
+    Unix(Transport, UnixAddr),
 }
 
 /// A peer of the server, as text-ready data (never looked up by name).
@@ -168,15 +173,16 @@ pub enum Bound {
 pub enum Peer {
     /// An IP peer.
     Ip(SocketAddr),
-    /// A Unix peer: its bound path, or `None` for an unnamed socket.
-    Unix(Option<PathBuf>),
+    /// A Unix peer: its bound path or abstract name (Linux autobind gives one), or
+    /// `None` for an unnamed socket.
+    Unix(Option<UnixAddr>),
 }
 
 impl std::fmt::Display for Peer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Peer::Ip(a) => write!(f, "{a}"),
-            Peer::Unix(Some(p)) => write!(f, "{}", p.display()),
+            Peer::Unix(Some(a)) => write!(f, "{a}"),
             Peer::Unix(None) => f.write_str("(unnamed)"),
         }
     }
@@ -402,67 +408,38 @@ fn local_ip(s: &RawSocket) -> Result<SocketAddr> {
         .ok_or_else(|| Error::invalid_input("getsockname", "not an IP socket"))
 }
 
-/// Makes `path` free for a new Unix socket: nothing there, or a stale socket file whose
-/// listener is gone (a connect to it is refused), which is removed. A live listener or
-/// any other kind of file is never touched.
-fn clear_stale_unix(path: &Path, ty: Type) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::from_io("bind", e)),
+/// The socket file a Unix bind at `addr` created (none for an abstract name).
+fn unix_file_of(addr: &UnixAddr) -> Result<Option<UnixFile>> {
+    let Some(path) = addr.path() else {
+        return Ok(None);
     };
-    if !meta.file_type().is_socket() {
-        return Err(Error::new(
-            crate::ErrorKind::Os,
-            "bind",
-            Some(libc::EADDRINUSE),
-            format!(
-                "{} (not a socket: {}; left alone)",
-                crate::sys::strerror(libc::EADDRINUSE),
-                path.display()
-            ),
-        ));
-    }
-    let probe = RawSocket::new(Domain::UNIX, ty.cloexec(), None).map_err(os("socket"))?;
-    let addr = SockAddr::unix(path).map_err(os("bind"))?;
-    match probe.connect(&addr) {
-        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-            std::fs::remove_file(path).map_err(os("unlink"))?;
-            Ok(())
-        }
-        Ok(()) => Err(Error::new(
-            crate::ErrorKind::Os,
-            "bind",
-            Some(libc::EADDRINUSE),
-            format!(
-                "{} (a server is live at {})",
-                crate::sys::strerror(libc::EADDRINUSE),
-                path.display()
-            ),
-        )),
-        Err(e) => Err(Error::from_io("bind", e)),
-    }
-}
-
-fn unix_socket(path: &Path, ty: Type) -> Result<(RawSocket, UnixFile)> {
-    clear_stale_unix(path, ty)?;
-    let s = RawSocket::new(Domain::UNIX, ty.nonblocking().cloexec(), None).map_err(os("socket"))?;
-    let addr = SockAddr::unix(path).map_err(os("bind"))?;
-    s.bind(&addr).map_err(os("bind"))?;
     let meta = std::fs::symlink_metadata(path).map_err(os("stat"))?;
-    let file = UnixFile {
+    Ok(Some(UnixFile {
         path: path.to_path_buf(),
         dev: meta.dev(),
         ino: meta.ino(),
-    };
-    if ty == Type::STREAM
-        && let Err(e) = s.listen(BACKLOG)
-    {
-        file.remove();
-        return Err(Error::from_io("listen", e));
-    }
-    Ok((s, file))
+    }))
 }
+
+/// The Unix address `recvfrom(2)`/`accept(2)` gave: a path, an abstract name (what Linux
+/// autobind gives a client), or `None` for a truly unnamed socket.
+fn unix_peer(a: &tokio::net::unix::SocketAddr) -> Option<UnixAddr> {
+    if let Some(p) = a.as_pathname() {
+        return Some(UnixAddr::Path(p.to_path_buf()));
+    }
+    #[cfg(target_os = "linux")]
+    {
+        if let Some(n) = a.as_abstract_name() {
+            return Some(UnixAddr::Abstract(n.to_vec()));
+        }
+    }
+    None
+}
+
+/// The most worker threads [`EchoConfig::threads`] may ask for.
+pub const MAX_THREADS: usize = 1024;
+/// The largest [`EchoConfig::max_conns`].
+pub const MAX_CONNS: usize = 1 << 24;
 
 /// Worker threads to use: `threads`, or one per CPU this process may run on.
 fn worker_count(threads: usize) -> usize {
@@ -486,6 +463,24 @@ impl EchoServer {
     ///   (`bind: [Errno 98] Address already in use`, also for a Unix path that holds a
     ///   live server or a file that is not a socket).
     pub fn bind(config: EchoConfig) -> Result<EchoServer> {
+        if config.threads > MAX_THREADS {
+            return Err(Error::invalid_input(
+                "echo",
+                format!(
+                    "threads must be 0-{MAX_THREADS}, not {}",
+                    config.threads
+                ),
+            ));
+        }
+        if config.max_conns > MAX_CONNS {
+            return Err(Error::invalid_input(
+                "echo",
+                format!(
+                    "max_conns must be 0-{MAX_CONNS}, not {}",
+                    config.max_conns
+                ),
+            ));
+        }
         let n = worker_count(config.threads);
         let (first, sib) = if n > 1 {
             (ReusePort::First, ReusePort::Sibling)
@@ -542,17 +537,15 @@ impl EchoServer {
                 bound.push(Bound::Ip(Transport::Tcp, got));
                 bound.push(Bound::Ip(Transport::Udp, got));
             }
-            Listen::UnixStream(path) => {
-                let (s, file) = unix_socket(path, Type::STREAM)?;
-                workers[0].unix_stream = Some(s.into());
-                unix_file = Some(file);
-                bound.push(Bound::Unix(Transport::UnixStream, path.clone()));
+            Listen::UnixStream(addr) => {
+                workers[0].unix_stream = Some(crate::unix::bind_listener(addr, BACKLOG)?);
+                unix_file = unix_file_of(addr)?;
+                bound.push(Bound::Unix(Transport::UnixStream, addr.clone()));
             }
-            Listen::UnixDgram(path) => {
-                let (s, file) = unix_socket(path, Type::DGRAM)?;
-                workers[0].unix_dgram = Some(s.into());
-                unix_file = Some(file);
-                bound.push(Bound::Unix(Transport::UnixDgram, path.clone()));
+            Listen::UnixDgram(addr) => {
+                workers[0].unix_dgram = Some(crate::unix::bind_datagram(addr)?);
+                unix_file = unix_file_of(addr)?;
+                bound.push(Bound::Unix(Transport::UnixDgram, addr.clone()));
             }
         }
         workers.retain(|w| {
@@ -579,6 +572,7 @@ impl EchoServer {
     /// # Errors
     /// [`ErrorKind::Os`](crate::ErrorKind::Os) when a worker thread or its runtime cannot
     /// be created (`EAGAIN`, `EMFILE` for the runtime's epoll descriptor ...).
+    #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
     pub fn start(self, events: Option<EventFn>) -> Result<EchoHandle> {
         let shared = Arc::new(Shared {
             events,
@@ -595,6 +589,7 @@ impl EchoServer {
         let mut threads = Vec::new();
         let mut result = Ok(());
         for (i, mut sockets) in self.workers.into_iter().enumerate() {
+            #[cfg(target_os = "linux")]
             if self.config.tcp_engine == TcpEngine::EventLoop
                 && (sockets.tcp.is_some() || sockets.udp.is_some())
             {
@@ -836,7 +831,7 @@ impl Acceptor for UnixAcceptor {
     const TRANSPORT: Transport = Transport::UnixStream;
     async fn accept(&self) -> std::io::Result<(Self::Stream, Peer)> {
         let (s, a) = self.0.accept().await?;
-        Ok((s, Peer::Unix(a.as_pathname().map(Path::to_path_buf))))
+        Ok((s, Peer::Unix(unix_peer(&a))))
     }
     fn prepare(_stream: &Self::Stream) {}
 }
@@ -1256,7 +1251,10 @@ async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
         let Ok((n, from)) = sock.recv_from(&mut buf).await else {
             continue;
         };
-        let Some(path) = from.as_pathname().map(Path::to_path_buf) else {
+        // Answer whatever address recvfrom gave (a path, or the abstract name Linux
+        // autobind gives `sockit connect -u --unix` and socat); only an unnamed sender
+        // cannot be answered.
+        let Some(peer) = unix_peer(&from) else {
             shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
             shared.emit(|| Event::Dropped {
                 transport: Transport::UnixDgram,
@@ -1266,7 +1264,7 @@ async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
             });
             continue;
         };
-        match sock.send_to(&buf[..n], &path).await {
+        match unix_send_to(&sock, &buf[..n], &peer).await {
             Ok(_) => {
                 shared.totals.datagrams.fetch_add(1, Ordering::Relaxed);
                 shared
@@ -1276,7 +1274,7 @@ async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
                 if shared.datagram_events {
                     shared.emit(|| Event::Datagram {
                         transport: Transport::UnixDgram,
-                        peer: Peer::Unix(Some(path)),
+                        peer: Peer::Unix(Some(peer)),
                         bytes: n,
                     });
                 }
@@ -1285,11 +1283,26 @@ async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
                 shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
                 shared.emit(|| Event::Dropped {
                     transport: Transport::UnixDgram,
-                    peer: Peer::Unix(Some(path)),
+                    peer: Peer::Unix(Some(peer)),
                     bytes: n,
-                    reason: Error::from_io("sendto", e).to_string(),
+                    reason: e.to_string(),
                 });
             }
+        }
+    }
+}
+
+/// `sendto(2)` to a Unix address, a path or an abstract name (tokio's `send_to` takes
+/// paths only), waiting for writability when the peer's queue is full.
+async fn unix_send_to(sock: &tokio::net::UnixDatagram, buf: &[u8], to: &UnixAddr) -> Result<usize> {
+    let sa = to.sockaddr()?;
+    loop {
+        sock.writable().await.map_err(os("sendto"))?;
+        match sock.try_io(tokio::io::Interest::WRITABLE, || {
+            socket2::SockRef::from(sock).send_to(buf, &sa)
+        }) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            r => return r.map_err(os("sendto")),
         }
     }
 }
@@ -1331,21 +1344,5 @@ mod tests {
         let stats = h.join().unwrap();
         assert_eq!(stats.datagrams, 1);
         assert_eq!(stats.connections, 1);
-    }
-
-    #[test]
-    fn stale_unix_file_is_removed_but_a_regular_file_is_not() {
-        let dir = std::env::temp_dir().join(format!("sockit-echo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("s");
-        // A stale socket file: bound, never listening, then the socket closed.
-        drop(std::os::unix::net::UnixDatagram::bind(&path).unwrap());
-        assert!(clear_stale_unix(&path, Type::STREAM).is_ok());
-        assert!(!path.exists());
-        std::fs::write(&path, b"keep").unwrap();
-        let e = clear_stale_unix(&path, Type::STREAM).unwrap_err();
-        assert!(e.is_errno(libc::EADDRINUSE));
-        assert!(path.exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +10,12 @@ use anyhow::Context as _;
 use sockit::echo::{
     Bound, CloseReason, DEFAULT_PORT, EchoConfig, EchoServer, EchoStats, Event, Listen, TcpEngine,
 };
+use sockit::echo::{MAX_CONNS, MAX_THREADS, Peer};
+use sockit::unix::UnixAddr;
 use sockit::{Error, Family, Port, SockType};
+
+use crate::args::parse_secs;
+use crate::exit::stderr_line;
 
 /// Arguments of `sockit echo-server`.
 #[derive(Debug, clap::Args)]
@@ -26,17 +30,21 @@ pub struct Args {
     /// TCP (the default); with --udp, both on one port.
     #[arg(long = "tcp")]
     pub tcp: bool,
-    /// Listen on a Unix socket at PATH instead (stream; datagram with -u).
+    /// Listen on a Unix socket at PATH instead (stream; datagram with -u); `@name` is a
+    /// Linux abstract name (no file).
     #[arg(long = "unix", value_name = "PATH", conflicts_with_all = ["addr", "tcp"])]
-    pub unix: Option<PathBuf>,
-    /// Open connections allowed at once; past it a connection is accepted and closed.
-    #[arg(long = "max-conns", value_name = "N", default_value_t = 1024)]
+    pub unix: Option<String>,
+    /// Open connections allowed at once (0-16777216); past it a connection is accepted
+    /// and closed.
+    #[arg(long = "max-conns", value_name = "N", default_value_t = 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_CONNS as u64))]
     pub max_conns: usize,
-    /// Close a connection after SECS without traffic either way.
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS")]
-    pub idle_timeout: Option<f64>,
-    /// Worker threads (default: one per CPU this process may use).
-    #[arg(long = "threads", value_name = "N", default_value_t = 0)]
+    /// Close a connection after SECS (more than 0, at most 1e9) without traffic either way.
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_idle)]
+    pub idle_timeout: Option<Duration>,
+    /// Worker threads, 0-1024 (default 0: one per CPU this process may use).
+    #[arg(long = "threads", value_name = "N", default_value_t = 0,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_THREADS as u64))]
     pub threads: usize,
     /// IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
@@ -60,6 +68,18 @@ pub struct Args {
     /// default) or `tasks` (one tokio task per connection), for comparing them.
     #[arg(long = "engine", value_name = "ENGINE", default_value = "loop", value_parser = ["loop", "tasks"])]
     pub engine: String,
+}
+
+/// `--idle-timeout SECS`: seconds as connect and listen read them (`parse_secs`), but
+/// more than 0 (an idle limit of 0 would close every connection at once).
+fn parse_idle(text: &str) -> Result<Duration, String> {
+    let d = parse_secs(text)?;
+    if d.is_zero() {
+        return Err(format!(
+            "an idle timeout must be more than 0 seconds, not {text} (leave it out for no limit)"
+        ));
+    }
+    Ok(d)
 }
 
 fn invalid(message: impl Into<String>) -> anyhow::Error {
@@ -132,8 +152,8 @@ fn check_family(args: &Args, ip: IpAddr) -> anyhow::Result<()> {
 
 fn config(args: &Args) -> anyhow::Result<EchoConfig> {
     let listen = match &args.unix {
-        Some(path) if args.udp => Listen::UnixDgram(path.clone()),
-        Some(path) => Listen::UnixStream(path.clone()),
+        Some(text) if args.udp => Listen::UnixDgram(UnixAddr::parse(text)?),
+        Some(text) => Listen::UnixStream(UnixAddr::parse(text)?),
         None if args.udp && args.tcp => Listen::TcpUdp(ip_addr(args, SockType::Stream)?),
         None if args.udp => Listen::Udp(ip_addr(args, SockType::Dgram)?),
         None => Listen::Tcp(ip_addr(args, SockType::Stream)?),
@@ -146,15 +166,7 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
     }
     let mut cfg = EchoConfig::new(listen);
     cfg.max_conns = args.max_conns;
-    cfg.idle_timeout = match args.idle_timeout {
-        None => None,
-        Some(s) if s.is_finite() && s > 0.0 && s < 1e9 => Some(Duration::from_secs_f64(s)),
-        Some(s) => {
-            return Err(invalid(format!(
-                "idle timeout must be > 0 seconds, not {s}"
-            )));
-        }
-    };
+    cfg.idle_timeout = args.idle_timeout;
     cfg.threads = args.threads;
     cfg.only_v6 = !args.dual_stack;
     cfg.datagram_events = args.verbose >= 2 || args.json;
@@ -182,7 +194,11 @@ fn print_event(ev: &Event, verbose: u8, json: bool) {
             transport,
             peer,
             open,
-        } => format!("accepted {peer} ({}, {open} open)", transport.as_str()),
+        } => format!(
+            "accepted {} ({}, {open} open)",
+            PeerText(peer),
+            transport.as_str()
+        ),
         Event::Closed {
             transport,
             peer,
@@ -190,7 +206,8 @@ fn print_event(ev: &Event, verbose: u8, json: bool) {
             duration,
             reason,
         } => format!(
-            "closed {peer} ({}): {bytes_echoed} bytes echoed in {:.3} s, {}",
+            "closed {} ({}): {bytes_echoed} bytes echoed in {:.3} s, {}",
+            PeerText(peer),
             transport.as_str(),
             duration.as_secs_f64(),
             reason_text(reason)
@@ -200,7 +217,8 @@ fn print_event(ev: &Event, verbose: u8, json: bool) {
             peer,
             max_conns,
         } => format!(
-            "rejected {peer} ({}): --max-conns {max_conns} reached, closed at once",
+            "rejected {} ({}): --max-conns {max_conns} reached, closed at once",
+            PeerText(peer),
             transport.as_str()
         ),
         Event::AcceptPaused {
@@ -216,20 +234,24 @@ fn print_event(ev: &Event, verbose: u8, json: bool) {
             transport,
             peer,
             bytes,
-        } if verbose >= 2 => format!("echoed {bytes} bytes to {peer} ({})", transport.as_str()),
+        } if verbose >= 2 => format!(
+            "echoed {bytes} bytes to {} ({})",
+            PeerText(peer),
+            transport.as_str()
+        ),
         Event::Dropped {
             transport,
             peer,
             bytes,
             reason,
         } => format!(
-            "dropped {bytes} bytes from {peer} ({}): {reason}",
+            "dropped {bytes} bytes from {} ({}): {reason}",
+            PeerText(peer),
             transport.as_str()
         ),
         _ => return,
     };
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{line}");
+    stderr_line(format_args!("{line}"));
 }
 
 fn reason_text(r: &CloseReason) -> String {
@@ -241,31 +263,74 @@ fn reason_text(r: &CloseReason) -> String {
     }
 }
 
+/// A peer as listen prints it: `HOST PORT` (numeric), `unix PATH`, `unix @name` or
+/// `unix (unnamed)`.
+struct PeerText<'a>(&'a Peer);
+
+impl std::fmt::Display for PeerText<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Peer::Ip(a) => write!(f, "{} {}", sockit::addr::host_text(a), a.port()),
+            Peer::Unix(Some(u)) => write!(f, "unix {u}"),
+            Peer::Unix(None) => f.write_str("unix (unnamed)"),
+        }
+    }
+}
+
+/// A peer's JSON fields, as listen writes them: `peer_host` and `peer_port`, or
+/// `peer_path` (null for an unnamed Unix socket).
+fn peer_json(peer: &Peer) -> serde_json::Value {
+    use serde_json::json;
+    match peer {
+        Peer::Ip(a) => json!({"peer_host": sockit::addr::host_text(a), "peer_port": a.port()}),
+        Peer::Unix(Some(u)) => json!({"peer_path": u.to_string()}),
+        Peer::Unix(None) => json!({"peer_path": null}),
+    }
+}
+
 fn event_json(ev: &Event) -> serde_json::Value {
+    let mut v = event_fields(ev);
+    let peer = match ev {
+        Event::Accepted { peer, .. }
+        | Event::Closed { peer, .. }
+        | Event::Rejected { peer, .. }
+        | Event::Datagram { peer, .. }
+        | Event::Dropped { peer, .. } => Some(peer),
+        _ => None,
+    };
+    if let (Some(o), Some(p)) = (v.as_object_mut(), peer.map(peer_json)) {
+        if let Some(p) = p.as_object() {
+            o.extend(p.clone());
+        }
+    }
+    v
+}
+
+fn event_fields(ev: &Event) -> serde_json::Value {
     use serde_json::json;
     match ev {
         Event::Accepted {
             transport,
-            peer,
+            peer: _,
             open,
         } => json!({"event": "accepted", "transport": transport.as_str(),
-                    "peer": peer.to_string(), "open": open}),
+                    "open": open}),
         Event::Closed {
             transport,
-            peer,
+            peer: _,
             bytes_echoed,
             duration,
             reason,
         } => json!({"event": "closed", "transport": transport.as_str(),
-                    "peer": peer.to_string(), "bytes_echoed": bytes_echoed,
+                    "bytes_echoed": bytes_echoed,
                     "duration_ms": duration.as_secs_f64() * 1e3,
                     "reason": reason_text(reason)}),
         Event::Rejected {
             transport,
-            peer,
+            peer: _,
             max_conns,
         } => json!({"event": "rejected", "transport": transport.as_str(),
-                    "peer": peer.to_string(), "max_conns": max_conns}),
+                    "max_conns": max_conns}),
         Event::AcceptPaused {
             transport,
             error,
@@ -275,17 +340,17 @@ fn event_json(ev: &Event) -> serde_json::Value {
                     "message": error.to_string(), "pause_ms": pause.as_millis() as u64}),
         Event::Datagram {
             transport,
-            peer,
+            peer: _,
             bytes,
         } => json!({"event": "datagram", "transport": transport.as_str(),
-                    "peer": peer.to_string(), "bytes": bytes}),
+                    "bytes": bytes}),
         Event::Dropped {
             transport,
-            peer,
+            peer: _,
             bytes,
             reason,
         } => json!({"event": "dropped", "transport": transport.as_str(),
-                    "peer": peer.to_string(), "bytes": bytes, "reason": reason}),
+                    "bytes": bytes, "reason": reason}),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }
@@ -297,7 +362,7 @@ fn print_listening(bound: &[Bound]) -> anyhow::Result<()> {
             Bound::Ip(t, a) => {
                 crate::output::print_listening(a, both.then_some(t.as_str()))?;
             }
-            Bound::Unix(_, p) => crate::output::print_listening_unix(&p.display().to_string())?,
+            Bound::Unix(_, a) => crate::output::print_listening_unix(&a.to_string())?,
         }
     }
     Ok(())
@@ -314,7 +379,7 @@ fn print_totals(stats: &EchoStats, signal: &str, verbose: u8, json: bool) {
         let _ = out.flush();
     }
     if verbose > 0 {
-        eprintln!(
+        stderr_line(format_args!(
             "stopped by {signal}: served {} connections ({} bytes), {} datagrams ({} bytes); {} rejected, {} dropped",
             stats.connections,
             stats.stream_bytes,
@@ -322,7 +387,7 @@ fn print_totals(stats: &EchoStats, signal: &str, verbose: u8, json: bool) {
             stats.datagram_bytes,
             stats.rejected,
             stats.dropped
-        );
+        ));
     }
 }
 
