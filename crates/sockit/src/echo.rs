@@ -466,19 +466,13 @@ impl EchoServer {
         if config.threads > MAX_THREADS {
             return Err(Error::invalid_input(
                 "echo",
-                format!(
-                    "threads must be 0-{MAX_THREADS}, not {}",
-                    config.threads
-                ),
+                format!("threads must be 0-{MAX_THREADS}, not {}", config.threads),
             ));
         }
         if config.max_conns > MAX_CONNS {
             return Err(Error::invalid_input(
                 "echo",
-                format!(
-                    "max_conns must be 0-{MAX_CONNS}, not {}",
-                    config.max_conns
-                ),
+                format!("max_conns must be 0-{MAX_CONNS}, not {}", config.max_conns),
             ));
         }
         let n = worker_count(config.threads);

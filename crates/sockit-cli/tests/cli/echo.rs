@@ -471,3 +471,194 @@ fn task_engine_echoes_in_order_too() {
     writer.join().unwrap();
     assert!(got == data);
 }
+
+// ------------------------------------------------------------ QA regressions (fix2)
+
+/// The part of a usage error after the value, e.g. `not a number of seconds: "x"`.
+fn usage_reason(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().next().unwrap_or_default().to_string();
+    line.split_once("': ")
+        .map_or(line.clone(), |(_, r)| r.to_string())
+}
+
+/// A unique Linux abstract name for this test run.
+fn abstract_name(tag: &str) -> String {
+    format!("@sockit-echo-{}-{tag}", std::process::id())
+}
+
+#[test]
+fn unix_at_name_is_an_abstract_socket_not_a_file() {
+    // Regression: `--unix @qa` created a file `./@qa` and abstract clients were refused.
+    let dir = temp_dir("abs");
+    let name = abstract_name("abs");
+    let mut cmd = sockit(&["echo-server", "--unix", &name]);
+    cmd.current_dir(&dir).stdin(Stdio::piped());
+    let mut srv = common::spawn_listening(&mut cmd);
+    assert_eq!(srv.first_line, format!("listening unix {name}"));
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was created"
+    );
+    let out = run_with_input(&mut sockit(&["connect", "--unix", &name]), b"abstract", T);
+    assert_eq!(out.stdout, b"abstract", "{out:?}");
+    if common::have("socat") {
+        let mut socat = Command::new("socat");
+        socat.args(["-T", "5", "-", &format!("ABSTRACT-CONNECT:{}", &name[1..])]);
+        let out = run_with_input(&mut socat, b"via socat", T);
+        assert_eq!(out.stdout, b"via socat", "{out:?}");
+    }
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_datagram_at_name_is_abstract_too() {
+    // Regression: `-u --unix @name` must bind an abstract datagram socket, not a file.
+    let dir = temp_dir("absd");
+    let name = abstract_name("absd");
+    let mut cmd = sockit(&["echo-server", "-u", "--unix", &name]);
+    cmd.current_dir(&dir).stdin(Stdio::piped());
+    let mut srv = common::spawn_listening(&mut cmd);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "a file was created"
+    );
+    let out = run_with_input(&mut sockit(&["connect", "-u", "--unix", &name]), b"dg", T);
+    assert_eq!(out.stdout, b"dg", "{out:?}");
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn huge_threads_and_max_conns_are_usage_errors() {
+    // Regression: `--threads 99999999999` aborted (memory allocation failed, exit 134).
+    for (flag, value) in [
+        ("--threads", "99999999999"),
+        ("--threads", "1025"),
+        ("--max-conns", "99999999999999999"),
+        ("--max-conns", "-1"),
+    ] {
+        let arg = format!("{flag}={value}");
+        let out = common::run(&mut sockit(&["echo-server", &arg, "127.0.0.1:0"]), T);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}
+
+#[test]
+fn unix_datagram_echo_answers_sockit_connect_autobound_client() {
+    // Regression: datagrams from an autobound (abstract-named) sender were dropped as unbound.
+    let dir = temp_dir("auto");
+    let path = dir.join("echo.sock");
+    let p = path.to_str().unwrap();
+    let mut srv = sockit_server(&["echo-server", "-u", "--unix", p]);
+    let out = run_with_input(&mut sockit(&["connect", "-u", "--unix", p]), b"dg", T);
+    assert_eq!(out.stdout, b"dg", "{out:?}");
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_path_errors_match_listen() {
+    // Regression: a too-long path or a regular file was worded (and exited) differently from listen.
+    let dir = temp_dir("perr");
+    let long = dir.join("a".repeat(200));
+    let file = dir.join("plain");
+    std::fs::write(&file, b"keep me").unwrap();
+    for path in [long.to_str().unwrap(), file.to_str().unwrap()] {
+        for udp in [false, true] {
+            let mut echo = vec!["echo-server", "--unix", path];
+            let mut listen = vec!["listen", "--unix", path];
+            if udp {
+                echo.push("-u");
+                listen.push("-u");
+            }
+            let e = common::run(&mut sockit(&echo), T);
+            let l = common::run(&mut sockit(&listen), T);
+            assert_eq!(e.status.code(), l.status.code(), "{echo:?}: {e:?} vs {l:?}");
+            assert_eq!(e.stderr, l.stderr, "{echo:?}");
+            assert_eq!(e.status.code(), Some(1), "{echo:?}: {e:?}");
+        }
+    }
+    assert!(
+        String::from_utf8_lossy(
+            &common::run(
+                &mut sockit(&["echo-server", "--unix", long.to_str().unwrap()]),
+                T
+            )
+            .stderr
+        )
+        .contains("AF_UNIX path too long")
+    );
+    assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn idle_timeout_reads_seconds_as_connect_does() {
+    // Regression: `--idle-timeout 1e9` was refused with a wrong reason; bad values worded apart from connect.
+    let srv = sockit_server(&["echo-server", "--idle-timeout", "1e9", "127.0.0.1:0"]);
+    let mut c = tcp(srv.addr());
+    assert_eq!(echo_once(&mut c, b"long idle"), b"long idle");
+    for bad in ["x", "1e10", "inf", "1e300"] {
+        let e = common::run(
+            &mut sockit(&["echo-server", "--idle-timeout", bad, "127.0.0.1:0"]),
+            T,
+        );
+        assert_eq!(e.status.code(), Some(2), "{bad}: {e:?}");
+        // connect reads -i with the same parser: clap refuses it before any connect.
+        let c = common::run(&mut sockit(&["connect", "-i", bad, "127.0.0.1", "9"]), T);
+        assert_eq!(c.status.code(), Some(2), "{bad}: {c:?}");
+        assert_eq!(usage_reason(&e.stderr), usage_reason(&c.stderr), "{bad}");
+    }
+    let zero = common::run(
+        &mut sockit(&["echo-server", "--idle-timeout", "0", "127.0.0.1:0"]),
+        T,
+    );
+    assert_eq!(zero.status.code(), Some(2), "{zero:?}");
+}
+
+#[test]
+fn events_name_peers_as_listen_does() {
+    // Regression: events wrote `127.0.0.1:PORT` / "peer" instead of listen's `HOST PORT` / peer_host+peer_port.
+    let mut cmd = sockit(&["echo-server", "127.0.0.1:0", "--json", "-v"]);
+    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut srv = common::spawn_listening(&mut cmd);
+    let mut c = tcp(srv.addr());
+    let me = c.local_addr().unwrap();
+    assert_eq!(echo_once(&mut c, b"x"), b"x");
+    drop(c);
+    for want in ["accepted", "closed"] {
+        let line = srv.next_line(T).expect("event");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["event"], want);
+        assert_eq!(v["peer_host"], "127.0.0.1", "{line}");
+        assert_eq!(v["peer_port"], me.port(), "{line}");
+        assert!(v.get("peer").is_none(), "{line}");
+    }
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let mut err = String::new();
+    let _ = srv.child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(
+        err.contains(&format!("accepted 127.0.0.1 {} (tcp", me.port())),
+        "{err}"
+    );
+}
+
+#[test]
+fn closed_stderr_does_not_panic() {
+    // Regression: eprintln! panicked (exit 101) when stderr was a closed pipe.
+    let mut cmd = sockit(&["echo-server", "-v", "127.0.0.1:0"]);
+    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut srv = common::spawn_listening(&mut cmd);
+    drop(srv.child.stderr.take());
+    let mut c = tcp(srv.addr());
+    assert_eq!(echo_once(&mut c, b"x"), b"x");
+    drop(c);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+}
