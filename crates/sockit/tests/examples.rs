@@ -42,8 +42,27 @@ fn finish(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().expect("output")
 }
 
+/// A server process that is killed when the test ends, also when it fails.
+struct Server(Option<Child>);
+
+impl Server {
+    /// Waits (bounded) for the server to end by itself and returns its output.
+    fn finish(mut self, limit: Duration) -> Output {
+        finish(self.0.take().expect("server"), limit)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts a server that prints `listening HOST PORT` first; returns it and the port.
-fn server(mut cmd: Command) -> (Child, u16) {
+fn server(mut cmd: Command) -> (Server, u16) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
@@ -58,7 +77,7 @@ fn server(mut cmd: Command) -> (Child, u16) {
         .nth(2)
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
-    (child, port)
+    (Server(Some(child)), port)
 }
 
 fn client(cmd: &mut Command, input: &[u8]) -> Output {
@@ -117,7 +136,7 @@ fn echo_server_serves_the_python_client() {
         LINES,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), RECEIVED);
-    let srv = finish(srv, Duration::from_secs(5));
+    let srv = srv.finish(Duration::from_secs(5));
     assert!(
         srv.status.success(),
         "the server ends when its one client closes"
@@ -135,7 +154,7 @@ fn echo_client_talks_to_the_python_server() {
         LINES,
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), RECEIVED);
-    finish(srv, Duration::from_secs(5));
+    srv.finish(Duration::from_secs(5));
 }
 
 #[test]
