@@ -33,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -464,81 +464,51 @@ impl Forwarder {
             ..
         } = self;
         tokio::pin!(stop);
+        let mut sessions = Sessions {
+            target: target.clone(),
+            opts: opts.clone(),
+            events: events.clone(),
+            active: active.clone(),
+            lingering: lingering.clone(),
+            next_id: 0,
+        };
         match bound {
-            Bound::Tcp(l) => {
-                let mut id = 0u64;
-                loop {
-                    let accepted = tokio::select! {
-                        biased;
-                        _ = &mut stop => break,
-                        r = l.accept() => r,
-                    };
-                    let (stream, peer) = match accepted {
+            Bound::Tcp(l) => loop {
+                let (stream, peer) = tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    r = l.accept() => match r {
                         Ok(x) => x,
                         Err(e) => {
                             accept_error(e).await?;
                             continue;
                         }
-                    };
-                    let peer_text = peer.to_string();
-                    if !admit(&opts, &active, Some(peer.ip()), &peer_text, &events) {
-                        close_now(stream).await;
-                        continue;
-                    }
-                    id += 1;
-                    let (r, w) = stream.into_split();
-                    spawn_stream_session(
-                        id,
-                        peer_text,
-                        r,
-                        w,
-                        target.clone(),
-                        opts.clone(),
-                        events.clone(),
-                        active.clone(),
-                        lingering.clone(),
-                    );
-                }
-                drop(l);
-            }
-            Bound::Unix(l, _) => {
-                let mut id = 0u64;
-                loop {
-                    let accepted = tokio::select! {
-                        biased;
-                        _ = &mut stop => break,
-                        r = l.accept() => r,
-                    };
-                    let (stream, peer) = match accepted {
+                    },
+                };
+                let ip = Some(peer.ip());
+                sessions
+                    .start(stream, TcpStream::into_split, peer.to_string(), ip)
+                    .await;
+            },
+            Bound::Unix(l, _) => loop {
+                let (stream, peer) = tokio::select! {
+                    biased;
+                    _ = &mut stop => break,
+                    r = l.accept() => match r {
                         Ok(x) => x,
                         Err(e) => {
                             accept_error(e).await?;
                             continue;
                         }
-                    };
-                    let peer_text = peer
-                        .as_pathname()
-                        .map_or("unix".to_string(), |p| format!("unix:{}", p.display()));
-                    if !admit(&opts, &active, None, &peer_text, &events) {
-                        close_now(stream).await;
-                        continue;
-                    }
-                    id += 1;
-                    let (r, w) = stream.into_split();
-                    spawn_stream_session(
-                        id,
-                        peer_text,
-                        r,
-                        w,
-                        target.clone(),
-                        opts.clone(),
-                        events.clone(),
-                        active.clone(),
-                        lingering.clone(),
-                    );
-                }
-                drop(l);
-            }
+                    },
+                };
+                let peer_text = peer
+                    .as_pathname()
+                    .map_or("unix".to_string(), |p| format!("unix:{}", p.display()));
+                sessions
+                    .start(stream, UnixStream::into_split, peer_text, None)
+                    .await;
+            },
             Bound::Udp(sock) => {
                 return tokio::select! {
                     r = udp_dispatch(sock, target, opts, events, active) => r,
@@ -563,6 +533,51 @@ async fn accept_error(e: std::io::Error) -> Result<()> {
         }
         Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => Ok(()),
         _ => Err(Error::from_io("accept", e)),
+    }
+}
+
+/// What every accepted stream session shares: the target, the options, the event sink and
+/// the counters; [`Sessions::start`] admits a client and spawns its session.
+struct Sessions {
+    target: Arc<Endpoint>,
+    opts: Arc<ForwardOptions>,
+    events: EventSink,
+    active: Arc<AtomicUsize>,
+    lingering: Arc<AtomicUsize>,
+    next_id: u64,
+}
+
+impl Sessions {
+    /// Checks the access list and `--max-conns` (a refused client is closed at once), then
+    /// splits the stream with `split` and relays it to the target in its own task.
+    async fn start<S, R, W>(
+        &mut self,
+        stream: S,
+        split: fn(S) -> (R, W),
+        peer: String,
+        ip: Option<IpAddr>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin,
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        if !admit(&self.opts, &self.active, ip, &peer, &self.events) {
+            close_now(stream).await;
+            return;
+        }
+        self.next_id += 1;
+        let (r, w) = split(stream);
+        spawn_stream_session(
+            self.next_id,
+            peer,
+            r,
+            w,
+            self.target.clone(),
+            self.opts.clone(),
+            self.events.clone(),
+            self.active.clone(),
+            self.lingering.clone(),
+        );
     }
 }
 
