@@ -239,6 +239,22 @@ fn bind_source(sock: &socket2::Socket, source: Option<SocketAddr>) -> Result<()>
     Ok(())
 }
 
+/// A non-blocking socket of `ty`/`proto` for `addr`'s family, bound to `source` if given.
+fn probe_socket(
+    addr: SocketAddr,
+    ty: socket2::Type,
+    proto: socket2::Protocol,
+    source: Option<SocketAddr>,
+) -> Result<socket2::Socket> {
+    let domain = socket2::Domain::for_address(addr);
+    let sock =
+        socket2::Socket::new(domain, ty, Some(proto)).map_err(|e| Error::from_io("socket", e))?;
+    sock.set_nonblocking(true)
+        .map_err(|e| Error::from_io("setblocking", e))?;
+    bind_source(&sock, source)?;
+    Ok(sock)
+}
+
 /// Probes one TCP port: a non-blocking `connect(2)` bounded by `timeout`.
 ///
 /// # Errors
@@ -250,12 +266,7 @@ pub async fn probe_tcp(
     source: Option<SocketAddr>,
 ) -> Result<PortResult> {
     let start = Instant::now();
-    let domain = socket2::Domain::for_address(addr);
-    let sock = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))
-        .map_err(|e| Error::from_io("socket", e))?;
-    sock.set_nonblocking(true)
-        .map_err(|e| Error::from_io("setblocking", e))?;
-    bind_source(&sock, source)?;
+    let sock = probe_socket(addr, socket2::Type::STREAM, socket2::Protocol::TCP, source)?;
     let sock = tokio::net::TcpSocket::from_std_stream(sock.into());
     let outcome = tokio::time::timeout(timeout, sock.connect(addr)).await;
     let elapsed = start.elapsed();
@@ -294,12 +305,7 @@ pub async fn probe_udp(
     source: Option<SocketAddr>,
 ) -> Result<PortResult> {
     let start = Instant::now();
-    let domain = socket2::Domain::for_address(addr);
-    let sock = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
-        .map_err(|e| Error::from_io("socket", e))?;
-    sock.set_nonblocking(true)
-        .map_err(|e| Error::from_io("setblocking", e))?;
-    bind_source(&sock, source)?;
+    let sock = probe_socket(addr, socket2::Type::DGRAM, socket2::Protocol::UDP, source)?;
     let sock =
         tokio::net::UdpSocket::from_std(sock.into()).map_err(|e| Error::from_io("socket", e))?;
     sock.connect(addr)
