@@ -300,6 +300,12 @@ struct Totals {
 }
 
 impl Totals {
+    /// Counts `datagrams` echoed datagrams of `bytes` bytes in all.
+    fn add_datagrams(&self, datagrams: u64, bytes: u64) {
+        self.datagrams.fetch_add(datagrams, Ordering::Relaxed);
+        self.datagram_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> EchoStats {
         EchoStats {
             connections: self.connections.load(Ordering::Relaxed),
@@ -1167,14 +1173,7 @@ async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
                 break;
             }
         }
-        shared
-            .totals
-            .datagrams
-            .fetch_add(datagrams, Ordering::Relaxed);
-        shared
-            .totals
-            .datagram_bytes
-            .fetch_add(bytes, Ordering::Relaxed);
+        shared.totals.add_datagrams(datagrams, bytes);
     }
 }
 
@@ -1227,14 +1226,7 @@ async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
                 }
             }
         }
-        shared
-            .totals
-            .datagrams
-            .fetch_add(datagrams, Ordering::Relaxed);
-        shared
-            .totals
-            .datagram_bytes
-            .fetch_add(bytes, Ordering::Relaxed);
+        shared.totals.add_datagrams(datagrams, bytes);
         (datagrams, bytes) = (0, 0);
     }
 }
@@ -1260,11 +1252,7 @@ async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
         };
         match unix_send_to(&sock, &buf[..n], &peer).await {
             Ok(_) => {
-                shared.totals.datagrams.fetch_add(1, Ordering::Relaxed);
-                shared
-                    .totals
-                    .datagram_bytes
-                    .fetch_add(n as u64, Ordering::Relaxed);
+                shared.totals.add_datagrams(1, n as u64);
                 if shared.datagram_events {
                     shared.emit(|| Event::Datagram {
                         transport: Transport::UnixDgram,

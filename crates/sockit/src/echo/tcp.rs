@@ -570,12 +570,5 @@ fn udp_echo(u: &mut Udp, shared: &Shared) {
             }
         }
     }
-    shared
-        .totals
-        .datagrams
-        .fetch_add(datagrams, Ordering::Relaxed);
-    shared
-        .totals
-        .datagram_bytes
-        .fetch_add(bytes, Ordering::Relaxed);
+    shared.totals.add_datagrams(datagrams, bytes);
 }
