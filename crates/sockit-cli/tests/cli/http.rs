@@ -581,6 +581,38 @@ fn tls_name_mismatch_and_expired_fail_clearly() {
 }
 
 #[test]
+fn tls_ca_certificate_as_server_certificate_is_worded() {
+    // Regression: a CA certificate as the server's own printed webpki's `CaUsedAsEndEntity`.
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let dir = temp_dir("tls-ca-leaf");
+    let key = KeyPair::generate().expect("key");
+    let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let cert = params.self_signed(&key).expect("cert");
+    let (cert_path, key_path) = (dir.join("ca.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.pem()).expect("write");
+    std::fs::write(&key_path, key.serialize_pem()).expect("write");
+    let (cert_path, key_path) = (
+        cert_path.to_string_lossy().into_owned(),
+        key_path.to_string_lossy().into_owned(),
+    );
+    let s = http_server(&["--tls", &cert_path, &key_path]);
+    let o = http(&[
+        "--cacert",
+        &cert_path,
+        &format!("https://127.0.0.1:{}/", s.port),
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("certificate verify failed: CA certificate used as end-entity certificate"),
+        "{err}"
+    );
+    assert!(!err.contains("CaUsedAsEndEntity"), "{err}");
+}
+
+#[test]
 fn https_to_a_plain_server_is_a_tls_error() {
     let s = http_server(&[]);
     let o = http(&[&format!("https://127.0.0.1:{}/", s.port)]);
