@@ -255,6 +255,8 @@ fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
     let mut out = open_output(args)?;
     let first_host = url.host.clone();
     let mut redirects = 0u32;
+    // With --json: one object per exchange, the redirects followed and then the last one.
+    let mut exchanges: Vec<serde_json::Value> = Vec::new();
 
     let mut observer = |ev: &Event<'_>| verbose_event(ev);
     loop {
@@ -316,7 +318,7 @@ fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
                     out.flush()?;
                 }
                 if args.json {
-                    // Only the last exchange is reported; redirects are counted.
+                    exchanges.push(exchange_json(&url, &req_method, &head, &ex));
                 } else if args.verbose {
                     crate::exit::stderr_line(format_args!(
                         "* following {} redirect to {next}",
@@ -386,7 +388,8 @@ fn fetch(args: &Opts) -> anyhow::Result<ExitCode> {
             crate::exit::stderr_line(format_args!("* {}", timings_text(&timings)));
         }
         if args.json {
-            let obj = report_json(&url, &req_method, &head, &ex, redirects);
+            exchanges.push(exchange_json(&url, &req_method, &head, &ex));
+            let obj = report_json(exchanges, redirects);
             let mut stdout = io::stdout().lock();
             writeln!(stdout, "{obj}")?;
             stdout.flush()?;
@@ -545,12 +548,22 @@ fn timings_text(t: &http::Timings) -> String {
     )
 }
 
-fn report_json(
+/// The `--json` object: the last exchange's fields at the top (as before `exchanges`
+/// existed), `redirects`, and `exchanges` with every exchange in order, the last included.
+fn report_json(exchanges: Vec<serde_json::Value>, redirects: u32) -> serde_json::Value {
+    let mut obj = exchanges.last().cloned().unwrap_or_else(|| json!({}));
+    obj["redirects"] = json!(redirects);
+    obj["exchanges"] = serde_json::Value::Array(exchanges);
+    obj
+}
+
+/// One request and its answer for `--json`. For a followed redirect, whose body is not
+/// read, `body_bytes` is 0 and `total_us` null.
+fn exchange_json(
     url: &Url,
     method: &str,
     head: &ResponseHead,
     ex: &Exchange<'_>,
-    redirects: u32,
 ) -> serde_json::Value {
     let t = ex.timings();
     let opt = |d: Option<Duration>| d.map(us);
@@ -566,7 +579,6 @@ fn report_json(
         "status": head.status,
         "reason": head.reason,
         "headers": headers,
-        "redirects": redirects,
         "remote_ip": sockit::addr::host_text(&ex.peer_addr()),
         "remote_port": ex.peer_addr().port(),
         "local_ip": sockit::addr::host_text(&ex.local_addr()),

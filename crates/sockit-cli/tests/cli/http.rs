@@ -193,6 +193,39 @@ fn redirect_is_shown_then_followed_with_l() {
     );
     assert_eq!(j["redirects"], 1);
 
+    // --json -L reports every exchange, not only the last one (the top level stays the last).
+    let o = http(&["-L", "--json", &url(&s, "/redirect")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = json(&o);
+    let ex = j["exchanges"].as_array().expect("exchanges");
+    assert_eq!(ex.len(), 2, "{j}");
+    assert_eq!(ex[0]["url"], url(&s, "/redirect"));
+    assert_eq!(ex[0]["status"], 301);
+    assert!(
+        ex[0]["headers"]
+            .as_array()
+            .expect("headers")
+            .iter()
+            .any(|h| h[0]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case("location"))
+                && h[1] == "/file"),
+        "{j}"
+    );
+    assert!(ex[0]["first_byte_us"].as_u64().is_some(), "{j}");
+    assert_eq!(ex[1]["url"], url(&s, "/file"));
+    assert_eq!(ex[1]["status"], 200);
+    assert_eq!(ex[1]["body_bytes"], file_bytes().len());
+    assert!(ex[1]["total_us"].as_u64().is_some(), "{j}");
+    assert_eq!(
+        (j["status"].as_u64(), j["redirects"].as_u64()),
+        (Some(200), Some(1))
+    );
+    assert_eq!(j["url"], ex[1]["url"]);
+    // Without a redirect there is one exchange.
+    let o = http(&["--json", &url(&s, "/file")]);
+    assert_eq!(json(&o)["exchanges"].as_array().map(Vec::len), Some(1));
+
     let o = http(&["-L", "--max-redirs", "3", &url(&s, "/loop")]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     assert!(stderr(&o).contains("too many redirects"), "{}", stderr(&o));
