@@ -180,78 +180,168 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
 
 /// Prints one event: a line on stderr with -v, a JSON object on stdout with --json.
 fn print_event(ev: &Event, verbose: u8, json: bool) {
+    let mut d = EventReport::of(ev);
+    let line = d.line.take().filter(|_| verbose >= d.min_verbose);
     if json {
-        let v = event_json(ev);
+        let v = d.json();
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{v}");
         let _ = out.flush();
     }
-    if verbose == 0 {
-        return;
+    if let Some(line) = line {
+        stderr_line(format_args!("{line}"));
     }
-    let line = match ev {
-        Event::Accepted {
-            transport,
-            peer,
-            open,
-        } => format!(
-            "accepted {} ({}, {open} open)",
-            PeerText(peer),
-            transport.as_str()
-        ),
-        Event::Closed {
-            transport,
-            peer,
-            bytes_echoed,
-            duration,
-            reason,
-        } => format!(
-            "closed {} ({}): {bytes_echoed} bytes echoed in {:.3} s, {}",
-            PeerText(peer),
-            transport.as_str(),
-            duration.as_secs_f64(),
-            reason_text(reason)
-        ),
-        Event::Rejected {
-            transport,
-            peer,
-            max_conns,
-        } => format!(
-            "rejected {} ({}): --max-conns {max_conns} reached, closed at once",
-            PeerText(peer),
-            transport.as_str()
-        ),
-        Event::AcceptPaused {
-            transport,
-            error,
-            pause,
-        } => format!(
-            "{error} ({}): accepting paused for {} ms",
-            transport.as_str(),
-            pause.as_millis()
-        ),
-        Event::Datagram {
-            transport,
-            peer,
-            bytes,
-        } if verbose >= 2 => format!(
-            "echoed {bytes} bytes to {} ({})",
-            PeerText(peer),
-            transport.as_str()
-        ),
-        Event::Dropped {
-            transport,
-            peer,
-            bytes,
-            reason,
-        } => format!(
-            "dropped {bytes} bytes from {} ({}): {reason}",
-            PeerText(peer),
-            transport.as_str()
-        ),
-        _ => return,
-    };
-    stderr_line(format_args!("{line}"));
+}
+
+/// One event's data, taken out of its variant once for both outputs: the JSON object's
+/// `event` name, peer and other fields, and the `-v` line (shown from `min_verbose` on;
+/// none for an event this version does not know).
+struct EventReport<'a> {
+    name: &'static str,
+    peer: Option<&'a Peer>,
+    fields: serde_json::Value,
+    line: Option<String>,
+    min_verbose: u8,
+}
+
+impl<'a> EventReport<'a> {
+    fn of(ev: &'a Event) -> EventReport<'a> {
+        use serde_json::json;
+        let report = |name, transport: &sockit::echo::Transport, peer, mut fields, line| {
+            if let serde_json::Value::Object(o) = &mut fields {
+                o.insert("transport".into(), json!(transport.as_str()));
+            }
+            EventReport {
+                name,
+                peer,
+                fields,
+                line: Some(line),
+                min_verbose: 1,
+            }
+        };
+        match ev {
+            Event::Accepted {
+                transport,
+                peer,
+                open,
+            } => report(
+                "accepted",
+                transport,
+                Some(peer),
+                json!({"open": open}),
+                format!(
+                    "accepted {} ({}, {open} open)",
+                    PeerText(peer),
+                    transport.as_str()
+                ),
+            ),
+            Event::Closed {
+                transport,
+                peer,
+                bytes_echoed,
+                duration,
+                reason,
+            } => report(
+                "closed",
+                transport,
+                Some(peer),
+                json!({"bytes_echoed": bytes_echoed,
+                       "duration_ms": duration.as_secs_f64() * 1e3,
+                       "reason": reason_text(reason)}),
+                format!(
+                    "closed {} ({}): {bytes_echoed} bytes echoed in {:.3} s, {}",
+                    PeerText(peer),
+                    transport.as_str(),
+                    duration.as_secs_f64(),
+                    reason_text(reason)
+                ),
+            ),
+            Event::Rejected {
+                transport,
+                peer,
+                max_conns,
+            } => report(
+                "rejected",
+                transport,
+                Some(peer),
+                json!({"max_conns": max_conns}),
+                format!(
+                    "rejected {} ({}): --max-conns {max_conns} reached, closed at once",
+                    PeerText(peer),
+                    transport.as_str()
+                ),
+            ),
+            Event::AcceptPaused {
+                transport,
+                error,
+                pause,
+            } => report(
+                "accept_paused",
+                transport,
+                None,
+                json!({"kind": error.kind().as_str(), "code": error.code(),
+                       "message": error.to_string(), "pause_ms": pause.as_millis() as u64}),
+                format!(
+                    "{error} ({}): accepting paused for {} ms",
+                    transport.as_str(),
+                    pause.as_millis()
+                ),
+            ),
+            Event::Datagram {
+                transport,
+                peer,
+                bytes,
+            } => EventReport {
+                min_verbose: 2,
+                ..report(
+                    "datagram",
+                    transport,
+                    Some(peer),
+                    json!({"bytes": bytes}),
+                    format!(
+                        "echoed {bytes} bytes to {} ({})",
+                        PeerText(peer),
+                        transport.as_str()
+                    ),
+                )
+            },
+            Event::Dropped {
+                transport,
+                peer,
+                bytes,
+                reason,
+            } => report(
+                "dropped",
+                transport,
+                Some(peer),
+                json!({"bytes": bytes, "reason": reason}),
+                format!(
+                    "dropped {bytes} bytes from {} ({}): {reason}",
+                    PeerText(peer),
+                    transport.as_str()
+                ),
+            ),
+            other => EventReport {
+                name: "other",
+                peer: None,
+                fields: json!({"debug": format!("{other:?}")}),
+                line: None,
+                min_verbose: 1,
+            },
+        }
+    }
+
+    /// The `--json` object: `event`, the fields, and the peer's fields ([`peer_json`]).
+    fn json(self) -> serde_json::Value {
+        let mut v = self.fields;
+        if let serde_json::Value::Object(o) = &mut v {
+            o.insert("event".into(), self.name.into());
+            if let Some(serde_json::Value::Object(p)) = self.peer.map(peer_json) {
+                o.extend(p);
+            }
+        }
+        v
+    }
 }
 
 fn reason_text(r: &CloseReason) -> String {
@@ -285,73 +375,6 @@ fn peer_json(peer: &Peer) -> serde_json::Value {
         Peer::Ip(a) => json!({"peer_host": sockit::addr::host_text(a), "peer_port": a.port()}),
         Peer::Unix(Some(u)) => json!({"peer_path": u.to_string()}),
         Peer::Unix(None) => json!({"peer_path": null}),
-    }
-}
-
-fn event_json(ev: &Event) -> serde_json::Value {
-    let mut v = event_fields(ev);
-    let peer = match ev {
-        Event::Accepted { peer, .. }
-        | Event::Closed { peer, .. }
-        | Event::Rejected { peer, .. }
-        | Event::Datagram { peer, .. }
-        | Event::Dropped { peer, .. } => Some(peer),
-        _ => None,
-    };
-    if let (Some(o), Some(p)) = (v.as_object_mut(), peer.map(peer_json)) {
-        if let Some(p) = p.as_object() {
-            o.extend(p.clone());
-        }
-    }
-    v
-}
-
-fn event_fields(ev: &Event) -> serde_json::Value {
-    use serde_json::json;
-    match ev {
-        Event::Accepted {
-            transport,
-            peer: _,
-            open,
-        } => json!({"event": "accepted", "transport": transport.as_str(),
-                    "open": open}),
-        Event::Closed {
-            transport,
-            peer: _,
-            bytes_echoed,
-            duration,
-            reason,
-        } => json!({"event": "closed", "transport": transport.as_str(),
-                    "bytes_echoed": bytes_echoed,
-                    "duration_ms": duration.as_secs_f64() * 1e3,
-                    "reason": reason_text(reason)}),
-        Event::Rejected {
-            transport,
-            peer: _,
-            max_conns,
-        } => json!({"event": "rejected", "transport": transport.as_str(),
-                    "max_conns": max_conns}),
-        Event::AcceptPaused {
-            transport,
-            error,
-            pause,
-        } => json!({"event": "accept_paused", "transport": transport.as_str(),
-                    "kind": error.kind().as_str(), "code": error.code(),
-                    "message": error.to_string(), "pause_ms": pause.as_millis() as u64}),
-        Event::Datagram {
-            transport,
-            peer: _,
-            bytes,
-        } => json!({"event": "datagram", "transport": transport.as_str(),
-                    "bytes": bytes}),
-        Event::Dropped {
-            transport,
-            peer: _,
-            bytes,
-            reason,
-        } => json!({"event": "dropped", "transport": transport.as_str(),
-                    "bytes": bytes, "reason": reason}),
-        other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }
 
@@ -427,4 +450,104 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stats = handle.join()?;
     print_totals(&stats, signal, verbose, json);
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockit::echo::Transport;
+
+    /// The `--json` text and the `-v` line (with its level) of an event.
+    fn outputs(ev: &Event) -> (String, Option<(u8, String)>) {
+        let mut d = EventReport::of(ev);
+        let line = d.line.take().map(|l| (d.min_verbose, l));
+        (d.json().to_string(), line)
+    }
+
+    #[test]
+    fn each_event_prints_as_before() {
+        // Pins the output of the one-match EventReport to what the two matches printed.
+        let peer = Peer::Ip("127.0.0.1:4000".parse().expect("addr"));
+        let v6 = Peer::Ip("[::1]:4001".parse().expect("addr"));
+        let cases = [
+            (
+                Event::Accepted {
+                    transport: Transport::Tcp,
+                    peer: peer.clone(),
+                    open: 2,
+                },
+                r#"{"event":"accepted","open":2,"peer_host":"127.0.0.1","peer_port":4000,"transport":"tcp"}"#,
+                Some((1, "accepted 127.0.0.1 4000 (tcp, 2 open)")),
+            ),
+            (
+                Event::Closed {
+                    transport: Transport::Tcp,
+                    peer: v6.clone(),
+                    bytes_echoed: 12,
+                    duration: Duration::from_millis(1500),
+                    reason: CloseReason::Eof,
+                },
+                r#"{"bytes_echoed":12,"duration_ms":1500.0,"event":"closed","peer_host":"::1","peer_port":4001,"reason":"client closed","transport":"tcp"}"#,
+                Some((
+                    1,
+                    "closed ::1 4001 (tcp): 12 bytes echoed in 1.500 s, client closed",
+                )),
+            ),
+            (
+                Event::Rejected {
+                    transport: Transport::Tcp,
+                    peer: peer.clone(),
+                    max_conns: 5,
+                },
+                r#"{"event":"rejected","max_conns":5,"peer_host":"127.0.0.1","peer_port":4000,"transport":"tcp"}"#,
+                Some((
+                    1,
+                    "rejected 127.0.0.1 4000 (tcp): --max-conns 5 reached, closed at once",
+                )),
+            ),
+            (
+                Event::AcceptPaused {
+                    transport: Transport::Tcp,
+                    error: Error::from_errno("accept", libc::EMFILE),
+                    pause: Duration::from_millis(100),
+                },
+                r#"{"code":24,"event":"accept_paused","kind":"os","message":"accept: [Errno 24] Too many open files","pause_ms":100,"transport":"tcp"}"#,
+                Some((
+                    1,
+                    "accept: [Errno 24] Too many open files (tcp): accepting paused for 100 ms",
+                )),
+            ),
+            (
+                Event::Datagram {
+                    transport: Transport::Udp,
+                    peer: peer.clone(),
+                    bytes: 7,
+                },
+                r#"{"bytes":7,"event":"datagram","peer_host":"127.0.0.1","peer_port":4000,"transport":"udp"}"#,
+                Some((2, "echoed 7 bytes to 127.0.0.1 4000 (udp)")),
+            ),
+            (
+                Event::Dropped {
+                    transport: Transport::UnixDgram,
+                    peer: Peer::Unix(None),
+                    bytes: 3,
+                    reason: "unbound sender".to_string(),
+                },
+                r#"{"bytes":3,"event":"dropped","peer_path":null,"reason":"unbound sender","transport":"unixgram"}"#,
+                Some((
+                    1,
+                    "dropped 3 bytes from unix (unnamed) (unixgram): unbound sender",
+                )),
+            ),
+        ];
+        for (ev, json, line) in cases {
+            let (got_json, got_line) = outputs(&ev);
+            assert_eq!(got_json, json);
+            assert_eq!(
+                got_line.as_ref().map(|(v, l)| (*v, l.as_str())),
+                line,
+                "{ev:?}"
+            );
+        }
+    }
 }
