@@ -473,3 +473,90 @@ pub fn run_with_closed_stderr(cmd: &mut Command, limit: Duration) -> Output {
     drop(child.stderr.take());
     wait_output(child, limit)
 }
+
+/// Spawns `sockit ARGS…` as a server with stdin piped (kept open) and stderr piped, so
+/// the test can read what it said with [`server_stderr`] after it ended.
+pub fn sockit_server_stderr(args: &[&str]) -> Server {
+    let mut c = sockit(args);
+    c.stdin(Stdio::piped()).stderr(Stdio::piped());
+    spawn_listening(&mut c)
+}
+
+/// Everything a server spawned with a piped stderr wrote there (read to its end: call it
+/// once the server has ended or been terminated).
+pub fn server_stderr(server: &mut Server) -> String {
+    let mut text = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .expect("the server's stderr is piped")
+        .read_to_string(&mut text)
+        .expect("read the server's stderr");
+    text
+}
+
+/// Waits up to `limit` for a server process to end by itself; its exit status.
+pub fn wait_exit(server: &mut Server, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(st)) = server.child.try_wait() {
+            return Some(st);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A TCP client bound to `src` (an IPv4 loopback address, port 0) and connected to `to`
+/// within `limit`; reads time out after `limit`.
+pub fn tcp_from(src: &str, to: SocketAddr, limit: Duration) -> std::net::TcpStream {
+    let sock =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    sock.bind(
+        &format!("{src}:0")
+            .parse::<SocketAddr>()
+            .expect("addr")
+            .into(),
+    )
+    .expect("bind the source address");
+    sock.connect_timeout(&to.into(), limit).expect("connect");
+    let s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(limit)).expect("timeout");
+    s
+}
+
+/// A fresh, empty temporary directory `sockit-TAG-PID-N` (short: Unix socket paths hold
+/// 108 bytes). The test removes it when done.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "sockit-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+/// Waits (5 s at most) until `path` exists, e.g. a Unix socket a peer creates; panics
+/// naming `who` otherwise.
+pub fn wait_path(path: &std::path::Path, who: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{who} did not create the socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Asserts a command exited with `code` and said `want` on stderr (shown otherwise).
+#[track_caller]
+pub fn assert_fails_with(out: &Output, code: i32, want: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    assert!(err.contains(want), "stderr lacks {want:?}: {err}");
+}

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -12,15 +12,35 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `sockit connect ARGS…` with `input` on its stdin, at most 10 s.
+fn connect(args: &[&str], input: &[u8]) -> Output {
+    let mut all = vec!["connect"];
+    all.extend_from_slice(args);
+    run_with_input(&mut sockit(&all), input, Duration::from_secs(10))
+}
+
+/// `sockit connect ARGS…` with no stdin, at most 10 s.
+fn connect_no_input(args: &[&str]) -> Output {
+    let mut all = vec!["connect"];
+    all.extend_from_slice(args);
+    run(&mut sockit(&all), Duration::from_secs(10))
+}
+
+/// Starts `socat LISTEN_ADDRESS PEER` whose listen address is a Unix socket at `path`, and
+/// waits (5 s at most) until the socket file exists.
+fn socat_unix_server(listen_address: String, peer: &str, path: &std::path::Path) -> Peer {
+    let mut cmd = Command::new("socat");
+    cmd.arg(listen_address).arg(peer);
+    let p = Peer::spawn(&mut cmd, None);
+    wait_path(path, "socat");
+    p
+}
+
 #[test]
 fn connect_to_python_echo_server_gets_bytes_back() {
     let server = python_server("echo_server.py", &["127.0.0.1", "0"]);
     let data = pattern(100_000, 1);
-    let out = run_with_input(
-        &mut sockit(&["connect", &server.host, &server.port.to_string()]),
-        &data,
-        Duration::from_secs(10),
-    );
+    let out = connect(&[&server.host, &server.port.to_string()], &data);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_bytes_eq(&out.stdout, &data, "echoed");
 }
@@ -28,11 +48,7 @@ fn connect_to_python_echo_server_gets_bytes_back() {
 #[test]
 fn connect_host_colon_port_form() {
     let server = python_server("echo_server.py", &["127.0.0.1", "0"]);
-    let out = run_with_input(
-        &mut sockit(&["connect", &format!("127.0.0.1:{}", server.port)]),
-        b"one word\n",
-        Duration::from_secs(10),
-    );
+    let out = connect(&[&format!("127.0.0.1:{}", server.port)], b"one word\n");
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(out.stdout, b"one word\n");
 }
@@ -51,11 +67,7 @@ fn connect_half_closes_and_exits_after_server_closes() {
         (got, eof, Instant::now())
     });
     let t0 = Instant::now();
-    let out = run_with_input(
-        &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
-        b"hello",
-        Duration::from_secs(10),
-    );
+    let out = connect(&["127.0.0.1", &port.to_string()], b"hello");
     let done = Instant::now();
     let (got, eof, closed_at) = server.join().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -88,11 +100,7 @@ fn no_shutdown_keeps_the_write_side_open() {
         c.write_all(b"bye").unwrap();
         (got, saw_eof)
     });
-    let out = run_with_input(
-        &mut sockit(&["connect", "--no-shutdown", "127.0.0.1", &port.to_string()]),
-        b"hi",
-        Duration::from_secs(10),
-    );
+    let out = connect(&["--no-shutdown", "127.0.0.1", &port.to_string()], b"hi");
     let (got, saw_eof) = server.join().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(got, b"hi");
@@ -103,25 +111,14 @@ fn no_shutdown_keeps_the_write_side_open() {
 #[test]
 fn connect_refused_exits_1_with_python_message() {
     let port = free_port();
-    let out = run(
-        &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
-        Duration::from_secs(10),
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr_of(&out).contains("[Errno 111] Connection refused"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = connect_no_input(&["127.0.0.1", &port.to_string()]);
+    assert_fails_with(&out, 1, "[Errno 111] Connection refused");
 }
 
 #[test]
 fn connect_refused_json_error_object() {
     let port = free_port();
-    let out = run(
-        &mut sockit(&["connect", "--json", "127.0.0.1", &port.to_string()]),
-        Duration::from_secs(10),
-    );
+    let out = connect_no_input(&["--json", "127.0.0.1", &port.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     let line = stderr_of(&out);
     let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON object");
@@ -132,20 +129,11 @@ fn connect_refused_json_error_object() {
 
 #[test]
 fn bad_port_and_missing_port_are_usage_errors() {
-    let out = run(
-        &mut sockit(&["connect", "127.0.0.1", "70000"]),
-        Duration::from_secs(10),
-    );
+    let out = connect_no_input(&["127.0.0.1", "70000"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
-    let out = run(
-        &mut sockit(&["connect", "127.0.0.1"]),
-        Duration::from_secs(10),
-    );
+    let out = connect_no_input(&["127.0.0.1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
-    let out = run(
-        &mut sockit(&["connect", "-n", "no.such.name.invalid", "80"]),
-        Duration::from_secs(10),
-    );
+    let out = connect_no_input(&["-n", "no.such.name.invalid", "80"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr_of(&out));
 }
 
@@ -154,13 +142,9 @@ fn connect_w_1_to_unanswered_connect_exits_5_in_time() {
     let _serial = serial();
     let (_l, _queued, port) = full_backlog_listener();
     let t0 = Instant::now();
-    let out = run(
-        &mut sockit(&["connect", "-w", "1", "127.0.0.1", &port.to_string()]),
-        Duration::from_secs(10),
-    );
+    let out = connect_no_input(&["-w", "1", "127.0.0.1", &port.to_string()]);
     let took = t0.elapsed();
-    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
-    assert!(stderr_of(&out).contains("timed out"), "{}", stderr_of(&out));
+    assert_fails_with(&out, 5, "timed out");
     assert!(
         took >= Duration::from_millis(900) && took <= Duration::from_secs(3),
         "took {took:?}"
@@ -221,11 +205,7 @@ fn idle_timeout_ends_a_silent_connection_but_not_a_talking_one() {
 #[test]
 fn verbose_prints_numeric_peer_and_totals() {
     let server = python_server("echo_server.py", &["127.0.0.1", "0"]);
-    let out = run_with_input(
-        &mut sockit(&["connect", "-v", &server.host, &server.port.to_string()]),
-        b"hello",
-        Duration::from_secs(10),
-    );
+    let out = connect(&["-v", &server.host, &server.port.to_string()], b"hello");
     let err = stderr_of(&out);
     assert!(out.status.success(), "{err}");
     assert!(
@@ -244,18 +224,16 @@ fn source_port_is_bound_before_connecting() {
         let (_c, peer) = l.accept().unwrap();
         peer
     });
-    let out = run_with_input(
-        &mut sockit(&[
-            "connect",
+    let out = connect(
+        &[
             "-s",
             "127.0.0.1",
             "-p",
             &src.to_string(),
             "127.0.0.1",
             &port.to_string(),
-        ]),
+        ],
         b"",
-        Duration::from_secs(10),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(server.join().unwrap().port(), src);
@@ -274,11 +252,7 @@ fn connect_ipv6_loopback() {
         c.read_to_end(&mut got).unwrap();
         c.write_all(&got).unwrap();
     });
-    let out = run_with_input(
-        &mut sockit(&["connect", &format!("[::1]:{port}")]),
-        b"six",
-        Duration::from_secs(10),
-    );
+    let out = connect(&[&format!("[::1]:{port}")], b"six");
     server.join().unwrap();
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(out.stdout, b"six");
@@ -322,11 +296,7 @@ fn connect_interop_with_nc_ncat_socat_tcp() {
         let to_sockit = pattern(50_000, 7);
         let from_sockit = pattern(70_000, 8);
         let peer = tcp_peer_server(argv, port, if name == "socat" { b"" } else { &to_sockit });
-        let out = run_with_input(
-            &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
-            &from_sockit,
-            Duration::from_secs(10),
-        );
+        let out = connect(&["127.0.0.1", &port.to_string()], &from_sockit);
         let pout = peer.finish(Duration::from_secs(10));
         assert!(out.status.success(), "{name}: {}", stderr_of(&out));
         assert_bytes_eq(&pout.stdout, &from_sockit, &format!("{name} received"));
@@ -352,11 +322,7 @@ fn connect_interop_with_socat_echo_tcp_and_udp() {
     let _peer = Peer::spawn(&mut cmd, None);
     wait_listening(port, false);
     let data = pattern(200_000, 3);
-    let out = run_with_input(
-        &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
-        &data,
-        Duration::from_secs(10),
-    );
+    let out = connect(&["127.0.0.1", &port.to_string()], &data);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_bytes_eq(&out.stdout, &data, "echoed");
 
@@ -366,10 +332,9 @@ fn connect_interop_with_socat_echo_tcp_and_udp() {
         .arg("PIPE");
     let _peer = Peer::spawn(&mut cmd, None);
     wait_listening(port, true);
-    let out = run_with_input(
-        &mut sockit(&["connect", "-u", "-q", "0.5", "127.0.0.1", &port.to_string()]),
+    let out = connect(
+        &["-u", "-q", "0.5", "127.0.0.1", &port.to_string()],
         b"udp hello\n",
-        Duration::from_secs(10),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(out.stdout, b"udp hello\n");
@@ -386,10 +351,9 @@ fn connect_udp_to_nc_and_ncat() {
         cmd.args(["-u", "-l", "127.0.0.1", &port.to_string()]);
         let peer = Peer::spawn(&mut cmd, Some(Vec::new()));
         wait_listening(port, true);
-        let out = run_with_input(
-            &mut sockit(&["connect", "-u", "-q", "0.3", "127.0.0.1", &port.to_string()]),
+        let out = connect(
+            &["-u", "-q", "0.3", "127.0.0.1", &port.to_string()],
             b"datagram to peer\n",
-            Duration::from_secs(10),
         );
         assert!(out.status.success(), "{name}: {}", stderr_of(&out));
         let got = peer.wait_stdout(17, Duration::from_secs(3));
@@ -400,17 +364,8 @@ fn connect_udp_to_nc_and_ncat() {
 #[test]
 fn connect_udp_refused_is_an_os_error() {
     let port = free_port();
-    let out = run_with_input(
-        &mut sockit(&["connect", "-u", "127.0.0.1", &port.to_string()]),
-        b"x",
-        Duration::from_secs(10),
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr_of(&out).contains("[Errno 111]"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = connect(&["-u", "127.0.0.1", &port.to_string()], b"x");
+    assert_fails_with(&out, 1, "[Errno 111]");
 }
 
 #[test]
@@ -418,23 +373,10 @@ fn connect_unix_stream_to_socat() {
     if !have("socat") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("sockit-connect-unix-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("connect-unix");
     let path = dir.join("echo.sock");
-    let mut cmd = Command::new("socat");
-    cmd.arg(format!("UNIX-LISTEN:{}", path.display()))
-        .arg("PIPE");
-    let _peer = Peer::spawn(&mut cmd, None);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "socat did not create the socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = run_with_input(
-        &mut sockit(&["connect", "--unix", path.to_str().unwrap()]),
-        b"over unix\n",
-        Duration::from_secs(10),
-    );
+    let _peer = socat_unix_server(format!("UNIX-LISTEN:{}", path.display()), "PIPE", &path);
+    let out = connect(&["--unix", path.to_str().unwrap()], b"over unix\n");
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(out.stdout, b"over unix\n");
@@ -443,16 +385,8 @@ fn connect_unix_stream_to_socat() {
 #[test]
 fn unix_path_too_long_is_a_clear_error() {
     let long = format!("/tmp/{}", "x".repeat(200));
-    let out = run(
-        &mut sockit(&["connect", "--unix", &long]),
-        Duration::from_secs(10),
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr_of(&out).contains("AF_UNIX path too long"),
-        "{}",
-        stderr_of(&out)
-    );
+    let out = connect_no_input(&["--unix", &long]);
+    assert_fails_with(&out, 1, "AF_UNIX path too long");
 }
 
 #[test]
@@ -535,10 +469,9 @@ fn quit_after_eof_ends_a_connection_the_server_keeps_open() {
         got
     });
     let t0 = Instant::now();
-    let out = run_with_input(
-        &mut sockit(&["connect", "-N", "-q", "0.5", "127.0.0.1", &port.to_string()]),
+    let out = connect(
+        &["-N", "-q", "0.5", "127.0.0.1", &port.to_string()],
         b"question",
-        Duration::from_secs(10),
     );
     let took = t0.elapsed();
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -565,17 +498,9 @@ for _ in range(3):
     cmd.args(["-c", script]).stdin(std::process::Stdio::null());
     let server = spawn_listening(&mut cmd);
     let data = pattern(9_000, 5);
-    let out = run_with_input(
-        &mut sockit(&[
-            "connect",
-            "-u",
-            "-q",
-            "0.5",
-            "127.0.0.1",
-            &server.port.to_string(),
-        ]),
+    let out = connect(
+        &["-u", "-q", "0.5", "127.0.0.1", &server.port.to_string()],
         &data,
-        Duration::from_secs(10),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_bytes_eq(&out.stdout, &data, "UDP echo");
@@ -598,8 +523,7 @@ printf scoped | {b} connect -q 1 'fe80::1%lo' "$P"; echo "rc=$?"
 printf more | {b} connect -6 -n -q 1 "[fe80::1%lo]:1"; echo "rc2=$?"
 sleep 0.3; cat "$0/l.out""#
     );
-    let dir = std::env::temp_dir().join(format!("sockit-scope-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("scope");
     let mut cmd = no_dns("sh", &["-c", &script, dir.to_str().unwrap()]);
     let out = run(&mut cmd, Duration::from_secs(20));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -621,22 +545,16 @@ fn unix_datagram_client_is_bound_so_socat_can_answer() {
     if !have("socat") {
         return;
     }
-    let dir = std::env::temp_dir().join(format!("sockit-connect-unixgram-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("connect-unixgram");
     let path = dir.join("echo.sock");
-    let mut cmd = Command::new("socat");
-    cmd.arg(format!("UNIX-RECVFROM:{},fork", path.display()))
-        .arg("EXEC:cat");
-    let _peer = Peer::spawn(&mut cmd, None);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "socat did not create the socket");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = run_with_input(
-        &mut sockit(&["connect", "-u", "-q", "2", "--unix", path.to_str().unwrap()]),
+    let _peer = socat_unix_server(
+        format!("UNIX-RECVFROM:{},fork", path.display()),
+        "EXEC:cat",
+        &path,
+    );
+    let out = connect(
+        &["-u", "-q", "2", "--unix", path.to_str().unwrap()],
         b"ping over unixgram\n",
-        Duration::from_secs(10),
     );
     let _ = std::fs::remove_dir_all(&dir);
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -667,19 +585,11 @@ fn source_of_another_family_is_a_bind_error_naming_the_source() {
 fn w_0_is_refused_and_a_refusal_is_not_a_timeout() {
     // Regression: `connect -w 0` to a refusing port said `connect: timed out` (exit 5).
     let port = free_port().to_string();
-    let out = run(
-        &mut sockit(&["connect", "-w", "0", "127.0.0.1", &port]),
-        Duration::from_secs(10),
-    );
+    let out = connect_no_input(&["-w", "0", "127.0.0.1", &port]);
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("more than 0"), "{err}");
     assert!(!err.contains("timed out"), "{err}");
-    let out = run(
-        &mut sockit(&["connect", "-w", "3", "127.0.0.1", &port]),
-        Duration::from_secs(10),
-    );
-    let err = stderr_of(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("[Errno 111] Connection refused"), "{err}");
+    let out = connect_no_input(&["-w", "3", "127.0.0.1", &port]);
+    assert_fails_with(&out, 1, "[Errno 111] Connection refused");
 }
