@@ -5,7 +5,9 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::common::{Server, have, pattern, sockit_server, spawn_listening};
+use crate::common::{
+    Server, have, pattern, server_stderr, sockit_server, sockit_server_stderr, tcp_from, temp_dir,
+};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -33,6 +35,34 @@ fn forward(args: &[&str]) -> Server {
     let mut all = vec!["forward"];
     all.extend_from_slice(args);
     sockit_server(&all)
+}
+
+/// `sockit forward ARGS…` with its stderr piped, for [`stderr_after_stop`].
+fn forward_with_stderr(args: &[&str]) -> Server {
+    let mut all = vec!["forward"];
+    all.extend_from_slice(args);
+    sockit_server_stderr(&all)
+}
+
+/// Sends SIGTERM (waiting at most `T`) and returns what the forwarder wrote on stderr.
+fn stderr_after_stop(fwd: &mut Server) -> String {
+    fwd.terminate(T);
+    server_stderr(fwd)
+}
+
+/// `sockit forward ARGS…` that is expected to fail: no stdin, at most `T`.
+fn forward_fails(args: &[&str]) -> std::process::Output {
+    let mut all = vec!["forward"];
+    all.extend_from_slice(args);
+    crate::common::run(&mut crate::common::sockit(&all), T)
+}
+
+/// A UDP target socket on 127.0.0.1 with a read timeout of `T`, and its address.
+fn udp_target() -> (UdpSocket, SocketAddr) {
+    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
+    target.set_read_timeout(Some(T)).unwrap();
+    let taddr = target.local_addr().unwrap();
+    (target, taddr)
 }
 
 /// An in-test TCP echo server on 127.0.0.1 (a thread per connection, bounded waits).
@@ -185,9 +215,7 @@ fn a_refusing_target_closes_the_client_and_the_forwarder_keeps_running() {
 #[test]
 fn udp_forward_serves_two_peers_each_with_its_own_answers() {
     // Target: answers each datagram with "<what it got> from <the session's port>".
-    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
-    target.set_read_timeout(Some(T)).unwrap();
-    let taddr = target.local_addr().unwrap();
+    let (target, taddr) = udp_target();
     let server = std::thread::spawn(move || {
         let mut seen = std::collections::HashSet::new();
         let mut buf = [0u8; 2048];
@@ -224,8 +252,7 @@ fn udp_forward_serves_two_peers_each_with_its_own_answers() {
 #[test]
 fn unix_listener_to_tcp_target() {
     let (target, _echo) = echo_thread();
-    let dir = std::env::temp_dir().join(format!("sockit-fwd-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("fwd");
     let path = dir.join("fwd.sock");
     let listen = format!("unix:{}", path.display());
     let mut fwd = forward(&[&listen, &target.to_string()]);
@@ -245,26 +272,14 @@ fn unix_listener_to_tcp_target() {
 #[test]
 fn allow_admits_only_its_network() {
     let (target, _echo) = echo_thread();
-    let mut c = crate::common::sockit(&[
-        "forward",
+    let mut fwd = forward_with_stderr(&[
         "-v",
         "--allow",
         "127.0.0.2/32",
         "127.0.0.1:0",
         &target.to_string(),
     ]);
-    c.stdin(Stdio::piped()).stderr(Stdio::piped());
-    let mut fwd = spawn_listening(&mut c);
-    let from = |src: &str| {
-        let sock =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sock.bind(&format!("{src}:0").parse::<SocketAddr>().unwrap().into())
-            .unwrap();
-        sock.connect_timeout(&fwd.addr().into(), T).unwrap();
-        let s: TcpStream = sock.into();
-        s.set_read_timeout(Some(T)).unwrap();
-        s
-    };
+    let from = |src: &str| tcp_from(src, fwd.addr(), T);
     // From 127.0.0.1: refused, closed at once.
     let mut s = from("127.0.0.1");
     let _ = s.write_all(b"x");
@@ -274,14 +289,7 @@ fn allow_admits_only_its_network() {
     // From 127.0.0.2: served.
     let s = from("127.0.0.2");
     assert_eq!(round_trip(s, b"allowed".to_vec()), b"allowed");
-    fwd.terminate(T);
-    let mut err = String::new();
-    fwd.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_after_stop(&mut fwd);
     assert!(
         err.contains("refused 127.0.0.1:") && err.contains("--allow"),
         "{err}"
@@ -292,8 +300,7 @@ fn allow_admits_only_its_network() {
 #[test]
 fn hex_dump_of_a_known_exchange() {
     let (target, _echo) = echo_thread();
-    let dir = std::env::temp_dir().join(format!("sockit-fwd-x-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("fwd-x");
     let dump = dir.join("dump.txt");
     let mut fwd = forward(&[
         "-x",
@@ -344,8 +351,7 @@ fn hex_dump_of_a_known_exchange() {
 #[test]
 fn socket_options_are_read_back_and_a_bad_ttl_is_refused() {
     let (target, _echo) = echo_thread();
-    let mut c = crate::common::sockit(&[
-        "forward",
+    let mut fwd = forward_with_stderr(&[
         "-v",
         "--rcvbuf",
         "65536",
@@ -355,17 +361,8 @@ fn socket_options_are_read_back_and_a_bad_ttl_is_refused() {
         "127.0.0.1:0",
         &target.to_string(),
     ]);
-    c.stdin(Stdio::piped()).stderr(Stdio::piped());
-    let mut fwd = spawn_listening(&mut c);
     assert_eq!(round_trip(connect(fwd.addr()), b"opt".to_vec()), b"opt");
-    fwd.terminate(T);
-    let mut err = String::new();
-    fwd.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_after_stop(&mut fwd);
     // Linux doubles SO_RCVBUF for its bookkeeping; the value read back is reported.
     assert!(err.contains("SO_RCVBUF 131072 (asked 65536)"), "{err}");
     assert!(
@@ -373,10 +370,7 @@ fn socket_options_are_read_back_and_a_bad_ttl_is_refused() {
         "{err}"
     );
 
-    let out = crate::common::run(
-        &mut crate::common::sockit(&["forward", "--ttl", "300", "127.0.0.1:0", "127.0.0.1:9"]),
-        T,
-    );
+    let out = forward_fails(&["--ttl", "300", "127.0.0.1:0", "127.0.0.1:9"]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -404,13 +398,10 @@ fn max_conns_closes_the_extra_client_at_once() {
 #[test]
 fn bad_addresses_are_usage_errors() {
     for (l, t) in [("127.0.0.1:0", "nohostport"), ("70000", "127.0.0.1:9")] {
-        let out = crate::common::run(&mut crate::common::sockit(&["forward", l, t]), T);
+        let out = forward_fails(&[l, t]);
         assert_eq!(out.status.code(), Some(2), "{l} {t}: {out:?}");
     }
-    let out = crate::common::run(
-        &mut crate::common::sockit(&["forward", "--allow", "10.0.0.0/33", "0", "127.0.0.1:9"]),
-        T,
-    );
+    let out = forward_fails(&["--allow", "10.0.0.0/33", "0", "127.0.0.1:9"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -435,9 +426,7 @@ fn idle_timeout_ends_a_quiet_session() {
 
 #[test]
 fn tcp_client_to_udp_target() {
-    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
-    target.set_read_timeout(Some(T)).unwrap();
-    let taddr = target.local_addr().unwrap();
+    let (target, taddr) = udp_target();
     let server = std::thread::spawn(move || {
         let mut buf = [0u8; 2048];
         let (n, from) = target.recv_from(&mut buf).unwrap();
@@ -477,14 +466,9 @@ fn json_events_follow_the_listening_line() {
 #[test]
 fn udp_session_ends_after_idle_and_a_new_one_starts() {
     let _guard = crate::common::serial();
-    let target = UdpSocket::bind("127.0.0.1:0").unwrap();
-    target.set_read_timeout(Some(T)).unwrap();
-    let taddr = target.local_addr().unwrap();
-    let mut fwd = crate::common::sockit(&["forward", "-u", "-v", "-i", "0.5", "127.0.0.1:0"]);
-    fwd.arg(taddr.to_string())
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut fwd = spawn_listening(&mut fwd);
+    let (target, taddr) = udp_target();
+    let mut fwd =
+        forward_with_stderr(&["-u", "-v", "-i", "0.5", "127.0.0.1:0", &taddr.to_string()]);
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     c.connect(fwd.addr()).unwrap();
     let mut buf = [0u8; 64];
@@ -501,14 +485,7 @@ fn udp_session_ends_after_idle_and_a_new_one_starts() {
         first, next,
         "the idle session ended; a new socket carries the new one"
     );
-    fwd.terminate(T);
-    let mut err = String::new();
-    fwd.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = stderr_after_stop(&mut fwd);
     assert!(
         err.contains("#1 closed") && err.contains("idle: timed out"),
         "{err}"
@@ -551,8 +528,7 @@ fn sigterm_stops_accepting_and_lets_sessions_in_flight_finish() {
 fn bad_options_and_log_files_fail_before_listening() {
     // Regression: a listening command must check every option and open every log file
     // before it binds and prints `listening …` (as listen and connect do).
-    let dir = std::env::temp_dir().join(format!("sockit-forward-checks-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("forward-checks");
     let d = dir.to_str().unwrap();
     let cases: [(&[&str], i32, &str); 3] = [
         (
@@ -568,9 +544,7 @@ fn bad_options_and_log_files_fail_before_listening() {
         (&["--ttl", "300", "127.0.0.1:0", "127.0.0.1:9"], 2, "ttl"),
     ];
     for (args, code, want) in cases {
-        let mut full = vec!["forward"];
-        full.extend_from_slice(args);
-        let out = crate::common::run(&mut crate::common::sockit(&full), T);
+        let out = forward_fails(args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         assert!(
@@ -658,10 +632,7 @@ fn bare_port_with_6_listens_on_ipv6_loopback() {
     let fwd = forward(&["-6", "0", &taddr.to_string()]);
     assert_eq!(fwd.host, "::1", "{}", fwd.first_line);
     // An address of the wrong family names itself in the error.
-    let out = crate::common::run(
-        &mut crate::common::sockit(&["forward", "-6", "127.0.0.1:0", &taddr.to_string()]),
-        T,
-    );
+    let out = forward_fails(&["-6", "127.0.0.1:0", &taddr.to_string()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("listen on tcp:127.0.0.1:0"), "{err}");
@@ -678,9 +649,7 @@ fn zero_max_conns_empty_abstract_name_and_target_port_0_are_usage_errors() {
         &["127.0.0.1:0", "udp:127.0.0.1:0"],
     ];
     for args in cases {
-        let mut full = vec!["forward"];
-        full.extend_from_slice(args);
-        let out = crate::common::run(&mut crate::common::sockit(&full), T);
+        let out = forward_fails(args);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(!stdout.contains("listening"), "{args:?}: {stdout}");
