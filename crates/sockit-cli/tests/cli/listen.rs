@@ -4,7 +4,6 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,27 +49,6 @@ fn lines(server: &Server, n: usize, limit: Duration) -> Vec<String> {
     out
 }
 
-fn wait_exit(server: &mut Server, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(st)) = server.child.try_wait() {
-            return Some(st);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn server_stderr(server: &mut Server) -> String {
-    let mut s = String::new();
-    if let Some(mut e) = server.child.stderr.take() {
-        let _ = e.read_to_string(&mut s);
-    }
-    s
-}
-
 fn text_lines(tag: &str, n: usize) -> Vec<u8> {
     (0..n)
         .flat_map(|i| format!("{tag} line {i}\n").into_bytes())
@@ -90,15 +68,26 @@ fn udp_client() -> UdpSocket {
     s
 }
 
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "sockit-listen-{tag}-{}-{:?}",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// `sockit listen ARGS…` that is expected to fail: no stdin, at most `T`.
+fn listen_fails(args: &[&str]) -> std::process::Output {
+    let mut full = vec!["listen"];
+    full.extend_from_slice(args);
+    run(&mut sockit(&full), T)
+}
+
+/// `sockit listen ARGS…` with one TCP client that sends `data` and half-closes while
+/// listen's stdin ends; waits for listen to exit. Its stderr and the client's port.
+fn one_client_session(args: &[&str], data: &[u8]) -> (String, u16) {
+    let mut server = listen(args);
+    let mut c = tcp(server.addr());
+    let local = c.local_addr().unwrap();
+    c.write_all(data).unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    feed(&mut server, b"", true);
+    let mut sink = Vec::new();
+    let _ = c.read_to_end(&mut sink);
+    wait_exit(&mut server, T).expect("exits");
+    (server_stderr(&mut server), local.port())
 }
 
 // ---- TCP, one peer ----
@@ -332,7 +321,7 @@ fn broker_relays_between_clients() {
 
 #[test]
 fn unix_stale_live_and_regular_file() {
-    let dir = temp_dir("unix");
+    let dir = temp_dir("listen-unix");
     let path = dir.join("s.sock");
     let p = path.to_str().unwrap();
     // A server killed with SIGKILL leaves its socket file behind.
@@ -344,13 +333,8 @@ fn unix_stale_live_and_regular_file() {
     let live = listen(&["--unix", p]);
     assert_eq!(live.first_line, format!("listening unix {p}"));
     // Live: a second listener fails clearly; the first keeps working.
-    let out = run(&mut sockit(&["listen", "--unix", p]), T);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr_text(&out).contains("[Errno 98]"),
-        "{}",
-        stderr_text(&out)
-    );
+    let out = listen_fails(&["--unix", p]);
+    assert_fails_with(&out, 1, "[Errno 98]");
     let mut c = UnixStream::connect(&path).expect("the live listener still accepts");
     c.write_all(b"still alive\n").unwrap();
     assert_eq!(lines(&live, 1, T), vec!["still alive"]);
@@ -359,23 +343,15 @@ fn unix_stale_live_and_regular_file() {
     // A regular file: refused, untouched.
     let file = dir.join("regular");
     std::fs::write(&file, b"keep me").unwrap();
-    let out = run(
-        &mut sockit(&["listen", "--unix", file.to_str().unwrap()]),
-        T,
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr_text(&out).contains("not a socket"),
-        "{}",
-        stderr_text(&out)
-    );
+    let out = listen_fails(&["--unix", file.to_str().unwrap()]);
+    assert_fails_with(&out, 1, "not a socket");
     assert_eq!(std::fs::read(&file).unwrap(), b"keep me");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn unix_socket_file_removed_on_sigterm() {
-    let dir = temp_dir("term");
+    let dir = temp_dir("listen-term");
     let path = dir.join("t.sock");
     let mut server = listen(&["-k", "--unix", path.to_str().unwrap()]);
     assert!(path.exists());
@@ -404,7 +380,7 @@ fn unix_datagram_listen_answers_a_bound_peer() {
     if !have("nc") {
         return;
     }
-    let dir = temp_dir("dgram");
+    let dir = temp_dir("listen-dgram");
     let path = dir.join("d.sock");
     let mut server = listen(&["-u", "--unix", path.to_str().unwrap()]);
     let mut cmd = Command::new("nc");
@@ -431,9 +407,8 @@ fn unix_datagram_listen_answers_a_bound_peer() {
 #[test]
 fn unix_path_too_long() {
     let long = format!("/tmp/{}", "y".repeat(150));
-    let out = run(&mut sockit(&["listen", "--unix", &long]), T);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(stderr_text(&out).contains("AF_UNIX path too long"));
+    let out = listen_fails(&["--unix", &long]);
+    assert_fails_with(&out, 1, "AF_UNIX path too long");
 }
 
 // ---- address reuse ----
@@ -454,13 +429,8 @@ fn restart_binds_at_once_and_two_live_listeners_fail_98() {
     drop(c);
     let second = listen(&["127.0.0.1", &port]);
     assert_eq!(second.port.to_string(), port);
-    let out = run(&mut sockit(&["listen", "127.0.0.1", &port]), T);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr_text(&out).contains("[Errno 98] Address already in use"),
-        "{}",
-        stderr_text(&out)
-    );
+    let out = listen_fails(&["127.0.0.1", &port]);
+    assert_fails_with(&out, 1, "[Errno 98] Address already in use");
 }
 
 #[test]
@@ -481,13 +451,8 @@ fn ipv6_listener_is_v6_only_and_prints_without_brackets() {
 
 #[test]
 fn dual_stack_needs_the_wildcard() {
-    let out = run(&mut sockit(&["listen", "--dual-stack", "::1", "0"]), T);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr_text(&out));
-    assert!(
-        stderr_text(&out).contains("wildcard"),
-        "{}",
-        stderr_text(&out)
-    );
+    let out = listen_fails(&["--dual-stack", "::1", "0"]);
+    assert_fails_with(&out, 2, "wildcard");
 }
 
 #[test]
@@ -588,36 +553,17 @@ fn idle_timeout_with_k_closes_only_the_idle_client() {
 
 #[test]
 fn verbose_events_and_json_on_stderr() {
-    let mut server = listen(&["-v", "127.0.0.1", "0"]);
-    let mut c = tcp(server.addr());
-    let local = c.local_addr().unwrap();
-    c.write_all(b"abc").unwrap();
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    feed(&mut server, b"", true);
-    let mut sink = Vec::new();
-    let _ = c.read_to_end(&mut sink);
-    wait_exit(&mut server, T).expect("exits");
-    let err = server_stderr(&mut server);
-    assert!(
-        err.contains(&format!("accepted 127.0.0.1 {}", local.port())),
-        "{err}"
-    );
+    let (err, port) = one_client_session(&["-v", "127.0.0.1", "0"], b"abc");
+    assert!(err.contains(&format!("accepted 127.0.0.1 {port}")), "{err}");
     assert!(err.contains("sent 0 bytes, received 3 bytes"), "{err}");
 
-    let mut server = listen(&["--json", "127.0.0.1", "0"]);
-    let mut c = tcp(server.addr());
-    c.write_all(b"abcd").unwrap();
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    feed(&mut server, b"", true);
-    let _ = c.read_to_end(&mut sink);
-    wait_exit(&mut server, T).expect("exits");
-    let err = server_stderr(&mut server);
+    let (err, port) = one_client_session(&["--json", "127.0.0.1", "0"], b"abcd");
     let objs: Vec<serde_json::Value> = err
         .lines()
         .map(|l| serde_json::from_str(l).expect("JSON line"))
         .collect();
     assert_eq!(objs[0]["event"], "accepted");
-    assert_eq!(objs[0]["peer_port"], c.local_addr().unwrap().port());
+    assert_eq!(objs[0]["peer_port"], port);
     let last = objs.last().unwrap();
     assert_eq!(last["event"], "closed");
     assert_eq!(last["bytes_received"], 4);
@@ -672,13 +618,8 @@ fn family_and_numeric_flags() {
     assert!(out.status.success(), "{}", stderr_text(&out));
     assert_eq!(lines(&server, 1, T), vec!["four"]);
     // -n refuses a name before any lookup: a gaierror, exit 3.
-    let out = run(&mut sockit(&["listen", "-n", "localhost", "0"]), T);
-    assert_eq!(out.status.code(), Some(3), "{}", stderr_text(&out));
-    assert!(
-        stderr_text(&out).contains("getaddrinfo: [Errno -2]"),
-        "{}",
-        stderr_text(&out)
-    );
+    let out = listen_fails(&["-n", "localhost", "0"]);
+    assert_fails_with(&out, 3, "getaddrinfo: [Errno -2]");
 }
 
 // ---- options checked before the listening line ----
@@ -687,7 +628,7 @@ fn family_and_numeric_flags() {
 fn bad_options_and_log_files_fail_before_listening() {
     // Regression: listen printed `listening …` before checking --allow, and opened -x/-o
     // only when the first peer came (failing then, dropping the peer; -k died).
-    let dir = temp_dir("checks");
+    let dir = temp_dir("listen-checks");
     let missing = dir.join("no/such/dir/f");
     let (dir_s, missing_s) = (dir.to_str().unwrap(), missing.to_str().unwrap());
     let cases: [(&[&str], i32, &str); 6] = [
@@ -699,9 +640,7 @@ fn bad_options_and_log_files_fail_before_listening() {
         (&["-u", "0", "--exec", "cat"], 2, "--exec"),
     ];
     for (args, code, want) in cases {
-        let mut full = vec!["listen"];
-        full.extend_from_slice(args);
-        let out = run(&mut sockit(&full), T);
+        let out = listen_fails(args);
         let err = stderr_text(&out);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         assert!(
@@ -717,38 +656,20 @@ fn bad_options_and_log_files_fail_before_listening() {
 fn one_peer_closed_event_names_the_peer() {
     // Regression: single-peer listen printed `closed (both closed): …` without the peer,
     // and its JSON `closed` object had no peer_host/peer_port (listen -k had them).
-    let mut server = listen(&["-v", "127.0.0.1", "0"]);
-    let mut c = tcp(server.addr());
-    let local = c.local_addr().unwrap();
-    c.write_all(b"data").unwrap();
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    feed(&mut server, b"", true);
-    let mut sink = Vec::new();
-    let _ = c.read_to_end(&mut sink);
-    wait_exit(&mut server, T).expect("exits");
-    let err = server_stderr(&mut server);
+    let (err, port) = one_client_session(&["-v", "127.0.0.1", "0"], b"data");
     assert!(
         err.contains(&format!(
-            "closed 127.0.0.1 {}: sent 0 bytes, received 4 bytes",
-            local.port()
+            "closed 127.0.0.1 {port}: sent 0 bytes, received 4 bytes"
         )),
         "{err}"
     );
 
-    let mut server = listen(&["--json", "127.0.0.1", "0"]);
-    let mut c = tcp(server.addr());
-    let local = c.local_addr().unwrap();
-    c.write_all(b"data").unwrap();
-    c.shutdown(std::net::Shutdown::Write).unwrap();
-    feed(&mut server, b"", true);
-    let _ = c.read_to_end(&mut sink);
-    wait_exit(&mut server, T).expect("exits");
-    let err = server_stderr(&mut server);
+    let (err, port) = one_client_session(&["--json", "127.0.0.1", "0"], b"data");
     let last: serde_json::Value =
         serde_json::from_str(err.lines().last().expect("a closed event")).expect("JSON");
     assert_eq!(last["event"], "closed", "{err}");
     assert_eq!(last["peer_host"], "127.0.0.1", "{err}");
-    assert_eq!(last["peer_port"], local.port(), "{err}");
+    assert_eq!(last["peer_port"], port, "{err}");
     assert_eq!(last["bytes_received"], 4, "{err}");
     assert_eq!(last["end"], "both_closed", "{err}");
 }
@@ -756,7 +677,7 @@ fn one_peer_closed_event_names_the_peer() {
 #[test]
 fn listen_k_udp_hex_dump_logs_both_directions() {
     // Regression: listen -k -u opened -x FILE but never wrote to it.
-    let dir = temp_dir("kudp-x");
+    let dir = temp_dir("listen-kudp-x");
     let dump = dir.join("dump.txt");
     let mut server = listen(&["-k", "-u", "-x", dump.to_str().unwrap(), "127.0.0.1", "0"]);
     let c = udp_client();
