@@ -50,14 +50,6 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
-/// A fresh temporary directory for one test.
-fn temp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("sockit-http-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("temp dir");
-    d
-}
-
 #[test]
 fn get_gives_the_file_bytes_and_status_200() {
     let s = http_server(&[]);
@@ -227,8 +219,7 @@ fn redirect_is_shown_then_followed_with_l() {
     assert_eq!(json(&o)["exchanges"].as_array().map(Vec::len), Some(1));
 
     let o = http(&["-L", "--max-redirs", "3", &url(&s, "/loop")]);
-    assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
-    assert!(stderr(&o).contains("too many redirects"), "{}", stderr(&o));
+    assert_fails_with(&o, 7, "too many redirects");
 }
 
 #[test]
@@ -257,7 +248,7 @@ fn keep_alive_server_does_not_make_it_hang() {
 #[test]
 fn raw_request_gets_the_same_first_line_as_the_slides_program() {
     let s = http_server(&[]);
-    let dir = temp_dir("raw");
+    let dir = temp_dir("http-raw");
     let req = dir.join("req.txt");
     std::fs::write(&req, b"GET / HTTP/1.1\r\n\r\n").expect("write");
     let o = http(&["--raw-request", req.to_str().expect("utf-8"), &url(&s, "/")]);
@@ -332,7 +323,7 @@ fn verbose_shows_both_directions_and_json_has_timings() {
 #[test]
 fn output_file_and_fail() {
     let s = http_server(&[]);
-    let dir = temp_dir("out");
+    let dir = temp_dir("http-out");
     let f = dir.join("body.bin");
     let o = http(&["-o", f.to_str().expect("utf-8"), &url(&s, "/file")]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -439,7 +430,7 @@ fn bad_peer_bytes_are_protocol_errors_without_hang() {
         assert!(!err.contains("panicked"), "{path}: {err}");
     }
     // Raw mode still shows what came back.
-    let dir = temp_dir("rawbad");
+    let dir = temp_dir("http-rawbad");
     let req = dir.join("req");
     std::fs::write(&req, b"GET /garbage HTTP/1.0\r\n\r\n").expect("write");
     let o = http(&["--raw-request", req.to_str().expect("utf-8"), &url(&s, "/")]);
@@ -471,7 +462,7 @@ struct Pki {
 impl Pki {
     fn new(name: &str, names: &[&str], expired: bool) -> Pki {
         use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let dir = temp_dir(name);
+        let dir = temp_dir(&format!("http-{name}"));
         let ca_key = KeyPair::generate().expect("ca key");
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -567,12 +558,7 @@ fn tls_with_cacert_succeeds_by_name() {
 fn tls_without_cacert_is_an_unknown_issuer() {
     let pki = Pki::new("tls-issuer", &["localhost"], false);
     let o = with_tls_server_no_dns(&pki, &["https://localhost:@PORT@/"]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("certificate verify failed: unknown issuer"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails_with(&o, 6, "certificate verify failed: unknown issuer");
 }
 
 #[test]
@@ -595,8 +581,7 @@ fn tls_name_mismatch_and_expired_fail_clearly() {
     let s = http_server(&["--tls", &pki.path("cert.pem"), &pki.path("key.pem")]);
     let u = format!("https://127.0.0.1:{}/", s.port);
     let o = http(&["--cacert", &pki.path("ca.pem"), &u]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(stderr(&o).contains("name mismatch"), "{}", stderr(&o));
+    assert_fails_with(&o, 6, "name mismatch");
     // Regression: the names were Rust debug text (`DnsName("localhost")`).
     assert!(
         stderr(&o).contains("(the certificate is for localhost, not 127.0.0.1)"),
@@ -609,15 +594,14 @@ fn tls_name_mismatch_and_expired_fail_clearly() {
     let s = http_server(&["--tls", &pki.path("cert.pem"), &pki.path("key.pem")]);
     let u = format!("https://127.0.0.1:{}/", s.port);
     let o = http(&["--cacert", &pki.path("ca.pem"), &u]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(stderr(&o).contains("expired"), "{}", stderr(&o));
+    assert_fails_with(&o, 6, "expired");
 }
 
 #[test]
 fn tls_ca_certificate_as_server_certificate_is_worded() {
     // Regression: a CA certificate as the server's own printed webpki's `CaUsedAsEndEntity`.
     use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-    let dir = temp_dir("tls-ca-leaf");
+    let dir = temp_dir("http-tls-ca-leaf");
     let key = KeyPair::generate().expect("key");
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -649,19 +633,17 @@ fn tls_ca_certificate_as_server_certificate_is_worded() {
 fn https_to_a_plain_server_is_a_tls_error() {
     let s = http_server(&[]);
     let o = http(&[&format!("https://127.0.0.1:{}/", s.port)]);
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(stderr(&o).contains("does not speak TLS"), "{}", stderr(&o));
+    assert_fails_with(&o, 6, "does not speak TLS");
 }
 
 // ------------------------------------------------------------------------------------
 // TLS for connect and listen
 // ------------------------------------------------------------------------------------
 
-/// `sockit listen --tls` on 127.0.0.1 with the PKI's certificate; `stdin_data` is written to
-/// its stdin, which is then closed.
-fn tls_listener(pki: &Pki, stdin_data: &[u8]) -> Server {
+/// `sockit listen --tls` on 127.0.0.1 with the PKI's certificate (stdin piped, kept open).
+fn tls_listen_server(pki: &Pki) -> Server {
     let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
-    let mut s = sockit_server(&[
+    sockit_server(&[
         "listen",
         "--tls",
         "--cert",
@@ -670,7 +652,13 @@ fn tls_listener(pki: &Pki, stdin_data: &[u8]) -> Server {
         &key,
         "127.0.0.1",
         "0",
-    ]);
+    ])
+}
+
+/// `sockit listen --tls` on 127.0.0.1 with the PKI's certificate; `stdin_data` is written to
+/// its stdin, which is then closed.
+fn tls_listener(pki: &Pki, stdin_data: &[u8]) -> Server {
+    let mut s = tls_listen_server(pki);
     if let Some(mut stdin) = s.child.stdin.take() {
         use std::io::Write;
         let _ = stdin.write_all(stdin_data);
@@ -680,16 +668,7 @@ fn tls_listener(pki: &Pki, stdin_data: &[u8]) -> Server {
 
 /// Waits (bounded) for a server process to end; its exit code.
 fn exit_code(s: &mut Server, limit: Duration) -> Option<i32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(st)) = s.child.try_wait() {
-            return st.code();
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_exit(s, limit).and_then(|st| st.code())
 }
 
 #[test]
@@ -716,8 +695,7 @@ fn connect_tls_verifies_by_default_and_insecure_warns() {
         b"x",
         LIMIT,
     );
-    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
-    assert!(stderr(&o).contains("unknown issuer"), "{}", stderr(&o));
+    assert_fails_with(&o, 6, "unknown issuer");
     // The listener sees the client's refusal as a TLS error too.
     assert_eq!(exit_code(&mut s, LIMIT), Some(6));
 
@@ -741,17 +719,7 @@ fn listen_tls_talks_with_openssl_s_client() {
     }
     use std::io::Write;
     let pki = Pki::new("nc-openssl", &["localhost"], false);
-    let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
-    let mut s = sockit_server(&[
-        "listen",
-        "--tls",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "127.0.0.1",
-        "0",
-    ]);
+    let mut s = tls_listen_server(&pki);
     let mut listen_in = s.child.stdin.take().expect("listen stdin");
     listen_in.write_all(b"hello s_client\n").expect("write");
     let ca = pki.path("ca.pem");
@@ -787,8 +755,7 @@ fn tls_flags_refuse_what_they_cannot_do() {
         &mut sockit(&["connect", "--tls", "-u", "127.0.0.1", "9"]),
         LIMIT,
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--tls needs a TCP"), "{}", stderr(&o));
+    assert_fails_with(&o, 2, "--tls needs a TCP");
     let o = run(&mut sockit(&["listen", "--tls", "127.0.0.1", "0"]), LIMIT);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = run(
@@ -804,8 +771,7 @@ fn tls_flags_refuse_what_they_cannot_do() {
         ]),
         LIMIT,
     );
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("No such file"), "{}", stderr(&o));
+    assert_fails_with(&o, 1, "No such file");
 }
 
 #[test]
@@ -821,7 +787,7 @@ fn close_framed_body_is_counted_in_json() {
         let _ = c.read(&mut buf);
         let _ = c.write_all(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nhello, close\n");
     });
-    let dir = temp_dir("closeframed");
+    let dir = temp_dir("http-closeframed");
     let f = dir.join("c.out");
     let o = http(&[
         "--json",
@@ -844,8 +810,7 @@ fn refusal_at_a_tiny_deadline_stays_a_refusal() {
     drop(l);
     for _ in 0..3 {
         let o = http(&["-w", "0.000001", &format!("http://127.0.0.1:{port}/")]);
-        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-        assert!(stderr(&o).contains("[Errno 111]"), "{}", stderr(&o));
+        assert_fails_with(&o, 1, "[Errno 111]");
     }
 }
 
@@ -853,8 +818,7 @@ fn refusal_at_a_tiny_deadline_stays_a_refusal() {
 fn max_time_out_of_range_says_the_range() {
     // Regression: `-m 1e300` said "seconds must be a positive number".
     let o = http(&["-m", "1e300", "http://127.0.0.1:1/"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("at most 1e9"), "{}", stderr(&o));
+    assert_fails_with(&o, 2, "at most 1e9");
 }
 
 #[test]
