@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,31 +38,21 @@ fn echo_once(s: &mut TcpStream, msg: &[u8]) -> Vec<u8> {
     got
 }
 
-/// A fresh folder for Unix socket files (short path: sun_path holds 108 bytes).
-fn temp_dir(tag: &str) -> PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let d = std::env::temp_dir().join(format!(
-        "sockit-echo-{}-{tag}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// `sockit echo-server ARGS…` run in the folder `dir` (stdin piped and kept open).
+fn echo_server_in(dir: &Path, args: &[&str]) -> Server {
+    let mut cmd = sockit(args);
+    cmd.current_dir(dir).stdin(Stdio::piped());
+    common::spawn_listening(&mut cmd)
 }
 
-fn wait_exit(server: &mut Server, limit: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(st)) = server.child.try_wait() {
-            return Some(st);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+/// Asserts the folder `dir` holds no file (an abstract socket name made none).
+#[track_caller]
+fn assert_no_file_in(dir: &Path) {
+    assert_eq!(
+        std::fs::read_dir(dir).unwrap().count(),
+        0,
+        "a file was created"
+    );
 }
 
 #[test]
@@ -283,9 +273,8 @@ fn emfile_pauses_accepting_then_serves_again() {
 
 #[test]
 fn max_conns_closes_the_extra_connection_at_once() {
-    let mut cmd = sockit(&["echo-server", "127.0.0.1:0", "--max-conns", "1", "-v"]);
-    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
-    let mut srv = common::spawn_listening(&mut cmd);
+    let mut srv =
+        common::sockit_server_stderr(&["echo-server", "127.0.0.1:0", "--max-conns", "1", "-v"]);
     let mut first = tcp(srv.addr());
     assert_eq!(echo_once(&mut first, b"one"), b"one");
     let mut second = tcp(srv.addr());
@@ -298,13 +287,7 @@ fn max_conns_closes_the_extra_connection_at_once() {
     }
     assert_eq!(echo_once(&mut first, b"still"), b"still");
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
-    let mut err = String::new();
-    srv.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = common::server_stderr(&mut srv);
     assert!(err.contains("rejected"), "{err}");
 }
 
@@ -325,7 +308,7 @@ fn idle_timeout_closes_a_silent_connection() {
 
 #[test]
 fn unix_stream_echo_and_socket_file_removed_on_sigterm() {
-    let dir = temp_dir("us");
+    let dir = common::temp_dir("echo-us");
     let path = dir.join("echo.sock");
     let p = path.to_str().unwrap();
     let mut srv = sockit_server(&["echo-server", "--unix", p]);
@@ -343,7 +326,7 @@ fn unix_stream_echo_and_socket_file_removed_on_sigterm() {
 
 #[test]
 fn unix_datagram_echo_to_a_bound_sender() {
-    let dir = temp_dir("ud");
+    let dir = common::temp_dir("echo-ud");
     let path = dir.join("echo.sock");
     let p = path.to_str().unwrap();
     let mut srv = sockit_server(&["echo-server", "-u", "--unix", p]);
@@ -364,7 +347,7 @@ fn unix_datagram_echo_to_a_bound_sender() {
 
 #[test]
 fn unix_stale_socket_is_replaced_but_live_server_and_regular_file_are_not() {
-    let dir = temp_dir("stale");
+    let dir = common::temp_dir("echo-stale");
     let path = dir.join("s.sock");
     let p = path.to_str().unwrap();
     // Stale: a socket file whose socket is gone (connect refused).
@@ -406,14 +389,15 @@ fn sigterm_exits_0_and_sigint_exits_130() {
         .arg(srv.child.id().to_string())
         .status()
         .unwrap();
-    assert_eq!(wait_exit(&mut srv, T).and_then(|s| s.code()), Some(130));
+    assert_eq!(
+        common::wait_exit(&mut srv, T).and_then(|s| s.code()),
+        Some(130)
+    );
 }
 
 #[test]
 fn verbose_and_json_report_connections_and_bytes() {
-    let mut cmd = sockit(&["echo-server", "127.0.0.1:0", "--json", "-v"]);
-    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
-    let mut srv = common::spawn_listening(&mut cmd);
+    let mut srv = common::sockit_server_stderr(&["echo-server", "127.0.0.1:0", "--json", "-v"]);
     let mut c = tcp(srv.addr());
     assert_eq!(echo_once(&mut c, b"12345"), b"12345");
     drop(c);
@@ -425,13 +409,7 @@ fn verbose_and_json_report_connections_and_bytes() {
     assert_eq!(v["event"], "closed");
     assert_eq!(v["bytes_echoed"], 5);
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
-    let mut err = String::new();
-    srv.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = common::server_stderr(&mut srv);
     assert!(err.contains("5 bytes echoed"), "{err}");
     assert!(err.contains("served 1 connections (5 bytes)"), "{err}");
 }
@@ -490,17 +468,11 @@ fn abstract_name(tag: &str) -> String {
 #[test]
 fn unix_at_name_is_an_abstract_socket_not_a_file() {
     // Regression: `--unix @qa` created a file `./@qa` and abstract clients were refused.
-    let dir = temp_dir("abs");
+    let dir = common::temp_dir("echo-abs");
     let name = abstract_name("abs");
-    let mut cmd = sockit(&["echo-server", "--unix", &name]);
-    cmd.current_dir(&dir).stdin(Stdio::piped());
-    let mut srv = common::spawn_listening(&mut cmd);
+    let mut srv = echo_server_in(&dir, &["echo-server", "--unix", &name]);
     assert_eq!(srv.first_line, format!("listening unix {name}"));
-    assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
-        0,
-        "a file was created"
-    );
+    assert_no_file_in(&dir);
     let out = run_with_input(&mut sockit(&["connect", "--unix", &name]), b"abstract", T);
     assert_eq!(out.stdout, b"abstract", "{out:?}");
     if common::have("socat") {
@@ -516,16 +488,10 @@ fn unix_at_name_is_an_abstract_socket_not_a_file() {
 #[test]
 fn unix_datagram_at_name_is_abstract_too() {
     // Regression: `-u --unix @name` must bind an abstract datagram socket, not a file.
-    let dir = temp_dir("absd");
+    let dir = common::temp_dir("echo-absd");
     let name = abstract_name("absd");
-    let mut cmd = sockit(&["echo-server", "-u", "--unix", &name]);
-    cmd.current_dir(&dir).stdin(Stdio::piped());
-    let mut srv = common::spawn_listening(&mut cmd);
-    assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
-        0,
-        "a file was created"
-    );
+    let mut srv = echo_server_in(&dir, &["echo-server", "-u", "--unix", &name]);
+    assert_no_file_in(&dir);
     let out = run_with_input(&mut sockit(&["connect", "-u", "--unix", &name]), b"dg", T);
     assert_eq!(out.stdout, b"dg", "{out:?}");
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
@@ -552,7 +518,7 @@ fn huge_threads_and_max_conns_are_usage_errors() {
 #[test]
 fn unix_datagram_echo_answers_sockit_connect_autobound_client() {
     // Regression: datagrams from an autobound (abstract-named) sender were dropped as unbound.
-    let dir = temp_dir("auto");
+    let dir = common::temp_dir("echo-auto");
     let path = dir.join("echo.sock");
     let p = path.to_str().unwrap();
     let mut srv = sockit_server(&["echo-server", "-u", "--unix", p]);
@@ -565,7 +531,7 @@ fn unix_datagram_echo_answers_sockit_connect_autobound_client() {
 #[test]
 fn unix_path_errors_match_listen() {
     // Regression: a too-long path or a regular file was worded (and exited) differently from listen.
-    let dir = temp_dir("perr");
+    let dir = common::temp_dir("echo-perr");
     let long = dir.join("a".repeat(200));
     let file = dir.join("plain");
     std::fs::write(&file, b"keep me").unwrap();
@@ -625,9 +591,7 @@ fn idle_timeout_reads_seconds_as_connect_does() {
 #[test]
 fn events_name_peers_as_listen_does() {
     // Regression: events wrote `127.0.0.1:PORT` / "peer" instead of listen's `HOST PORT` / peer_host+peer_port.
-    let mut cmd = sockit(&["echo-server", "127.0.0.1:0", "--json", "-v"]);
-    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
-    let mut srv = common::spawn_listening(&mut cmd);
+    let mut srv = common::sockit_server_stderr(&["echo-server", "127.0.0.1:0", "--json", "-v"]);
     let mut c = tcp(srv.addr());
     let me = c.local_addr().unwrap();
     assert_eq!(echo_once(&mut c, b"x"), b"x");
@@ -641,8 +605,7 @@ fn events_name_peers_as_listen_does() {
         assert!(v.get("peer").is_none(), "{line}");
     }
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
-    let mut err = String::new();
-    let _ = srv.child.stderr.take().unwrap().read_to_string(&mut err);
+    let err = common::server_stderr(&mut srv);
     assert!(
         err.contains(&format!("accepted 127.0.0.1 {} (tcp", me.port())),
         "{err}"
@@ -652,9 +615,7 @@ fn events_name_peers_as_listen_does() {
 #[test]
 fn closed_stderr_does_not_panic() {
     // Regression: eprintln! panicked (exit 101) when stderr was a closed pipe.
-    let mut cmd = sockit(&["echo-server", "-v", "127.0.0.1:0"]);
-    cmd.stdin(Stdio::piped()).stderr(Stdio::piped());
-    let mut srv = common::spawn_listening(&mut cmd);
+    let mut srv = common::sockit_server_stderr(&["echo-server", "-v", "127.0.0.1:0"]);
     drop(srv.child.stderr.take());
     let mut c = tcp(srv.addr());
     assert_eq!(echo_once(&mut c, b"x"), b"x");
