@@ -560,3 +560,12 @@ pub fn assert_fails_with(out: &Output, code: i32, want: &str) {
     assert_eq!(out.status.code(), Some(code), "{err}");
     assert!(err.contains(want), "stderr lacks {want:?}: {err}");
 }
+
+/// Reads `s` until EOF (a reset counts as the end too) and asserts that nothing came:
+/// the peer closed this connection at once. `what` names the case in the failure.
+#[track_caller]
+pub fn assert_closed_at_once(s: &mut std::net::TcpStream, what: &str) {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    assert!(buf.is_empty(), "{what}");
+}

@@ -6,7 +6,10 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener};
 use std::time::{Duration, Instant};
 
-use crate::common::{run, run_with_input, serial, sockit};
+use crate::common::{
+    assert_closed_at_once, run, run_with_input, serial, server_stderr, sockit,
+    sockit_server_stderr, tcp_from, temp_dir, wait_exit,
+};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -42,8 +45,7 @@ fn crlf_turns_lf_into_crlf_on_the_wire() {
 
 #[test]
 fn hex_dump_and_raw_log_of_a_known_exchange() {
-    let dir = std::env::temp_dir().join(format!("sockit-data-x-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("data-x");
     let (dump, raw) = (dir.join("dump.txt"), dir.join("raw.bin"));
     let (port, server) = capture_server(b"HELLO\n");
     let out = run_with_input(
@@ -184,18 +186,6 @@ fn connect_socket_options_are_read_back_and_a_bad_ttl_is_refused() {
     );
 }
 
-/// Waits (bounded) for a server process to exit by itself.
-fn wait_exit(l: &mut crate::common::Server) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + T;
-    while Instant::now() < deadline {
-        if let Ok(Some(st)) = l.child.try_wait() {
-            return Some(st);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    None
-}
-
 /// Connects to a listener, sends `data` from a thread, half-closes, reads to EOF.
 fn exchange(port: u16, data: Vec<u8>) -> Vec<u8> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -237,8 +227,7 @@ fn exec_output_is_not_lost_when_the_program_exits_first() {
 
 #[test]
 fn exec_program_name_with_semicolon_and_spaces_is_one_argv_word() {
-    let dir = std::env::temp_dir().join(format!("sockit-exec-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("exec");
     let odd = dir.join("say hi; touch pwned");
     std::fs::write(&odd, "#!/bin/sh\necho \"ran with $#: $1\"\n").unwrap();
     use std::os::unix::fs::PermissionsExt;
@@ -258,21 +247,12 @@ fn exec_program_name_with_semicolon_and_spaces_is_one_argv_word() {
     // A shell command line is not a program name: nothing runs, the client gets EOF.
     let marker = dir.join("marker");
     let line = format!("true; touch {}", marker.display());
-    let mut c = sockit(&["listen", "127.0.0.1", "0", "--exec", &line]);
-    c.stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let l = crate::common::spawn_listening(&mut c);
+    let l = sockit_server_stderr(&["listen", "127.0.0.1", "0", "--exec", &line]);
     let back = exchange(l.port, b"x".to_vec());
     assert!(back.is_empty());
     let mut l = l;
-    assert_eq!(wait_exit(&mut l).and_then(|s| s.code()), Some(1));
-    let mut err = String::new();
-    l.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    assert_eq!(wait_exit(&mut l, T).and_then(|s| s.code()), Some(1));
+    let err = server_stderr(&mut l);
     assert!(err.contains("No such file or directory"), "{err}");
     assert!(!marker.exists(), "no shell ran the line");
     let _ = std::fs::remove_dir_all(&dir);
@@ -280,7 +260,7 @@ fn exec_program_name_with_semicolon_and_spaces_is_one_argv_word() {
 
 #[test]
 fn listen_allow_refuses_127_0_0_1_and_accepts_127_0_0_2() {
-    let mut c = sockit(&[
+    let mut l = sockit_server_stderr(&[
         "listen",
         "-k",
         "-v",
@@ -291,29 +271,10 @@ fn listen_allow_refuses_127_0_0_1_and_accepts_127_0_0_2() {
         "--exec",
         "cat",
     ]);
-    c.stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut l = crate::common::spawn_listening(&mut c);
-    let from = |src: &str| {
-        let sock =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        sock.bind(
-            &format!("{src}:0")
-                .parse::<std::net::SocketAddr>()
-                .unwrap()
-                .into(),
-        )
-        .unwrap();
-        sock.connect_timeout(&l.addr().into(), T).unwrap();
-        let s: std::net::TcpStream = sock.into();
-        s.set_read_timeout(Some(T)).unwrap();
-        s
-    };
+    let from = |src: &str| tcp_from(src, l.addr(), T);
     let mut refused = from("127.0.0.1");
     let _ = refused.write_all(b"let me in");
-    let mut buf = Vec::new();
-    let _ = refused.read_to_end(&mut buf);
-    assert!(buf.is_empty(), "closed at once, nothing echoed");
+    assert_closed_at_once(&mut refused, "closed at once, nothing echoed");
     let mut ok = from("127.0.0.2");
     ok.write_all(b"hello").unwrap();
     ok.shutdown(Shutdown::Write).unwrap();
@@ -321,21 +282,14 @@ fn listen_allow_refuses_127_0_0_1_and_accepts_127_0_0_2() {
     ok.read_to_end(&mut back).unwrap();
     assert_eq!(back, b"hello");
     l.terminate(T);
-    let mut err = String::new();
-    l.child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = server_stderr(&mut l);
     assert!(err.contains("refused 127.0.0.1"), "{err}");
     assert!(err.contains("accepted 127.0.0.2"), "{err}");
 }
 
 #[test]
 fn listen_crlf_and_hex_dump_one_peer() {
-    let dir = std::env::temp_dir().join(format!("sockit-listen-x-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("listen-x");
     let dump = dir.join("dump.txt");
     let mut c = sockit(&[
         "listen",
@@ -357,7 +311,7 @@ fn listen_crlf_and_hex_dump_one_peer() {
     s.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"hi\r\n");
     drop(s);
-    assert_eq!(wait_exit(&mut l).and_then(|s| s.code()), Some(0));
+    assert_eq!(wait_exit(&mut l, T).and_then(|s| s.code()), Some(0));
     let text = std::fs::read_to_string(&dump).unwrap();
     assert!(
         text.starts_with("> ") && text.contains("length=4 offset=0\n00000000  68 69 0d 0a"),
@@ -406,9 +360,7 @@ fn listen_max_conns_closes_the_extra_client_at_once() {
     let mut second = std::net::TcpStream::connect(l.addr()).unwrap();
     second.set_read_timeout(Some(T)).unwrap();
     let _ = second.write_all(b"2");
-    let mut buf = Vec::new();
-    let _ = second.read_to_end(&mut buf);
-    assert!(buf.is_empty(), "the second client is closed at once");
+    assert_closed_at_once(&mut second, "the second client is closed at once");
     first.shutdown(Shutdown::Write).unwrap();
     let mut rest = Vec::new();
     first.read_to_end(&mut rest).unwrap();

@@ -6,7 +6,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::{
-    Server, have, pattern, server_stderr, sockit_server, sockit_server_stderr, tcp_from, temp_dir,
+    Server, assert_closed_at_once, have, pattern, server_stderr, sockit_server,
+    sockit_server_stderr, tcp_from, temp_dir,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -283,9 +284,7 @@ fn allow_admits_only_its_network() {
     // From 127.0.0.1: refused, closed at once.
     let mut s = from("127.0.0.1");
     let _ = s.write_all(b"x");
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    assert!(buf.is_empty());
+    assert_closed_at_once(&mut s, "refused, closed at once");
     // From 127.0.0.2: served.
     let s = from("127.0.0.2");
     assert_eq!(round_trip(s, b"allowed".to_vec()), b"allowed");
@@ -387,9 +386,7 @@ fn max_conns_closes_the_extra_client_at_once() {
     let mut b = [0u8; 1];
     first.read_exact(&mut b).unwrap(); // the first session is up
     let mut second = connect(fwd.addr());
-    let mut buf = Vec::new();
-    let _ = second.read_to_end(&mut buf);
-    assert!(buf.is_empty(), "the second client is closed at once");
+    assert_closed_at_once(&mut second, "the second client is closed at once");
     first.shutdown(Shutdown::Write).unwrap();
     let mut rest = Vec::new();
     first.read_to_end(&mut rest).unwrap();
