@@ -569,3 +569,18 @@ pub fn assert_closed_at_once(s: &mut std::net::TcpStream, what: &str) {
     let _ = s.read_to_end(&mut buf);
     assert!(buf.is_empty(), "{what}");
 }
+
+/// A one-client TCP server on 127.0.0.1 (port 0): a thread accepts one connection and
+/// runs `serve` on it. Returns the port and the thread (`join` gives what `serve` returned).
+/// `serve` sets its own socket timeouts.
+pub fn serve_one_client<R: Send + 'static>(
+    serve: impl FnOnce(std::net::TcpStream) -> R + Send + 'static,
+) -> (u16, std::thread::JoinHandle<R>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = l.local_addr().expect("local_addr").port();
+    let h = std::thread::spawn(move || {
+        let (c, _) = l.accept().expect("accept");
+        serve(c)
+    });
+    (port, h)
+}

@@ -56,10 +56,7 @@ fn connect_host_colon_port_form() {
 #[test]
 fn connect_half_closes_and_exits_after_server_closes() {
     // A counting server: reads until EOF, then closes; sockit must exit by itself.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    let (port, server) = serve_one_client(move |mut c| {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut got = Vec::new();
         let eof = c.read_to_end(&mut got).is_ok();
@@ -82,10 +79,7 @@ fn connect_half_closes_and_exits_after_server_closes() {
 #[test]
 fn no_shutdown_keeps_the_write_side_open() {
     // With --no-shutdown the server sees no EOF; it answers and closes, which ends sockit.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    let (port, server) = serve_one_client(move |mut c| {
         c.set_read_timeout(Some(Duration::from_millis(700)))
             .unwrap();
         let mut got = Vec::new();
@@ -155,10 +149,7 @@ fn connect_w_1_to_unanswered_connect_exits_5_in_time() {
 fn idle_timeout_ends_a_silent_connection_but_not_a_talking_one() {
     let _serial = serial();
     // Silent: the server never sends; sockit's stdin stays open (no EOF).
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let holder = std::thread::spawn(move || {
-        let (c, _) = l.accept().unwrap();
+    let (port, holder) = serve_one_client(move |c| {
         std::thread::sleep(Duration::from_secs(4));
         drop(c);
     });
@@ -177,10 +168,7 @@ fn idle_timeout_ends_a_silent_connection_but_not_a_talking_one() {
 
     // Talking: the server sends a byte every 300 ms for 2 s, then closes; sockit is still
     // running then (the traffic kept resetting the idle clock); end of stdin ends it with 0.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let talker = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    let (port, talker) = serve_one_client(move |mut c| {
         for _ in 0..7 {
             if c.write_all(b".").is_err() {
                 break;
@@ -217,13 +205,8 @@ fn verbose_prints_numeric_peer_and_totals() {
 
 #[test]
 fn source_port_is_bound_before_connecting() {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
     let src = free_port();
-    let server = std::thread::spawn(move || {
-        let (_c, peer) = l.accept().unwrap();
-        peer
-    });
+    let (port, server) = serve_one_client(move |c| c.peer_addr().unwrap());
     let out = connect(
         &[
             "-s",
@@ -457,10 +440,7 @@ print("stall", r.returncode, round(time.time() - t, 3), r.stderr.decode().strip(
 fn quit_after_eof_ends_a_connection_the_server_keeps_open() {
     let _serial = serial();
     // The server reads and answers but never closes: -q 0.5 ends sockit; -N changes nothing.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let server = std::thread::spawn(move || {
-        let (mut c, _) = l.accept().unwrap();
+    let (port, server) = serve_one_client(move |mut c| {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut got = Vec::new();
         let _ = c.read_to_end(&mut got);

@@ -3,11 +3,11 @@
 //! `--allow`.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener};
+use std::net::Shutdown;
 use std::time::{Duration, Instant};
 
 use crate::common::{
-    assert_closed_at_once, run, run_with_input, serial, server_stderr, sockit,
+    assert_closed_at_once, run, run_with_input, serial, serve_one_client, server_stderr, sockit,
     sockit_server_stderr, tcp_from, temp_dir, wait_exit,
 };
 
@@ -16,10 +16,7 @@ const T: Duration = Duration::from_secs(10);
 /// A one-shot TCP server: accepts one client, optionally answers `reply`, then reads what
 /// the client sends until EOF and returns it.
 fn capture_server(reply: &'static [u8]) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
+    let (port, h) = serve_one_client(move |mut s| {
         s.set_read_timeout(Some(T)).unwrap();
         if !reply.is_empty() {
             s.write_all(reply).unwrap();
@@ -123,10 +120,7 @@ fn send_only_discards_what_the_peer_says_and_recv_only_sends_nothing() {
     assert_eq!(server.join().unwrap(), b"data\n");
 
     // --recv-only: stdin is never read; the peer's words are printed; the peer's close ends it.
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let h = std::thread::spawn(move || {
-        let (mut s, _) = l.accept().unwrap();
+    let (port, h) = serve_one_client(move |mut s| {
         s.set_read_timeout(Some(Duration::from_millis(500)))
             .unwrap();
         s.write_all(b"news\n").unwrap();
