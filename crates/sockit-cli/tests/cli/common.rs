@@ -584,3 +584,25 @@ pub fn serve_one_client<R: Send + 'static>(
     });
     (port, h)
 }
+
+/// A TCP port on 127.0.0.1 where nothing listens, held for as long as the value lives:
+/// a socket bound to it but not listening, so connects are refused (RST) and no other
+/// test can take the port meanwhile (as it could after `free_port`).
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    pub port: u16,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind 127.0.0.1:0");
+    let port = s
+        .local_addr()
+        .expect("local_addr")
+        .as_socket()
+        .expect("an IP address")
+        .port();
+    ClosedPort { _socket: s, port }
+}
