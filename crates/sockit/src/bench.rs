@@ -48,7 +48,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -95,8 +94,8 @@ pub enum Target {
     Tcp(SocketAddr),
     /// A UDP server: one connected `SOCK_DGRAM` socket per connection.
     Udp(SocketAddr),
-    /// A Unix stream socket at this path.
-    Unix(PathBuf),
+    /// A Unix stream socket: a path, or a Linux abstract name (`@name`).
+    Unix(crate::unix::UnixAddr),
 }
 
 impl Target {
@@ -114,7 +113,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Tcp(a) | Target::Udp(a) => write!(f, "{a}"),
-            Target::Unix(p) => write!(f, "{}", p.display()),
+            Target::Unix(a) => write!(f, "{a}"),
         }
     }
 }
@@ -839,6 +838,15 @@ fn kind_of(e: &io::Error) -> &'static str {
     }
 }
 
+/// [`kind_of`] for an error the library already made (its errno, or a timeout).
+fn kind_of_error(e: &Error) -> &'static str {
+    match (e.kind(), e.code()) {
+        (crate::ErrorKind::Timeout, _) => "timeout",
+        (_, Some(errno)) => kind_of(&io::Error::from_raw_os_error(errno)),
+        _ => "os",
+    }
+}
+
 fn io_err(op: &'static str, e: io::Error) -> ConnError {
     (kind_of(&e), Error::from_io(op, e))
 }
@@ -1037,10 +1045,22 @@ async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnE
             let bad = hello(&mut s, shared.timeout).await?;
             Ok((Conn::Tcp(s), bad))
         }
-        Target::Unix(p) => {
-            let mut s = tokio::net::UnixStream::connect(p)
-                .await
-                .map_err(|e| io_err("connect", e))?;
+        Target::Unix(a) => {
+            // The library's connect (path or abstract name), off the runtime thread:
+            // a full backlog blocks it, for at most the connect timeout.
+            let (a, limit) = (a.clone(), shared.cfg.connect_timeout);
+            let std = tokio::task::spawn_blocking(move || {
+                crate::unix::connect_stream(&a, Some(limit))
+            })
+            .await
+            .map_err(|_| {
+                (
+                    "os",
+                    Error::new(crate::ErrorKind::Os, "connect", None, "task failed"),
+                )
+            })?
+            .map_err(|e| (kind_of_error(&e), e))?;
+            let mut s = tokio::net::UnixStream::from_std(std).map_err(|e| io_err("connect", e))?;
             let bad = hello(&mut s, shared.timeout).await?;
             Ok((Conn::Unix(s), bad))
         }

@@ -20,9 +20,9 @@ pub struct Args {
     /// Server: HOST PORT, HOST:PORT or [V6]:PORT (a bare PORT means 127.0.0.1).
     #[arg(value_name = "ADDR", num_args = 0..=2)]
     pub addr: Vec<String>,
-    /// Benchmark a Unix stream socket at PATH instead.
+    /// Benchmark a Unix stream socket at PATH instead (`@name`: a Linux abstract name).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["addr", "udp"])]
-    pub unix: Option<PathBuf>,
+    pub unix: Option<String>,
     /// UDP datagram ping-pong (lost and truncated replies are counted).
     #[arg(short = 'u', long)]
     pub udp: bool,
@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let target = args
                     .unix
                     .as_ref()
-                    .map_or(args.addr.join(" "), |p| p.display().to_string());
+                    .map_or(args.addr.join(" "), |p| p.clone());
                 let obj = json!({"target": target, "error": crate::output::json_error(&err)});
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{obj}");
@@ -182,7 +182,7 @@ fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
 
 fn config_of(args: &Args) -> anyhow::Result<Config> {
     let target = if let Some(p) = &args.unix {
-        Target::Unix(p.clone())
+        Target::Unix(sockit::unix::UnixAddr::parse(p)?)
     } else {
         if args.addr.is_empty() {
             return Err(Error::invalid_input(

@@ -439,3 +439,22 @@ fn closed_stderr_does_not_panic() {
         "{out:?}"
     );
 }
+
+#[test]
+fn unix_at_name_benchmarks_an_abstract_socket() {
+    // Regression: `bench --unix @name` connected to a file `@name` (ENOENT) although
+    // `echo-server --unix @name` listens on the abstract name.
+    let name = format!("@sockit-bench-{}-abs", std::process::id());
+    let mut srv = common::sockit_server(&["echo-server", "--unix", &name]);
+    let (v, code, err) = bench_json(&["--unix", &name, "--count", "10"]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert_eq!(v["protocol"], "unix");
+    assert_eq!(v["target"], name.as_str());
+    assert_eq!(u(&v, "requests"), 10, "{v}");
+    assert_clean(&v);
+    assert_eq!(srv.terminate(LIMIT).and_then(|s| s.code()), Some(0));
+    // and a missing abstract name is refused, not a file looked up
+    let (v, code, _) = bench_json(&["--unix", &format!("{name}-none"), "--count", "1"]);
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(v["error"]["kind"], "os", "{v}");
+}
