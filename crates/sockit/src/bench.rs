@@ -1049,17 +1049,16 @@ async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnE
             // The library's connect (path or abstract name), off the runtime thread:
             // a full backlog blocks it, for at most the connect timeout.
             let (a, limit) = (a.clone(), shared.cfg.connect_timeout);
-            let std = tokio::task::spawn_blocking(move || {
-                crate::unix::connect_stream(&a, Some(limit))
-            })
-            .await
-            .map_err(|_| {
-                (
-                    "os",
-                    Error::new(crate::ErrorKind::Os, "connect", None, "task failed"),
-                )
-            })?
-            .map_err(|e| (kind_of_error(&e), e))?;
+            let std =
+                tokio::task::spawn_blocking(move || crate::unix::connect_stream(&a, Some(limit)))
+                    .await
+                    .map_err(|_| {
+                        (
+                            "os",
+                            Error::new(crate::ErrorKind::Os, "connect", None, "task failed"),
+                        )
+                    })?
+                    .map_err(|e| (kind_of_error(&e), e))?;
             let mut s = tokio::net::UnixStream::from_std(std).map_err(|e| io_err("connect", e))?;
             let bad = hello(&mut s, shared.timeout).await?;
             Ok((Conn::Unix(s), bad))
