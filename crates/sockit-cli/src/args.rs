@@ -430,3 +430,54 @@ impl TlsServerArgs {
 pub fn tls_needs_tcp() -> sockit::Error {
     sockit::Error::invalid_input("tls", "--tls needs a TCP connection (not -u or --unix)")
 }
+
+/// Seconds within one flag's valid range: from 0 (`zero_ok`) or more than 0 (a value that
+/// rounds to 0 ns counts as 0), up to `max`. Every refusal (not a number, NaN, infinite,
+/// negative, too large) gets the same text stating that range once; clap puts the flag
+/// and the value as typed before it.
+pub fn parse_secs_in(text: &str, zero_ok: bool, max: f64) -> Result<Duration, String> {
+    let max_text = if max >= 1e6 {
+        format!("{max:e}")
+    } else {
+        format!("{max}")
+    };
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && (0.0..=max).contains(s))
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| zero_ok || !d.is_zero())
+        .ok_or_else(|| {
+            if zero_ok {
+                format!("must be at least 0 and at most {max_text} seconds")
+            } else {
+                format!("must be more than 0 and at most {max_text} seconds")
+            }
+        })
+}
+
+#[cfg(test)]
+mod secs_tests {
+    use super::*;
+
+    #[test]
+    fn one_message_states_the_range() {
+        let more = "must be more than 0 and at most 3600 seconds";
+        for bad in ["0", "-1", "NaN", "inf", "1e300", "x", "", "1e-12", "3600.5"] {
+            assert_eq!(parse_secs_in(bad, false, 3600.0), Err(more.into()), "{bad}");
+        }
+        assert_eq!(
+            parse_secs_in("1.5", false, 3600.0),
+            Ok(Duration::from_millis(1500))
+        );
+        assert_eq!(parse_secs_in("0", true, 3600.0), Ok(Duration::ZERO));
+        assert_eq!(
+            parse_secs_in("1e30", true, 3600.0),
+            Err("must be at least 0 and at most 3600 seconds".into())
+        );
+        assert_eq!(
+            parse_secs_in("-1", false, 1e9),
+            Err("must be more than 0 and at most 1e9 seconds".into())
+        );
+    }
+}

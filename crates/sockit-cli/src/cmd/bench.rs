@@ -40,30 +40,33 @@ pub struct Args {
     /// Message size (ping-pong) or write size (stream), bytes.
     #[arg(long, value_name = "BYTES", default_value_t = 64)]
     pub size: usize,
-    /// Measured seconds after the warm-up (default 10; with --count alone: up to 3600).
-    #[arg(long, value_name = "SECS")]
-    pub duration: Option<f64>,
+    /// Measured seconds after the warm-up, more than 0 and at most 3600 (default 10;
+    /// with --count alone: up to 3600).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
     /// Measured requests in total (stream: chunks), split evenly over the connections.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
-    /// Seconds of load before measuring starts.
-    #[arg(long, value_name = "SECS", default_value_t = 0.0)]
-    pub warmup: f64,
+    /// Seconds of load before measuring starts, 0 to 3600.
+    #[arg(long, value_name = "SECS", default_value = "0", allow_negative_numbers = true,
+          value_parser = parse_warmup)]
+    pub warmup: Duration,
     /// Open loop: requests per second over all connections; latency is measured from
-    /// each request's intended send time.
-    #[arg(long, value_name = "PER_SEC")]
+    /// each request's intended send time (more than 0, at most 10000000).
+    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// pingpong: send, read the echo whole, verify; stream: write continuously while
     /// reading the echo back (MB/s).
     #[arg(long, value_enum, default_value = "pingpong")]
     pub mode: ModeArg,
     /// Per-request reply timeout in seconds (UDP: a datagram is lost after it;
-    /// default 0.2 for UDP, 5 otherwise).
-    #[arg(long, value_name = "SECS")]
-    pub timeout: Option<f64>,
-    /// Connect timeout for all connections together, seconds.
-    #[arg(short = 'w', value_name = "SECS", default_value_t = 10.0)]
-    pub connect_timeout: f64,
+    /// default 0.2 for UDP, 5 otherwise; more than 0, at most 1e9).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
+    /// Connect timeout for all connections together, seconds (more than 0, at most 1e9).
+    #[arg(short = 'w', value_name = "SECS", default_value = "10", allow_negative_numbers = true,
+          value_parser = parse_timeout)]
+    pub connect_timeout: Duration,
     /// IPv4 only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
@@ -170,14 +173,28 @@ fn measure(args: &Args) -> anyhow::Result<Summary> {
     Summary::of_report(&report)
 }
 
-fn secs(name: &str, v: f64) -> anyhow::Result<Duration> {
-    Duration::try_from_secs_f64(v).map_err(|_| {
-        Error::invalid_input(
-            "bench",
-            format!("{name} must be a number of seconds >= 0, not {v}"),
-        )
-        .into()
-    })
+/// `--duration`: the library's limit, [`bench::MAX_DURATION`].
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    crate::args::parse_secs_in(text, false, bench::MAX_DURATION.as_secs_f64())
+}
+
+/// `--warmup`: 0 is no warm-up; at most [`bench::MAX_DURATION`].
+fn parse_warmup(text: &str) -> Result<Duration, String> {
+    crate::args::parse_secs_in(text, true, bench::MAX_DURATION.as_secs_f64())
+}
+
+/// `--timeout`, `-w`: more than 0 (no limit is not offered), at most 1e9 as `parse_secs`.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    crate::args::parse_secs_in(text, false, 1e9)
+}
+
+/// `--rate`: requests per second, more than 0 and at most 10,000,000 as the library takes.
+fn parse_rate(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|r| r.is_finite() && *r > 0.0 && *r <= 10_000_000.0)
+        .ok_or_else(|| "must be more than 0 and at most 10000000 per second".to_string())
 }
 
 fn config_of(args: &Args) -> anyhow::Result<Config> {
@@ -239,12 +256,12 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
         c.threads = t;
     }
     c.size = args.size;
-    c.duration = args.duration.map(|d| secs("--duration", d)).transpose()?;
+    c.duration = args.duration;
     c.count = args.count;
-    c.warmup = secs("--warmup", args.warmup)?;
+    c.warmup = args.warmup;
     c.rate = args.rate;
-    c.timeout = args.timeout.map(|t| secs("--timeout", t)).transpose()?;
-    c.connect_timeout = secs("-w", args.connect_timeout)?;
+    c.timeout = args.timeout;
+    c.connect_timeout = args.connect_timeout;
     c.verify = !args.no_verify;
     c.validate()?;
     Ok(c)

@@ -14,7 +14,7 @@ use sockit::echo::{MAX_CONNS, MAX_THREADS, Peer};
 use sockit::unix::UnixAddr;
 use sockit::{Error, Family, Port, SockType};
 
-use crate::args::parse_secs;
+use crate::args::parse_secs_in;
 use crate::exit::stderr_line;
 
 /// Arguments of `sockit echo-server`.
@@ -40,7 +40,8 @@ pub struct Args {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=MAX_CONNS as u64))]
     pub max_conns: usize,
     /// Close a connection after SECS (more than 0, at most 1e9) without traffic either way.
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_idle)]
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
+          value_parser = parse_idle)]
     pub idle_timeout: Option<Duration>,
     /// Worker threads, 0-1024 (default 0: one per CPU this process may use).
     #[arg(long = "threads", value_name = "N", default_value_t = 0,
@@ -70,16 +71,11 @@ pub struct Args {
     pub engine: String,
 }
 
-/// `--idle-timeout SECS`: seconds as connect and listen read them (`parse_secs`), but
-/// more than 0 (an idle limit of 0 would close every connection at once).
+/// `--idle-timeout SECS`: seconds up to 1e9 as connect and listen read them, but more
+/// than 0 (an idle limit of 0 would close every connection at once); one message states
+/// that range for every refusal.
 fn parse_idle(text: &str) -> Result<Duration, String> {
-    let d = parse_secs(text)?;
-    if d.is_zero() {
-        return Err(format!(
-            "an idle timeout must be more than 0 seconds, not {text} (leave it out for no limit)"
-        ));
-    }
-    Ok(d)
+    parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (leave it out for no limit)"))
 }
 
 fn invalid(message: impl Into<String>) -> anyhow::Error {

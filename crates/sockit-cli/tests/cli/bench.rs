@@ -458,3 +458,47 @@ fn unix_at_name_benchmarks_an_abstract_socket() {
     assert_eq!(code, 1, "{v}");
     assert_eq!(v["error"]["kind"], "os", "{v}");
 }
+
+#[test]
+fn each_time_flag_states_its_range_once() {
+    // Regression: `--duration 0` said "above 0 and at most 3600s" but -1 and NaN said
+    // ">= 0"; `1e300` echoed a 300-digit number; `--warmup 1e30` said ">= 0"; and
+    // `--duration -1` (a separate word) was clap's "unexpected argument '-1'".
+    let more = "must be more than 0 and at most 3600 seconds";
+    let from0 = "must be at least 0 and at most 3600 seconds";
+    for (flag, value, want) in [
+        ("--duration", "0", more),
+        ("--duration", "-1", more),
+        ("--duration", "NaN", more),
+        ("--duration", "1e300", more),
+        ("--duration", "3601", more),
+        ("--warmup", "1e30", from0),
+        ("--warmup", "-1", from0),
+        (
+            "--timeout",
+            "-1",
+            "must be more than 0 and at most 1e9 seconds",
+        ),
+        (
+            "--rate",
+            "-3",
+            "must be more than 0 and at most 10000000 per second",
+        ),
+    ] {
+        for args in [
+            vec!["bench", "127.0.0.1", "9", flag, value],
+            vec!["bench", "127.0.0.1", "9", &format!("{flag}={value}")],
+        ] {
+            let out = run(&mut sockit(&args), LIMIT);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            let first = err.lines().next().unwrap_or_default();
+            assert!(
+                first.contains(&format!("'{value}' for '{flag} <"))
+                    && first.ends_with(want)
+                    && first.len() < 120,
+                "{args:?}: {first}"
+            );
+        }
+    }
+}
