@@ -196,6 +196,18 @@ impl Events {
     }
 }
 
+/// The address a server binds among getaddrinfo's answers for its host: the first IPv4
+/// one when there is one, as Python's default `AF_INET` socket binds `('localhost', port)`
+/// to 127.0.0.1 even where the hosts file lists `::1` first (so IPv4 clients are not
+/// refused); else the first. `-6` (a family of `AF_INET6`) leaves only IPv6 answers.
+pub fn bind_choice(infos: &[sockit::resolve::AddrInfo]) -> Option<std::net::SocketAddr> {
+    infos
+        .iter()
+        .find(|i| i.address.is_ipv4())
+        .or_else(|| infos.first())
+        .map(|i| i.address)
+}
+
 /// A sockit error for a local output that went away (EPIPE on stdout): a quiet end.
 pub fn is_local_broken_pipe(err: &sockit::Error) -> bool {
     err.op() == "write" && err.is_errno(libc::EPIPE)

@@ -57,6 +57,10 @@ pub const STOP_GRACE: Duration = Duration::from_secs(1);
 pub const MAX_UDP_V4: usize = 65_507;
 /// The largest UDP payload over IPv6 (without jumbograms): 65,535 − 8.
 pub const MAX_UDP_V6: usize = 65_527;
+/// The largest Unix datagram echoed, in bytes: Linux's default `net.core.wmem_max`, so
+/// every datagram a sender with the default limits can send comes back whole; longer ones
+/// are dropped and reported ([`Event::Dropped`]).
+pub const MAX_UNIX_DGRAM: usize = 212_992;
 /// The `listen(2)` backlog of stream listeners (the kernel caps it at `somaxconn`).
 pub const BACKLOG: i32 = 4096;
 /// Size of the read buffer of each worker thread, in bytes (also the largest datagram).
@@ -438,6 +442,18 @@ fn unix_peer(a: &tokio::net::unix::SocketAddr) -> Option<UnixAddr> {
         if let Some(n) = a.as_abstract_name() {
             return Some(UnixAddr::Abstract(n.to_vec()));
         }
+    }
+    None
+}
+
+/// The Unix address of a datagram's sender: its path or abstract name, `None` unnamed.
+fn unix_sockaddr_peer(a: &socket2::SockAddr) -> Option<UnixAddr> {
+    if let Some(p) = a.as_pathname() {
+        return Some(UnixAddr::Path(p.to_path_buf()));
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(n) = a.as_abstract_namespace() {
+        return Some(UnixAddr::Abstract(n.to_vec()));
     }
     None
 }
@@ -1232,15 +1248,35 @@ async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
 }
 
 async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
-    let mut buf = vec![0u8; BUF_BYTES];
+    use std::os::fd::AsRawFd;
+    let mut buf = vec![0u8; MAX_UNIX_DGRAM];
+    let fd = sock.as_raw_fd();
     loop {
-        let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+        // recvfrom with MSG_TRUNC: a datagram longer than the buffer is known as such.
+        let got = match sock.readable().await {
+            Ok(()) => sock.try_io(tokio::io::Interest::READABLE, || {
+                crate::sys::recv_from_trunc(fd, &mut buf)
+            }),
+            Err(e) => Err(e),
+        };
+        let Ok((n, from)) = got else {
             continue;
         };
+        let from = unix_sockaddr_peer(&from);
+        if n > MAX_UNIX_DGRAM {
+            shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+            shared.emit(|| Event::Dropped {
+                transport: Transport::UnixDgram,
+                peer: Peer::Unix(from),
+                bytes: n,
+                reason: format!("longer than {MAX_UNIX_DGRAM} bytes: not echoed"),
+            });
+            continue;
+        }
         // Answer whatever address recvfrom gave (a path, or the abstract name Linux
         // autobind gives `sockit connect -u --unix` and socat); only an unnamed sender
         // cannot be answered.
-        let Some(peer) = unix_peer(&from) else {
+        let Some(peer) = from else {
             shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
             shared.emit(|| Event::Dropped {
                 transport: Transport::UnixDgram,

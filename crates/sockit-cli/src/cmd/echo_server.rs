@@ -126,9 +126,7 @@ fn ip_addr(args: &Args, socktype: SockType) -> anyhow::Result<SocketAddr> {
         0,
         flags,
     )?;
-    found
-        .first()
-        .map(|a| a.address)
+    crate::args::bind_choice(&found)
         .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME).into())
 }
 

@@ -327,9 +327,7 @@ fn bind_addr(args: &Args) -> anyhow::Result<SocketAddr> {
         0,
         flags,
     )?;
-    let addr = infos
-        .first()
-        .map(|i| i.address)
+    let addr = crate::args::bind_choice(&infos)
         .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))?;
     if args.dual_stack && addr.ip() != IpAddr::V6(Ipv6Addr::UNSPECIFIED) {
         return Err(sockit::Error::invalid_input(

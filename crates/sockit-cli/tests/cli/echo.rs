@@ -8,7 +8,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{self, Server, pattern, run_with_input, sockit, sockit_server};
+use crate::common::{
+    self, Server, bin, no_dns, pattern, run_with_input, server_stderr, sockit, sockit_server,
+    sockit_server_stderr, spawn_listening,
+};
 
 const T: Duration = Duration::from_secs(5);
 
@@ -343,6 +346,61 @@ fn unix_datagram_echo_to_a_bound_sender() {
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
     assert!(!path.exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn unix_datagrams_past_64_kib_come_back_whole_and_longer_than_the_limit_are_reported() {
+    // Regression: Unix datagrams were cut at 65,536 bytes without a word.
+    let dir = common::temp_dir("echo-udbig");
+    let path = dir.join("echo.sock");
+    let p = path.to_str().unwrap();
+    let mut srv = sockit_server_stderr(&["echo-server", "-u", "-v", "--unix", p]);
+    let me = UnixDatagram::bind(dir.join("client.sock")).unwrap();
+    me.set_read_timeout(Some(T)).unwrap();
+    me.connect(&path).unwrap();
+    // Room to send 300,000 bytes (the kernel doubles it, up to twice wmem_max).
+    socket2::SockRef::from(&me)
+        .set_send_buffer_size(400_000)
+        .unwrap();
+    let mut buf = vec![0u8; 400_000];
+    for n in [65_537usize, 100_000] {
+        let msg = pattern(n, n as u64);
+        me.send(&msg).unwrap();
+        assert_eq!(me.recv(&mut buf).unwrap(), n);
+        assert!(buf[..n] == msg[..]);
+    }
+    let sent_big = me.send(&pattern(300_000, 1)).is_ok();
+    if sent_big {
+        me.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        assert!(
+            me.recv(&mut buf).is_err(),
+            "a datagram over the limit came back"
+        );
+    }
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let err = server_stderr(&mut srv);
+    if sent_big {
+        assert!(err.contains("dropped 300000 bytes"), "{err}");
+        assert!(err.contains("longer than 212992 bytes"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_name_with_ipv4_and_ipv6_addresses_binds_ipv4() {
+    // Regression: `echo-server localhost 0` bound ::1 where the hosts file lists both, so
+    // clients of 127.0.0.1 were refused. no-dns's hosts file lists 127.0.0.1 and ::1.
+    for cmd in [
+        &["echo-server", "localhost", "0"][..],
+        &["listen", "localhost", "0"][..],
+    ] {
+        let mut c = no_dns(bin(), cmd);
+        c.stdin(Stdio::piped());
+        let mut srv = spawn_listening(&mut c);
+        assert_eq!(srv.host, "127.0.0.1", "{cmd:?}");
+        let _ = srv.terminate(T);
+    }
 }
 
 #[test]

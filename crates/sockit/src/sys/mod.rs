@@ -24,6 +24,37 @@ pub fn strerror(errno: i32) -> String {
         .into_owned()
 }
 
+/// `recvfrom(2)` with `MSG_TRUNC`: one datagram into `buf`, returning its real length
+/// (larger than `buf` when it was cut) and the sender's address.
+///
+/// # Errors
+/// The error of `recvfrom` (`EAGAIN` on a non-blocking socket with nothing queued).
+pub fn recv_from_trunc(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, socket2::SockAddr)> {
+    // SAFETY: buf is valid for writes of its length; try_init hands recvfrom zeroed
+    // storage of the length it passes, and the address is read only up to what the kernel
+    // wrote.
+    unsafe {
+        socket2::SockAddr::try_init(|storage, len| {
+            let n = libc::recvfrom(
+                fd,
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_TRUNC,
+                storage.cast(),
+                len,
+            );
+            if n < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        })
+    }
+}
+
 /// `gai_strerror(3)`: the C library's text for an EAI code.
 pub fn gai_strerror(code: i32) -> String {
     // SAFETY: gai_strerror returns a pointer to a static NUL-terminated string for any code.
