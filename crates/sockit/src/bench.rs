@@ -384,6 +384,8 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// The first error seen, with its operation.
     pub first_error: Option<Error>,
+    /// The kind [`errors`](Report::errors) counts `first_error` under (`closed`, …).
+    pub first_error_kind: Option<String>,
     /// Echoes whose bytes differed from those sent (stream: reads that differed).
     pub mismatches: u64,
     /// UDP datagrams with no reply within the timeout.
@@ -667,8 +669,10 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     let histogram = merge_histograms(&hists);
     let mut errors = BTreeMap::new();
     let mut first_error = None;
+    let mut first_error_kind = None;
     for (kind, e) in connect_errors {
         *errors.entry(kind.to_string()).or_insert(0) += 1;
+        first_error_kind.get_or_insert_with(|| kind.to_string());
         first_error.get_or_insert(e);
     }
     let mut r = Report {
@@ -687,6 +691,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         bytes_received: 0,
         errors,
         first_error,
+        first_error_kind,
         mismatches: 0,
         lost: 0,
         truncated: 0,
@@ -712,6 +717,9 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         if let Some((kind, e)) = c.error {
             errored += 1;
             *r.errors.entry(kind.to_string()).or_insert(0) += 1;
+            if r.first_error.is_none() {
+                r.first_error_kind = Some(kind.to_string());
+            }
             r.first_error.get_or_insert(e);
         }
     }

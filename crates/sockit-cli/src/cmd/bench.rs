@@ -106,11 +106,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         Err(err) => {
             if args.json && !crate::exit::is_broken_pipe(&err) {
-                let target = args
-                    .unix
-                    .as_ref()
-                    .map_or(args.addr.join(" "), |p| p.clone());
-                let obj = json!({"target": target, "error": crate::output::json_error(&err)});
+                let mut error = crate::output::json_error(&err);
+                error["op"] = crate::exit::sockit_error(&err).map(|e| e.op()).into();
+                let obj = if args.merge.is_empty() {
+                    json!({"target": target_text(&args), "error": error})
+                } else {
+                    json!({"merge": args.merge, "error": error})
+                };
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "{obj}");
                 let _ = out.flush();
@@ -126,6 +128,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(summary.exit_code())
+}
+
+/// The target as the success JSON writes it (`HOST:PORT`, `[V6]:PORT`, the Unix
+/// address), from the words given: the error JSON may come before any resolution.
+fn target_text(args: &Args) -> String {
+    if let Some(u) = &args.unix {
+        return u.clone();
+    }
+    match sockit::addr::parse_host_port(&args.addr) {
+        Ok(hp) => {
+            let host = hp.host.as_deref().unwrap_or("127.0.0.1");
+            if host.contains(':') {
+                format!("[{host}]:{}", hp.port)
+            } else {
+                format!("{host}:{}", hp.port)
+            }
+        }
+        Err(_) => args.addr.join(" "),
+    }
+}
+
+/// Seconds for the progress line: up to 3 decimals, none when whole (`1.5`, `2`).
+fn secs_text(d: Duration) -> String {
+    format!("{}", (d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
 
 /// The merged files, or one run.
@@ -287,10 +313,10 @@ fn run_with_progress(config: &Config) -> anyhow::Result<Report> {
         last_requests = p.requests;
         last_t = p.elapsed;
         b.set_message(format!(
-            "{} {:.1}/{:.0} s  {} connections  {} requests  {:.0} rps",
+            "{} {:.1}/{} s  {} connections  {} requests  {:.0} rps",
             if p.measuring { "bench" } else { "warm-up" },
             p.elapsed.as_secs_f64(),
-            p.planned.as_secs_f64(),
+            secs_text(p.planned),
             p.connected,
             p.requests,
             rate
@@ -324,6 +350,8 @@ struct Summary {
     mb_per_s: f64,
     errors: std::collections::BTreeMap<String, u64>,
     first_error: Option<Value>,
+    /// The exit code of the first error (exit::code_for_kind of its kind).
+    first_error_exit: Option<u8>,
     mismatches: u64,
     lost: u64,
     truncated: u64,
@@ -357,9 +385,15 @@ impl Summary {
             bytes_received: r.bytes_received,
             mb_per_s: r.mb_per_s(),
             errors: r.errors.clone(),
+            // `kind` as errors_by_kind counts it (`closed`, `refused`, …), so the two agree.
             first_error: r.first_error.as_ref().map(|e| {
-                json!({"kind": e.kind().as_str(), "op": e.op(), "code": e.code(), "message": e.to_string()})
+                let kind = r.first_error_kind.as_deref().unwrap_or(e.kind().as_str());
+                json!({"kind": kind, "op": e.op(), "code": e.code(), "message": e.to_string()})
             }),
+            first_error_exit: r
+                .first_error
+                .as_ref()
+                .map(|e| crate::exit::code_for_kind(e.kind())),
             mismatches: r.mismatches,
             lost: r.lost,
             truncated: r.truncated,
@@ -390,6 +424,10 @@ impl Summary {
             return ExitCode::from(7);
         }
         if self.error_count() > 0 {
+            if let Some(code) = self.first_error_exit {
+                return ExitCode::from(code);
+            }
+            // merged: the saved kind (as errors_by_kind counts it; older files: the error kind)
             let kind = self
                 .first_error
                 .as_ref()
@@ -572,6 +610,7 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
         mb_per_s: 0.0,
         errors: Default::default(),
         first_error: None,
+        first_error_exit: None,
         mismatches: 0,
         lost: 0,
         truncated: 0,
@@ -662,4 +701,17 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
     s.target = targets.join(", ");
     s.histogram = bench::merge_histograms(&hists);
     Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_shows_the_planned_seconds_as_given() {
+        // Regression: `--duration 1.5` showed "0.1/2 s".
+        assert_eq!(secs_text(Duration::from_millis(1500)), "1.5");
+        assert_eq!(secs_text(Duration::from_secs(2)), "2");
+        assert_eq!(secs_text(Duration::from_millis(250)), "0.25");
+    }
 }

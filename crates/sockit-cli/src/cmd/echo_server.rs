@@ -411,6 +411,20 @@ fn print_totals(stats: &EchoStats, signal: &str, verbose: u8, json: bool) {
 /// Runs `sockit echo-server`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = config(&args)?;
+    let where_ = match &cfg.listen {
+        Listen::Tcp(a) | Listen::Udp(a) | Listen::TcpUdp(a) => a.to_string(),
+        Listen::UnixStream(u) | Listen::UnixDgram(u) => u.to_string(),
+    };
+    // The library's text stays Python's; the CLI names the address it tried:
+    // `echo-server: bind 127.0.0.1:7000: [Errno 98] Address already in use`.
+    let bind_error = |e: Error| -> anyhow::Error {
+        let e = if e.op() == "bind" {
+            e.with_op(format!("bind {where_}"))
+        } else {
+            e
+        };
+        anyhow::Error::new(e).context("echo-server")
+    };
     // Signals are registered before the `listening` line, so a SIGTERM sent as soon as
     // the line is read already stops the server cleanly.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -425,7 +439,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             signal(SignalKind::interrupt()).context("echo-server: SIGINT handler")?,
         )
     };
-    let server = EchoServer::bind(cfg)?;
+    let server = EchoServer::bind(cfg).map_err(bind_error)?;
     print_listening(server.bound())?;
     let (verbose, json) = (args.verbose, args.json);
     let events: Option<sockit::echo::EventFn> = if verbose > 0 || json {

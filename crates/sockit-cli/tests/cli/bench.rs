@@ -502,3 +502,46 @@ fn each_time_flag_states_its_range_once() {
         }
     }
 }
+
+#[test]
+fn error_json_and_first_error_use_the_success_forms() {
+    // Regression: the error JSON said "target":"127.0.0.1 1" (success: "127.0.0.1:41897")
+    // and had no "op"; first_error of a peer close had kind "os" while errors_by_kind
+    // counted it under "closed".
+    let closed = common::closed_port();
+    let port = closed.port.to_string();
+    for (words, want) in [
+        (
+            vec!["127.0.0.1", port.as_str()],
+            format!("127.0.0.1:{port}"),
+        ),
+        (vec![port.as_str()], format!("127.0.0.1:{port}")),
+        (vec!["::1", port.as_str()], format!("[::1]:{port}")),
+    ] {
+        let mut args = words.clone();
+        args.extend(["--count", "1", "-w", "2"]);
+        let (v, code, _) = bench_json(&args);
+        assert_ne!(code, 0, "{v}");
+        assert_eq!(v["target"], want.as_str(), "{v}");
+        assert_eq!(v["error"]["op"], "connect", "{v}");
+    }
+    // a server that echoes the setup bytes, reads one request and closes: a peer close
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        if let Some(Ok(mut s)) = l.incoming().next() {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut hello = [0u8; 8];
+            if s.read_exact(&mut hello).is_ok() && s.write_all(&hello).is_ok() {
+                // read the first request whole (no unread bytes: a FIN, not a reset)
+                let mut request = [0u8; 64];
+                let _ = s.read_exact(&mut request);
+            }
+        }
+    });
+    let (v, code, err) = bench_json(&[&addr.to_string(), "--duration", "1"]);
+    assert_ne!(code, 0, "{err} {v}");
+    assert_eq!(v["errors_by_kind"]["closed"], 1, "{v}");
+    assert_eq!(v["first_error"]["kind"], "closed", "{v}");
+    assert_eq!(v["first_error"]["op"], "recv", "{v}");
+}

@@ -604,7 +604,12 @@ fn unix_path_errors_match_listen() {
             let e = common::run(&mut sockit(&echo), T);
             let l = common::run(&mut sockit(&listen), T);
             assert_eq!(e.status.code(), l.status.code(), "{echo:?}: {e:?} vs {l:?}");
-            assert_eq!(e.stderr, l.stderr, "{echo:?}");
+            // the same library text; echo-server names the path it tried to bind
+            let want = String::from_utf8_lossy(&l.stderr).replace(
+                "sockit: bind: ",
+                &format!("sockit: echo-server: bind {path}: "),
+            );
+            assert_eq!(String::from_utf8_lossy(&e.stderr), want, "{echo:?}");
             assert_eq!(e.status.code(), Some(1), "{echo:?}: {e:?}");
         }
     }
@@ -693,4 +698,28 @@ fn closed_stderr_does_not_panic() {
     drop(c);
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn bind_errors_name_the_address() {
+    // Regression: `bind: [Errno 98] Address already in use` and `bind: [Errno 2] No such
+    // file or directory` did not say which address or path.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = common::run(&mut sockit(&["echo-server", &addr]), T);
+    common::assert_fails_with(
+        &out,
+        1,
+        &format!("sockit: echo-server: bind {addr}: [Errno 98] Address already in use"),
+    );
+    let dir = common::temp_dir("echo-bind");
+    let path = dir.join("missing").join("s");
+    let path = path.to_str().unwrap();
+    let out = common::run(&mut sockit(&["echo-server", "--unix", path]), T);
+    common::assert_fails_with(
+        &out,
+        1,
+        &format!("sockit: echo-server: bind {path}: [Errno 2] No such file or directory"),
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
