@@ -86,8 +86,13 @@ pub struct Args {
     /// Print the settings before the run and the connect phase's outcome on stderr.
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Merge saved --json results and print the combined figures (no load is sent).
-    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = ["addr", "unix"])]
+    /// Merge saved --json results and print the combined figures (no load is sent; only
+    /// --json applies).
+    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = [
+        "addr", "unix", "udp", "connections", "threads", "size", "duration", "count", "warmup",
+        "rate", "mode", "timeout", "connect_timeout", "ipv4", "ipv6", "numeric", "no_verify",
+        "verbose",
+    ])]
     pub merge: Vec<PathBuf>,
 }
 
@@ -494,9 +499,14 @@ impl Summary {
     fn print_human(&self, out: &mut impl Write) -> std::io::Result<()> {
         let what = if self.merged {
             format!(
-                "{} merged run{}",
+                "{} merged run{}: {}, {}, {} B, {}/{} connections",
                 self.runs,
-                if self.runs == 1 { "" } else { "s" }
+                if self.runs == 1 { "" } else { "s" },
+                self.protocol,
+                self.mode,
+                self.size,
+                self.connected,
+                self.connections,
             )
         } else {
             format!(
@@ -517,23 +527,30 @@ impl Summary {
         } else {
             "requests"
         };
-        writeln!(
-            out,
-            "requests    {} {unit} in {:.2} s: {:.0} per second{}",
-            self.requests,
-            self.duration_s,
-            self.rps,
-            if self.merged {
-                " (sum of the runs)"
-            } else {
-                ""
-            }
-        )?;
-        writeln!(
-            out,
-            "throughput  {:.2} MB/s echoed ({} bytes sent, {} received)",
-            self.mb_per_s, self.bytes_sent, self.bytes_received
-        )?;
+        if self.merged {
+            // The runs are taken as concurrent: their rates add up; no one duration fits.
+            writeln!(
+                out,
+                "requests    {} {unit} from {} runs; combined rate {:.0} per second (sum of each run's rate)",
+                self.requests, self.runs, self.rps
+            )?;
+            writeln!(
+                out,
+                "throughput  {:.2} MB/s echoed (sum of each run's; {} bytes sent, {} received)",
+                self.mb_per_s, self.bytes_sent, self.bytes_received
+            )?;
+        } else {
+            writeln!(
+                out,
+                "requests    {} {unit} in {:.2} s: {:.0} per second",
+                self.requests, self.duration_s, self.rps
+            )?;
+            writeln!(
+                out,
+                "throughput  {:.2} MB/s echoed ({} bytes sent, {} received)",
+                self.mb_per_s, self.bytes_sent, self.bytes_received
+            )?;
+        }
         match Latency::of(&self.histogram) {
             Some(l) => writeln!(
                 out,
@@ -587,7 +604,8 @@ impl Summary {
 
 /// Reads saved `--json` results (one object per line, any number per file) and adds
 /// them up: counts and rates are summed (the runs are taken as concurrent), the
-/// histograms merged.
+/// histograms merged. Every line is checked first (see [`Saved::read`]); runs of another
+/// protocol, mode or size than the first, and failed runs, are refused.
 fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
     let mut s = Summary {
         merged: true,
@@ -623,6 +641,8 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
     };
     let mut hists = Vec::new();
     let mut targets = Vec::<String>::new();
+    // protocol, mode, size of the first run and where it was read
+    let mut kind_of_runs: Option<(String, String, u64, String)> = None;
     for f in files {
         let bytes = std::fs::read(f)
             .map_err(|e| Error::from_io("open", e))
@@ -642,65 +662,272 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
         {
-            let where_ = || format!("--merge {} line {}", f.display(), no + 1);
+            let at = format!("{} line {}", f.display(), no + 1);
             let v: Value = serde_json::from_str(line)
                 .map_err(|e| Error::invalid_input("json", e.to_string()))
-                .with_context(where_)?;
-            let h = v["histogram"].as_str().ok_or_else(|| {
-                Error::invalid_input(
-                    "json",
-                    "no \"histogram\" field (not a sockit bench --json result)",
+                .with_context(|| format!("--merge {at}"))?;
+            if let Some(err) = v.get("error").filter(|_| v.get("histogram").is_none()) {
+                let m = err["message"]
+                    .as_str()
+                    .map_or(err.to_string(), str::to_string);
+                return Err(Error::invalid_input(
+                    "bench --merge",
+                    format!(
+                        "{} is a failed run (error: {}; line {}): only completed runs can be merged",
+                        f.display(),
+                        short(&m, 200),
+                        no + 1
+                    ),
                 )
-            });
-            let h = bench::decode_histogram(h.with_context(where_)?).with_context(where_)?;
+                .into());
+            }
+            let r = Saved::read(&v)
+                .map_err(|m| Error::invalid_input("json", m))
+                .with_context(|| format!("--merge {at}"))?;
+            let this = (r.protocol.clone(), r.mode.clone(), r.size);
+            match &kind_of_runs {
+                None => kind_of_runs = Some((this.0, this.1, this.2, at.clone())),
+                Some((p, m, z, first)) => {
+                    let mut differ = Vec::new();
+                    if *p != this.0 {
+                        differ.push(format!("protocol {p} and {}", this.0));
+                    }
+                    if *m != this.1 {
+                        differ.push(format!("mode {m} and {}", this.1));
+                    }
+                    if *z != this.2 {
+                        differ.push(format!("size_bytes {z} and {}", this.2));
+                    }
+                    if !differ.is_empty() {
+                        return Err(Error::invalid_input(
+                            "bench --merge",
+                            format!(
+                                "{at} is not the same benchmark as {first}: {}; only runs of one protocol, mode and size add up",
+                                differ.join(", ")
+                            ),
+                        )
+                        .into());
+                    }
+                }
+            }
+            let h =
+                bench::decode_histogram(&r.histogram).with_context(|| format!("--merge {at}"))?;
             hists.push(h);
-            let u = |k: &str| v[k].as_u64().unwrap_or(0);
-            let fl = |k: &str| v[k].as_f64().unwrap_or(0.0);
-            s.runs += 1;
-            s.connections += u("connections");
-            s.connected += u("connected");
-            s.threads += u("threads");
-            s.size = s.size.max(u("size_bytes"));
-            s.duration_s = s.duration_s.max(fl("duration_s"));
-            s.warmup_s = s.warmup_s.max(fl("warmup_s"));
-            s.requests += u("requests");
-            s.rps += fl("rps");
-            s.mb_per_s += fl("mb_per_s");
-            s.bytes_sent += u("bytes_sent");
-            s.bytes_received += u("bytes_received");
-            s.mismatches += u("mismatches");
-            s.lost += u("lost");
-            s.truncated += u("truncated");
-            s.late += u("late");
-            s.lost_bytes += u("lost_bytes");
-            if let Some(m) = v["errors_by_kind"].as_object() {
-                for (k, n) in m {
-                    *s.errors.entry(k.clone()).or_insert(0) += n.as_u64().unwrap_or(0);
-                }
+            let sum = |a: u64, b: u64, k: &str| {
+                a.checked_add(b).ok_or_else(|| {
+                    anyhow::Error::new(Error::invalid_input(
+                        "json",
+                        format!("field \"{k}\": the sum over the runs passes 2^64"),
+                    ))
+                    .context(format!("--merge {at}"))
+                })
+            };
+            s.runs += r.runs as usize;
+            s.connections = sum(s.connections, r.connections, "connections")?;
+            s.connected = sum(s.connected, r.connected, "connected")?;
+            s.threads = sum(s.threads, r.threads, "threads")?;
+            s.requests = sum(s.requests, r.requests, "requests")?;
+            s.bytes_sent = sum(s.bytes_sent, r.bytes_sent, "bytes_sent")?;
+            s.bytes_received = sum(s.bytes_received, r.bytes_received, "bytes_received")?;
+            s.mismatches = sum(s.mismatches, r.mismatches, "mismatches")?;
+            s.lost = sum(s.lost, r.lost, "lost")?;
+            s.truncated = sum(s.truncated, r.truncated, "truncated")?;
+            s.late = sum(s.late, r.late, "late")?;
+            s.lost_bytes = sum(s.lost_bytes, r.lost_bytes, "lost_bytes")?;
+            for (k, n) in r.errors_by_kind {
+                let e = s.errors.entry(k).or_insert(0);
+                *e = sum(*e, n, "errors_by_kind")?;
             }
-            if s.first_error.is_none() && !v["first_error"].is_null() {
-                s.first_error = Some(v["first_error"].clone());
+            s.requests_per_connection.extend(r.requests_per_connection);
+            s.size = r.size;
+            s.duration_s = s.duration_s.max(r.duration_s);
+            s.warmup_s = s.warmup_s.max(r.warmup_s);
+            s.rps += r.rps;
+            s.mb_per_s += r.mb_per_s;
+            if s.first_error.is_none() {
+                s.first_error = r.first_error;
             }
-            for (field, key) in [(&mut s.protocol, "protocol"), (&mut s.mode, "mode")] {
-                let x = v[key].as_str().unwrap_or("?");
-                if field.is_empty() {
-                    *field = x.to_string();
-                } else if field != x {
-                    *field = "mixed".into();
-                }
-            }
-            let t = v["target"].as_str().unwrap_or("?").to_string();
-            if !targets.contains(&t) {
-                targets.push(t);
+            if !targets.contains(&r.target) {
+                targets.push(r.target);
             }
         }
     }
-    if s.runs == 0 {
+    let Some((protocol, mode, _, _)) = kind_of_runs else {
         return Err(Error::invalid_input("json", "no results in the --merge files").into());
+    };
+    if !(s.rps.is_finite() && s.mb_per_s.is_finite()) {
+        return Err(Error::invalid_input(
+            "bench --merge",
+            "the summed rates are too large to be a number",
+        )
+        .into());
     }
+    s.protocol = protocol;
+    s.mode = mode;
     s.target = targets.join(", ");
     s.histogram = bench::merge_histograms(&hists);
     Ok(s)
+}
+
+/// `text` cut to `max` characters (with `…`), for echoing a bad value.
+fn short(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &text[..i]),
+        None => text.to_string(),
+    }
+}
+
+/// One saved `--json` result, checked field by field.
+struct Saved {
+    runs: u64,
+    target: String,
+    protocol: String,
+    mode: String,
+    size: u64,
+    connections: u64,
+    connected: u64,
+    threads: u64,
+    requests: u64,
+    requests_per_connection: Vec<u64>,
+    bytes_sent: u64,
+    bytes_received: u64,
+    mismatches: u64,
+    lost: u64,
+    truncated: u64,
+    late: u64,
+    lost_bytes: u64,
+    errors_by_kind: Vec<(String, u64)>,
+    first_error: Option<Value>,
+    duration_s: f64,
+    warmup_s: f64,
+    rps: f64,
+    mb_per_s: f64,
+    histogram: String,
+}
+
+impl Saved {
+    /// Checks every field `Summary::to_json` writes: counts are non-negative integers
+    /// below 2^64, rates and times non-negative numbers, optional figures a number or
+    /// null, names among those the encoder writes, `histogram_unit` `ns`. The error names
+    /// the field and the value (cut short).
+    fn read(v: &Value) -> Result<Saved, String> {
+        let o = v
+            .as_object()
+            .ok_or_else(|| format!("not a JSON object but {}", short(&v.to_string(), 40)))?;
+        let field = |k: &str| {
+            o.get(k)
+                .ok_or_else(|| format!("no \"{k}\" field (not a sockit bench --json result)"))
+        };
+        let bad = |k: &str, what: &str, x: &Value| {
+            format!(
+                "field \"{k}\" must be {what}, not {}",
+                short(&x.to_string(), 40)
+            )
+        };
+        let uint = |k: &str| {
+            let x = field(k)?;
+            x.as_u64()
+                .ok_or_else(|| bad(k, "an integer from 0 to 2^64-1", x))
+        };
+        let num = |k: &str| {
+            let x = field(k)?;
+            x.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .ok_or_else(|| bad(k, "a number of at least 0", x))
+        };
+        let opt_num = |k: &str| match o.get(k) {
+            None | Some(Value::Null) => Ok(()),
+            Some(x) => x
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0)
+                .map(|_| ())
+                .ok_or_else(|| bad(k, "a number of at least 0 or null", x)),
+        };
+        let one_of = |k: &str, words: &[&str]| {
+            let x = field(k)?;
+            let quoted: Vec<String> = words.iter().map(|w| format!("{w:?}")).collect();
+            let what = match quoted.as_slice() {
+                [one] => one.clone(),
+                _ => format!("one of {}", quoted.join(", ")),
+            };
+            x.as_str()
+                .filter(|t| words.contains(t))
+                .map(str::to_string)
+                .ok_or_else(|| bad(k, &what, x))
+        };
+        let string = |k: &str| {
+            let x = field(k)?;
+            x.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(k, "a string", x))
+        };
+        one_of("histogram_unit", &["ns"])?;
+        for k in [
+            "latency_min_us",
+            "latency_mean_us",
+            "latency_p50_us",
+            "latency_p90_us",
+            "latency_p99_us",
+            "latency_p999_us",
+            "latency_max_us",
+            "rate_per_s",
+            "cpu_pct",
+            "cpu_wait_pct",
+        ] {
+            opt_num(k)?;
+        }
+        uint("errors")?;
+        string("stopped_by")?;
+        let per = field("requests_per_connection")?;
+        let requests_per_connection = per
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>())
+            .ok_or_else(|| bad("requests_per_connection", "a list of integers from 0", per))?;
+        let kinds = field("errors_by_kind")?;
+        let errors_by_kind = kinds
+            .as_object()
+            .and_then(|m| {
+                m.iter()
+                    .map(|(k, n)| n.as_u64().map(|n| (k.clone(), n)))
+                    .collect::<Option<Vec<_>>>()
+            })
+            .ok_or_else(|| bad("errors_by_kind", "an object of integer counts", kinds))?;
+        let first_error = match o.get("first_error") {
+            None | Some(Value::Null) => None,
+            Some(x @ Value::Object(_)) => Some(x.clone()),
+            Some(x) => return Err(bad("first_error", "an object or null", x)),
+        };
+        let runs = match o.get("runs") {
+            None => 1,
+            Some(_) => uint("runs")?.max(1),
+        };
+        Ok(Saved {
+            runs,
+            target: string("target")?,
+            protocol: one_of("protocol", &["tcp", "udp", "unix"])?,
+            mode: one_of("mode", &["pingpong", "stream"])?,
+            size: uint("size_bytes")?,
+            connections: uint("connections")?,
+            connected: uint("connected")?,
+            threads: uint("threads")?,
+            requests: uint("requests")?,
+            requests_per_connection,
+            bytes_sent: uint("bytes_sent")?,
+            bytes_received: uint("bytes_received")?,
+            mismatches: uint("mismatches")?,
+            lost: uint("lost")?,
+            truncated: uint("truncated")?,
+            late: uint("late")?,
+            lost_bytes: uint("lost_bytes")?,
+            errors_by_kind,
+            first_error,
+            duration_s: num("duration_s")?,
+            warmup_s: num("warmup_s")?,
+            rps: num("rps")?,
+            mb_per_s: num("mb_per_s")?,
+            histogram: string("histogram")?,
+        })
+    }
 }
 
 #[cfg(test)]

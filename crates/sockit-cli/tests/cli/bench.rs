@@ -545,3 +545,148 @@ fn error_json_and_first_error_use_the_success_forms() {
     assert_eq!(v["first_error"]["kind"], "closed", "{v}");
     assert_eq!(v["first_error"]["op"], "recv", "{v}");
 }
+
+/// Runs `sockit bench ARGS…` and returns (exit code, stdout, stderr).
+fn bench_text(args: &[&str]) -> (Option<i32>, String, String) {
+    let mut a = vec!["bench"];
+    a.extend_from_slice(args);
+    let out = run(&mut sockit(&a), LIMIT);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn merge_refuses_other_benchmarks_failed_runs_bad_fields_and_other_flags() {
+    // Regression: --merge summed runs of another --size or mode, coerced bad fields to 0
+    // with exit 0, gave a vague message for a failed run, ignored -c/-u/--mode/--rate, and
+    // put the longest run's duration beside the summed rate.
+    let addr = tcp_echo(None, None).to_string();
+    let dir = scratch_dir("mergecheck");
+    let save = |name: &str, v: &Value| {
+        let f = dir.join(name);
+        std::fs::write(&f, format!("{v}\n")).expect("write");
+        f.to_string_lossy().to_string()
+    };
+    let result = |extra: &[&str]| {
+        let mut a = vec![addr.as_str(), "--count", "50"];
+        a.extend_from_slice(extra);
+        let (v, code, err) = bench_json(&a);
+        assert_eq!(code, 0, "{err} {v}");
+        v
+    };
+    let good = result(&[]);
+    let a = save("a.json", &good);
+    let b = save("b.json", &result(&["-c", "2"]));
+    let big = save("big.json", &result(&["--size", "128"]));
+    let stream = save("stream.json", &result(&["--mode", "stream"]));
+    let closed = common::closed_port();
+    let (failed, code, _) = bench_json(&[&closed.port.to_string(), "--count", "1"]);
+    assert_eq!(code, 1, "{failed}");
+    let failed = save("failed.json", &failed);
+
+    // the text names what is summed and over what
+    let (code, out, err) = bench_text(&["--merge", &a, &b]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        out.contains("100 requests from 2 runs; combined rate ")
+            && out.contains("per second (sum of each run's rate)")
+            && !out.contains(" s: "),
+        "{out}"
+    );
+
+    // other benchmarks: exit 2 saying what differs
+    for (f, differs) in [
+        (&big, "size_bytes 64 and 128"),
+        (&stream, "mode pingpong and stream"),
+    ] {
+        let (code, _, err) = bench_text(&["--merge", &a, f]);
+        assert_eq!(code, Some(2), "{err}");
+        assert!(err.contains(differs) && err.contains(f.as_str()), "{err}");
+    }
+    // a failed run
+    let (code, _, err) = bench_text(&["--merge", &a, &failed]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{failed} is a failed run (error: connect: [Errno 111]"
+        )),
+        "{err}"
+    );
+
+    // every field checked: exit 2 naming the file and the field
+    let mut missing = good.clone();
+    missing.as_object_mut().expect("object").remove("requests");
+    for (k, bad, want) in [
+        (
+            "requests",
+            serde_json::json!("many"),
+            "\"requests\" must be an integer",
+        ),
+        (
+            "requests",
+            serde_json::json!(-5),
+            "\"requests\" must be an integer",
+        ),
+        (
+            "requests",
+            serde_json::json!(2f64.powi(70)),
+            "\"requests\" must be an integer",
+        ),
+        (
+            "rps",
+            serde_json::json!(-3),
+            "\"rps\" must be a number of at least 0",
+        ),
+        (
+            "histogram_unit",
+            serde_json::json!("us"),
+            "\"histogram_unit\" must be \"ns\"",
+        ),
+        (
+            "mode",
+            serde_json::json!("burst"),
+            "\"mode\" must be one of",
+        ),
+        (
+            "errors_by_kind",
+            serde_json::json!({"os": -1}),
+            "\"errors_by_kind\"",
+        ),
+    ] {
+        let mut v = good.clone();
+        v[k] = bad;
+        let f = save("x.json", &v);
+        let (code, out, err) = bench_text(&["--merge", &a, &f]);
+        assert_eq!(code, Some(2), "{k}: {err}");
+        assert!(out.is_empty(), "{out}");
+        assert!(
+            err.contains(&format!("{f} line 1")) && err.contains(want),
+            "{k}: {err}"
+        );
+    }
+    let f = save("x.json", &missing);
+    let (code, _, err) = bench_text(&["--merge", &f]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no \"requests\" field"), "{err}");
+
+    // flags that do not apply with --merge are usage errors
+    for flag in [
+        &["-c", "5"][..],
+        &["-u"],
+        &["--mode", "stream"],
+        &["--rate", "100"],
+        &["--size", "64"],
+        &["--duration", "1"],
+        &["-v"],
+    ] {
+        let mut args = vec!["--merge", a.as_str()];
+        args.extend_from_slice(flag);
+        let (code, _, err) = bench_text(&args);
+        assert_eq!(code, Some(2), "{flag:?}: {err}");
+        assert!(err.contains("cannot be used with"), "{flag:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
