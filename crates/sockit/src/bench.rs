@@ -7,19 +7,23 @@
 //! - **ping-pong** ([`Mode::PingPong`]): send a message of [`Config::size`] bytes, read
 //!   exactly that many bytes back, compare them with what was sent, record the round
 //!   trip's latency; repeat. Over UDP one datagram is in flight per socket; a reply that
-//!   does not come within [`Config::timeout`] counts as *lost*, a shorter one as
-//!   *truncated*, and a reply to an earlier (already lost) datagram as *late*.
+//!   does not come within [`Config::timeout`] counts as *lost* (the datagram still uses
+//!   up one request of the count), a shorter one as *truncated*, one with other bytes as
+//!   a *mismatch*, a reply to an earlier datagram already counted lost as *late*, and a
+//!   second reply to an answered datagram as a *duplicate*.
 //! - **stream** ([`Mode::Stream`], TCP and Unix): write `size`-byte chunks continuously
-//!   while reading the echo back and comparing it; the figure is MB/s echoed.
+//!   while reading the echo back and comparing it; the figures count what came back
+//!   (chunks echoed = bytes received / size, MB/s echoed).
 //! - **open loop** ([`Config::rate`]): requests are due at fixed intended times (the rate
 //!   is split evenly over the connections) and latency is measured from the *intended*
 //!   send time, so a stalled server shows in the percentiles instead of silently slowing
 //!   the sender down (coordinated omission corrected, as wrk2 does).
 //!
 //! Contract: every run stops by itself. It is bounded in time ([`Config::duration`], or
-//! at most [`MAX_DURATION`] with [`Config::count`] alone) plus one per-request timeout to
-//! finish the requests in flight, and in count ([`Config::count`], split evenly over the
-//! connections). The connect phase is bounded by [`Config::connect_timeout`] as a whole.
+//! at most [`MAX_DURATION`] with [`Config::count`] alone: ping-pong requests still in
+//! flight then are abandoned, neither errors nor counted; stream mode waits at most one
+//! timeout more for the echo of what it wrote) and in count ([`Config::count`], split
+//! evenly over the connections). The connect phase is bounded by [`Config::connect_timeout`] as a whole.
 //! Requests started during [`Config::warmup`] are not measured and do not use up the
 //! count; data errors (mismatches, losses) are counted over the whole run.
 //!
@@ -86,6 +90,13 @@ const SEQUENTIAL_MAX: usize = 16 * 1024;
 const CONNECT_CONCURRENCY: usize = 8;
 /// The setup echo sent on each stream connection before the clock starts.
 const HELLO: &[u8; 8] = b"SOCKIT\0\0";
+/// The operation named in the setup echo's errors.
+const CHECK: &str = "connection check (8-byte echo)";
+/// Shortest per-request timeout: tokio's timer has a 1 ms resolution.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// UDP: how many recent datagrams' outcomes are remembered to tell a duplicate reply
+/// (to an answered datagram) from a late one (to a lost datagram).
+const UDP_HISTORY: usize = 4096;
 
 /// Where the load goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,23 +166,24 @@ pub struct Config {
     /// Measured time (after the warm-up). `None`: 10 s, or with a `count` alone the
     /// time limit [`MAX_DURATION`].
     pub duration: Option<Duration>,
-    /// Measured requests in total (stream: chunks written), split evenly over the
-    /// connections. `None`: as many as fit in the duration.
+    /// Measured requests in total (UDP: datagrams sent, answered or lost; stream: chunks
+    /// written), split evenly over the connections. `None`: as many as fit in the
+    /// duration.
     pub count: Option<u64>,
     /// Load before measuring starts; default none.
     pub warmup: Duration,
     /// Open loop: requests per second over all connections, with latency measured from
     /// each request's intended send time. A connection that falls behind (one request
-    /// in flight each) sends its overdue requests back to back, for at most one
-    /// [`timeout`](Config::timeout) past the end. `None`: closed loop (send as soon as
-    /// the previous reply is in).
+    /// in flight each) sends its overdue requests back to back until the end; requests
+    /// due in the measured window that were never sent are counted in
+    /// [`Report::unsent`]. `None`: closed loop (send as soon as the previous reply is in).
     pub rate: Option<f64>,
     /// Time limit of the whole connect phase (all connections); default 10 s.
     pub connect_timeout: Duration,
-    /// Per-request reply timeout. UDP: a datagram with no reply by then is lost (default
-    /// 200 ms). TCP and Unix: a request still unanswered after 1–1.5× this ends its
-    /// connection with a `timeout` error (default 5 s); it also bounds the wait for the
-    /// last replies after the run's end.
+    /// Per-request reply timeout, at least [`MIN_TIMEOUT`], counted from the send. UDP:
+    /// a datagram with no reply by then is lost (default 200 ms). TCP and Unix: a
+    /// request still unanswered by then ends its connection with a `timeout` error
+    /// (default 5 s). Stream mode: it bounds the wait for the echo after the end.
     pub timeout: Option<Duration>,
     /// Compare echoed bytes with the bytes sent (default true).
     pub verify: bool,
@@ -220,7 +232,8 @@ impl Config {
     /// connections outside 1..=100,000, zero threads, a size outside 1..=16 MiB (UDP:
     /// 65,507 bytes over IPv4, 65,527 over IPv6), a zero or longer-than-an-hour duration,
     /// a zero count, a warm-up over an hour, a rate that is not a positive number up to
-    /// 10,000,000/s, a zero timeout, stream mode over UDP, or a rate with stream mode.
+    /// 10,000,000/s, a timeout under [`MIN_TIMEOUT`], a zero connect timeout, stream mode
+    /// over UDP, or a rate with stream mode.
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::invalid_input("bench", m));
         if self.connections == 0 || self.connections > MAX_CONNECTIONS {
@@ -273,7 +286,14 @@ impl Config {
                 return bad("a rate applies to ping-pong, not stream mode".into());
             }
         }
-        if self.timeout.is_some_and(|t| t.is_zero()) || self.connect_timeout.is_zero() {
+        if let Some(t) = self.timeout
+            && t < MIN_TIMEOUT
+        {
+            return bad(format!(
+                "timeout must be at least 0.001 s (1 ms, the timer's resolution), not {t:?}"
+            ));
+        }
+        if self.connect_timeout.is_zero() {
             return bad("timeouts must be above 0".into());
         }
         Ok(())
@@ -367,26 +387,35 @@ pub struct Report {
     pub rate: Option<f64>,
     /// The warm-up before measuring.
     pub warmup: Duration,
-    /// Measured time: from the end of the warm-up to the last measured reply (stream
-    /// mode with a duration: the duration).
+    /// Measured time: from the end of the warm-up until every connection stopped, at
+    /// most the duration (stream mode with a duration: the duration).
     pub elapsed: Duration,
-    /// Measured requests (round trips; stream: chunks written).
+    /// Measured requests answered (round trips; UDP: without the lost ones; stream:
+    /// chunks echoed, that is bytes received / size).
     pub requests: u64,
+    /// Measured requests sent (ping-pong; those abandoned in flight at the end
+    /// included).
+    pub sent: u64,
+    /// Open loop: requests due in the measured window that were never sent (the
+    /// connections fell behind the rate, or stopped on an error).
+    pub unsent: u64,
     /// Measured requests per connection that was set up, in connection order; their
     /// sum is `requests`.
     pub requests_per_connection: Vec<u64>,
-    /// Measured payload bytes sent.
+    /// Measured payload bytes sent (ping-pong: of the requests answered or lost).
     pub bytes_sent: u64,
     /// Measured payload bytes received back.
     pub bytes_received: u64,
     /// Errors by kind: `refused`, `reset`, `closed` (the peer closed the connection),
-    /// `timeout`, `os` (another system error); connect failures count under their kind.
+    /// `timeout`, `os` (another system error), `check` (the connection check's 8-byte
+    /// echo came back different); connect failures count under their kind.
     pub errors: BTreeMap<String, u64>,
     /// The first error seen, with its operation.
     pub first_error: Option<Error>,
     /// The kind [`errors`](Report::errors) counts `first_error` under (`closed`, …).
     pub first_error_kind: Option<String>,
-    /// Echoes whose bytes differed from those sent (stream: reads that differed).
+    /// Echoes whose bytes differed from those sent (stream: chunks with any byte that
+    /// differed).
     pub mismatches: u64,
     /// UDP datagrams with no reply within the timeout.
     pub lost: u64,
@@ -394,6 +423,8 @@ pub struct Report {
     pub truncated: u64,
     /// UDP replies to datagrams already counted as lost.
     pub late: u64,
+    /// UDP replies to datagrams that had already been answered.
+    pub duplicates: u64,
     /// TCP/Unix bytes sent that never came back (the peer closed or the drain timed out).
     pub lost_bytes: u64,
     /// Why the run ended.
@@ -686,6 +717,8 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         warmup: config.warmup,
         elapsed: Duration::ZERO,
         requests: 0,
+        sent: 0,
+        unsent: 0,
         requests_per_connection: Vec::with_capacity(connected),
         bytes_sent: 0,
         bytes_received: 0,
@@ -696,6 +729,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         lost: 0,
         truncated: 0,
         late: 0,
+        duplicates: 0,
         lost_bytes: 0,
         stopped_by: StopReason::Duration,
         histogram,
@@ -706,6 +740,8 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     let mut errored = 0;
     for (_, c) in per_conn {
         r.requests += c.requests;
+        r.sent += c.sent;
+        r.unsent += c.unsent;
         r.requests_per_connection.push(c.requests);
         r.bytes_sent += c.bytes_sent;
         r.bytes_received += c.bytes_received;
@@ -713,6 +749,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         r.lost += c.lost;
         r.truncated += c.truncated;
         r.late += c.late;
+        r.duplicates += c.duplicates;
         r.lost_bytes += c.lost_bytes;
         if let Some((kind, e)) = c.error {
             errored += 1;
@@ -725,16 +762,16 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     }
     // The run's real measured time: from the end of the warm-up until the last connection
     // stopped (not until the last reply, which made one quick request look like thousands
-    // per second).
+    // per second), and never past the end (requests in flight then were abandoned).
     r.elapsed = if config.mode == Mode::Stream && config.count.is_none() {
         end - measure
     } else {
-        finished.unwrap_or_else(Instant::now).max(measure) - measure
+        finished.unwrap_or_else(Instant::now).min(end).max(measure) - measure
     };
     r.stopped_by = if errored == connected {
         StopReason::Errors
     } else if let Some(n) = config.count {
-        if r.requests >= n {
+        if r.requests + r.lost >= n {
             StopReason::Count
         } else {
             StopReason::TimeLimit
@@ -790,6 +827,9 @@ type ConnError = (&'static str, Error);
 #[derive(Default)]
 struct ConnStats {
     requests: u64,
+    sent: u64,
+    unsent: u64,
+    duplicates: u64,
     bytes_sent: u64,
     bytes_received: u64,
     mismatches: u64,
@@ -917,7 +957,7 @@ fn worker(
     let local = tokio::task::LocalSet::new();
     let results = local.block_on(&rt, async {
         let mut tasks = Vec::with_capacity(conns.len());
-        for (i, (conn, hello_mismatch)) in conns.into_iter().enumerate() {
+        for (i, conn) in conns.into_iter().enumerate() {
             let gidx = go.first_index + i;
             let budget = shared.cfg.count.map(|c| {
                 let k = go.connected as u64;
@@ -940,7 +980,7 @@ fn worker(
                     .map(|r| Duration::from_secs_f64(go.connected as f64 / r)),
             };
             tasks.push(tokio::task::spawn_local(async move {
-                let mut st = match conn {
+                let st = match conn {
                     Conn::Tcp(mut s) => {
                         let (r, w) = s.split();
                         drive_stream(r, w, &ctx).await
@@ -951,7 +991,6 @@ fn worker(
                     }
                     Conn::Udp(s) => udp_pingpong(&s, &ctx).await,
                 };
-                st.mismatches += u64::from(hello_mismatch);
                 (gidx, st)
             }));
         }
@@ -990,7 +1029,7 @@ async fn connect_all(
     n: usize,
     shared: &Arc<Shared>,
     deadline: Instant,
-) -> (Vec<(Conn, bool)>, Vec<ConnError>) {
+) -> (Vec<Conn>, Vec<ConnError>) {
     let sem = Arc::new(tokio::sync::Semaphore::new(CONNECT_CONCURRENCY));
     let mut set = Vec::with_capacity(n);
     for _ in 0..n {
@@ -1018,16 +1057,17 @@ async fn connect_all(
     (ok, errs)
 }
 
-/// Connects one socket; TCP and Unix then do one verified 8-byte echo (so every
-/// connection has been accepted before the clock starts). Returns whether that echo
-/// came back different.
-async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnError> {
-    /// The setup echo, within one request timeout (a server that accepts and never
-    /// answers fails here, not after the whole connect phase).
+/// Connects one socket; TCP and Unix then do one 8-byte echo, the connection check (so
+/// every connection has been accepted before the clock starts). With verification on,
+/// an echo with other bytes fails the connection with a `check` error.
+async fn connect_one(shared: &Shared) -> std::result::Result<Conn, ConnError> {
+    /// The connection check, within one request timeout (a server that accepts and
+    /// never answers fails here, not after the whole connect phase). Its errors name it.
     async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
         s: &mut S,
         timeout: Duration,
-    ) -> std::result::Result<bool, ConnError> {
+        verify: bool,
+    ) -> std::result::Result<(), ConnError> {
         let exchange = async {
             s.write_all(HELLO).await.map_err(|e| io_err("send", e))?;
             let mut back = [0u8; 8];
@@ -1038,20 +1078,35 @@ async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnE
                     io_err("recv", e)
                 }
             })?;
-            Ok(&back != HELLO)
+            Ok(back)
         };
-        tokio::time::timeout(timeout, exchange)
+        let back = tokio::time::timeout(timeout, exchange)
             .await
             .unwrap_or_else(|_| Err(timeout_err("recv")))
+            .map_err(|(kind, e)| {
+                let op = format!("{CHECK}: {}", e.op());
+                (kind, e.with_op(op))
+            })?;
+        if verify && &back != HELLO {
+            return Err((
+                "check",
+                Error::protocol(
+                    CHECK,
+                    format!("the echo came back as {back:02x?}, not the 8 bytes sent"),
+                ),
+            ));
+        }
+        Ok(())
     }
+    let (timeout, verify) = (shared.timeout, shared.cfg.verify);
     match &shared.cfg.target {
         Target::Tcp(a) => {
             let mut s = tokio::net::TcpStream::connect(a)
                 .await
                 .map_err(|e| io_err("connect", e))?;
             s.set_nodelay(true).map_err(|e| io_err("setsockopt", e))?;
-            let bad = hello(&mut s, shared.timeout).await?;
-            Ok((Conn::Tcp(s), bad))
+            hello(&mut s, timeout, verify).await?;
+            Ok(Conn::Tcp(s))
         }
         Target::Unix(a) => {
             // The library's connect (path or abstract name), off the runtime thread:
@@ -1068,8 +1123,8 @@ async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnE
                     })?
                     .map_err(|e| (kind_of_error(&e), e))?;
             let mut s = tokio::net::UnixStream::from_std(std).map_err(|e| io_err("connect", e))?;
-            let bad = hello(&mut s, shared.timeout).await?;
-            Ok((Conn::Unix(s), bad))
+            hello(&mut s, timeout, verify).await?;
+            Ok(Conn::Unix(s))
         }
         Target::Udp(a) => {
             let bind: SocketAddr = if a.is_ipv4() {
@@ -1081,7 +1136,7 @@ async fn connect_one(shared: &Shared) -> std::result::Result<(Conn, bool), ConnE
                 .await
                 .map_err(|e| io_err("bind", e))?;
             s.connect(a).await.map_err(|e| io_err("connect", e))?;
-            Ok((Conn::Udp(s), false))
+            Ok(Conn::Udp(s))
         }
     }
 }
@@ -1124,7 +1179,8 @@ impl Ctx {
     }
 
     /// The intended time of the next request (open loop) or now, or `None` when the run
-    /// is over for this connection. Sleeps until an open-loop request is due.
+    /// is over for this connection (its count done, or the end reached: no request is
+    /// sent after the end). Sleeps until an open-loop request is due.
     async fn next_start(
         &self,
         seq: u64,
@@ -1137,14 +1193,14 @@ impl Ctx {
         let t = match (self.first_send, self.interval) {
             (Some(first), Some(iv)) => {
                 let due = first + iv.mul_f64(seq as f64);
-                // requests due before the end are all sent (a connection that fell behind
-                // catches up), but for at most one timeout past the end
-                if due >= self.clock.end || Instant::now() >= self.clock.end + self.shared.timeout {
+                if due >= self.clock.end {
                     // Open loop: the run lasts its duration even when no request is due
                     // before the end (`--rate 0.001 --duration 0.5` takes 0.5 s).
-                    if due >= self.clock.end {
-                        wait_until(self.clock.end, pacer).await;
-                    }
+                    wait_until(self.clock.end, pacer).await;
+                    return None;
+                }
+                // overdue requests go out back to back, but none after the end
+                if Instant::now() >= self.clock.end {
                     return None;
                 }
                 wait_until(due, pacer).await;
@@ -1159,6 +1215,34 @@ impl Ctx {
             }
         };
         Some(t)
+    }
+
+    /// Open loop: how many requests were due in the measured window (the end of the
+    /// warm-up to the end), at most this connection's count; 0 in closed loop.
+    fn due_in_window(&self) -> u64 {
+        let (Some(first), Some(iv)) = (self.first_send, self.interval) else {
+            return 0;
+        };
+        let due = |k: u64| first + iv.mul_f64(k as f64);
+        // the number of requests due before `t`, computed as `next_start` computes times
+        let before = |t: Instant| -> u64 {
+            if t <= first {
+                return 0;
+            }
+            let mut k = ((t - first).as_secs_f64() / iv.as_secs_f64()).ceil() as u64;
+            for _ in 0..4 {
+                if k > 0 && due(k - 1) >= t {
+                    k -= 1;
+                } else if due(k) < t {
+                    k += 1;
+                } else {
+                    break;
+                }
+            }
+            k
+        };
+        let n = before(self.clock.end).saturating_sub(before(self.clock.measure));
+        self.budget.map_or(n, |b| n.min(b))
     }
 }
 
@@ -1190,12 +1274,59 @@ async fn wait_until(due: Instant, pacer: &Option<AsyncFd<TimerFd>>) {
     tokio::time::sleep_until(tokio::time::Instant::from_std(due)).await;
 }
 
-/// Resets the timeout sleep lazily: only when fewer than `timeout` remain, and then to
-/// 1.5 × `timeout` from now, so a busy connection rarely touches the timer wheel.
-fn arm(sleep: &mut Pin<Box<Sleep>>, now: Instant, timeout: Duration) {
-    let now = tokio::time::Instant::from_std(now);
-    if sleep.deadline() < now + timeout {
-        sleep.as_mut().reset(now + timeout + timeout / 2);
+/// The kind of the pseudo-error that ends a request abandoned in flight at the end.
+const ABANDONED: &str = "abandoned";
+
+/// How long one request waits for its reply: until its timeout (then it is an error, or
+/// for UDP lost), or until the end of the run if that comes first (then it is abandoned:
+/// neither an error nor counted).
+#[derive(Clone, Copy)]
+struct Wait {
+    until: Instant,
+    timeout: bool,
+}
+
+impl Wait {
+    fn new(sent: Instant, timeout: Duration, end: Instant) -> Wait {
+        let t = sent + timeout;
+        if t <= end {
+            Wait {
+                until: t,
+                timeout: true,
+            }
+        } else {
+            Wait {
+                until: end,
+                timeout: false,
+            }
+        }
+    }
+
+    /// The error for a wait that ran out.
+    fn expired(self, op: &'static str) -> ConnError {
+        if self.timeout {
+            timeout_err(op)
+        } else {
+            (ABANDONED, Error::timeout(op))
+        }
+    }
+
+    /// Resolves at `self.until`, reusing `sleep`: it is reset only when it has fired (or
+    /// would fire late), so a busy connection rarely touches the timer wheel, and an
+    /// early wake-up (a deadline of an earlier request) just re-arms it.
+    async fn elapsed(self, sleep: &mut Pin<Box<Sleep>>) {
+        let until = tokio::time::Instant::from_std(self.until);
+        // bounded: each pass either resets the sleep to `until` or ends
+        for _ in 0..3 {
+            if sleep.is_elapsed() || sleep.deadline() > until {
+                sleep.as_mut().reset(until);
+            }
+            sleep.as_mut().await;
+            if tokio::time::Instant::now() >= until {
+                return;
+            }
+        }
+        tokio::time::sleep_until(until).await;
     }
 }
 
@@ -1211,20 +1342,20 @@ where
     }
 }
 
-/// Reads until `buf[..want]` is filled (`*got` bytes are already there), within the
-/// timeout sleep.
+/// Reads until `buf[..want]` is filled (`*got` bytes are already there), within `wait`.
 async fn read_reply<R: AsyncRead + Unpin>(
     r: &mut R,
     buf: &mut [u8],
     got: &mut usize,
     want: usize,
+    wait: Wait,
     sleep: &mut Pin<Box<Sleep>>,
 ) -> std::result::Result<(), ConnError> {
     while *got < want {
         let n = tokio::select! {
             biased;
             res = r.read(&mut buf[*got..]) => res.map_err(|e| io_err("recv", e))?,
-            _ = sleep.as_mut() => return Err(timeout_err("recv")),
+            _ = wait.elapsed(sleep) => return Err(wait.expired("recv")),
         };
         if n == 0 {
             return Err(closed_err("recv"));
@@ -1256,17 +1387,20 @@ where
         } else {
             t0
         };
-        arm(&mut sleep, now, sh.timeout);
+        let wait = Wait::new(now, sh.timeout, ctx.clock.end);
         fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
+        if t0 >= ctx.clock.measure {
+            st.sent += 1;
+        }
         let mut got = carry;
         let res = if m <= SEQUENTIAL_MAX {
             let wr = tokio::select! {
                 biased;
                 res = w.write_all(&sbuf) => res.map_err(|e| io_err("send", e)),
-                _ = sleep.as_mut() => Err(timeout_err("send")),
+                _ = wait.elapsed(&mut sleep) => Err(wait.expired("send")),
             };
             match wr {
-                Ok(()) => read_reply(&mut r, &mut rbuf, &mut got, m, &mut sleep).await,
+                Ok(()) => read_reply(&mut r, &mut rbuf, &mut got, m, wait, &mut sleep).await,
                 Err(e) => Err(e),
             }
         } else {
@@ -1274,16 +1408,21 @@ where
                 tokio::select! {
                     biased;
                     res = w.write_all(&sbuf) => res.map_err(|e| io_err("send", e)),
-                    _ = tokio::time::sleep(sh.timeout + sh.timeout / 2) => Err(timeout_err("send")),
+                    _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wait.until)) => {
+                        Err(wait.expired("send"))
+                    }
                 }
             };
             let (wr, rd) = tokio::join!(
                 write,
-                read_reply(&mut r, &mut rbuf, &mut got, m, &mut sleep)
+                read_reply(&mut r, &mut rbuf, &mut got, m, wait, &mut sleep)
             );
             wr.and(rd)
         };
         if let Err(e) = res {
+            if e.0 == ABANDONED {
+                break; // in flight at the end: not an error, not counted
+            }
             if e.0 == "closed" {
                 st.lost_bytes += (m - got.min(m)) as u64;
             }
@@ -1309,6 +1448,7 @@ where
         }
         seq += 1;
     }
+    st.unsent = ctx.due_in_window().saturating_sub(st.sent);
     st
 }
 
@@ -1349,7 +1489,6 @@ where
             if now >= clock.measure {
                 w_reqs += 1;
                 w_bytes += chunk as u64;
-                ctx.record_progress_only();
             }
             off = (off + chunk) % PERIOD;
         }
@@ -1359,8 +1498,9 @@ where
     };
     let reader = async {
         let mut buf = vec![0u8; READ_BUF];
-        let mut off = start_off;
         let window_only = sh.cfg.count.is_none();
+        // the last chunk (index in the byte stream) counted as a mismatch
+        let mut bad_chunk = u64::MAX;
         loop {
             if writer_done.get() && r_total >= written_total.get() {
                 break;
@@ -1384,19 +1524,33 @@ where
                 _ = tokio::time::sleep_until(hard_stop) => break,
             };
             let now = Instant::now();
-            if sh.cfg.verify && buf[..n] != sh.pat[off..off + n] {
-                r_mis += 1;
+            if sh.cfg.verify {
+                // compare chunk by chunk: a chunk with any wrong byte is one mismatch
+                let mut i = 0;
+                while i < n {
+                    let pos = r_total + i as u64;
+                    let idx = pos / chunk as u64;
+                    let len = ((idx + 1) * chunk as u64 - pos).min((n - i) as u64) as usize;
+                    let off = (start_off + (pos % PERIOD as u64) as usize) % PERIOD;
+                    if idx != bad_chunk && buf[i..i + len] != sh.pat[off..off + len] {
+                        r_mis += 1;
+                        bad_chunk = idx;
+                    }
+                    i += len;
+                }
             }
-            off = (off + n) % PERIOD;
             r_total += n as u64;
             if now >= clock.measure && (!window_only || now <= clock.end) {
+                let before = r_bytes / chunk as u64;
                 r_bytes += n as u64;
                 last = Some(now);
+                ctx.record_progress(r_bytes / chunk as u64 - before);
             }
         }
     };
     tokio::join!(writer, reader);
-    st.requests = w_reqs;
+    // what came back counts: whole chunks echoed in the measured window
+    st.requests = r_bytes / chunk as u64;
     st.bytes_sent = w_bytes;
     st.bytes_received = r_bytes;
     st.mismatches = r_mis;
@@ -1407,10 +1561,13 @@ where
 }
 
 impl Ctx {
-    /// Counts one measured request for the progress line only (stream mode).
-    fn record_progress_only(&self) {
+    /// Counts `n` measured requests for the progress line only (stream mode).
+    fn record_progress(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         let done = DONE.with(|d| {
-            let v = d.get() + 1;
+            let v = d.get() + n;
             d.set(v);
             v
         });
@@ -1420,12 +1577,23 @@ impl Ctx {
     }
 }
 
+/// UDP: what became of a recent datagram.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Unknown,
+    Answered,
+    Lost,
+}
+
 async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
     let sh = &*ctx.shared;
     let m = sh.cfg.size;
+    let verify = sh.cfg.verify;
     let mut st = ConnStats::default();
     let mut sbuf = vec![0u8; m];
+    let mut old = vec![0u8; m];
     let mut rbuf = vec![0u8; 65_536];
+    let mut fates = vec![Fate::Unknown; UDP_HISTORY];
     let mut sleep = Box::pin(tokio::time::sleep(sh.timeout));
     let (mut seq, mut measured) = (0u64, 0u64);
     let pacer = ctx.pacer();
@@ -1435,10 +1603,15 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
             st.error = Some(io_err("send", e));
             break;
         }
-        sleep
-            .as_mut()
-            .reset(tokio::time::Instant::now() + sh.timeout);
-        loop {
+        let is_measured = t0 >= ctx.clock.measure;
+        if is_measured {
+            // a datagram sent uses up one request of the count, answered or lost
+            measured += 1;
+            st.sent += 1;
+        }
+        let wait = Wait::new(Instant::now(), sh.timeout, ctx.clock.end);
+        fates[(seq % UDP_HISTORY as u64) as usize] = Fate::Unknown;
+        let n = loop {
             let n = tokio::select! {
                 biased;
                 res = s.recv(&mut rbuf) => match res {
@@ -1448,15 +1621,46 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
                         break 'requests;
                     }
                 },
-                _ = sleep.as_mut() => {
+                _ = wait.elapsed(&mut sleep) => {
+                    if !wait.timeout {
+                        break 'requests; // in flight at the end: abandoned, not counted
+                    }
                     st.lost += 1;
-                    break;
+                    fates[(seq % UDP_HISTORY as u64) as usize] = Fate::Lost;
+                    if is_measured {
+                        st.bytes_sent += m as u64;
+                    }
+                    break None;
                 }
             };
-            if m >= 8 && n >= 8 && rbuf[..8] != seq.to_le_bytes() {
-                st.late += 1; // the reply to an earlier datagram, already counted lost
-                continue;
+            // A reply carrying an earlier sequence number (and, verifying, exactly that
+            // datagram's bytes) answers an earlier datagram: late if that one was lost,
+            // a duplicate if it was answered. Anything else is this datagram's reply.
+            if m >= 8 && n >= 8 {
+                let s_seq = u64::from_le_bytes(rbuf[..8].try_into().unwrap_or([0; 8]));
+                let earlier = s_seq < seq
+                    && (!verify
+                        || n == m && {
+                            fill_msg(&mut old, &sh.pat, ctx.id, s_seq);
+                            rbuf[..n] == old[..]
+                        });
+                if earlier {
+                    let fate = if seq - s_seq < UDP_HISTORY as u64 {
+                        fates[(s_seq % UDP_HISTORY as u64) as usize]
+                    } else {
+                        Fate::Lost
+                    };
+                    if fate == Fate::Answered {
+                        st.duplicates += 1;
+                    } else {
+                        st.late += 1;
+                    }
+                    continue;
+                }
             }
+            break Some(n);
+        };
+        if let Some(n) = n {
             // One datagram was in flight and its reply is in: tell tokio the socket is
             // drained without the recv(2) that would fail with EAGAIN (the next reply's
             // edge wakes us; a late datagram queued meanwhile is read first, and skipped).
@@ -1464,23 +1668,23 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
                 Err::<(), _>(io::ErrorKind::WouldBlock.into())
             });
             let t1 = Instant::now();
+            fates[(seq % UDP_HISTORY as u64) as usize] = Fate::Answered;
             if n < m {
                 st.truncated += 1;
-            } else if sh.cfg.verify && rbuf[..n] != sbuf[..] {
+            } else if verify && rbuf[..n] != sbuf[..] {
                 st.mismatches += 1;
             }
-            if t0 >= ctx.clock.measure {
-                measured += 1;
+            if is_measured {
                 st.requests += 1;
                 st.bytes_sent += m as u64;
                 st.bytes_received += n as u64;
                 st.last_done = Some(t1);
                 ctx.record(t1 - t0);
             }
-            break;
         }
         seq += 1;
     }
+    st.unsent = ctx.due_in_window().saturating_sub(st.sent);
     st
 }
 
@@ -1563,6 +1767,11 @@ mod tests {
         assert!(c.validate().is_err());
         c.count = Some(5);
         assert_eq!(c.effective_duration(), MAX_DURATION);
+        // below the timer's resolution a timeout is refused, not rounded up
+        c.timeout = Some(Duration::from_micros(10));
+        assert!(c.validate().is_err());
+        c.timeout = Some(MIN_TIMEOUT);
+        assert!(c.validate().is_ok());
     }
 
     /// A small blocking echo server thread on 127.0.0.1 for one test.

@@ -60,8 +60,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value = "pingpong")]
     pub mode: ModeArg,
     /// Per-request reply timeout in seconds (UDP: a datagram is lost after it;
-    /// default 0.2 for UDP, 5 otherwise; more than 0, at most 1e9).
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_timeout)]
+    /// default 0.2 for UDP, 5 otherwise; at least 0.001, at most 1e9).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_request_timeout)]
     pub timeout: Option<Duration>,
     /// Connect timeout for all connections together, seconds (more than 0, at most 1e9).
     #[arg(short = 'w', value_name = "SECS", default_value = "10", allow_negative_numbers = true,
@@ -219,6 +219,15 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     crate::args::parse_secs_in(text, false, 1e9)
 }
 
+/// `--timeout`: at least [`bench::MIN_TIMEOUT`] (1 ms, the timer's resolution: a shorter
+/// one would be rounded up), at most 1e9 as `parse_secs`.
+fn parse_request_timeout(text: &str) -> Result<Duration, String> {
+    crate::args::parse_secs_in(text, false, 1e9)
+        .ok()
+        .filter(|d| *d >= bench::MIN_TIMEOUT)
+        .ok_or_else(|| "must be at least 0.001 and at most 1e9 seconds".into())
+}
+
 /// `--rate`: requests per second, more than 0 and at most 10,000,000 as the library takes.
 fn parse_rate(text: &str) -> Result<f64, String> {
     text.trim()
@@ -361,6 +370,10 @@ struct Summary {
     lost: u64,
     truncated: u64,
     late: u64,
+    duplicates: u64,
+    /// Requests sent and requests due but never sent (open loop).
+    sent: u64,
+    unsent: u64,
     lost_bytes: u64,
     stopped_by: String,
     histogram: bench::hdrhistogram::Histogram<u64>,
@@ -403,6 +416,9 @@ impl Summary {
             lost: r.lost,
             truncated: r.truncated,
             late: r.late,
+            duplicates: r.duplicates,
+            sent: r.sent,
+            unsent: r.unsent,
             lost_bytes: r.lost_bytes,
             stopped_by: r.stopped_by.as_str().into(),
             histogram: r.histogram.clone(),
@@ -483,6 +499,9 @@ impl Summary {
             "lost": self.lost,
             "truncated": self.truncated,
             "late": self.late,
+            "duplicates": self.duplicates,
+            "sent_requests": self.sent,
+            "unsent_requests": self.unsent,
             "lost_bytes": self.lost_bytes,
             "stopped_by": self.stopped_by,
             "histogram": hist,
@@ -523,7 +542,7 @@ impl Summary {
         };
         writeln!(out, "target      {} ({what})", self.target)?;
         let unit = if self.mode == "stream" {
-            "chunks"
+            "chunks echoed"
         } else {
             "requests"
         };
@@ -549,6 +568,15 @@ impl Summary {
                 out,
                 "throughput  {:.2} MB/s echoed ({} bytes sent, {} received)",
                 self.mb_per_s, self.bytes_sent, self.bytes_received
+            )?;
+        }
+        if self.unsent > 0 {
+            writeln!(
+                out,
+                "rate        target not reached: {} requests were due, {} sent ({} never sent)",
+                self.sent + self.unsent,
+                self.sent,
+                self.unsent
             )?;
         }
         match Latency::of(&self.histogram) {
@@ -580,8 +608,8 @@ impl Summary {
         if self.protocol == "udp" {
             writeln!(
                 out,
-                "datagrams   {} lost, {} truncated, {} late",
-                self.lost, self.truncated, self.late
+                "datagrams   {} lost, {} truncated, {} late, {} duplicate",
+                self.lost, self.truncated, self.late, self.duplicates
             )?;
         }
         if self.lost_bytes > 0 {
@@ -633,6 +661,9 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
         lost: 0,
         truncated: 0,
         late: 0,
+        duplicates: 0,
+        sent: 0,
+        unsent: 0,
         lost_bytes: 0,
         stopped_by: "merged".into(),
         histogram: bench::new_histogram(),
@@ -733,6 +764,9 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
             s.lost = sum(s.lost, r.lost, "lost")?;
             s.truncated = sum(s.truncated, r.truncated, "truncated")?;
             s.late = sum(s.late, r.late, "late")?;
+            s.duplicates = sum(s.duplicates, r.duplicates, "duplicates")?;
+            s.sent = sum(s.sent, r.sent, "sent_requests")?;
+            s.unsent = sum(s.unsent, r.unsent, "unsent_requests")?;
             s.lost_bytes = sum(s.lost_bytes, r.lost_bytes, "lost_bytes")?;
             for (k, n) in r.errors_by_kind {
                 let e = s.errors.entry(k).or_insert(0);
@@ -795,6 +829,9 @@ struct Saved {
     lost: u64,
     truncated: u64,
     late: u64,
+    duplicates: u64,
+    sent: u64,
+    unsent: u64,
     lost_bytes: u64,
     errors_by_kind: Vec<(String, u64)>,
     first_error: Option<Value>,
@@ -834,6 +871,11 @@ impl Saved {
             x.as_f64()
                 .filter(|f| f.is_finite() && *f >= 0.0)
                 .ok_or_else(|| bad(k, "a number of at least 0", x))
+        };
+        // fields added later: 0 when a saved result does not have them
+        let opt_uint = |k: &str| match o.get(k) {
+            None => Ok(0),
+            Some(_) => uint(k),
         };
         let opt_num = |k: &str| match o.get(k) {
             None | Some(Value::Null) => Ok(()),
@@ -918,6 +960,9 @@ impl Saved {
             lost: uint("lost")?,
             truncated: uint("truncated")?,
             late: uint("late")?,
+            duplicates: opt_uint("duplicates")?,
+            sent: opt_uint("sent_requests")?,
+            unsent: opt_uint("unsent_requests")?,
             lost_bytes: uint("lost_bytes")?,
             errors_by_kind,
             first_error,

@@ -477,7 +477,7 @@ fn each_time_flag_states_its_range_once() {
         (
             "--timeout",
             "-1",
-            "must be more than 0 and at most 1e9 seconds",
+            "must be at least 0.001 and at most 1e9 seconds",
         ),
         (
             "--rate",
@@ -689,4 +689,276 @@ fn merge_refuses_other_benchmarks_failed_runs_bad_fields_and_other_flags() {
         assert!(err.contains("cannot be used with"), "{flag:?}: {err}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A one-client TCP server on 127.0.0.1 that echoes the 8-byte connection check, then
+/// hands every later read to `reply` (which returns what to send back, maybe nothing).
+/// Every socket has a timeout; it serves one connection and at most 10 s.
+fn tcp_after_check(
+    mut reply: impl FnMut(&[u8]) -> Vec<u8> + Send + 'static,
+) -> (SocketAddr, std::thread::JoinHandle<()>) {
+    let (port, h) = common::serve_one_client(move |mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+        let mut check = [0u8; 8];
+        if s.read_exact(&mut check).is_err() || s.write_all(&check).is_err() {
+            return;
+        }
+        let mut buf = [0u8; 65536];
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            let n = match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            let back = reply(&buf[..n]);
+            if !back.is_empty() && s.write_all(&back).is_err() {
+                break;
+            }
+        }
+    });
+    (SocketAddr::from(([127, 0, 0, 1], port)), h)
+}
+
+/// A UDP server in a thread on 127.0.0.1 that answers each datagram with the datagrams
+/// `reply` returns; it ends after 3 s without traffic.
+fn udp_server(reply: impl Fn(&[u8]) -> Vec<Vec<u8>> + Send + 'static) -> SocketAddr {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = s.local_addr().expect("addr");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 65536];
+        for _ in 0..1_000_000 {
+            let Ok((n, peer)) = s.recv_from(&mut buf) else {
+                break;
+            };
+            for d in reply(&buf[..n]) {
+                let _ = s.send_to(&d, peer);
+            }
+        }
+    });
+    addr
+}
+
+fn bench_json_within(args: &[&str], limit: Duration) -> (Value, i32, String, Duration) {
+    let mut a = vec!["bench", "--json"];
+    a.extend_from_slice(args);
+    let t = std::time::Instant::now();
+    let out = run(&mut sockit(&a), limit);
+    let took = t.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not one JSON object ({e}): {:?}; stderr: {stderr}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    (v, out.status.code().unwrap_or(-1), stderr, took)
+}
+
+#[test]
+fn udp_count_ends_against_a_silent_server() {
+    // Regression: `-u --count 3 --timeout 0.1` against a silent server ran for up to an hour.
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let (v, code, err, took) = bench_json_within(
+        &["-u", &addr, "--count", "3", "--timeout", "0.1"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 7, "{err} {v}");
+    assert_eq!(u(&v, "lost"), 3, "{v}");
+    assert_eq!(u(&v, "requests"), 0, "{v}");
+    assert_eq!(v["stopped_by"], "count", "{v}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[test]
+fn a_timeout_is_t_and_the_run_ends_at_the_duration() {
+    // Regression: the timeout fired after 1.5×T, and `--duration 1` against a server that
+    // stops answering ran 7.5 s and reported duration_s 7.50.
+    let _g = common::serial();
+    let mut left = 20 * 64;
+    let (addr, _h) = tcp_after_check(move |b| {
+        let n = b.len().min(left);
+        left -= n;
+        b[..n].to_vec()
+    });
+    let (v, code, err, took) = bench_json_within(
+        &[&addr.to_string(), "--duration", "1"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 0, "{err} {v}");
+    assert_eq!(u(&v, "requests"), 20, "{v}");
+    assert_eq!(u(&v, "errors"), 0, "in flight at the end is abandoned: {v}");
+    let d = v["duration_s"].as_f64().expect("duration_s");
+    assert!((0.99..=1.05).contains(&d), "{v}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // within the window a timeout is an error, after T (not 1.5 T)
+    let (addr, _h) = tcp_after_check(|_| Vec::new());
+    let (v, code, err, _) = bench_json_within(
+        &[&addr.to_string(), "--duration", "3", "--timeout", "1"],
+        Duration::from_secs(6),
+    );
+    assert_eq!(code, 5, "{err} {v}");
+    assert_eq!(u(&v, "errors"), 1, "{v}");
+    let d = v["duration_s"].as_f64().expect("duration_s");
+    assert!((0.99..1.35).contains(&d), "{v}");
+}
+
+#[test]
+fn a_timeout_below_a_millisecond_is_refused() {
+    // Regression: `--timeout 0.00001` and `--timeout 1e-9` were silently rounded up.
+    for t in ["0.00001", "1e-9"] {
+        let out = run(
+            &mut sockit(&["bench", "-u", "127.0.0.1", "9", "--timeout", t]),
+            LIMIT,
+        );
+        common::assert_fails_with(&out, 2, "must be at least 0.001 and at most 1e9 seconds");
+    }
+}
+
+#[test]
+fn open_loop_stops_at_the_end_and_counts_unsent_requests() {
+    // Regression: `--rate 100 --duration 1` against a server taking ~50 ms per reply ran
+    // 3 s, and the requests due but never sent were not reported.
+    let _g = common::serial();
+    let slow = || {
+        tcp_after_check(|b| {
+            std::thread::sleep(Duration::from_millis(50));
+            b.to_vec()
+        })
+        .0
+        .to_string()
+    };
+    let args = ["--rate", "100", "--duration", "1", "--timeout", "2"];
+    let addr = slow();
+    let mut a = vec![addr.as_str()];
+    a.extend(args);
+    let (v, code, err, took) = bench_json_within(&a, Duration::from_secs(8));
+    assert_eq!(code, 0, "{err} {v}");
+    let (sent, unsent) = (u(&v, "sent_requests"), u(&v, "unsent_requests"));
+    assert!((99..=101).contains(&(sent + unsent)), "{v}");
+    assert!(sent <= 30 && unsent >= 60, "{v}");
+    assert!(took < Duration::from_millis(2500), "{took:?}");
+    let d = v["duration_s"].as_f64().expect("duration_s");
+    assert!(d <= 1.05, "{v}");
+    // the text says the rate was not reached
+    let addr = slow();
+    let mut a = vec!["bench", addr.as_str()];
+    a.extend(args);
+    let out = run(&mut sockit(&a), Duration::from_secs(8));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("target not reached") && text.contains("never sent"),
+        "{text}"
+    );
+}
+
+#[test]
+fn udp_corrupted_and_duplicated_replies_are_named_so() {
+    // Regression: corrupted replies counted as "lost" and "late"; duplicates as "late".
+    let addr = udp_server(|d| vec![d.iter().map(|b| b ^ 0xff).collect()]).to_string();
+    let (v, code, err) = bench_json(&["-u", &addr, "--count", "20", "--timeout", "0.2"]);
+    assert_eq!(code, 7, "{err} {v}");
+    assert_eq!(u(&v, "mismatches"), 20, "{v}");
+    assert_eq!(u(&v, "lost") + u(&v, "late"), 0, "{v}");
+    let addr = udp_server(|d| vec![d.to_vec(), d.to_vec()]).to_string();
+    let (v, code, err) = bench_json(&["-u", &addr, "--count", "200", "--timeout", "0.2"]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert!(u(&v, "duplicates") >= 150, "{v}");
+    assert_eq!(
+        u(&v, "late") + u(&v, "lost") + u(&v, "mismatches"),
+        0,
+        "{v}"
+    );
+    assert_eq!(u(&v, "requests"), 200, "{v}");
+}
+
+#[test]
+fn stream_counts_chunks_that_came_back() {
+    // Regression: mismatches counted reads, and the chunk rate counted chunks written.
+    let (addr, _h) = tcp_after_check(|b| vec![0xff; b.len()]);
+    let (v, code, err) = bench_json(&[
+        &addr.to_string(),
+        "--mode",
+        "stream",
+        "--duration",
+        "0.5",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(code, 7, "{err} {v}");
+    // every chunk came back wrong (mismatches also count the echo after the window)
+    let (chunks, mis) = (u(&v, "requests"), u(&v, "mismatches"));
+    assert_eq!(u(&v, "lost_bytes"), 0, "{v}");
+    assert!(chunks > 100 && mis >= chunks, "{v}");
+    assert_eq!(mis, u(&v, "bytes_sent") / 64, "{v}");
+    // a server that reads but never echoes: nothing came back, nothing is counted
+    let (addr, _h) = tcp_after_check(|_| Vec::new());
+    let (v, code, err) = bench_json(&[
+        &addr.to_string(),
+        "--mode",
+        "stream",
+        "--duration",
+        "0.5",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(code, 7, "{err} {v}");
+    assert_eq!(u(&v, "requests"), 0, "{v}");
+    assert_eq!(u(&v, "bytes_received"), 0, "{v}");
+    assert!(u(&v, "lost_bytes") > 0, "{v}");
+    assert_eq!(v["rps"].as_f64(), Some(0.0), "{v}");
+}
+
+#[test]
+fn the_connection_check_is_reported_as_such() {
+    // Regression: its mismatch counted with --no-verify and among the measured
+    // mismatches; its timeout said only `bench: recv: timed out`.
+    let garbage = || {
+        common::serve_one_client(|mut s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut buf = [0u8; 4096];
+            for _ in 0..100_000 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if s.write_all(&vec![b'?'; n]).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+        .0
+        .to_string()
+    };
+    let port = garbage();
+    let (v, code, err) = bench_json(&["127.0.0.1", &port, "--count", "100", "--no-verify"]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert_eq!(u(&v, "mismatches"), 0, "{v}");
+    assert_eq!(u(&v, "requests"), 100, "{v}");
+    let port = garbage();
+    let out = run(
+        &mut sockit(&["bench", "127.0.0.1", &port, "--count", "100"]),
+        LIMIT,
+    );
+    common::assert_fails_with(&out, 7, "bench: connection check (8-byte echo): ");
+    // a server that accepts and never answers
+    let (port, _h) = common::serve_one_client(|mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        std::thread::sleep(Duration::from_secs(1));
+    });
+    let out = run(
+        &mut sockit(&["bench", "127.0.0.1", &port.to_string(), "--timeout", "0.2"]),
+        LIMIT,
+    );
+    common::assert_fails_with(
+        &out,
+        5,
+        "bench: connection check (8-byte echo): recv: timed out",
+    );
 }
