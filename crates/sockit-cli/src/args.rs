@@ -78,31 +78,19 @@ impl TrafficLogArgs {
     }
 }
 
-/// Seconds as a `Duration` (`1`, `0.5`): the value parser of `-w`, `-i`, `-q`, `-d`.
+/// Seconds as a `Duration` (`1`, `0.5`), from 0 to 1e9: the value parser of `-i`, `-q`, `-d`.
 pub fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("not a number of seconds: {text:?}"))?;
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("seconds must be 0-1e9, not {text}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    parse_secs_in(text, true, 1e9)
 }
 
-/// A connect timeout (`-w SECS`): seconds as `parse_secs` reads them, but more than 0.
+/// A connect timeout (`-w SECS`): more than 0 and at most 1e9 seconds.
 ///
 /// `-w 0` is refused rather than given a meaning: ncat refuses it too ("must be greater
 /// than 0"), OpenBSD nc turns it into a zero-length poll (every connect that is not
 /// instant "times out"), and Python's `create_connection(timeout=0)` makes a non-blocking
 /// socket whose connect fails with EINPROGRESS. No limit is spelled by leaving `-w` out.
 pub fn parse_timeout_secs(text: &str) -> Result<Duration, String> {
-    let d = parse_secs(text)?;
-    if d.is_zero() {
-        return Err(format!(
-            "a timeout must be more than 0 seconds, not {text} (leave -w out for no limit)"
-        ));
-    }
-    Ok(d)
+    parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (leave -w out for no limit)"))
 }
 
 /// `-4`, `-6`, `-n`: which family, and whether names may be looked up.
@@ -206,6 +194,16 @@ pub fn bind_choice(infos: &[sockit::resolve::AddrInfo]) -> Option<std::net::Sock
         .find(|i| i.address.is_ipv4())
         .or_else(|| infos.first())
         .map(|i| i.address)
+}
+
+/// A `bind` error named with the address tried (`bind 127.0.0.1:7000: [Errno 98] Address
+/// already in use`); the library's Python text is kept. Other errors pass unchanged.
+pub fn name_bind_error(e: sockit::Error, address: &str) -> sockit::Error {
+    if e.op() == "bind" {
+        e.with_op(format!("bind {address}"))
+    } else {
+        e
+    }
 }
 
 /// A sockit error for a local output that went away (EPIPE on stdout): a quiet end.

@@ -418,12 +418,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The library's text stays Python's; the CLI names the address it tried:
     // `echo-server: bind 127.0.0.1:7000: [Errno 98] Address already in use`.
     let bind_error = |e: Error| -> anyhow::Error {
-        let e = if e.op() == "bind" {
-            e.with_op(format!("bind {where_}"))
-        } else {
-            e
-        };
-        anyhow::Error::new(e).context("echo-server")
+        anyhow::Error::new(crate::args::name_bind_error(e, &where_)).context("echo-server")
     };
     // Signals are registered before the `listening` line, so a SIGTERM sent as soon as
     // the line is read already stops the server cleanly.

@@ -131,15 +131,7 @@ pub struct Opts {
 
 /// Seconds as a number in (0, 1e9] (fractions allowed).
 fn parse_secs(text: &str) -> Result<Duration, String> {
-    let secs: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if !secs.is_finite() || secs <= 0.0 || secs > 1e9 {
-        return Err(format!(
-            "{text:?}: seconds must be more than 0 and at most 1e9 (about 31 years)"
-        ));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::args::parse_secs_in(text, false, 1e9)
 }
 
 /// Runs `sockit http`.

@@ -389,11 +389,12 @@ fn bind(args: &Args, cleanup: &mut Cleanup, events: Events) -> anyhow::Result<Bo
     }
     if let Some(text) = &args.unix {
         let addr = UnixAddr::parse(text)?;
+        let named = |e| crate::args::name_bind_error(e, &addr.to_string());
         let bound = if args.udp {
-            let s = sockit::unix::bind_datagram(&addr)?;
+            let s = sockit::unix::bind_datagram(&addr).map_err(named)?;
             Bound::Dgram(Dgram::Unix(UnixDatagram::from_std(s).map_err(io)?))
         } else {
-            let l = sockit::unix::bind_listener(&addr, args.backlog)?;
+            let l = sockit::unix::bind_listener(&addr, args.backlog).map_err(named)?;
             apply_sockopts(&args.sockopts, &l, events)?;
             Bound::UnixStream(UnixListener::from_std(l).map_err(io)?)
         };
@@ -402,7 +403,9 @@ fn bind(args: &Args, cleanup: &mut Cleanup, events: Events) -> anyhow::Result<Bo
         return Ok(bound);
     }
     let addr = bind_addr(args)?;
-    let bound = match (bind_ip(args, addr, events)?, tls) {
+    let bound = bind_ip(args, addr, events)
+        .map_err(|e| crate::args::name_bind_error(e, &addr.to_string()))?;
+    let bound = match (bound, tls) {
         (Bound::Tcp(l), Some(config)) => Bound::Tls(l, config),
         (bound, _) => bound,
     };

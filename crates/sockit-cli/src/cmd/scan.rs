@@ -12,13 +12,7 @@ use sockit::scan::{PortResult, PortState, ScanOptions, Transport};
 /// `-w SECS`: more than 0 (every probe needs some time); scan always has a limit (2 s
 /// unless told), so the message does not offer leaving `-w` out as "no limit".
 fn parse_wait(text: &str) -> Result<Duration, String> {
-    let d = crate::args::parse_secs(text)?;
-    if d.is_zero() {
-        return Err(format!(
-            "a probe timeout must be more than 0 seconds, not {text} (default 2)"
-        ));
-    }
-    Ok(d)
+    crate::args::parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (default 2)"))
 }
 
 /// Arguments of `sockit scan`.

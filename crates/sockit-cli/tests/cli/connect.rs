@@ -572,4 +572,15 @@ fn w_0_is_refused_and_a_refusal_is_not_a_timeout() {
     assert!(!err.contains("timed out"), "{err}");
     let out = connect_no_input(&["-w", "3", "127.0.0.1", &port]);
     assert_fails_with(&out, 1, "[Errno 111] Connection refused");
+    // Regression: `-w=-1` said "seconds must be 0-1e9", though 0 is refused too.
+    for bad in ["-1", "0", "1e300", "x"] {
+        let out = connect_no_input(&[&format!("--wait={bad}"), "127.0.0.1", &port]);
+        assert_fails_with(
+            &out,
+            2,
+            "must be more than 0 and at most 1e9 seconds (leave -w out for no limit)",
+        );
+    }
+    let out = connect_no_input(&["-i=-1", "127.0.0.1", &port]);
+    assert_fails_with(&out, 2, "must be at least 0 and at most 1e9 seconds");
 }

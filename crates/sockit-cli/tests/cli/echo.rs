@@ -604,9 +604,9 @@ fn unix_path_errors_match_listen() {
             let e = common::run(&mut sockit(&echo), T);
             let l = common::run(&mut sockit(&listen), T);
             assert_eq!(e.status.code(), l.status.code(), "{echo:?}: {e:?} vs {l:?}");
-            // the same library text; echo-server names the path it tried to bind
+            // the same text, both naming the path they tried to bind
             let want = String::from_utf8_lossy(&l.stderr).replace(
-                "sockit: bind: ",
+                &format!("sockit: bind {path}: "),
                 &format!("sockit: echo-server: bind {path}: "),
             );
             assert_eq!(String::from_utf8_lossy(&e.stderr), want, "{echo:?}");

@@ -695,3 +695,14 @@ fn listen_k_udp_hex_dump_logs_both_directions() {
         "{text}"
     );
 }
+
+#[test]
+fn bind_errors_name_the_address() {
+    // Regression: `listen` said only `bind: [Errno 98] Address already in use`.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = listen_fails(&["127.0.0.1", &port]);
+    assert_fails_with(&out, 1, &format!("bind 127.0.0.1:{port}: [Errno 98]"));
+    let out = listen_fails(&["--unix", "/nonexistent-sockit-dir/x.sock"]);
+    assert_fails_with(&out, 1, "bind /nonexistent-sockit-dir/x.sock: [Errno 2]");
+}
