@@ -1251,6 +1251,10 @@ async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
     use std::os::fd::AsRawFd;
     let mut buf = vec![0u8; MAX_UNIX_DGRAM];
     let fd = sock.as_raw_fd();
+    // Room to send back the largest datagram: a send buffer of MAX_UNIX_DGRAM holds only
+    // a little less (the kernel counts its own overhead); Linux doubles the value asked
+    // for, up to twice `net.core.wmem_max`.
+    let _ = socket2::SockRef::from(&sock).set_send_buffer_size(MAX_UNIX_DGRAM);
     loop {
         // recvfrom with MSG_TRUNC: a datagram longer than the buffer is known as such.
         let got = match sock.readable().await {

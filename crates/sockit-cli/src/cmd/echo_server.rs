@@ -385,6 +385,15 @@ fn print_listening(bound: &[Bound]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `1 connection`, `2 connections`.
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 fn print_totals(stats: &EchoStats, signal: &str, verbose: u8, json: bool) {
     if json {
         let v = serde_json::json!({"event": "stopped", "signal": signal,
@@ -397,10 +406,10 @@ fn print_totals(stats: &EchoStats, signal: &str, verbose: u8, json: bool) {
     }
     if verbose > 0 {
         stderr_line(format_args!(
-            "stopped by {signal}: served {} connections ({} bytes), {} datagrams ({} bytes); {} rejected, {} dropped",
-            stats.connections,
+            "stopped by {signal}: served {} ({} bytes), {} ({} bytes); {} rejected, {} dropped",
+            plural(stats.connections, "connection"),
             stats.stream_bytes,
-            stats.datagrams,
+            plural(stats.datagrams, "datagram"),
             stats.datagram_bytes,
             stats.rejected,
             stats.dropped
@@ -408,8 +417,23 @@ fn print_totals(stats: &EchoStats, signal: &str, verbose: u8, json: bool) {
     }
 }
 
-/// Runs `sockit echo-server`.
+/// Runs `sockit echo-server`. With `--json`, an error that ends it is also one JSON object
+/// on stdout (`{"event":"error","kind":…,"code":…,"message":…,"op":…}`), after the events.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    serve(args).inspect_err(|err| {
+        if json && !crate::exit::is_broken_pipe(err) {
+            let mut obj = crate::output::json_error(err);
+            obj["event"] = "error".into();
+            obj["op"] = crate::exit::sockit_error(err).map(|e| e.op()).into();
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{obj}");
+            let _ = out.flush();
+        }
+    })
+}
+
+fn serve(args: Args) -> anyhow::Result<ExitCode> {
     let cfg = config(&args)?;
     let where_ = match &cfg.listen {
         Listen::Tcp(a) | Listen::Udp(a) | Listen::TcpUdp(a) => a.to_string(),

@@ -362,8 +362,11 @@ fn unix_datagrams_past_64_kib_come_back_whole_and_longer_than_the_limit_are_repo
     socket2::SockRef::from(&me)
         .set_send_buffer_size(400_000)
         .unwrap();
+    socket2::SockRef::from(&me)
+        .set_recv_buffer_size(400_000)
+        .unwrap();
     let mut buf = vec![0u8; 400_000];
-    for n in [65_537usize, 100_000] {
+    for n in [65_537usize, 100_000, 212_992] {
         let msg = pattern(n, n as u64);
         me.send(&msg).unwrap();
         assert_eq!(me.recv(&mut buf).unwrap(), n);
@@ -469,7 +472,7 @@ fn verbose_and_json_report_connections_and_bytes() {
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
     let err = common::server_stderr(&mut srv);
     assert!(err.contains("5 bytes echoed"), "{err}");
-    assert!(err.contains("served 1 connections (5 bytes)"), "{err}");
+    assert!(err.contains("served 1 connection (5 bytes)"), "{err}");
 }
 
 #[test]
@@ -722,4 +725,21 @@ fn bind_errors_name_the_address() {
         &format!("sockit: echo-server: bind {path}: [Errno 2] No such file or directory"),
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn json_reports_the_error_that_ends_it_as_json() {
+    // Regression: `echo-server --json` on a port in use printed only plain text.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = common::run(
+        &mut sockit(&["echo-server", "--json", "127.0.0.1", &port]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON object");
+    assert_eq!(v["event"], "error");
+    assert_eq!(v["code"], 98);
+    assert_eq!(v["op"], format!("bind 127.0.0.1:{port}"));
 }
