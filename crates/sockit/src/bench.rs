@@ -183,7 +183,10 @@ pub struct Config {
     /// Per-request reply timeout, at least [`MIN_TIMEOUT`], counted from the send. UDP:
     /// a datagram with no reply by then is lost (default 200 ms). TCP and Unix: a
     /// request still unanswered by then ends its connection with a `timeout` error
-    /// (default 5 s). Stream mode: it bounds the wait for the echo after the end.
+    /// (default 5 s). Stream mode: a connection owed echoed bytes that receives none
+    /// for this long, or that cannot write a chunk in this long, ends with a `timeout`
+    /// error (the bytes not back are lost); it also bounds the wait for the echo after
+    /// the end.
     pub timeout: Option<Duration>,
     /// Compare echoed bytes with the bytes sent (default true).
     pub verify: bool,
@@ -230,7 +233,7 @@ impl Config {
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the setting:
     /// connections outside 1..=100,000, zero threads, a size outside 1..=16 MiB (UDP:
-    /// 65,507 bytes over IPv4, 65,527 over IPv6), a zero or longer-than-an-hour duration,
+    /// 8 (the sequence number) to 65,507 bytes over IPv4, 65,527 over IPv6), a zero or longer-than-an-hour duration,
     /// a zero count, a warm-up over an hour, a rate that is not a positive number up to
     /// 10,000,000/s, a timeout under [`MIN_TIMEOUT`], a zero connect timeout, stream mode
     /// over UDP, or a rate with stream mode.
@@ -261,6 +264,12 @@ impl Config {
             }
             if self.mode == Mode::Stream {
                 return bad("stream mode needs TCP or Unix (UDP is ping-pong only)".into());
+            }
+            if self.size < 8 {
+                return bad(format!(
+                    "UDP needs a size of at least 8 bytes: each datagram carries its 8-byte sequence number (not {})",
+                    self.size
+                ));
             }
         }
         if let Some(d) = self.duration
@@ -393,16 +402,21 @@ pub struct Report {
     /// Measured requests answered (round trips; UDP: without the lost ones; stream:
     /// chunks echoed, that is bytes received / size).
     pub requests: u64,
-    /// Measured requests sent (ping-pong; those abandoned in flight at the end
-    /// included).
+    /// Measured requests sent (ping-pong: those abandoned in flight at the end
+    /// included; stream: chunks written).
     pub sent: u64,
+    /// Requests (stream: chunks) sent in the whole run, warm-up included: with
+    /// [`requests`](Report::requests) at 0, the server answered none of them in the
+    /// measured window (see [`Report::unanswered`]).
+    pub sent_total: u64,
     /// Open loop: requests due in the measured window that were never sent (the
     /// connections fell behind the rate, or stopped on an error).
     pub unsent: u64,
     /// Measured requests per connection that was set up, in connection order; their
     /// sum is `requests`.
     pub requests_per_connection: Vec<u64>,
-    /// Measured payload bytes sent (ping-pong: of the requests answered or lost).
+    /// Measured payload bytes sent: every byte written in the measured window
+    /// (ping-pong: of every request sent, answered or not).
     pub bytes_sent: u64,
     /// Measured payload bytes received back.
     pub bytes_received: u64,
@@ -425,8 +439,12 @@ pub struct Report {
     pub late: u64,
     /// UDP replies to datagrams that had already been answered.
     pub duplicates: u64,
-    /// TCP/Unix bytes sent that never came back (the peer closed or the drain timed out).
+    /// TCP/Unix bytes sent that never came back (the peer closed, or no echoed byte
+    /// came for one timeout, or the drain after the end timed out).
     pub lost_bytes: u64,
+    /// Stream: bytes the server sent beyond those written to it (not echoes: they are
+    /// neither chunks echoed nor compared).
+    pub extra_bytes: u64,
     /// Why the run ended.
     pub stopped_by: StopReason,
     /// Round-trip latencies in nanoseconds (empty in stream mode).
@@ -475,9 +493,17 @@ impl Report {
     }
 
     /// True when data came back wrong or not at all: mismatches, lost or truncated
-    /// datagrams, or lost bytes.
+    /// datagrams, lost or extra bytes, or requests sent and none answered in the
+    /// measured window.
     pub fn data_errors(&self) -> bool {
-        self.mismatches + self.lost + self.truncated + self.lost_bytes > 0
+        self.mismatches + self.lost + self.truncated + self.lost_bytes + self.extra_bytes > 0
+            || self.unanswered().is_some()
+    }
+
+    /// `Some(sent)` when requests (stream: chunks) were sent, warm-up included, and none
+    /// was answered in the measured window: a server that does not reply.
+    pub fn unanswered(&self) -> Option<u64> {
+        (self.requests == 0 && self.sent_total > 0).then_some(self.sent_total)
     }
 }
 
@@ -718,6 +744,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         elapsed: Duration::ZERO,
         requests: 0,
         sent: 0,
+        sent_total: 0,
         unsent: 0,
         requests_per_connection: Vec::with_capacity(connected),
         bytes_sent: 0,
@@ -731,6 +758,7 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         late: 0,
         duplicates: 0,
         lost_bytes: 0,
+        extra_bytes: 0,
         stopped_by: StopReason::Duration,
         histogram,
         load_time,
@@ -741,6 +769,8 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     for (_, c) in per_conn {
         r.requests += c.requests;
         r.sent += c.sent;
+        r.sent_total += c.sent_all;
+        r.extra_bytes += c.extra_bytes;
         r.unsent += c.unsent;
         r.requests_per_connection.push(c.requests);
         r.bytes_sent += c.bytes_sent;
@@ -763,11 +793,8 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     // The run's real measured time: from the end of the warm-up until the last connection
     // stopped (not until the last reply, which made one quick request look like thousands
     // per second), and never past the end (requests in flight then were abandoned).
-    r.elapsed = if config.mode == Mode::Stream && config.count.is_none() {
-        end - measure
-    } else {
-        finished.unwrap_or_else(Instant::now).min(end).max(measure) - measure
-    };
+    // Stream mode too: connections that all died early end the measured time there.
+    r.elapsed = finished.unwrap_or_else(Instant::now).min(end).max(measure) - measure;
     r.stopped_by = if errored == connected {
         StopReason::Errors
     } else if let Some(n) = config.count {
@@ -828,6 +855,10 @@ type ConnError = (&'static str, Error);
 struct ConnStats {
     requests: u64,
     sent: u64,
+    /// Requests (stream: chunks) sent, warm-up included.
+    sent_all: u64,
+    /// Stream: bytes received beyond those written.
+    extra_bytes: u64,
     unsent: u64,
     duplicates: u64,
     bytes_sent: u64,
@@ -895,6 +926,22 @@ fn kind_of_error(e: &Error) -> &'static str {
     }
 }
 
+/// The word [`Report::errors`] counts an error under (`refused`, `reset`, `closed`,
+/// `timeout`, `os`, `check`), for an error [`run`] returned: a run that failed as a whole
+/// names its error as a partly failed run counts it.
+/// Errors of other kinds (a name lookup's, bad input) keep their kind's name.
+pub fn error_kind_name(e: &Error) -> &'static str {
+    match e.kind() {
+        crate::ErrorKind::Protocol if e.op() == CHECK => "check",
+        crate::ErrorKind::Os if e.code().is_none() && e.message() == CLOSED => "closed",
+        crate::ErrorKind::Os | crate::ErrorKind::Timeout => kind_of_error(e),
+        k => k.as_str(),
+    }
+}
+
+/// The message of a peer's close.
+const CLOSED: &str = "the peer closed the connection";
+
 fn io_err(op: &'static str, e: io::Error) -> ConnError {
     (kind_of(&e), Error::from_io(op, e))
 }
@@ -904,15 +951,7 @@ fn timeout_err(op: &'static str) -> ConnError {
 }
 
 fn closed_err(op: &'static str) -> ConnError {
-    (
-        "closed",
-        Error::new(
-            crate::ErrorKind::Os,
-            op,
-            None,
-            "the peer closed the connection",
-        ),
-    )
+    ("closed", Error::new(crate::ErrorKind::Os, op, None, CLOSED))
 }
 
 /// One load thread: set up its connections, wait for the clock, run them.
@@ -1036,11 +1075,7 @@ async fn connect_all(
         let (sem, shared) = (sem.clone(), shared.clone());
         set.push(tokio::spawn(async move {
             let _permit = sem.acquire_owned().await;
-            let dl = tokio::time::Instant::from_std(deadline);
-            match tokio::time::timeout_at(dl, connect_one(&shared)).await {
-                Ok(r) => r,
-                Err(_) => Err(timeout_err("connect")),
-            }
+            connect_one(&shared, deadline).await
         }));
     }
     let (mut ok, mut errs) = (Vec::new(), Vec::new());
@@ -1060,12 +1095,16 @@ async fn connect_all(
 /// Connects one socket; TCP and Unix then do one 8-byte echo, the connection check (so
 /// every connection has been accepted before the clock starts). With verification on,
 /// an echo with other bytes fails the connection with a `check` error.
-async fn connect_one(shared: &Shared) -> std::result::Result<Conn, ConnError> {
+///
+/// Bounded by `deadline` (the connect phase's end): running out while connecting is a
+/// `connect` timeout, while checking a timeout of the check (its op names it).
+async fn connect_one(shared: &Shared, deadline: Instant) -> std::result::Result<Conn, ConnError> {
     /// The connection check, within one request timeout (a server that accepts and
     /// never answers fails here, not after the whole connect phase). Its errors name it.
     async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
         s: &mut S,
         timeout: Duration,
+        deadline: Instant,
         verify: bool,
     ) -> std::result::Result<(), ConnError> {
         let exchange = async {
@@ -1080,7 +1119,8 @@ async fn connect_one(shared: &Shared) -> std::result::Result<Conn, ConnError> {
             })?;
             Ok(back)
         };
-        let back = tokio::time::timeout(timeout, exchange)
+        let until = (Instant::now() + timeout).min(deadline);
+        let back = tokio::time::timeout_at(tokio::time::Instant::from_std(until), exchange)
             .await
             .unwrap_or_else(|_| Err(timeout_err("recv")))
             .map_err(|(kind, e)| {
@@ -1099,31 +1139,41 @@ async fn connect_one(shared: &Shared) -> std::result::Result<Conn, ConnError> {
         Ok(())
     }
     let (timeout, verify) = (shared.timeout, shared.cfg.verify);
+    let dl = tokio::time::Instant::from_std(deadline);
     match &shared.cfg.target {
         Target::Tcp(a) => {
-            let mut s = tokio::net::TcpStream::connect(a)
+            let mut s = tokio::time::timeout_at(dl, tokio::net::TcpStream::connect(a))
                 .await
-                .map_err(|e| io_err("connect", e))?;
+                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+                .map_err(|e| {
+                    if e.kind() == io::ErrorKind::TimedOut {
+                        timeout_err("connect")
+                    } else {
+                        io_err("connect", e)
+                    }
+                })?;
             s.set_nodelay(true).map_err(|e| io_err("setsockopt", e))?;
-            hello(&mut s, timeout, verify).await?;
+            hello(&mut s, timeout, deadline, verify).await?;
             Ok(Conn::Tcp(s))
         }
         Target::Unix(a) => {
             // The library's connect (path or abstract name), off the runtime thread:
             // a full backlog blocks it, for at most the connect timeout.
             let (a, limit) = (a.clone(), shared.cfg.connect_timeout);
-            let std =
-                tokio::task::spawn_blocking(move || crate::unix::connect_stream(&a, Some(limit)))
-                    .await
-                    .map_err(|_| {
-                        (
-                            "os",
-                            Error::new(crate::ErrorKind::Os, "connect", None, "task failed"),
-                        )
-                    })?
-                    .map_err(|e| (kind_of_error(&e), e))?;
+            let blocking =
+                tokio::task::spawn_blocking(move || crate::unix::connect_stream(&a, Some(limit)));
+            let std = tokio::time::timeout_at(dl, blocking)
+                .await
+                .map_err(|_| timeout_err("connect"))?
+                .map_err(|_| {
+                    (
+                        "os",
+                        Error::new(crate::ErrorKind::Os, "connect", None, "task failed"),
+                    )
+                })?
+                .map_err(|e| (kind_of_error(&e), e))?;
             let mut s = tokio::net::UnixStream::from_std(std).map_err(|e| io_err("connect", e))?;
-            hello(&mut s, timeout, verify).await?;
+            hello(&mut s, timeout, deadline, verify).await?;
             Ok(Conn::Unix(s))
         }
         Target::Udp(a) => {
@@ -1389,8 +1439,10 @@ where
         };
         let wait = Wait::new(now, sh.timeout, ctx.clock.end);
         fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
+        st.sent_all += 1;
         if t0 >= ctx.clock.measure {
             st.sent += 1;
+            st.bytes_sent += m as u64;
         }
         let mut got = carry;
         let res = if m <= SEQUENTIAL_MAX {
@@ -1441,7 +1493,6 @@ where
         if t0 >= ctx.clock.measure {
             measured += 1;
             st.requests += 1;
-            st.bytes_sent += m as u64;
             st.bytes_received += m as u64;
             st.last_done = Some(t1);
             ctx.record(t1 - t0);
@@ -1459,101 +1510,163 @@ where
 {
     let sh = &*ctx.shared;
     let chunk = sh.cfg.size;
+    let csize = chunk as u64;
     let clock = ctx.clock;
     let hard_stop = tokio::time::Instant::from_std(clock.end + sh.timeout);
     let start_off = (ctx.id * 37) % PERIOD;
+    // bytes handed to the kernel so far (updated after every partial write, so a byte
+    // received at a position below it is an echo, and one at or above it is extra)
     let written_total = Cell::new(0u64);
+    // stream position of the first chunk written in the measured window
+    let measure_pos = Cell::new(u64::MAX);
     let writer_done = Cell::new(false);
     let notify = tokio::sync::Notify::new();
     let mut st = ConnStats::default();
     let mut w_err = None;
-    let (mut r_err, mut r_mis, mut r_bytes, mut r_total, mut last) = (None, 0u64, 0u64, 0u64, None);
-    let (mut w_reqs, mut w_bytes) = (0u64, 0u64);
-    let writer = async {
-        let mut off = start_off;
-        loop {
-            let now = Instant::now();
-            if now >= clock.end || ctx.budget.is_some_and(|b| w_reqs >= b) {
-                break;
-            }
-            let res = tokio::select! {
-                biased;
-                res = w.write_all(&sh.pat[off..off + chunk]) => res.map_err(|e| io_err("send", e)),
-                _ = tokio::time::sleep_until(hard_stop) => Err(timeout_err("send")),
-            };
-            if let Err(e) = res {
-                w_err = Some(e);
-                break;
-            }
-            written_total.set(written_total.get() + chunk as u64);
-            if now >= clock.measure {
-                w_reqs += 1;
-                w_bytes += chunk as u64;
-            }
-            off = (off + chunk) % PERIOD;
-        }
-        let _ = w.shutdown().await;
-        writer_done.set(true);
-        notify.notify_one();
-    };
-    let reader = async {
-        let mut buf = vec![0u8; READ_BUF];
-        let window_only = sh.cfg.count.is_none();
-        // the last chunk (index in the byte stream) counted as a mismatch
-        let mut bad_chunk = u64::MAX;
-        loop {
-            if writer_done.get() && r_total >= written_total.get() {
-                break;
-            }
-            let n = tokio::select! {
-                biased;
-                res = r.read(&mut buf) => match res {
-                    Ok(0) => {
-                        if r_total < written_total.get() || !writer_done.get() {
-                            r_err = Some(closed_err("recv"));
+    let (mut w_reqs, mut w_all, mut w_bytes) = (0u64, 0u64, 0u64);
+    let mut r_err = None;
+    let (mut r_chunks, mut r_mis, mut r_bytes, mut r_total, mut extra) = (0u64, 0, 0, 0u64, 0);
+    let mut last = None;
+    {
+        let writer = async {
+            let mut off = start_off;
+            'chunks: loop {
+                let now = Instant::now();
+                if now >= clock.end || ctx.budget.is_some_and(|b| w_reqs >= b) {
+                    break;
+                }
+                if now >= clock.measure && measure_pos.get() == u64::MAX {
+                    measure_pos.set(written_total.get());
+                }
+                // a chunk that cannot be written within one timeout ends the connection
+                let until = tokio::time::Instant::from_std(now + sh.timeout).min(hard_stop);
+                let data = &sh.pat[off..off + chunk];
+                let mut done = 0;
+                while done < chunk {
+                    let res = tokio::select! {
+                        biased;
+                        res = w.write(&data[done..]) => res.map_err(|e| io_err("send", e)),
+                        _ = tokio::time::sleep_until(until) => Err(timeout_err("send")),
+                    };
+                    match res {
+                        Ok(0) => {
+                            w_err = Some(io_err("send", io::ErrorKind::WriteZero.into()));
+                            break 'chunks;
                         }
-                        break;
+                        Ok(n) => {
+                            done += n;
+                            written_total.set(written_total.get() + n as u64);
+                        }
+                        Err(e) => {
+                            w_err = Some(e);
+                            break 'chunks;
+                        }
                     }
-                    Ok(n) => n,
-                    Err(e) => {
-                        r_err = Some(io_err("recv", e));
-                        break;
+                }
+                w_all += 1;
+                if now >= clock.measure {
+                    w_reqs += 1;
+                    w_bytes += csize;
+                }
+                off = (off + chunk) % PERIOD;
+            }
+            let _ = tokio::time::timeout_at(hard_stop, w.shutdown()).await;
+            writer_done.set(true);
+            notify.notify_one();
+        };
+        let reader = async {
+            let mut buf = vec![0u8; READ_BUF];
+            let window_only = sh.cfg.count.is_none();
+            // the chunk being received has a wrong byte
+            let mut bad = false;
+            // echoed bytes must keep coming: none for one timeout while some are owed
+            // ends the connection (a server that reads but never echoes, or never reads)
+            let mut last_rx = Instant::now();
+            loop {
+                if writer_done.get() && r_total >= written_total.get() {
+                    break;
+                }
+                let stall = tokio::time::Instant::from_std(last_rx + sh.timeout).min(hard_stop);
+                let n = tokio::select! {
+                    biased;
+                    res = r.read(&mut buf) => match res {
+                        Ok(0) => {
+                            if r_total < written_total.get() || !writer_done.get() {
+                                r_err = Some(closed_err("recv"));
+                            }
+                            break;
+                        }
+                        Ok(n) => n,
+                        Err(e) => {
+                            r_err = Some(io_err("recv", e));
+                            break;
+                        }
+                    },
+                    _ = notify.notified() => continue,
+                    _ = tokio::time::sleep_until(stall) => {
+                        if tokio::time::Instant::now() >= hard_stop {
+                            break;
+                        }
+                        if r_total < written_total.get() {
+                            r_err = Some(timeout_err("recv"));
+                            break;
+                        }
+                        last_rx = Instant::now(); // nothing owed: keep waiting
+                        continue;
                     }
-                },
-                _ = notify.notified() => continue,
-                _ = tokio::time::sleep_until(hard_stop) => break,
-            };
-            let now = Instant::now();
-            if sh.cfg.verify {
-                // compare chunk by chunk: a chunk with any wrong byte is one mismatch
+                };
+                let now = Instant::now();
+                last_rx = now;
+                let in_time = now >= clock.measure && (!window_only || now <= clock.end);
+                // bytes beyond what was written are not echoes
+                let echoed = (n as u64).min(written_total.get().saturating_sub(r_total)) as usize;
+                extra += (n - echoed) as u64;
+                // chunk by chunk: a chunk counts (echoed, and a mismatch if any byte of
+                // it was wrong) when its last byte arrives in the measured window
                 let mut i = 0;
-                while i < n {
+                while i < echoed {
                     let pos = r_total + i as u64;
-                    let idx = pos / chunk as u64;
-                    let len = ((idx + 1) * chunk as u64 - pos).min((n - i) as u64) as usize;
-                    let off = (start_off + (pos % PERIOD as u64) as usize) % PERIOD;
-                    if idx != bad_chunk && buf[i..i + len] != sh.pat[off..off + len] {
-                        r_mis += 1;
-                        bad_chunk = idx;
+                    let idx = pos / csize;
+                    let len = ((idx + 1) * csize - pos).min((echoed - i) as u64) as usize;
+                    if sh.cfg.verify {
+                        let off = (start_off + (pos % PERIOD as u64) as usize) % PERIOD;
+                        bad |= buf[i..i + len] != sh.pat[off..off + len];
                     }
                     i += len;
+                    let complete = (pos + len as u64) % csize == 0;
+                    if complete {
+                        let counted = in_time && (window_only || idx * csize >= measure_pos.get());
+                        if counted {
+                            r_chunks += 1;
+                            r_bytes += csize;
+                            r_mis += u64::from(bad);
+                            last = Some(now);
+                            ctx.record_progress(1);
+                        }
+                        bad = false;
+                    }
                 }
+                r_total += echoed as u64;
             }
-            r_total += n as u64;
-            if now >= clock.measure && (!window_only || now <= clock.end) {
-                let before = r_bytes / chunk as u64;
-                r_bytes += n as u64;
-                last = Some(now);
-                ctx.record_progress(r_bytes / chunk as u64 - before);
+        };
+        tokio::pin!(writer, reader);
+        let mut writing = true;
+        loop {
+            tokio::select! {
+                _ = &mut writer, if writing => writing = false,
+                // the reader's end (an error, a stall, or every byte back) ends the writer
+                _ = &mut reader => break,
             }
         }
-    };
-    tokio::join!(writer, reader);
+    }
     // what came back counts: whole chunks echoed in the measured window
-    st.requests = r_bytes / chunk as u64;
+    st.requests = r_chunks;
+    st.sent = w_reqs;
+    st.sent_all = w_all;
     st.bytes_sent = w_bytes;
     st.bytes_received = r_bytes;
     st.mismatches = r_mis;
+    st.extra_bytes = extra;
     st.lost_bytes = written_total.get().saturating_sub(r_total);
     st.last_done = last;
     st.error = w_err.or(r_err);
@@ -1604,10 +1717,12 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
             break;
         }
         let is_measured = t0 >= ctx.clock.measure;
+        st.sent_all += 1;
         if is_measured {
             // a datagram sent uses up one request of the count, answered or lost
             measured += 1;
             st.sent += 1;
+            st.bytes_sent += m as u64;
         }
         let wait = Wait::new(Instant::now(), sh.timeout, ctx.clock.end);
         fates[(seq % UDP_HISTORY as u64) as usize] = Fate::Unknown;
@@ -1627,9 +1742,6 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
                     }
                     st.lost += 1;
                     fates[(seq % UDP_HISTORY as u64) as usize] = Fate::Lost;
-                    if is_measured {
-                        st.bytes_sent += m as u64;
-                    }
                     break None;
                 }
             };
@@ -1676,7 +1788,6 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
             }
             if is_measured {
                 st.requests += 1;
-                st.bytes_sent += m as u64;
                 st.bytes_received += n as u64;
                 st.last_done = Some(t1);
                 ctx.record(t1 - t0);
@@ -1691,6 +1802,37 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_run_names_its_error_as_the_report_counts_it() {
+        // Regression: a wrong check echo was `protocol` and a reset during the check `os`
+        // in a failed run's error object, `check` and `reset` in errors_by_kind.
+        let check = |e: ConnError| {
+            let (kind, e) = e;
+            (kind, e.clone().with_op(format!("{CHECK}: {}", e.op())))
+        };
+        let cases = [
+            io_err("recv", io::Error::from_raw_os_error(libc::ECONNRESET)),
+            check(io_err(
+                "recv",
+                io::Error::from_raw_os_error(libc::ECONNRESET),
+            )),
+            io_err("connect", io::Error::from_raw_os_error(libc::ECONNREFUSED)),
+            io_err("send", io::Error::from_raw_os_error(libc::EPIPE)),
+            io_err("recv", io::Error::from_raw_os_error(libc::EHOSTUNREACH)),
+            closed_err("recv"),
+            check(closed_err("recv")),
+            timeout_err("recv"),
+            check(timeout_err("recv")),
+            (
+                "check",
+                Error::protocol(CHECK, "the echo came back as [..]"),
+            ),
+        ];
+        for (kind, e) in cases {
+            assert_eq!(error_kind_name(&e), kind, "{e}");
+        }
+    }
 
     #[test]
     fn histogram_round_trip_and_merge() {

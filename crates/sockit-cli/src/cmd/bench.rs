@@ -112,7 +112,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(err) => {
             if args.json && !crate::exit::is_broken_pipe(&err) {
                 let mut error = crate::output::json_error(&err);
-                error["op"] = crate::exit::sockit_error(&err).map(|e| e.op()).into();
+                let e = crate::exit::sockit_error(&err);
+                error["op"] = e.map(|e| e.op()).into();
+                if let (Some(e), true) = (e, args.merge.is_empty()) {
+                    // the word errors_by_kind counts it under (`check`, `reset`, …)
+                    error["kind"] = bench::error_kind_name(e).into();
+                }
                 let obj = if args.merge.is_empty() {
                     json!({"target": target_text(&args), "error": error})
                 } else {
@@ -164,6 +169,7 @@ fn measure(args: &Args) -> anyhow::Result<Summary> {
     if !args.merge.is_empty() {
         return merge_files(&args.merge);
     }
+    check_flags(args)?;
     let config = config_of(args)?;
     if args.verbose > 0 {
         crate::exit::stderr_line(format_args!(
@@ -202,6 +208,24 @@ fn measure(args: &Args) -> anyhow::Result<Summary> {
         }
     }
     Summary::of_report(&report)
+}
+
+/// The flag checks that need more than one flag, or name the flag (before any lookup).
+fn check_flags(args: &Args) -> anyhow::Result<()> {
+    if args.count == Some(0) {
+        return Err(Error::invalid_input("bench", "--count must be at least 1").into());
+    }
+    if args.udp && args.size < 8 {
+        return Err(Error::invalid_input(
+            "bench",
+            format!(
+                "UDP needs --size of at least 8 bytes: each datagram carries its 8-byte sequence number (not {})",
+                args.size
+            ),
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// `--duration`: the library's limit, [`bench::MAX_DURATION`].
@@ -373,8 +397,12 @@ struct Summary {
     duplicates: u64,
     /// Requests sent and requests due but never sent (open loop).
     sent: u64,
+    /// Requests sent in the whole run, warm-up included (merged: the measured ones).
+    sent_total: u64,
     unsent: u64,
     lost_bytes: u64,
+    /// Stream: bytes the server sent beyond those written to it.
+    extra_bytes: u64,
     stopped_by: String,
     histogram: bench::hdrhistogram::Histogram<u64>,
     cpu_pct: Option<f64>,
@@ -418,8 +446,10 @@ impl Summary {
             late: r.late,
             duplicates: r.duplicates,
             sent: r.sent,
+            sent_total: r.sent_total,
             unsent: r.unsent,
             lost_bytes: r.lost_bytes,
+            extra_bytes: r.extra_bytes,
             stopped_by: r.stopped_by.as_str().into(),
             histogram: r.histogram.clone(),
             cpu_pct: Some(r.cpu_pct()),
@@ -432,15 +462,27 @@ impl Summary {
     }
 
     fn data_errors(&self) -> bool {
-        self.mismatches + self.lost + self.truncated + self.lost_bytes > 0
+        self.mismatches + self.lost + self.truncated + self.lost_bytes + self.extra_bytes > 0
     }
 
-    /// 7 for wrong or lost data; else the first error's kind; else 0.
+    /// `Some(sent)` when requests were sent and none was answered in the measured window.
+    fn unanswered(&self) -> Option<u64> {
+        (self.requests == 0 && self.sent_total > 0).then_some(self.sent_total)
+    }
+
+    /// 7 for wrong or lost data, or no reply at all; else the first error's kind; else 0.
     fn exit_code(&self) -> ExitCode {
+        if let Some(n) = self.unanswered() {
+            crate::exit::stderr_line(format_args!(
+                "sockit: bench: no reply in the measured window: {n} request{} sent, 0 answered",
+                if n == 1 { "" } else { "s" }
+            ));
+            return ExitCode::from(7);
+        }
         if self.data_errors() {
             crate::exit::stderr_line(format_args!(
-                "sockit: bench: data came back wrong: {} mismatched, {} lost, {} truncated, {} bytes lost",
-                self.mismatches, self.lost, self.truncated, self.lost_bytes
+                "sockit: bench: data came back wrong: {} mismatched, {} lost, {} truncated, {} bytes lost, {} extra bytes",
+                self.mismatches, self.lost, self.truncated, self.lost_bytes, self.extra_bytes
             ));
             return ExitCode::from(7);
         }
@@ -503,6 +545,7 @@ impl Summary {
             "sent_requests": self.sent,
             "unsent_requests": self.unsent,
             "lost_bytes": self.lost_bytes,
+            "extra_bytes": self.extra_bytes,
             "stopped_by": self.stopped_by,
             "histogram": hist,
             "histogram_unit": "ns",
@@ -550,8 +593,11 @@ impl Summary {
             // The runs are taken as concurrent: their rates add up; no one duration fits.
             writeln!(
                 out,
-                "requests    {} {unit} from {} runs; combined rate {:.0} per second (sum of each run's rate)",
-                self.requests, self.runs, self.rps
+                "requests    {} {unit} from {} run{}; combined rate {:.0} per second (sum of each run's rate)",
+                self.requests,
+                self.runs,
+                if self.runs == 1 { "" } else { "s" },
+                self.rps
             )?;
             writeln!(
                 out,
@@ -615,6 +661,13 @@ impl Summary {
         if self.lost_bytes > 0 {
             writeln!(out, "lost bytes  {}", self.lost_bytes)?;
         }
+        if self.extra_bytes > 0 {
+            writeln!(
+                out,
+                "extra bytes {} (sent by the server beyond those written)",
+                self.extra_bytes
+            )?;
+        }
         if let (Some(c), Some(w)) = (self.cpu_pct, self.cpu_wait_pct) {
             writeln!(
                 out,
@@ -663,8 +716,10 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
         late: 0,
         duplicates: 0,
         sent: 0,
+        sent_total: 0,
         unsent: 0,
         lost_bytes: 0,
+        extra_bytes: 0,
         stopped_by: "merged".into(),
         histogram: bench::new_histogram(),
         cpu_pct: None,
@@ -688,6 +743,14 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
             ))
             .context(format!("--merge {} line {line}", f.display()))
         })?;
+        if text.trim().is_empty() {
+            // Refused like an empty file alone: a run that is not there cannot be added.
+            return Err(Error::invalid_input(
+                "json",
+                "no results in the file (it is empty)".to_string(),
+            ))
+            .with_context(|| format!("--merge {}", f.display()));
+        }
         for (no, line) in text
             .lines()
             .enumerate()
@@ -768,6 +831,7 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
             s.sent = sum(s.sent, r.sent, "sent_requests")?;
             s.unsent = sum(s.unsent, r.unsent, "unsent_requests")?;
             s.lost_bytes = sum(s.lost_bytes, r.lost_bytes, "lost_bytes")?;
+            s.extra_bytes = sum(s.extra_bytes, r.extra_bytes, "extra_bytes")?;
             for (k, n) in r.errors_by_kind {
                 let e = s.errors.entry(k).or_insert(0);
                 *e = sum(*e, n, "errors_by_kind")?;
@@ -796,6 +860,7 @@ fn merge_files(files: &[PathBuf]) -> anyhow::Result<Summary> {
         )
         .into());
     }
+    s.sent_total = s.sent;
     s.protocol = protocol;
     s.mode = mode;
     s.target = targets.join(", ");
@@ -833,6 +898,7 @@ struct Saved {
     sent: u64,
     unsent: u64,
     lost_bytes: u64,
+    extra_bytes: u64,
     errors_by_kind: Vec<(String, u64)>,
     first_error: Option<Value>,
     duration_s: f64,
@@ -964,6 +1030,7 @@ impl Saved {
             sent: opt_uint("sent_requests")?,
             unsent: opt_uint("unsent_requests")?,
             lost_bytes: uint("lost_bytes")?,
+            extra_bytes: opt_uint("extra_bytes")?,
             errors_by_kind,
             first_error,
             duration_s: num("duration_s")?,

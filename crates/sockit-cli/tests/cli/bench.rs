@@ -111,7 +111,12 @@ fn assert_clean(v: &Value) {
         .sum();
     assert_eq!(per, u(v, "requests"), "{v}");
     assert!(u(v, "requests") > 0, "{v}");
-    assert_eq!(u(v, "bytes_sent"), u(v, "requests") * u(v, "size_bytes"));
+    // every request sent counts, also one abandoned in flight at the end
+    assert_eq!(
+        u(v, "bytes_sent"),
+        u(v, "sent_requests") * u(v, "size_bytes"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -456,7 +461,8 @@ fn unix_at_name_benchmarks_an_abstract_socket() {
     // and a missing abstract name is refused, not a file looked up
     let (v, code, _) = bench_json(&["--unix", &format!("{name}-none"), "--count", "1"]);
     assert_eq!(code, 1, "{v}");
-    assert_eq!(v["error"]["kind"], "os", "{v}");
+    // as errors_by_kind would count it
+    assert_eq!(v["error"]["kind"], "refused", "{v}");
 }
 
 #[test]
@@ -800,8 +806,10 @@ fn a_timeout_is_t_and_the_run_ends_at_the_duration() {
         &[&addr.to_string(), "--duration", "3", "--timeout", "1"],
         Duration::from_secs(6),
     );
-    assert_eq!(code, 5, "{err} {v}");
+    // nothing answered in the window: data did not come back (7), the timeout counted
+    assert_eq!(code, 7, "{err} {v}");
     assert_eq!(u(&v, "errors"), 1, "{v}");
+    assert_eq!(v["first_error"]["kind"], "timeout", "{v}");
     let d = v["duration_s"].as_f64().expect("duration_s");
     assert!((0.99..1.35).contains(&d), "{v}");
 }
@@ -889,11 +897,10 @@ fn stream_counts_chunks_that_came_back() {
         "0.5",
     ]);
     assert_eq!(code, 7, "{err} {v}");
-    // every chunk came back wrong (mismatches also count the echo after the window)
+    // every chunk came back wrong (counted over the chunks echoed in the window)
     let (chunks, mis) = (u(&v, "requests"), u(&v, "mismatches"));
     assert_eq!(u(&v, "lost_bytes"), 0, "{v}");
-    assert!(chunks > 100 && mis >= chunks, "{v}");
-    assert_eq!(mis, u(&v, "bytes_sent") / 64, "{v}");
+    assert!(chunks > 100 && mis == chunks, "{v}");
     // a server that reads but never echoes: nothing came back, nothing is counted
     let (addr, _h) = tcp_after_check(|_| Vec::new());
     let (v, code, err) = bench_json(&[
@@ -961,4 +968,272 @@ fn the_connection_check_is_reported_as_such() {
         5,
         "bench: connection check (8-byte echo): recv: timed out",
     );
+}
+
+/// A one-client TCP server that echoes the connection check, then keeps the connection
+/// open for `hold` without reading (`read: false`) or reading and echoing nothing.
+fn tcp_check_then_silent(read: bool, hold: Duration) -> String {
+    let (port, _h) = common::serve_one_client(move |mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
+        let mut check = [0u8; 8];
+        if s.read_exact(&mut check).is_err() || s.write_all(&check).is_err() {
+            return;
+        }
+        let t = std::time::Instant::now();
+        let mut buf = [0u8; 65536];
+        while t.elapsed() < hold {
+            if read {
+                match s.read(&mut buf) {
+                    Ok(0) => break,
+                    _ => continue,
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    port.to_string()
+}
+
+#[test]
+fn stream_with_a_count_stops_when_the_echo_stops() {
+    // Regression: `--mode stream --count 100000 --timeout 0.5` against a server that
+    // stopped echoing (or reading) ran until killed.
+    for read in [true, false] {
+        let port = tcp_check_then_silent(read, Duration::from_secs(4));
+        let (v, code, err, took) = bench_json_within(
+            &[
+                "127.0.0.1",
+                &port,
+                "--mode",
+                "stream",
+                "--count",
+                "100000",
+                "--size",
+                "1000",
+                "-c",
+                "1",
+                "--timeout",
+                "0.5",
+            ],
+            Duration::from_secs(8),
+        );
+        assert_eq!(code, 7, "read {read}: {err} {v}");
+        assert!(took < Duration::from_secs(3), "read {read}: {took:?}");
+        assert!(u(&v, "lost_bytes") > 0, "read {read}: {v}");
+        assert_eq!(v["errors_by_kind"]["timeout"], 1, "read {read}: {v}");
+        assert_eq!(u(&v, "requests"), 0, "read {read}: {v}");
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_is_exit_7() {
+    // Regression: silent UDP `--duration 0.15` and a TCP server silent after the check
+    // with `--warmup 0.1` gave "errors 0" and exit 0.
+    let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("addr").to_string();
+    let (v, code, err, _) =
+        bench_json_within(&["-u", &addr, "--duration", "0.15"], Duration::from_secs(5));
+    assert_eq!(code, 7, "{err} {v}");
+    assert!(
+        err.contains("no reply in the measured window: 1 request sent, 0 answered"),
+        "{err}"
+    );
+    // bytes_sent counts what was written, answered or not
+    assert_eq!(u(&v, "sent_requests"), 1, "{v}");
+    assert_eq!(u(&v, "bytes_sent"), 64, "{v}");
+    let port = tcp_check_then_silent(true, Duration::from_secs(3));
+    let (v, code, err, _) = bench_json_within(
+        &["127.0.0.1", &port, "--warmup", "0.1", "--duration", "0.5"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 7, "{err} {v}");
+    assert!(
+        err.contains("no reply in the measured window: 1 request sent, 0 answered"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stream_duration_is_the_real_time_when_every_connection_died() {
+    // Regression: a server closing after 5 reads ended the run after 0.1 s, but
+    // duration_s said the planned 1.0.
+    let (port, _h) = common::serve_one_client(|mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let mut buf = [0u8; 65536];
+        let mut check = [0u8; 8];
+        if s.read_exact(&mut check).is_err() || s.write_all(&check).is_err() {
+            return;
+        }
+        for _ in 0..5 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    let _ = s.write_all(&buf[..n]);
+                }
+            }
+        }
+    });
+    let (v, _code, err, took) = bench_json_within(
+        &[
+            "127.0.0.1",
+            &port.to_string(),
+            "--mode",
+            "stream",
+            "--duration",
+            "1",
+        ],
+        Duration::from_secs(5),
+    );
+    let d = v["duration_s"].as_f64().expect("duration_s");
+    assert!(d < 0.5, "{err} {v}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(u(&v, "errors"), 1, "{v}");
+}
+
+#[test]
+fn the_connect_timeout_during_the_check_names_the_check() {
+    // Regression: `-w` running out during the 8-byte check said "bench: connect: timed out".
+    let (port, _h) = common::serve_one_client(|mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        std::thread::sleep(Duration::from_millis(1500));
+    });
+    let out = run(
+        &mut sockit(&["bench", "127.0.0.1", &port.to_string(), "-w", "0.3"]),
+        LIMIT,
+    );
+    common::assert_fails_with(
+        &out,
+        5,
+        "bench: connection check (8-byte echo): recv: timed out",
+    );
+}
+
+#[test]
+fn stream_counters_count_the_same_bytes() {
+    // Regression: "mismatches 27598" beside "18430 chunks echoed"; a server echoing
+    // twice gave twice the chunks sent; sent_requests was 0 in stream mode.
+    let port = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let p = port.port.to_string();
+    let (v, code, err) = bench_json(&["127.0.0.1", &p, "--mode", "stream", "--count", "1000"]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert_eq!(u(&v, "sent_requests"), 1000, "{v}");
+    assert_eq!(u(&v, "bytes_sent"), 64000, "{v}");
+    assert_eq!(u(&v, "requests"), 1000, "{v}");
+    // every chunk corrupted: at most one mismatch per chunk echoed
+    let (addr, _h) = tcp_after_check(|b| b.iter().map(|x| x ^ 1).collect());
+    let (v, code, err) = bench_json(&[
+        &addr.to_string(),
+        "--mode",
+        "stream",
+        "--duration",
+        "0.3",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(code, 7, "{err} {v}");
+    let (chunks, mis) = (u(&v, "requests"), u(&v, "mismatches"));
+    assert!(chunks > 10 && mis == chunks, "{v}");
+    // everything echoed twice: echoed chunks are at most those sent, the rest is extra
+    let (addr, _h) = tcp_after_check(|b| [b, b].concat());
+    let (v, code, err) = bench_json(&[
+        &addr.to_string(),
+        "--mode",
+        "stream",
+        "--duration",
+        "0.3",
+        "--timeout",
+        "0.5",
+    ]);
+    assert_eq!(code, 7, "{err} {v}");
+    assert!(u(&v, "requests") <= u(&v, "sent_requests"), "{v}");
+    assert!(u(&v, "extra_bytes") > 0, "{v}");
+    assert!(u(&v, "mismatches") <= u(&v, "requests"), "{v}");
+}
+
+#[test]
+fn bytes_sent_counts_every_request_sent() {
+    // Regression: `--rate` with 40 sent and 38 answered gave bytes_sent 38×64.
+    let _g = common::serial();
+    let port = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let p = port.port.to_string();
+    let (v, code, err) = bench_json(&["127.0.0.1", &p, "--rate", "200", "--duration", "0.3"]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert_eq!(u(&v, "bytes_sent"), u(&v, "sent_requests") * 64, "{v}");
+}
+
+#[test]
+fn udp_needs_a_size_of_eight_bytes() {
+    // Regression: `-u --size 4`: late replies became mismatches (no room for the sequence).
+    let out = run(
+        &mut sockit(&["bench", "-u", "127.0.0.1", "9", "--size", "7"]),
+        LIMIT,
+    );
+    common::assert_fails_with(
+        &out,
+        2,
+        "UDP needs --size of at least 8 bytes: each datagram carries its 8-byte sequence number",
+    );
+    let out = run(
+        &mut sockit(&["bench", "127.0.0.1", "9", "--count", "0"]),
+        LIMIT,
+    );
+    common::assert_fails_with(&out, 2, "--count must be at least 1");
+}
+
+#[test]
+fn a_failed_run_names_its_error_as_errors_by_kind_does() {
+    // Regression: a wrong check echo was "protocol", a reset during the check "os".
+    let (port, _h) = common::serve_one_client(|mut s| {
+        let mut b = [0u8; 8];
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = s.read_exact(&mut b);
+        let _ = s.write_all(b"XXXXXXXX");
+        std::thread::sleep(Duration::from_millis(300));
+    });
+    let (v, code, err) = bench_json(&["127.0.0.1", &port.to_string()]);
+    assert_eq!(code, 7, "{err} {v}");
+    assert_eq!(v["error"]["kind"], "check", "{v}");
+    let (port, _h) = common::serve_one_client(|mut s| {
+        let mut b = [0u8; 8];
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
+        let _ = s.read_exact(&mut b);
+        let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
+    });
+    let (v, code, err) = bench_json(&["127.0.0.1", &port.to_string()]);
+    assert_eq!(code, 1, "{err} {v}");
+    assert_eq!(v["error"]["kind"], "reset", "{v}");
+}
+
+#[test]
+fn merge_refuses_every_empty_file_and_counts_one_run() {
+    // Regression: `--merge a.json empty.json` merged 1 run silently; "from 1 runs".
+    let dir = scratch_dir("merge-empty");
+    let port = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let out = run(
+        &mut sockit(&[
+            "bench",
+            "127.0.0.1",
+            &port.port.to_string(),
+            "--count",
+            "20",
+            "--json",
+        ]),
+        LIMIT,
+    );
+    let (a, empty) = (dir.join("a.json"), dir.join("empty.json"));
+    std::fs::write(&a, &out.stdout).expect("write");
+    std::fs::write(&empty, "").expect("write");
+    let (a, empty) = (
+        a.to_string_lossy().to_string(),
+        empty.to_string_lossy().to_string(),
+    );
+    let out = run(&mut sockit(&["bench", "--merge", &a, &empty]), LIMIT);
+    common::assert_fails_with(&out, 2, "empty.json");
+    let out = run(&mut sockit(&["bench", "--merge", &a]), LIMIT);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("20 requests from 1 run; "), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
 }
