@@ -499,7 +499,7 @@ impl Summary {
             return ExitCode::from(match kind {
                 "timeout" => 5,
                 "invalid_input" => 2,
-                "protocol" => 7,
+                "protocol" | "check" => 7,
                 _ => 1,
             });
         }

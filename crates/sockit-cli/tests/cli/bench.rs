@@ -1240,5 +1240,18 @@ fn merge_refuses_every_empty_file_and_counts_one_run() {
     let out = run(&mut sockit(&["bench", "--merge", &a]), LIMIT);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("20 requests from 1 run; "), "{text}");
+    // a saved run whose first error is a failed check keeps exit 7 when merged
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&a).expect("read")).expect("json");
+    v["errors"] = 1.into();
+    v["errors_by_kind"] = serde_json::json!({"check": 1});
+    v["first_error"] = serde_json::json!({"kind": "check", "op": "connection check (8-byte echo)",
+        "code": null, "message": "connection check (8-byte echo): the echo came back as [..]"});
+    let c = dir.join("check.json");
+    std::fs::write(&c, v.to_string()).expect("write");
+    let out = run(
+        &mut sockit(&["bench", "--merge", &c.to_string_lossy()]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
