@@ -93,6 +93,16 @@ pub fn parse_timeout_secs(text: &str) -> Result<Duration, String> {
     parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (leave -w out for no limit)"))
 }
 
+/// An idle timeout (`-i SECS` of connect, listen, forward): more than 0 and at most 1e9
+/// seconds, as echo-server's `--idle-timeout`.
+///
+/// `-i 0` (or a value that rounds to 0 ns) would drop every connection at once ("idle:
+/// timed out"), so it is refused; no limit is spelled by leaving `-i` out. (`-q 0` stays
+/// valid: nc's "quit at once after end of stdin"; `-d 0` is no delay between lines.)
+pub fn parse_idle_secs(text: &str) -> Result<Duration, String> {
+    parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (leave -i out for no limit)"))
+}
+
 /// `-4`, `-6`, `-n`: which family, and whether names may be looked up.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FamilyArgs {
@@ -227,7 +237,7 @@ pub struct DataArgs {
     #[arg(short = 'C', long = "crlf")]
     pub crlf: bool,
     /// Delay between lines sent, in seconds.
-    #[arg(short = 'd', long = "delay", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'd', long = "delay", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub delay: Option<Duration>,
     /// Only send: what the peer sends is read and discarded.
     #[arg(long = "send-only", conflicts_with = "recv_only")]

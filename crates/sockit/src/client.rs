@@ -23,8 +23,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use tokio::net::{TcpSocket, TcpStream};
-use tokio::task::JoinSet;
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::addr::{Family, Port, Protocol, SockType};
@@ -271,45 +270,105 @@ pub async fn connect_happy_addrs(
     if let (true, Some(src)) = (addrs.is_empty(), opts.source) {
         return Err(source_family_error(src));
     }
-    let mut attempts: JoinSet<(SocketAddr, Result<TcpStream>)> = JoinSet::new();
+    // The attempts in flight: each socket's non-blocking connect(2) is under way.
+    let mut pending: Vec<(SocketAddr, TcpStream)> = Vec::new();
     let mut next = 0usize;
     let mut next_start = Instant::now();
     let mut last_err: Option<Error> = None;
     loop {
-        if next < addrs.len() && (attempts.is_empty() || Instant::now() >= next_start) {
+        if next < addrs.len() && (pending.is_empty() || Instant::now() >= next_start) {
             let addr = addrs[next];
-            let (source, port) = (opts.source, opts.source_port);
-            attempts.spawn(async move { (addr, connect_one(addr, source, port).await) });
             next += 1;
             next_start = Instant::now() + CONNECTION_ATTEMPT_DELAY;
+            match start_connect(addr, opts.source, opts.source_port) {
+                Ok(stream) => pending.push((addr, stream)),
+                Err(e) => {
+                    last_err = Some(e);
+                    // RFC 8305: a failure starts the next attempt at once.
+                    next_start = Instant::now();
+                }
+            }
+            continue;
         }
-        if attempts.is_empty() {
+        if pending.is_empty() {
             return Err(
                 last_err.unwrap_or_else(|| Error::from_errno("connect", libc::ECONNREFUSED))
             );
         }
         let more = next < addrs.len();
         // Biased: an attempt that ended (a refusal, a connect) is seen before a deadline
-        // that passed meanwhile, so a refusal is never reported as a timeout.
+        // that passed meanwhile; and at the deadline `last_look` asks each socket once
+        // more, so a refusal is never reported as a timeout.
         tokio::select! {
             biased;
-            joined = attempts.join_next() => match joined {
-                Some(Ok((peer, Ok(stream)))) => {
-                    return Ok(Connected { stream, peer, attempts: next });
+            i = first_writable(&pending) => {
+                let (peer, stream) = pending.swap_remove(i);
+                match finish_connect(&stream) {
+                    Ok(()) => return Ok(Connected { stream, peer, attempts: next }),
+                    Err(e) => {
+                        last_err = Some(e);
+                        // RFC 8305: a failure starts the next attempt at once.
+                        next_start = Instant::now();
+                    }
                 }
-                Some(Ok((_, Err(e)))) => {
-                    last_err = Some(e);
-                    // RFC 8305: a failure starts the next attempt at once.
-                    next_start = Instant::now();
-                }
-                Some(Err(join)) => {
-                    last_err = Some(Error::new(crate::ErrorKind::Os, "connect", None, join.to_string()));
-                }
-                None => {}
             },
             _ = tokio::time::sleep_until(next_start), if more => {}
-            _ = sleep_until_opt(deadline) => return Err(Error::timeout("connect")),
+            _ = sleep_until_opt(deadline) => return last_look(pending, last_err, more, next),
         }
+    }
+}
+
+/// The index of the first attempt whose socket is writable: its connect(2) ended, either
+/// way (the socket is writable when connected and when `SO_ERROR` is set).
+async fn first_writable(pending: &[(SocketAddr, TcpStream)]) -> usize {
+    std::future::poll_fn(|cx| {
+        for (i, (_, stream)) in pending.iter().enumerate() {
+            if stream.poll_write_ready(cx).is_ready() {
+                return std::task::Poll::Ready(i);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+/// How a connect(2) that ended went: `getsockopt(SO_ERROR)` (Python:
+/// `sock.getsockopt(SOL_SOCKET, SO_ERROR)`), 0 meaning connected.
+fn finish_connect(stream: &TcpStream) -> Result<()> {
+    match stream.take_error() {
+        Ok(None) => Ok(()),
+        Ok(Some(e)) | Err(e) => Err(Error::from_io("connect", e)),
+    }
+}
+
+/// At the deadline, one last non-blocking look at every attempt still in flight
+/// (`SO_ERROR`, then `getpeername(2)`), so that what the kernel already knows wins over
+/// the clock: a connection made is returned, and when every attempt started has failed
+/// and no address is left untried, the last failure is returned (a refusal that came at
+/// the deadline stays `[Errno 111]`); otherwise `connect: timed out`.
+fn last_look(
+    pending: Vec<(SocketAddr, TcpStream)>,
+    mut last_err: Option<Error>,
+    untried: bool,
+    attempts: usize,
+) -> Result<Connected> {
+    let mut in_flight = false;
+    for (peer, stream) in pending {
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => last_err = Some(Error::from_io("connect", e)),
+            Ok(None) if stream.peer_addr().is_ok() => {
+                return Ok(Connected {
+                    stream,
+                    peer,
+                    attempts,
+                });
+            }
+            Ok(None) => in_flight = true,
+        }
+    }
+    match last_err {
+        Some(e) if !in_flight && !untried => Err(e),
+        _ => Err(Error::timeout("connect")),
     }
 }
 
@@ -352,17 +411,15 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
-/// One TCP connect attempt: `socket(2)`, optional `bind(2)` of the source, `connect(2)`.
-async fn connect_one(
-    addr: SocketAddr,
-    source: Option<IpAddr>,
-    source_port: u16,
-) -> Result<TcpStream> {
-    let sock = if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
+/// Starts one TCP connect attempt: `socket(2)` (non-blocking), optional `bind(2)` of the
+/// source (with `SO_REUSEADDR`), and `connect(2)`, which on a non-blocking socket returns
+/// at once (`EINPROGRESS`); [`first_writable`] and [`finish_connect`] see how it ends.
+fn start_connect(addr: SocketAddr, source: Option<IpAddr>, source_port: u16) -> Result<TcpStream> {
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM.nonblocking(),
+        Some(socket2::Protocol::TCP),
+    )
     .map_err(|e| Error::from_io("socket", e))?;
     if source.is_some() || source_port != 0 {
         let ip = source.unwrap_or(if addr.is_ipv4() {
@@ -370,14 +427,18 @@ async fn connect_one(
         } else {
             IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         });
-        sock.set_reuseaddr(true)
+        sock.set_reuse_address(true)
             .map_err(|e| Error::from_io("setsockopt", e))?;
         let src = SocketAddr::new(ip, source_port);
-        sock.bind(src).map_err(|e| source_bind_error(src, e))?;
+        sock.bind(&src.into())
+            .map_err(|e| source_bind_error(src, e))?;
     }
-    sock.connect(addr)
-        .await
-        .map_err(|e| Error::from_io("connect", e))
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(Error::from_io("connect", e)),
+    }
+    TcpStream::from_std(std::net::TcpStream::from(sock)).map_err(|e| Error::from_io("connect", e))
 }
 
 #[cfg(test)]
@@ -428,6 +489,30 @@ mod tests {
             .unwrap();
         assert_eq!(c.peer, good);
         assert_eq!(c.attempts, 2);
+        let e = connect_happy_addrs(vec![closed], &opts).await.unwrap_err();
+        assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_refusal_at_the_deadline_stays_a_refusal() {
+        // Regression: `connect -w 1e-9` to a refusing port said `connect: timed out`
+        // (the deadline won the race before the attempt was looked at).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let opts = ConnectOptions {
+            timeout: Some(Duration::from_nanos(1)),
+            ..Default::default()
+        };
+        for _ in 0..20 {
+            let e = connect_happy_addrs(vec![closed], &opts).await.unwrap_err();
+            assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+        }
+        let opts = ConnectOptions {
+            timeout: Some(Duration::ZERO),
+            ..Default::default()
+        };
         let e = connect_happy_addrs(vec![closed], &opts).await.unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
     }

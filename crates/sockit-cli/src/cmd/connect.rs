@@ -20,8 +20,8 @@ use sockit::{Port, SockType};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::args::{
-    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsClientArgs, parse_secs,
-    parse_timeout_secs,
+    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsClientArgs, parse_idle_secs,
+    parse_secs, parse_timeout_secs,
 };
 
 /// Arguments of `sockit connect`.
@@ -37,13 +37,14 @@ pub struct Args {
     #[arg(long = "unix", value_name = "PATH", conflicts_with = "address")]
     pub unix: Option<String>,
     /// Connect timeout in seconds: the whole attempt, over every address of the name.
-    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = parse_timeout_secs)]
+    #[arg(short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_timeout_secs)]
     pub wait: Option<Duration>,
     /// Idle timeout in seconds, reset by traffic either way (expiry exits 5).
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
+          value_parser = parse_idle_secs)]
     pub idle: Option<Duration>,
     /// After end of stdin, wait at most SECS for the peer, then quit (UDP default: 1).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
     /// Accepted for compatibility: half-close on end of stdin is already the default.
     #[arg(short = 'N')]

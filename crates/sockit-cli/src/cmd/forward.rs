@@ -41,14 +41,15 @@ pub struct Args {
     #[command(flatten)]
     pub family: FamilyArgs,
     /// Time to connect to the target, in seconds (lookup and every address).
-    #[arg(short = 'w', long = "wait", value_name = "SECS", value_parser = crate::args::parse_timeout_secs)]
+    #[arg(short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true, value_parser = crate::args::parse_timeout_secs)]
     pub wait: Option<Duration>,
     /// End a session after SECS without traffic either way (UDP sessions: default 60).
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
+          value_parser = crate::args::parse_idle_secs)]
     pub idle: Option<Duration>,
     /// TCP/Unix client to UDP target: after the client's end of input, relay replies for
     /// SECS more, then close the client (default 0.5, like socat's -t).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
     /// At most N sessions at once; more are accepted and closed at once.
     #[arg(long, value_name = "N", default_value_t = sockit::forward::DEFAULT_MAX_CONNS,

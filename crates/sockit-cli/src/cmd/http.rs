@@ -80,11 +80,11 @@ pub struct Opts {
     pub verbose: bool,
 
     /// Connect timeout in seconds (name lookup and connect, all addresses).
-    #[arg(short = 'w', long = "connect-timeout", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'w', long = "connect-timeout", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub connect_timeout: Option<Duration>,
 
     /// Limit for the whole exchange in seconds.
-    #[arg(short = 'm', long = "max-time", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'm', long = "max-time", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub max_time: Option<Duration>,
 
     /// Send an HTTP/1.0 request.

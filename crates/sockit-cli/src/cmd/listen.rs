@@ -29,7 +29,8 @@ use tokio::net::{TcpListener, UdpSocket, UnixDatagram, UnixListener};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::args::{
-    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsServerArgs, parse_secs,
+    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsServerArgs, parse_idle_secs,
+    parse_secs,
 };
 use crate::cmd::connect::{apply_sockopts, end_name, local_stdio, outcome_code, stdin_is_terminal};
 
@@ -58,10 +59,11 @@ pub struct Args {
     pub dual_stack: bool,
     /// Idle timeout in seconds, per connection, reset by traffic either way (one peer:
     /// expiry exits 5; with -k the idle connection is closed).
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
+          value_parser = parse_idle_secs)]
     pub idle: Option<Duration>,
     /// After end of stdin, wait at most SECS for the peer, then quit (one-peer mode).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", value_parser = parse_secs)]
+    #[arg(short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
     /// Accepted for compatibility: half-close on end of stdin is already the default.
     #[arg(short = 'N')]

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
     /// Time each port may take to answer, in seconds.
-    #[arg(short = 'w', value_name = "SECS", default_value = "2", value_parser = parse_wait)]
+    #[arg(short = 'w', value_name = "SECS", default_value = "2", allow_negative_numbers = true, value_parser = parse_wait)]
     pub wait: Duration,
     /// At most N probes in flight.
     #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]

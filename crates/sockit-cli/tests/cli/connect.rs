@@ -582,5 +582,76 @@ fn w_0_is_refused_and_a_refusal_is_not_a_timeout() {
         );
     }
     let out = connect_no_input(&["-i=-1", "127.0.0.1", &port]);
-    assert_fails_with(&out, 2, "must be at least 0 and at most 1e9 seconds");
+    assert_fails_with(
+        &out,
+        2,
+        "must be more than 0 and at most 1e9 seconds (leave -i out for no limit)",
+    );
+}
+
+#[test]
+fn a_refusal_at_a_tiny_deadline_is_still_a_refusal() {
+    // Regression: `connect -w 1e-9 127.0.0.1 PORT` said "connect: timed out" (exit 5)
+    // while `-w 0.000001` and `http -w 1e-9` said "[Errno 111]" (exit 1).
+    let closed = closed_port();
+    let port = closed.port.to_string();
+    for _ in 0..5 {
+        let out = connect_no_input(&["-w", "1e-9", "127.0.0.1", &port]);
+        assert_fails_with(&out, 1, "connect: [Errno 111] Connection refused");
+    }
+}
+
+#[test]
+fn negative_seconds_get_the_range_message_on_every_command() {
+    // Regression: `-w -1` (a separate word) got clap's "unexpected argument '-1'" and the
+    // wrong tip "use '-- -1'" instead of the flag's range.
+    let cases: &[&[&str]] = &[
+        &["connect", "-w", "-1", "127.0.0.1", "1"],
+        &["connect", "-i", "-1", "127.0.0.1", "1"],
+        &["connect", "-q", "-1", "127.0.0.1", "1"],
+        &["connect", "-d", "-1", "127.0.0.1", "1"],
+        &["listen", "-i", "-1", "127.0.0.1", "0"],
+        &["listen", "-q", "-1", "127.0.0.1", "0"],
+        &["listen", "-d", "-1", "127.0.0.1", "0"],
+        &["scan", "-w", "-1", "127.0.0.1", "1"],
+        &["http", "-w", "-1", "http://127.0.0.1:1/"],
+        &["http", "-m", "-1", "http://127.0.0.1:1/"],
+        &["forward", "-w", "-1", "0", "tcp:127.0.0.1:1"],
+        &["forward", "-i", "-1", "0", "tcp:127.0.0.1:1"],
+        &["forward", "-q", "-1", "0", "tcp:127.0.0.1:1"],
+    ];
+    for args in cases {
+        let out = run_with_input(&mut sockit(args), b"", Duration::from_secs(10));
+        let err = stderr_of(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains("invalid value '-1'"), "{args:?}: {err}");
+        assert!(err.contains("seconds"), "{args:?}: {err}");
+        assert!(!err.contains("-- -1"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn i_0_is_refused_but_q_0_and_d_0_are_not() {
+    // Regression: `connect -i 0` / `-i 1e-12` (and listen, forward) was accepted and
+    // dropped the connection at once with "idle: timed out", exit 5.
+    let cases: &[&[&str]] = &[
+        &["connect", "-i", "0", "127.0.0.1", "1"],
+        &["connect", "-i", "1e-12", "127.0.0.1", "1"],
+        &["listen", "-i", "0", "127.0.0.1", "0"],
+        &["forward", "-i", "0", "0", "tcp:127.0.0.1:1"],
+    ];
+    for args in cases {
+        let out = run_with_input(&mut sockit(args), b"", Duration::from_secs(10));
+        assert_fails_with(
+            &out,
+            2,
+            "must be more than 0 and at most 1e9 seconds (leave -i out for no limit)",
+        );
+    }
+    // `-q 0` (quit at once after end of stdin) and `-d 0` (no delay) stay valid.
+    let server = sockit_server(&["echo-server", "127.0.0.1", "0"]);
+    let port = server.addr().port().to_string();
+    let mut cmd = sockit(&["connect", "-q", "0", "-d", "0", "127.0.0.1", &port]);
+    let out = run_with_input(&mut cmd, b"hi\n", Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }
