@@ -214,6 +214,14 @@ pub fn happy_order(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
 ///   address failed (for example `[Errno 111] Connection refused`).
 pub async fn connect_happy(host: &str, port: &Port, opts: &ConnectOptions) -> Result<Connected> {
     let deadline = opts.timeout.map(|t| Instant::now() + t);
+    // An address literal with a port number needs no lookup (getaddrinfo only converts
+    // it): done here, so a tiny deadline cannot expire in the blocking pool's queue and
+    // turn a refusal into `timed out`.
+    let literal = host.parse::<IpAddr>().is_ok() && matches!(port, Port::Number(_));
+    if literal {
+        let addrs = resolve(host, port, SockType::Stream, opts)?;
+        return connect_happy_addrs(happy_order(addrs), opts).await;
+    }
     let lookup = {
         let (host, port, opts) = (host.to_string(), port.clone(), opts.clone());
         tokio::task::spawn_blocking(move || resolve(&host, &port, SockType::Stream, &opts))

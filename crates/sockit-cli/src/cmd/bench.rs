@@ -261,6 +261,36 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         .ok_or_else(|| "must be more than 0 and at most 10000000 per second".to_string())
 }
 
+/// The one address every connection of the run uses, of a name's `addrs` (getaddrinfo
+/// order, no duplicates). UDP: the first IPv4 address when there is one (as nmap and
+/// Python's default `AF_INET` do), else the first. TCP with several addresses: each in
+/// turn gets one connect(2) within what is left of `wait` (closed at once) and the first
+/// that connects is used; when none does, the first, so the run reports its error as usual.
+fn pick_address(
+    addrs: &[std::net::SocketAddr],
+    udp: bool,
+    wait: Duration,
+) -> Option<std::net::SocketAddr> {
+    let first = *addrs.first()?;
+    if udp {
+        return Some(addrs.iter().copied().find(|a| a.is_ipv4()).unwrap_or(first));
+    }
+    if addrs.len() == 1 {
+        return Some(first);
+    }
+    let deadline = std::time::Instant::now() + wait;
+    for a in addrs {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        if std::net::TcpStream::connect_timeout(a, left).is_ok() {
+            return Some(*a);
+        }
+    }
+    Some(first)
+}
+
 fn config_of(args: &Args) -> anyhow::Result<Config> {
     let target = if let Some(p) = &args.unix {
         Target::Unix(sockit::unix::UnixAddr::parse(p)?)
@@ -297,10 +327,31 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
             0,
             flags,
         )?;
-        let addr = infos
-            .first()
-            .map(|i| i.address)
+        let mut addrs: Vec<std::net::SocketAddr> = Vec::new();
+        for info in &infos {
+            if !addrs.contains(&info.address) {
+                addrs.push(info.address);
+            }
+        }
+        let addr = pick_address(&addrs, args.udp, args.connect_timeout)
             .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME))?;
+        if args.verbose > 0 && addrs.len() > 1 {
+            let others: Vec<String> = addrs
+                .iter()
+                .filter(|a| **a != addr)
+                .map(sockit::addr::host_text)
+                .collect();
+            crate::exit::stderr_line(format_args!(
+                "sockit: bench: {host} is {} ({}); also {}",
+                sockit::addr::host_text(&addr),
+                if args.udp {
+                    "UDP: its IPv4 address"
+                } else {
+                    "the first address that accepted a connection"
+                },
+                others.join(", "),
+            ));
+        }
         if addr.port() == 0 {
             return Err(Error::invalid_input("bench", "port 0 cannot be benchmarked").into());
         }

@@ -18,7 +18,8 @@ fn parse_wait(text: &str) -> Result<Duration, String> {
 /// Arguments of `sockit scan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Host to scan (a name is looked up once; the first address is scanned).
+    /// Host to scan (a name is looked up once; its first IPv4 address is scanned when it
+    /// has one, unless -6, as nmap does; else its first address).
     pub host: String,
     /// Ports: 22, 20-25, 22,80,8000-8010, service names (http).
     pub ports: String,
@@ -56,8 +57,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The address to scan: one getaddrinfo call, first answer.
-fn target(args: &Args, transport: Transport) -> sockit::Result<IpAddr> {
+/// The address to scan and the name's other addresses: one getaddrinfo call; of a name
+/// with both families the first IPv4 answer unless `-6` (as nmap does), else the first.
+fn target(args: &Args, transport: Transport) -> sockit::Result<(IpAddr, Vec<IpAddr>)> {
     let host = args
         .host
         .strip_prefix('[')
@@ -78,10 +80,20 @@ fn target(args: &Args, transport: Transport) -> sockit::Result<IpAddr> {
         0
     };
     let infos = sockit::resolve::getaddrinfo(Some(host), None, family, Some(socktype), 0, flags)?;
-    infos
-        .first()
-        .map(|i| i.address.ip())
-        .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for info in &infos {
+        if !ips.contains(&info.address.ip()) {
+            ips.push(info.address.ip());
+        }
+    }
+    let chosen = ips
+        .iter()
+        .copied()
+        .find(IpAddr::is_ipv4)
+        .or_else(|| ips.first().copied())
+        .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))?;
+    ips.retain(|ip| *ip != chosen);
+    Ok((chosen, ips))
 }
 
 fn line(r: &PortResult, transport: Transport, ip: IpAddr, json: bool) -> String {
@@ -110,7 +122,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Transport::Tcp
     };
     let ports = sockit::scan::parse_ports(&args.ports, transport)?;
-    let ip = target(&args, transport)?;
+    let (ip, others) = target(&args, transport)?;
+    if args.verbose > 0 && !others.is_empty() {
+        let others: Vec<String> = others.iter().map(IpAddr::to_string).collect();
+        crate::exit::stderr_line(format_args!(
+            "scan {}: scanning {ip}; the name also has {} (not scanned{})",
+            args.host,
+            others.join(", "),
+            if ip.is_ipv4() { "; -6 scans IPv6" } else { "" },
+        ));
+    }
     let source = match (args.source, args.source_port) {
         (Some(a), p) => Some(SocketAddr::new(a, p.unwrap_or(0))),
         (None, Some(p)) => Some(SocketAddr::new(

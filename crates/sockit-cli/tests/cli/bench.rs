@@ -1255,3 +1255,36 @@ fn merge_refuses_every_empty_file_and_counts_one_run() {
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_name_with_both_families_reaches_an_ipv4_only_server() {
+    // Regression: `bench localhost PORT` (and `-u`) tried only ::1, the first answer,
+    // though `echo-server localhost 0` binds 127.0.0.1: "[Errno 111] Connection refused".
+    let script = r#"
+B="$0"; d=$(mktemp -d)
+timeout 30 "$B" echo-server localhost 0 > "$d/t" 2>&1 & E=$!
+timeout 30 "$B" echo-server -u localhost 0 > "$d/u" 2>&1 & U=$!
+i=0; while [ $i -lt 100 ]; do grep -q listening "$d/t" && grep -q listening "$d/u" && break; sleep 0.1; i=$((i+1)); done
+P=$(awk '/listening/{print $3}' "$d/t"); Q=$(awk '/listening/{print $3}' "$d/u")
+timeout 20 "$B" bench -v localhost "$P" --duration 0.3 > /dev/null 2> "$d/e1"; echo "tcp rc=$?"
+timeout 20 "$B" bench -v -u localhost "$Q" --duration 0.3 > /dev/null 2> "$d/e2"; echo "udp rc=$?"
+cat "$d/e1" "$d/e2"
+kill $E $U; rm -rf "$d"
+"#;
+    let bin = common::bin();
+    let mut cmd = common::no_dns("sh", &["-c", script, bin.to_str().unwrap()]);
+    let out = run(&mut cmd, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("tcp rc=0"), "{text}");
+    assert!(text.contains("udp rc=0"), "{text}");
+    assert!(
+        text.contains(
+            "localhost is 127.0.0.1 (the first address that accepted a connection); also ::1"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("localhost is 127.0.0.1 (UDP: its IPv4 address); also ::1"),
+        "{text}"
+    );
+}

@@ -178,3 +178,32 @@ fn unknown_service_is_a_usage_error_and_w_0_says_the_default() {
         "{err}"
     );
 }
+
+#[test]
+fn a_name_with_both_families_scans_its_ipv4_address_unless_6() {
+    // Regression: `scan -v localhost PORT` scanned ::1 (the first answer) and said closed
+    // for an `echo-server localhost 0`, which binds 127.0.0.1.
+    let script = r#"
+B="$0"; d=$(mktemp -d)
+timeout 30 "$B" echo-server localhost 0 > "$d/t" 2>&1 & E=$!
+i=0; while [ $i -lt 100 ]; do grep -q listening "$d/t" && break; sleep 0.1; i=$((i+1)); done
+P=$(awk '/listening/{print $3}' "$d/t")
+timeout 20 "$B" scan -v localhost "$P" 2>&1; echo "v4 rc=$?"
+timeout 20 "$B" scan -6 localhost "$P" 2>&1; echo "v6 rc=$?"
+kill $E; rm -rf "$d"
+"#;
+    let bin = crate::common::bin();
+    let mut cmd = crate::common::no_dns("sh", &["-c", script, bin.to_str().unwrap()]);
+    let out = run(&mut cmd, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("/tcp open"), "{text}");
+    assert!(text.contains("v4 rc=0"), "{text}");
+    assert!(
+        text.contains("scanning 127.0.0.1; the name also has ::1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("v6 rc=1"),
+        "-6 scans ::1, where nothing listens: {text}"
+    );
+}
