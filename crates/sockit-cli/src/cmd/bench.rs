@@ -262,33 +262,15 @@ fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// The one address every connection of the run uses, of a name's `addrs` (getaddrinfo
-/// order, no duplicates). UDP: the first IPv4 address when there is one (as nmap and
-/// Python's default `AF_INET` do), else the first. TCP with several addresses: each in
-/// turn gets one connect(2) within what is left of `wait` (closed at once) and the first
-/// that connects is used; when none does, the first, so the run reports its error as usual.
-fn pick_address(
-    addrs: &[std::net::SocketAddr],
-    udp: bool,
-    wait: Duration,
-) -> Option<std::net::SocketAddr> {
-    let first = *addrs.first()?;
-    if udp {
-        return Some(addrs.iter().copied().find(|a| a.is_ipv4()).unwrap_or(first));
-    }
-    if addrs.len() == 1 {
-        return Some(first);
-    }
-    let deadline = std::time::Instant::now() + wait;
-    for a in addrs {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        if std::net::TcpStream::connect_timeout(a, left).is_ok() {
-            return Some(*a);
-        }
-    }
-    Some(first)
+/// order): the first IPv4 address when the name has both families (as nmap and Python's
+/// default `AF_INET` do, and as `echo-server`/`listen` bind such a name), else the first.
+/// No probe connection is made: a server that serves one client gets only the run's.
+fn pick_address(addrs: &[std::net::SocketAddr]) -> Option<std::net::SocketAddr> {
+    addrs
+        .iter()
+        .copied()
+        .find(|a| a.is_ipv4())
+        .or_else(|| addrs.first().copied())
 }
 
 fn config_of(args: &Args) -> anyhow::Result<Config> {
@@ -333,8 +315,8 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
                 addrs.push(info.address);
             }
         }
-        let addr = pick_address(&addrs, args.udp, args.connect_timeout)
-            .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME))?;
+        let addr =
+            pick_address(&addrs).ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME))?;
         if args.verbose > 0 && addrs.len() > 1 {
             let others: Vec<String> = addrs
                 .iter()
