@@ -121,7 +121,8 @@ fn print_event(verbose: u8, json_out: bool, target: &str, ev: &Event) {
         let _ = out.flush();
         return;
     }
-    if verbose == 0 {
+    // A target that cannot be reached is an error: said without -v too (as socat does).
+    if verbose == 0 && !matches!(ev, Event::ConnectFailed { .. }) {
         return;
     }
     let line = match ev {
@@ -155,6 +156,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let listen = Endpoint::parse(&args.listen, args.udp).context("listen address")?;
     let target = Endpoint::parse(&args.target, args.udp).context("target address")?;
     target.check_target().context("target address")?;
+    // -4/-6 apply to both sides: a numeric target of the other family could never be
+    // reached, so it is refused here rather than failing every client later.
+    if let Endpoint::Ip { host: Some(h), .. } = &target
+        && let Ok(ip) = h
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+        && ((args.family.ipv6 && ip.is_ipv4()) || (args.family.ipv4 && ip.is_ipv6()))
+    {
+        let flag = if args.family.ipv6 { "-6" } else { "-4" };
+        return Err(sockit::Error::invalid_input(
+            "forward",
+            format!("{flag} applies to the target too, and {ip} is of the other family"),
+        )
+        .into());
+    }
     let access = AccessList::parse(&args.allow, &args.deny)?;
     let log = args.log.open()?;
     let opts = ForwardOptions {

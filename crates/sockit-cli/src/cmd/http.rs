@@ -141,7 +141,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(code) => Ok(code),
         Err(err) => {
             if args.json && !crate::exit::is_broken_pipe(&err) {
-                let obj = json!({"url": args.url, "error": crate::output::json_error(&err)});
+                // The URL that failed (a redirect's, with -L) and the limit that expired,
+                // as stderr says them.
+                let at = err.downcast_ref::<FailedAt>();
+                let mut error = crate::output::json_error(&err);
+                if let (Some(limit), Some(m)) = (
+                    at.and_then(|a| a.limit.as_ref()),
+                    error["message"].as_str().map(str::to_owned),
+                ) {
+                    error["message"] = format!("{limit} expired: {m}").into();
+                }
+                let url = at.map_or_else(|| args.url.to_string(), |a| a.url.clone());
+                let obj = json!({"url": url, "error": error});
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{obj}");
                 let _ = out.flush();
@@ -422,24 +433,51 @@ fn build_request(
     Ok(req)
 }
 
+/// Where an exchange failed: its URL (a redirect's, with -L) and, for a timeout, which
+/// limit expired. The context of fetch's errors: stderr shows it as text, `--json` takes
+/// its parts.
+#[derive(Debug)]
+struct FailedAt {
+    url: String,
+    /// `--max-time 1s` or `connect timeout -w 0.5s`.
+    limit: Option<String>,
+    hint: Option<&'static str>,
+}
+
+impl std::fmt::Display for FailedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.url)?;
+        if let Some(l) = &self.limit {
+            write!(f, ": {l} expired")?;
+        }
+        if let Some(h) = self.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
 /// Adds the URL and, for a timeout, which limit expired.
 fn timeout_context(e: Error, args: &Opts, url: &Url) -> anyhow::Error {
-    let mut ctx = url.to_string();
+    let mut at = FailedAt {
+        url: url.to_string(),
+        limit: None,
+        hint: None,
+    };
     if e.kind() == ErrorKind::Timeout {
         let connect_phase = matches!(e.op(), "getaddrinfo" | "connect");
-        let limit = match (connect_phase, args.connect_timeout, args.max_time) {
+        at.limit = Some(match (connect_phase, args.connect_timeout, args.max_time) {
             (true, Some(w), Some(m)) if w <= m => {
                 format!("connect timeout -w {}s", w.as_secs_f64())
             }
             (true, Some(w), None) => format!("connect timeout -w {}s", w.as_secs_f64()),
             (_, _, Some(m)) => format!("--max-time {}s", m.as_secs_f64()),
             _ => "the timeout".to_string(),
-        };
-        ctx = format!("{ctx}: {limit} expired");
+        });
     } else if e.kind() == ErrorKind::Tls && e.message().contains("unknown issuer") {
-        ctx = format!("{ctx} (use --cacert FILE to trust a private CA)");
+        at.hint = Some("use --cacert FILE to trust a private CA");
     }
-    anyhow::Error::new(e).context(ctx)
+    anyhow::Error::new(e).context(at)
 }
 
 /// `-v`: one event on stderr, curl's style (`*` info, `>` sent, `<` received).

@@ -652,3 +652,29 @@ fn zero_max_conns_empty_abstract_name_and_target_port_0_are_usage_errors() {
         assert!(!stdout.contains("listening"), "{args:?}: {stdout}");
     }
 }
+
+#[test]
+fn an_unreachable_target_is_reported_without_v() {
+    // Regression: without -v, a refused target closed each client with no word anywhere.
+    let closed = crate::common::closed_port();
+    let target = format!("127.0.0.1:{}", closed.port);
+    let mut fwd = forward_with_stderr(&["0", &target]);
+    let mut c = TcpStream::connect(fwd.addr()).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "the client is closed");
+    let err = stderr_after_stop(&mut fwd);
+    assert!(
+        err.contains("failed, client closed: connect: [Errno 111]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_family_flag_that_excludes_the_target_is_refused_at_start() {
+    // Regression: `forward -6 0 127.0.0.1:P` listened, then failed every client.
+    let out = forward_fails(&["-6", "0", "127.0.0.1:9"]);
+    crate::common::assert_fails_with(&out, 2, "-6 applies to the target too");
+    let out = forward_fails(&["-4", "0", "[::1]:9"]);
+    crate::common::assert_fails_with(&out, 2, "-4 applies to the target too");
+}

@@ -845,3 +845,39 @@ fn closed_stderr_does_not_panic() {
     assert_eq!(o.status.code(), Some(0), "{o:?}");
     assert_eq!(o.stdout, file_bytes());
 }
+
+#[test]
+fn json_errors_name_the_failing_url_and_the_limit() {
+    use std::io::{Read, Write};
+    // Regression: with -L, a refused redirect target was reported under the first URL,
+    // and --json dropped which limit (-m, -w) had expired.
+    let closed = closed_port();
+    let location = format!("http://127.0.0.1:{}/x", closed.port);
+    let loc = location.clone();
+    let (port, h) = serve_one_client(move |mut s| {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = write!(
+            s,
+            "HTTP/1.1 301 Moved\r\nLocation: {loc}\r\nContent-Length: 0\r\n\r\n"
+        );
+    });
+    let first = format!("http://127.0.0.1:{port}/closed");
+    let o = http(&["-L", "--json", &first]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["url"], location.as_str(), "{v}");
+    let _ = h.join();
+    // A server that accepts and never answers: the --max-time limit is in the message.
+    let (port, h) = serve_one_client(|mut s| {
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        std::thread::sleep(Duration::from_millis(800));
+    });
+    let o = http(&["-m", "0.3", "--json", &format!("http://127.0.0.1:{port}/")]);
+    assert_eq!(o.status.code(), Some(5), "{o:?}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    let m = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(m.starts_with("--max-time 0.3s expired: "), "{v}");
+    let _ = h.join();
+}
