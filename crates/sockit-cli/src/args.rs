@@ -468,10 +468,17 @@ pub fn parse_secs_in(text: &str, zero_ok: bool, max: f64) -> Result<Duration, St
         .and_then(|s| Duration::try_from_secs_f64(s).ok())
         .filter(|d| zero_ok || !d.is_zero())
         .ok_or_else(|| {
-            if zero_ok {
+            let range = if zero_ok {
                 format!("must be at least 0 and at most {max_text} seconds")
             } else {
                 format!("must be more than 0 and at most {max_text} seconds")
+            };
+            // A positive value under a nanosecond rounds to 0: say where the floor is.
+            match text.trim().parse::<f64>() {
+                Ok(s) if !zero_ok && s > 0.0 && s < 1e-9 => {
+                    format!("{range}; the smallest is 1e-9 (1 ns)")
+                }
+                _ => range,
             }
         })
 }
@@ -483,9 +490,13 @@ mod secs_tests {
     #[test]
     fn one_message_states_the_range() {
         let more = "must be more than 0 and at most 3600 seconds";
-        for bad in ["0", "-1", "NaN", "inf", "1e300", "x", "", "1e-12", "3600.5"] {
+        for bad in ["0", "-1", "NaN", "inf", "1e300", "x", "", "3600.5"] {
             assert_eq!(parse_secs_in(bad, false, 3600.0), Err(more.into()), "{bad}");
         }
+        assert_eq!(
+            parse_secs_in("1e-12", false, 3600.0),
+            Err(format!("{more}; the smallest is 1e-9 (1 ns)"))
+        );
         assert_eq!(
             parse_secs_in("1.5", false, 3600.0),
             Ok(Duration::from_millis(1500))
