@@ -770,13 +770,14 @@ fn udp_count_ends_against_a_silent_server() {
     let addr = silent.local_addr().expect("addr").to_string();
     let (v, code, err, took) = bench_json_within(
         &["-u", &addr, "--count", "3", "--timeout", "0.1"],
-        Duration::from_secs(5),
+        Duration::from_secs(8),
     );
     assert_eq!(code, 7, "{err} {v}");
     assert_eq!(u(&v, "lost"), 3, "{v}");
     assert_eq!(u(&v, "requests"), 0, "{v}");
     assert_eq!(v["stopped_by"], "count", "{v}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    // it used to run for up to an hour; seconds of slack for a loaded machine
+    assert!(took < Duration::from_secs(5), "{took:?}");
 }
 
 #[test]
@@ -799,7 +800,8 @@ fn a_timeout_is_t_and_the_run_ends_at_the_duration() {
     assert_eq!(u(&v, "errors"), 0, "in flight at the end is abandoned: {v}");
     let d = v["duration_s"].as_f64().expect("duration_s");
     assert!((0.99..=1.05).contains(&d), "{v}");
-    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // it used to take 7.5 s; slack for a loaded machine
+    assert!(took < Duration::from_secs(4), "{took:?}");
     // within the window a timeout is an error, after T (not 1.5 T)
     let (addr, _h) = tcp_after_check(|_| Vec::new());
     let (v, code, err, _) = bench_json_within(
@@ -848,7 +850,8 @@ fn open_loop_stops_at_the_end_and_counts_unsent_requests() {
     let (sent, unsent) = (u(&v, "sent_requests"), u(&v, "unsent_requests"));
     assert!((99..=101).contains(&(sent + unsent)), "{v}");
     assert!(sent <= 30 && unsent >= 60, "{v}");
-    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // it used to run 3 s; duration_s below is the exact check
+    assert!(took < Duration::from_millis(2900), "{took:?}");
     let d = v["duration_s"].as_f64().expect("duration_s");
     assert!(d <= 1.05, "{v}");
     // the text says the rate was not reached
@@ -974,12 +977,15 @@ fn the_connection_check_is_reported_as_such() {
 /// open for `hold` without reading (`read: false`) or reading and echoing nothing.
 fn tcp_check_then_silent(read: bool, hold: Duration) -> String {
     let (port, _h) = common::serve_one_client(move |mut s| {
-        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
+        // The check gets seconds (a loaded machine may be slow to send it); then reads
+        // poll every 100 ms until `hold` ends.
+        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
         let _ = s.set_write_timeout(Some(Duration::from_secs(3)));
         let mut check = [0u8; 8];
         if s.read_exact(&mut check).is_err() || s.write_all(&check).is_err() {
             return;
         }
+        let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
         let t = std::time::Instant::now();
         let mut buf = [0u8; 65536];
         while t.elapsed() < hold {
@@ -1000,7 +1006,7 @@ fn stream_with_a_count_stops_when_the_echo_stops() {
     // Regression: `--mode stream --count 100000 --timeout 0.5` against a server that
     // stopped echoing (or reading) ran until killed.
     for read in [true, false] {
-        let port = tcp_check_then_silent(read, Duration::from_secs(4));
+        let port = tcp_check_then_silent(read, Duration::from_secs(8));
         let (v, code, err, took) = bench_json_within(
             &[
                 "127.0.0.1",
@@ -1016,10 +1022,12 @@ fn stream_with_a_count_stops_when_the_echo_stops() {
                 "--timeout",
                 "0.5",
             ],
-            Duration::from_secs(8),
+            Duration::from_secs(15),
         );
         assert_eq!(code, 7, "read {read}: {err} {v}");
-        assert!(took < Duration::from_secs(3), "read {read}: {took:?}");
+        // It used to run until killed; 0.5 s of silence should end it at once, but a
+        // loaded machine (parallel tests) may take seconds to get there.
+        assert!(took < Duration::from_secs(6), "read {read}: {took:?}");
         assert!(u(&v, "lost_bytes") > 0, "read {read}: {v}");
         assert_eq!(v["errors_by_kind"]["timeout"], 1, "read {read}: {v}");
         assert_eq!(u(&v, "requests"), 0, "read {read}: {v}");
@@ -1087,7 +1095,7 @@ fn stream_duration_is_the_real_time_when_every_connection_died() {
     );
     let d = v["duration_s"].as_f64().expect("duration_s");
     assert!(d < 0.5, "{err} {v}");
-    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert!(took < Duration::from_secs(4), "{took:?}");
     assert_eq!(u(&v, "errors"), 1, "{v}");
 }
 
