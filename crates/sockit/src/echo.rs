@@ -755,6 +755,24 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts a new stream connection against `max_conns`: `Some(open)`, the connections
+    /// now open (this one included), when it is admitted; else `None`, counted as rejected
+    /// and reported, and the caller closes it.
+    fn admit(&self, transport: Transport, peer: &Peer) -> Option<usize> {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        if open <= self.max_conns {
+            return Some(open);
+        }
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.totals.rejected.fetch_add(1, Ordering::Relaxed);
+        self.emit(|| Event::Rejected {
+            transport,
+            peer: peer.clone(),
+            max_conns: self.max_conns,
+        });
+        None
+    }
+
     fn emit(&self, make: impl FnOnce() -> Event) {
         if let Some(f) = &self.events {
             f(make());
@@ -864,18 +882,10 @@ async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
-                if open > shared.max_conns {
-                    shared.open.fetch_sub(1, Ordering::Relaxed);
-                    shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+                let Some(open) = shared.admit(A::TRANSPORT, &peer) else {
                     drop(stream);
-                    shared.emit(|| Event::Rejected {
-                        transport: A::TRANSPORT,
-                        peer,
-                        max_conns: shared.max_conns,
-                    });
                     continue;
-                }
+                };
                 A::prepare(&stream);
                 shared.totals.connections.fetch_add(1, Ordering::Relaxed);
                 shared.emit(|| Event::Accepted {

@@ -286,18 +286,10 @@ impl Loop {
 
     fn add(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         let shared = &self.shared;
-        let open = shared.open.fetch_add(1, Ordering::Relaxed) + 1;
-        if open > shared.max_conns {
-            shared.open.fetch_sub(1, Ordering::Relaxed);
-            shared.totals.rejected.fetch_add(1, Ordering::Relaxed);
+        let Some(open) = shared.admit(Transport::Tcp, &Peer::Ip(peer)) else {
             drop(stream);
-            shared.emit(|| Event::Rejected {
-                transport: Transport::Tcp,
-                peer: Peer::Ip(peer),
-                max_conns: shared.max_conns,
-            });
             return;
-        }
+        };
         // TCP_NODELAY: an echo must leave at once, not wait for Nagle's timer.
         let _ = stream.set_nodelay(true);
         let i = self.free.pop().unwrap_or_else(|| {
