@@ -956,12 +956,7 @@ fn the_connection_check_is_reported_as_such() {
     );
     common::assert_fails_with(&out, 7, "bench: connection check (8-byte echo): ");
     // a server that accepts and never answers
-    let (port, _h) = common::serve_one_client(|mut s| {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
-        let mut buf = [0u8; 64];
-        let _ = s.read(&mut buf);
-        std::thread::sleep(Duration::from_secs(1));
-    });
+    let (port, _h) = accept_read_then_silent(Duration::from_secs(3), Duration::from_secs(1));
     let out = run(
         &mut sockit(&["bench", "127.0.0.1", &port.to_string(), "--timeout", "0.2"]),
         LIMIT,
@@ -1099,15 +1094,24 @@ fn stream_duration_is_the_real_time_when_every_connection_died() {
     assert_eq!(u(&v, "errors"), 1, "{v}");
 }
 
+/// A one-client server that reads once (waiting at most `read_wait`), never answers, and
+/// holds the connection for `hold` more.
+fn accept_read_then_silent(
+    read_wait: Duration,
+    hold: Duration,
+) -> (u16, std::thread::JoinHandle<()>) {
+    common::serve_one_client(move |mut s| {
+        let _ = s.set_read_timeout(Some(read_wait));
+        let mut buf = [0u8; 64];
+        let _ = s.read(&mut buf);
+        std::thread::sleep(hold);
+    })
+}
+
 #[test]
 fn the_connect_timeout_during_the_check_names_the_check() {
     // Regression: `-w` running out during the 8-byte check said "bench: connect: timed out".
-    let (port, _h) = common::serve_one_client(|mut s| {
-        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-        let mut buf = [0u8; 64];
-        let _ = s.read(&mut buf);
-        std::thread::sleep(Duration::from_millis(1500));
-    });
+    let (port, _h) = accept_read_then_silent(Duration::from_secs(2), Duration::from_millis(1500));
     let out = run(
         &mut sockit(&["bench", "127.0.0.1", &port.to_string(), "-w", "0.3"]),
         LIMIT,
