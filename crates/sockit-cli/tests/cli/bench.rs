@@ -969,7 +969,10 @@ fn the_connection_check_is_reported_as_such() {
 }
 
 /// A one-client TCP server that echoes the connection check, then keeps the connection
-/// open for `hold` without reading (`read: false`) or reading and echoing nothing.
+/// open for `hold` without reading (`read: false`) or reading and echoing nothing. The
+/// client's end of stream does not close it: a fast client writes a whole `--count`
+/// and half-closes well within its `--timeout`, and closing then would end the run
+/// with `closed`, not the silence under test.
 fn tcp_check_then_silent(read: bool, hold: Duration) -> String {
     let (port, _h) = common::serve_one_client(move |mut s| {
         // The check gets seconds (a loaded machine may be slow to send it); then reads
@@ -983,10 +986,11 @@ fn tcp_check_then_silent(read: bool, hold: Duration) -> String {
         let _ = s.set_read_timeout(Some(Duration::from_millis(100)));
         let t = std::time::Instant::now();
         let mut buf = [0u8; 65536];
+        let mut reading = read;
         while t.elapsed() < hold {
-            if read {
+            if reading {
                 match s.read(&mut buf) {
-                    Ok(0) => break,
+                    Ok(0) => reading = false,
                     _ => continue,
                 }
             }
@@ -999,8 +1003,15 @@ fn tcp_check_then_silent(read: bool, hold: Duration) -> String {
 #[test]
 fn stream_with_a_count_stops_when_the_echo_stops() {
     // Regression: `--mode stream --count 100000 --timeout 0.5` against a server that
-    // stopped echoing (or reading) ran until killed.
-    for read in [true, false] {
+    // stopped echoing (or reading) ran until killed. A count of 100 is written (and
+    // half-closed) before the timeout on any machine; one of 100,000 on a fast one only
+    // (CI once did): either way the silence ends it.
+    for (read, count) in [
+        (true, "100000"),
+        (false, "100000"),
+        (true, "100"),
+        (false, "100"),
+    ] {
         let port = tcp_check_then_silent(read, Duration::from_secs(8));
         let (v, code, err, took) = bench_json_within(
             &[
@@ -1009,7 +1020,7 @@ fn stream_with_a_count_stops_when_the_echo_stops() {
                 "--mode",
                 "stream",
                 "--count",
-                "100000",
+                count,
                 "--size",
                 "1000",
                 "-c",
@@ -1019,13 +1030,19 @@ fn stream_with_a_count_stops_when_the_echo_stops() {
             ],
             Duration::from_secs(15),
         );
-        assert_eq!(code, 7, "read {read}: {err} {v}");
+        assert_eq!(code, 7, "read {read} count {count}: {err} {v}");
         // It used to run until killed; 0.5 s of silence should end it at once, but a
         // loaded machine (parallel tests) may take seconds to get there.
-        assert!(took < Duration::from_secs(6), "read {read}: {took:?}");
-        assert!(u(&v, "lost_bytes") > 0, "read {read}: {v}");
-        assert_eq!(v["errors_by_kind"]["timeout"], 1, "read {read}: {v}");
-        assert_eq!(u(&v, "requests"), 0, "read {read}: {v}");
+        assert!(
+            took < Duration::from_secs(6),
+            "read {read} count {count}: {took:?}"
+        );
+        assert!(u(&v, "lost_bytes") > 0, "read {read} count {count}: {v}");
+        assert_eq!(
+            v["errors_by_kind"]["timeout"], 1,
+            "read {read} count {count}: {v}"
+        );
+        assert_eq!(u(&v, "requests"), 0, "read {read} count {count}: {v}");
     }
 }
 
