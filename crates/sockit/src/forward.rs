@@ -27,6 +27,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -937,7 +938,7 @@ async fn udp_dispatch(
 /// error).
 #[allow(clippy::too_many_arguments)]
 async fn udp_session(
-    conn: TargetConn,
+    mut conn: TargetConn,
     mut rx: mpsc::Receiver<Vec<u8>>,
     sock: &UdpSocket,
     peer: SocketAddr,
@@ -955,67 +956,63 @@ async fn udp_session(
             t.data(dir, bytes);
         }
     };
-    match conn {
-        TargetConn::Datagram(u, addr) => {
-            events(Event::Connected { id, target: addr });
-            loop {
-                tokio::select! {
-                    d = rx.recv() => {
-                        let Some(d) = d else { return (up, down, None) };
-                        last = Instant::now();
-                        record(relay::Direction::Send, &d);
-                        if let Err(e) = u.send(&d).await {
-                            return (up, down, Some(Error::from_io("send", e)));
-                        }
-                        up += d.len() as u64;
-                    }
-                    r = u.recv(&mut buf) => match r {
-                        Ok(n) => {
-                            last = Instant::now();
-                            record(relay::Direction::Recv, &buf[..n]);
-                            if let Err(e) = sock.send_to(&buf[..n], peer).await {
-                                return (up, down, Some(Error::from_io("sendto", e)));
-                            }
-                            down += n as u64;
-                        }
-                        Err(e) => return (up, down, Some(Error::from_io("recv", e))),
-                    },
-                    _ = tokio::time::sleep_until(last + idle) => {
-                        return (up, down, Some(Error::timeout("idle")));
-                    }
+    events(Event::Connected {
+        id,
+        target: conn.addr().to_owned(),
+    });
+    loop {
+        tokio::select! {
+            d = rx.recv() => {
+                let Some(d) = d else { return (up, down, None) };
+                last = Instant::now();
+                record(relay::Direction::Send, &d);
+                if let Err(e) = conn.send(&d).await {
+                    return (up, down, Some(Error::from_io("send", e)));
                 }
+                up += d.len() as u64;
+            }
+            r = conn.recv(&mut buf) => match r {
+                Ok(None) => return (up, down, None),
+                Ok(Some(n)) => {
+                    last = Instant::now();
+                    record(relay::Direction::Recv, &buf[..n]);
+                    if let Err(e) = sock.send_to(&buf[..n], peer).await {
+                        return (up, down, Some(Error::from_io("sendto", e)));
+                    }
+                    down += n as u64;
+                }
+                Err(e) => return (up, down, Some(Error::from_io("recv", e))),
+            },
+            _ = tokio::time::sleep_until(last + idle) => {
+                return (up, down, Some(Error::timeout("idle")));
             }
         }
-        TargetConn::Stream(mut tr, mut tw, addr) => {
-            events(Event::Connected { id, target: addr });
-            loop {
-                tokio::select! {
-                    d = rx.recv() => {
-                        let Some(d) = d else { return (up, down, None) };
-                        last = Instant::now();
-                        record(relay::Direction::Send, &d);
-                        if let Err(e) = tw.write_all(&d).await {
-                            return (up, down, Some(Error::from_io("send", e)));
-                        }
-                        up += d.len() as u64;
-                    }
-                    r = tr.read(&mut buf) => match r {
-                        Ok(0) => return (up, down, None),
-                        Ok(n) => {
-                            last = Instant::now();
-                            record(relay::Direction::Recv, &buf[..n]);
-                            if let Err(e) = sock.send_to(&buf[..n], peer).await {
-                                return (up, down, Some(Error::from_io("sendto", e)));
-                            }
-                            down += n as u64;
-                        }
-                        Err(e) => return (up, down, Some(Error::from_io("recv", e))),
-                    },
-                    _ = tokio::time::sleep_until(last + idle) => {
-                        return (up, down, Some(Error::timeout("idle")));
-                    }
-                }
-            }
+    }
+}
+
+impl TargetConn {
+    /// The target's address, as the `connected` event names it.
+    fn addr(&self) -> &str {
+        match self {
+            TargetConn::Stream(_, _, a) | TargetConn::Datagram(_, a) => a,
+        }
+    }
+
+    /// One client datagram to the target: `send(2)` as one datagram, or its bytes written
+    /// whole to a stream (boundaries are not kept there).
+    async fn send(&mut self, d: &[u8]) -> io::Result<()> {
+        match self {
+            TargetConn::Datagram(u, _) => u.send(d).await.map(|_| ()),
+            TargetConn::Stream(_, w, _) => w.write_all(d).await,
+        }
+    }
+
+    /// What the target sent next: one datagram (which may be empty), or the bytes one
+    /// `read(2)` of a stream got; `None` once the stream has ended.
+    async fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        match self {
+            TargetConn::Datagram(u, _) => u.recv(buf).await.map(Some),
+            TargetConn::Stream(r, _, _) => r.read(buf).await.map(|n| (n > 0).then_some(n)),
         }
     }
 }

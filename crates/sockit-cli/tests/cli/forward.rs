@@ -678,3 +678,61 @@ fn a_family_flag_that_excludes_the_target_is_refused_at_start() {
     let out = forward_fails(&["-4", "0", "[::1]:9"]);
     crate::common::assert_fails_with(&out, 2, "-4 applies to the target too");
 }
+
+#[test]
+fn udp_sessions_to_a_tcp_target_end_with_its_end_of_stream() {
+    // UDP client -> `forward -u` -> TCP target: each datagram's bytes go down the stream,
+    // what the target writes comes back as datagrams, and the target's close ends the
+    // session (the next datagram opens a new connection).
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taddr = l.local_addr().unwrap();
+    let target = std::thread::spawn(move || {
+        let mut peers = Vec::new();
+        for _ in 0..2 {
+            let Ok((mut s, from)) = l.accept() else { break };
+            s.set_read_timeout(Some(T)).unwrap();
+            let mut buf = [0u8; 64];
+            let n = s.read(&mut buf).unwrap_or(0);
+            let mut answer = buf[..n].to_vec();
+            answer.extend_from_slice(b"!");
+            let _ = s.write_all(&answer);
+            peers.push(from);
+            // dropping `s` closes the connection: the session must end with it
+        }
+        peers
+    });
+    let mut fwd = forward_with_stderr(&["-u", "-v", "127.0.0.1:0", &format!("tcp:{taddr}")]);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.connect(fwd.addr()).unwrap();
+    let mut buf = [0u8; 64];
+    c.send(b"one").unwrap();
+    let n = c.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"one!");
+    // the first session ends when the target closes; wait for it, then start another
+    let t = std::time::Instant::now();
+    let mut second = None;
+    while t.elapsed() < T {
+        std::thread::sleep(Duration::from_millis(100));
+        c.send(b"two").unwrap();
+        let _ = c.set_read_timeout(Some(Duration::from_millis(300)));
+        if let Ok(n) = c.recv(&mut buf) {
+            second = Some(buf[..n].to_vec());
+            break;
+        }
+    }
+    // a retry may have been queued before the first answer came: "twotwo!" is fine
+    let second = second.expect("no answer from a second session");
+    assert!(
+        second.starts_with(b"two") && second.ends_with(b"!"),
+        "{second:?}"
+    );
+    let peers = target.join().unwrap();
+    assert_eq!(peers.len(), 2, "one TCP connection per session");
+    assert_ne!(peers[0], peers[1]);
+    let err = stderr_after_stop(&mut fwd);
+    assert!(
+        err.contains("#1 closed") && err.contains("#2 accepted"),
+        "{err}"
+    );
+}
