@@ -184,7 +184,8 @@ pub struct Config {
     /// a datagram with no reply by then is lost (default 200 ms). TCP and Unix: a
     /// request still unanswered by then ends its connection with a `timeout` error
     /// (default 5 s). Stream mode: a connection owed echoed bytes that receives none
-    /// for this long, or that cannot write a chunk in this long, ends with a `timeout`
+    /// for this long (a writer blocked by a server that stopped reading is owed its bytes in
+    /// flight) ends with a `timeout`
     /// error (the bytes not back are lost); it also bounds the wait for the echo after
     /// the end.
     pub timeout: Option<Duration>,
@@ -1538,15 +1539,19 @@ where
                 if now >= clock.measure && measure_pos.get() == u64::MAX {
                     measure_pos.set(written_total.get());
                 }
-                // a chunk that cannot be written within one timeout ends the connection
-                let until = tokio::time::Instant::from_std(now + sh.timeout).min(hard_stop);
+                // A blocked write has no timeout of its own: it is blocked because bytes
+                // already written are still in the socket buffers, so they are owed, and
+                // the reader ends the connection when none come back for one timeout. A
+                // slow server that keeps echoing keeps it going, whatever the chunk size
+                // (the kernel wakes a writer only once a third of its buffer is free, so
+                // a write's own progress can pause longer than the echo's).
                 let data = &sh.pat[off..off + chunk];
                 let mut done = 0;
                 while done < chunk {
                     let res = tokio::select! {
                         biased;
                         res = w.write(&data[done..]) => res.map_err(|e| io_err("send", e)),
-                        _ = tokio::time::sleep_until(until) => Err(timeout_err("send")),
+                        _ = tokio::time::sleep_until(hard_stop) => Err(timeout_err("send")),
                     };
                     match res {
                         Ok(0) => {

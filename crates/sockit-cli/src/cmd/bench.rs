@@ -252,6 +252,17 @@ fn parse_request_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| "must be at least 0.001 and at most 1e9 seconds".into())
 }
 
+/// A rate per second for people: whole numbers from 100 up, three significant digits
+/// below (a slow run's 0.13 is not "0").
+fn rate_text(per_s: f64) -> String {
+    match per_s {
+        r if r >= 100.0 || r == 0.0 => format!("{r:.0}"),
+        r if r >= 10.0 => format!("{r:.1}"),
+        r if r >= 1.0 => format!("{r:.2}"),
+        r => format!("{r:.3}"),
+    }
+}
+
 /// `--rate`: requests per second, more than 0 and at most 10,000,000 as the library takes.
 fn parse_rate(text: &str) -> Result<f64, String> {
     text.trim()
@@ -626,11 +637,11 @@ impl Summary {
             // The runs are taken as concurrent: their rates add up; no one duration fits.
             writeln!(
                 out,
-                "requests    {} {unit} from {} run{}; combined rate {:.0} per second (sum of each run's rate)",
+                "requests    {} {unit} from {} run{}; combined rate {} per second (sum of each run's rate)",
                 self.requests,
                 self.runs,
                 if self.runs == 1 { "" } else { "s" },
-                self.rps
+                rate_text(self.rps)
             )?;
             writeln!(
                 out,
@@ -640,8 +651,10 @@ impl Summary {
         } else {
             writeln!(
                 out,
-                "requests    {} {unit} in {:.2} s: {:.0} per second",
-                self.requests, self.duration_s, self.rps
+                "requests    {} {unit} in {:.2} s: {} per second",
+                self.requests,
+                self.duration_s,
+                rate_text(self.rps)
             )?;
             writeln!(
                 out,
@@ -1078,6 +1091,15 @@ impl Saved {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_slow_rate_is_not_shown_as_zero() {
+        assert_eq!(rate_text(0.13), "0.130");
+        assert_eq!(rate_text(2.5), "2.50");
+        assert_eq!(rate_text(42.25), "42.2");
+        assert_eq!(rate_text(133686.4), "133686");
+        assert_eq!(rate_text(0.0), "0");
+    }
 
     #[test]
     fn progress_shows_the_planned_seconds_as_given() {

@@ -1047,6 +1047,61 @@ fn stream_with_a_count_stops_when_the_echo_stops() {
 }
 
 #[test]
+fn stream_goes_on_while_a_slow_server_keeps_echoing() {
+    // Regression: a stream write blocked for one --timeout ended the run with "send: timed
+    // out", though the server was echoing all along (it reads a little, then echoes it
+    // slowly without reading more). Only echoes that stop end a connection.
+    let (port, server) = common::serve_one_client(|mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
+        let mut check = [0u8; 8];
+        s.read_exact(&mut check).ok()?;
+        s.write_all(&check).ok()?;
+        // 1 MiB read, echoed 16 KiB every 20 ms for 1.2 s without reading more: the
+        // client's 16 MiB write stays blocked that long (the socket buffers hold less)
+        let mut first = vec![0u8; 1 << 20];
+        s.read_exact(&mut first).ok()?;
+        for piece in first.chunks(16 << 10) {
+            s.write_all(piece).ok()?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let mut buf = vec![0u8; 1 << 16];
+        let mut total = first.len();
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return Some(total),
+                Ok(n) => {
+                    s.write_all(&buf[..n]).ok()?;
+                    total += n;
+                }
+            }
+        }
+    });
+    let (v, code, err, _) = bench_json_within(
+        &[
+            "127.0.0.1",
+            &port.to_string(),
+            "--mode",
+            "stream",
+            "--count",
+            "1",
+            "--size",
+            "16777216",
+            "-c",
+            "1",
+            "--timeout",
+            "0.5",
+        ],
+        Duration::from_secs(30),
+    );
+    assert_eq!(code, 0, "{err} {v}");
+    assert_eq!(u(&v, "errors"), 0, "{v}");
+    assert_eq!(u(&v, "requests"), 1, "{v}");
+    assert_eq!(u(&v, "bytes_received"), 16 << 20, "{v}");
+    assert_eq!(server.join().expect("server"), Some(16 << 20));
+}
+
+#[test]
 fn a_server_that_never_answers_is_exit_7() {
     // Regression: silent UDP `--duration 0.15` and a TCP server silent after the check
     // with `--warmup 0.1` gave "errors 0" and exit 0.
