@@ -107,15 +107,34 @@ pub enum Target {
     Udp(SocketAddr),
     /// A Unix stream socket: a path, or a Linux abstract name (`@name`).
     Unix(crate::unix::UnixAddr),
+    /// A Unix datagram socket (`SOCK_DGRAM`): ping-pong as over UDP, from a client socket
+    /// bound by Linux autobind so the server can answer it.
+    UnixDgram(crate::unix::UnixAddr),
 }
 
 impl Target {
-    /// `"tcp"`, `"udp"` or `"unix"`.
+    /// The largest message of a datagram target (`None` for a stream): UDP's payload
+    /// limit (65,507 bytes over IPv4, 65,527 over IPv6), and for Unix datagrams what
+    /// the default socket buffer (212,992 bytes) lets one `send(2)` carry.
+    pub fn max_datagram(&self) -> Option<usize> {
+        match self {
+            Target::Udp(a) => Some(if a.is_ipv4() {
+                crate::echo::MAX_UDP_V4
+            } else {
+                crate::echo::MAX_UDP_V6
+            }),
+            Target::UnixDgram(_) => Some(crate::echo::MAX_UNIX_DGRAM),
+            Target::Tcp(_) | Target::Unix(_) => None,
+        }
+    }
+
+    /// `"tcp"`, `"udp"`, `"unix"` or `"unix-dgram"`.
     pub fn protocol(&self) -> &'static str {
         match self {
             Target::Tcp(_) => "tcp",
             Target::Udp(_) => "udp",
             Target::Unix(_) => "unix",
+            Target::UnixDgram(_) => "unix-dgram",
         }
     }
 }
@@ -124,7 +143,7 @@ impl std::fmt::Display for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Target::Tcp(a) | Target::Udp(a) => write!(f, "{a}"),
-            Target::Unix(a) => write!(f, "{a}"),
+            Target::Unix(a) | Target::UnixDgram(a) => write!(f, "{a}"),
         }
     }
 }
@@ -215,7 +234,7 @@ impl Config {
     /// The per-request timeout in effect (the default depends on the protocol).
     pub fn effective_timeout(&self) -> Duration {
         self.timeout.unwrap_or(match self.target {
-            Target::Udp(_) => Duration::from_millis(200),
+            Target::Udp(_) | Target::UnixDgram(_) => Duration::from_millis(200),
             _ => Duration::from_secs(5),
         })
     }
@@ -255,20 +274,27 @@ impl Config {
                 self.size
             ));
         }
-        if let Target::Udp(a) = &self.target {
-            let max = if a.is_ipv4() { 65_507 } else { 65_527 };
+        if let Some(max) = self.target.max_datagram() {
+            let what = if let Target::Udp(_) = self.target {
+                "a UDP datagram"
+            } else {
+                "a Unix datagram (Linux's default net.core.wmem_max)"
+            };
             if self.size > max {
                 return bad(format!(
-                    "a UDP datagram holds at most {max} bytes, not {}",
+                    "{what} holds at most {max} bytes, not {}",
                     self.size
                 ));
             }
             if self.mode == Mode::Stream {
-                return bad("stream mode needs TCP or Unix (UDP is ping-pong only)".into());
+                return bad(
+                    "stream mode needs a stream socket, TCP or Unix (datagrams are ping-pong only)"
+                        .into(),
+                );
             }
             if self.size < 8 {
                 return bad(format!(
-                    "UDP needs a size of at least 8 bytes: each datagram carries its 8-byte sequence number (not {})",
+                    "datagrams need a size of at least 8 bytes: each carries its 8-byte sequence number (not {})",
                     self.size
                 ));
             }
@@ -897,6 +923,7 @@ enum Conn {
     Tcp(tokio::net::TcpStream),
     Udp(tokio::net::UdpSocket),
     Unix(tokio::net::UnixStream),
+    UnixDgram(tokio::net::UnixDatagram),
 }
 
 thread_local! {
@@ -1030,6 +1057,7 @@ fn worker(
                         drive_stream(r, w, &ctx).await
                     }
                     Conn::Udp(s) => udp_pingpong(&s, &ctx).await,
+                    Conn::UnixDgram(s) => udp_pingpong(&s, &ctx).await,
                 };
                 (gidx, st)
             }));
@@ -1176,6 +1204,14 @@ async fn connect_one(shared: &Shared, deadline: Instant) -> std::result::Result<
             let mut s = tokio::net::UnixStream::from_std(std).map_err(|e| io_err("connect", e))?;
             hello(&mut s, timeout, deadline, verify).await?;
             Ok(Conn::Unix(s))
+        }
+        Target::UnixDgram(a) => {
+            let std = crate::unix::connect_datagram(a).map_err(|e| (kind_of_error(&e), e))?;
+            // room for the largest datagram (as echo-server's): a send buffer of N bytes
+            // holds only N minus the kernel's overhead
+            let _ = socket2::SockRef::from(&std).set_send_buffer_size(crate::echo::MAX_UNIX_DGRAM);
+            let s = tokio::net::UnixDatagram::from_std(std).map_err(|e| io_err("connect", e))?;
+            Ok(Conn::UnixDgram(s))
         }
         Target::Udp(a) => {
             let bind: SocketAddr = if a.is_ipv4() {
@@ -1703,21 +1739,46 @@ enum Fate {
     Lost,
 }
 
-async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
+/// A connected datagram socket for [`udp_pingpong`]: UDP or Unix.
+trait Datagrams: crate::relay::DatagramSocket {
+    /// Tells the runtime the socket is drained without the `recv(2)` that would fail
+    /// with `EAGAIN` (the next datagram's edge wakes the task).
+    fn drained(&self);
+}
+
+impl Datagrams for tokio::net::UdpSocket {
+    fn drained(&self) {
+        let _ = self.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+}
+
+impl Datagrams for tokio::net::UnixDatagram {
+    fn drained(&self) {
+        let _ = self.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(io::ErrorKind::WouldBlock.into())
+        });
+    }
+}
+
+/// Datagram ping-pong (UDP or Unix datagrams) on one connected socket.
+async fn udp_pingpong<S: Datagrams>(s: &S, ctx: &Ctx) -> ConnStats {
     let sh = &*ctx.shared;
     let m = sh.cfg.size;
     let verify = sh.cfg.verify;
     let mut st = ConnStats::default();
     let mut sbuf = vec![0u8; m];
     let mut old = vec![0u8; m];
-    let mut rbuf = vec![0u8; 65_536];
+    // one byte more than a request: a longer reply is seen as such (a mismatch)
+    let mut rbuf = vec![0u8; (m + 1).max(65_536)];
     let mut fates = vec![Fate::Unknown; UDP_HISTORY];
     let mut sleep = Box::pin(tokio::time::sleep(sh.timeout));
     let (mut seq, mut measured) = (0u64, 0u64);
     let pacer = ctx.pacer();
     'requests: while let Some(t0) = ctx.next_start(seq, measured, &pacer).await {
         fill_msg(&mut sbuf, &sh.pat, ctx.id, seq);
-        if let Err(e) = s.send(&sbuf).await {
+        if let Err(e) = s.send_datagram(&sbuf).await {
             st.error = Some(io_err("send", e));
             break;
         }
@@ -1734,7 +1795,7 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
         let n = loop {
             let n = tokio::select! {
                 biased;
-                res = s.recv(&mut rbuf) => match res {
+                res = s.recv_datagram(&mut rbuf) => match res {
                     Ok(n) => n,
                     Err(e) => {
                         st.error = Some(io_err("recv", e));
@@ -1781,9 +1842,7 @@ async fn udp_pingpong(s: &tokio::net::UdpSocket, ctx: &Ctx) -> ConnStats {
             // One datagram was in flight and its reply is in: tell tokio the socket is
             // drained without the recv(2) that would fail with EAGAIN (the next reply's
             // edge wakes us; a late datagram queued meanwhile is read first, and skipped).
-            let _ = s.try_io(tokio::io::Interest::READABLE, || {
-                Err::<(), _>(io::ErrorKind::WouldBlock.into())
-            });
+            s.drained();
             let t1 = Instant::now();
             fates[(seq % UDP_HISTORY as u64) as usize] = Fate::Answered;
             if n < m {

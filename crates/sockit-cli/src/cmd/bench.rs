@@ -20,10 +20,12 @@ pub struct Args {
     /// Server: HOST PORT, HOST:PORT or [V6]:PORT (a bare PORT means 127.0.0.1).
     #[arg(value_name = "ADDR", num_args = 0..=2)]
     pub addr: Vec<String>,
-    /// Benchmark a Unix stream socket at PATH instead (`@name`: a Linux abstract name).
-    #[arg(long, value_name = "PATH", conflicts_with_all = ["addr", "udp"])]
+    /// Benchmark a Unix stream socket at PATH instead (`@name`: a Linux abstract name;
+    /// with -u a Unix datagram socket, answered at the client's autobind name).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["addr"])]
     pub unix: Option<String>,
-    /// UDP datagram ping-pong (lost and truncated replies are counted).
+    /// Datagram ping-pong over UDP (with --unix: Unix datagrams); lost and truncated
+    /// replies are counted.
     #[arg(short = 'u', long)]
     pub udp: bool,
     /// Concurrent connections (UDP: sockets).
@@ -219,7 +221,7 @@ fn check_flags(args: &Args) -> anyhow::Result<()> {
         return Err(Error::invalid_input(
             "bench",
             format!(
-                "UDP needs --size of at least 8 bytes: each datagram carries its 8-byte sequence number (not {})",
+                "-u needs --size of at least 8 bytes: each datagram carries its 8-byte sequence number (not {})",
                 args.size
             ),
         )
@@ -286,7 +288,12 @@ fn pick_address(addrs: &[std::net::SocketAddr]) -> Option<std::net::SocketAddr> 
 
 fn config_of(args: &Args) -> anyhow::Result<Config> {
     let target = if let Some(p) = &args.unix {
-        Target::Unix(sockit::unix::UnixAddr::parse(p)?)
+        let addr = sockit::unix::UnixAddr::parse(p)?;
+        if args.udp {
+            Target::UnixDgram(addr)
+        } else {
+            Target::Unix(addr)
+        }
     } else {
         if args.addr.is_empty() {
             return Err(Error::invalid_input(
@@ -335,13 +342,8 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
                 .map(sockit::addr::host_text)
                 .collect();
             crate::exit::stderr_line(format_args!(
-                "sockit: bench: {host} is {} ({}); also {}",
+                "sockit: bench: {host} is {} (its IPv4 address first, as echo-server binds); also {}",
                 sockit::addr::host_text(&addr),
-                if args.udp {
-                    "UDP: its IPv4 address"
-                } else {
-                    "the first address that accepted a connection"
-                },
                 others.join(", "),
             ));
         }
@@ -697,7 +699,7 @@ impl Summary {
         }
         writeln!(out)?;
         writeln!(out, "mismatches  {}", self.mismatches)?;
-        if self.protocol == "udp" {
+        if self.protocol == "udp" || self.protocol == "unix-dgram" {
             writeln!(
                 out,
                 "datagrams   {} lost, {} truncated, {} late, {} duplicate",
@@ -1058,7 +1060,7 @@ impl Saved {
         Ok(Saved {
             runs,
             target: string("target")?,
-            protocol: one_of("protocol", &["tcp", "udp", "unix"])?,
+            protocol: one_of("protocol", &["tcp", "udp", "unix", "unix-dgram"])?,
             mode: one_of("mode", &["pingpong", "stream"])?,
             size: uint("size_bytes")?,
             connections: uint("connections")?,
