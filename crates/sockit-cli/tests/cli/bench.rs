@@ -438,12 +438,15 @@ fn bad_input_is_refused() {
         assert!(!out.stderr.is_empty());
     }
     // nothing listening: connection refused, exit 1
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").port()
-    };
+    let closed = common::closed_port();
     let out = run(
-        &mut sockit(&["bench", "127.0.0.1", &port.to_string(), "--duration", "1"]),
+        &mut sockit(&[
+            "bench",
+            "127.0.0.1",
+            &closed.port.to_string(),
+            "--duration",
+            "1",
+        ]),
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(1), "{out:?}");

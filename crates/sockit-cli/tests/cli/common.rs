@@ -257,9 +257,34 @@ pub fn pattern(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-/// A free TCP (and usually UDP) port on 127.0.0.1: bound to port 0, then released.
-/// For peers (nc, ncat, socat) that cannot print the port they got.
+/// A free TCP and UDP port on 127.0.0.1, released for a peer (nc, ncat, socat) that
+/// cannot print the port it got. It is picked at random in the 8,192 ports below the
+/// kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`): a port that
+/// `bind` to port 0 and `connect` never hand out, so no parallel test can take it before
+/// the peer binds it (one from port 0 could: that got a test the wrong listener).
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    let low = ephemeral_low.saturating_sub(8192).max(1024);
+    let span = ephemeral_low.saturating_sub(low);
+    if span >= 256 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(CALLS.fetch_add(1, Ordering::Relaxed));
+        h.write_u32(std::process::id());
+        let start = h.finish();
+        for i in 0..u64::from(span) {
+            let port = low + ((start.wrapping_add(i)) % u64::from(span)) as u16;
+            let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+            if tcp && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     let port = l.local_addr().expect("local_addr").port();
     drop(l);
@@ -605,4 +630,54 @@ pub fn closed_port() -> ClosedPort {
         .expect("an IP address")
         .port();
     ClosedPort { _socket: s, port }
+}
+
+impl ClosedPort {
+    /// Starts listening on the held port (backlog 8): the same port, now answering, with
+    /// no moment where another test could take it.
+    pub fn listen(self) -> std::net::TcpListener {
+        self._socket.listen(8).expect("listen on the held port");
+        self._socket.into()
+    }
+}
+
+/// A UDP port on 127.0.0.1 where datagrams are refused (ICMP port unreachable), held for
+/// as long as the value lives: a socket bound to it and connected to itself, which the
+/// kernel gives no datagram from any other sender, so no other test can take the port
+/// (as it could after `free_port` or a dropped socket).
+pub struct ClosedUdpPort {
+    _socket: std::net::UdpSocket,
+    pub port: u16,
+}
+
+pub fn closed_udp_port() -> ClosedUdpPort {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let me = s.local_addr().expect("local_addr");
+    s.connect(me).expect("connect the holder to itself");
+    ClosedUdpPort {
+        _socket: s,
+        port: me.port(),
+    }
+}
+
+/// `n` consecutive TCP ports on 127.0.0.1 where nothing listens, held (bound, never
+/// listening, without SO_REUSEADDR) for as long as the sockets live, searched from
+/// port 20,000 in blocks of `n`. Connects to them are refused.
+pub fn closed_port_block(n: u16) -> (u16, Vec<socket2::Socket>) {
+    let bind = |p: u16| {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        s.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], p)).into())
+            .ok()
+            .map(|()| s)
+    };
+    let mut base = 20_000u16;
+    while u32::from(base) + u32::from(n) < 65_000 {
+        let held: Vec<socket2::Socket> = (base..base + n).map_while(bind).collect();
+        if held.len() == usize::from(n) {
+            return (base, held);
+        }
+        base += n;
+    }
+    panic!("no free block of {n} ports from 20000");
 }

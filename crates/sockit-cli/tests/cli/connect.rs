@@ -104,15 +104,15 @@ fn no_shutdown_keeps_the_write_side_open() {
 
 #[test]
 fn connect_refused_exits_1_with_python_message() {
-    let port = free_port();
-    let out = connect_no_input(&["127.0.0.1", &port.to_string()]);
+    let closed = closed_port();
+    let out = connect_no_input(&["127.0.0.1", &closed.port.to_string()]);
     assert_fails_with(&out, 1, "[Errno 111] Connection refused");
 }
 
 #[test]
 fn connect_refused_json_error_object() {
-    let port = free_port();
-    let out = connect_no_input(&["--json", "127.0.0.1", &port.to_string()]);
+    let closed = closed_port();
+    let out = connect_no_input(&["--json", "127.0.0.1", &closed.port.to_string()]);
     assert_eq!(out.status.code(), Some(1));
     let line = stderr_of(&out);
     let v: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON object");
@@ -346,8 +346,8 @@ fn connect_udp_to_nc_and_ncat() {
 
 #[test]
 fn connect_udp_refused_is_an_os_error() {
-    let port = free_port();
-    let out = connect(&["-u", "127.0.0.1", &port.to_string()], b"x");
+    let closed = closed_udp_port();
+    let out = connect(&["-u", "127.0.0.1", &closed.port.to_string()], b"x");
     assert_fails_with(&out, 1, "[Errno 111]");
 }
 
@@ -564,7 +564,8 @@ fn source_of_another_family_is_a_bind_error_naming_the_source() {
 #[test]
 fn w_0_is_refused_and_a_refusal_is_not_a_timeout() {
     // Regression: `connect -w 0` to a refusing port said `connect: timed out` (exit 5).
-    let port = free_port().to_string();
+    let closed = closed_port();
+    let port = closed.port.to_string();
     let out = connect_no_input(&["-w", "0", "127.0.0.1", &port]);
     let err = stderr_of(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");

@@ -180,9 +180,10 @@ fn half_close_reaches_a_counting_server_as_5_bytes_and_eof() {
 
 #[test]
 fn a_refusing_target_closes_the_client_and_the_forwarder_keeps_running() {
-    let free = TcpListener::bind("127.0.0.1:0").unwrap();
-    let target = free.local_addr().unwrap();
-    drop(free);
+    // Held (bound, not listening) until the target starts listening on it: no parallel
+    // test can take the port meanwhile.
+    let closed = crate::common::closed_port();
+    let target = SocketAddr::from(([127, 0, 0, 1], closed.port));
     let mut fwd = forward(&["-v", "127.0.0.1:0", &target.to_string()]);
     for _ in 0..3 {
         let mut s = connect(fwd.addr());
@@ -197,9 +198,7 @@ fn a_refusing_target_closes_the_client_and_the_forwarder_keeps_running() {
         "forwarder still runs"
     );
     // Once the target listens, the same forwarder serves.
-    let Ok(l) = TcpListener::bind(target) else {
-        return; // the port was taken meanwhile; the part above is the point
-    };
+    let l = closed.listen();
     let t = std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
         s.write_all(b"up\n").unwrap();

@@ -6,16 +6,18 @@ use std::time::{Duration, Instant};
 use crate::common::{run, serial, sockit};
 
 /// A port that was free a moment ago (bound then released): nothing listens on it.
-fn closed_tcp_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
+/// A TCP port where nothing listens, held (bound, not listening) while the value lives,
+/// so no parallel test can start listening there (as after a dropped listener).
+fn closed_tcp_port() -> crate::common::ClosedPort {
+    crate::common::closed_port()
 }
 
 #[test]
 fn one_open_one_closed_prints_the_open_one_and_exits_1() {
     let open = TcpListener::bind("127.0.0.1:0").expect("bind");
     let op = open.local_addr().unwrap().port();
-    let cp = closed_tcp_port();
+    let closed = closed_tcp_port();
+    let cp = closed.port;
     let out = run(
         &mut sockit(&["scan", "127.0.0.1", &format!("{op},{cp}")]),
         Duration::from_secs(10),
@@ -36,7 +38,8 @@ fn all_open_exits_0_and_verbose_shows_every_state() {
         Duration::from_secs(10),
     );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    let cp = closed_tcp_port();
+    let closed = closed_tcp_port();
+    let cp = closed.port;
     let out = run(
         &mut sockit(&["scan", "-v", "127.0.0.1", &format!("{cp},{pa}")]),
         Duration::from_secs(10),
@@ -55,7 +58,8 @@ fn all_open_exits_0_and_verbose_shows_every_state() {
 fn json_has_one_object_per_port() {
     let a = TcpListener::bind("127.0.0.1:0").expect("bind");
     let pa = a.local_addr().unwrap().port();
-    let cp = closed_tcp_port();
+    let closed = closed_tcp_port();
+    let cp = closed.port;
     let out = run(
         &mut sockit(&["scan", "--json", "127.0.0.1", &format!("{pa},{cp}")]),
         Duration::from_secs(10),
@@ -78,10 +82,8 @@ fn a_hundred_closed_ports_finish_under_5_s() {
     let _guard = serial();
     // Find 100 consecutive ports with nothing listening (start high, in the ephemeral
     // range's neighbourhood), checked by a quick bind.
-    let start = (20_000u16..60_000)
-        .step_by(100)
-        .find(|&base| (base..base + 100).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok()))
-        .expect("a free block of 100 ports");
+    // held (bound, not listening) during the scan: no parallel test can listen there
+    let (start, _held) = crate::common::closed_port_block(100);
     let t = Instant::now();
     let out = run(
         &mut sockit(&["scan", "127.0.0.1", &format!("{start}-{}", start + 99)]),
@@ -110,10 +112,9 @@ fn udp_answer_closed_and_silent() {
     });
     let silent = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let ps = silent.local_addr().unwrap().port();
-    let pc = {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        s.local_addr().unwrap().port()
-    };
+    // refused (ICMP port unreachable) and held, so no parallel test can bind it meanwhile
+    let closed = crate::common::closed_udp_port();
+    let pc = closed.port;
     let out = run(
         &mut sockit(&[
             "scan",
