@@ -192,6 +192,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let listen_text = shown(&listen, &opts.lookup);
     let target_text = shown(&target, &opts.lookup);
     let result = rt.block_on(async move {
+        // Signals are registered before the `listening` line, so a SIGTERM or SIGINT sent
+        // as soon as the line is read is handled, not the default action (death by signal).
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let fwd = Forwarder::bind(&listen, target, opts)
             .with_context(|| format!("listen on {listen_text}"))?;
         let unix_path = match fwd.local_addr()? {
@@ -213,8 +218,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Arc::new(move |ev| print_event(verbose, json_out, &target_text, &ev));
         // SIGTERM: stop accepting and let the sessions in flight finish; a second SIGTERM
         // ends at once. SIGINT: exit 130 at once.
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("SIGTERM handler")?;
         let (tx, rx) = tokio::sync::watch::channel(0u32);
         tokio::spawn(async move {
             let mut n = 0;
@@ -229,7 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let code = tokio::select! {
             r = fwd.run_until(events, stop) => { r?; ExitCode::SUCCESS }
-            _ = tokio::signal::ctrl_c() => ExitCode::from(130),
+            _ = int.recv() => ExitCode::from(130),
             _ = second.wait_for(|n| *n >= 2) => ExitCode::SUCCESS,
         };
         if let Some(p) = unix_path {

@@ -106,11 +106,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = crate::args::runtime()?;
     let result = rt.block_on(async {
         let mut cleanup = Cleanup(None);
+        // Both signals are registered before `work` (which prints the `listening` line) is
+        // first polled: `ctrl_c()` registered only when select! polled it, which could come
+        // after the line, so an early SIGINT killed listen instead of ending it with 130.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
         let work = run_async(&args, events, &mut cleanup);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let r = tokio::select! {
             r = work => r,
-            _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(130)),
+            _ = int.recv() => Ok(ExitCode::from(130)),
             _ = term.recv() => Ok(ExitCode::SUCCESS),
         };
         drop(cleanup);

@@ -735,3 +735,23 @@ fn udp_sessions_to_a_tcp_target_end_with_its_end_of_stream() {
         "{err}"
     );
 }
+
+#[test]
+fn a_signal_sent_right_after_the_listening_line_is_handled() {
+    // Regression: forward registered its SIGTERM and SIGINT handlers after printing
+    // `listening`, so a signal sent as soon as the line was read could find none (the
+    // forwarder descheduled in between, as on a loaded machine) and kill it: no exit code.
+    let closed = crate::common::closed_port();
+    let target = format!("127.0.0.1:{}", closed.port);
+    for (signal, code) in [("-TERM", 0), ("-INT", 130)] {
+        for _ in 0..5 {
+            let mut fwd = forward(&["127.0.0.1:0", &target]);
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(fwd.child.id().to_string())
+                .status();
+            let st = crate::common::wait_exit(&mut fwd, T);
+            assert_eq!(st.and_then(|s| s.code()), Some(code), "{signal}: {st:?}");
+        }
+    }
+}

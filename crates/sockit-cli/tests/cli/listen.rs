@@ -708,3 +708,21 @@ fn bind_errors_name_the_address() {
     let out = listen_fails(&["--unix", "/nonexistent-sockit-dir/x.sock"]);
     assert_fails_with(&out, 1, "bind /nonexistent-sockit-dir/x.sock: [Errno 2]");
 }
+
+#[test]
+fn a_signal_sent_right_after_the_listening_line_is_handled() {
+    // Regression: listen registered its SIGINT handler (tokio's ctrl_c) only when select!
+    // first polled it, which could be after `work` printed `listening`: a SIGINT sent as
+    // soon as the line was read could kill it (no exit code) instead of exit 130.
+    for (signal, code) in [("-TERM", 0), ("-INT", 130)] {
+        for _ in 0..5 {
+            let mut server = listen(&["127.0.0.1", "0"]);
+            let _ = Command::new("kill")
+                .arg(signal)
+                .arg(server.child.id().to_string())
+                .status();
+            let st = wait_exit(&mut server, T);
+            assert_eq!(st.and_then(|s| s.code()), Some(code), "{signal}: {st:?}");
+        }
+    }
+}
