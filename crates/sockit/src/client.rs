@@ -483,11 +483,14 @@ mod tests {
     async fn first_answering_address_wins_after_refusals() {
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let good = l.local_addr().unwrap();
-        // A closed port: bind, note the port, close.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
+        // A closed port: a bound socket that does not listen (connects are refused), held
+        // so no parallel test can listen there meanwhile (as after closing a listener).
+        let holder =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        holder
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
             .unwrap();
+        let closed = holder.local_addr().unwrap().as_socket().unwrap();
         let opts = ConnectOptions {
             timeout: Some(Duration::from_secs(5)),
             ..Default::default()
@@ -547,8 +550,15 @@ mod tests {
         .unwrap();
         assert_eq!(s.timeout(), Some(Duration::from_secs(5)));
         assert_eq!(s.peer_addr().unwrap().as_ip().unwrap().port(), port);
-        drop(l);
-        let e = create_connection("127.0.0.1", &Port::Number(port), None, None).unwrap_err();
+        // Refused: a bound socket that does not listen, held so no parallel test can
+        // listen on its port meanwhile (as on the port of a dropped listener).
+        let holder =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        holder
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let closed = holder.local_addr().unwrap().as_socket().unwrap().port();
+        let e = create_connection("127.0.0.1", &Port::Number(closed), None, None).unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
         // A listen(0) listener holding one queued connection never answers the next one.
         let full = Socket::new(Family::Inet, SockType::Stream, None).unwrap();
