@@ -137,8 +137,20 @@ fn several_connections_against_sockit_echo_server() {
             .as_str()
             .is_some_and(|h| h.starts_with("HISTFAAA"))
     );
-    // UDP on the same port: nothing lost
-    let (v, code, err) = bench_json(&["-u", "127.0.0.1", &port, "-c", "3", "--duration", "0.5"]);
+    // UDP on the same port: nothing lost. A count, with a timeout of 2 s (the UDP default
+    // is 0.2 s, which a reply delayed on a loaded machine can miss): every datagram is
+    // waited for and counted, answered or lost.
+    let (v, code, err) = bench_json(&[
+        "-u",
+        "127.0.0.1",
+        &port,
+        "-c",
+        "3",
+        "--count",
+        "300",
+        "--timeout",
+        "2",
+    ]);
     assert_eq!(code, 0, "{err} {v}");
     assert_clean(&v);
     assert_eq!(u(&v, "truncated"), 0, "{v}");
@@ -246,13 +258,35 @@ fn unix_datagrams_against_sockit_echo_server_and_a_python_peer() {
     let path = dir.join("echo.sock");
     let p = path.to_string_lossy().to_string();
     let _server = common::sockit_server(&["echo-server", "-u", "--unix", &p]);
-    let (v, code, err) = bench_json(&["-u", "--unix", &p, "-c", "3", "--duration", "0.5"]);
+    // A count, with a timeout of 2 s (the default 0.2 s can be missed by a reply delayed
+    // on a loaded machine): every datagram is waited for and counted, answered or lost.
+    let (v, code, err) = bench_json(&[
+        "-u",
+        "--unix",
+        &p,
+        "-c",
+        "3",
+        "--count",
+        "300",
+        "--timeout",
+        "2",
+    ]);
     assert_eq!(code, 0, "{err} {v}");
     assert_clean(&v);
     assert_eq!(v["protocol"], "unix-dgram", "{v}");
     assert_eq!(u(&v, "truncated"), 0, "{v}");
     // the largest datagram echo-server takes comes back whole
-    let (v, code, err) = bench_json(&["-u", "--unix", &p, "--count", "20", "--size", "212992"]);
+    let (v, code, err) = bench_json(&[
+        "-u",
+        "--unix",
+        &p,
+        "--count",
+        "20",
+        "--size",
+        "212992",
+        "--timeout",
+        "2",
+    ]);
     assert_eq!(code, 0, "{err} {v}");
     assert_clean(&v);
     assert_eq!(u(&v, "bytes_received"), 20 * 212_992, "{v}");
@@ -293,7 +327,17 @@ except socket.timeout:
         .read_exact(&mut ready)
         .expect("ready line");
     let at = format!("@{name}");
-    let (v, code, err) = bench_json(&["-u", "--unix", &at, "-c", "2", "--count", "400"]);
+    let (v, code, err) = bench_json(&[
+        "-u",
+        "--unix",
+        &at,
+        "-c",
+        "2",
+        "--count",
+        "400",
+        "--timeout",
+        "2",
+    ]);
     let _ = py.kill();
     let _ = py.wait();
     assert_eq!(code, 0, "{err} {v}");
@@ -1419,7 +1463,7 @@ timeout 30 "$B" echo-server -u localhost 0 > "$d/u" 2>&1 & U=$!
 i=0; while [ $i -lt 100 ]; do grep -q listening "$d/t" && grep -q listening "$d/u" && break; sleep 0.1; i=$((i+1)); done
 P=$(awk '/listening/{print $3}' "$d/t"); Q=$(awk '/listening/{print $3}' "$d/u")
 timeout 20 "$B" bench -v localhost "$P" --duration 0.3 > /dev/null 2> "$d/e1"; echo "tcp rc=$?"
-timeout 20 "$B" bench -v -u localhost "$Q" --duration 0.3 > /dev/null 2> "$d/e2"; echo "udp rc=$?"
+timeout 20 "$B" bench -v -u localhost "$Q" --duration 0.3 --timeout 2 > /dev/null 2> "$d/e2"; echo "udp rc=$?"
 cat "$d/e1" "$d/e2"
 kill $E $U; rm -rf "$d"
 "#;
