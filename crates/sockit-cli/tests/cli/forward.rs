@@ -602,8 +602,10 @@ fn tcp_to_udp_grace_is_the_q_option() {
         took >= Duration::from_millis(1400) && took < Duration::from_secs(5),
         "{took:?}"
     );
-    // A client that is gone: SIGTERM does not wait out its session's grace.
-    let mut fwd = fwd;
+    // A client that is gone: SIGTERM does not wait out its session's grace (a grace of
+    // 5 s here, so the bound below has seconds of slack for a loaded machine).
+    drop(fwd);
+    let mut fwd = forward(&["-q", "5", "127.0.0.1:0", &format!("udp:{taddr}")]);
     let mut gone = connect(fwd.addr());
     gone.write_all(b"y").unwrap();
     let mut b = [0u8; 1];
@@ -613,7 +615,7 @@ fn tcp_to_udp_grace_is_the_q_option() {
     let t = std::time::Instant::now();
     assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
     assert!(
-        t.elapsed() < Duration::from_millis(1000),
+        t.elapsed() < Duration::from_millis(2500),
         "{:?}",
         t.elapsed()
     );
