@@ -391,6 +391,21 @@ pub struct TlsClientArgs {
     /// With --tls: do not verify the server's certificate. Dangerous.
     #[arg(long = "insecure", requires = "tls")]
     pub insecure: bool,
+    /// With --tls: present this client certificate chain (PEM) when the server asks for
+    /// one (mutual TLS); needs --key.
+    #[arg(long = "cert", value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// With --cert: the client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "key", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+}
+
+/// The client identity of `--cert FILE --key FILE` (clap makes each need the other).
+pub fn identity(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<sockit::tls::Identity> {
+    Some(sockit::tls::Identity {
+        cert: cert.clone()?,
+        key: key.clone()?,
+    })
 }
 
 impl TlsClientArgs {
@@ -411,6 +426,7 @@ impl TlsClientArgs {
             cacert: self.cacert.clone(),
             insecure: self.insecure,
             alpn: Vec::new(),
+            identity: identity(&self.cert, &self.key),
         })?;
         Ok(Some(config))
     }
@@ -428,6 +444,10 @@ pub struct TlsServerArgs {
     /// With --tls: the server's private key (PEM: PKCS#8, PKCS#1 or SEC1).
     #[arg(long = "key", value_name = "FILE", requires = "tls")]
     pub key: Option<PathBuf>,
+    /// With --tls: require a client certificate that chains to a CA certificate in this
+    /// PEM file (mutual TLS); clients without one fail their handshake.
+    #[arg(long = "cacert", value_name = "FILE", requires = "tls")]
+    pub cacert: Option<PathBuf>,
 }
 
 impl TlsServerArgs {
@@ -436,7 +456,12 @@ impl TlsServerArgs {
         &self,
     ) -> sockit::Result<Option<std::sync::Arc<sockit::tls::rustls::ServerConfig>>> {
         match (self.tls, &self.cert, &self.key) {
-            (true, Some(cert), Some(key)) => Ok(Some(sockit::tls::server_config(cert, key, &[])?)),
+            (true, Some(cert), Some(key)) => Ok(Some(sockit::tls::server_config(
+                cert,
+                key,
+                &[],
+                self.cacert.as_deref(),
+            )?)),
             (true, _, _) => Err(sockit::Error::invalid_input(
                 "tls",
                 "--tls needs --cert FILE and --key FILE",

@@ -49,6 +49,19 @@ pub struct ClientOptions {
     pub insecure: bool,
     /// ALPN protocol ids to offer, most preferred first (empty: no ALPN extension).
     pub alpn: Vec<Vec<u8>>,
+    /// A client certificate chain and its private key (PEM files) to present when the
+    /// server asks for one (mutual TLS; curl's `--cert`/`--key`, ncat's
+    /// `--ssl-cert`/`--ssl-key`). `None`: no client authentication.
+    pub identity: Option<Identity>,
+}
+
+/// A certificate chain and its private key, as PEM files (`--cert FILE --key FILE`).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The certificate chain, leaf first (PEM `CERTIFICATE` blocks).
+    pub cert: PathBuf,
+    /// The private key of the leaf (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
 }
 
 /// Where a client's trusted roots came from (for `-v`).
@@ -138,53 +151,82 @@ pub fn root_store(cacert: Option<&Path>) -> Result<(RootCertStore, RootsSource)>
 }
 
 /// A client configuration: verified against the system's roots (or `cacert`), or not at
-/// all with `insecure`; TLS 1.2 and 1.3; the given ALPN ids.
+/// all with `insecure`; TLS 1.2 and 1.3; the given ALPN ids; the client certificate of
+/// `identity` for a server that asks for one.
 ///
 /// Python: `ssl.create_default_context(cafile=...)`, with `check_hostname=False,
-/// verify_mode=CERT_NONE` for `insecure`.
+/// verify_mode=CERT_NONE` for `insecure`, and `load_cert_chain(cert, key)` for `identity`.
 ///
 /// # Errors
-/// As [`root_store`]; [`ErrorKind::Tls`] if rustls refuses the protocol versions.
+/// As [`root_store`], and as [`load_certs`]/[`load_key`] for `identity`;
+/// [`ErrorKind::Tls`] if rustls refuses the protocol versions, or the key does not fit
+/// the certificate.
 pub fn client_config(opts: &ClientOptions) -> Result<(Arc<ClientConfig>, RootsSource)> {
     let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| tls_error(&e))?;
-    let (mut config, source) = if opts.insecure {
+    let (builder, source) = if opts.insecure {
         let verifier = Arc::new(AcceptAnyServerCert(provider));
         (
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(verifier)
-                .with_no_client_auth(),
+                .with_custom_certificate_verifier(verifier),
             RootsSource::Insecure,
         )
     } else {
         let (roots, source) = root_store(opts.cacert.as_deref())?;
-        (
-            builder.with_root_certificates(roots).with_no_client_auth(),
-            source,
-        )
+        (builder.with_root_certificates(roots), source)
+    };
+    let mut config = match &opts.identity {
+        None => builder.with_no_client_auth(),
+        Some(id) => builder
+            .with_client_auth_cert(load_certs(&id.cert)?, load_key(&id.key)?)
+            .map_err(|e| Error::tls(format!("cannot use the client certificate and key: {e}")))?,
     };
     config.alpn_protocols = opts.alpn.clone();
     Ok((Arc::new(config), source))
 }
 
-/// A server configuration from a PEM certificate chain and a PEM private key, no client
-/// authentication, offering the given ALPN ids.
+/// A server configuration from a PEM certificate chain and a PEM private key, offering
+/// the given ALPN ids. With `client_ca` (a PEM file of CA certificates) every client must
+/// present a certificate that chains to one of them (mutual TLS, RFC 8446 §4.3.2
+/// CertificateRequest); without it no client certificate is asked for.
 ///
-/// Python: `SSLContext(PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)`.
+/// Python: `SSLContext(PROTOCOL_TLS_SERVER).load_cert_chain(cert, key)`, and
+/// `load_verify_locations(client_ca)` with `verify_mode = CERT_REQUIRED`.
 ///
 /// # Errors
-/// As [`load_certs`] / [`load_key`]; [`ErrorKind::Tls`] when the key does not fit the
-/// certificate or is of an unsupported type.
-pub fn server_config(cert: &Path, key: &Path, alpn: &[Vec<u8>]) -> Result<Arc<ServerConfig>> {
+/// As [`load_certs`] / [`load_key`] / [`root_store`]; [`ErrorKind::Tls`] when the key does
+/// not fit the certificate or is of an unsupported type.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    alpn: &[Vec<u8>],
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>> {
     let chain = load_certs(cert)?;
     let key = load_key(key)?;
-    let mut config = ServerConfig::builder_with_provider(provider())
+    let provider = provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| tls_error(&e))?
-        .with_no_client_auth()
+        .map_err(|e| tls_error(&e))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(path) => {
+            let (roots, _) = root_store(Some(path))?;
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| {
+                Error::invalid_input(path_op(path), format!("cannot verify clients: {e}"))
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| Error::tls(format!("cannot use the certificate and key: {e}")))?;
     config.alpn_protocols = alpn.to_vec();
@@ -211,6 +253,9 @@ pub struct SessionInfo {
     pub cipher: String,
     /// The ALPN protocol the peer chose, if any.
     pub alpn: Option<String>,
+    /// How many certificates the peer presented (a server always some; a client only
+    /// when asked for one, and then it was verified, or the handshake failed).
+    pub peer_certificates: usize,
 }
 
 impl SessionInfo {
@@ -233,6 +278,7 @@ impl SessionInfo {
             version,
             cipher,
             alpn,
+            peer_certificates: state.peer_certificates().map_or(0, <[_]>::len),
         }
     }
 }

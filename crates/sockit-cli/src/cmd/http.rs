@@ -107,6 +107,15 @@ pub struct Opts {
     #[arg(long = "cacert", value_name = "FILE")]
     pub cacert: Option<PathBuf>,
 
+    /// Present this client certificate chain (PEM) when the server asks for one (mutual
+    /// TLS; curl's -E/--cert, without curl's `:password`); needs --key.
+    #[arg(short = 'E', long = "cert", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// With --cert: the client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "key", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
     /// Do not verify the server's certificate (curl's -k). Dangerous.
     #[arg(short = 'k', long = "insecure")]
     pub insecure: bool,
@@ -203,6 +212,7 @@ impl TlsSetup {
             cacert: args.cacert.clone(),
             insecure: args.insecure,
             alpn: vec![sockit::tls::ALPN_HTTP1.to_vec()],
+            identity: crate::args::identity(&args.cert, &args.key),
         })
         .context("cannot set up TLS")?;
         if args.verbose {

@@ -453,8 +453,8 @@ fn refused_connection_is_an_os_error() {
 // TLS
 // ------------------------------------------------------------------------------------
 
-/// A CA, a server certificate for `names` signed by it, and the PEM files in `dir`:
-/// ca.pem, cert.pem, key.pem.
+/// A CA, a server certificate for `names` and a client certificate signed by it, and the
+/// PEM files in `dir`: ca.pem, cert.pem, key.pem, client.pem, client-key.pem.
 struct Pki {
     dir: PathBuf,
 }
@@ -483,6 +483,15 @@ impl Pki {
         std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
         std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
         std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
+        let client_key = KeyPair::generate().expect("client key");
+        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        client
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "sockit test client");
+        client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let client = client.signed_by(&client_key, &issuer).expect("client cert");
+        std::fs::write(dir.join("client.pem"), client.pem()).expect("write");
+        std::fs::write(dir.join("client-key.pem"), client_key.serialize_pem()).expect("write");
         Pki { dir }
     }
 
@@ -885,4 +894,199 @@ fn json_errors_name_the_failing_url_and_the_limit() {
     let m = v["error"]["message"].as_str().unwrap_or_default();
     assert!(m.starts_with("--max-time 0.3s expired: "), "{v}");
     let _ = h.join();
+}
+
+// ------------------------------------------------------------------------------------
+// Mutual TLS: client certificates
+// ------------------------------------------------------------------------------------
+
+#[test]
+fn listen_cacert_requires_a_client_certificate_from_connect_and_s_client() {
+    let pki = Pki::new("mtls", &["localhost", "127.0.0.1"], false);
+    let (cert, key, ca) = (
+        pki.path("cert.pem"),
+        pki.path("key.pem"),
+        pki.path("ca.pem"),
+    );
+    let (ccert, ckey) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    let mtls_server = || {
+        sockit_server(&[
+            "listen",
+            "--tls",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--cacert",
+            &ca,
+            "127.0.0.1",
+            "0",
+        ])
+    };
+    // stdin_data written to the listener's stdin, which is then closed
+    let mtls_listener = |stdin_data: &[u8]| {
+        let mut s = mtls_server();
+        if let Some(mut stdin) = s.child.stdin.take() {
+            use std::io::Write;
+            let _ = stdin.write_all(stdin_data);
+        }
+        s
+    };
+    // with a certificate: bytes both ways
+    let mut s = mtls_listener(b"from listen\n");
+    let port = s.port.to_string();
+    let mut c = sockit(&[
+        "connect",
+        "--tls",
+        "--cacert",
+        &ca,
+        "--cert",
+        &ccert,
+        "--key",
+        &ckey,
+        "127.0.0.1",
+        &port,
+    ]);
+    let o = run_with_input(&mut c, b"from connect\n", LIMIT);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "from listen\n");
+    assert_eq!(s.next_line(LIMIT).as_deref(), Some("from connect"));
+    assert_eq!(exit_code(&mut s, LIMIT), Some(0));
+    // without one: a TLS error on both sides, named as such
+    let mut s = mtls_listener(b"");
+    let port = s.port.to_string();
+    // stdin stays open (no end of input to shut down on, which could meet the server's
+    // close first): the client learns of the refusal by reading the server's alert
+    let mut c = sockit(&["connect", "--tls", "--cacert", &ca, "127.0.0.1", &port]);
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn connect");
+    let keep_open = child.stdin.take();
+    let o = wait_output(child, LIMIT);
+    drop(keep_open);
+    assert_eq!(o.status.code(), Some(6), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("certificate required"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(exit_code(&mut s, LIMIT), Some(6));
+    // openssl s_client with the client certificate: the real peer
+    if !have("openssl") {
+        eprintln!("openssl not installed: skipped");
+        return;
+    }
+    use std::io::Write;
+    let mut s = mtls_server();
+    let mut listen_in = s.child.stdin.take();
+    let mut child = Command::new("openssl")
+        .args(["s_client", "-quiet", "-verify_return_error", "-CAfile", &ca])
+        .args(["-cert", &ccert, "-key", &ckey])
+        .args(["-connect", &format!("127.0.0.1:{}", s.port)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl s_client");
+    if let Some(mut i) = child.stdin.take() {
+        i.write_all(b"hello with a certificate\n").expect("write");
+    }
+    assert_eq!(
+        s.next_line(LIMIT).as_deref(),
+        Some("hello with a certificate")
+    );
+    if let Some(i) = listen_in.as_mut() {
+        let _ = i.write_all(b"welcome\n");
+    }
+    drop(listen_in);
+    let o = wait_output(child, LIMIT);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "welcome\n");
+}
+
+#[test]
+fn http_cert_and_key_answer_openssl_s_server_verify() {
+    if !have("openssl") {
+        eprintln!("openssl not installed: skipped");
+        return;
+    }
+    let pki = Pki::new("mtls-http", &["localhost", "127.0.0.1"], false);
+    let (cert, key, ca) = (
+        pki.path("cert.pem"),
+        pki.path("key.pem"),
+        pki.path("ca.pem"),
+    );
+    let (ccert, ckey) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    // s_server -Verify 1: a client certificate is required; -www answers a GET with a
+    // status page; -naccept 2 ends it after our two connections
+    let mut server = Command::new("openssl")
+        .args([
+            "s_server",
+            "-accept",
+            "127.0.0.1:0",
+            "-naccept",
+            "2",
+            "-www",
+        ])
+        .args(["-cert", &cert, "-key", &key, "-Verify", "1", "-CAfile", &ca])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let mut out = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let port = (0..20)
+        .find_map(|_| {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut out, &mut line).ok()?;
+            line.trim()
+                .strip_prefix("ACCEPT 127.0.0.1:")
+                .map(str::to_string)
+        })
+        .expect("ACCEPT line");
+    let url = format!("https://127.0.0.1:{port}/");
+    let o = http(&[
+        "-E", &ccert, "--key", &ckey, "--cacert", &ca, "--json", &url,
+    ]);
+    let o2 = http(&["--cacert", &ca, &url]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(json(&o)["status"], 200);
+    assert_eq!(o2.status.code(), Some(6), "{}", stderr(&o2));
+    assert!(
+        stderr(&o2).contains("tls: peer sent alert: certificate required"),
+        "{}",
+        stderr(&o2)
+    );
+}
+
+#[test]
+fn client_certificate_flags_are_checked() {
+    let pki = Pki::new("mtls-flags", &["localhost"], false);
+    let (ccert, ckey) = (pki.path("client.pem"), pki.path("client-key.pem"));
+    // --cert needs --key (and --tls for connect); a key that does not fit is a TLS error
+    let o = run(
+        &mut sockit(&["connect", "--tls", "--cert", &ccert, "127.0.0.1", "9"]),
+        LIMIT,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = http(&["-E", &ccert, "https://127.0.0.1:9/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = http(&["--key", &ckey, "https://127.0.0.1:9/"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let other = pki.path("key.pem");
+    let o = http(&["-E", &ccert, "--key", &other, "https://127.0.0.1:9/"]);
+    assert_fails_with(&o, 6, "cannot use the client certificate and key");
+    let o = http(&[
+        "-E",
+        &ccert,
+        "--key",
+        "/nonexistent.pem",
+        "https://127.0.0.1:9/",
+    ]);
+    assert_fails_with(&o, 1, "/nonexistent.pem");
 }
