@@ -30,8 +30,8 @@ pub struct SocketOptArgs {
     /// SO_REUSEPORT: let several sockets bind the same port.
     #[arg(long)]
     pub reuseport: bool,
-    /// SO_LINGER: on close, wait up to SECS for unsent data (0: reset at once).
-    #[arg(long, value_name = "SECS")]
+    /// SO_LINGER: on close, wait up to SECS (whole seconds) for unsent data (0: reset at once).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_linger)]
     pub linger: Option<u32>,
 }
 
@@ -49,6 +49,15 @@ impl SocketOptArgs {
             linger: self.linger.map(|s| Duration::from_secs(u64::from(s))),
         }
     }
+}
+
+/// `--linger`: whole seconds, 0 to `i32::MAX` (`struct linger`'s `l_linger` is a C `int`).
+fn parse_linger(text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|s| *s <= i32::MAX as u32)
+        .ok_or_else(|| format!("must be whole seconds, 0-{} (SO_LINGER)", i32::MAX))
 }
 
 /// `0x10` or `16`.

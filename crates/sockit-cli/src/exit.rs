@@ -43,8 +43,28 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
     if is_broken_pipe(err) {
         return ExitCode::SUCCESS;
     }
-    stderr_line(format_args!("sockit: {err:#}"));
+    stderr_line(format_args!("sockit: {}", python_text(err)));
     ExitCode::from(code_for(err))
+}
+
+/// The error chain as anyhow's `{:#}` prints it (`context: …: cause`), but a system error
+/// at its root in Python's words (`[Errno 28] No space left on device`, not Rust's
+/// `No space left on device (os error 28)`).
+pub fn python_text(err: &anyhow::Error) -> String {
+    err.chain()
+        .map(|c| {
+            match c
+                .downcast_ref::<io::Error>()
+                .and_then(io::Error::raw_os_error)
+            {
+                Some(errno) if c.source().is_none() => {
+                    sockit::Error::from_errno("", errno).python_text()
+                }
+                _ => c.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Writes one line on stderr, ignoring write errors: `eprintln!` panics when stderr is a

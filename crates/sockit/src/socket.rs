@@ -310,7 +310,8 @@ impl Socket {
     /// The deadline for one call under the current timeout mode.
     fn deadline(&self) -> Option<Instant> {
         match self.timeout {
-            Some(t) if !t.is_zero() => Some(Instant::now() + t),
+            // MAX_TIMEOUT keeps this in range; a clock that cannot add it waits forever
+            Some(t) if !t.is_zero() => Instant::now().checked_add(t),
             _ => None,
         }
     }
@@ -480,7 +481,8 @@ impl Socket {
         })
     }
 
-    /// Receives up to `bufsize` bytes; an empty vector means the peer shut down its side.
+    /// Receives up to `bufsize` bytes (at most [`MAX_RECV_BUFFER`] in one call); an empty
+    /// vector means the peer shut down its side.
     ///
     /// Python: `sock.recv(bufsize)`; one `recv(2)` (retried on EINTR).
     ///
@@ -488,7 +490,7 @@ impl Socket {
     /// [`ErrorKind::Timeout`] when no byte arrives before the timeout; [`ErrorKind::Os`]
     /// with the errno otherwise (ECONNRESET; EAGAIN in non-blocking mode).
     pub fn recv(&self, bufsize: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; bufsize];
+        let mut buf = recv_buffer(bufsize);
         let n = self.recv_into(&mut buf)?;
         buf.truncate(n);
         Ok(buf)
@@ -506,7 +508,7 @@ impl Socket {
         })
     }
 
-    /// Reads up to `bufsize` bytes without consuming them.
+    /// Reads up to `bufsize` bytes (at most [`MAX_RECV_BUFFER`]) without consuming them.
     ///
     /// Python: `sock.recv(bufsize, socket.MSG_PEEK)`; `recv(2)` with `MSG_PEEK`.
     ///
@@ -514,7 +516,7 @@ impl Socket {
     /// As [`recv`](Socket::recv).
     #[doc(alias = "MSG_PEEK")]
     pub fn peek(&self, bufsize: usize) -> Result<Vec<u8>> {
-        let mut buf = vec![0u8; bufsize];
+        let mut buf = recv_buffer(bufsize);
         let n = self.call("recv", sys::POLLIN, self.deadline(), |s| {
             s.peek(sys::as_uninit(&mut buf))
         })?;
@@ -522,7 +524,8 @@ impl Socket {
         Ok(buf)
     }
 
-    /// Receives a datagram of up to `bufsize` bytes and its sender's address.
+    /// Receives a datagram of up to `bufsize` bytes (at most [`MAX_RECV_BUFFER`]) and its
+    /// sender's address.
     ///
     /// Python: `sock.recvfrom(bufsize)`; `recvfrom(2)`. A longer datagram is cut to
     /// `bufsize` (the rest is lost, as in Python).
@@ -531,7 +534,7 @@ impl Socket {
     /// As [`recv`](Socket::recv) (`recvfrom: timed out`).
     #[doc(alias = "recvfrom")]
     pub fn recv_from(&self, bufsize: usize) -> Result<(Vec<u8>, SockAddr)> {
-        let mut buf = vec![0u8; bufsize];
+        let mut buf = recv_buffer(bufsize);
         let (n, addr) = self.recv_from_into(&mut buf)?;
         buf.truncate(n);
         Ok((buf, addr))
@@ -632,9 +635,17 @@ impl Socket {
     /// CPython the new timeout is recorded even when the descriptor is closed.
     ///
     /// # Errors
-    /// [`ErrorKind::Os`] `[Errno 9] Bad file descriptor` after close.
+    /// [`ErrorKind::InvalidInput`] for a timeout above [`MAX_TIMEOUT`] (CPython's
+    /// `OverflowError`), before anything changes; [`ErrorKind::Os`] `[Errno 9] Bad file
+    /// descriptor` after close.
     #[doc(alias = "settimeout")]
     pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
+        if timeout.is_some_and(|t| t > MAX_TIMEOUT) {
+            return Err(Error::invalid_input(
+                "settimeout",
+                "timestamp out of range for platform time_t",
+            ));
+        }
         self.timeout = timeout;
         self.sock("settimeout")?
             .set_nonblocking(timeout.is_some())
@@ -762,8 +773,10 @@ impl Socket {
     /// `SO_RCVBUF` in bytes (Linux doubles the value asked for, and reads back the double).
     ///
     /// # Errors
+    /// [`ErrorKind::InvalidInput`] above `i32::MAX` (the option is a C `int`);
     /// [`ErrorKind::Os`] from `setsockopt(2)`.
     pub fn set_recv_buffer_size(&self, bytes: usize) -> Result<()> {
+        check_buffer_size("SO_RCVBUF", bytes)?;
         opt(self, "setsockopt", |s| s.set_recv_buffer_size(bytes))
     }
     /// Reads `SO_RCVBUF` in bytes.
@@ -776,8 +789,10 @@ impl Socket {
     /// `SO_SNDBUF` in bytes (Linux doubles the value asked for).
     ///
     /// # Errors
+    /// [`ErrorKind::InvalidInput`] above `i32::MAX` (the option is a C `int`);
     /// [`ErrorKind::Os`] from `setsockopt(2)`.
     pub fn set_send_buffer_size(&self, bytes: usize) -> Result<()> {
+        check_buffer_size("SO_SNDBUF", bytes)?;
         opt(self, "setsockopt", |s| s.set_send_buffer_size(bytes))
     }
     /// Reads `SO_SNDBUF` in bytes.
@@ -843,11 +858,21 @@ impl Socket {
         opt(self, "getsockopt", |s| s.broadcast())
     }
     /// `SO_LINGER`: `Some(d)` makes `close` wait up to `d` for unsent data (`Some(ZERO)`
-    /// resets the connection); `None` is the default background close.
+    /// resets the connection); `None` is the default background close. `d` is whole
+    /// seconds, 0 to `i32::MAX` (`struct linger`'s `l_linger` is a C `int` of seconds).
     ///
     /// # Errors
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
+    /// [`ErrorKind::InvalidInput`] for a fraction of a second or more than `i32::MAX`
+    /// seconds (before any system call); [`ErrorKind::Os`] from `setsockopt(2)`.
     pub fn set_linger(&self, linger: Option<Duration>) -> Result<()> {
+        if let Some(d) = linger
+            && (d.subsec_nanos() != 0 || d.as_secs() > i32::MAX as u64)
+        {
+            return Err(Error::invalid_input(
+                "setsockopt",
+                format!("linger must be whole seconds 0-{}, not {d:?}", i32::MAX),
+            ));
+        }
         opt(self, "setsockopt", |s| s.set_linger(linger))
     }
     /// Reads `SO_LINGER`.
@@ -857,6 +882,33 @@ impl Socket {
     pub fn linger(&self) -> Result<Option<Duration>> {
         opt(self, "getsockopt", |s| s.linger())
     }
+}
+
+/// The longest timeout [`Socket::set_timeout`] takes: CPython's limit (its clock counts
+/// nanoseconds in an `i64`, about 292 years).
+pub const MAX_TIMEOUT: Duration = Duration::from_nanos(i64::MAX as u64);
+
+/// The largest buffer one receive call allocates, in bytes (64 MiB): a larger `bufsize`
+/// is cut to it. A stream `recv(2)` may always return less than asked, and no datagram is
+/// longer on Linux with its default limits (UDP: 65,507 bytes; Unix: the sender's
+/// `SO_SNDBUF`, at most twice `net.core.wmem_max`).
+pub const MAX_RECV_BUFFER: usize = 64 << 20;
+
+/// A zeroed buffer of `bufsize` bytes, at most [`MAX_RECV_BUFFER`] (so a huge `bufsize`
+/// cannot abort the process as an impossible allocation would).
+fn recv_buffer(bufsize: usize) -> Vec<u8> {
+    vec![0u8; bufsize.min(MAX_RECV_BUFFER)]
+}
+
+/// Refuses a socket buffer size that does not fit the option's C `int`.
+fn check_buffer_size(name: &str, bytes: usize) -> Result<()> {
+    if bytes > i32::MAX as usize {
+        return Err(Error::invalid_input(
+            "setsockopt",
+            format!("{name} must be 0-{} bytes, not {bytes}", i32::MAX),
+        ));
+    }
+    Ok(())
 }
 
 fn opt<T>(
@@ -889,23 +941,40 @@ impl IntoRawFd for Socket {
     }
 }
 
-impl From<OwnedFd> for Socket {
+impl TryFrom<OwnedFd> for Socket {
+    type Error = Error;
+
     /// Adopts an open socket descriptor, reading its family, type and protocol with
     /// `getsockopt(SO_DOMAIN/SO_TYPE/SO_PROTOCOL)`; the timeout is `None`.
-    fn from(fd: OwnedFd) -> Socket {
+    ///
+    /// Python: `socket.socket(fileno=fd)`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`] `[Errno 88] Socket operation on non-socket` for a descriptor that
+    /// is not a socket (a file, a pipe), as Python; [`ErrorKind::InvalidInput`] for a
+    /// socket of a family or type this crate does not model (the descriptor is closed).
+    fn try_from(fd: OwnedFd) -> Result<Socket> {
         let inner = socket2::Socket::from(fd);
-        let family = inner
+        let raw_family = inner
             .domain()
-            .ok()
-            .and_then(|d| Family::from_raw(d.into()))
-            .unwrap_or(Family::Unix);
-        let socktype = inner
+            .map_err(|e| Error::from_io("getsockopt", e))?;
+        let family = Family::from_raw(raw_family.into()).ok_or_else(|| {
+            Error::invalid_input(
+                "socket",
+                format!("unsupported address family {}", i32::from(raw_family)),
+            )
+        })?;
+        let raw_type = inner
             .r#type()
-            .ok()
-            .and_then(|t| SockType::from_raw(t.into()))
-            .unwrap_or(SockType::Stream);
+            .map_err(|e| Error::from_io("getsockopt", e))?;
+        let socktype = SockType::from_raw(raw_type.into()).ok_or_else(|| {
+            Error::invalid_input(
+                "socket",
+                format!("unsupported socket type {}", i32::from(raw_type)),
+            )
+        })?;
         let protocol = inner.protocol().ok().flatten().map_or(0, i32::from);
-        Socket::wrap(inner, family, socktype, protocol)
+        Ok(Socket::wrap(inner, family, socktype, protocol))
     }
 }
 
@@ -933,6 +1002,53 @@ impl From<Socket> for std::net::TcpStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_values_are_refused_or_capped_not_a_panic() {
+        // Regression: recv(usize::MAX) panicked (capacity overflow), recv(1 << 36) aborted,
+        // set_timeout(Duration::MAX) made every later call panic, set_linger(u64::MAX s)
+        // and set_recv_buffer_size(usize::MAX) were taken, 1.5 s of linger became 1 s.
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let mut a = Socket::try_from(OwnedFd::from(a)).unwrap();
+        let b = Socket::try_from(OwnedFd::from(b)).unwrap();
+        b.send_all(b"hi").unwrap();
+        assert_eq!(a.recv(usize::MAX).unwrap(), b"hi");
+        b.send_all(b"there").unwrap();
+        assert_eq!(a.peek(1 << 40).unwrap(), b"there");
+        assert_eq!(a.recv(1 << 36).unwrap(), b"there");
+        let e = a.set_timeout(Some(Duration::MAX)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(a.timeout(), None, "a refused timeout changes nothing");
+        a.set_timeout(Some(MAX_TIMEOUT)).unwrap();
+        b.send_all(b"!").unwrap();
+        assert_eq!(a.recv(8).unwrap(), b"!", "the longest timeout still works");
+        for bad in [Duration::from_secs(u64::MAX), Duration::from_millis(1500)] {
+            let e = a.set_linger(Some(bad)).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");
+        }
+        a.set_linger(Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(a.linger().unwrap(), Some(Duration::from_secs(2)));
+        for e in [
+            a.set_recv_buffer_size(usize::MAX).unwrap_err(),
+            a.set_send_buffer_size(i32::MAX as usize + 1).unwrap_err(),
+        ] {
+            assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        }
+    }
+
+    #[test]
+    fn a_descriptor_that_is_not_a_socket_is_refused() {
+        // Regression: From<OwnedFd> took /etc/hosts as a Unix stream socket.
+        let f = std::fs::File::open("/etc/hosts").unwrap();
+        let e = Socket::try_from(OwnedFd::from(f)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Os);
+        assert_eq!(e.code(), Some(libc::ENOTSOCK));
+        assert!(
+            e.to_string()
+                .contains("[Errno 88] Socket operation on non-socket"),
+            "{e}"
+        );
+    }
 
     fn listener() -> (Socket, SocketAddr) {
         let l = Socket::new(Family::Inet, SockType::Stream, None).unwrap();

@@ -6,7 +6,7 @@
 //! Out of scope, counted and reported, never silently passed:
 //! - `setdefaulttimeout`/`getdefaulttimeout`: process-global state; sockit has no global
 //!   default timeout (every socket starts blocking), so those cases are skipped whole.
-//! - `fromfd`: sockit adopts descriptors with `From<OwnedFd>`, which has no default timeout.
+//! - `fromfd`: sockit adopts descriptors with `TryFrom<OwnedFd>`, which has no default timeout.
 //! - `create_connection`: checked in `client.rs`'s own tests.
 //! - Arguments Rust's types cannot express (strings, lists, tuples, `None` where a flag is
 //!   required, floats for `setblocking`): the step is skipped and counted; the case goes on.

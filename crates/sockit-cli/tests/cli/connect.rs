@@ -675,3 +675,19 @@ fn i_0_is_refused_but_q_0_and_d_0_are_not() {
     let out = run_with_input(&mut cmd, b"hi\n", Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }
+
+#[test]
+fn linger_takes_whole_seconds_and_says_so() {
+    // Regression: `--linger 0.5` said only "invalid digit found in string".
+    for v in ["0.5", "-1", "2147483648"] {
+        let out = crate::common::run(
+            &mut crate::common::sockit(&["connect", "--linger", v, "127.0.0.1", "9"]),
+            std::time::Duration::from_secs(10),
+        );
+        crate::common::assert_fails_with(
+            &out,
+            2,
+            "must be whole seconds, 0-2147483647 (SO_LINGER)",
+        );
+    }
+}

@@ -426,3 +426,26 @@ fn a_closed_stderr_never_panics() {
         assert_eq!(stdout(&o).trim(), code, "{args:?}: {}", stderr(&o));
     }
 }
+
+#[test]
+fn a_full_stdout_is_reported_in_python_words() {
+    // Regression: `service 80 > /dev/full` said "No space left on device (os error 28)".
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    for args in [&["service", "80"][..], &["protocol", "tcp"][..]] {
+        let out = crate::common::sockit(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(full.try_clone().expect("dup"))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run sockit");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("[Errno 28] No space left on device") && !err.contains("os error"),
+            "{args:?}: {err}"
+        );
+    }
+}
