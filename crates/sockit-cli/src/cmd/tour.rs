@@ -340,7 +340,10 @@ fn tcp_echo(out: &mut Out) -> Step {
     let local = client.local_addr().map_err(fail)?;
     out.say([
         &format!("client: connect to {addr} from {local}"),
-        &format!("클라이언트: {local}에서 {addr}로 connect"),
+        &format!(
+            "클라이언트: {local}에서 {addr}{} connect",
+            ro(&addr.to_string())
+        ),
     ]);
     for msg in [&b"Hello, world"[..], b"echo me back"] {
         client.send_all(msg).map_err(fail)?;
@@ -473,11 +476,13 @@ fn error_kinds(out: &mut Out) -> Step {
     out.say([
         &format!(
             "socket.herror: gethostbyaddr of an address with no name -> {herror} \
-             (try: sockit resolve --reverse ADDR)"
+             (shown, not performed: the lookup would ask a DNS server; try: sockit resolve \
+             --reverse ADDR)"
         ),
         &format!(
             "socket.herror: 이름 없는 주소의 gethostbyaddr -> {herror} \
-             (해 보기: sockit resolve --reverse ADDR)"
+             (실행하지 않고 보여 주기만 합니다: 이 조회는 DNS 서버에 묻습니다. 해 보기: sockit \
+             resolve --reverse ADDR)"
         ),
     ]);
     // socket.timeout: a recv with a 0.1 s deadline and a silent peer.
@@ -594,7 +599,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_particle_fits_the_last_digit() {
+        // Regression: "127.0.0.1:40000로" (영 ends in a consonant: 으로).
+        assert_eq!(ro("127.0.0.1:40000"), "으로");
+        assert_eq!(ro("127.0.0.1:40003"), "으로");
+        assert_eq!(ro("127.0.0.1:40006"), "으로");
+        for d in ['1', '2', '4', '5', '7', '8', '9'] {
+            assert_eq!(ro(&format!("127.0.0.1:4000{d}")), "로", "{d}");
+        }
+    }
+
+    #[test]
     fn wrap_keeps_words() {
         assert_eq!(wrap("aa bb cc", 5, "> "), "> aa bb\n> cc");
+    }
+}
+
+/// The Korean particle "to" after `text` read aloud: 으로 after a final consonant other
+/// than ㄹ, 로 otherwise. An address ends in a digit: 0 (영), 3 (삼) and 6 (육) end in a
+/// consonant, 1 (일), 7 (칠) and 8 (팔) in ㄹ, the others in a vowel.
+fn ro(text: &str) -> &'static str {
+    match text.chars().last() {
+        Some('0' | '3' | '6') => "으로",
+        _ => "로",
     }
 }
