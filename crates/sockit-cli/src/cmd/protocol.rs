@@ -82,10 +82,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// A number (decimal digits) or a name.
 fn lookup<'a>(db: &'a Protocols, key: &str) -> sockit::Result<&'a Protoent> {
     if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
-        let n: i32 = key.parse().map_err(|_| {
-            Error::invalid_input("protocol", format!("protocol number too large: {key}"))
+        // IP's protocol field is one byte (RFC 791): 256 and up is a range error (exit 2),
+        // as `service 65536` is, not "not found"
+        let n = key.parse::<u8>().map_err(|_| {
+            Error::invalid_input(
+                "protocol",
+                format!("protocol number must be 0-255, not {key}"),
+            )
         })?;
-        return db.getprotobynumber(n);
+        return db.getprotobynumber(i32::from(n));
     }
     if key.is_empty() {
         return Err(Error::invalid_input("protocol", "empty protocol name"));

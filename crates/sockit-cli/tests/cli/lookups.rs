@@ -449,3 +449,17 @@ fn a_full_stdout_is_reported_in_python_words() {
         );
     }
 }
+
+#[test]
+fn a_protocol_number_above_255_is_a_range_error() {
+    // Regression: `protocol 256` said "protocol not found" (exit 1); `service 65536` is a
+    // range error (exit 2), and so is this now.
+    for key in ["256", "99999999999999"] {
+        let out = run(&mut sockit(&["protocol", key]), Duration::from_secs(10));
+        crate::common::assert_fails_with(
+            &out,
+            2,
+            &format!("protocol number must be 0-255, not {key}"),
+        );
+    }
+}
