@@ -594,6 +594,16 @@ fn http_get(out: &mut Out) -> Step {
     Ok(())
 }
 
+/// The Korean particle "to" after `text` read aloud: 으로 after a final consonant other
+/// than ㄹ, 로 otherwise. An address ends in a digit: 0 (영), 3 (삼) and 6 (육) end in a
+/// consonant, 1 (일), 7 (칠) and 8 (팔) in ㄹ, the others in a vowel.
+fn ro(text: &str) -> &'static str {
+    match text.chars().last() {
+        Some('0' | '3' | '6') => "으로",
+        _ => "로",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -612,15 +622,5 @@ mod tests {
     #[test]
     fn wrap_keeps_words() {
         assert_eq!(wrap("aa bb cc", 5, "> "), "> aa bb\n> cc");
-    }
-}
-
-/// The Korean particle "to" after `text` read aloud: 으로 after a final consonant other
-/// than ㄹ, 로 otherwise. An address ends in a digit: 0 (영), 3 (삼) and 6 (육) end in a
-/// consonant, 1 (일), 7 (칠) and 8 (팔) in ㄹ, the others in a vowel.
-fn ro(text: &str) -> &'static str {
-    match text.chars().last() {
-        Some('0' | '3' | '6') => "으로",
-        _ => "로",
     }
 }
