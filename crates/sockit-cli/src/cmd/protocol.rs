@@ -40,6 +40,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(SYSTEM_PROTOCOLS));
     let db = match Protocols::open(&path) {
         Ok(db) => db,
+        // too large to be a protocols file (`/dev/zero`): an error, not a fallback
+        Err(e) if e.kind() == sockit::ErrorKind::InvalidInput => return Err(e.into()),
         Err(e) => {
             crate::exit::stderr_line(format_args!(
                 "sockit: protocol: {}: {}; answering from the embedded table (source: embedded)",

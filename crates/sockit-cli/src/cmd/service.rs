@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
+use sockit::Port;
 use sockit::resolve::{SYSTEM_SERVICES, Servent, Services, Source};
-use sockit::{Error, Port};
 
 /// Arguments of `sockit service`.
 #[derive(Debug, clap::Args)]
@@ -44,16 +44,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from(SYSTEM_SERVICES));
     // One read of the file (or the embedded text); a few keys are answered by scanning it
     // up to the first match, more keys by parsing it once into the O(1) database.
-    let (text, source) = match std::fs::read(&path) {
-        Ok(bytes) => (
-            String::from_utf8_lossy(&bytes).into_owned(),
-            Source::File(path.clone()),
-        ),
+    // A file that cannot be read falls back to the embedded table; one too large to be a
+    // services file (`/dev/zero`) is an error.
+    let (text, source) = match sockit::resolve::read_database(&path, "services file") {
+        Ok(text) => (text, Source::File(path.clone())),
+        Err(e) if e.kind() == sockit::ErrorKind::InvalidInput => return Err(e.into()),
         Err(e) => {
             crate::exit::stderr_line(format_args!(
                 "sockit: service: {}: {}; answering from the embedded table (source: embedded)",
                 path.display(),
-                Error::from_io("services file", e).python_text()
+                e.python_text()
             ));
             (Services::embedded_text().to_string(), Source::Embedded)
         }

@@ -463,3 +463,22 @@ fn a_protocol_number_above_255_is_a_range_error() {
         );
     }
 }
+
+#[test]
+fn an_endless_database_file_is_refused_not_read_into_memory() {
+    // Regression: `--services-file /dev/zero` read until memory ran out.
+    for (cmd, flag, key, what) in [
+        ("service", "--services-file", "80", "services file"),
+        ("protocol", "--protocols-file", "tcp", "protocols file"),
+    ] {
+        let out = run(
+            &mut sockit(&[cmd, flag, "/dev/zero", key]),
+            Duration::from_secs(20),
+        );
+        crate::common::assert_fails_with(
+            &out,
+            2,
+            &format!("{what}: /dev/zero: larger than 16 MiB, not a {what}"),
+        );
+    }
+}

@@ -196,6 +196,38 @@ pub fn getprotobyname(name: &str) -> Result<i32> {
 }
 
 /// Refuses text with a NUL byte (C would silently cut it there).
+/// The largest services or protocols file read, in bytes (16 MiB; the system's files are
+/// about 13 KiB): a larger one (or an endless one, `/dev/zero`) is refused, not read into
+/// memory.
+pub const MAX_DATABASE_FILE: u64 = 16 << 20;
+
+/// Reads a services/protocols database file (its text, invalid UTF-8 replaced), at most
+/// [`MAX_DATABASE_FILE`] bytes.
+///
+/// # Errors
+/// [`ErrorKind::Os`](crate::ErrorKind::Os) with the errno when it cannot be read (`op`
+/// names the file's role); [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
+/// when it is larger than [`MAX_DATABASE_FILE`].
+pub fn read_database(path: &std::path::Path, op: &'static str) -> Result<String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| Error::from_io(op, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DATABASE_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::from_io(op, e))?;
+    if bytes.len() as u64 > MAX_DATABASE_FILE {
+        return Err(Error::invalid_input(
+            op,
+            format!(
+                "{}: larger than {} MiB, not a {op}",
+                path.display(),
+                MAX_DATABASE_FILE >> 20
+            ),
+        ));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 fn check_no_nul(op: &'static str, text: &str) -> Result<()> {
     if text.contains('\0') {
         return Err(Error::invalid_input(op, "embedded null character"));

@@ -81,13 +81,11 @@ impl Services {
     /// Reads and parses the file at `path` (no fallback).
     ///
     /// # Errors
-    /// [`ErrorKind::Os`](crate::ErrorKind::Os) with the errno when the file cannot be read.
+    /// As [`read_database`](super::read_database): the errno when the file cannot be read,
+    /// `InvalidInput` when it is larger than [`MAX_DATABASE_FILE`](super::MAX_DATABASE_FILE).
     pub fn open(path: &Path) -> Result<Services> {
-        let bytes = std::fs::read(path).map_err(|e| Error::from_io("services file", e))?;
-        Ok(Services::parse(
-            &String::from_utf8_lossy(&bytes),
-            Source::File(path.to_path_buf()),
-        ))
+        let text = super::read_database(path, "services file")?;
+        Ok(Services::parse(&text, Source::File(path.to_path_buf())))
     }
 
     /// The embedded table (IANA registrations, named as Debian's netbase names them).
