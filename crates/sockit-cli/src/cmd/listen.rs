@@ -628,11 +628,13 @@ type Chunk = Arc<[u8]>;
 struct Hub {
     clients: Mutex<HashMap<u64, mpsc::Sender<Chunk>>>,
     next_id: AtomicU64,
+    /// How many clients are connected (the stdin reader waits for one).
+    count: watch::Sender<usize>,
 }
 
 impl Hub {
-    /// Sends `chunk` to every client except `except`.
-    async fn broadcast(&self, chunk: &Chunk, except: Option<u64>) {
+    /// Sends `chunk` to every client except `except`; how many took it.
+    async fn broadcast(&self, chunk: &Chunk, except: Option<u64>) -> usize {
         let targets: Vec<mpsc::Sender<Chunk>> = {
             let map = self.clients.lock().await;
             map.iter()
@@ -640,8 +642,54 @@ impl Hub {
                 .map(|(_, tx)| tx.clone())
                 .collect()
         };
+        let mut took = 0;
         for tx in targets {
-            let _ = tx.send(chunk.clone()).await;
+            if tx.send(chunk.clone()).await.is_ok() {
+                took += 1;
+            }
+        }
+        took
+    }
+
+    async fn add(&self, id: u64, tx: mpsc::Sender<Chunk>) {
+        let mut map = self.clients.lock().await;
+        map.insert(id, tx);
+        self.count.send_replace(map.len());
+    }
+
+    async fn remove(&self, id: u64) {
+        let mut map = self.clients.lock().await;
+        map.remove(&id);
+        self.count.send_replace(map.len());
+    }
+}
+
+/// `-k` / `--broker`: stdin to every connected client, never to nobody.
+///
+/// Stdin is read only while a client is connected (ncat -k reads it only once the first
+/// client came): what arrives before stays in the pipe (backpressure, nothing dropped) and
+/// goes to the first client(s). A chunk read just as the last client left is kept until
+/// the next one comes. Like ncat's broadcast, a client gets only what is read while it is
+/// connected: a later client does not get an earlier client's data again.
+async fn stdin_to_clients(hub: Arc<Hub>, mut lin: crate::args::LocalIn) {
+    let mut count = hub.count.subscribe();
+    let mut buf = vec![0u8; relay::STREAM_CHUNK];
+    loop {
+        if count.wait_for(|n| *n > 0).await.is_err() {
+            return;
+        }
+        let n = match lin.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let chunk: Chunk = Arc::from(&buf[..n]);
+        // Each pass either delivers or waits for the next client: bounded by arrivals.
+        while hub.broadcast(&chunk, None).await == 0 {
+            if count.wait_for(|n| *n > 0).await.is_err() {
+                return;
+            }
+            // The clients counted may have left already: let them be removed first.
+            tokio::task::yield_now().await;
         }
     }
 }
@@ -670,25 +718,16 @@ async fn serve_streams(
     let hub = Arc::new(Hub {
         clients: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
+        count: watch::Sender::new(0),
     });
     let Checked { access, log } = checked;
     // The writer ends only when stdout fails (a closed pipe): then the listener ends too.
     let (stdout_tx, mut writer) = stdout_writer();
-    // stdin → every client.
+    // stdin → every client (read only while one is connected).
     {
-        let hub = hub.clone();
         let (lin, _) = local_stdio();
-        let (mut lin, _) = args.data.wrap(lin, Box::new(tokio::io::sink()));
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; relay::STREAM_CHUNK];
-            while let Ok(n) = lin.read(&mut buf).await {
-                if n == 0 {
-                    break;
-                }
-                let chunk: Chunk = Arc::from(&buf[..n]);
-                hub.broadcast(&chunk, None).await;
-            }
-        });
+        let (lin, _) = args.data.wrap(lin, Box::new(tokio::io::sink()));
+        tokio::spawn(stdin_to_clients(hub.clone(), lin));
     }
     loop {
         let accepted = tokio::select! {
@@ -724,7 +763,7 @@ async fn serve_streams(
         }
         let id = hub.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = mpsc::channel::<Chunk>(64);
-        hub.clients.lock().await.insert(id, tx);
+        hub.add(id, tx).await;
         event(events, "accepted", &peer, json!({}));
         let ctx = ClientCtx {
             hub: hub.clone(),
@@ -798,7 +837,7 @@ async fn serve_client(
         r = writer => match r { Ok(()) => "closed".to_string(), Err(e) => sockit::Error::from_io("send", e).to_string() },
         _ = counters.idle_expired(ctx.idle) => "idle: timed out".to_string(),
     };
-    ctx.hub.clients.lock().await.remove(&id);
+    ctx.hub.remove(id).await;
     let t = counters.totals();
     event(
         ctx.events,

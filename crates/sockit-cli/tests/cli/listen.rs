@@ -727,3 +727,41 @@ fn a_signal_sent_right_after_the_listening_line_is_handled() {
         }
     }
 }
+
+/// Reads from `s` until `want` bytes came or the socket's timeout / EOF.
+fn read_n(s: &mut TcpStream, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    for _ in 0..1000 {
+        if got.len() >= want {
+            break;
+        }
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+    got
+}
+
+#[test]
+fn listen_k_and_broker_keep_stdin_read_before_the_first_client() {
+    // Regression: stdin read while no client was connected was broadcast to nobody and
+    // lost (`(printf 'early\n'; sleep 2; printf 'late\n') | sockit listen -k` gave a client
+    // connecting after 1 s only `late`). ncat -l -k delivers both.
+    for mode in ["-k", "--broker"] {
+        let mut server = listen(&[mode, "127.0.0.1", "0"]);
+        feed(&mut server, b"early\n", false);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut c = tcp(server.addr());
+        assert_eq!(read_n(&mut c, 6), b"early\n", "{mode}");
+        feed(&mut server, b"late\n", false);
+        assert_eq!(read_n(&mut c, 5), b"late\n", "{mode}");
+        // A later client gets what is read from now on, not the earlier data again.
+        let mut c2 = tcp(server.addr());
+        std::thread::sleep(Duration::from_millis(200));
+        feed(&mut server, b"both\n", false);
+        assert_eq!(read_n(&mut c2, 5), b"both\n", "{mode}");
+        assert_eq!(read_n(&mut c, 5), b"both\n", "{mode}");
+    }
+}
