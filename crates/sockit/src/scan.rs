@@ -4,13 +4,16 @@
 //! [`scan`] probes them concurrently (at most `parallel` probes in flight, each bounded by
 //! its own timeout) and hands each [`PortResult`] to a callback as it completes.
 //!
-//! - TCP ([`probe_tcp`]): a non-blocking `connect(2)`; success is [`PortState::Open`],
+//! - TCP ([`probe_tcp`]): a non-blocking `connect(2)`; success is [`PortState::Open`]
+//!   (but a socket connected to itself, its source port being the port probed, is
+//!   [`PortState::Closed`]),
 //!   `ECONNREFUSED` [`PortState::Closed`], no answer within the timeout (or an ICMP
 //!   unreachable other than "port unreachable") [`PortState::Filtered`].
 //! - UDP ([`probe_udp`]): a connected UDP socket sends one empty datagram; an answer is
 //!   [`PortState::Open`], an ICMP port unreachable (reported by the kernel as
 //!   `ECONNREFUSED` on the connected socket) [`PortState::Closed`], silence
-//!   [`PortState::OpenFiltered`] (a UDP service need not answer an empty datagram).
+//!   [`PortState::OpenFiltered`] (a UDP service need not answer an empty datagram); a
+//!   socket connected to itself is [`PortState::Closed`], not sent from.
 //!
 //! Contract: every probe ends within its timeout; errors that are about this machine rather
 //! than the port (`EADDRNOTAVAIL` for a bad source address, `EMFILE`) end the scan with that
@@ -227,6 +230,28 @@ fn is_local_error(e: &Error) -> bool {
         .any(|&errno| e.is_errno(errno))
 }
 
+/// The error that says a probe's socket is connected to itself (`getsockname(2)` equal to
+/// `getpeername(2)`), or `None` for a real peer.
+///
+/// A probe of a port in the ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`)
+/// can be given that very port as its source: TCP then completes a "simultaneous open"
+/// with itself and UDP receives its own datagram, which would report a port where nothing
+/// listens as open. The kernel hands out as source only a port where nothing is bound, so
+/// such a port is closed (`nc -z` has no such check and reports it open).
+fn self_connected(local: Option<SocketAddr>, peer: Option<SocketAddr>) -> Option<Error> {
+    match (local, peer) {
+        (Some(l), Some(p)) if l == p => Some(Error::new(
+            ErrorKind::Os,
+            "connect",
+            None,
+            format!(
+                "connected to itself ({l} is both ends: the source port is the port probed; nothing listens)"
+            ),
+        )),
+        _ => None,
+    }
+}
+
 fn bind_source(sock: &socket2::Socket, source: Option<SocketAddr>) -> Result<()> {
     if let Some(src) = source {
         if src.port() != 0 {
@@ -271,7 +296,10 @@ pub async fn probe_tcp(
     let outcome = tokio::time::timeout(timeout, sock.connect(addr)).await;
     let elapsed = start.elapsed();
     let (state, reason) = match outcome {
-        Ok(Ok(_stream)) => (PortState::Open, None),
+        Ok(Ok(stream)) => match self_connected(stream.local_addr().ok(), stream.peer_addr().ok()) {
+            Some(err) => (PortState::Closed, Some(err)),
+            None => (PortState::Open, None),
+        },
         Ok(Err(e)) => {
             let err = Error::from_io("connect", e);
             if is_local_error(&err) {
@@ -311,6 +339,16 @@ pub async fn probe_udp(
     sock.connect(addr)
         .await
         .map_err(|e| Error::from_io("connect", e))?;
+    // A socket whose source port is the target port would send the datagram to itself
+    // and take its own datagram for an answer.
+    if let Some(err) = self_connected(sock.local_addr().ok(), sock.peer_addr().ok()) {
+        return Ok(PortResult {
+            port: addr.port(),
+            state: PortState::Closed,
+            elapsed: start.elapsed(),
+            reason: Some(err),
+        });
+    }
     let exchange = async {
         sock.send(&[])
             .await
@@ -498,6 +536,50 @@ mod tests {
             .unwrap();
         assert_eq!(r.state, PortState::Closed);
         t.join().unwrap();
+    }
+
+    /// A port where nothing is bound, released again (tiny race with other tests).
+    fn unbound_port(udp: bool) -> u16 {
+        if udp {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        } else {
+            let s = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap().port()
+        }
+    }
+
+    #[test]
+    fn self_connected_compares_both_ends() {
+        let a: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:40001".parse().unwrap();
+        let e = self_connected(Some(a), Some(a)).expect("same ends");
+        assert!(e.to_string().contains("connected to itself"), "{e}");
+        assert!(self_connected(Some(a), Some(b)).is_none());
+        assert!(self_connected(None, Some(a)).is_none());
+    }
+
+    #[test]
+    fn a_probe_connected_to_itself_is_closed_not_open() {
+        // Regression: a probe whose source port equals the port probed (as an ephemeral
+        // source port sometimes does) connected to itself and was reported open. Binding
+        // the source port forces the case.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr = |p| SocketAddr::new("127.0.0.1".parse().unwrap(), p);
+        let p = unbound_port(false);
+        let r = rt
+            .block_on(probe_tcp(addr(p), Duration::from_secs(3), Some(addr(p))))
+            .unwrap();
+        assert_eq!(r.state, PortState::Closed, "{r:?}");
+        let p = unbound_port(true);
+        let r = rt
+            .block_on(probe_udp(addr(p), Duration::from_secs(3), Some(addr(p))))
+            .unwrap();
+        assert_eq!(r.state, PortState::Closed, "{r:?}");
+        assert!(r.elapsed < Duration::from_secs(1), "{r:?}");
     }
 
     #[test]

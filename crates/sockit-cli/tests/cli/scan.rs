@@ -208,3 +208,80 @@ kill $E; rm -rf "$d"
         "-6 scans ::1, where nothing listens: {text}"
     );
 }
+
+#[test]
+fn a_probe_connected_to_itself_is_closed() {
+    // Regression: a probe whose source port was the port probed connected to itself (TCP
+    // simultaneous open; UDP got its own datagram back) and the port was reported open.
+    // `-p` forces that source port.
+    for (udp, proto) in [(false, "tcp"), (true, "udp")] {
+        let p = crate::common::free_port();
+        let ps = p.to_string();
+        let mut argv = vec!["scan", "-v", "-w", "1", "-s", "127.0.0.1", "-p", &ps];
+        if udp {
+            argv.push("-u");
+        }
+        argv.extend(["127.0.0.1", &ps]);
+        let out = run(&mut sockit(&argv), Duration::from_secs(10));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{p}/{proto} closed\n"),
+            "{out:?}"
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+    }
+}
+
+#[test]
+fn the_ephemeral_range_shows_only_the_ports_listened_on() {
+    // Regression: `scan 127.0.0.1 32768-60999` with nothing listening reported a port or
+    // two open (a probe given its target port as ephemeral source port connected to
+    // itself), in most runs. Run in a network namespace of its own (only lo, where only
+    // this test's echo-server listens), three times over TCP and once over UDP (each
+    // run met the fault with a chance of about 2 in 3 over TCP, a bit less over UDP).
+    let _guard = serial();
+    let probe = run(
+        std::process::Command::new("unshare").args(["-n", "ip", "link", "set", "lo", "up"]),
+        Duration::from_secs(10),
+    );
+    if !probe.status.success() {
+        eprintln!("skipped: no network namespace (unshare -n, ip): {probe:?}");
+        return;
+    }
+    let script = r#"
+B="$0"; ip link set lo up || exit 97
+R=$(cat /proc/sys/net/ipv4/ip_local_port_range); LO=${R%%[[:space:]]*}; HI=${R##*[[:space:]]}
+d=$(mktemp -d)
+timeout 30 "$B" echo-server 127.0.0.1 0 > "$d/t" 2>&1 & E=$!
+i=0; while [ $i -lt 100 ]; do grep -q listening "$d/t" && break; sleep 0.1; i=$((i+1)); done
+P=$(awk '/listening/{print $3}' "$d/t")
+echo "own $P range $LO-$HI"
+for r in 1 2 3; do timeout 20 "$B" scan -w 0.5 --parallel 1024 127.0.0.1 "$LO-$HI"; echo "tcp rc=$?"; done
+timeout 20 "$B" scan -u -w 0.5 --parallel 1024 127.0.0.1 "$LO-$HI"; echo "udp rc=$?"
+kill $E; rm -rf "$d"
+"#;
+    let bin = crate::common::bin();
+    let t = Instant::now();
+    let out = run(
+        std::process::Command::new("unshare").args([
+            "-n",
+            "sh",
+            "-c",
+            script,
+            bin.to_str().unwrap(),
+        ]),
+        Duration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let own = text
+        .lines()
+        .find_map(|l| l.strip_prefix("own "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("no echo-server port: {out:?}"));
+    let mut want = format!("{own}/tcp open\ntcp rc=1\n").repeat(3);
+    want.push_str("udp rc=1\n");
+    let got: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    assert_eq!(got, want, "{out:?}");
+    eprintln!("ephemeral range scans took {:?}", t.elapsed());
+}
