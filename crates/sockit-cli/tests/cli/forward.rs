@@ -473,7 +473,30 @@ fn udp_session_ends_after_idle_and_a_new_one_starts() {
     c.send(b"two").unwrap();
     let (_, same) = target.recv_from(&mut buf).unwrap();
     assert_eq!(first, same, "one session, one target socket");
-    std::thread::sleep(Duration::from_millis(1500));
+    // Wait (bounded) until the forwarder says the idle session closed, rather than sleep a
+    // fixed 1.5 s that a late timer on a loaded machine could outlast.
+    let stderr = fwd.child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut said: Vec<String> = Vec::new();
+    let deadline = std::time::Instant::now() + T;
+    while !said.iter().any(|l| l.contains("#1 closed")) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => said.push(line),
+            Err(_) => panic!("the idle session did not close within {T:?}: {said:?}"),
+        }
+    }
     c.send(b"three").unwrap();
     let (n, next) = target.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"three");
@@ -481,7 +504,12 @@ fn udp_session_ends_after_idle_and_a_new_one_starts() {
         first, next,
         "the idle session ended; a new socket carries the new one"
     );
-    let err = stderr_after_stop(&mut fwd);
+    fwd.terminate(T);
+    // the rest of stderr: the reader ends at the forwarder's exit
+    while let Ok(line) = rx.recv_timeout(T) {
+        said.push(line);
+    }
+    let err = said.join("\n");
     assert!(
         err.contains("#1 closed") && err.contains("idle: timed out"),
         "{err}"
