@@ -123,7 +123,9 @@ impl Default for ScanOptions {
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] for an empty list or item, a number outside 1..=65535 (port
-/// 0 cannot be probed), a range whose start is above its end, or an unknown service name
+/// 0 cannot be probed), a range whose start is above its end, a malformed range (`7101-`,
+/// `1--2`, `-`: `ports: malformed port range "7101-" (write START-END, ports 1-65535)`),
+/// or an unknown service name
 /// (`ports: unknown service "nosuch" for tcp (getservbyname: service/proto not found)`).
 ///
 /// # Examples
@@ -180,6 +182,12 @@ pub fn parse_ports(text: &str, transport: Transport) -> Result<Vec<u16>> {
             for p in a..=b {
                 push(p, &mut out);
             }
+        } else if item.contains('-') && item.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+            // `7101-`, `-5`, `1--2`, `-`: a range gone wrong, not a service name.
+            return Err(Error::invalid_input(
+                OP,
+                format!("malformed port range {item:?} (write START-END, ports 1-65535)"),
+            ));
         } else {
             // An unknown name is bad input in the list (exit 2), not a closed port.
             let port = service_port(item, transport).map_err(|e| {
@@ -189,7 +197,7 @@ pub fn parse_ports(text: &str, transport: Transport) -> Result<Vec<u16>> {
                         format!("unknown service {item:?} for {} ({e})", transport.as_str()),
                     )
                 } else {
-                    e
+                    Error::invalid_input(OP, e.message().to_string())
                 }
             })?;
             push(port, &mut out);
@@ -460,6 +468,28 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn malformed_ranges_name_the_range_and_the_real_bounds() {
+        // Regression: `7101-` and `1--2` were "unknown service", `-` "port must be
+        // 0-65535" (scan's ports are 1-65535).
+        for bad in ["7101-", "1--2", "-", "-5", "1-2-3", "80,--"] {
+            let e = parse_ports(bad, Transport::Tcp).unwrap_err();
+            let text = e.to_string();
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}: {text}");
+            assert!(
+                text.starts_with("ports: malformed port range"),
+                "{bad}: {text}"
+            );
+            assert!(
+                text.contains("1-65535") && !text.contains("0-65535"),
+                "{bad}: {text}"
+            );
+            assert!(!text.contains("service"), "{bad}: {text}");
+        }
+        let e = parse_ports("a b", Transport::Tcp).unwrap_err();
+        assert!(e.to_string().starts_with("ports: "), "{e}");
     }
 
     #[test]

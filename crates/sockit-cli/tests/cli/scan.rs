@@ -285,3 +285,23 @@ kill $E; rm -rf "$d"
     assert_eq!(got, want, "{out:?}");
     eprintln!("ephemeral range scans took {:?}", t.elapsed());
 }
+
+#[test]
+fn malformed_ranges_say_so_with_the_real_bounds() {
+    // Regression: `7101-` and `1--2` said `unknown service "7101-"`; `-` said "port must
+    // be 0-65535" though scan's ports are 1-65535.
+    for bad in ["7101-", "1--2", "-"] {
+        let out = run(
+            &mut sockit(&["scan", "127.0.0.1", bad]),
+            Duration::from_secs(10),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {err}");
+        assert!(
+            err.starts_with(&format!("sockit: ports: malformed port range {bad:?}"))
+                && err.contains("1-65535")
+                && !err.contains("service"),
+            "{bad}: {err}"
+        );
+    }
+}
