@@ -757,9 +757,15 @@ fn listen_k_and_broker_keep_stdin_read_before_the_first_client() {
         assert_eq!(read_n(&mut c, 6), b"early\n", "{mode}");
         feed(&mut server, b"late\n", false);
         assert_eq!(read_n(&mut c, 5), b"late\n", "{mode}");
-        // A later client gets what is read from now on, not the earlier data again.
+        // A later client gets what is read from now on, not the earlier data again. It is
+        // registered once the listener has printed what it sent (a fixed 200 ms sleep could
+        // be outlasted by a loaded machine's accept); the broker relays that line to c.
         let mut c2 = tcp(server.addr());
-        std::thread::sleep(Duration::from_millis(200));
+        c2.write_all(b"c2 here\n").unwrap();
+        assert_eq!(lines(&server, 1, T), vec!["c2 here"], "{mode}");
+        if mode == "--broker" {
+            assert_eq!(read_n(&mut c, 8), b"c2 here\n", "{mode}");
+        }
         feed(&mut server, b"both\n", false);
         assert_eq!(read_n(&mut c2, 5), b"both\n", "{mode}");
         assert_eq!(read_n(&mut c, 5), b"both\n", "{mode}");
