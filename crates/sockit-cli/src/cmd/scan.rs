@@ -18,11 +18,12 @@ fn parse_wait(text: &str) -> Result<Duration, String> {
 /// Arguments of `sockit scan`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Host to scan (a name is looked up once; its first IPv4 address is scanned when it
-    /// has one, unless -6, as nmap does; else its first address).
+    /// Host to scan, or HOST:PORTS / [V6]:PORTS (a name is looked up once; its first IPv4
+    /// address is scanned when it has one, unless -6, as nmap does; else its first address).
     pub host: String,
-    /// Ports: 22, 20-25, 22,80,8000-8010, service names (http).
-    pub ports: String,
+    /// Ports, one or more words: 22, 20-25, 22,80,8000-8010, service names (http).
+    #[arg(value_name = "PORTS")]
+    pub ports: Vec<String>,
     /// UDP: send an empty datagram; an answer is open, ICMP unreachable closed, silence
     /// open|filtered.
     #[arg(short = 'u', long)]
@@ -57,14 +58,70 @@ pub struct Args {
     pub json: bool,
 }
 
+/// The host and the port words: `HOST PORTS...`, or one `HOST:PORTS` / `[V6]:PORTS` word
+/// (as every subcommand takes `HOST:PORT`). The host comes back without brackets.
+fn host_and_ports(args: &Args) -> sockit::Result<(String, Vec<String>)> {
+    const OP: &str = "address";
+    let word = args.host.as_str();
+    let missing = || {
+        sockit::Error::invalid_input(
+            OP,
+            format!("no ports to scan in {word:?} (write HOST PORTS, HOST:PORTS or [V6]:PORTS)"),
+        )
+    };
+    let unbracket = |h: &str| {
+        h.strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(h)
+            .to_string()
+    };
+    let (host, port) = if let Some(rest) = word.strip_prefix('[')
+        && let Some((v6, after)) = rest.split_once(']')
+    {
+        match after.strip_prefix(':') {
+            Some(p) => (v6.to_string(), Some(p)),
+            None if after.is_empty() => (v6.to_string(), None),
+            None => {
+                return Err(sockit::Error::invalid_input(
+                    OP,
+                    format!("expected ':' after ']' in {word:?}"),
+                ));
+            }
+        }
+    } else if word.matches(':').count() == 1 {
+        let (h, p) = word.split_once(':').unwrap_or((word, ""));
+        (h.to_string(), Some(p))
+    } else {
+        (unbracket(word), None)
+    };
+    match (port, args.ports.is_empty()) {
+        (Some(p), true) if !p.is_empty() => Ok((host, vec![p.to_string()])),
+        (Some(_), true) | (None, true) => Err(missing()),
+        (Some(_), false) => Err(sockit::Error::invalid_input(
+            OP,
+            format!("{word:?} names its ports and more port words follow (give the ports once)"),
+        )),
+        (None, false) => Ok((host, args.ports.clone())),
+    }
+}
+
+/// Every port of the port words, in the order given, without repeats.
+fn parse_port_words(words: &[String], transport: Transport) -> sockit::Result<Vec<u16>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut ports = Vec::new();
+    for word in words {
+        for p in sockit::scan::parse_ports(word, transport)? {
+            if seen.insert(p) {
+                ports.push(p);
+            }
+        }
+    }
+    Ok(ports)
+}
+
 /// The address to scan and the name's other addresses: one getaddrinfo call; of a name
 /// with both families the first IPv4 answer unless `-6` (as nmap does), else the first.
-fn target(args: &Args, transport: Transport) -> sockit::Result<(IpAddr, Vec<IpAddr>)> {
-    let host = args
-        .host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(&args.host);
+fn target(args: &Args, host: &str, transport: Transport) -> sockit::Result<(IpAddr, Vec<IpAddr>)> {
     let family = match (args.ipv4, args.ipv6) {
         (true, _) => Some(Family::Inet),
         (_, true) => Some(Family::Inet6),
@@ -114,20 +171,39 @@ fn line(r: &PortResult, transport: Transport, ip: IpAddr, json: bool) -> String 
     }
 }
 
-/// Runs `sockit scan`.
+/// Runs `sockit scan`. With `--json`, an error that ends the scan is also printed on
+/// stdout as `{"host":HOST,"error":{"kind","code","message"}}`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match scan(&args) {
+        Ok(code) => Ok(code),
+        Err(err) => {
+            if args.json && !crate::exit::is_broken_pipe(&err) {
+                let obj = serde_json::json!({
+                    "host": args.host,
+                    "error": crate::output::json_error(&err),
+                });
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{obj}");
+                let _ = out.flush();
+            }
+            Err(err)
+        }
+    }
+}
+
+fn scan(args: &Args) -> anyhow::Result<ExitCode> {
     let transport = if args.udp {
         Transport::Udp
     } else {
         Transport::Tcp
     };
-    let ports = sockit::scan::parse_ports(&args.ports, transport)?;
-    let (ip, others) = target(&args, transport)?;
+    let (host, words) = host_and_ports(args)?;
+    let ports = parse_port_words(&words, transport)?;
+    let (ip, others) = target(args, &host, transport)?;
     if args.verbose > 0 && !others.is_empty() {
         let others: Vec<String> = others.iter().map(IpAddr::to_string).collect();
         crate::exit::stderr_line(format_args!(
-            "scan {}: scanning {ip}; the name also has {} (not scanned{})",
-            args.host,
+            "scan {host}: scanning {ip}; the name also has {} (not scanned{})",
             others.join(", "),
             if ip.is_ipv4() { "; -6 scans IPv6" } else { "" },
         ));

@@ -305,3 +305,95 @@ fn malformed_ranges_say_so_with_the_real_bounds() {
         );
     }
 }
+
+#[test]
+fn host_colon_ports_and_several_port_words() {
+    // Regression: `scan 127.0.0.1:PORT` and `scan HOST 22 80` (as `nc -z host 22 80`)
+    // were usage errors, though the README says every subcommand takes HOST:PORT.
+    let a = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let pa = a.local_addr().unwrap().port();
+    let closed = closed_tcp_port();
+    let cp = closed.port;
+    let out = run(
+        &mut sockit(&["scan", &format!("127.0.0.1:{pa}")]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{pa}/tcp open\n")
+    );
+    let out = run(
+        &mut sockit(&[
+            "scan",
+            "-v",
+            "127.0.0.1",
+            &cp.to_string(),
+            &format!("{pa},{cp}"),
+            &format!("{pa}-{pa}"),
+        ]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("{cp}/tcp closed\n{pa}/tcp open\n"),
+        "the words' ports in order, repeats dropped"
+    );
+    let six = std::net::TcpListener::bind("[::1]:0");
+    if let Ok(six) = six {
+        let p6 = six.local_addr().unwrap().port();
+        let out = run(
+            &mut sockit(&["scan", &format!("[::1]:{p6}")]),
+            Duration::from_secs(10),
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{p6}/tcp open\n")
+        );
+    }
+    for (words, want) in [
+        (vec!["127.0.0.1"], "no ports to scan"),
+        (vec!["127.0.0.1:"], "no ports to scan"),
+        (vec!["127.0.0.1:22", "80"], "give the ports once"),
+    ] {
+        let mut argv = vec!["scan"];
+        argv.extend(words.iter().copied());
+        let out = run(&mut sockit(&argv), Duration::from_secs(10));
+        crate::common::assert_fails_with(&out, 2, want);
+    }
+}
+
+#[test]
+fn json_errors_are_json_objects() {
+    // Regression: `scan --json nosuch.invalid 22` printed only `sockit: getaddrinfo: …`,
+    // where resolve, service and http print a JSON error object.
+    let bin = crate::common::bin();
+    let out = run(
+        &mut crate::common::no_dns(
+            bin.to_str().unwrap(),
+            &["scan", "--json", "nosuch.invalid", "22"],
+        ),
+        Duration::from_secs(20),
+    );
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let obj: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("a JSON object on stdout");
+    assert_eq!(obj["host"], "nosuch.invalid");
+    assert_eq!(obj["error"]["kind"], "gai");
+    assert!(obj["error"]["code"].is_i64(), "{obj}");
+    assert!(
+        obj["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("getaddrinfo")
+    );
+    let out = run(
+        &mut sockit(&["scan", "--json", "127.0.0.1", "7101-"]),
+        Duration::from_secs(10),
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let obj: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("a JSON object on stdout");
+    assert_eq!(obj["error"]["kind"], "invalid_input", "{obj}");
+}
