@@ -206,6 +206,37 @@ fn event(events: Events, name: &'static str, peer: &PeerAddr, extra: serde_json:
     );
 }
 
+/// The `closed` event, one shape for every mode: `closed HOST PORT: sent N bytes, received
+/// M bytes (END)` — or `(REASON)` when there is one — and in JSON `{"event":"closed",
+/// peer…, "end":END, "bytes_sent":N, "bytes_received":M}` plus `"reason"` (the error's
+/// text) when the end is `error` or `idle`. END: `both_closed`, `peer_closed`,
+/// `quit_after_eof`, `stdout_closed`, `idle`, `error`.
+fn closed_event(
+    events: Events,
+    peer: &PeerAddr,
+    end: &str,
+    totals: &relay::Totals,
+    reason: Option<String>,
+) {
+    let mut extra = json!({"end": end, "bytes_sent": totals.bytes_sent,
+                           "bytes_received": totals.bytes_received});
+    if let (Some(r), Some(o)) = (reason, extra.as_object_mut()) {
+        o.insert("reason".into(), json!(r));
+    }
+    event(events, "closed", peer, extra);
+}
+
+/// The `end` word and reason of a relay outcome (an idle timeout is `idle`, not `error`).
+fn outcome_end(outcome: &relay::Outcome) -> (&'static str, Option<String>) {
+    match &outcome.result {
+        Err(e) if e.kind() == sockit::ErrorKind::Timeout && e.op() == "idle" => {
+            ("idle", Some(e.to_string()))
+        }
+        Err(e) if end_name(outcome) == "error" => ("error", Some(e.to_string())),
+        _ => (end_name(outcome), None),
+    }
+}
+
 /// The listening socket.
 enum Bound {
     Tcp(TcpListener),
@@ -611,14 +642,8 @@ async fn one_datagram_peer(
 /// received M bytes (both closed)`, JSON with `peer_host`/`peer_port`), as `-k` does; then
 /// the outcome's exit code.
 fn finish(events: Events, peer: &PeerAddr, outcome: relay::Outcome) -> anyhow::Result<ExitCode> {
-    let t = outcome.totals;
-    event(
-        events,
-        "closed",
-        peer,
-        json!({"end": end_name(&outcome), "bytes_sent": t.bytes_sent,
-               "bytes_received": t.bytes_received}),
-    );
+    let (end, reason) = outcome_end(&outcome);
+    closed_event(events, peer, end, &outcome.totals, reason);
     outcome_code(outcome)
 }
 
@@ -832,22 +857,27 @@ async fn serve_client(
         }
         Ok::<(), std::io::Error>(())
     };
-    let reason = tokio::select! {
-        r = reader => match r { Ok(()) => "peer closed".to_string(), Err(e) => sockit::Error::from_io("recv", e).to_string() },
-        r = writer => match r { Ok(()) => "closed".to_string(), Err(e) => sockit::Error::from_io("send", e).to_string() },
-        _ = counters.idle_expired(ctx.idle) => "idle: timed out".to_string(),
+    let (end, reason) = tokio::select! {
+        r = reader => match r {
+            Ok(()) => ("peer_closed", None),
+            Err(e) => ("error", Some(sockit::Error::from_io("recv", e).to_string())),
+        },
+        r = writer => match r {
+            Ok(()) => ("local_closed", None),
+            Err(e) => ("error", Some(sockit::Error::from_io("send", e).to_string())),
+        },
+        _ = counters.idle_expired(ctx.idle) => ("idle", Some(sockit::Error::timeout("idle").to_string())),
     };
     ctx.hub.remove(id).await;
-    let t = counters.totals();
-    event(
-        ctx.events,
-        "closed",
-        &peer,
-        json!({"bytes_sent": t.bytes_sent, "bytes_received": t.bytes_received, "reason": reason}),
-    );
+    closed_event(ctx.events, &peer, end, &counters.totals(), reason);
 }
 
 /// `-k` over datagrams: every peer heard; stdin goes to the most recent sender.
+///
+/// Stdin is read only while there is a sender to answer; a chunk read just as the peer was
+/// forgotten waits for the next one (never dropped). `-i`: when the most recent sender has
+/// been idle that long it is forgotten (a `closed … (idle: timed out)` event) and the
+/// listener goes on: the next datagram, from anyone, makes its sender the peer.
 async fn serve_datagrams(
     args: &Args,
     events: Events,
@@ -856,53 +886,57 @@ async fn serve_datagrams(
 ) -> anyhow::Result<ExitCode> {
     let Checked { access, log } = checked;
     let sock = Arc::new(sock);
-    let (last_tx, mut last_rx) = watch::channel::<Option<PeerAddr>>(None);
+    let (last_tx, last_rx) = watch::channel::<Option<PeerAddr>>(None);
     let counters = Arc::new(Counters::new());
-    // stdin → the most recent sender (reading starts once there is one).
+    let seen = std::sync::Mutex::new(std::collections::HashSet::new());
+    // stdin → the most recent sender.
     let sender = {
         let sock = sock.clone();
         let counters = counters.clone();
         let log = log.clone();
+        let mut last_rx = last_rx.clone();
         async move {
-            if last_rx.wait_for(Option::is_some).await.is_err() {
-                return Ok::<(), sockit::Error>(());
-            }
-            let (mut lin, _) = local_stdio();
+            let mut lin: Option<crate::args::LocalIn> = None;
             let mut buf = vec![0u8; relay::MAX_DATAGRAM_SEND];
             loop {
+                if last_rx.wait_for(Option::is_some).await.is_err() {
+                    return Ok::<(), sockit::Error>(());
+                }
+                let lin = lin.get_or_insert_with(|| local_stdio().0);
                 let n = lin
                     .read(&mut buf)
                     .await
-                    .map_err(|e| sockit::Error::from_io("read", e))?;
+                    .map_err(|e| sockit::Error::from_io("stdin: read", e))?;
                 if n == 0 {
                     return Ok(());
                 }
-                let to = last_rx.borrow().clone();
-                if let Some(to) = to {
-                    match sock.send_to(&buf[..n], &to).await {
-                        Ok(_) => {
-                            if let Some(log) = &log {
-                                relay::Tap::data(&**log, Direction::Send, &buf[..n]);
-                            }
-                            counters.touch();
-                            counters.add(Direction::Send, n, true);
+                // The peer may have been forgotten meanwhile: wait for the next one.
+                let Ok(to) = last_rx.wait_for(Option::is_some).await.map(|p| p.clone()) else {
+                    return Ok(());
+                };
+                let Some(to) = to else { continue };
+                match sock.send_to(&buf[..n], &to).await {
+                    Ok(_) => {
+                        if let Some(log) = &log {
+                            relay::Tap::data(&**log, Direction::Send, &buf[..n]);
                         }
-                        Err(e) => {
-                            let err = sockit::Error::from_io("sendto", e);
-                            event(
-                                events,
-                                "send_error",
-                                &to,
-                                json!({"reason": err.to_string()}),
-                            );
-                        }
+                        counters.touch();
+                        counters.add(Direction::Send, n, true);
+                    }
+                    Err(e) => {
+                        let err = sockit::Error::from_io("sendto", e);
+                        event(
+                            events,
+                            "send_error",
+                            &to,
+                            json!({"reason": err.to_string()}),
+                        );
                     }
                 }
             }
         }
     };
     let receiver = async {
-        let mut seen = std::collections::HashSet::new();
         let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
         let mut out = tokio::io::stdout();
         loop {
@@ -920,7 +954,11 @@ async fn serve_datagrams(
             if let Some(log) = &log {
                 relay::Tap::data(&**log, Direction::Recv, &buf[..n]);
             }
-            if seen.len() < 100_000 && seen.insert(peer.clone()) {
+            let new = match seen.lock() {
+                Ok(mut seen) => seen.len() < 100_000 && seen.insert(peer.clone()),
+                Err(_) => false,
+            };
+            if new {
                 event(events, "peer", &peer, json!({}));
             }
             // The reply target changes before the datagram is shown, so a line typed in
@@ -938,11 +976,35 @@ async fn serve_datagrams(
     };
     tokio::pin!(sender, receiver);
     let mut sender_done = false;
+    // Totals at the last time a peer was forgotten: each `closed` event counts its own.
+    let mut base = relay::Totals::default();
     let result: Result<(), sockit::Error> = loop {
+        let idle = async {
+            let mut rx = last_rx.clone();
+            if rx.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            counters.idle_expired(args.idle).await;
+        };
         tokio::select! {
             r = &mut sender, if !sender_done => { sender_done = true; if let Err(e) = r { break Err(e); } }
             r = &mut receiver => break r,
-            _ = counters.idle_expired(args.idle) => break Err(sockit::Error::timeout("idle")),
+            _ = idle => {
+                // Forget the idle peer; keep listening.
+                let Some(peer) = last_tx.send_replace(None) else { continue };
+                if let Ok(mut seen) = seen.lock() {
+                    seen.remove(&peer);
+                }
+                let now = counters.totals();
+                let t = relay::Totals {
+                    bytes_sent: now.bytes_sent - base.bytes_sent,
+                    bytes_received: now.bytes_received - base.bytes_received,
+                    datagrams_sent: now.datagrams_sent - base.datagrams_sent,
+                    datagrams_received: now.datagrams_received - base.datagrams_received,
+                };
+                base = now;
+                closed_event(events, &peer, "idle", &t, Some(sockit::Error::timeout("idle").to_string()));
+            }
         }
     };
     match result {
@@ -1001,18 +1063,10 @@ async fn serve_exec(
             active.fetch_sub(1, Ordering::SeqCst);
             match result {
                 Ok(outcome) => {
-                    let t = outcome.totals;
-                    let reason = match &outcome.result {
-                        Ok(_) => "program and peer done".to_string(),
-                        Err(e) => e.to_string(),
-                    };
-                    event(
-                        events,
-                        "closed",
-                        &peer,
-                        json!({"bytes_sent": t.bytes_sent, "bytes_received": t.bytes_received,
-                               "reason": reason}),
-                    );
+                    // The program's side is the local side: both_closed is "program and
+                    // peer done".
+                    let (end, reason) = outcome_end(&outcome);
+                    closed_event(events, &peer, end, &outcome.totals, reason);
                     Ok(())
                 }
                 Err(e) => {

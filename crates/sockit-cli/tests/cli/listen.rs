@@ -771,3 +771,84 @@ fn listen_k_and_broker_keep_stdin_read_before_the_first_client() {
         assert_eq!(read_n(&mut c, 5), b"both\n", "{mode}");
     }
 }
+
+#[test]
+fn listen_k_udp_idle_forgets_the_peer_and_keeps_listening() {
+    // Regression: `listen -k -u -i 1` exited 5 (`idle: timed out`) 1 s after a datagram,
+    // though -k with -i closes only the idle connection.
+    let _serial = serial();
+    let mut c = sockit(&["listen", "-v", "-k", "-u", "-i", "1", "127.0.0.1", "0"]);
+    c.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut server = spawn_listening(&mut c);
+    let a = udp_client();
+    a.send_to(b"from a\n", server.addr()).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["from a"]);
+    std::thread::sleep(Duration::from_millis(1800));
+    assert!(server.child.try_wait().unwrap().is_none(), "listener ended");
+    let b = udp_client();
+    b.send_to(b"from b\n", server.addr()).unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["from b"]);
+    feed(&mut server, b"to b\n", false);
+    let mut buf = [0u8; 64];
+    let (n, _) = b.recv_from(&mut buf).expect("reply to the new peer");
+    assert_eq!(&buf[..n], b"to b\n");
+    assert!(server.terminate(T).is_some());
+    let err = server_stderr(&mut server);
+    let a_port = a.local_addr().unwrap().port();
+    assert!(
+        err.contains(&format!(
+            "closed 127.0.0.1 {a_port}: sent 0 bytes, received 7 bytes (idle: timed out)"
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn closed_events_have_one_shape_with_and_without_k() {
+    // Regression: one peer wrote `"end":"both_closed"`, -k wrote `"reason":"peer closed"`
+    // (no `end`), and an idle one peer said `(error)` where -k said `(idle: timed out)`.
+    let mut server = listen(&["--json", "-k", "127.0.0.1", "0"]);
+    let mut c = tcp(server.addr());
+    c.write_all(b"hello").unwrap();
+    drop(c);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(server.terminate(T).is_some());
+    let err = server_stderr(&mut server);
+    let closed: serde_json::Value = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "closed")
+        .expect("a closed event");
+    assert_eq!(closed["end"], "peer_closed", "{err}");
+    assert_eq!(closed["bytes_received"], 5, "{err}");
+    assert_eq!(closed["peer_host"], "127.0.0.1", "{err}");
+    assert!(closed.get("reason").is_none(), "{err}");
+
+    let _serial = serial();
+    for (json, k) in [(false, false), (false, true), (true, false)] {
+        let mut args = vec!["-i", "1", "127.0.0.1", "0"];
+        if json {
+            args.insert(0, "--json");
+        } else {
+            args.insert(0, "-v");
+        }
+        if k {
+            args.insert(0, "-k");
+        }
+        let mut server = listen(&args);
+        let _c = tcp(server.addr());
+        if k {
+            std::thread::sleep(Duration::from_millis(1800));
+            assert!(server.terminate(T).is_some());
+        } else {
+            assert!(wait_exit(&mut server, T).is_some());
+        }
+        let err = server_stderr(&mut server);
+        if json {
+            assert!(err.contains(r#""end":"idle""#), "{args:?}: {err}");
+            assert!(err.contains(r#""reason":"idle: timed out""#), "{args:?}: {err}");
+        } else {
+            assert!(err.contains("bytes (idle: timed out)"), "{args:?}: {err}");
+        }
+    }
+}
