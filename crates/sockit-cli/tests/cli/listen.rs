@@ -846,7 +846,10 @@ fn closed_events_have_one_shape_with_and_without_k() {
         let err = server_stderr(&mut server);
         if json {
             assert!(err.contains(r#""end":"idle""#), "{args:?}: {err}");
-            assert!(err.contains(r#""reason":"idle: timed out""#), "{args:?}: {err}");
+            assert!(
+                err.contains(r#""reason":"idle: timed out""#),
+                "{args:?}: {err}"
+            );
         } else {
             assert!(err.contains("bytes (idle: timed out)"), "{args:?}: {err}");
         }
