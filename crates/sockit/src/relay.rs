@@ -59,6 +59,11 @@ use crate::error::{Error, Result};
 
 /// Bytes read per chunk by stream relays (64 KiB).
 pub const STREAM_CHUNK: usize = 64 * 1024;
+
+/// How long [`relay_stream`] lets the receive side finish after a send found the peer
+/// gone (`EPIPE`, `ECONNRESET`): it delivers what the peer sent before going, and its
+/// error (the reset, a TLS alert) is reported rather than the broken pipe.
+pub const PEER_GONE_GRACE: Duration = Duration::from_secs(1);
 /// The largest UDP payload over IPv4 (65,507 bytes): the most one local read sends as one
 /// datagram.
 pub const MAX_DATAGRAM_SEND: usize = 65_507;
@@ -333,6 +338,18 @@ where
                         Err(e) if recv_done && e.op() == "send"
                             && (e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET)) => {
                             break Ok(End::RemoteClosed);
+                        }
+                        // The peer is gone while its side is still being read: what it
+                        // sent before going is still queued, and so is why (a reset, a TLS
+                        // alert). Let the receive side finish (bounded) so no byte is lost
+                        // and its error, the cause, is the one reported.
+                        Err(e) if e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET) => {
+                            // (a reset reported to the send side is not reported again:
+                            // the receive side then ends as at EOF, and `e` stands)
+                            match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {
+                                Ok(Err(cause)) => break Err(cause),
+                                _ => break Err(e),
+                            }
                         }
                         Err(e) => break Err(e),
                         Ok(()) => {}

@@ -691,3 +691,45 @@ fn linger_takes_whole_seconds_and_says_so() {
         );
     }
 }
+
+#[test]
+fn bytes_received_before_a_reset_are_delivered() {
+    // Regression: a send that failed with ECONNRESET ended the relay at once, dropping the
+    // receive side: the 100+ KiB of the reply already queued in the kernel were lost
+    // (5 runs of 6 printed nothing). The receive side now finishes first (bounded).
+    for _ in 0..3 {
+        let (port, server) = serve_one_client(|mut s| {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+            let mut hello = [0u8; 5];
+            s.read_exact(&mut hello).ok()?;
+            let _ = s.write_all(&vec![b'R'; 2 << 20]);
+            // SO_LINGER 0: close with a reset, discarding what is still unsent
+            socket2::SockRef::from(&s)
+                .set_linger(Some(Duration::ZERO))
+                .ok()?;
+            Some(())
+        });
+        let out = run_with_input(
+            &mut sockit(&["connect", "127.0.0.1", &port.to_string()]),
+            &vec![0u8; 50 << 20],
+            Duration::from_secs(20),
+        );
+        let _ = server.join();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("[Errno 104] Connection reset by peer"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !out.stdout.is_empty(),
+            "the reply received before the reset was lost"
+        );
+        assert!(out.stdout.iter().all(|&b| b == b'R'));
+    }
+}
