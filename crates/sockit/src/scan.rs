@@ -16,8 +16,11 @@
 //!   socket connected to itself is [`PortState::Closed`], not sent from.
 //!
 //! Contract: every probe ends within its timeout; errors that are about this machine rather
-//! than the port (`EADDRNOTAVAIL` for a bad source address, `EMFILE`) end the scan with that
-//! error instead of being reported as a port state.
+//! than the port (`EADDRNOTAVAIL` for a bad source address) end the scan with that error
+//! instead of being reported as a port state. Running out of file descriptors (`EMFILE`,
+//! `ENFILE`: `--parallel` above `ulimit -n`) lowers the parallelism to the probes that did
+//! get a socket and retries the port later; only a probe that gets none while no other is
+//! in flight ends the scan.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -383,21 +386,40 @@ pub async fn probe_udp(
     })
 }
 
+/// What a finished scan tells besides the port results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// The parallelism at the end: `opts.parallel`, or less when sockets ran out
+    /// (`EMFILE`/`ENFILE`) and the scan went on with fewer probes in flight.
+    pub parallel: usize,
+    /// Probes that could not get a socket (`EMFILE`/`ENFILE`) and were tried again.
+    pub retried: usize,
+}
+
+/// True for running out of file descriptors (per process or system-wide).
+fn is_fd_shortage(e: &Error) -> bool {
+    e.is_errno(libc::EMFILE) || e.is_errno(libc::ENFILE)
+}
+
 /// Probes `ports` of `ip`, at most `opts.parallel` at a time, calling `each` with every
 /// result as it completes (not in port order). Must run inside a tokio runtime.
+///
+/// When a probe cannot get a socket (`socket(2)` fails with `EMFILE`/`ENFILE`: more probes
+/// than the open-file limit, `RLIMIT_NOFILE`), the parallelism drops to the probes still in
+/// flight and the port is probed again when one of them ends; [`ScanSummary`] says so.
 ///
 /// Python has no counterpart; `nc -z HOST PORTS` is the command-line one.
 ///
 /// # Errors
 /// - [`ErrorKind::InvalidInput`] for `parallel` 0, or a source address of another family.
-/// - The first error about this machine a probe met (see [`probe_tcp`]); probes still in
-///   flight are cancelled.
+/// - The first error about this machine a probe met (see [`probe_tcp`]), and `EMFILE`/
+///   `ENFILE` when no other probe is in flight; probes still in flight are cancelled.
 pub async fn scan(
     ip: IpAddr,
     ports: &[u16],
     opts: &ScanOptions,
     mut each: impl FnMut(PortResult),
-) -> Result<()> {
+) -> Result<ScanSummary> {
     if opts.parallel == 0 {
         return Err(Error::invalid_input("scan", "parallel must be at least 1"));
     }
@@ -409,22 +431,44 @@ pub async fn scan(
             format!("source address {} is not of the target's family", src.ip()),
         ));
     }
-    let mut set: JoinSet<Result<PortResult>> = JoinSet::new();
+    let mut set: JoinSet<(u16, Result<PortResult>)> = JoinSet::new();
     let mut next = ports.iter();
+    let mut again: std::collections::VecDeque<u16> = std::collections::VecDeque::new();
+    let mut limit = opts.parallel;
+    let mut retried = 0;
+    // Bounded: a probe is spawned only while fewer than `limit` are in flight, and each
+    // one that gets no socket lowers `limit` to those still in flight, so a port is tried
+    // again at most `parallel` times before the scan gives up.
     loop {
-        while set.len() < opts.parallel {
-            let Some(&port) = next.next() else { break };
+        while set.len() < limit {
+            let Some(port) = again.pop_front().or_else(|| next.next().copied()) else {
+                break;
+            };
             let addr = SocketAddr::new(ip, port);
             let (timeout, source) = (opts.timeout, opts.source);
             match opts.transport {
-                Transport::Tcp => set.spawn(probe_tcp(addr, timeout, source)),
-                Transport::Udp => set.spawn(probe_udp(addr, timeout, source)),
+                Transport::Tcp => {
+                    set.spawn(async move { (port, probe_tcp(addr, timeout, source).await) })
+                }
+                Transport::Udp => {
+                    set.spawn(async move { (port, probe_udp(addr, timeout, source).await) })
+                }
             };
         }
         match set.join_next().await {
-            None => return Ok(()),
-            Some(Ok(Ok(r))) => each(r),
-            Some(Ok(Err(e))) => return Err(e),
+            None => {
+                return Ok(ScanSummary {
+                    parallel: limit,
+                    retried,
+                });
+            }
+            Some(Ok((_, Ok(r)))) => each(r),
+            Some(Ok((port, Err(e)))) if is_fd_shortage(&e) && !set.is_empty() => {
+                limit = limit.min(set.len());
+                retried += 1;
+                again.push_back(port);
+            }
+            Some(Ok((_, Err(e)))) => return Err(e),
             Some(Err(join)) => {
                 return Err(Error::new(ErrorKind::Os, "scan", None, join.to_string()));
             }

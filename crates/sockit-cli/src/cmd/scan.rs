@@ -171,6 +171,17 @@ fn line(r: &PortResult, transport: Transport, ip: IpAddr, json: bool) -> String 
     }
 }
 
+/// The soft open-file limit (`RLIMIT_NOFILE`, `ulimit -n`) from /proc/self/limits.
+fn open_file_limit() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line["Max open files".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Runs `sockit scan`. With `--json`, an error that ends the scan is also printed on
 /// stdout as `{"host":HOST,"error":{"kind","code","message"}}`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -241,7 +252,7 @@ fn scan(args: &Args) -> anyhow::Result<ExitCode> {
     let mut write_err: Option<std::io::Error> = None;
     let started = Instant::now();
     let verbose = args.verbose > 0;
-    rt.block_on(sockit::scan::scan(ip, &ports, &opts, |r| {
+    let summary = rt.block_on(sockit::scan::scan(ip, &ports, &opts, |r| {
         counts[r.state as usize] += 1;
         if let Some(&i) = index.get(&r.port) {
             slots[i] = Some(r);
@@ -258,6 +269,14 @@ fn scan(args: &Args) -> anyhow::Result<ExitCode> {
     }))?;
     if let Some(e) = write_err {
         return Err(anyhow::Error::new(e).context("stdout"));
+    }
+    if verbose && summary.retried > 0 {
+        let limit = open_file_limit().map_or_else(String::new, |n| format!(", is {n}"));
+        crate::exit::stderr_line(format_args!(
+            "scan {ip}: --parallel {} lowered to {}: too many open files (EMFILE; the \
+             open-file limit, ulimit -n{limit}); {} probes tried again",
+            opts.parallel, summary.parallel, summary.retried,
+        ));
     }
     if verbose {
         crate::exit::stderr_line(format_args!(

@@ -397,3 +397,51 @@ fn json_errors_are_json_objects() {
         serde_json::from_slice(&out.stdout).expect("a JSON object on stdout");
     assert_eq!(obj["error"]["kind"], "invalid_input", "{obj}");
 }
+
+#[test]
+fn parallel_above_the_open_file_limit_lowers_the_parallelism() {
+    // Regression: `--parallel` above `ulimit -n` ended the scan with `socket: [Errno 24]`.
+    // 100 silent UDP ports (bound, never answering) keep each probe's socket for -w 0.3 s,
+    // so 200 probes in flight cannot fit in 64 descriptors.
+    if !crate::common::have("prlimit") {
+        eprintln!("skipped: no prlimit");
+        return;
+    }
+    let silent: Vec<UdpSocket> = (0..100)
+        .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let ports: Vec<String> = silent
+        .iter()
+        .map(|s| s.local_addr().unwrap().port().to_string())
+        .collect();
+    let bin = crate::common::bin();
+    let list = ports.join(",");
+    let out = run(
+        std::process::Command::new("prlimit").args([
+            "--nofile=64",
+            bin.to_str().unwrap(),
+            "scan",
+            "-u",
+            "-v",
+            "-w",
+            "0.3",
+            "--parallel",
+            "200",
+            "127.0.0.1",
+            &list,
+        ]),
+        Duration::from_secs(20),
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want: String = ports
+        .iter()
+        .map(|p| format!("{p}/udp open|filtered\n"))
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{err}");
+    assert!(
+        err.contains("--parallel 200 lowered to") && err.contains("is 64"),
+        "{err}"
+    );
+    assert!(err.contains("100 open|filtered"), "{err}");
+}
