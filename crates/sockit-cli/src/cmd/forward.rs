@@ -14,7 +14,7 @@ use sockit::forward::{Endpoint, Event, EventSink, ForwardOptions, Forwarder, Loc
 use crate::args::{FamilyArgs, SocketOptArgs, TrafficLogArgs, parse_secs};
 
 /// `--max-conns N`: at least 1 (0 would accept and close every client).
-fn parse_max_conns(text: &str) -> Result<usize, String> {
+pub(crate) fn parse_max_conns(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(0) => Err("must be at least 1 (0 would refuse every client)".into()),
         Ok(n) => Ok(n),

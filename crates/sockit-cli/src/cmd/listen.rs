@@ -85,8 +85,9 @@ pub struct Args {
     /// Refuse peers in these networks (wins over --allow).
     #[arg(long, value_name = "CIDR")]
     pub deny: Vec<String>,
-    /// With -k: at most N clients at once; more are accepted and closed at once.
-    #[arg(long = "max-conns", value_name = "N")]
+    /// With -k: at most N clients at once (at least 1); more are accepted and closed at
+    /// once. Without -k or --broker it has no effect (a warning says so, as ncat's).
+    #[arg(long = "max-conns", value_name = "N", value_parser = crate::cmd::forward::parse_max_conns)]
     pub max_conns: Option<usize>,
     #[command(flatten)]
     pub data: DataArgs,
@@ -94,8 +95,9 @@ pub struct Args {
     pub sockopts: SocketOptArgs,
     #[command(flatten)]
     pub tls: TlsServerArgs,
-    /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection) with the
-    /// socket as its stdin/stdout: argv only, never a shell. Must come last.
+    /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection), its
+    /// stdin/stdout connected by pipes relayed to and from the socket (not the socket
+    /// itself): argv only, never a shell, looked up on PATH before binding. Must come last.
     #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true)]
     pub exec: Vec<String>,
 }
@@ -511,6 +513,26 @@ impl Checked {
             )
             .into());
         }
+        if args.udp && args.broker {
+            // ncat: "UDP mode does not support connection brokering".
+            return Err(usage(
+                "broker",
+                "UDP mode does not support connection brokering (--broker needs TCP or a Unix stream)",
+            ));
+        }
+        if args.broker && !args.exec.is_empty() {
+            // ncat: "Invalid option combination: --broker and -e".
+            return Err(usage(
+                "broker",
+                "--broker and --exec cannot be combined (a program per client has no broker)",
+            ));
+        }
+        if let Some(program) = args.exec.first() {
+            check_program(program)?;
+        }
+        if args.max_conns.is_some() && !(args.keep || args.broker) {
+            warn_max_conns(args.output.events());
+        }
         let access = access(args)?;
         let log = args.data.tap()?.map(Arc::new);
         Ok(Checked { access, log })
@@ -519,6 +541,62 @@ impl Checked {
     /// The relay tap of the log files, if any.
     fn tap(&self) -> Option<&dyn relay::Tap> {
         self.log.as_deref().map(|l| l as &dyn relay::Tap)
+    }
+}
+
+/// A usage error (exit 2).
+fn usage(op: &'static str, message: &str) -> anyhow::Error {
+    sockit::Error::invalid_input(op, message).into()
+}
+
+/// `--max-conns` without -k/--broker: one peer is served anyway, so it has no effect.
+fn warn_max_conns(events: Events) {
+    let text = "--max-conns has no effect without -k or --broker (one peer is served)";
+    if events.json {
+        crate::exit::stderr_line(format_args!(
+            "{}",
+            json!({"event": "warning", "message": text})
+        ));
+    } else {
+        crate::exit::stderr_line(format_args!("sockit: warning: {text}"));
+    }
+}
+
+/// `--exec PROGRAM`: the program must exist and be executable before anything is bound,
+/// looked up as execvp(3) does — a name with a `/` as it is, others in each PATH entry
+/// (`/bin:/usr/bin` when PATH is unset) — so a typo fails at once (exit 2) instead of
+/// with the first peer.
+fn check_program(program: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.is_empty() {
+        return Err(usage("exec", "--exec needs a program name, not an empty word"));
+    }
+    if program.contains('/') {
+        let p = std::path::Path::new(program);
+        if runnable(p) {
+            return Ok(());
+        }
+        let why = match std::fs::metadata(p) {
+            Err(e) => sockit::Error::from_io("stat", e).message().to_string(),
+            Ok(m) if m.is_dir() => "is a directory".to_string(),
+            Ok(_) => "not executable".to_string(),
+        };
+        return Err(usage("exec", &format!("{program}: {why}")));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    let found = std::env::split_paths(&path)
+        .take(1000)
+        .any(|dir| runnable(&if dir.as_os_str().is_empty() { ".".into() } else { dir }.join(program)));
+    if found {
+        Ok(())
+    } else {
+        Err(usage(
+            "exec",
+            &format!("{program}: no executable of that name on PATH"),
+        ))
     }
 }
 

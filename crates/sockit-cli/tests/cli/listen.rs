@@ -855,3 +855,58 @@ fn closed_events_have_one_shape_with_and_without_k() {
         }
     }
 }
+
+#[test]
+fn impossible_combinations_and_missing_programs_fail_before_listening() {
+    // Regressions: -u --broker was accepted and did not broker (ncat: "UDP mode does not
+    // support connection brokering"); --broker --exec ignored --broker and left the second
+    // client hanging (ncat: "Invalid option combination"); --max-conns 0 refused every
+    // client; --exec /nonexistent or "" printed `listening` and failed with the first peer.
+    let dir = temp_dir("listen-exec-check");
+    let plain = dir.join("plain.txt");
+    std::fs::write(&plain, "not a program\n").expect("write");
+    let plain = plain.to_str().expect("utf-8 path");
+    let cases: [(&[&str], &str); 8] = [
+        (&["-u", "--broker", "0"], "UDP mode does not support connection brokering"),
+        (&["--broker", "0", "--exec", "cat"], "--broker and --exec"),
+        (&["-k", "--max-conns", "0", "0"], "at least 1"),
+        (&["0", "--exec", "/nonexistent-sockit-prog"], "/nonexistent-sockit-prog"),
+        (&["0", "--exec", ""], "empty"),
+        (&["0", "--exec", plain], "not executable"),
+        (&["-k", "0", "--exec", "no-such-sockit-prog"], "no-such-sockit-prog"),
+        (&["0", "--exec", "/tmp"], "is a directory"),
+    ];
+    for (args, want) in cases {
+        let out = listen_fails(args);
+        let err = stderr_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("listening"),
+            "{args:?} announced a listener before failing"
+        );
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    // A program found on PATH passes the check (and runs when a peer comes).
+    let mut server = listen(&["127.0.0.1", "0", "--exec", "cat"]);
+    let mut c = tcp(server.addr());
+    c.write_all(b"echoed\n").unwrap();
+    assert_eq!(read_n(&mut c, 7), b"echoed\n");
+    drop(c);
+    assert!(wait_exit(&mut server, T).is_some());
+}
+
+#[test]
+fn max_conns_without_k_warns() {
+    // Regression: --max-conns without -k was silently ignored; ncat warns.
+    let mut server = listen(&["--max-conns", "2", "127.0.0.1", "0"]);
+    let c = tcp(server.addr());
+    drop(c);
+    feed(&mut server, b"", true);
+    assert!(wait_exit(&mut server, T).is_some());
+    let err = server_stderr(&mut server);
+    assert!(
+        err.contains("warning: --max-conns has no effect without -k or --broker"),
+        "{err}"
+    );
+}
