@@ -572,7 +572,10 @@ fn check_program(program: &str) -> anyhow::Result<()> {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
     };
     if program.is_empty() {
-        return Err(usage("exec", "--exec needs a program name, not an empty word"));
+        return Err(usage(
+            "exec",
+            "--exec needs a program name, not an empty word",
+        ));
     }
     if program.contains('/') {
         let p = std::path::Path::new(program);
@@ -587,9 +590,16 @@ fn check_program(program: &str) -> anyhow::Result<()> {
         return Err(usage("exec", &format!("{program}: {why}")));
     }
     let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
-    let found = std::env::split_paths(&path)
-        .take(1000)
-        .any(|dir| runnable(&if dir.as_os_str().is_empty() { ".".into() } else { dir }.join(program)));
+    let found = std::env::split_paths(&path).take(1000).any(|dir| {
+        runnable(
+            &if dir.as_os_str().is_empty() {
+                ".".into()
+            } else {
+                dir
+            }
+            .join(program),
+        )
+    });
     if found {
         Ok(())
     } else {

@@ -867,13 +867,22 @@ fn impossible_combinations_and_missing_programs_fail_before_listening() {
     std::fs::write(&plain, "not a program\n").expect("write");
     let plain = plain.to_str().expect("utf-8 path");
     let cases: [(&[&str], &str); 8] = [
-        (&["-u", "--broker", "0"], "UDP mode does not support connection brokering"),
+        (
+            &["-u", "--broker", "0"],
+            "UDP mode does not support connection brokering",
+        ),
         (&["--broker", "0", "--exec", "cat"], "--broker and --exec"),
         (&["-k", "--max-conns", "0", "0"], "at least 1"),
-        (&["0", "--exec", "/nonexistent-sockit-prog"], "/nonexistent-sockit-prog"),
+        (
+            &["0", "--exec", "/nonexistent-sockit-prog"],
+            "/nonexistent-sockit-prog",
+        ),
         (&["0", "--exec", ""], "empty"),
         (&["0", "--exec", plain], "not executable"),
-        (&["-k", "0", "--exec", "no-such-sockit-prog"], "no-such-sockit-prog"),
+        (
+            &["-k", "0", "--exec", "no-such-sockit-prog"],
+            "no-such-sockit-prog",
+        ),
         (&["0", "--exec", "/tmp"], "is a directory"),
     ];
     for (args, want) in cases {
