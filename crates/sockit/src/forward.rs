@@ -43,7 +43,7 @@ use crate::addr::{Port, SockType, parse_host_port};
 use crate::client::{self, ConnectOptions};
 use crate::dump::TrafficLog;
 use crate::error::{Error, ErrorKind, Result};
-use crate::relay::{self, RelayOptions, Tap};
+use crate::relay::{self, DatagramSocket, RelayOptions, Tap};
 use crate::sockopt::SocketOptions;
 use crate::unix::UnixAddr;
 
@@ -81,6 +81,10 @@ pub enum Endpoint {
     },
     /// `unix:PATH` (or a word starting with `/`, `./` or `@`).
     Unix(UnixAddr),
+    /// `unixgram:PATH` (Go's and the ss tool's name for it): a Unix datagram socket, as a
+    /// target only. The forwarder's socket is bound by Linux autobind, so the target
+    /// answers to it.
+    UnixDgram(UnixAddr),
 }
 
 impl Endpoint {
@@ -88,7 +92,8 @@ impl Endpoint {
     ///
     /// Forms: `PORT`, `HOST:PORT`, `[V6]:PORT`, each optionally prefixed `tcp:` or `udp:`
     /// (without a prefix, `udp` decides: the `-u` flag); `unix:PATH`, `/path`, `./path`,
-    /// `@abstract` for a Unix stream socket.
+    /// `@abstract` for a Unix stream socket; `unixgram:PATH` (or `unixgram:@name`) for a
+    /// Unix datagram socket.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a missing or bad port or host, as
@@ -114,6 +119,12 @@ impl Endpoint {
         };
         if let Some(path) = text.strip_prefix("unix:") {
             return unix(path);
+        }
+        if let Some(path) = text.strip_prefix("unixgram:") {
+            return match unix(path)? {
+                Endpoint::Unix(a) => Ok(Endpoint::UnixDgram(a)),
+                other => Ok(other),
+            };
         }
         if text.starts_with('/') || text.starts_with("./") || text.starts_with('@') {
             return unix(text);
@@ -157,7 +168,8 @@ impl Endpoint {
         match self {
             Endpoint::Ip {
                 proto: Proto::Udp, ..
-            } => SockType::Dgram,
+            }
+            | Endpoint::UnixDgram(_) => SockType::Dgram,
             _ => SockType::Stream,
         }
     }
@@ -178,6 +190,7 @@ impl fmt::Display for Endpoint {
                 }
             }
             Endpoint::Unix(a) => write!(f, "unix:{a}"),
+            Endpoint::UnixDgram(a) => write!(f, "unixgram:{a}"),
         }
     }
 }
@@ -371,6 +384,12 @@ impl Forwarder {
         }
         let applied;
         let bound = match listen {
+            Endpoint::UnixDgram(_) => {
+                return Err(Error::invalid_input(
+                    "listen",
+                    format!("{listen}: a Unix datagram socket can be a target, not yet a listener"),
+                ));
+            }
             Endpoint::Unix(addr) => {
                 let l = crate::unix::bind_listener(addr, LISTEN_BACKLOG)?;
                 applied = opts.sockopts.apply(&l)?;
@@ -659,7 +678,28 @@ enum TargetConn {
         Box<dyn AsyncWrite + Unpin + Send>,
         String,
     ),
-    Datagram(UdpSocket, String),
+    Datagram(DgramTarget, String),
+}
+
+/// A connected datagram target: a UDP socket or a Unix datagram socket.
+enum DgramTarget {
+    Udp(UdpSocket),
+    Unix(tokio::net::UnixDatagram),
+}
+
+impl relay::DatagramSocket for DgramTarget {
+    async fn send_datagram(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            DgramTarget::Udp(u) => u.send(buf).await,
+            DgramTarget::Unix(u) => u.send(buf).await,
+        }
+    }
+    async fn recv_datagram(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            DgramTarget::Udp(u) => u.recv(buf).await,
+            DgramTarget::Unix(u) => u.recv(buf).await,
+        }
+    }
 }
 
 async fn connect_target(target: &Endpoint, opts: &ForwardOptions) -> Result<TargetConn> {
@@ -705,7 +745,17 @@ async fn connect_target(target: &Endpoint, opts: &ForwardOptions) -> Result<Targ
             u.connect(addr)
                 .await
                 .map_err(|e| Error::from_io("connect", e))?;
-            Ok(TargetConn::Datagram(u, addr.to_string()))
+            Ok(TargetConn::Datagram(DgramTarget::Udp(u), addr.to_string()))
+        }
+        Endpoint::UnixDgram(addr) => {
+            let s = crate::unix::connect_datagram(addr)?;
+            opts.sockopts.apply(&s)?;
+            let u =
+                tokio::net::UnixDatagram::from_std(s).map_err(|e| Error::from_io("connect", e))?;
+            Ok(TargetConn::Datagram(
+                DgramTarget::Unix(u),
+                format!("unixgram:{addr}"),
+            ))
         }
         Endpoint::Unix(addr) => {
             let a = addr.clone();
@@ -1002,7 +1052,7 @@ impl TargetConn {
     /// whole to a stream (boundaries are not kept there).
     async fn send(&mut self, d: &[u8]) -> io::Result<()> {
         match self {
-            TargetConn::Datagram(u, _) => u.send(d).await.map(|_| ()),
+            TargetConn::Datagram(u, _) => u.send_datagram(d).await.map(|_| ()),
             TargetConn::Stream(_, w, _) => w.write_all(d).await,
         }
     }
@@ -1011,7 +1061,7 @@ impl TargetConn {
     /// `read(2)` of a stream got; `None` once the stream has ended.
     async fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         match self {
-            TargetConn::Datagram(u, _) => u.recv(buf).await.map(Some),
+            TargetConn::Datagram(u, _) => u.recv_datagram(buf).await.map(Some),
             TargetConn::Stream(r, _, _) => r.read(buf).await.map(|n| (n > 0).then_some(n)),
         }
     }

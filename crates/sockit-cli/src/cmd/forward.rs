@@ -26,14 +26,15 @@ pub(crate) fn parse_max_conns(text: &str) -> Result<usize, String> {
 #[derive(Debug, clap::Args)]
 #[command(
     after_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
-udp:; unix:PATH (or /path, ./path, @abstract) for a Unix stream socket. A LISTEN without \
+udp:; unix:PATH (or /path, ./path, @abstract) for a Unix stream socket; unixgram:PATH for a Unix \
+datagram socket (TARGET only). A LISTEN without \
 host binds 127.0.0.1 (::1 with -6).\n\nExamples:\n  sockit forward 8080 127.0.0.1:80\n  sockit forward -u \
 5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80"
 )]
 pub struct Args {
     /// Where to accept: PORT, HOST:PORT, udp:PORT, unix:PATH …
     pub listen: String,
-    /// Where to relay each connection: HOST:PORT, udp:HOST:PORT, unix:PATH …
+    /// Where to relay each connection: HOST:PORT, udp:HOST:PORT, unix:PATH, unixgram:PATH …
     pub target: String,
     /// UDP on both sides (unless an address says tcp: or unix:).
     #[arg(short = 'u', long = "udp")]

@@ -785,3 +785,56 @@ fn a_signal_sent_right_after_the_listening_line_is_handled() {
         }
     }
 }
+
+#[test]
+fn unix_datagram_targets_for_tcp_and_udp_clients() {
+    // `unixgram:PATH` targets (forward had no Unix datagram endpoint): a TCP client's
+    // reads go as datagrams to sockit's echo-server, a UDP client's datagrams to a Python
+    // peer answering the forwarder's autobind address.
+    let dir = temp_dir("forward-unixgram");
+    let path = dir.join("echo.sock");
+    let p = path.to_string_lossy().into_owned();
+    let _echo = sockit_server(&["echo-server", "-u", "--unix", &p]);
+    let fwd = forward(&["127.0.0.1:0", &format!("unixgram:{p}")]);
+    let back = round_trip(connect(fwd.addr()), b"through a datagram socket\n".to_vec());
+    assert_eq!(back, b"through a datagram socket\n");
+
+    let name = format!("sockit-fwd-test-{}", std::process::id());
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind("\0" + sys.argv[1]); s.settimeout(10)
+print("ready", flush=True)
+d, a = s.recvfrom(65536)
+s.sendto(d.upper(), a)
+"#;
+    let mut py = Command::new("python3")
+        .args(["-c", script, &name])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut ready = [0u8; 6];
+    py.stdout
+        .as_mut()
+        .expect("stdout")
+        .read_exact(&mut ready)
+        .expect("ready line");
+    let fwd = forward(&["-u", "127.0.0.1:0", &format!("unixgram:@{name}")]);
+    let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.connect(fwd.addr()).unwrap();
+    c.send(b"shout").unwrap();
+    let mut buf = [0u8; 64];
+    let n = c.recv(&mut buf).unwrap();
+    let _ = py.kill();
+    let _ = py.wait();
+    assert_eq!(&buf[..n], b"SHOUT");
+    // as a listener it is refused before anything is bound
+    let out = forward_fails(&[&format!("unixgram:{p}.2"), "127.0.0.1:9"]);
+    crate::common::assert_fails_with(
+        &out,
+        2,
+        "a Unix datagram socket can be a target, not yet a listener",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
