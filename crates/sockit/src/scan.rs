@@ -14,6 +14,9 @@
 //!   `ECONNREFUSED` on the connected socket) [`PortState::Closed`], silence
 //!   [`PortState::OpenFiltered`] (a UDP service need not answer an empty datagram); a
 //!   socket connected to itself is [`PortState::Closed`], not sent from.
+//! - Two probes of one scan can cross (one bound to port X probing Y, another bound to Y
+//!   probing X) and answer each other; [`scan`] keeps the source ports of its probes and
+//!   reports a port answered from one of them [`PortState::Closed`].
 //!
 //! Contract: every probe ends within its timeout; errors that are about this machine rather
 //! than the port (`EADDRNOTAVAIL` for a bad source address) end the scan with that error
@@ -22,7 +25,9 @@
 //! get a socket and retries the port later; only a probe that gets none while no other is
 //! in flight ends the scan.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -291,6 +296,77 @@ fn probe_socket(
     Ok(sock)
 }
 
+/// The source ports that the probes of one scan hold, and when each was last let go: an
+/// answer from one of them is another probe of the same scan, never a service.
+///
+/// Two probes can cross: one bound to port X probing Y while another, bound to Y, probes X.
+/// Their SYNs (TCP simultaneous open) or datagrams (UDP) then reach each other and both
+/// would report open. The kernel hands a probe a source port only where nothing is bound,
+/// so a port that a probe of ours holds is closed.
+#[derive(Debug, Default)]
+struct OwnPorts {
+    /// Port -> (probes holding it now, when the last one let it go).
+    ports: std::sync::Mutex<HashMap<u16, (usize, Option<Instant>)>>,
+}
+
+impl OwnPorts {
+    /// Notes that a probe holds `port` until the returned guard is dropped.
+    fn hold(self: &Arc<Self>, port: u16) -> OwnPort {
+        if let Ok(mut map) = self.ports.lock() {
+            map.entry(port).or_default().0 += 1;
+        }
+        OwnPort {
+            ports: Arc::clone(self),
+            port,
+        }
+    }
+
+    /// True when a probe of ours held `port` at some time since `since`.
+    fn held_since(&self, port: u16, since: Instant) -> bool {
+        self.ports.lock().is_ok_and(|map| {
+            map.get(&port)
+                .is_some_and(|&(n, last)| n > 0 || last.is_some_and(|t| t >= since))
+        })
+    }
+}
+
+/// A source port held by a probe ([`OwnPorts::hold`]).
+struct OwnPort {
+    ports: Arc<OwnPorts>,
+    port: u16,
+}
+
+impl Drop for OwnPort {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.ports.ports.lock()
+            && let Some(entry) = map.get_mut(&self.port)
+        {
+            entry.0 = entry.0.saturating_sub(1);
+            entry.1 = Some(Instant::now());
+        }
+    }
+}
+
+/// Registers `sock`'s source port in `own`, if a registry is given.
+fn hold_source(own: Option<&Arc<OwnPorts>>, local: Option<SocketAddr>) -> Option<OwnPort> {
+    Some(own?.hold(local?.port()))
+}
+
+/// The error that says the answer came from another probe of the same scan, if so.
+fn crossed(own: Option<&Arc<OwnPorts>>, addr: SocketAddr, since: Instant) -> Option<Error> {
+    own.filter(|o| o.held_since(addr.port(), since)).map(|_| {
+        Error::new(
+            ErrorKind::Os,
+            "connect",
+            None,
+            format!(
+                "answered by another probe of this scan (port {} is its source port; nothing listens)",
+                addr.port()
+            ),
+        )
+    })
+}
+
 /// Probes one TCP port: a non-blocking `connect(2)` bounded by `timeout`.
 ///
 /// # Errors
@@ -301,13 +377,47 @@ pub async fn probe_tcp(
     timeout: Duration,
     source: Option<SocketAddr>,
 ) -> Result<PortResult> {
+    probe_tcp_in(addr, timeout, source, None).await
+}
+
+async fn probe_tcp_in(
+    addr: SocketAddr,
+    timeout: Duration,
+    source: Option<SocketAddr>,
+    own: Option<&Arc<OwnPorts>>,
+) -> Result<PortResult> {
     let start = Instant::now();
     let sock = probe_socket(addr, socket2::Type::STREAM, socket2::Protocol::TCP, source)?;
-    let sock = tokio::net::TcpSocket::from_std_stream(sock.into());
-    let outcome = tokio::time::timeout(timeout, sock.connect(addr)).await;
+    // connect(2) by hand rather than tokio's TcpSocket::connect, so that the source port
+    // the kernel picked is registered before any other probe can see this one's SYN.
+    let started = match sock.connect(&addr.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let _held = hold_source(own, sock.local_addr().ok().and_then(|a| a.as_socket()));
+    let outcome = match started {
+        Err(e) => Ok(Err(e)),
+        Ok(()) => {
+            let stream = tokio::net::TcpStream::from_std(sock.into())
+                .map_err(|e| Error::from_io("socket", e))?;
+            tokio::time::timeout(timeout, async {
+                stream.writable().await?;
+                if let Some(e) = stream.take_error()? {
+                    return Err(e);
+                }
+                // Writable without an error but not connected: ENOTCONN, as tokio checks.
+                stream.peer_addr()?;
+                Ok(stream)
+            })
+            .await
+        }
+    };
     let elapsed = start.elapsed();
     let (state, reason) = match outcome {
-        Ok(Ok(stream)) => match self_connected(stream.local_addr().ok(), stream.peer_addr().ok()) {
+        Ok(Ok(stream)) => match self_connected(stream.local_addr().ok(), stream.peer_addr().ok())
+            .or_else(|| crossed(own, addr, start))
+        {
             Some(err) => (PortState::Closed, Some(err)),
             None => (PortState::Open, None),
         },
@@ -343,6 +453,15 @@ pub async fn probe_udp(
     timeout: Duration,
     source: Option<SocketAddr>,
 ) -> Result<PortResult> {
+    probe_udp_in(addr, timeout, source, None).await
+}
+
+async fn probe_udp_in(
+    addr: SocketAddr,
+    timeout: Duration,
+    source: Option<SocketAddr>,
+    own: Option<&Arc<OwnPorts>>,
+) -> Result<PortResult> {
     let start = Instant::now();
     let sock = probe_socket(addr, socket2::Type::DGRAM, socket2::Protocol::UDP, source)?;
     let sock =
@@ -350,6 +469,7 @@ pub async fn probe_udp(
     sock.connect(addr)
         .await
         .map_err(|e| Error::from_io("connect", e))?;
+    let _held = hold_source(own, sock.local_addr().ok());
     // A socket whose source port is the target port would send the datagram to itself
     // and take its own datagram for an answer.
     if let Some(err) = self_connected(sock.local_addr().ok(), sock.peer_addr().ok()) {
@@ -372,7 +492,10 @@ pub async fn probe_udp(
     let outcome = tokio::time::timeout(timeout, exchange).await;
     let elapsed = start.elapsed();
     let (state, reason) = match outcome {
-        Ok(Ok(_n)) => (PortState::Open, None),
+        Ok(Ok(_n)) => match crossed(own, addr, start) {
+            Some(err) => (PortState::Closed, Some(err)),
+            None => (PortState::Open, None),
+        },
         Ok(Err(err)) if err.is_errno(libc::ECONNREFUSED) => (PortState::Closed, Some(err)),
         Ok(Err(err)) if is_local_error(&err) => return Err(err),
         Ok(Err(err)) => (PortState::Filtered, Some(err)),
@@ -435,6 +558,7 @@ pub async fn scan(
     let mut next = ports.iter();
     let mut again: std::collections::VecDeque<u16> = std::collections::VecDeque::new();
     let mut limit = opts.parallel;
+    let own = Arc::new(OwnPorts::default());
     let mut retried = 0;
     // Bounded: a probe is spawned only while fewer than `limit` are in flight, and each
     // one that gets no socket lowers `limit` to those still in flight, so a port is tried
@@ -445,14 +569,14 @@ pub async fn scan(
                 break;
             };
             let addr = SocketAddr::new(ip, port);
-            let (timeout, source) = (opts.timeout, opts.source);
+            let (timeout, source, own) = (opts.timeout, opts.source, Arc::clone(&own));
             match opts.transport {
-                Transport::Tcp => {
-                    set.spawn(async move { (port, probe_tcp(addr, timeout, source).await) })
-                }
-                Transport::Udp => {
-                    set.spawn(async move { (port, probe_udp(addr, timeout, source).await) })
-                }
+                Transport::Tcp => set.spawn(async move {
+                    (port, probe_tcp_in(addr, timeout, source, Some(&own)).await)
+                }),
+                Transport::Udp => set.spawn(async move {
+                    (port, probe_udp_in(addr, timeout, source, Some(&own)).await)
+                }),
             };
         }
         match set.join_next().await {
@@ -654,6 +778,35 @@ mod tests {
             .unwrap();
         assert_eq!(r.state, PortState::Closed, "{r:?}");
         assert!(r.elapsed < Duration::from_secs(1), "{r:?}");
+    }
+
+    #[test]
+    fn two_crossed_probes_are_closed_not_open() {
+        // Regression: probes of one scan crossed (one bound to X probing Y, another bound
+        // to Y probing X) got each other's datagram and both ports were reported open.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let addr = |p| SocketAddr::new("127.0.0.1".parse().unwrap(), p);
+        let (x, y) = (unbound_port(true), unbound_port(true));
+        let t = Duration::from_secs(2);
+        let run = |own: Option<Arc<OwnPorts>>| {
+            rt.block_on(async {
+                let (a, b) = tokio::join!(
+                    probe_udp_in(addr(y), t, Some(addr(x)), own.as_ref()),
+                    probe_udp_in(addr(x), t, Some(addr(y)), own.as_ref()),
+                );
+                (a.unwrap(), b.unwrap())
+            })
+        };
+        // Without the scan's registry they really do answer each other.
+        let (a, b) = run(None);
+        assert_eq!((a.state, b.state), (PortState::Open, PortState::Open));
+        let (a, b) = run(Some(Arc::new(OwnPorts::default())));
+        assert_eq!((a.state, b.state), (PortState::Closed, PortState::Closed));
+        let why = a.reason.unwrap().to_string();
+        assert!(why.contains("another probe of this scan"), "{why}");
     }
 
     #[test]

@@ -235,10 +235,12 @@ fn a_probe_connected_to_itself_is_closed() {
 #[test]
 fn the_ephemeral_range_shows_only_the_ports_listened_on() {
     // Regression: `scan 127.0.0.1 32768-60999` with nothing listening reported a port or
-    // two open (a probe given its target port as ephemeral source port connected to
-    // itself), in most runs. Run in a network namespace of its own (only lo, where only
-    // this test's echo-server listens), three times over TCP and once over UDP (each
-    // run met the fault with a chance of about 2 in 3 over TCP, a bit less over UDP).
+    // two open, in most runs: a probe given its target port as ephemeral source port
+    // connected to itself. Run in a network namespace of its own (only lo, where only
+    // this test's echo-server listens), with the ephemeral range narrowed to 1,000 ports
+    // (a run meets about one such probe whatever the range's size, so small ranges make
+    // many runs cheap): 8 runs over TCP and 4 over UDP; before the fix each run printed
+    // one or more ports open.
     let _guard = serial();
     let probe = run(
         std::process::Command::new("unshare").args(["-n", "ip", "link", "set", "lo", "up"]),
@@ -250,18 +252,17 @@ fn the_ephemeral_range_shows_only_the_ports_listened_on() {
     }
     let script = r#"
 B="$0"; ip link set lo up || exit 97
-R=$(cat /proc/sys/net/ipv4/ip_local_port_range); LO=${R%%[[:space:]]*}; HI=${R##*[[:space:]]}
+echo "40000 40999" > /proc/sys/net/ipv4/ip_local_port_range || exit 98
 d=$(mktemp -d)
 timeout 30 "$B" echo-server 127.0.0.1 0 > "$d/t" 2>&1 & E=$!
 i=0; while [ $i -lt 100 ]; do grep -q listening "$d/t" && break; sleep 0.1; i=$((i+1)); done
 P=$(awk '/listening/{print $3}' "$d/t")
-echo "own $P range $LO-$HI"
-for r in 1 2 3; do timeout 20 "$B" scan -w 0.5 --parallel 1024 127.0.0.1 "$LO-$HI"; echo "tcp rc=$?"; done
-timeout 20 "$B" scan -u -w 0.5 --parallel 1024 127.0.0.1 "$LO-$HI"; echo "udp rc=$?"
+echo "own $P"
+n=0; while [ $n -lt 8 ]; do timeout 20 "$B" scan -w 0.5 --parallel 1024 127.0.0.1 40000-40999; echo "tcp rc=$?"; n=$((n+1)); done
+n=0; while [ $n -lt 4 ]; do timeout 20 "$B" scan -u -w 0.5 --parallel 1024 127.0.0.1 40000-40999; echo "udp rc=$?"; n=$((n+1)); done
 kill $E; rm -rf "$d"
 "#;
     let bin = crate::common::bin();
-    let t = Instant::now();
     let out = run(
         std::process::Command::new("unshare").args([
             "-n",
@@ -272,18 +273,21 @@ kill $E; rm -rf "$d"
         ]),
         Duration::from_secs(60),
     );
+    if out.status.code() == Some(98) {
+        eprintln!("skipped: cannot narrow ip_local_port_range: {out:?}");
+        return;
+    }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let own = text
         .lines()
         .find_map(|l| l.strip_prefix("own "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|p| p.parse::<u16>().ok())
+        .and_then(|p| p.trim().parse::<u16>().ok())
         .unwrap_or_else(|| panic!("no echo-server port: {out:?}"));
-    let mut want = format!("{own}/tcp open\ntcp rc=1\n").repeat(3);
-    want.push_str("udp rc=1\n");
+    assert!((40000..=40999).contains(&own), "{out:?}");
+    let mut want = format!("{own}/tcp open\ntcp rc=1\n").repeat(8);
+    want.push_str(&"udp rc=1\n".repeat(4));
     let got: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
     assert_eq!(got, want, "{out:?}");
-    eprintln!("ephemeral range scans took {:?}", t.elapsed());
 }
 
 #[test]
