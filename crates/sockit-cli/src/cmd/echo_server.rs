@@ -450,12 +450,13 @@ fn serve(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("echo-server: runtime")?;
-    let (mut term, mut int) = {
+    let (mut term, mut int, mut hup) = {
         let _guard = rt.enter();
         use tokio::signal::unix::{SignalKind, signal};
         (
             signal(SignalKind::terminate()).context("echo-server: SIGTERM handler")?,
             signal(SignalKind::interrupt()).context("echo-server: SIGINT handler")?,
+            signal(SignalKind::hangup()).context("echo-server: SIGHUP handler")?,
         )
     };
     let server = EchoServer::bind(cfg).map_err(bind_error)?;
@@ -471,6 +472,8 @@ fn serve(args: Args) -> anyhow::Result<ExitCode> {
         tokio::select! {
             _ = term.recv() => ("SIGTERM", ExitCode::SUCCESS),
             _ = int.recv() => ("SIGINT", ExitCode::from(130)),
+            // the terminal went away: stop as for SIGINT (and remove a Unix socket file)
+            _ = hup.recv() => ("SIGHUP", ExitCode::from(129)),
         }
     });
     handle.stop();

@@ -198,6 +198,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         let fwd = Forwarder::bind(&listen, target, opts)
             .with_context(|| format!("listen on {listen_text}"))?;
         let unix_path = match fwd.local_addr()? {
@@ -218,7 +219,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let events: EventSink =
             Arc::new(move |ev| print_event(verbose, json_out, &target_text, &ev));
         // SIGTERM: stop accepting and let the sessions in flight finish; a second SIGTERM
-        // ends at once. SIGINT: exit 130 at once.
+        // ends at once. SIGINT: exit 130 at once; SIGHUP (the terminal went away) 129.
         let (tx, rx) = tokio::sync::watch::channel(0u32);
         tokio::spawn(async move {
             let mut n = 0;
@@ -234,6 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let code = tokio::select! {
             r = fwd.run_until(events, stop) => { r?; ExitCode::SUCCESS }
             _ = int.recv() => ExitCode::from(130),
+            _ = hup.recv() => ExitCode::from(129),
             _ = second.wait_for(|n| *n >= 2) => ExitCode::SUCCESS,
         };
         if let Some(p) = unix_path {

@@ -158,21 +158,7 @@ impl Server {
 
     /// Sends SIGTERM and waits up to `limit` for the exit status.
     pub fn terminate(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        // SAFETY-free: kill(1) by PID of a process this test started.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.signal("TERM", limit)
     }
 }
 
@@ -680,4 +666,25 @@ pub fn closed_port_block(n: u16) -> (u16, Vec<socket2::Socket>) {
         base += n;
     }
     panic!("no free block of {n} ports from 20000");
+}
+
+impl Server {
+    /// Sends `sig` (a kill(1) name: `HUP`, `INT`, …) by PID and waits up to `limit` for the
+    /// exit status.
+    pub fn signal(&mut self, sig: &str, limit: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
 }

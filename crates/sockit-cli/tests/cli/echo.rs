@@ -754,3 +754,31 @@ fn json_reports_the_error_that_ends_it_as_json() {
     assert_eq!(v["code"], 98);
     assert_eq!(v["op"], format!("bind 127.0.0.1:{port}"));
 }
+
+#[test]
+fn sighup_ends_with_129_and_removes_the_socket_file() {
+    // Regression: SIGHUP (the terminal closed) killed echo-server and forward with the
+    // default action, leaving their Unix socket file behind.
+    let dir = crate::common::temp_dir("hup");
+    for (i, cmd) in [&["echo-server", "--unix"][..], &["forward"][..]]
+        .iter()
+        .enumerate()
+    {
+        let path = dir.join(format!("s{i}.sock"));
+        let p = path.to_string_lossy().into_owned();
+        let mut args = cmd.to_vec();
+        let target;
+        if args[0] == "forward" {
+            target = format!("unix:{p}");
+            args.extend_from_slice(&[&target, "127.0.0.1:9"]);
+        } else {
+            args.push(&p);
+        }
+        let mut srv = sockit_server(&args);
+        assert!(path.exists(), "{args:?}");
+        let st = srv.signal("HUP", T);
+        assert_eq!(st.and_then(|s| s.code()), Some(129), "{args:?}");
+        assert!(!path.exists(), "{args:?}: socket file left behind");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
