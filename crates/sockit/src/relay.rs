@@ -270,8 +270,11 @@ where
         w.write_all(&buf[..n])
             .await
             .map_err(|e| Error::from_io(wop, e))?;
-        w.flush().await.map_err(|e| Error::from_io(wop, e))?;
+        // Counted once written, before the flush: a relay ended by the other direction
+        // while this flush waits (tokio's stdout flushes on a thread) has still passed the
+        // chunk on, and its totals must say so.
         counters.add(dir, n, false);
+        w.flush().await.map_err(|e| Error::from_io(wop, e))?;
         counters.touch();
     }
 }

@@ -730,6 +730,14 @@ async fn one_datagram_peer(
 /// received M bytes (both closed)`, JSON with `peer_host`/`peer_port`), as `-k` does; then
 /// the outcome's exit code.
 fn finish(events: Events, peer: &PeerAddr, outcome: relay::Outcome) -> anyhow::Result<ExitCode> {
+    // The relay names the local read `read`: say it was stdin (`stdin: read: [Errno 21] Is
+    // a directory` for `< /tmp`).
+    let mut outcome = outcome;
+    if let Err(e) = &outcome.result
+        && e.op() == "read"
+    {
+        outcome.result = Err(e.clone().with_op("stdin: read"));
+    }
     let (end, reason) = outcome_end(&outcome);
     closed_event(events, peer, end, &outcome.totals, reason);
     outcome_code(outcome)
@@ -792,8 +800,14 @@ async fn stdin_to_clients(hub: Arc<Hub>, mut lin: crate::args::LocalIn) {
             return;
         }
         let n = match lin.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return,
             Ok(n) => n,
+            Err(e) => {
+                // The listener goes on serving what clients send; say why stdin stopped.
+                let err = sockit::Error::from_io("stdin: read", e);
+                crate::exit::stderr_line(format_args!("sockit: {err}"));
+                return;
+            }
         };
         let chunk: Chunk = Arc::from(&buf[..n]);
         // Each pass either delivers or waits for the next client: bounded by arrivals.

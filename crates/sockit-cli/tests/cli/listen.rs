@@ -919,3 +919,31 @@ fn max_conns_without_k_warns() {
         "{err}"
     );
 }
+
+#[test]
+fn unreadable_stdin_is_named_and_the_peer_bytes_are_counted() {
+    // Regression: `sockit listen --json … < /tmp` printed the peer's bytes but its closed
+    // event said "bytes_received":0, and the error read `read: [Errno 21] Is a directory`
+    // without saying it was stdin.
+    let dir = std::fs::File::open("/tmp").expect("open /tmp");
+    let mut c = sockit(&["listen", "--json", "127.0.0.1", "0"]);
+    c.stdin(Stdio::from(dir)).stderr(Stdio::piped());
+    let mut server = spawn_listening(&mut c);
+    let mut peer = tcp(server.addr());
+    let _ = peer.write_all(b"peerdata\n");
+    let st = wait_exit(&mut server, T).expect("listen ends");
+    drop(peer);
+    let printed: usize = lines(&server, 1, Duration::from_millis(500))
+        .iter()
+        .map(|l| l.len() + 1)
+        .sum();
+    let err = server_stderr(&mut server);
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("stdin: read: [Errno 21] Is a directory"), "{err}");
+    let closed: serde_json::Value = err
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["event"] == "closed")
+        .expect("a closed event");
+    assert_eq!(closed["bytes_received"], printed, "{err}");
+}
