@@ -939,7 +939,10 @@ fn unreadable_stdin_is_named_and_the_peer_bytes_are_counted() {
         .sum();
     let err = server_stderr(&mut server);
     assert_eq!(st.code(), Some(1), "{err}");
-    assert!(err.contains("stdin: read: [Errno 21] Is a directory"), "{err}");
+    assert!(
+        err.contains("stdin: read: [Errno 21] Is a directory"),
+        "{err}"
+    );
     let closed: serde_json::Value = err
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
