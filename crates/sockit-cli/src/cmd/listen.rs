@@ -657,6 +657,7 @@ async fn one_stream_peer(
         tap,
     )
     .await;
+    flush_rest(&mut lout).await;
     finish(events, &peer, outcome)
 }
 
@@ -720,10 +721,17 @@ async fn one_datagram_peer(
     }
     let outcome =
         relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args), tap).await;
+    flush_rest(&mut lout).await;
     let mut outcome = outcome;
     outcome.totals.bytes_received += first.iter().map(|d| d.len() as u64).sum::<u64>();
     outcome.totals.datagrams_received += first.len() as u64;
     finish(events, &peer, outcome)
+}
+
+/// Finishes a write to stdout that a relay ended by the other direction left in flight
+/// (tokio's stdout writes on a thread; the runtime's shutdown would drop it), at most 5 s.
+async fn flush_rest(lout: &mut crate::args::LocalOut) {
+    let _ = tokio::time::timeout(Duration::from_secs(5), lout.flush()).await;
 }
 
 /// One-peer mode: the `closed` event names the peer (`closed HOST PORT: sent N bytes,
