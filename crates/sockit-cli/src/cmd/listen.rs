@@ -121,7 +121,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ = term.recv() => Ok(ExitCode::SUCCESS),
         };
         drop(cleanup);
-        r
+        // A failed -x/-o write was reported when it happened: the end says so too.
+        match r {
+            Ok(code) if code == ExitCode::SUCCESS && LOG_FAILED.load(Ordering::SeqCst) => {
+                Ok(ExitCode::FAILURE)
+            }
+            r => r,
+        }
     });
     rt.shutdown_background();
     match result {
@@ -500,7 +506,84 @@ struct Checked {
     /// `--allow` / `--deny`.
     access: AccessList,
     /// `-x` / `-o`, opened (created or truncated).
-    log: Option<Arc<std::sync::Mutex<sockit::dump::TrafficLog>>>,
+    log: Option<Arc<SharedLog>>,
+}
+
+/// Set by the first failed write to a `-x`/`-o` file: the command then exits 1.
+static LOG_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The `-x`/`-o` files, shared by every connection.
+struct SharedLog {
+    log: std::sync::Mutex<sockit::dump::TrafficLog>,
+    hex_name: String,
+    raw_name: String,
+}
+
+impl SharedLog {
+    /// A tap for one connection: its chunks labelled `label` in the hex dump (forward's
+    /// `#1 127.0.0.1:37940`), with its own stream offsets.
+    fn tap(self: &Arc<Self>, label: Option<String>) -> LogTap {
+        LogTap {
+            log: self.clone(),
+            label,
+            offsets: Default::default(),
+        }
+    }
+}
+
+/// One connection's view of the [`SharedLog`]. A write error (`-o /dev/full`) is reported
+/// once on stderr, naming the file; logging stops there and the command exits 1 at the end
+/// (the relay's data matters more than its log, so the connections go on).
+struct LogTap {
+    log: Arc<SharedLog>,
+    label: Option<String>,
+    offsets: [AtomicU64; 2],
+}
+
+impl relay::Tap for LogTap {
+    fn data(&self, dir: Direction, bytes: &[u8]) {
+        use sockit::dump::Direction as D;
+        if LOG_FAILED.load(Ordering::SeqCst) {
+            return;
+        }
+        let (d, i) = match dir {
+            Direction::Send => (D::Sent, 0),
+            Direction::Recv => (D::Received, 1),
+        };
+        let offset = self.offsets[i].fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        let Ok(mut log) = self.log.log.lock() else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        let mut failed = None;
+        if let Some(h) = log.hex.as_mut()
+            && let Err(e) = h.record_stream(now, d, self.label.as_deref(), offset, bytes)
+        {
+            failed = Some(("-x", &self.log.hex_name, e));
+        }
+        if failed.is_none()
+            && let Some(r) = log.raw.as_mut()
+            && let Err(e) = r.record(bytes)
+        {
+            failed = Some(("-o", &self.log.raw_name, e));
+        }
+        if let Some((flag, name, e)) = failed
+            && !LOG_FAILED.swap(true, Ordering::SeqCst)
+        {
+            let err = sockit::Error::from_io(format!("{flag} {name}: write"), e);
+            crate::exit::stderr_line(format_args!(
+                "sockit: {err} (traffic log stopped; exit status 1)"
+            ));
+        }
+    }
+}
+
+/// The hex dump label of a connection: `#ID HOST:PORT` (forward's), or `#ID unix PATH`.
+fn label(id: u64, peer: &PeerAddr) -> String {
+    match peer {
+        PeerAddr::Ip(a) => format!("#{id} {a}"),
+        other => format!("#{id} {other}"),
+    }
 }
 
 impl Checked {
@@ -534,13 +617,20 @@ impl Checked {
             warn_max_conns(args.output.events());
         }
         let access = access(args)?;
-        let log = args.data.tap()?.map(Arc::new);
+        let name = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let log = args.data.tap()?.map(|log| {
+            Arc::new(SharedLog {
+                log,
+                hex_name: name(&args.data.log.hex_dump).unwrap_or_default(),
+                raw_name: name(&args.data.log.output).unwrap_or_default(),
+            })
+        });
         Ok(Checked { access, log })
     }
 
-    /// The relay tap of the log files, if any.
-    fn tap(&self) -> Option<&dyn relay::Tap> {
-        self.log.as_deref().map(|l| l as &dyn relay::Tap)
+    /// The one peer's tap of the log files, if any (no label).
+    fn tap(&self) -> Option<LogTap> {
+        self.log.as_ref().map(|l| l.tap(None))
     }
 }
 
@@ -648,6 +738,7 @@ async fn one_stream_peer(
     let (lin, lout) = local_stdio();
     let (mut lin, mut lout) = args.data.wrap(lin, lout);
     let tap = checked.tap();
+    let tap = tap.as_ref().map(|t| t as &dyn relay::Tap);
     let outcome = relay::relay_stream(
         &mut lin,
         &mut lout,
@@ -701,6 +792,7 @@ async fn one_datagram_peer(
     lout.flush().await?;
     drop(buf);
     let tap = checked.tap();
+    let tap = tap.as_ref().map(|t| t as &dyn relay::Tap);
     if peer == PeerAddr::Unnamed {
         // An unbound Unix sender cannot be answered: print what arrives, ignore stdin.
         event(
@@ -907,7 +999,7 @@ async fn serve_streams(
             idle: args.idle,
             events,
             send_only: args.data.send_only,
-            log: log.clone(),
+            log: log.as_ref().map(|l| l.tap(Some(label(id, &peer)))),
         };
         tokio::spawn(serve_client(ctx, id, peer, r, w, rx));
     }
@@ -921,8 +1013,8 @@ struct ClientCtx {
     events: Events,
     /// `--send-only`: what clients send is not printed.
     send_only: bool,
-    /// `-x` / `-o`.
-    log: Option<Arc<std::sync::Mutex<sockit::dump::TrafficLog>>>,
+    /// `-x` / `-o`, labelled with this client.
+    log: Option<LogTap>,
 }
 
 async fn serve_client(
@@ -944,7 +1036,7 @@ async fn serve_client(
             counters.touch();
             counters.add(Direction::Recv, n, false);
             if let Some(log) = &ctx.log {
-                relay::Tap::data(&**log, Direction::Recv, &buf[..n]);
+                relay::Tap::data(log, Direction::Recv, &buf[..n]);
             }
             let chunk: Chunk = Arc::from(&buf[..n]);
             if ctx.broker {
@@ -958,7 +1050,7 @@ async fn serve_client(
     let writer = async {
         while let Some(chunk) = rx.recv().await {
             if let Some(log) = &ctx.log {
-                relay::Tap::data(&**log, Direction::Send, &chunk);
+                relay::Tap::data(log, Direction::Send, &chunk);
             }
             w.write_all(&chunk).await?;
             w.flush().await?;
@@ -982,6 +1074,31 @@ async fn serve_client(
     closed_event(ctx.events, &peer, end, &counters.totals(), reason);
 }
 
+/// The `-x`/`-o` tap of a datagram peer: one per peer (`#N HOST:PORT`, numbered in the
+/// order peers were first heard, its own offsets), at most 10,000 remembered.
+fn peer_tap(log: &DgramLog, peer: &PeerAddr) -> Arc<LogTap> {
+    let Ok(mut map) = log.1.lock() else {
+        return Arc::new(log.0.tap(None));
+    };
+    if let Some(t) = map.get(peer) {
+        return t.clone();
+    }
+    if map.len() >= 10_000 {
+        map.clear();
+    }
+    let n = log.2.fetch_add(1, Ordering::SeqCst) + 1;
+    let t = Arc::new(log.0.tap(Some(label(n, peer))));
+    map.insert(peer.clone(), t.clone());
+    t
+}
+
+/// The shared log, each datagram peer's tap, and the peer counter.
+type DgramLog = (
+    Arc<SharedLog>,
+    std::sync::Mutex<HashMap<PeerAddr, Arc<LogTap>>>,
+    AtomicU64,
+);
+
 /// `-k` over datagrams: every peer heard; stdin goes to the most recent sender.
 ///
 /// Stdin is read only while there is a sender to answer; a chunk read just as the peer was
@@ -995,6 +1112,8 @@ async fn serve_datagrams(
     checked: Checked,
 ) -> anyhow::Result<ExitCode> {
     let Checked { access, log } = checked;
+    let log: Option<Arc<DgramLog>> =
+        log.map(|l| Arc::new((l, std::sync::Mutex::new(HashMap::new()), AtomicU64::new(0))));
     let sock = Arc::new(sock);
     let (last_tx, last_rx) = watch::channel::<Option<PeerAddr>>(None);
     let counters = Arc::new(Counters::new());
@@ -1028,7 +1147,7 @@ async fn serve_datagrams(
                 match sock.send_to(&buf[..n], &to).await {
                     Ok(_) => {
                         if let Some(log) = &log {
-                            relay::Tap::data(&**log, Direction::Send, &buf[..n]);
+                            relay::Tap::data(&*peer_tap(log, &to), Direction::Send, &buf[..n]);
                         }
                         counters.touch();
                         counters.add(Direction::Send, n, true);
@@ -1062,7 +1181,7 @@ async fn serve_datagrams(
             counters.touch();
             counters.add(Direction::Recv, n, true);
             if let Some(log) = &log {
-                relay::Tap::data(&**log, Direction::Recv, &buf[..n]);
+                relay::Tap::data(&*peer_tap(log, &peer), Direction::Recv, &buf[..n]);
             }
             let new = match seen.lock() {
                 Ok(mut seen) => seen.len() < 100_000 && seen.insert(peer.clone()),
@@ -1134,6 +1253,7 @@ async fn serve_exec(
 ) -> anyhow::Result<ExitCode> {
     let Checked { access, log } = checked;
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut conn_id = 0u64;
     loop {
         let (mut r, mut w, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -1165,10 +1285,14 @@ async fn serve_exec(
         }
         event(events, "accepted", &peer, json!({}));
         active.fetch_add(1, Ordering::SeqCst);
-        let (argv, idle, log, active) = (args.exec.clone(), args.idle, log.clone(), active.clone());
+        conn_id += 1;
+        let tap = log
+            .as_ref()
+            .map(|l| l.tap(args.keep.then(|| label(conn_id, &peer))));
+        let (argv, idle, active) = (args.exec.clone(), args.idle, active.clone());
         let args_keep = args.keep;
         let session = async move {
-            let tap = log.as_deref().map(|l| l as &dyn relay::Tap);
+            let tap = tap.as_ref().map(|t| t as &dyn relay::Tap);
             let result = crate::exec::run_program(&argv, &mut r, &mut w, idle, tap).await;
             active.fetch_sub(1, Ordering::SeqCst);
             match result {

@@ -950,3 +950,57 @@ fn unreadable_stdin_is_named_and_the_peer_bytes_are_counted() {
         .expect("a closed event");
     assert_eq!(closed["bytes_received"], printed, "{err}");
 }
+
+#[test]
+fn log_write_errors_are_reported_once_and_fail_the_exit_status() {
+    // Regression: `-o /dev/full` / `-x /dev/full` lost the log silently (exit 0, nothing on
+    // stderr).
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    for flag in ["-o", "-x"] {
+        let mut server = listen(&[flag, "/dev/full", "127.0.0.1", "0"]);
+        let mut c = tcp(server.addr());
+        c.write_all(b"one\n").unwrap();
+        assert_eq!(lines(&server, 1, T), vec!["one"], "{flag}");
+        c.write_all(b"two\n").unwrap();
+        assert_eq!(lines(&server, 1, T), vec!["two"], "{flag}: data still relayed");
+        drop(c);
+        feed(&mut server, b"", true);
+        let st = wait_exit(&mut server, T).expect("listen ends");
+        let err = server_stderr(&mut server);
+        assert_eq!(st.code(), Some(1), "{flag}: {err}");
+        assert_eq!(
+            err.matches(&format!("{flag} /dev/full: write: [Errno 28]")).count(),
+            1,
+            "{flag}: {err}"
+        );
+    }
+}
+
+#[test]
+fn listen_k_hex_dump_labels_each_connection() {
+    // Regression: listen -k -x wrote every connection's chunks with no peer marker and
+    // offsets counting on across connections; forward -x writes `#1 127.0.0.1:37940`.
+    let dir = temp_dir("listen-k-x");
+    let dump = dir.join("dump.txt");
+    let mut server = listen(&["-k", "-x", dump.to_str().unwrap(), "127.0.0.1", "0"]);
+    let mut ports = Vec::new();
+    for word in ["first\n", "second\n"] {
+        let mut c = tcp(server.addr());
+        ports.push(c.local_addr().unwrap().port());
+        c.write_all(word.as_bytes()).unwrap();
+        let _ = lines(&server, 1, T);
+    }
+    assert!(server.terminate(T).is_some());
+    let text = std::fs::read_to_string(&dump).unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    for (i, port) in ports.iter().enumerate() {
+        let header = format!("#{} 127.0.0.1:{port} length=", i + 1);
+        let line = text
+            .lines()
+            .find(|l| l.contains(&header))
+            .unwrap_or_else(|| panic!("no {header:?} in {text}"));
+        assert!(line.ends_with("offset=0"), "{line}");
+    }
+}
