@@ -964,14 +964,19 @@ fn log_write_errors_are_reported_once_and_fail_the_exit_status() {
         c.write_all(b"one\n").unwrap();
         assert_eq!(lines(&server, 1, T), vec!["one"], "{flag}");
         c.write_all(b"two\n").unwrap();
-        assert_eq!(lines(&server, 1, T), vec!["two"], "{flag}: data still relayed");
+        assert_eq!(
+            lines(&server, 1, T),
+            vec!["two"],
+            "{flag}: data still relayed"
+        );
         drop(c);
         feed(&mut server, b"", true);
         let st = wait_exit(&mut server, T).expect("listen ends");
         let err = server_stderr(&mut server);
         assert_eq!(st.code(), Some(1), "{flag}: {err}");
         assert_eq!(
-            err.matches(&format!("{flag} /dev/full: write: [Errno 28]")).count(),
+            err.matches(&format!("{flag} /dev/full: write: [Errno 28]"))
+                .count(),
             1,
             "{flag}: {err}"
         );
