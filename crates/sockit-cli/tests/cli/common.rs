@@ -688,3 +688,32 @@ impl Server {
         }
     }
 }
+
+/// Waits (at most `limit`) until this machine has no open TCP socket (ESTABLISHED or
+/// CLOSE_WAIT) from local port `local` to remote port `remote` (read from /proc/net/tcp
+/// and tcp6), that is until a server closed its side of that connection; panics past the
+/// limit. A server that reports a connection's end before closing it has reported it then.
+pub fn wait_tcp_closed(local: u16, remote: u16, limit: Duration) {
+    let (l, r) = (format!(":{local:04X}"), format!(":{remote:04X}"));
+    let open = || {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+            std::fs::read_to_string(f).is_ok_and(|text| {
+                text.lines().skip(1).any(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    cols.len() > 3
+                        && cols[1].ends_with(&l)
+                        && cols[2].ends_with(&r)
+                        && (cols[3] == "01" || cols[3] == "08")
+                })
+            })
+        })
+    };
+    let deadline = Instant::now() + limit;
+    while open() {
+        assert!(
+            Instant::now() < deadline,
+            "the connection {local} -> {remote} is still open after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

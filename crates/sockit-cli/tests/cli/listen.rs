@@ -809,9 +809,12 @@ fn closed_events_have_one_shape_with_and_without_k() {
     // (no `end`), and an idle one peer said `(error)` where -k said `(idle: timed out)`.
     let mut server = listen(&["--json", "-k", "127.0.0.1", "0"]);
     let mut c = tcp(server.addr());
+    let me = c.local_addr().unwrap().port();
     c.write_all(b"hello").unwrap();
     drop(c);
-    std::thread::sleep(Duration::from_millis(300));
+    // listen reports the end, then closes its side: wait for that (a fixed 300 ms could
+    // be outlasted on a loaded machine, and SIGTERM would come before the event)
+    wait_tcp_closed(server.port, me, T);
     assert!(server.terminate(T).is_some());
     let err = server_stderr(&mut server);
     let closed: serde_json::Value = err
@@ -836,9 +839,10 @@ fn closed_events_have_one_shape_with_and_without_k() {
             args.insert(0, "-k");
         }
         let mut server = listen(&args);
-        let _c = tcp(server.addr());
+        let c = tcp(server.addr());
         if k {
-            std::thread::sleep(Duration::from_millis(1800));
+            // the idle client is reported, then closed: wait for that, not a fixed 1.8 s
+            wait_tcp_closed(server.port, c.local_addr().unwrap().port(), T);
             assert!(server.terminate(T).is_some());
         } else {
             assert!(wait_exit(&mut server, T).is_some());
