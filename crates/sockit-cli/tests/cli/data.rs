@@ -238,15 +238,17 @@ fn exec_program_name_with_semicolon_and_spaces_is_one_argv_word() {
     assert_eq!(String::from_utf8_lossy(&back), "ran with 1: a b;c\n");
     assert!(!dir.join("pwned").exists() && !std::path::Path::new("pwned").exists());
 
-    // A shell command line is not a program name: nothing runs, the client gets EOF.
+    // A shell command line is not a program name: nothing runs, and (the program being
+    // looked up before binding) listen fails at once, exit 2, naming it.
     let marker = dir.join("marker");
     let line = format!("true; touch {}", marker.display());
-    let l = sockit_server_stderr(&["listen", "127.0.0.1", "0", "--exec", &line]);
-    let back = exchange(l.port, b"x".to_vec());
-    assert!(back.is_empty());
-    let mut l = l;
-    assert_eq!(wait_exit(&mut l, T).and_then(|s| s.code()), Some(1));
-    let err = server_stderr(&mut l);
+    let out = run(
+        &mut sockit(&["listen", "127.0.0.1", "0", "--exec", &line]),
+        T,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("listening"));
     assert!(err.contains("No such file or directory"), "{err}");
     assert!(!marker.exists(), "no shell ran the line");
     let _ = std::fs::remove_dir_all(&dir);
