@@ -4,7 +4,8 @@
 //! Unix datagram, then follow only that peer), and relay it to stdin/stdout as
 //! `sockit connect` does. `-k`: keep listening and serve clients concurrently — what
 //! clients send goes to stdout, stdin goes to every connected client (UDP: to the most
-//! recent sender); `--broker` also relays what one client sends to all the others.
+//! recent sender), read only while there is one so that nothing is broadcast to nobody;
+//! `--broker` also relays what one client sends to all the others.
 //! The `listening HOST PORT` line comes first on stdout; SIGTERM stops cleanly (exit 0),
 //! SIGINT exits 130; the Unix socket file this command created is removed at the end.
 
@@ -44,8 +45,9 @@ pub struct Args {
     /// UDP (or a Unix datagram socket with --unix).
     #[arg(short = 'u', long = "udp")]
     pub udp: bool,
-    /// Keep listening: serve clients concurrently (stdin goes to every client; UDP: to the
-    /// most recent sender).
+    /// Keep listening: serve clients concurrently (stdin goes to every connected client,
+    /// read only while one is: what comes before waits for the first; UDP: to the most
+    /// recent sender).
     #[arg(short = 'k', long = "keep-open")]
     pub keep: bool,
     /// Broker (chat) mode: what one client sends goes to all the others too (implies -k).
@@ -58,7 +60,8 @@ pub struct Args {
     #[arg(long = "dual-stack")]
     pub dual_stack: bool,
     /// Idle timeout in seconds, per connection, reset by traffic either way (one peer:
-    /// expiry exits 5; with -k the idle connection is closed).
+    /// expiry exits 5; with -k the idle connection is closed; -k -u: the idle peer is
+    /// forgotten and the listener goes on).
     #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
           value_parser = parse_idle_secs)]
     pub idle: Option<Duration>,
@@ -1103,8 +1106,9 @@ type DgramLog = (
 ///
 /// Stdin is read only while there is a sender to answer; a chunk read just as the peer was
 /// forgotten waits for the next one (never dropped). `-i`: when the most recent sender has
-/// been idle that long it is forgotten (a `closed … (idle: timed out)` event) and the
-/// listener goes on: the next datagram, from anyone, makes its sender the peer.
+/// been idle that long it is forgotten (a `closed … (idle: timed out)` event, its totals
+/// counting every datagram since the previous one) and the listener goes on: the next
+/// datagram, from anyone, makes its sender the peer.
 async fn serve_datagrams(
     args: &Args,
     events: Events,
