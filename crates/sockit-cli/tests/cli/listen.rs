@@ -780,10 +780,21 @@ fn listen_k_udp_idle_forgets_the_peer_and_keeps_listening() {
     let mut c = sockit(&["listen", "-v", "-k", "-u", "-i", "1", "127.0.0.1", "0"]);
     c.stdin(Stdio::piped()).stderr(Stdio::piped());
     let mut server = spawn_listening(&mut c);
+    let events = stderr_lines(&mut server);
     let a = udp_client();
+    let t0 = Instant::now();
     a.send_to(b"from a\n", server.addr()).unwrap();
     assert_eq!(lines(&server, 1, T), vec!["from a"]);
-    std::thread::sleep(Duration::from_millis(1800));
+    // Wait for the idle expiry's event, not a fixed sleep a loaded machine could outlast.
+    let a_port = a.local_addr().unwrap().port();
+    let want =
+        format!("closed 127.0.0.1 {a_port}: sent 0 bytes, received 7 bytes (idle: timed out)");
+    assert!(wait_line(&events, &want, T).is_some(), "no {want:?}");
+    assert!(
+        t0.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t0.elapsed()
+    );
     assert!(server.child.try_wait().unwrap().is_none(), "listener ended");
     let b = udp_client();
     b.send_to(b"from b\n", server.addr()).unwrap();
@@ -793,14 +804,40 @@ fn listen_k_udp_idle_forgets_the_peer_and_keeps_listening() {
     let (n, _) = b.recv_from(&mut buf).expect("reply to the new peer");
     assert_eq!(&buf[..n], b"to b\n");
     assert!(server.terminate(T).is_some());
-    let err = server_stderr(&mut server);
-    let a_port = a.local_addr().unwrap().port();
-    assert!(
-        err.contains(&format!(
-            "closed 127.0.0.1 {a_port}: sent 0 bytes, received 7 bytes (idle: timed out)"
-        )),
-        "{err}"
-    );
+}
+
+/// The server's stderr lines as they come (stderr must be piped; a reader thread).
+fn stderr_lines(server: &mut Server) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let err = server.child.stderr.take().expect("stderr piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().take(100_000) {
+            let Ok(l) = line else { break };
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// The first line from `rx` containing `want`, within `limit`.
+fn wait_line(
+    rx: &std::sync::mpsc::Receiver<String>,
+    want: &str,
+    limit: Duration,
+) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    for _ in 0..100_000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(want) => return Some(l),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 #[test]
