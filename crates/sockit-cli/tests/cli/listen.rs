@@ -1050,3 +1050,20 @@ fn listen_k_hex_dump_labels_each_connection() {
         assert!(line.ends_with("offset=0"), "{line}");
     }
 }
+
+#[test]
+fn listen_k_keeps_stdin_while_no_client_is_connected() {
+    // Regression: stdin read after the last client left was broadcast to nobody and lost;
+    // now it waits (in the pipe) for the next client.
+    let mut server = listen(&["-k", "127.0.0.1", "0"]);
+    let mut c1 = tcp(server.addr());
+    let c1_port = c1.local_addr().unwrap().port();
+    c1.write_all(b"c1 here\n").unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["c1 here"]);
+    drop(c1);
+    wait_tcp_closed(server.port, c1_port, T);
+    feed(&mut server, b"gap\n", false);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c2 = tcp(server.addr());
+    assert_eq!(read_n(&mut c2, 4), b"gap\n");
+}
