@@ -117,10 +117,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
         let work = run_async(&args, events, &mut cleanup);
         let r = tokio::select! {
             r = work => r,
             _ = int.recv() => Ok(ExitCode::from(130)),
+            // the terminal went away: as SIGINT, the socket file removed too
+            _ = hup.recv() => Ok(ExitCode::from(129)),
             _ = term.recv() => Ok(ExitCode::SUCCESS),
         };
         drop(cleanup);

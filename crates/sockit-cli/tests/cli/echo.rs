@@ -757,12 +757,16 @@ fn json_reports_the_error_that_ends_it_as_json() {
 
 #[test]
 fn sighup_ends_with_129_and_removes_the_socket_file() {
-    // Regression: SIGHUP (the terminal closed) killed echo-server and forward with the
-    // default action, leaving their Unix socket file behind.
+    // Regression: SIGHUP (the terminal closed) killed echo-server, forward and listen with
+    // the default action, leaving their Unix socket file behind.
     let dir = crate::common::temp_dir("hup");
-    for (i, cmd) in [&["echo-server", "--unix"][..], &["forward"][..]]
-        .iter()
-        .enumerate()
+    for (i, cmd) in [
+        &["echo-server", "--unix"][..],
+        &["forward"][..],
+        &["listen", "-k", "--unix"][..],
+    ]
+    .iter()
+    .enumerate()
     {
         let path = dir.join(format!("s{i}.sock"));
         let p = path.to_string_lossy().into_owned();
