@@ -85,6 +85,40 @@ impl TrafficLogArgs {
     pub fn open(&self) -> sockit::Result<sockit::dump::TrafficLog> {
         sockit::dump::TrafficLog::create(self.hex_dump.as_deref(), self.output.as_deref())
     }
+
+    /// Creates the files asked for, as a log the sessions share (None when neither was
+    /// given). The first failed write (`-o /dev/full`) is reported once on stderr, naming
+    /// the file; logging stops there, the connections go on, and the command exits 1 at
+    /// the end ([`log_failed`]).
+    pub fn shared(&self) -> sockit::Result<Option<std::sync::Arc<sockit::dump::SharedLog>>> {
+        let log = self.open()?;
+        if log.is_empty() {
+            return Ok(None);
+        }
+        let name = |flag: &str, p: &Option<PathBuf>| {
+            p.as_ref()
+                .map_or_else(String::new, |p| format!("{flag} {}", p.display()))
+        };
+        Ok(Some(std::sync::Arc::new(sockit::dump::SharedLog::new(
+            log,
+            name("-x", &self.hex_dump),
+            name("-o", &self.output),
+            |err| {
+                LOG_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+                crate::exit::stderr_line(format_args!(
+                    "sockit: {err} (traffic log stopped; exit status 1)"
+                ));
+            },
+        ))))
+    }
+}
+
+/// Set by the first failed write to a `-x`/`-o` file (see [`TrafficLogArgs::shared`]).
+static LOG_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once a `-x`/`-o` write failed: a command that would exit 0 exits 1.
+pub fn log_failed() -> bool {
+    LOG_FAILED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
 /// Seconds as a `Duration` (`1`, `0.5`), from 0 to 1e9: the value parser of `-i`, `-q`, `-d`.
@@ -285,10 +319,10 @@ impl DataArgs {
         (Box::new(theirs), output)
     }
 
-    /// Opens the `-x` / `-o` files, as a relay tap (None when neither was given).
-    pub fn tap(&self) -> sockit::Result<Option<std::sync::Mutex<sockit::dump::TrafficLog>>> {
-        let log = self.log.open()?;
-        Ok((!log.is_empty()).then(|| std::sync::Mutex::new(log)))
+    /// Opens the `-x` / `-o` files, as a relay tap of one unlabelled session (None when
+    /// neither was given); a write error is handled as [`TrafficLogArgs::shared`] says.
+    pub fn tap(&self) -> sockit::Result<Option<sockit::dump::SessionTap>> {
+        Ok(self.log.shared()?.map(|l| l.tap(None)))
     }
 }
 

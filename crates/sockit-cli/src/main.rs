@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         }
     };
     match cli.command.run() {
+        // a failed -x/-o write was reported when it happened; the status says so too
+        Ok(code) if code == ExitCode::SUCCESS && args::log_failed() => ExitCode::FAILURE,
         Ok(code) => code,
         Err(err) => exit::report(&err),
     }

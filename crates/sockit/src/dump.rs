@@ -281,27 +281,6 @@ impl TrafficLog {
         self.hex.is_none() && self.raw.is_none()
     }
 
-    /// Records one chunk of a labelled stream whose offset the caller keeps (see
-    /// [`HexDump::record_stream`]) in both logs.
-    ///
-    /// # Errors
-    /// The first writer error.
-    pub fn record_stream(
-        &mut self,
-        dir: Direction,
-        label: &str,
-        offset: u64,
-        data: &[u8],
-    ) -> io::Result<()> {
-        if let Some(h) = self.hex.as_mut() {
-            h.record_stream(SystemTime::now(), dir, Some(label), offset, data)?;
-        }
-        if let Some(r) = self.raw.as_mut() {
-            r.record(data)?;
-        }
-        Ok(())
-    }
-
     /// Records one chunk in both logs.
     ///
     /// # Errors
@@ -317,17 +296,104 @@ impl TrafficLog {
     }
 }
 
-/// A traffic log is a relay [`Tap`](crate::relay::Tap): `Send` (local input to the peer)
-/// is recorded as [`Direction::Sent`], `Recv` as [`Direction::Received`]. Write errors are
-/// ignored (the relay's data matters more than its log).
-impl crate::relay::Tap for std::sync::Mutex<TrafficLog> {
+/// A traffic log shared by the sessions of a server (`forward -x`, `listen -k -x`), each
+/// writing through its own [`SessionTap`]: chunks labelled with the session
+/// (`#1 127.0.0.1:37940`) and its own stream offsets. The first write error stops the log
+/// (the relays' data matters more than their log, so the sessions go on) and is handed
+/// once to the `on_failure` callback, named after the file that failed.
+pub struct SharedLog {
+    log: std::sync::Mutex<TrafficLog>,
+    hex_name: String,
+    raw_name: String,
+    failed: std::sync::atomic::AtomicBool,
+    on_failure: Box<dyn Fn(crate::Error) + Send + Sync>,
+}
+
+impl std::fmt::Debug for SharedLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedLog")
+            .field("hex_name", &self.hex_name)
+            .field("raw_name", &self.raw_name)
+            .field("failed", &self.failed())
+            .finish()
+    }
+}
+
+impl SharedLog {
+    /// `log` shared; `hex_name`/`raw_name` name its files in the failure's op
+    /// (`{name}: write`); `on_failure` gets the first write error, once.
+    pub fn new(
+        log: TrafficLog,
+        hex_name: impl Into<String>,
+        raw_name: impl Into<String>,
+        on_failure: impl Fn(crate::Error) + Send + Sync + 'static,
+    ) -> SharedLog {
+        SharedLog {
+            log: std::sync::Mutex::new(log),
+            hex_name: hex_name.into(),
+            raw_name: raw_name.into(),
+            failed: std::sync::atomic::AtomicBool::new(false),
+            on_failure: Box::new(on_failure),
+        }
+    }
+
+    /// A tap for one session: its chunks labelled `label` in the hex dump (none: no
+    /// label), with its own stream offsets from 0.
+    pub fn tap(self: &std::sync::Arc<Self>, label: Option<String>) -> SessionTap {
+        SessionTap {
+            log: self.clone(),
+            label,
+            offsets: Default::default(),
+        }
+    }
+
+    /// True once a write failed (the log stopped there).
+    pub fn failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// One session's view of a [`SharedLog`] (a relay [`Tap`](crate::relay::Tap)): `Send`
+/// is recorded as [`Direction::Sent`], `Recv` as [`Direction::Received`].
+#[derive(Debug)]
+pub struct SessionTap {
+    log: std::sync::Arc<SharedLog>,
+    label: Option<String>,
+    offsets: [std::sync::atomic::AtomicU64; 2],
+}
+
+impl crate::relay::Tap for SessionTap {
     fn data(&self, dir: crate::relay::Direction, bytes: &[u8]) {
-        let d = match dir {
-            crate::relay::Direction::Send => Direction::Sent,
-            crate::relay::Direction::Recv => Direction::Received,
+        use std::sync::atomic::Ordering;
+        let shared = &*self.log;
+        if shared.failed() {
+            return;
+        }
+        let (d, i) = match dir {
+            crate::relay::Direction::Send => (Direction::Sent, 0),
+            crate::relay::Direction::Recv => (Direction::Received, 1),
         };
-        if let Ok(mut log) = self.lock() {
-            let _ = log.record(d, None, bytes);
+        let offset = self.offsets[i].fetch_add(bytes.len() as u64, Ordering::SeqCst);
+        let Ok(mut log) = shared.log.lock() else {
+            return;
+        };
+        let mut failed = None;
+        if let Some(h) = log.hex.as_mut()
+            && let Err(e) =
+                h.record_stream(SystemTime::now(), d, self.label.as_deref(), offset, bytes)
+        {
+            failed = Some((&shared.hex_name, e));
+        }
+        if failed.is_none()
+            && let Some(r) = log.raw.as_mut()
+            && let Err(e) = r.record(bytes)
+        {
+            failed = Some((&shared.raw_name, e));
+        }
+        if let Some((name, e)) = failed
+            && !shared.failed.swap(true, Ordering::SeqCst)
+        {
+            (shared.on_failure)(crate::Error::from_io(format!("{name}: write"), e));
         }
     }
 }

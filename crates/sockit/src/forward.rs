@@ -41,7 +41,7 @@ use tokio::time::Instant;
 use crate::access::AccessList;
 use crate::addr::{Port, SockType, parse_host_port};
 use crate::client::{self, ConnectOptions};
-use crate::dump::TrafficLog;
+use crate::dump::{SessionTap, SharedLog};
 use crate::error::{Error, ErrorKind, Result};
 use crate::relay::{self, DatagramSocket, RelayOptions, Tap};
 use crate::sockopt::SocketOptions;
@@ -215,8 +215,9 @@ pub struct ForwardOptions {
     /// Socket options for the listener (inherited by accepted sockets) and the target
     /// connections.
     pub sockopts: SocketOptions,
-    /// Where `-x`/`-o` record both directions of every session, if anywhere.
-    pub log: Option<Arc<Mutex<TrafficLog>>>,
+    /// Where `-x`/`-o` record both directions of every session, if anywhere (each
+    /// session labelled `#id peer`; a write error stops it, see [`SharedLog`]).
+    pub log: Option<Arc<SharedLog>>,
 }
 
 impl Default for ForwardOptions {
@@ -642,33 +643,11 @@ async fn close_now<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) {
     }
 }
 
-/// A tap writing both directions of one session to the shared traffic log, labelled
-/// `#id peer`, with the session's own stream offsets.
-struct LogTap {
-    log: Arc<Mutex<TrafficLog>>,
-    label: String,
-    offsets: [std::sync::atomic::AtomicU64; 2],
-}
-
-impl Tap for LogTap {
-    fn data(&self, dir: relay::Direction, bytes: &[u8]) {
-        let (d, i) = match dir {
-            relay::Direction::Send => (crate::dump::Direction::Sent, 0),
-            relay::Direction::Recv => (crate::dump::Direction::Received, 1),
-        };
-        let offset = self.offsets[i].fetch_add(bytes.len() as u64, Ordering::SeqCst);
-        if let Ok(mut log) = self.log.lock() {
-            let _ = log.record_stream(d, &self.label, offset, bytes);
-        }
-    }
-}
-
-fn tap_for(opts: &ForwardOptions, id: u64, peer: &str) -> Option<LogTap> {
-    opts.log.as_ref().map(|log| LogTap {
-        log: log.clone(),
-        label: format!("#{id} {peer}"),
-        offsets: Default::default(),
-    })
+/// The session's tap of the shared traffic log, labelled `#id peer`.
+fn tap_for(opts: &ForwardOptions, id: u64, peer: &str) -> Option<SessionTap> {
+    opts.log
+        .as_ref()
+        .map(|log| log.tap(Some(format!("#{id} {peer}"))))
 }
 
 /// A connected target: a stream (split) or a connected UDP socket.
@@ -993,7 +972,7 @@ async fn udp_session(
     sock: &UdpSocket,
     peer: SocketAddr,
     opts: &ForwardOptions,
-    tap: Option<&LogTap>,
+    tap: Option<&SessionTap>,
     events: &EventSink,
     id: u64,
 ) -> (u64, u64, Option<Error>) {

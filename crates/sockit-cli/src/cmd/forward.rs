@@ -3,7 +3,7 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -174,7 +174,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .into());
     }
     let access = AccessList::parse(&args.allow, &args.deny)?;
-    let log = args.log.open()?;
+    let log = args.log.shared()?;
     let opts = ForwardOptions {
         max_conns: args.max_conns,
         idle_timeout: args.idle,
@@ -183,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         access,
         lookup: args.family.connect_options(),
         sockopts: args.sockopts.options(),
-        log: (!log.is_empty()).then(|| Arc::new(Mutex::new(log))),
+        log,
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -9,6 +9,7 @@
 //! The `listening HOST PORT` line comes first on stdout; SIGTERM stops cleanly (exit 0),
 //! SIGINT exits 130; the Unix socket file this command created is removed at the end.
 
+use sockit::dump::{SessionTap, SharedLog};
 use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
@@ -127,13 +128,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             _ = term.recv() => Ok(ExitCode::SUCCESS),
         };
         drop(cleanup);
-        // A failed -x/-o write was reported when it happened: the end says so too.
-        match r {
-            Ok(code) if code == ExitCode::SUCCESS && LOG_FAILED.load(Ordering::SeqCst) => {
-                Ok(ExitCode::FAILURE)
-            }
-            r => r,
-        }
+        // (a failed -x/-o write makes main's status 1: args::log_failed)
+        r
     });
     rt.shutdown_background();
     match result {
@@ -515,75 +511,6 @@ struct Checked {
     log: Option<Arc<SharedLog>>,
 }
 
-/// Set by the first failed write to a `-x`/`-o` file: the command then exits 1.
-static LOG_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// The `-x`/`-o` files, shared by every connection.
-struct SharedLog {
-    log: std::sync::Mutex<sockit::dump::TrafficLog>,
-    hex_name: String,
-    raw_name: String,
-}
-
-impl SharedLog {
-    /// A tap for one connection: its chunks labelled `label` in the hex dump (forward's
-    /// `#1 127.0.0.1:37940`), with its own stream offsets.
-    fn tap(self: &Arc<Self>, label: Option<String>) -> LogTap {
-        LogTap {
-            log: self.clone(),
-            label,
-            offsets: Default::default(),
-        }
-    }
-}
-
-/// One connection's view of the [`SharedLog`]. A write error (`-o /dev/full`) is reported
-/// once on stderr, naming the file; logging stops there and the command exits 1 at the end
-/// (the relay's data matters more than its log, so the connections go on).
-struct LogTap {
-    log: Arc<SharedLog>,
-    label: Option<String>,
-    offsets: [AtomicU64; 2],
-}
-
-impl relay::Tap for LogTap {
-    fn data(&self, dir: Direction, bytes: &[u8]) {
-        use sockit::dump::Direction as D;
-        if LOG_FAILED.load(Ordering::SeqCst) {
-            return;
-        }
-        let (d, i) = match dir {
-            Direction::Send => (D::Sent, 0),
-            Direction::Recv => (D::Received, 1),
-        };
-        let offset = self.offsets[i].fetch_add(bytes.len() as u64, Ordering::SeqCst);
-        let Ok(mut log) = self.log.log.lock() else {
-            return;
-        };
-        let now = std::time::SystemTime::now();
-        let mut failed = None;
-        if let Some(h) = log.hex.as_mut()
-            && let Err(e) = h.record_stream(now, d, self.label.as_deref(), offset, bytes)
-        {
-            failed = Some(("-x", &self.log.hex_name, e));
-        }
-        if failed.is_none()
-            && let Some(r) = log.raw.as_mut()
-            && let Err(e) = r.record(bytes)
-        {
-            failed = Some(("-o", &self.log.raw_name, e));
-        }
-        if let Some((flag, name, e)) = failed
-            && !LOG_FAILED.swap(true, Ordering::SeqCst)
-        {
-            let err = sockit::Error::from_io(format!("{flag} {name}: write"), e);
-            crate::exit::stderr_line(format_args!(
-                "sockit: {err} (traffic log stopped; exit status 1)"
-            ));
-        }
-    }
-}
-
 /// The hex dump label of a connection: `#ID HOST:PORT` (forward's), or `#ID unix PATH`.
 fn label(id: u64, peer: &PeerAddr) -> String {
     match peer {
@@ -623,19 +550,12 @@ impl Checked {
             warn_max_conns(args.output.events());
         }
         let access = access(args)?;
-        let name = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-        let log = args.data.tap()?.map(|log| {
-            Arc::new(SharedLog {
-                log,
-                hex_name: name(&args.data.log.hex_dump).unwrap_or_default(),
-                raw_name: name(&args.data.log.output).unwrap_or_default(),
-            })
-        });
+        let log = args.data.log.shared()?;
         Ok(Checked { access, log })
     }
 
     /// The one peer's tap of the log files, if any (no label).
-    fn tap(&self) -> Option<LogTap> {
+    fn tap(&self) -> Option<SessionTap> {
         self.log.as_ref().map(|l| l.tap(None))
     }
 }
@@ -1020,7 +940,7 @@ struct ClientCtx {
     /// `--send-only`: what clients send is not printed.
     send_only: bool,
     /// `-x` / `-o`, labelled with this client.
-    log: Option<LogTap>,
+    log: Option<SessionTap>,
 }
 
 async fn serve_client(
@@ -1082,7 +1002,7 @@ async fn serve_client(
 
 /// The `-x`/`-o` tap of a datagram peer: one per peer (`#N HOST:PORT`, numbered in the
 /// order peers were first heard, its own offsets), at most 10,000 remembered.
-fn peer_tap(log: &DgramLog, peer: &PeerAddr) -> Arc<LogTap> {
+fn peer_tap(log: &DgramLog, peer: &PeerAddr) -> Arc<SessionTap> {
     let Ok(mut map) = log.1.lock() else {
         return Arc::new(log.0.tap(None));
     };
@@ -1101,7 +1021,7 @@ fn peer_tap(log: &DgramLog, peer: &PeerAddr) -> Arc<LogTap> {
 /// The shared log, each datagram peer's tap, and the peer counter.
 type DgramLog = (
     Arc<SharedLog>,
-    std::sync::Mutex<HashMap<PeerAddr, Arc<LogTap>>>,
+    std::sync::Mutex<HashMap<PeerAddr, Arc<SessionTap>>>,
     AtomicU64,
 );
 

@@ -838,3 +838,40 @@ s.sendto(d.upper(), a)
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_failed_log_write_is_reported_once_and_exits_1_for_forward_and_connect() {
+    // Regression: `forward -o /dev/full` and `connect -o /dev/full` ignored the write
+    // errors (exit 0, nothing said); listen's handling is now the one shared mechanism.
+    let echo = sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let target = format!("127.0.0.1:{}", echo.port);
+    let mut fwd = forward_with_stderr(&["-o", "/dev/full", "127.0.0.1:0", &target]);
+    for _ in 0..2 {
+        let back = round_trip(connect(fwd.addr()), b"hello\n".to_vec());
+        assert_eq!(back, b"hello\n", "the relay goes on");
+    }
+    let st = fwd.terminate(T);
+    let err = server_stderr(&mut fwd);
+    assert_eq!(st.and_then(|s| s.code()), Some(1), "{err}");
+    assert_eq!(
+        err.matches("sockit: -o /dev/full: write: [Errno 28] No space left on device (traffic log stopped; exit status 1)")
+            .count(),
+        1,
+        "{err}"
+    );
+    let out = crate::common::run_with_input(
+        &mut crate::common::sockit(&[
+            "connect",
+            "-x",
+            "/dev/full",
+            "127.0.0.1",
+            &echo.port.to_string(),
+        ]),
+        b"x\n",
+        T,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.stdout, b"x\n");
+    assert!(err.contains("-x /dev/full: write: [Errno 28]"), "{err}");
+}
