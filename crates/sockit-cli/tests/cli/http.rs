@@ -1038,7 +1038,7 @@ fn http_cert_and_key_answer_openssl_s_server_verify() {
     let (ccert, ckey) = (pki.path("client.pem"), pki.path("client-key.pem"));
     // s_server -Verify 1: a client certificate is required; -www answers a GET with a
     // status page; -naccept 2 ends it after our two connections
-    let mut server = Command::new("openssl")
+    let mut child = Command::new("openssl")
         .args([
             "s_server",
             "-accept",
@@ -1053,23 +1053,37 @@ fn http_cert_and_key_answer_openssl_s_server_verify() {
         .stderr(Stdio::null())
         .spawn()
         .expect("openssl s_server");
-    let mut out = std::io::BufReader::new(server.stdout.take().expect("stdout"));
-    let port = (0..20)
-        .find_map(|_| {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut out, &mut line).ok()?;
-            line.trim()
-                .strip_prefix("ACCEPT 127.0.0.1:")
-                .map(str::to_string)
-        })
-        .expect("ACCEPT line");
+    // killed (by PID) even when an assertion fails; its ACCEPT line awaited at most LIMIT
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().expect("stdout");
+    let _server = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + LIMIT;
+    let port = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx.recv_timeout(left).expect("an ACCEPT line from s_server");
+        if let Some(p) = line.trim().strip_prefix("ACCEPT 127.0.0.1:") {
+            break p.to_string();
+        }
+    };
     let url = format!("https://127.0.0.1:{port}/");
     let o = http(&[
         "-E", &ccert, "--key", &ckey, "--cacert", &ca, "--json", &url,
     ]);
     let o2 = http(&["--cacert", &ca, &url]);
-    let _ = server.kill();
-    let _ = server.wait();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(json(&o)["status"], 200);
     assert_eq!(o2.status.code(), Some(6), "{}", stderr(&o2));
