@@ -60,6 +60,12 @@ use crate::error::{Error, Result};
 /// Bytes read per chunk by stream relays (64 KiB).
 pub const STREAM_CHUNK: usize = 64 * 1024;
 
+/// True for the errors of a write to a peer that is gone: `EPIPE` (it closed and then
+/// reset) and `ECONNRESET`.
+pub fn peer_gone(e: &Error) -> bool {
+    e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET)
+}
+
 /// How long [`relay_stream`] lets the receive side finish after a send found the peer
 /// gone (`EPIPE`, `ECONNRESET`): it delivers what the peer sent before going, and its
 /// error (the reset, a TLS alert) is reported rather than the broken pipe.
@@ -346,7 +352,7 @@ where
                         // sent before going is still queued, and so is why (a reset, a TLS
                         // alert). Let the receive side finish (bounded) so no byte is lost
                         // and its error, the cause, is the one reported.
-                        Err(e) if e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET) => {
+                        Err(e) if peer_gone(&e) => {
                             // (a reset reported to the send side is not reported again:
                             // the receive side then ends as at EOF, and `e` stands)
                             match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {
@@ -362,7 +368,20 @@ where
                 }
                 r = &mut recv, if !recv_done => {
                     recv_done = true;
-                    if let Err(e) = r { break Err(e); }
+                    match r {
+                        // The same for a local side that is a socket (a forwarder's client)
+                        // and reset: what it sent before going is still queued on the send
+                        // side (a closed stdout pipe gives EPIPE, never ECONNRESET, and ends
+                        // at once).
+                        Err(e) if !send_done && e.op() == "write" && e.is_errno(libc::ECONNRESET) => {
+                            match tokio::time::timeout(PEER_GONE_GRACE, &mut send).await {
+                                Ok(Err(cause)) => break Err(cause),
+                                _ => break Err(e),
+                            }
+                        }
+                        Err(e) => break Err(e),
+                        Ok(()) => {}
+                    }
                     if opts.end_on_remote_eof { break Ok(End::RemoteClosed); }
                     if send_done { break Ok(End::BothClosed); }
                 }

@@ -985,14 +985,25 @@ async fn serve_client(
         }
         Ok::<(), std::io::Error>(())
     };
+    tokio::pin!(reader, writer);
+    let recv_err = |e| ("error", Some(sockit::Error::from_io("recv", e).to_string()));
     let (end, reason) = tokio::select! {
-        r = reader => match r {
+        r = &mut reader => match r {
             Ok(()) => ("peer_closed", None),
-            Err(e) => ("error", Some(sockit::Error::from_io("recv", e).to_string())),
+            Err(e) => recv_err(e),
         },
-        r = writer => match r {
+        r = &mut writer => match r.map_err(|e| sockit::Error::from_io("send", e)) {
             Ok(()) => ("local_closed", None),
-            Err(e) => ("error", Some(sockit::Error::from_io("send", e).to_string())),
+            // The client is gone (reset): what it sent before going is still queued, and
+            // so is why. Let the reader finish (bounded, as the relays do) so no byte is
+            // lost and its error is the one reported.
+            Err(e) if relay::peer_gone(&e) => {
+                match tokio::time::timeout(relay::PEER_GONE_GRACE, &mut reader).await {
+                    Ok(Err(cause)) => recv_err(cause),
+                    _ => ("error", Some(e.to_string())),
+                }
+            }
+            Err(e) => ("error", Some(e.to_string())),
         },
         _ = counters.idle_expired(ctx.idle) => ("idle", Some(sockit::Error::timeout("idle").to_string())),
     };

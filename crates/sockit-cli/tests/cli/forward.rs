@@ -875,3 +875,40 @@ fn a_failed_log_write_is_reported_once_and_exits_1_for_forward_and_connect() {
     assert_eq!(out.stdout, b"x\n");
     assert!(err.contains("-x /dev/full: write: [Errno 28]"), "{err}");
 }
+
+#[test]
+fn bytes_a_client_sent_before_its_reset_reach_the_target() {
+    // Regression: while the target kept sending, a client that sent 100,004 bytes and
+    // reset (SO_LINGER 0, without reading) made the write to it fail first, and the
+    // session ended before reading what it had sent: the target got 0 bytes (2 runs of 8).
+    for _ in 0..3 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let taddr = l.local_addr().unwrap();
+        let target = std::thread::spawn(move || {
+            let (mut s, _) = l.accept().ok()?;
+            s.set_read_timeout(Some(T)).ok()?;
+            // the write timeout bounds the spam loop once nobody reads
+            s.set_write_timeout(Some(T)).ok()?;
+            let mut spam = s.try_clone().ok()?;
+            std::thread::spawn(move || while spam.write_all(&[b'T'; 65536]).is_ok() {});
+            let mut n = 0;
+            let mut buf = [0u8; 65536];
+            while let Ok(k) = s.read(&mut buf) {
+                if k == 0 {
+                    break;
+                }
+                n += k;
+            }
+            Some(n)
+        });
+        let fwd = forward(&["127.0.0.1:0", &taddr.to_string()]);
+        let mut c = connect(fwd.addr());
+        std::thread::sleep(Duration::from_millis(300));
+        c.write_all(&[b'C'; 100_004]).unwrap();
+        socket2::SockRef::from(&c)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(c);
+        assert_eq!(target.join().unwrap(), Some(100_004));
+    }
+}
