@@ -1550,6 +1550,7 @@ where
     let csize = chunk as u64;
     let clock = ctx.clock;
     let hard_stop = tokio::time::Instant::from_std(clock.end + sh.timeout);
+    let run_end = tokio::time::Instant::from_std(clock.end);
     let start_off = (ctx.id * 37) % PERIOD;
     // bytes handed to the kernel so far (updated after every partial write, so a byte
     // received at a position below it is an echo, and one at or above it is extra)
@@ -1587,7 +1588,10 @@ where
                     let res = tokio::select! {
                         biased;
                         res = w.write(&data[done..]) => res.map_err(|e| io_err("send", e)),
-                        _ = tokio::time::sleep_until(hard_stop) => Err(timeout_err("send")),
+                        // a write still blocked when the run ends is abandoned, not an
+                        // error (as ping-pong requests in flight are): the reader counts
+                        // what does not come back as lost
+                        _ = tokio::time::sleep_until(run_end) => break 'chunks,
                     };
                     match res {
                         Ok(0) => {

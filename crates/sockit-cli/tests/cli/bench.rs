@@ -1214,6 +1214,49 @@ fn stream_goes_on_while_a_slow_server_keeps_echoing() {
 }
 
 #[test]
+fn a_write_blocked_when_the_duration_ends_is_not_an_error() {
+    // Regression: against a slow server that kept echoing, `--mode stream --duration`
+    // reported "send: timed out" (errors 1, stopped_by errors): the write still blocked at
+    // the end hit the hard stop. It is abandoned at the end now, as ping-pong requests are.
+    let (port, _server) = common::serve_one_client(|mut s| {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+        let mut buf = [0u8; 4096];
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_secs(20) {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let (v, code, err, _) = bench_json_within(
+        &[
+            "127.0.0.1",
+            &port.to_string(),
+            "--mode",
+            "stream",
+            "--size",
+            "16384",
+            "--duration",
+            "2",
+            "--timeout",
+            "1",
+        ],
+        Duration::from_secs(20),
+    );
+    assert_ne!(code, 5, "{err} {v}");
+    assert_eq!(u(&v, "errors"), 0, "{err} {v}");
+    assert_eq!(v["stopped_by"], "duration", "{v}");
+    assert!(u(&v, "requests") > 0, "{v}");
+}
+
+#[test]
 fn a_server_that_never_answers_is_exit_7() {
     // Regression: silent UDP `--duration 0.15` and a TCP server silent after the check
     // with `--warmup 0.1` gave "errors 0" and exit 0.
