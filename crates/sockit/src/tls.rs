@@ -86,9 +86,9 @@ fn provider() -> Arc<CryptoProvider> {
 ///
 /// # Errors
 /// [`ErrorKind::Os`] when the file cannot be read, [`ErrorKind::InvalidInput`] when it
-/// holds no certificate or a malformed PEM block.
+/// holds no certificate or a malformed PEM block, or is larger than [`MAX_PEM_FILE`].
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::from_io(path_op(path), e))?;
+    let bytes = read_pem(path)?;
     let certs = CertificateDer::pem_slice_iter(&bytes)
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| {
@@ -107,15 +107,42 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 ///
 /// # Errors
 /// [`ErrorKind::Os`] when the file cannot be read, [`ErrorKind::InvalidInput`] when it
-/// holds no private key.
+/// holds no private key, only an encrypted one (a passphrase is not supported), or is
+/// larger than [`MAX_PEM_FILE`].
 pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>> {
-    let bytes = std::fs::read(path).map_err(|e| Error::from_io(path_op(path), e))?;
+    let bytes = read_pem(path)?;
     PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        Error::invalid_input(
-            path_op(path),
-            format!("no private key in the file (expected PEM): {e}"),
-        )
+        // PKCS#8 `ENCRYPTED PRIVATE KEY`, or OpenSSL's legacy `Proc-Type: 4,ENCRYPTED`
+        let text = String::from_utf8_lossy(&bytes);
+        let message = if text.contains("ENCRYPTED") {
+            "the private key is encrypted (a passphrase is not supported): decrypt it first, \
+             e.g. openssl pkey -in KEY -out plain.pem"
+                .to_string()
+        } else {
+            format!("no private key in the file (expected PEM): {e}")
+        };
+        Error::invalid_input(path_op(path), message)
     })
+}
+
+/// The error for a certificate chain and key rustls will not use together, worded.
+fn identity_error(whose: &str, e: &rustls::Error) -> Error {
+    let why = match e {
+        rustls::Error::InconsistentKeys(_) => {
+            "the private key does not belong to the certificate".to_string()
+        }
+        other => tls_error(other).message().to_string(),
+    };
+    Error::tls(format!("cannot use {whose} certificate and key: {why}"))
+}
+
+/// The largest PEM file read, in bytes (4 MiB: a bundle of every public root is about
+/// 200 KiB): a larger one (`/dev/zero`) is refused, not read into memory.
+pub const MAX_PEM_FILE: u64 = 4 << 20;
+
+/// A PEM file's bytes, at most [`MAX_PEM_FILE`].
+fn read_pem(path: &Path) -> Result<Vec<u8>> {
+    crate::files::read_capped(path, MAX_PEM_FILE, None, "PEM file")
 }
 
 fn path_op(path: &Path) -> String {
@@ -182,7 +209,7 @@ pub fn client_config(opts: &ClientOptions) -> Result<(Arc<ClientConfig>, RootsSo
         None => builder.with_no_client_auth(),
         Some(id) => builder
             .with_client_auth_cert(load_certs(&id.cert)?, load_key(&id.key)?)
-            .map_err(|e| Error::tls(format!("cannot use the client certificate and key: {e}")))?,
+            .map_err(|e| identity_error("the client", &e))?,
     };
     config.alpn_protocols = opts.alpn.clone();
     Ok((Arc::new(config), source))
@@ -228,7 +255,7 @@ pub fn server_config(
     };
     let mut config = builder
         .with_single_cert(chain, key)
-        .map_err(|e| Error::tls(format!("cannot use the certificate and key: {e}")))?;
+        .map_err(|e| identity_error("the", &e))?;
     config.alpn_protocols = alpn.to_vec();
     Ok(Arc::new(config))
 }
@@ -568,9 +595,11 @@ pub fn tls_error(err: &rustls::Error) -> Error {
                     " (the peer does not trust our certificate)"
                 }
                 rustls::AlertDescription::NoApplicationProtocol => " (no common ALPN protocol)",
-                rustls::AlertDescription::HandshakeFailure
-                | rustls::AlertDescription::ProtocolVersion => {
-                    " (no common protocol version or cipher suite)"
+                rustls::AlertDescription::ProtocolVersion => " (no common protocol version)",
+                // TLS 1.2 servers also send it to a client without a required certificate
+                rustls::AlertDescription::HandshakeFailure => {
+                    " (no common protocol version or cipher suite, or the server requires a \
+                     client certificate: --cert/--key)"
                 }
                 _ => "",
             };

@@ -1110,7 +1110,48 @@ fn client_certificate_flags_are_checked() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let other = pki.path("key.pem");
     let o = http(&["-E", &ccert, "--key", &other, "https://127.0.0.1:9/"]);
-    assert_fails_with(&o, 6, "cannot use the client certificate and key");
+    assert_fails_with(
+        &o,
+        6,
+        "cannot use the client certificate and key: the private key does not belong to the certificate",
+    );
+    // an encrypted key says so (was "no private key in the file … no items found")
+    let enc = pki.path("encrypted.pem");
+    std::fs::write(
+        &enc,
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    )
+    .expect("write");
+    let o = http(&["-E", &ccert, "--key", &enc, "https://127.0.0.1:9/"]);
+    assert_fails_with(
+        &o,
+        2,
+        "the private key is encrypted (a passphrase is not supported)",
+    );
+    // Regression: a PEM path of /dev/zero was read until memory ran out (GBs, killed).
+    for args in [
+        &["-E", "/dev/zero", "--key", &ckey, "https://127.0.0.1:9/"][..],
+        &["--cacert", "/dev/zero", "https://127.0.0.1:9/"][..],
+    ] {
+        let o = http(args);
+        assert_fails_with(&o, 2, "/dev/zero: larger than 4 MiB, not a PEM file");
+    }
+    let o = run(
+        &mut sockit(&[
+            "listen",
+            "--tls",
+            "--cert",
+            &ccert,
+            "--key",
+            &ckey,
+            "--cacert",
+            "/dev/zero",
+            "127.0.0.1",
+            "0",
+        ]),
+        LIMIT,
+    );
+    assert_fails_with(&o, 2, "/dev/zero: larger than 4 MiB, not a PEM file");
     let o = http(&[
         "-E",
         &ccert,

@@ -209,22 +209,7 @@ pub const MAX_DATABASE_FILE: u64 = 16 << 20;
 /// names the file's role); [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
 /// when it is larger than [`MAX_DATABASE_FILE`].
 pub fn read_database(path: &std::path::Path, op: &'static str) -> Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| Error::from_io(op, e))?;
-    let mut bytes = Vec::new();
-    file.take(MAX_DATABASE_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::from_io(op, e))?;
-    if bytes.len() as u64 > MAX_DATABASE_FILE {
-        return Err(Error::invalid_input(
-            op,
-            format!(
-                "{}: larger than {} MiB, not a {op}",
-                path.display(),
-                MAX_DATABASE_FILE >> 20
-            ),
-        ));
-    }
+    let bytes = crate::files::read_capped(path, MAX_DATABASE_FILE, Some(op), op)?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
