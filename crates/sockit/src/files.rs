@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 /// [`ErrorKind::Os`](crate::ErrorKind::Os) with the errno when it cannot be opened or
 /// read; [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when it is larger
 /// than `cap` (`larger than 4 MiB, not a PEM file`).
-pub(crate) fn read_capped(path: &Path, cap: u64, op: Option<&str>, role: &str) -> Result<Vec<u8>> {
+pub fn read_capped(path: &Path, cap: u64, op: Option<&str>, role: &str) -> Result<Vec<u8>> {
     let shown = path.display().to_string();
     let op_text = op.map_or_else(|| shown.clone(), str::to_string);
     let file = std::fs::File::open(path).map_err(|e| Error::from_io(op_text.clone(), e))?;

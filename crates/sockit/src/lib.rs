@@ -19,7 +19,7 @@ pub mod client;
 pub mod dump;
 pub mod echo;
 pub mod error;
-mod files;
+pub mod files;
 pub mod forward;
 pub mod http;
 pub mod relay;

@@ -193,8 +193,9 @@ fn read_input(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
             .with_context(|| format!("cannot read {what}"))?;
         return Ok(buf);
     }
-    std::fs::read(path)
-        .map_err(|e| Error::from_io(path.display().to_string(), e))
+    // held in memory to be sent with its Content-Length: at most 1 GiB (`/dev/zero` is
+    // refused, not read until memory runs out)
+    sockit::files::read_capped(path, 1 << 30, None, "request file")
         .with_context(|| format!("cannot read {what}"))
 }
 

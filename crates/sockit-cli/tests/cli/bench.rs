@@ -1527,3 +1527,14 @@ kill $E $U; rm -rf "$d"
         "{text}"
     );
 }
+
+#[test]
+fn merge_refuses_an_endless_file() {
+    // Regression: `--merge /dev/zero` read until memory ran out.
+    let out = run(&mut sockit(&["bench", "--merge", "/dev/zero"]), LIMIT);
+    common::assert_fails_with(
+        &out,
+        2,
+        "--merge /dev/zero: open: /dev/zero: larger than 64 MiB",
+    );
+}
