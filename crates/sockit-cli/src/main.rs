@@ -18,7 +18,13 @@ fn main() -> ExitCode {
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
+            // help and version go to stdout: a full or closed one is an error (exit 1),
+            // as GNU tools say "write error"; a usage message to stderr is best effort
+            if let Err(io) = e.print()
+                && e.exit_code() == 0
+            {
+                return exit::report(&anyhow::Error::from(io).context("write"));
+            }
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };

@@ -42,3 +42,19 @@ pub fn json_error(err: &anyhow::Error) -> serde_json::Value {
         None => serde_json::json!({"kind": "other", "code": null, "message": format!("{err:#}")}),
     }
 }
+
+/// With `--json`, a command's error that ends it is also printed on stdout as
+/// `{"error":{"kind","code","message"}}` (the `sockit: …` line still goes to stderr and
+/// the exit code is the error's); a broken stdout stays quiet.
+pub fn also_json<T>(json: bool, result: anyhow::Result<T>) -> anyhow::Result<T> {
+    if let Err(err) = &result
+        && json
+        && !crate::exit::is_broken_pipe(err)
+    {
+        let obj = serde_json::json!({ "error": json_error(err) });
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{obj}");
+        let _ = out.flush();
+    }
+    result
+}

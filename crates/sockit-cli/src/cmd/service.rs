@@ -38,6 +38,12 @@ pub struct Args {
 
 /// Runs `sockit service`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    // an error that ends the command (a database file refused) is JSON too with --json
+    let json = args.json;
+    crate::output::also_json(json, lookup_all(args))
+}
+
+fn lookup_all(args: Args) -> anyhow::Result<ExitCode> {
     let path = args
         .services_file
         .clone()

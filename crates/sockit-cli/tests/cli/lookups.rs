@@ -482,3 +482,43 @@ fn an_endless_database_file_is_refused_not_read_into_memory() {
         );
     }
 }
+
+#[test]
+fn json_errors_that_end_service_and_protocol_are_json_and_help_to_a_full_stdout_fails() {
+    // Regression: `service --json --services-file /dev/zero` printed its error only on
+    // stderr; `--help > /dev/full` exited 0 silently.
+    for (cmd, flag, key, what) in [
+        ("service", "--services-file", "80", "services file"),
+        ("protocol", "--protocols-file", "tcp", "protocols file"),
+    ] {
+        let out = run(
+            &mut sockit(&[cmd, "--json", flag, "/dev/zero", key]),
+            Duration::from_secs(20),
+        );
+        assert_eq!(out.status.code(), Some(2));
+        let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+        assert_eq!(v["error"]["kind"], "invalid_input", "{v}");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(what)),
+            "{v}"
+        );
+    }
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    for arg in ["--help", "--version"] {
+        let out = sockit(&[arg])
+            .stdout(full.try_clone().expect("dup"))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("run sockit");
+        assert_eq!(out.status.code(), Some(1), "{arg}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("write: [Errno 28]"),
+            "{arg}"
+        );
+    }
+}
