@@ -315,17 +315,7 @@ try:
 except socket.timeout:
     pass
 "#;
-    let mut py = std::process::Command::new("python3")
-        .args(["-c", script, &name])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut ready = [0u8; 6];
-    py.stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut ready)
-        .expect("ready line");
+    let mut py = crate::common::python_ready(script, &[&name]);
     let at = format!("@{name}");
     let (v, code, err) = bench_json(&[
         "-u",

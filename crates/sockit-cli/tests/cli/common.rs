@@ -676,17 +676,32 @@ impl Server {
             .arg(format!("-{sig}"))
             .arg(self.child.id().to_string())
             .status();
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                return Some(st);
-            }
-            if Instant::now() > deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_exit(self, limit)
     }
+}
+
+/// Runs `python3 -c script args…` (stdout piped) and waits until it printed `ready`
+/// (at most 10 s: a peer that fails to start fails the test). Kill it by PID when done.
+pub fn python_ready(script: &str, args: &[&str]) -> Child {
+    let mut py = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut out = py.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut ready = [0u8; 6];
+        let _ = tx.send(out.read_exact(&mut ready).is_ok() && &ready == b"ready\n");
+    });
+    if rx.recv_timeout(Duration::from_secs(10)) != Ok(true) {
+        let _ = py.kill();
+        let _ = py.wait();
+        panic!("the python peer did not print its ready line");
+    }
+    py
 }
 
 /// Waits (at most `limit`) until this machine has no open TCP socket (ESTABLISHED or

@@ -808,17 +808,7 @@ print("ready", flush=True)
 d, a = s.recvfrom(65536)
 s.sendto(d.upper(), a)
 "#;
-    let mut py = Command::new("python3")
-        .args(["-c", script, &name])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let mut ready = [0u8; 6];
-    py.stdout
-        .as_mut()
-        .expect("stdout")
-        .read_exact(&mut ready)
-        .expect("ready line");
+    let mut py = crate::common::python_ready(script, &[&name]);
     let fwd = forward(&["-u", "127.0.0.1:0", &format!("unixgram:@{name}")]);
     let c = UdpSocket::bind("127.0.0.1:0").unwrap();
     c.set_read_timeout(Some(T)).unwrap();
