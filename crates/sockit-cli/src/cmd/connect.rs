@@ -149,8 +149,20 @@ pub fn outcome_code(outcome: Outcome) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The relay names its local read `read`; for connect and listen that is stdin, and the
+/// error says so (`stdin: read: [Errno 21] Is a directory` for `< /tmp`).
+pub fn name_stdin(mut outcome: Outcome) -> Outcome {
+    if let Err(e) = &outcome.result
+        && e.op() == "read"
+    {
+        outcome.result = Err(e.clone().with_op("stdin: read"));
+    }
+    outcome
+}
+
 /// Prints the end event and turns the relay outcome into the exit code.
 pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
+    let outcome = name_stdin(outcome);
     let t = outcome.totals;
     let end = end_name(&outcome);
     events.emit(

@@ -34,7 +34,9 @@ use crate::args::{
     DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsServerArgs, parse_idle_secs,
     parse_secs,
 };
-use crate::cmd::connect::{apply_sockopts, end_name, local_stdio, outcome_code, stdin_is_terminal};
+use crate::cmd::connect::{
+    apply_sockopts, end_name, local_stdio, name_stdin, outcome_code, stdin_is_terminal,
+};
 
 /// Arguments of `sockit listen`.
 #[derive(Debug, clap::Args)]
@@ -756,14 +758,7 @@ async fn flush_rest(lout: &mut crate::args::LocalOut) {
 /// received M bytes (both closed)`, JSON with `peer_host`/`peer_port`), as `-k` does; then
 /// the outcome's exit code.
 fn finish(events: Events, peer: &PeerAddr, outcome: relay::Outcome) -> anyhow::Result<ExitCode> {
-    // The relay names the local read `read`: say it was stdin (`stdin: read: [Errno 21] Is
-    // a directory` for `< /tmp`).
-    let mut outcome = outcome;
-    if let Err(e) = &outcome.result
-        && e.op() == "read"
-    {
-        outcome.result = Err(e.clone().with_op("stdin: read"));
-    }
+    let outcome = name_stdin(outcome);
     let (end, reason) = outcome_end(&outcome);
     closed_event(events, peer, end, &outcome.totals, reason);
     outcome_code(outcome)

@@ -733,3 +733,24 @@ fn bytes_received_before_a_reset_are_delivered() {
         assert!(out.stdout.iter().all(|&b| b == b'R'));
     }
 }
+
+#[test]
+fn a_stdin_read_error_is_named_stdin() {
+    // Regression: `connect HOST PORT < /tmp` said "read: [Errno 21] Is a directory";
+    // listen already said "stdin: read: …" (one helper, name_stdin, for both now).
+    let echo = sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let dir = std::fs::File::open(std::env::temp_dir()).expect("open the temp dir");
+    let child = sockit(&["connect", "127.0.0.1", &echo.port.to_string()])
+        .stdin(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run sockit");
+    let out = wait_output(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("stdin: read: [Errno 21] Is a directory"),
+        "{err}"
+    );
+}
