@@ -2046,12 +2046,7 @@ mod tests {
     fn refused_is_an_error() {
         // A bound socket that does not listen: refused, and held so no parallel test can
         // listen on the port meanwhile (as on the port of a dropped listener).
-        let holder =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        holder
-            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .unwrap();
-        let a = holder.local_addr().unwrap().as_socket().unwrap();
+        let (_holder, a) = crate::test_support::closed_port();
         let c = Config::new(Target::Tcp(a));
         let e = run(&c, |_| {}).unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");

@@ -485,12 +485,7 @@ mod tests {
         let good = l.local_addr().unwrap();
         // A closed port: a bound socket that does not listen (connects are refused), held
         // so no parallel test can listen there meanwhile (as after closing a listener).
-        let holder =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        holder
-            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .unwrap();
-        let closed = holder.local_addr().unwrap().as_socket().unwrap();
+        let (_holder, closed) = crate::test_support::closed_port();
         let opts = ConnectOptions {
             timeout: Some(Duration::from_secs(5)),
             ..Default::default()
@@ -512,12 +507,7 @@ mod tests {
         // can take the port meanwhile. On a loaded machine the kernel may handle the RST
         // after the deadline (softirq work deferred): then a timeout is right, so most
         // attempts, not all, must report the refusal.
-        let holder =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        holder
-            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .unwrap();
-        let closed = holder.local_addr().unwrap().as_socket().unwrap();
+        let (_holder, closed) = crate::test_support::closed_port();
         let mut refused = 0;
         for timeout in [Duration::from_nanos(1), Duration::ZERO].repeat(10) {
             let opts = ConnectOptions {
@@ -552,12 +542,8 @@ mod tests {
         assert_eq!(s.peer_addr().unwrap().as_ip().unwrap().port(), port);
         // Refused: a bound socket that does not listen, held so no parallel test can
         // listen on its port meanwhile (as on the port of a dropped listener).
-        let holder =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        holder
-            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .unwrap();
-        let closed = holder.local_addr().unwrap().as_socket().unwrap().port();
+        let (_holder, closed_addr) = crate::test_support::closed_port();
+        let closed = closed_addr.port();
         let e = create_connection("127.0.0.1", &Port::Number(closed), None, None).unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
         // A listen(0) listener holding one queued connection never answers the next one.

@@ -1987,12 +1987,8 @@ mod tests {
     fn exchange_refused_is_an_os_error() {
         // A bound socket that does not listen: refused, and held so no parallel test can
         // listen on the port meanwhile (as on the port of a dropped listener).
-        let holder =
-            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-        holder
-            .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-            .unwrap();
-        let port = holder.local_addr().unwrap().as_socket().unwrap().port();
+        let (_holder, closed_addr) = crate::test_support::closed_port();
+        let port = closed_addr.port();
         let e = fetch(port).unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
     }

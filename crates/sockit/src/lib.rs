@@ -36,3 +36,22 @@ pub mod unix;
 pub use addr::{Family, Port, Protocol, SockType};
 pub use error::{Error, ErrorKind, Result};
 pub use socket::Socket;
+
+/// Helpers shared by the unit tests of several modules.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::net::SocketAddr;
+
+    /// A closed TCP port on 127.0.0.1 (connects are refused): a bound socket that does not
+    /// listen, held for as long as the returned socket lives, so no parallel test can
+    /// listen there meanwhile (as on the port of a dropped listener).
+    pub(crate) fn closed_port() -> (socket2::Socket, SocketAddr) {
+        let holder =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        holder
+            .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        let addr = holder.local_addr().unwrap().as_socket().unwrap();
+        (holder, addr)
+    }
+}
