@@ -9,6 +9,13 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+// The one peer helper of the tests (python3 is a prerequisite: `peers::python3` fails
+// naming it when it is missing).
+#[allow(dead_code, unused_macros)]
+#[path = "../../sockit-cli/tests/cli/peers.rs"]
+mod peers;
+use peers::python3;
+
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
@@ -110,7 +117,7 @@ fn lookups_prints_what_lookups_py_prints() {
         Duration::from_secs(10),
     );
     let theirs = finish(
-        Command::new("python3")
+        python3()
             .arg(seed("lookups.py"))
             .stdout(Stdio::piped())
             .spawn()
@@ -130,7 +137,7 @@ fn echo_server_serves_the_python_client() {
     cmd.args(["127.0.0.1", "0"]);
     let (srv, port) = server(cmd);
     let out = client(
-        Command::new("python3")
+        python3()
             .arg(seed("echo_client.py"))
             .args(["127.0.0.1", &port.to_string()]),
         LINES,
@@ -146,7 +153,7 @@ fn echo_server_serves_the_python_client() {
 
 #[test]
 fn echo_client_talks_to_the_python_server() {
-    let mut cmd = Command::new("python3");
+    let mut cmd = python3();
     cmd.arg(seed("echo_server.py")).args(["127.0.0.1", "0"]);
     let (srv, port) = server(cmd);
     let out = client(

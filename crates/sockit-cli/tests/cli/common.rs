@@ -1,4 +1,5 @@
-//! Helpers shared by the CLI tests: run `sockit`, read its `listening` line, find peers.
+//! Helpers shared by the CLI tests: run `sockit`, read its `listening` line, find peers
+//! (`require_peer!`, see `peers.rs`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -8,6 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+pub use crate::peers::*;
 
 /// The built `sockit` binary.
 pub fn bin() -> PathBuf {
@@ -46,17 +49,6 @@ pub fn no_dns<S: AsRef<std::ffi::OsStr>>(
         .arg(program)
         .args(args);
     c
-}
-
-/// True when `prog` is on PATH.
-pub fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {prog}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// A lock for tests that measure time, so they run one at a time.
@@ -222,7 +214,7 @@ pub fn sockit_server(args: &[&str]) -> Server {
 
 /// Spawns a Python seed program that prints `listening HOST PORT` first.
 pub fn python_server(script: &str, args: &[&str]) -> Server {
-    let mut c = Command::new("python3");
+    let mut c = python3();
     c.arg(seed(script)).args(args).stdin(Stdio::null());
     spawn_listening(&mut c)
 }
@@ -683,7 +675,7 @@ impl Server {
 /// Runs `python3 -c script args…` (stdout piped) and waits until it printed `ready`
 /// (at most 10 s: a peer that fails to start fails the test). Kill it by PID when done.
 pub fn python_ready(script: &str, args: &[&str]) -> Child {
-    let mut py = Command::new("python3")
+    let mut py = python3()
         .arg("-c")
         .arg(script)
         .args(args)

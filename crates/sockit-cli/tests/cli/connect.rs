@@ -280,8 +280,7 @@ fn connect_interop_with_nc_ncat_socat_tcp() {
         ),
     ];
     for (name, argv) in servers {
-        if !have(name) {
-            eprintln!("skipping {name}: not installed");
+        if !require(name) {
             continue;
         }
         let port = free_port();
@@ -304,9 +303,7 @@ fn connect_interop_with_nc_ncat_socat_tcp() {
 
 #[test]
 fn connect_interop_with_socat_echo_tcp_and_udp() {
-    if !have("socat") {
-        return;
-    }
+    require_peer!("socat");
     let port = free_port();
     let mut cmd = Command::new("socat");
     cmd.arg(format!("TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr"))
@@ -335,7 +332,7 @@ fn connect_interop_with_socat_echo_tcp_and_udp() {
 #[test]
 fn connect_udp_to_nc_and_ncat() {
     for name in ["nc", "ncat"] {
-        if !have(name) {
+        if !require(name) {
             continue;
         }
         let port = free_port();
@@ -362,9 +359,7 @@ fn connect_udp_refused_is_an_os_error() {
 
 #[test]
 fn connect_unix_stream_to_socat() {
-    if !have("socat") {
-        return;
-    }
+    require_peer!("socat");
     let dir = temp_dir("connect-unix");
     let path = dir.join("echo.sock");
     let _peer = socat_unix_server(format!("UNIX-LISTEN:{}", path.display()), "PIPE", &path);
@@ -386,9 +381,8 @@ fn happy_eyeballs_reaches_ipv4_and_prefers_ipv6() {
     let _serial = serial();
     // Under no-dns, `dual.test` has both ::1 and 127.0.0.1. The listeners run inside the
     // same namespace: a small shell script starts them with sockit-free Python peers.
-    if !have("unshare") || !have("python3") {
-        return;
-    }
+    require_peer!("unshare");
+    need("python3");
     let script = r#"
 import socket, subprocess, sys, time
 bin = sys.argv[1]
@@ -483,7 +477,7 @@ for _ in range(3):
     d, a = s.recvfrom(65535)
     s.sendto(d, a)
 "#;
-    let mut cmd = Command::new("python3");
+    let mut cmd = python3();
     cmd.args(["-c", script]).stdin(std::process::Stdio::null());
     let server = spawn_listening(&mut cmd);
     let data = pattern(9_000, 5);
@@ -498,9 +492,8 @@ for _ in range(3):
 #[test]
 fn scope_ids_work_for_connect_and_listen() {
     // A link-local address with a scope id, inside no-dns's own namespace.
-    if !have("unshare") {
-        return;
-    }
+    require_peer!("unshare");
+    require_peer!("ip");
     let bin = bin();
     let b = bin.to_str().unwrap();
     let script = format!(
@@ -531,9 +524,7 @@ sleep 0.3; cat "$0/l.out""#
 fn unix_datagram_client_is_bound_so_socat_can_answer() {
     // Regression: `connect -u --unix PATH` must bind its socket (Linux autobind) so a Unix
     // datagram server can reply; socat answers each sender from its own recvfrom address.
-    if !have("socat") {
-        return;
-    }
+    require_peer!("socat");
     let dir = temp_dir("connect-unixgram");
     let path = dir.join("echo.sock");
     let _peer = socat_unix_server(

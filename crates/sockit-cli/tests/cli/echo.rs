@@ -62,7 +62,7 @@ fn assert_no_file_in(dir: &Path) {
 fn slides_python_client_gets_hello_back() {
     let srv = sockit_server(&["echo-server", "127.0.0.1:0"]);
     let out = run_with_input(
-        Command::new("python3")
+        common::python3()
             .arg(common::seed("echo_client.py"))
             .arg("127.0.0.1")
             .arg(srv.port.to_string()),
@@ -211,10 +211,7 @@ fn flooding_client_that_never_reads_does_not_stall_another() {
 
 #[test]
 fn emfile_pauses_accepting_then_serves_again() {
-    if !common::have("prlimit") {
-        eprintln!("skipped: prlimit not installed");
-        return;
-    }
+    common::require_peer!("prlimit");
     let mut cmd = Command::new("prlimit");
     cmd.arg("--nofile=40:40")
         .arg(common::bin())
@@ -547,7 +544,7 @@ fn unix_at_name_is_an_abstract_socket_not_a_file() {
     assert_no_file_in(&dir);
     let out = run_with_input(&mut sockit(&["connect", "--unix", &name]), b"abstract", T);
     assert_eq!(out.stdout, b"abstract", "{out:?}");
-    if common::have("socat") {
+    if common::require("socat") {
         let mut socat = Command::new("socat");
         socat.args(["-T", "5", "-", &format!("ABSTRACT-CONNECT:{}", &name[1..])]);
         let out = run_with_input(&mut socat, b"via socat", T);

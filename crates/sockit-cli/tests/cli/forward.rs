@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::{
-    Server, assert_closed_at_once, have, pattern, server_stderr, sockit_server,
+    Server, assert_closed_at_once, pattern, require_peer, server_stderr, sockit_server,
     sockit_server_stderr, tcp_from, temp_dir,
 };
 
@@ -106,10 +106,7 @@ fn tcp_32_mib_through_the_forwarder_to_sockit_echo_server() {
 
 #[test]
 fn tcp_32_mib_through_the_forwarder_to_socat() {
-    if !have("socat") {
-        eprintln!("socat not installed: skipped");
-        return;
-    }
+    require_peer!("socat");
     let mut c = Command::new("socat");
     c.args([
         "-d",
@@ -158,6 +155,7 @@ fn tcp_32_mib_through_the_forwarder_to_socat() {
 
 #[test]
 fn half_close_reaches_a_counting_server_as_5_bytes_and_eof() {
+    require_peer!("nc");
     // The server counts bytes until EOF, then answers with the count and closes.
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let target = l.local_addr().unwrap();

@@ -22,7 +22,7 @@ fn server_script() -> PathBuf {
 
 /// The test's HTTP server on 127.0.0.1 (killed on drop).
 fn http_server(extra: &[&str]) -> Server {
-    let mut c = Command::new("python3");
+    let mut c = python3();
     c.arg(server_script()).args(extra).stdin(Stdio::null());
     spawn_listening(&mut c)
 }
@@ -260,7 +260,7 @@ fn raw_request_gets_the_same_first_line_as_the_slides_program() {
     assert!(first.starts_with("HTTP/1.1 400"), "{ours}");
 
     let py = run(
-        Command::new("python3")
+        python3()
             .arg(seed("http_get.py"))
             .arg("127.0.0.1")
             .arg(s.port.to_string()),
@@ -375,11 +375,7 @@ time.sleep(20)
 
 #[test]
 fn connect_timeout_ends_with_the_timeout_code() {
-    let s = spawn_listening(
-        Command::new("python3")
-            .args(["-c", FULL_QUEUE])
-            .stdin(Stdio::null()),
-    );
+    let s = spawn_listening(python3().args(["-c", FULL_QUEUE]).stdin(Stdio::null()));
     let _g = serial();
     let t = Instant::now();
     let o = http(&["-w", "0.5", &url(&s, "/")]);
@@ -509,6 +505,7 @@ impl Drop for Pki {
 /// Runs the TLS test server and then `sockit ARGS…` (with `@PORT@` replaced by its port)
 /// inside `no-dns`, so `localhost` resolves from a hosts file only.
 fn with_tls_server_no_dns(pki: &Pki, args: &[&str]) -> Output {
+    need("python3");
     let script = r#"
         out="$1"; shift
         # A fresh file each call: a reused one could show the previous server's port to the
@@ -722,10 +719,7 @@ fn connect_tls_verifies_by_default_and_insecure_warns() {
 
 #[test]
 fn listen_tls_talks_with_openssl_s_client() {
-    if !have("openssl") {
-        eprintln!("openssl not installed: skipped");
-        return;
-    }
+    require_peer!("openssl");
     use std::io::Write;
     let pki = Pki::new("nc-openssl", &["localhost"], false);
     let mut s = tls_listen_server(&pki);
@@ -991,10 +985,7 @@ fn listen_cacert_requires_a_client_certificate_from_connect_and_s_client() {
         assert_eq!(exit_code(&mut s, LIMIT), Some(6));
     }
     // openssl s_client with the client certificate: the real peer
-    if !have("openssl") {
-        eprintln!("openssl not installed: skipped");
-        return;
-    }
+    require_peer!("openssl");
     use std::io::Write;
     let mut s = mtls_server();
     let mut listen_in = s.child.stdin.take();
@@ -1025,10 +1016,7 @@ fn listen_cacert_requires_a_client_certificate_from_connect_and_s_client() {
 
 #[test]
 fn http_cert_and_key_answer_openssl_s_server_verify() {
-    if !have("openssl") {
-        eprintln!("openssl not installed: skipped");
-        return;
-    }
+    require_peer!("openssl");
     let pki = Pki::new("mtls-http", &["localhost", "127.0.0.1"], false);
     let (cert, key, ca) = (
         pki.path("cert.pem"),

@@ -133,8 +133,7 @@ fn listen_interop_with_nc_ncat_socat_python_clients() {
         ),
     ];
     for (name, argv) in clients {
-        if !have(name) {
-            eprintln!("skipping {name}: not installed");
+        if !require(name) {
             continue;
         }
         let mut server = listen(&["127.0.0.1", "0"]);
@@ -182,7 +181,7 @@ fn listen_udp_interop_with_nc_ncat_socat_python() {
         ("python3", &["python3", "-c", PY_UDP_CLIENT, "PORT"]),
     ];
     for (name, argv) in clients {
-        if !have(name) {
+        if !require(name) {
             continue;
         }
         let mut server = listen(&["-u", "127.0.0.1", "0"]);
@@ -364,9 +363,7 @@ fn unix_socket_file_removed_on_sigterm() {
 
 #[test]
 fn unix_abstract_name_with_nc() {
-    if !have("nc") {
-        return;
-    }
+    require_peer!("nc");
     let name = format!("@sockit-test-{}", std::process::id());
     let server = listen(&["--unix", &name]);
     assert_eq!(server.first_line, format!("listening unix {name}"));
@@ -378,9 +375,7 @@ fn unix_abstract_name_with_nc() {
 
 #[test]
 fn unix_datagram_listen_answers_a_bound_peer() {
-    if !have("nc") {
-        return;
-    }
+    require_peer!("nc");
     let dir = temp_dir("listen-dgram");
     let path = dir.join("d.sock");
     let mut server = listen(&["-u", "--unix", path.to_str().unwrap()]);
@@ -459,9 +454,9 @@ fn dual_stack_needs_the_wildcard() {
 #[test]
 fn dual_stack_in_own_network_namespace() {
     // `::` is a wildcard: only inside a namespace of our own (loopback only).
-    if !have("unshare") || !have("python3") {
-        return;
-    }
+    require_peer!("unshare");
+    require_peer!("ip");
+    need("python3");
     let script = r#"
 import socket, subprocess, sys, time
 bin = sys.argv[1]

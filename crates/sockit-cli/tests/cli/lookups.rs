@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{have, no_dns, run, seed, sockit};
+use crate::common::{need, no_dns, python3, run, seed, sockit};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -43,15 +43,9 @@ fn json_lines(o: &Output) -> Vec<Value> {
 
 #[test]
 fn seed_lookups_and_sockit_agree_line_for_line() {
-    if !have("python3") {
-        eprintln!("skipped: python3 not installed");
-        return;
-    }
+    need("python3");
     // lookups.py only asks /etc/hosts (localhost over IPv4) and AI_NUMERICHOST: no DNS.
-    let py = run(
-        std::process::Command::new("python3").arg(seed("lookups.py")),
-        LIMIT,
-    );
+    let py = run(python3().arg(seed("lookups.py")), LIMIT);
     assert!(py.status.success(), "lookups.py: {}", stderr(&py));
     let py = stdout(&py);
     let lines: Vec<Vec<&str>> = py.lines().map(|l| l.split(' ').collect()).collect();
@@ -401,9 +395,7 @@ fn resolve_verbose_shows_the_idna_name_passed() {
 fn a_closed_stderr_never_panics() {
     // Regression: `sockit service nosuch 2>&1 >/dev/null | head -c0` exited 101 (eprintln!
     // panics on EPIPE); the error kind's exit code must stay.
-    if !have("python3") {
-        return;
-    }
+    need("python3");
     let script = "import os, subprocess, sys\n\
         r, w = os.pipe(); os.close(r)\n\
         p = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=w, timeout=10)\n\
@@ -417,12 +409,7 @@ fn a_closed_stderr_never_panics() {
         (&["resolve", "-v", "-n", "not-a-number"], "3"),
         (&["connect", "-v", "127.0.0.1", "1"], "1"),
     ] {
-        let o = run(
-            std::process::Command::new("python3")
-                .args(["-c", script, bin])
-                .args(args),
-            LIMIT,
-        );
+        let o = run(python3().args(["-c", script, bin]).args(args), LIMIT);
         assert_eq!(stdout(&o).trim(), code, "{args:?}: {}", stderr(&o));
     }
 }

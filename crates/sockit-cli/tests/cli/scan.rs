@@ -241,6 +241,8 @@ fn the_ephemeral_range_shows_only_the_ports_listened_on() {
     // (a run meets about one such probe whatever the range's size, so small ranges make
     // many runs cheap): 8 runs over TCP and 4 over UDP; before the fix each run printed
     // one or more ports open.
+    crate::common::require_peer!("unshare");
+    crate::common::require_peer!("ip");
     let _guard = serial();
     let probe = run(
         std::process::Command::new("unshare").args(["-n", "ip", "link", "set", "lo", "up"]),
@@ -407,10 +409,7 @@ fn parallel_above_the_open_file_limit_lowers_the_parallelism() {
     // Regression: `--parallel` above `ulimit -n` ended the scan with `socket: [Errno 24]`.
     // 100 silent UDP ports (bound, never answering) keep each probe's socket for -w 0.3 s,
     // so 200 probes in flight cannot fit in 64 descriptors.
-    if !crate::common::have("prlimit") {
-        eprintln!("skipped: no prlimit");
-        return;
-    }
+    crate::common::require_peer!("prlimit");
     let silent: Vec<UdpSocket> = (0..100)
         .map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind"))
         .collect();
