@@ -696,30 +696,53 @@ pub fn python_ready(script: &str, args: &[&str]) -> Child {
     py
 }
 
+/// The states (`/proc/net/tcp` hex codes: `01` ESTABLISHED, `08` CLOSE_WAIT …) of this
+/// machine's TCP sockets from local port `local` to remote port `remote` (IPv4 and IPv6).
+fn tcp_states(local: u16, remote: u16) -> Vec<String> {
+    let (l, r) = (format!(":{local:04X}"), format!(":{remote:04X}"));
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    (cols.len() > 3 && cols[1].ends_with(&l) && cols[2].ends_with(&r))
+                        .then(|| cols[3].to_string())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Waits (at most `limit`) until this machine has no open TCP socket (ESTABLISHED or
 /// CLOSE_WAIT) from local port `local` to remote port `remote` (read from /proc/net/tcp
 /// and tcp6), that is until a server closed its side of that connection; panics past the
 /// limit. A server that reports a connection's end before closing it has reported it then.
 pub fn wait_tcp_closed(local: u16, remote: u16, limit: Duration) {
-    let (l, r) = (format!(":{local:04X}"), format!(":{remote:04X}"));
-    let open = || {
-        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
-            std::fs::read_to_string(f).is_ok_and(|text| {
-                text.lines().skip(1).any(|line| {
-                    let cols: Vec<&str> = line.split_whitespace().collect();
-                    cols.len() > 3
-                        && cols[1].ends_with(&l)
-                        && cols[2].ends_with(&r)
-                        && (cols[3] == "01" || cols[3] == "08")
-                })
-            })
-        })
-    };
     let deadline = Instant::now() + limit;
-    while open() {
+    while tcp_states(local, remote)
+        .iter()
+        .any(|s| s == "01" || s == "08")
+    {
         assert!(
             Instant::now() < deadline,
             "the connection {local} -> {remote} is still open after {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (at most `limit`) until the socket from local port `local` to remote port
+/// `remote` is no longer ESTABLISHED: the peer's FIN (or reset) has reached it, so its
+/// owner's next read sees the end; panics past the limit.
+pub fn wait_tcp_peer_closed(local: u16, remote: u16, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while tcp_states(local, remote).iter().any(|s| s == "01") {
+        assert!(
+            Instant::now() < deadline,
+            "the connection {local} -> {remote} got no end from its peer within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
     }

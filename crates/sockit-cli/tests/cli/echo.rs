@@ -196,7 +196,10 @@ fn flooding_client_that_never_reads_does_not_stall_another() {
         }
         (flood, sent)
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // The other client comes once the flood has filled every buffer (its write timed
+    // out): the server's one thread then holds a client it cannot write to.
+    let (_flood, sent) = flooder.join().unwrap();
+    assert!(sent > 0);
     let started = Instant::now();
     let mut other = tcp(addr);
     // A stalled server would never answer; 6 s is slack for a loaded machine.
@@ -205,8 +208,6 @@ fn flooding_client_that_never_reads_does_not_stall_another() {
         .unwrap();
     assert_eq!(echo_once(&mut other, b"still served"), b"still served");
     assert!(started.elapsed() < Duration::from_secs(6));
-    let (_flood, sent) = flooder.join().unwrap();
-    assert!(sent > 0);
 }
 
 #[test]
@@ -705,9 +706,12 @@ fn closed_stderr_does_not_panic() {
     let mut srv = common::sockit_server_stderr(&["echo-server", "-v", "127.0.0.1:0"]);
     drop(srv.child.stderr.take());
     let mut c = tcp(srv.addr());
+    let me = c.local_addr().unwrap().port();
     assert_eq!(echo_once(&mut c, b"x"), b"x");
     drop(c);
-    std::thread::sleep(Duration::from_millis(100));
+    // The server closes the connection after it wrote its `closed` event to the closed
+    // stderr.
+    common::wait_tcp_closed(srv.port, me, T);
     assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
 }
 

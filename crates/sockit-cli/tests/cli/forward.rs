@@ -633,11 +633,13 @@ fn tcp_to_udp_grace_is_the_q_option() {
     drop(fwd);
     let mut fwd = forward(&["-q", "5", "127.0.0.1:0", &format!("udp:{taddr}")]);
     let mut gone = connect(fwd.addr());
+    let gone_port = gone.local_addr().unwrap().port();
     gone.write_all(b"y").unwrap();
     let mut b = [0u8; 1];
     gone.read_exact(&mut b).unwrap();
     drop(gone);
-    std::thread::sleep(Duration::from_millis(100));
+    // SIGTERM comes once the client's FIN has reached the forwarder's socket.
+    crate::common::wait_tcp_peer_closed(fwd.port, gone_port, T);
     let t = std::time::Instant::now();
     assert_eq!(fwd.terminate(T).and_then(|s| s.code()), Some(0));
     assert!(
@@ -872,13 +874,21 @@ fn bytes_a_client_sent_before_its_reset_reach_the_target() {
     for _ in 0..3 {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         let taddr = l.local_addr().unwrap();
+        let (spamming_tx, spamming) = std::sync::mpsc::channel();
         let target = std::thread::spawn(move || {
             let (mut s, _) = l.accept().ok()?;
             s.set_read_timeout(Some(T)).ok()?;
             // the write timeout bounds the spam loop once nobody reads
             s.set_write_timeout(Some(T)).ok()?;
             let mut spam = s.try_clone().ok()?;
-            std::thread::spawn(move || while spam.write_all(&[b'T'; 65536]).is_ok() {});
+            std::thread::spawn(move || {
+                let mut said = false;
+                while spam.write_all(&[b'T'; 65536]).is_ok() {
+                    if !said {
+                        said = spamming_tx.send(()).is_ok();
+                    }
+                }
+            });
             let mut n = 0;
             let mut buf = [0u8; 65536];
             while let Ok(k) = s.read(&mut buf) {
@@ -891,7 +901,10 @@ fn bytes_a_client_sent_before_its_reset_reach_the_target() {
         });
         let fwd = forward(&["127.0.0.1:0", &taddr.to_string()]);
         let mut c = connect(fwd.addr());
-        std::thread::sleep(Duration::from_millis(300));
+        // The client sends and resets once the target is sending (its first write done).
+        spamming
+            .recv_timeout(T)
+            .expect("the forwarder connected to the target");
         c.write_all(&[b'C'; 100_004]).unwrap();
         socket2::SockRef::from(&c)
             .set_linger(Some(Duration::ZERO))

@@ -285,8 +285,10 @@ fn listen_k_serves_two_clients_at_once_and_survives_one_leaving() {
         s.read_exact(&mut buf).unwrap();
         assert_eq!(&buf, b"to everyone\n");
     }
+    let a_port = a.local_addr().unwrap().port();
     drop(a);
-    std::thread::sleep(Duration::from_millis(200));
+    // The listener has closed a's connection: it has seen a leave.
+    wait_tcp_closed(server.port, a_port, T);
     assert!(server.child.try_wait().unwrap().is_none(), "listener ended");
     b.write_all(b"b still here\n").unwrap();
     assert_eq!(lines(&server, 1, T), vec!["b still here"]);
@@ -747,6 +749,10 @@ fn listen_k_and_broker_keep_stdin_read_before_the_first_client() {
     for mode in ["-k", "--broker"] {
         let mut server = listen(&[mode, "127.0.0.1", "0"]);
         feed(&mut server, b"early\n", false);
+        // Nothing to wait for: a correct listener leaves the line in the pipe until a
+        // client comes, which shows no event; a wrong one reads it at once and drops it.
+        // This sleep is the time a wrong (or slow) listener gets to do that before the
+        // client connects (the line is in the pipe before it, either way).
         std::thread::sleep(Duration::from_millis(300));
         let mut c = tcp(server.addr());
         assert_eq!(read_n(&mut c, 6), b"early\n", "{mode}");
@@ -1058,6 +1064,9 @@ fn listen_k_keeps_stdin_while_no_client_is_connected() {
     drop(c1);
     wait_tcp_closed(server.port, c1_port, T);
     feed(&mut server, b"gap\n", false);
+    // As in listen_k_and_broker_keep_stdin_read_before_the_first_client: the time a
+    // wrong listener gets to read and drop the line; a correct one shows nothing to wait
+    // for.
     std::thread::sleep(Duration::from_millis(200));
     let mut c2 = tcp(server.addr());
     assert_eq!(read_n(&mut c2, 4), b"gap\n");
