@@ -93,6 +93,11 @@ fn bench_json(args: &[&str]) -> (Value, i32, String) {
     (v, out.status.code().unwrap_or(-1), stderr)
 }
 
+/// The measured time of a result, seconds (`duration_us`).
+fn secs(v: &Value) -> f64 {
+    u(v, "duration_us") as f64 / 1e6
+}
+
 fn u(v: &Value, k: &str) -> u64 {
     v[k].as_u64()
         .unwrap_or_else(|| panic!("no number {k} in {v}"))
@@ -243,7 +248,7 @@ fn unix_socket_and_stream_mode() {
         "0.5",
     ]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(v["protocol"], "unix");
+    assert_eq!(v["transport"], "unix");
     assert!(u(&v, "bytes_received") > 0, "{v}");
     assert!(v["mb_per_s"].as_f64().is_some_and(|x| x > 0.0), "{v}");
     assert_eq!(u(&v, "mismatches"), 0, "{v}");
@@ -273,7 +278,7 @@ fn unix_datagrams_against_sockit_echo_server_and_a_python_peer() {
     ]);
     assert_eq!(code, 0, "{err} {v}");
     assert_clean(&v);
-    assert_eq!(v["protocol"], "unix-dgram", "{v}");
+    assert_eq!(v["transport"], "unixgram", "{v}");
     assert_eq!(u(&v, "truncated"), 0, "{v}");
     // the largest datagram echo-server takes comes back whole
     let (v, code, err) = bench_json(&[
@@ -357,7 +362,7 @@ fn a_udp_server_that_drops_datagrams_shows_loss() {
         "--timeout",
         "0.05",
     ]);
-    assert_eq!(v["protocol"], "udp");
+    assert_eq!(v["transport"], "udp");
     assert!(u(&v, "lost") > 0, "{v}");
     assert!(u(&v, "requests") > u(&v, "lost"), "{v}");
     assert_eq!(code, 7, "{v}");
@@ -452,7 +457,7 @@ fn merge_equals_one_histogram_fed_with_both_runs() {
         LIMIT,
     );
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("histogram"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: json: missing field"));
     let _ = std::fs::remove_dir_all(dir);
 }
 
@@ -497,7 +502,7 @@ fn elapsed_is_the_real_run_and_the_rate_is_over_it() {
     let took = t.elapsed();
     assert_eq!(code, 0, "{err}");
     assert_eq!(u(&v, "requests"), 1, "{v}");
-    let d = v["duration_s"].as_f64().expect("duration_s");
+    let d = secs(&v);
     assert!((0.5..1.5).contains(&d), "{v}");
     let rps = v["rps"].as_f64().expect("rps");
     assert!((0.6..=2.0).contains(&rps), "{v}");
@@ -506,9 +511,10 @@ fn elapsed_is_the_real_run_and_the_rate_is_over_it() {
     // inverse of its measured duration.
     let (v, code, err) = bench_json(&[&addr.to_string(), "--count", "1", "-c", "10"]);
     assert_eq!(code, 0, "{err}");
-    let d = v["duration_s"].as_f64().expect("duration_s");
+    let d = secs(&v);
     let rps = v["rps"].as_f64().expect("rps");
-    assert!(d > 0.0 && (rps * d - 1.0).abs() < 1e-6, "{v}");
+    // (duration_us is whole microseconds: the product is 1 within their rounding)
+    assert!(d > 0.0 && (rps * d - 1.0).abs() < 1e-3, "{v}");
 }
 
 #[test]
@@ -553,7 +559,7 @@ fn unix_at_name_benchmarks_an_abstract_socket() {
     let mut srv = common::sockit_server(&["echo-server", "--unix", &name]);
     let (v, code, err) = bench_json(&["--unix", &name, "--count", "10"]);
     assert_eq!(code, 0, "{err} {v}");
-    assert_eq!(v["protocol"], "unix");
+    assert_eq!(v["transport"], "unix");
     assert_eq!(v["target"], name.as_str());
     assert_eq!(u(&v, "requests"), 10, "{v}");
     assert_clean(&v);
@@ -562,7 +568,9 @@ fn unix_at_name_benchmarks_an_abstract_socket() {
     let (v, code, _) = bench_json(&["--unix", &format!("{name}-none"), "--count", "1"]);
     assert_eq!(code, 1, "{v}");
     // as errors_by_kind would count it
-    assert_eq!(v["error"]["kind"], "refused", "{v}");
+    assert_eq!(v["event"], "error", "{v}");
+    assert_eq!(v["kind"], "os", "{v}");
+    assert_eq!(v["reason"], "refused", "{v}");
 }
 
 #[test]
@@ -629,7 +637,7 @@ fn error_json_and_first_error_use_the_success_forms() {
         let (v, code, _) = bench_json(&args);
         assert_ne!(code, 0, "{v}");
         assert_eq!(v["target"], want.as_str(), "{v}");
-        assert_eq!(v["error"]["op"], "connect", "{v}");
+        assert_eq!(v["op"], "connect", "{v}");
     }
     // a server that echoes the setup bytes, reads one request and closes: a peer close
     let l = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -648,7 +656,8 @@ fn error_json_and_first_error_use_the_success_forms() {
     let (v, code, err) = bench_json(&[&addr.to_string(), "--duration", "1"]);
     assert_ne!(code, 0, "{err} {v}");
     assert_eq!(v["errors_by_kind"]["closed"], 1, "{v}");
-    assert_eq!(v["first_error"]["kind"], "closed", "{v}");
+    assert_eq!(v["first_error"]["kind"], "os", "{v}");
+    assert_eq!(v["first_error"]["reason"], "closed", "{v}");
     assert_eq!(v["first_error"]["op"], "recv", "{v}");
 }
 
@@ -729,37 +738,37 @@ fn merge_refuses_other_benchmarks_failed_runs_bad_fields_and_other_flags() {
         (
             "requests",
             serde_json::json!("many"),
-            "\"requests\" must be an integer",
+            "field \"requests\": invalid",
         ),
         (
             "requests",
             serde_json::json!(-5),
-            "\"requests\" must be an integer",
+            "field \"requests\": invalid",
         ),
         (
             "requests",
             serde_json::json!(2f64.powi(70)),
-            "\"requests\" must be an integer",
+            "field \"requests\": invalid",
         ),
         (
             "rps",
             serde_json::json!(-3),
-            "\"rps\" must be a number of at least 0",
+            "field \"rps\": must be a number of at least 0",
         ),
         (
             "histogram_unit",
             serde_json::json!("us"),
-            "\"histogram_unit\" must be \"ns\"",
+            "field \"histogram_unit\": unknown variant `us`, expected `ns`",
         ),
         (
             "mode",
             serde_json::json!("burst"),
-            "\"mode\" must be one of",
+            "field \"mode\": unknown variant `burst`",
         ),
         (
             "errors_by_kind",
             serde_json::json!({"os": -1}),
-            "\"errors_by_kind\"",
+            "field \"errors_by_kind.os\": invalid value: integer `-1`",
         ),
     ] {
         let mut v = good.clone();
@@ -776,7 +785,7 @@ fn merge_refuses_other_benchmarks_failed_runs_bad_fields_and_other_flags() {
     let f = save("x.json", &missing);
     let (code, _, err) = bench_text(&["--merge", &f]);
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("no \"requests\" field"), "{err}");
+    assert!(err.contains("missing field `requests`"), "{err}");
 
     // flags that do not apply with --merge are usage errors
     for flag in [
@@ -898,7 +907,7 @@ fn a_timeout_is_t_and_the_run_ends_at_the_duration() {
     assert_eq!(code, 0, "{err} {v}");
     assert_eq!(u(&v, "requests"), 20, "{v}");
     assert_eq!(u(&v, "errors"), 0, "in flight at the end is abandoned: {v}");
-    let d = v["duration_s"].as_f64().expect("duration_s");
+    let d = secs(&v);
     assert!((0.99..=1.05).contains(&d), "{v}");
     // it used to take 7.5 s; slack for a loaded machine
     assert!(took < Duration::from_secs(4), "{took:?}");
@@ -912,7 +921,8 @@ fn a_timeout_is_t_and_the_run_ends_at_the_duration() {
     assert_eq!(code, 7, "{err} {v}");
     assert_eq!(u(&v, "errors"), 1, "{v}");
     assert_eq!(v["first_error"]["kind"], "timeout", "{v}");
-    let d = v["duration_s"].as_f64().expect("duration_s");
+    assert_eq!(v["first_error"]["reason"], "timeout", "{v}");
+    let d = secs(&v);
     assert!((0.99..1.35).contains(&d), "{v}");
 }
 
@@ -952,7 +962,7 @@ fn open_loop_stops_at_the_end_and_counts_unsent_requests() {
     assert!(sent <= 30 && unsent >= 60, "{v}");
     // it used to run 3 s; duration_s below is the exact check
     assert!(took < Duration::from_millis(2900), "{took:?}");
-    let d = v["duration_s"].as_f64().expect("duration_s");
+    let d = secs(&v);
     assert!(d <= 1.05, "{v}");
     // the text says the rate was not reached
     let addr = slow();
@@ -1277,7 +1287,7 @@ fn a_server_that_never_answers_is_exit_7() {
 #[test]
 fn stream_duration_is_the_real_time_when_every_connection_died() {
     // Regression: a server closing after 5 reads ended the run after 0.1 s, but
-    // duration_s said the planned 1.0.
+    // duration_s said the planned 1.0 (now duration_us).
     let (port, _h) = common::serve_one_client(|mut s| {
         let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
         let mut buf = [0u8; 65536];
@@ -1305,7 +1315,7 @@ fn stream_duration_is_the_real_time_when_every_connection_died() {
         ],
         Duration::from_secs(5),
     );
-    let d = v["duration_s"].as_f64().expect("duration_s");
+    let d = secs(&v);
     assert!(d < 0.5, "{err} {v}");
     assert!(took < Duration::from_secs(4), "{took:?}");
     assert_eq!(u(&v, "errors"), 1, "{v}");
@@ -1429,7 +1439,8 @@ fn a_failed_run_names_its_error_as_errors_by_kind_does() {
     });
     let (v, code, err) = bench_json(&["127.0.0.1", &port.to_string()]);
     assert_eq!(code, 7, "{err} {v}");
-    assert_eq!(v["error"]["kind"], "check", "{v}");
+    assert_eq!(v["kind"], "protocol", "{v}");
+    assert_eq!(v["reason"], "check", "{v}");
     let (port, _h) = common::serve_one_client(|mut s| {
         let mut b = [0u8; 8];
         let _ = s.set_read_timeout(Some(Duration::from_secs(3)));
@@ -1438,7 +1449,8 @@ fn a_failed_run_names_its_error_as_errors_by_kind_does() {
     });
     let (v, code, err) = bench_json(&["127.0.0.1", &port.to_string()]);
     assert_eq!(code, 1, "{err} {v}");
-    assert_eq!(v["error"]["kind"], "reset", "{v}");
+    assert_eq!(v["kind"], "os", "{v}");
+    assert_eq!(v["reason"], "reset", "{v}");
 }
 
 #[test]
@@ -1527,4 +1539,109 @@ fn merge_refuses_an_endless_file() {
         2,
         "--merge /dev/zero: open: /dev/zero: larger than 64 MiB",
     );
+}
+
+/// A result file saved by sockit 0.1 before the shared JSON vocabulary (`protocol`,
+/// `unix-dgram`, `duration_s`, `first_error.kind` as the errors_by_kind word).
+fn old_fixture(name: &str) -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cli/fixtures/bench-0.1")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
+#[test]
+fn merge_reads_results_saved_before_the_vocabulary() {
+    // Files written by the previous version (kept as fixtures) still merge, into the
+    // new vocabulary: transport, duration_us, first_error with kind and reason.
+    for (file, transport) in [
+        ("tcp-pingpong.json", "tcp"),
+        ("udp.json", "udp"),
+        ("tcp-stream.json", "tcp"),
+        ("unix-dgram.json", "unixgram"),
+        ("tcp-rate.json", "tcp"),
+        ("merged.json", "tcp"),
+    ] {
+        let f = old_fixture(file);
+        let old: Value =
+            serde_json::from_slice(&std::fs::read(&f).expect("fixture")).expect("json");
+        let (v, code, err) = bench_json(&["--merge", &f]);
+        assert_eq!(code, 0, "{file}: {err} {v}");
+        assert_eq!(v["event"], "summary", "{v}");
+        assert_eq!(v["transport"], transport, "{file}: {v}");
+        assert!(
+            v.get("protocol").is_none() && v.get("duration_s").is_none(),
+            "{v}"
+        );
+        for k in ["requests", "bytes_sent", "bytes_received", "connections"] {
+            assert_eq!(v[k], old[k], "{file} {k}: {v}");
+        }
+        let want = (old["duration_s"].as_f64().expect("duration_s") * 1e6).round() as u64;
+        assert_eq!(u(&v, "duration_us"), want, "{file}: {v}");
+        assert_eq!(v["latency_p99_us"], old["latency_p99_us"], "{file}: {v}");
+        assert_eq!(u(&v, "runs"), old["runs"].as_u64().unwrap_or(1), "{file}");
+    }
+    // old and new files add up together
+    let port = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let (new, code, err) = bench_json(&["127.0.0.1", &port.port.to_string(), "--count", "30"]);
+    assert_eq!(code, 0, "{err}");
+    let dir = scratch_dir("old-and-new");
+    let n = dir.join("new.json");
+    std::fs::write(&n, format!("{new}\n")).expect("write");
+    let (v, code, err) = bench_json(&[
+        "--merge",
+        &old_fixture("tcp-pingpong.json"),
+        &n.to_string_lossy(),
+    ]);
+    assert_eq!(code, 0, "{err} {v}");
+    assert_eq!(u(&v, "requests"), 230, "{v}");
+    assert_eq!(u(&v, "runs"), 2, "{v}");
+    // a saved failed run is still refused as one
+    let (code, _, err) = bench_text(&["--merge", &old_fixture("failed.json")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("is a failed run (error: connect: [Errno 111]"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn merge_keeps_a_run_that_got_no_reply() {
+    // Regression: the CLI's copy of the report ignored unanswered requests: a run that
+    // exited 7 ("no reply in the measured window") merged alone, or with a good run,
+    // exited 0 with "errors 0".
+    let dir = scratch_dir("unanswered");
+    let port = tcp_check_then_silent(true, Duration::from_secs(3));
+    let (silent, code, err, _) = bench_json_within(
+        &["127.0.0.1", &port, "--warmup", "0.1", "--duration", "0.3"],
+        Duration::from_secs(5),
+    );
+    assert_eq!(code, 7, "{err} {silent}");
+    assert_eq!(u(&silent, "unanswered_requests"), 1, "{silent}");
+    assert_eq!(u(&silent, "sent_requests_total"), 1, "{silent}");
+    let s = dir.join("silent.json");
+    std::fs::write(&s, format!("{silent}\n")).expect("write");
+    let addr = tcp_echo(None, None).to_string();
+    let (good, code, err) = bench_json(&[&addr, "--count", "20"]);
+    assert_eq!(code, 0, "{err}");
+    let g = dir.join("good.json");
+    std::fs::write(&g, format!("{good}\n")).expect("write");
+    let (s, g) = (s.to_string_lossy(), g.to_string_lossy());
+    let (code, out, err) = bench_text(&["--merge", &s]);
+    assert_eq!(code, Some(7), "{out} {err}");
+    assert!(
+        err.contains("no reply in the measured window: 1 request sent, 0 answered"),
+        "{err}"
+    );
+    let (v, code, err) = bench_json(&["--merge", &g, &s]);
+    assert_eq!(code, 7, "{err} {v}");
+    assert_eq!(u(&v, "unanswered_requests"), 1, "{v}");
+    assert_eq!(u(&v, "requests"), 20, "{v}");
+    assert!(
+        err.contains("a run got no reply in the measured window: 1 request sent to it"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }

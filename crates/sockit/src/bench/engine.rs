@@ -1,0 +1,476 @@
+//! The run: load threads, each with a single-threaded tokio runtime and its share of the
+//! connections, started on one clock; their counts and histograms become the [`Report`].
+//!
+//! Contract: [`run`] blocks until every thread has stopped, which each does by itself
+//! (the duration, the count, or the time limit of [`MAX_DURATION`](super::MAX_DURATION)).
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use super::config::Config;
+use super::conn::{Clock, Ctx, PERIOD, READ_BUF, pattern};
+use super::connect::{ConnError, connect_all, io_err};
+use super::dgram::udp_pingpong;
+use super::histogram::{merge_histograms, new_histogram};
+use super::report::{Report, RunError, StopReason};
+use super::stream::drive_stream;
+use crate::error::{Error, Result};
+
+/// A look at a run in progress, given to [`run`]'s callback about ten times a second.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Time since the load started (warm-up included).
+    pub elapsed: Duration,
+    /// Warm-up plus the measured time limit.
+    pub planned: Duration,
+    /// False during the warm-up.
+    pub measuring: bool,
+    /// Measured requests so far.
+    pub requests: u64,
+    /// Connections set up.
+    pub connected: usize,
+}
+
+/// Runs a benchmark to its end, calling `on_progress` about ten times a second.
+///
+/// Blocks the calling thread; starts `min(threads, connections)` OS threads.
+///
+/// # Errors
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) from
+///   [`Config::validate`].
+/// - The first connect error (for example `connect: [Errno 111] Connection refused`, or
+///   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)) when no connection could be set
+///   up. Errors after that are counted in the [`Report`], not returned.
+pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Report> {
+    config.validate()?;
+    let nthreads = config.threads.min(config.connections).max(1);
+    let shared = Arc::new(Shared {
+        cfg: config.clone(),
+        timeout: config.effective_timeout(),
+        pat: pattern(config.size.max(READ_BUF) + PERIOD),
+        slots: (0..nthreads).map(|_| Slot(AtomicU64::new(0))).collect(),
+    });
+    let (ready_tx, ready_rx) = mpsc::channel::<(usize, usize, Vec<ConnError>)>();
+    let mut go_txs = Vec::with_capacity(nthreads);
+    let mut handles = Vec::with_capacity(nthreads);
+    let connect_deadline = Instant::now() + config.connect_timeout;
+    for t in 0..nthreads {
+        let n = (config.connections - t).div_ceil(nthreads);
+        let (go_tx, go_rx) = mpsc::channel::<Option<Go>>();
+        go_txs.push(go_tx);
+        let (shared, ready_tx) = (shared.clone(), ready_tx.clone());
+        let h = std::thread::Builder::new()
+            .name(format!("bench-{t}"))
+            .spawn(move || worker(t, n, shared, connect_deadline, ready_tx, go_rx))
+            .map_err(|e| Error::from_io("bench thread", e))?;
+        handles.push(h);
+    }
+    drop(ready_tx);
+
+    // 1. every thread sets up its connections
+    let mut ok_per_thread = vec![0usize; nthreads];
+    let mut connect_errors = Vec::new();
+    for _ in 0..nthreads {
+        match ready_rx.recv() {
+            Ok((t, ok, errs)) => {
+                ok_per_thread[t] = ok;
+                connect_errors.extend(errs);
+            }
+            Err(_) => break, // a thread died; its join below reports it
+        }
+    }
+    let connected: usize = ok_per_thread.iter().sum();
+    if connected == 0 {
+        for tx in &go_txs {
+            let _ = tx.send(None);
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        return Err(connect_errors
+            .into_iter()
+            .next()
+            .map(|(_, e)| e)
+            .unwrap_or_else(|| Error::new(crate::ErrorKind::Os, "bench", None, "no connection")));
+    }
+
+    // 2. the clock starts for everyone at once
+    let start = Instant::now();
+    let measure = start + config.warmup;
+    let end = measure + config.effective_duration();
+    let mut first = 0;
+    for (t, tx) in go_txs.iter().enumerate() {
+        let _ = tx.send(Some(Go {
+            clock: Clock {
+                start,
+                measure,
+                end,
+            },
+            first_index: first,
+            connected,
+        }));
+        first += ok_per_thread[t];
+    }
+    let planned = config.warmup + config.effective_duration();
+    let snapshot = |shared: &Shared| {
+        let now = Instant::now();
+        Progress {
+            elapsed: now - start,
+            planned,
+            measuring: now >= measure,
+            requests: shared
+                .slots
+                .iter()
+                .map(|s| s.0.load(Ordering::Relaxed))
+                .sum(),
+            connected,
+        }
+    };
+    while !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(100));
+        on_progress(&snapshot(&shared));
+    }
+    on_progress(&snapshot(&shared));
+
+    // 3. results
+    let mut per_conn: Vec<(usize, ConnStats)> = Vec::with_capacity(connected);
+    let mut hists = Vec::with_capacity(nthreads);
+    let mut finished: Option<Instant> = None;
+    let (mut cpu, mut wait) = (Duration::ZERO, Duration::ZERO);
+    for h in handles {
+        let tr = h.join().map_err(|_| {
+            Error::new(
+                crate::ErrorKind::Os,
+                "bench",
+                None,
+                "a load thread panicked",
+            )
+        })?;
+        per_conn.extend(tr.conns);
+        hists.push(tr.hist);
+        finished = finished.max(Some(tr.finished));
+        cpu += tr.cpu;
+        wait += tr.wait;
+    }
+    let load_time = start.elapsed();
+    per_conn.sort_by_key(|(i, _)| *i);
+    let mut r = Report::empty(&config.target, config.mode, config.size);
+    r.connections = config.connections as u64;
+    r.connected = connected as u64;
+    r.threads = nthreads as u64;
+    r.rate = config.rate;
+    r.warmup = config.warmup;
+    r.histogram = merge_histograms(&hists);
+    r.requests_per_connection = Vec::with_capacity(connected);
+    let secs = load_time.as_secs_f64().max(1e-9);
+    r.cpu_pct = Some(100.0 * cpu.as_secs_f64() / secs);
+    r.cpu_wait_pct = Some(100.0 * wait.as_secs_f64() / (secs * nthreads as f64));
+    let count_error = |r: &mut Report, (kind, e): ConnError| {
+        *r.errors_by_kind.entry(kind.to_string()).or_insert(0) += 1;
+        r.first_error.get_or_insert_with(|| RunError::new(kind, &e));
+    };
+    for e in connect_errors {
+        count_error(&mut r, e);
+    }
+    let mut errored = 0;
+    for (_, c) in per_conn {
+        r.requests += c.requests;
+        r.sent += c.sent;
+        r.sent_total += c.sent_all;
+        r.extra_bytes += c.extra_bytes;
+        r.unsent += c.unsent;
+        r.requests_per_connection.push(c.requests);
+        r.bytes_sent += c.bytes_sent;
+        r.bytes_received += c.bytes_received;
+        r.mismatches += c.mismatches;
+        r.lost += c.lost;
+        r.truncated += c.truncated;
+        r.late += c.late;
+        r.duplicates += c.duplicates;
+        r.lost_bytes += c.lost_bytes;
+        if let Some(e) = c.error {
+            errored += 1;
+            count_error(&mut r, e);
+        }
+    }
+    // The run's real measured time: from the end of the warm-up until the last connection
+    // stopped (not until the last reply, which made one quick request look like thousands
+    // per second), and never past the end (requests in flight then were abandoned).
+    // Stream mode too: connections that all died early end the measured time there.
+    r.elapsed = finished.unwrap_or_else(Instant::now).min(end).max(measure) - measure;
+    r.stopped_by = if errored == connected {
+        StopReason::Errors
+    } else if let Some(n) = config.count {
+        if r.requests + r.lost >= n {
+            StopReason::Count
+        } else {
+            StopReason::TimeLimit
+        }
+    } else {
+        StopReason::Duration
+    };
+    r.derive();
+    Ok(r)
+}
+
+/// A progress counter on its own cache line (one writer: its thread).
+#[repr(align(128))]
+pub(super) struct Slot(pub(super) AtomicU64);
+
+pub(super) struct Shared {
+    pub(super) cfg: Config,
+    pub(super) timeout: Duration,
+    pub(super) pat: Vec<u8>,
+    pub(super) slots: Vec<Slot>,
+}
+
+pub(super) struct Go {
+    pub(super) clock: Clock,
+    pub(super) first_index: usize,
+    pub(super) connected: usize,
+}
+
+#[derive(Default)]
+pub(super) struct ConnStats {
+    pub(super) requests: u64,
+    pub(super) sent: u64,
+    /// Requests (stream: chunks) sent, warm-up included.
+    pub(super) sent_all: u64,
+    /// Stream: bytes received beyond those written.
+    pub(super) extra_bytes: u64,
+    pub(super) unsent: u64,
+    pub(super) duplicates: u64,
+    pub(super) bytes_sent: u64,
+    pub(super) bytes_received: u64,
+    pub(super) mismatches: u64,
+    pub(super) lost: u64,
+    pub(super) truncated: u64,
+    pub(super) late: u64,
+    pub(super) lost_bytes: u64,
+    pub(super) error: Option<ConnError>,
+    pub(super) last_done: Option<Instant>,
+}
+
+pub(super) struct ThreadResult {
+    pub(super) conns: Vec<(usize, ConnStats)>,
+    pub(super) hist: Histogram<u64>,
+    /// When this thread's connections had all stopped.
+    pub(super) finished: Instant,
+    /// On-CPU and runnable-but-waiting time of this thread during the load phase.
+    pub(super) cpu: Duration,
+    pub(super) wait: Duration,
+}
+
+/// This thread's (on-CPU, waiting-for-a-CPU) times from `/proc/thread-self/schedstat`
+/// (zero where there is no such file).
+pub(super) fn sched_times() -> (Duration, Duration) {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let mut f = text
+        .split_whitespace()
+        .map(|x| Duration::from_nanos(x.parse().unwrap_or(0)));
+    (f.next().unwrap_or_default(), f.next().unwrap_or_default())
+}
+
+pub(super) enum Conn {
+    Tcp(tokio::net::TcpStream),
+    Udp(tokio::net::UdpSocket),
+    Unix(tokio::net::UnixStream),
+    UnixDgram(tokio::net::UnixDatagram),
+}
+
+thread_local! {
+    /// This thread's latency histogram (every connection of a thread records here).
+    pub(super) static HIST: RefCell<Histogram<u64>> = RefCell::new(new_histogram());
+    /// This thread's measured requests, published to its progress slot.
+    pub(super) static DONE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// One load thread: set up its connections, wait for the clock, run them.
+pub(super) fn worker(
+    t: usize,
+    n: usize,
+    shared: Arc<Shared>,
+    connect_deadline: Instant,
+    ready: mpsc::Sender<(usize, usize, Vec<ConnError>)>,
+    go: mpsc::Receiver<Option<Go>>,
+) -> ThreadResult {
+    let empty = || ThreadResult {
+        conns: Vec::new(),
+        hist: new_histogram(),
+        finished: Instant::now(),
+        cpu: Duration::ZERO,
+        wait: Duration::ZERO,
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = ready.send((t, 0, vec![io_err("bench runtime", e)]));
+            return empty();
+        }
+    };
+    if shared.cfg.rate.is_some() {
+        // open-loop pacing: let the kernel fire this thread's timers within 1 µs
+        let _ = crate::sys::timer::set_timer_slack(1_000);
+    }
+    let (conns, errs) = rt.block_on(connect_all(n, &shared, connect_deadline));
+    let _ = ready.send((t, conns.len(), errs));
+    // drop the sender now: if another thread died before reporting, the main thread's
+    // wait for reports ends once every live thread has reported
+    drop(ready);
+    let Ok(Some(go)) = go.recv() else {
+        return empty();
+    };
+    let (cpu0, wait0) = sched_times();
+    let local = tokio::task::LocalSet::new();
+    let results = local.block_on(&rt, async {
+        let mut tasks = Vec::with_capacity(conns.len());
+        for (i, conn) in conns.into_iter().enumerate() {
+            let gidx = go.first_index + i;
+            let budget = shared.cfg.count.map(|c| {
+                let k = go.connected as u64;
+                c / k + u64::from((gidx as u64) < c % k)
+            });
+            let ctx = Ctx {
+                shared: shared.clone(),
+                thread: t,
+                clock: go.clock,
+                id: gidx,
+                budget,
+                first_send: shared.cfg.rate.map(|r| {
+                    let interval = go.connected as f64 / r;
+                    go.clock.start
+                        + Duration::from_secs_f64(interval * gidx as f64 / go.connected as f64)
+                }),
+                interval: shared
+                    .cfg
+                    .rate
+                    .map(|r| Duration::from_secs_f64(go.connected as f64 / r)),
+            };
+            tasks.push(tokio::task::spawn_local(async move {
+                let st = match conn {
+                    Conn::Tcp(mut s) => {
+                        let (r, w) = s.split();
+                        drive_stream(r, w, &ctx).await
+                    }
+                    Conn::Unix(mut s) => {
+                        let (r, w) = s.split();
+                        drive_stream(r, w, &ctx).await
+                    }
+                    Conn::Udp(s) => udp_pingpong(&s, &ctx).await,
+                    Conn::UnixDgram(s) => udp_pingpong(&s, &ctx).await,
+                };
+                (gidx, st)
+            }));
+        }
+        let mut out = Vec::with_capacity(tasks.len());
+        for (i, task) in tasks.into_iter().enumerate() {
+            match task.await {
+                Ok(r) => out.push(r),
+                Err(_) => out.push((
+                    go.first_index + i,
+                    ConnStats {
+                        error: Some((
+                            "os",
+                            Error::new(crate::ErrorKind::Os, "bench", None, "task failed"),
+                        )),
+                        ..ConnStats::default()
+                    },
+                )),
+            }
+        }
+        out
+    });
+    let finished = Instant::now();
+    let (cpu1, wait1) = sched_times();
+    let hist = HIST.with(|h| std::mem::replace(&mut *h.borrow_mut(), new_histogram()));
+    ThreadResult {
+        conns: results,
+        hist,
+        finished,
+        cpu: cpu1.saturating_sub(cpu0),
+        wait: wait1.saturating_sub(wait0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Mode, Target};
+    use super::*;
+    use std::net::SocketAddr;
+
+    /// A small blocking echo server thread on 127.0.0.1 for one test.
+    pub(super) fn echo_thread() -> SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(16) {
+                let Ok(mut s) = s else { break };
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut b = [0u8; 4096];
+                    loop {
+                        match s.read(&mut b) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                if s.write_all(&b[..n]).is_err() {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        a
+    }
+
+    #[test]
+    pub(super) fn count_is_split_over_connections() {
+        let a = echo_thread();
+        let mut c = Config::new(Target::Tcp(a));
+        c.connections = 3;
+        c.threads = 2;
+        c.count = Some(100);
+        c.duration = Some(Duration::from_secs(10));
+        let r = run(&c, |_| {}).unwrap();
+        assert_eq!(r.requests, 100);
+        assert_eq!(r.requests_per_connection, vec![34, 33, 33]);
+        assert_eq!(r.stopped_by, StopReason::Count);
+        assert_eq!(r.histogram.len(), 100);
+        assert!(!r.data_errors());
+        assert_eq!(r.error_count(), 0);
+    }
+
+    #[test]
+    pub(super) fn stream_mode_echoes_everything() {
+        let a = echo_thread();
+        let mut c = Config::new(Target::Tcp(a));
+        c.mode = Mode::Stream;
+        c.size = 16384;
+        c.duration = Some(Duration::from_millis(300));
+        let r = run(&c, |_| {}).unwrap();
+        assert!(r.bytes_received > 0);
+        assert_eq!(r.lost_bytes, 0);
+        assert_eq!(r.mismatches, 0);
+        assert_eq!(r.error_count(), 0, "{:?}", r.first_error);
+    }
+
+    #[test]
+    pub(super) fn refused_is_an_error() {
+        // A bound socket that does not listen: refused, and held so no parallel test can
+        // listen on the port meanwhile (as on the port of a dropped listener).
+        let (_holder, a) = crate::test_support::closed_port();
+        let c = Config::new(Target::Tcp(a));
+        let e = run(&c, |_| {}).unwrap_err();
+        assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+    }
+}
