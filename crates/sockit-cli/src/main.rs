@@ -8,6 +8,7 @@ mod exec;
 mod exit;
 #[allow(dead_code)] // used as the subcommands land
 mod output;
+mod plot;
 mod stdio;
 
 use std::process::ExitCode;

@@ -1645,3 +1645,337 @@ fn merge_keeps_a_run_that_got_no_reply() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// Every JSON line of a `--json` output.
+fn json_lines(out: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(out)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn interval_lines_tile_the_run_and_add_up_to_its_requests() {
+    let port = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let p = port.port.to_string();
+    let dir = scratch_dir("interval");
+    let out = run(
+        &mut sockit(&[
+            "bench",
+            "127.0.0.1",
+            &p,
+            "-c",
+            "2",
+            "--duration",
+            "0.7",
+            "--interval",
+            "0.2",
+            "--json",
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&out.stdout);
+    let (summary, intervals) = lines.split_last().expect("lines");
+    assert_eq!(summary["event"], "summary", "{summary}");
+    assert!(intervals.len() >= 3, "{lines:?}");
+    let mut at = 0;
+    for iv in intervals {
+        assert_eq!(iv["event"], "interval", "{iv}");
+        assert_eq!(u(iv, "start_us"), at, "{iv}");
+        at = u(iv, "end_us");
+        assert!(iv["latency_p99_us"].as_f64().is_some(), "{iv}");
+    }
+    assert_eq!(at, u(summary, "duration_us"), "{summary}");
+    let sum: u64 = intervals.iter().map(|iv| u(iv, "requests")).sum();
+    assert_eq!(sum, u(summary, "requests"));
+    // --merge skips the interval lines of a saved output
+    let f = dir.join("iv.json");
+    std::fs::write(&f, &out.stdout).expect("write");
+    let (m, code, err) = bench_json(&["--merge", &f.to_string_lossy()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(m["requests"], summary["requests"], "{m}");
+    // text: one line per interval, iperf3's way, before the summary
+    let (code, text, err) =
+        bench_text(&["127.0.0.1", &p, "--duration", "0.5", "--interval", "0.25"]);
+    assert_eq!(code, Some(0), "{err}");
+    let first: Vec<&str> = text.lines().take(2).collect();
+    assert!(
+        first[0].starts_with("[   0.00-   0.25 s]") && first[0].contains("per second  µs p50"),
+        "{text}"
+    );
+    assert!(first[1].starts_with("[   0.25-   0.50 s]"), "{text}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Starts `sockit bench ARGS…` with stdout read line by line into a channel.
+fn spawn_bench(args: &[&str]) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = sockit(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+#[test]
+fn a_signal_prints_the_partial_summary() {
+    // SIGINT: the summary of what was measured, marked partial, exit 130 (iperf3 prints
+    // its summary too); SIGTERM: the same, exit 0.
+    let server = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let p = server.port.to_string();
+    for (sig, want) in [("INT", 130), ("TERM", 0)] {
+        let (mut child, lines) = spawn_bench(&[
+            "bench",
+            "127.0.0.1",
+            &p,
+            "--duration",
+            "60",
+            "--interval",
+            "0.2",
+            "--json",
+        ]);
+        // the handlers are in place before the load starts: wait for the first interval
+        let first = lines
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an interval line");
+        assert!(first.contains(r#""event":"interval""#), "{first}");
+        let t = std::time::Instant::now();
+        let _ = std::process::Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(child.id().to_string())
+            .status();
+        let mut stderr = child.stderr.take().expect("stderr");
+        let status = common::wait_output(child, Duration::from_secs(10)).status;
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{sig}: {:?}",
+            t.elapsed()
+        );
+        let mut err = String::new();
+        let _ = stderr.read_to_string(&mut err);
+        assert_eq!(status.code(), Some(want), "{sig}: {err}");
+        assert!(err.contains(&format!("stopped by SIG{sig}")), "{err}");
+        let rest: Vec<String> = lines.try_iter().collect();
+        let summary: Value = serde_json::from_str(rest.last().expect("a summary")).expect("json");
+        assert_eq!(summary["event"], "summary", "{summary}");
+        assert_eq!(summary["partial"], true, "{summary}");
+        assert_eq!(summary["stopped_by"], "stopped", "{summary}");
+        assert!(
+            u(&summary, "requests") > 0 && u(&summary, "errors") == 0,
+            "{summary}"
+        );
+        let secs = secs(&summary);
+        assert!((0.2..5.0).contains(&secs), "{summary}");
+    }
+}
+
+/// The number of curves in an SVG written by `--plot`, from its parsed XML (python3's
+/// xml.etree: the file must parse): polylines drawn 2 px wide, one per series.
+fn svg_series(path: &std::path::Path) -> usize {
+    let script = r#"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+assert root.tag == ns + "svg", root.tag
+lines = [p for p in root.iter(ns + "polyline") if p.get("stroke-width") == "2"]
+assert all(len(p.get("points").split()) >= 2 for p in lines)
+print(len(lines))
+"#;
+    let out = run(common::python3().arg("-c").arg(script).arg(path), LIMIT);
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count")
+}
+
+#[test]
+fn plot_draws_one_curve_per_run_and_the_merge() {
+    let server = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let p = server.port.to_string();
+    let dir = scratch_dir("plot");
+    let svg = dir.join("one.svg");
+    let out = run(
+        &mut sockit(&[
+            "bench",
+            "127.0.0.1",
+            &p,
+            "--count",
+            "500",
+            "--json",
+            "--plot",
+            &svg.to_string_lossy(),
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(svg_series(&svg), 1);
+    let a = dir.join("a.json");
+    std::fs::write(&a, &out.stdout).expect("write");
+    let (b, code, err) = bench_json(&["127.0.0.1", &p, "-c", "2", "--count", "300"]);
+    assert_eq!(code, 0, "{err}");
+    let bf = dir.join("b.json");
+    std::fs::write(&bf, format!("{b}\n")).expect("write");
+    let merged = dir.join("merged.svg");
+    let out = run(
+        &mut sockit(&[
+            "bench",
+            "--merge",
+            &a.to_string_lossy(),
+            &bf.to_string_lossy(),
+            "--plot",
+            &merged.to_string_lossy(),
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(svg_series(&merged), 3, "two runs and the merge");
+    let text = std::fs::read_to_string(&merged).expect("svg");
+    assert!(
+        text.contains("a.json line 1") && text.contains("merged"),
+        "legend"
+    );
+    // a file that cannot be written is an error naming it
+    let out = run(
+        &mut sockit(&[
+            "bench",
+            "--merge",
+            &a.to_string_lossy(),
+            "--plot",
+            "/nonexistent/x.svg",
+        ]),
+        LIMIT,
+    );
+    common::assert_fails_with(&out, 1, "--plot");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn two_shards_merged_count_as_one_run() {
+    // k6's execution segments: each shard runs its slice of the connections and of the
+    // count; merged, they are the whole run.
+    let server = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let p = server.port.to_string();
+    let dir = scratch_dir("shard");
+    let (whole, code, err) = bench_json(&["127.0.0.1", &p, "-c", "3", "--count", "1001"]);
+    assert_eq!(code, 0, "{err}");
+    let mut files = Vec::new();
+    for (i, conns) in [("1/2", 1), ("2/2", 2)] {
+        let (v, code, err) =
+            bench_json(&["127.0.0.1", &p, "-c", "3", "--count", "1001", "--shard", i]);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(u(&v, "connections"), conns, "{i}: {v}");
+        let f = dir.join(format!("shard{conns}.json"));
+        std::fs::write(&f, format!("{v}\n")).expect("write");
+        files.push(f.to_string_lossy().into_owned());
+    }
+    let (m, code, err) = bench_json(&["--merge", &files[0], &files[1]]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(u(&m, "requests"), u(&whole, "requests"), "{m}");
+    assert_eq!(u(&m, "requests"), 1001);
+    assert_eq!(u(&m, "connections"), 3);
+    // bad slices are usage errors
+    for bad in ["0/2", "3/2", "1/0", "x", "1/2/3"] {
+        let (code, _, err) = bench_text(&["127.0.0.1", &p, "--shard", bad]);
+        assert_eq!(code, Some(2), "{bad}: {err}");
+        assert!(err.contains("must be I/N"), "{bad}: {err}");
+    }
+    let (code, _, err) = bench_text(&["127.0.0.1", &p, "--shard", "1/2", "--count", "10"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("give at least 2 connections"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn hdr_log_holds_one_histogram_per_interval() {
+    let server = common::sockit_server(&["echo-server", "--tcp", "127.0.0.1:0"]);
+    let p = server.port.to_string();
+    let dir = scratch_dir("hdrlog");
+    let log = dir.join("run.hlog");
+    let (code, out, err) = bench_text(&[
+        "127.0.0.1",
+        &p,
+        "--duration",
+        "0.5",
+        "--interval",
+        "0.1",
+        "--hdr-log",
+        &log.to_string_lossy(),
+    ]);
+    assert_eq!(code, Some(0), "{err}");
+    let requests: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("requests    "))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("requests line");
+    let text = std::fs::read_to_string(&log).expect("log");
+    assert!(
+        text.contains("#[StartTime: ") && text.contains("#[BaseTime: "),
+        "{text}"
+    );
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with('"'))
+        .collect();
+    assert!(rows.len() >= 4, "{text}");
+    let mut total = 0;
+    for row in &rows {
+        // start,length,max,histogram: HdrHistogram's own columns
+        let cols: Vec<&str> = row.split(',').collect();
+        assert_eq!(cols.len(), 4, "{row}");
+        assert!(
+            cols[0].parse::<f64>().is_ok() && cols[1].parse::<f64>().is_ok(),
+            "{row}"
+        );
+        total += sockit::bench::decode_histogram(cols[3])
+            .expect("histogram")
+            .len();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    // without --interval: one histogram a second, and nothing printed but the summary
+    let out = run(
+        &mut sockit(&[
+            "bench",
+            "127.0.0.1",
+            &p,
+            "--duration",
+            "0.3",
+            "--json",
+            "--hdr-log",
+            &log.to_string_lossy(),
+        ]),
+        LIMIT,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let rows = std::fs::read_to_string(&log).expect("log");
+    assert_eq!(
+        rows.lines().filter(|l| l.contains("HISTFAAA")).count(),
+        1,
+        "{rows}"
+    );
+    assert_eq!(total, requests, "every measured round trip is in the log");
+    // a log that cannot be created: an error naming it, before any load
+    let (code, _, err) = bench_text(&["127.0.0.1", &p, "--hdr-log", "/nonexistent/x.hlog"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--hdr-log /nonexistent/x.hlog"), "{err}");
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -2,6 +2,8 @@
 //! ([`Mode`]) and how much ([`Config`]), checked before any socket is opened.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +18,8 @@ pub const MAX_SIZE: usize = 16 << 20;
 pub const MAX_CONNECTIONS: usize = 100_000;
 /// Shortest per-request timeout: tokio's timer has a 1 ms resolution.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// Shortest [`Config::interval`].
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Where the load goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -254,6 +258,13 @@ pub struct Config {
     pub timeout: Option<Duration>,
     /// Compare echoed bytes with the bytes sent (default true).
     pub verify: bool,
+    /// Figures per interval of the measured time ([`Event::Interval`](super::Event)),
+    /// at least 10 ms; `None`: none.
+    pub interval: Option<Duration>,
+    /// Set from outside (a signal handler) to stop the run before its end: requests in
+    /// flight are abandoned, the [`Report`](super::Report) is marked `partial` and
+    /// stopped by [`StopReason::Stopped`](super::StopReason::Stopped).
+    pub stop: Option<Arc<AtomicBool>>,
 }
 
 impl Config {
@@ -272,6 +283,8 @@ impl Config {
             connect_timeout: Duration::from_secs(10),
             timeout: None,
             verify: true,
+            interval: None,
+            stop: None,
         }
     }
 
@@ -290,6 +303,51 @@ impl Config {
             (None, Some(_)) => MAX_DURATION,
             (None, None) => Duration::from_secs(10),
         }
+    }
+
+    /// Slice `index` (1-based) of `count` of this run, for running one command on each of
+    /// `count` machines and merging their results (k6's execution segments): the
+    /// connections, the requests of `count` and the `rate` are cut at `k·i/n` so the
+    /// slices add up to the whole (slice `i` of `c` connections has
+    /// `⌊c·i/n⌋ − ⌊c·(i−1)/n⌋` of them), and each slice's rate is its share of the
+    /// connections (every connection keeps the whole run's pace).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for `index` outside
+    /// `1..=count`, or a slice with no connection or no request (fewer connections or
+    /// requests than slices).
+    pub fn shard(&self, index: u64, count: u64) -> Result<Config> {
+        let bad = |m: String| Err(Error::invalid_input("bench", m));
+        if count == 0 || index == 0 || index > count {
+            return bad(format!(
+                "shard must be I/N with 1 <= I <= N, not {index}/{count}"
+            ));
+        }
+        let cut =
+            |total: u64, i: u64| (u128::from(total) * u128::from(i) / u128::from(count)) as u64;
+        let slice = |total: u64| cut(total, index) - cut(total, index - 1);
+        let mut c = self.clone();
+        let conns = slice(self.connections as u64);
+        if conns == 0 {
+            return bad(format!(
+                "shard {index}/{count} of {} connections has none: give at least {count} connections (-c)",
+                self.connections
+            ));
+        }
+        c.connections = conns as usize;
+        if let Some(n) = self.count {
+            let mine = slice(n);
+            if mine == 0 {
+                return bad(format!(
+                    "shard {index}/{count} of {n} requests has none: give a count of at least {count}"
+                ));
+            }
+            c.count = Some(mine);
+        }
+        c.rate = self
+            .rate
+            .map(|r| r * conns as f64 / self.connections as f64);
+        Ok(c)
     }
 
     /// Checks the settings.
@@ -371,6 +429,13 @@ impl Config {
         {
             return bad(format!(
                 "timeout must be at least 0.001 s (1 ms, the timer's resolution), not {t:?}"
+            ));
+        }
+        if let Some(iv) = self.interval
+            && !(MIN_INTERVAL..=MAX_DURATION).contains(&iv)
+        {
+            return bad(format!(
+                "interval must be at least 0.01 s and at most {MAX_DURATION:?}, not {iv:?}"
             ));
         }
         if self.connect_timeout.is_zero() {

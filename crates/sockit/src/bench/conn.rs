@@ -2,7 +2,9 @@
 //! open-loop pacing of its requests, the wait for a reply ([`Wait`]), the payload, and
 //! the recording of what it measured.
 
+use std::cell::Cell;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -45,8 +47,39 @@ pub(super) fn fill_msg(buf: &mut [u8], pat: &[u8], id: usize, seq: u64) {
     }
 }
 
+/// A stop from outside ([`Config::stop`](super::Config::stop): SIGINT or SIGTERM in the
+/// CLI), seen by every connection of a thread: requests in flight are abandoned (neither
+/// errors nor counted, as at the end of the duration) and no more are sent.
+#[derive(Default)]
+pub(super) struct Halt {
+    set: Cell<bool>,
+    notify: tokio::sync::Notify,
+}
+
+impl Halt {
+    pub(super) fn is_set(&self) -> bool {
+        self.set.get()
+    }
+
+    pub(super) fn trigger(&self) {
+        self.set.set(true);
+        self.notify.notify_waiters();
+    }
+
+    /// Resolves once the run is halted.
+    pub(super) async fn wait(&self) {
+        // created before the check: notify_waiters wakes it even if not yet polled
+        let notified = self.notify.notified();
+        if self.is_set() {
+            return;
+        }
+        notified.await;
+    }
+}
+
 /// One connection's view of the run.
 pub(super) struct Ctx {
+    pub(super) halt: Rc<Halt>,
     pub(super) shared: Arc<Shared>,
     pub(super) thread: usize,
     pub(super) clock: Clock,
@@ -65,6 +98,12 @@ impl Ctx {
         HIST.with(|h| {
             let _ = h.borrow_mut().record(ns);
         });
+        if let Some(iv) = &self.shared.intervals {
+            // uncontended but for the main thread's take at each interval's end
+            if let Ok(mut h) = iv[self.thread].lock() {
+                let _ = h.record(ns);
+            }
+        }
         let done = DONE.with(|d| {
             let v = d.get() + 1;
             d.set(v);
@@ -91,7 +130,7 @@ impl Ctx {
         measured: u64,
         pacer: &Option<AsyncFd<TimerFd>>,
     ) -> Option<Instant> {
-        if self.budget.is_some_and(|b| measured >= b) {
+        if self.budget.is_some_and(|b| measured >= b) || self.halt.is_set() {
             return None;
         }
         let t = match (self.first_send, self.interval) {
@@ -100,14 +139,17 @@ impl Ctx {
                 if due >= self.clock.end {
                     // Open loop: the run lasts its duration even when no request is due
                     // before the end (`--rate 0.001 --duration 0.5` takes 0.5 s).
-                    wait_until(self.clock.end, pacer).await;
+                    self.wait_until(self.clock.end, pacer).await;
                     return None;
                 }
                 // overdue requests go out back to back, but none after the end
                 if Instant::now() >= self.clock.end {
                     return None;
                 }
-                wait_until(due, pacer).await;
+                self.wait_until(due, pacer).await;
+                if self.halt.is_set() {
+                    return None;
+                }
                 due
             }
             _ => {
@@ -119,6 +161,15 @@ impl Ctx {
             }
         };
         Some(t)
+    }
+
+    /// Waits until `due` (see [`wait_until_fine`]), or a halt.
+    async fn wait_until(&self, due: Instant, pacer: &Option<AsyncFd<TimerFd>>) {
+        tokio::select! {
+            biased;
+            _ = wait_until_fine(due, pacer) => {}
+            _ = self.halt.wait() => {}
+        }
     }
 
     /// Open loop: how many requests were due in the measured window (the end of the
@@ -152,7 +203,7 @@ impl Ctx {
 
 /// Waits until `due`: with the timerfd when there is one (tokio's timer wheel fires up to
 /// 1 ms late, which open-loop latency would count against the server), else tokio's timer.
-pub(super) async fn wait_until(due: Instant, pacer: &Option<AsyncFd<TimerFd>>) {
+async fn wait_until_fine(due: Instant, pacer: &Option<AsyncFd<TimerFd>>) {
     let now = Instant::now();
     if due <= now {
         return;
@@ -206,9 +257,9 @@ impl Wait {
         }
     }
 
-    /// The error for a wait that ran out.
-    pub(super) fn expired(self, op: &'static str) -> ConnError {
-        if self.timeout {
+    /// The error for a wait that ran out (or was cut short by a halt: abandoned).
+    pub(super) fn expired(self, op: &'static str, halt: &Halt) -> ConnError {
+        if self.timeout && !halt.is_set() {
             timeout_err(op)
         } else {
             (ABANDONED, Error::timeout(op))
@@ -218,7 +269,16 @@ impl Wait {
     /// Resolves at `self.until`, reusing `sleep`: it is reset only when it has fired (or
     /// would fire late), so a busy connection rarely touches the timer wheel, and an
     /// early wake-up (a deadline of an earlier request) just re-arms it.
-    pub(super) async fn elapsed(self, sleep: &mut Pin<Box<Sleep>>) {
+    /// A halt ends the wait at once.
+    pub(super) async fn elapsed(self, sleep: &mut Pin<Box<Sleep>>, halt: &Halt) {
+        tokio::select! {
+            biased;
+            _ = self.sleep(sleep) => {}
+            _ = halt.wait() => {}
+        }
+    }
+
+    async fn sleep(self, sleep: &mut Pin<Box<Sleep>>) {
         let until = tokio::time::Instant::from_std(self.until);
         // bounded: each pass either resets the sleep to `until` or ends
         for _ in 0..3 {

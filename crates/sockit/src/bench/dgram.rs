@@ -83,8 +83,8 @@ pub(super) async fn udp_pingpong<S: Datagrams>(s: &S, ctx: &Ctx) -> ConnStats {
                         break 'requests;
                     }
                 },
-                _ = wait.elapsed(&mut sleep) => {
-                    if !wait.timeout {
+                _ = wait.elapsed(&mut sleep, &ctx.halt) => {
+                    if !wait.timeout || ctx.halt.is_set() {
                         break 'requests; // in flight at the end: abandoned, not counted
                     }
                     st.lost += 1;

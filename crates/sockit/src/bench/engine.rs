@@ -5,18 +5,20 @@
 //! (the duration, the count, or the time limit of [`MAX_DURATION`](super::MAX_DURATION)).
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
 use super::config::Config;
-use super::conn::{Clock, Ctx, PERIOD, READ_BUF, pattern};
+use super::conn::{Clock, Ctx, Halt, PERIOD, READ_BUF, pattern};
 use super::connect::{ConnError, connect_all, io_err};
 use super::dgram::udp_pingpong;
 use super::histogram::{merge_histograms, new_histogram};
+use super::interval::Interval;
 use super::report::{Report, RunError, StopReason};
 use super::stream::drive_stream;
 use crate::error::{Error, Result};
@@ -36,7 +38,18 @@ pub struct Progress {
     pub connected: usize,
 }
 
-/// Runs a benchmark to its end, calling `on_progress` about ten times a second.
+/// What [`run_with`] reports while a run goes on.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// A look at the run, about ten times a second.
+    Progress(&'a Progress),
+    /// One interval's figures ([`Config::interval`]), in order, the last one ending with
+    /// the run.
+    Interval(&'a Interval),
+}
+
+/// Runs a benchmark to its end, calling `on_progress` about ten times a second
+/// ([`run_with`] also gives the intervals).
 ///
 /// Blocks the calling thread; starts `min(threads, connections)` OS threads.
 ///
@@ -47,6 +60,19 @@ pub struct Progress {
 ///   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)) when no connection could be set
 ///   up. Errors after that are counted in the [`Report`], not returned.
 pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Report> {
+    run_with(config, |e| {
+        if let Event::Progress(p) = e {
+            on_progress(p)
+        }
+    })
+}
+
+/// Runs a benchmark to its end as [`run`] does, giving `on_event` the progress and, with
+/// [`Config::interval`], each interval's figures.
+///
+/// # Errors
+/// As [`run`].
+pub fn run_with(config: &Config, mut on_event: impl FnMut(Event<'_>)) -> Result<Report> {
     config.validate()?;
     let nthreads = config.threads.min(config.connections).max(1);
     let shared = Arc::new(Shared {
@@ -54,6 +80,9 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         timeout: config.effective_timeout(),
         pat: pattern(config.size.max(READ_BUF) + PERIOD),
         slots: (0..nthreads).map(|_| Slot(AtomicU64::new(0))).collect(),
+        intervals: config
+            .interval
+            .map(|_| (0..nthreads).map(|_| Mutex::new(new_histogram())).collect()),
     });
     let (ready_tx, ready_rx) = mpsc::channel::<(usize, usize, Vec<ConnError>)>();
     let mut go_txs = Vec::with_capacity(nthreads);
@@ -131,11 +160,48 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
             connected,
         }
     };
+    // intervals: from the end of the warm-up, each one's requests from the progress
+    // counters and its latencies from the threads' interval histograms
+    let mut iv_start = measure;
+    let mut iv_done = 0u64;
+    let mut interval = |from: Instant, to: Instant, done: u64, on: &mut dyn FnMut(Event<'_>)| {
+        let Some(hs) = &shared.intervals else { return };
+        let taken: Vec<Histogram<u64>> = hs
+            .iter()
+            .filter_map(|h| {
+                h.lock()
+                    .ok()
+                    .map(|mut h| std::mem::replace(&mut *h, new_histogram()))
+            })
+            .collect();
+        let iv = Interval::new(
+            from - measure,
+            to - measure,
+            done.saturating_sub(iv_done),
+            merge_histograms(&taken),
+        );
+        iv_done = done;
+        on(Event::Interval(&iv));
+    };
+    let mut next_iv = config.interval.map(|d| measure + d);
     while !handles.iter().all(|h| h.is_finished()) {
-        std::thread::sleep(Duration::from_millis(100));
-        on_progress(&snapshot(&shared));
+        let now = Instant::now();
+        let wake = next_iv.map_or(now + PROGRESS, |t| t.max(now).min(now + PROGRESS));
+        std::thread::sleep(wake - now);
+        let p = snapshot(&shared);
+        on_event(Event::Progress(&p));
+        if let (Some(t), Some(d)) = (next_iv, config.interval)
+            && Instant::now() >= t
+            // else the run ended first: its last interval ends with it, below
+            && !handles.iter().all(|h| h.is_finished())
+        {
+            interval(iv_start, t, p.requests, &mut on_event);
+            iv_start = t;
+            next_iv = Some(t + d);
+        }
     }
-    on_progress(&snapshot(&shared));
+    let last = snapshot(&shared);
+    on_event(Event::Progress(&last));
 
     // 3. results
     let mut per_conn: Vec<(usize, ConnStats)> = Vec::with_capacity(connected);
@@ -202,8 +268,20 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
     // stopped (not until the last reply, which made one quick request look like thousands
     // per second), and never past the end (requests in flight then were abandoned).
     // Stream mode too: connections that all died early end the measured time there.
-    r.elapsed = finished.unwrap_or_else(Instant::now).min(end).max(measure) - measure;
-    r.stopped_by = if errored == connected {
+    let stop = finished.unwrap_or_else(Instant::now).min(end).max(measure);
+    r.elapsed = stop - measure;
+    if stop > iv_start {
+        // the last interval ends with the run
+        interval(iv_start, stop, last.requests, &mut on_event);
+    }
+    let halted = config
+        .stop
+        .as_ref()
+        .is_some_and(|s| s.load(Ordering::Relaxed));
+    r.partial = halted;
+    r.stopped_by = if halted {
+        StopReason::Stopped
+    } else if errored == connected {
         StopReason::Errors
     } else if let Some(n) = config.count {
         if r.requests + r.lost >= n {
@@ -215,6 +293,10 @@ pub fn run(config: &Config, mut on_progress: impl FnMut(&Progress)) -> Result<Re
         StopReason::Duration
     };
     r.derive();
+    if halted && r.elapsed < shared.timeout {
+        // stopped too soon to tell a server that does not reply from one not asked yet
+        r.unanswered = 0;
+    }
     Ok(r)
 }
 
@@ -227,7 +309,14 @@ pub(super) struct Shared {
     pub(super) timeout: Duration,
     pub(super) pat: Vec<u8>,
     pub(super) slots: Vec<Slot>,
+    /// Per thread, the latencies of the current interval (with [`Config::interval`]).
+    pub(super) intervals: Option<Vec<Mutex<Histogram<u64>>>>,
 }
+
+/// How often the progress callback is called.
+const PROGRESS: Duration = Duration::from_millis(100);
+/// How often a load thread looks at [`Config::stop`].
+const STOP_POLL: Duration = Duration::from_millis(20);
 
 pub(super) struct Go {
     pub(super) clock: Clock,
@@ -330,7 +419,18 @@ pub(super) fn worker(
     };
     let (cpu0, wait0) = sched_times();
     let local = tokio::task::LocalSet::new();
+    let halt = Rc::new(Halt::default());
     let results = local.block_on(&rt, async {
+        if let Some(stop) = shared.cfg.stop.clone() {
+            // a stop from outside halts every connection of this thread
+            let halt = halt.clone();
+            tokio::task::spawn_local(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(STOP_POLL).await;
+                }
+                halt.trigger();
+            });
+        }
         let mut tasks = Vec::with_capacity(conns.len());
         for (i, conn) in conns.into_iter().enumerate() {
             let gidx = go.first_index + i;
@@ -339,6 +439,7 @@ pub(super) fn worker(
                 c / k + u64::from((gidx as u64) < c % k)
             });
             let ctx = Ctx {
+                halt: halt.clone(),
                 shared: shared.clone(),
                 thread: t,
                 clock: go.clock,
@@ -472,5 +573,95 @@ mod tests {
         let c = Config::new(Target::Tcp(a));
         let e = run(&c, |_| {}).unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+
+    use super::super::{Config, Event, Mode, StopReason, Target};
+    use super::run_with;
+
+    fn echo() -> std::net::SocketAddr {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(8) {
+                let Ok(mut s) = s else { break };
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                    let mut b = [0u8; 65536];
+                    while let Ok(n @ 1..) = s.read(&mut b) {
+                        if s.write_all(&b[..n]).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        a
+    }
+
+    #[test]
+    fn a_stop_from_outside_ends_the_run_with_a_partial_report_and_intervals() {
+        for mode in [Mode::PingPong, Mode::Stream] {
+            let stop = Arc::new(AtomicBool::new(false));
+            let mut c = Config::new(Target::Tcp(echo()));
+            c.mode = mode;
+            c.connections = 2;
+            c.duration = Some(Duration::from_secs(30));
+            c.interval = Some(Duration::from_millis(100));
+            c.stop = Some(stop.clone());
+            let t = Instant::now();
+            let mut intervals = Vec::new();
+            let r = run_with(&c, |e| {
+                if let Event::Interval(iv) = e {
+                    intervals.push((iv.start, iv.end, iv.requests));
+                    if intervals.len() == 3 {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            })
+            .unwrap();
+            assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+            assert!(r.partial, "{mode:?}");
+            assert_eq!(r.stopped_by, StopReason::Stopped);
+            assert_eq!(r.error_count(), 0, "{:?}", r.first_error);
+            assert_eq!(r.lost_bytes, 0, "{mode:?}");
+            assert!(r.requests > 0);
+            // the intervals tile the measured time and add up to its requests
+            assert!(intervals.len() >= 3, "{intervals:?}");
+            for w in intervals.windows(2) {
+                assert_eq!(w[0].1, w[1].0);
+            }
+            // (the last one ends with the run; a thread that ends just as an interval
+            // does may leave that one a little past the run's end)
+            let last = intervals.last().unwrap().1;
+            assert!(
+                last.abs_diff(r.elapsed) < Duration::from_millis(100),
+                "{last:?} {r:?}"
+            );
+            assert_eq!(intervals.iter().map(|i| i.2).sum::<u64>(), r.requests);
+        }
+    }
+
+    #[test]
+    fn shards_add_up_to_the_whole() {
+        let mut c = Config::new(Target::Tcp("127.0.0.1:9".parse().unwrap()));
+        c.connections = 5;
+        c.count = Some(101);
+        c.rate = Some(1000.0);
+        let parts: Vec<Config> = (1..=3).map(|i| c.shard(i, 3).unwrap()).collect();
+        assert_eq!(parts.iter().map(|p| p.connections).sum::<usize>(), 5);
+        assert_eq!(parts.iter().map(|p| p.count.unwrap()).sum::<u64>(), 101);
+        let rate: f64 = parts.iter().map(|p| p.rate.unwrap()).sum();
+        assert!((rate - 1000.0).abs() < 1e-9, "{rate}");
+        assert!(c.shard(0, 3).is_err() && c.shard(4, 3).is_err());
+        c.connections = 1;
+        assert!(c.shard(1, 2).is_err(), "an empty slice is refused");
     }
 }

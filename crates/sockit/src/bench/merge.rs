@@ -133,6 +133,8 @@ pub struct Merge {
     /// Where the first result was read ([`Merge::add_text`]).
     first: Option<String>,
     hists: Vec<Histogram<u64>>,
+    /// What each histogram is (the target, or where [`Merge::add_text`] read it).
+    labels: Vec<String>,
     targets: Vec<String>,
 }
 
@@ -175,6 +177,9 @@ impl Merge {
                         None => at.clone(),
                     };
                     self.add(*r).map_err(|e| locate(e, &place))?;
+                    if let Some(l) = self.labels.last_mut() {
+                        l.clone_from(&at);
+                    }
                     self.first.get_or_insert(at);
                     results += 1;
                 }
@@ -200,6 +205,7 @@ impl Merge {
         let bad = |m: String| Error::invalid_input("bench --merge", m);
         let Some(s) = &mut self.sum else {
             self.targets.push(r.target.clone());
+            self.labels.push(r.target.clone());
             let mut r = r;
             self.hists
                 .push(std::mem::replace(&mut r.histogram, new_histogram()));
@@ -269,11 +275,18 @@ impl Merge {
         {
             (s.peer_host, s.peer_port, s.peer_path) = (None, None, None);
         }
+        self.labels.push(r.target.clone());
         if !self.targets.contains(&r.target) {
             self.targets.push(r.target);
         }
         self.hists.push(r.histogram);
         Ok(())
+    }
+
+    /// Each result added so far: its place (`a.json line 1` from [`Merge::add_text`],
+    /// else its target) and its latency histogram.
+    pub fn parts(&self) -> impl Iterator<Item = (&str, &Histogram<u64>)> {
+        self.labels.iter().map(String::as_str).zip(&self.hists)
     }
 
     /// The sum of the runs added (`None` when none was): `stopped_by` `merged`, no CPU

@@ -62,6 +62,7 @@ mod connect;
 mod dgram;
 mod engine;
 mod histogram;
+mod interval;
 mod merge;
 mod report;
 mod stream;
@@ -70,12 +71,13 @@ mod text;
 pub use hdrhistogram;
 
 pub use config::{
-    Config, MAX_CONNECTIONS, MAX_DURATION, MAX_SIZE, MIN_TIMEOUT, Mode, Target, Transport,
-    default_threads,
+    Config, MAX_CONNECTIONS, MAX_DURATION, MAX_SIZE, MIN_INTERVAL, MIN_TIMEOUT, Mode, Target,
+    Transport, default_threads,
 };
 pub use connect::error_kind_name;
-pub use engine::{Progress, run};
+pub use engine::{Event, Progress, run, run_with};
 pub use histogram::{Latency, decode_histogram, encode_histogram, merge_histograms, new_histogram};
+pub use interval::{HdrLog, Interval};
 pub use merge::{Merge, Saved, read_line};
 pub use report::{HistogramUnit, Report, RunError, StopReason};
 pub use text::rate_text;

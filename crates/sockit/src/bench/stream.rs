@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Sleep;
 
 use super::config::Mode;
-use super::conn::{ABANDONED, Ctx, PERIOD, READ_BUF, Wait, fill_msg};
+use super::conn::{ABANDONED, Ctx, Halt, PERIOD, READ_BUF, Wait, fill_msg};
 use super::connect::{ConnError, closed_err, io_err, timeout_err};
 use super::engine::ConnStats;
 
@@ -38,12 +38,13 @@ pub(super) async fn read_reply<R: AsyncRead + Unpin>(
     want: usize,
     wait: Wait,
     sleep: &mut Pin<Box<Sleep>>,
+    halt: &Halt,
 ) -> std::result::Result<(), ConnError> {
     while *got < want {
         let n = tokio::select! {
             biased;
             res = r.read(&mut buf[*got..]) => res.map_err(|e| io_err("recv", e))?,
-            _ = wait.elapsed(sleep) => return Err(wait.expired("recv")),
+            _ = wait.elapsed(sleep, halt) => return Err(wait.expired("recv", halt)),
         };
         if n == 0 {
             return Err(closed_err("recv"));
@@ -87,10 +88,12 @@ where
             let wr = tokio::select! {
                 biased;
                 res = w.write_all(&sbuf) => res.map_err(|e| io_err("send", e)),
-                _ = wait.elapsed(&mut sleep) => Err(wait.expired("send")),
+                _ = wait.elapsed(&mut sleep, &ctx.halt) => Err(wait.expired("send", &ctx.halt)),
             };
             match wr {
-                Ok(()) => read_reply(&mut r, &mut rbuf, &mut got, m, wait, &mut sleep).await,
+                Ok(()) => {
+                    read_reply(&mut r, &mut rbuf, &mut got, m, wait, &mut sleep, &ctx.halt).await
+                }
                 Err(e) => Err(e),
             }
         } else {
@@ -99,13 +102,14 @@ where
                     biased;
                     res = w.write_all(&sbuf) => res.map_err(|e| io_err("send", e)),
                     _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wait.until)) => {
-                        Err(wait.expired("send"))
+                        Err(wait.expired("send", &ctx.halt))
                     }
+                    _ = ctx.halt.wait() => Err(wait.expired("send", &ctx.halt)),
                 }
             };
             let (wr, rd) = tokio::join!(
                 write,
-                read_reply(&mut r, &mut rbuf, &mut got, m, wait, &mut sleep)
+                read_reply(&mut r, &mut rbuf, &mut got, m, wait, &mut sleep, &ctx.halt)
             );
             wr.and(rd)
         };
@@ -171,7 +175,8 @@ where
             let mut off = start_off;
             'chunks: loop {
                 let now = Instant::now();
-                if now >= clock.end || ctx.budget.is_some_and(|b| w_reqs >= b) {
+                if now >= clock.end || ctx.budget.is_some_and(|b| w_reqs >= b) || ctx.halt.is_set()
+                {
                     break;
                 }
                 if now >= clock.measure && measure_pos.get() == u64::MAX {
@@ -193,6 +198,7 @@ where
                         // error (as ping-pong requests in flight are): the reader counts
                         // what does not come back as lost
                         _ = tokio::time::sleep_until(run_end) => break 'chunks,
+                        _ = ctx.halt.wait() => break 'chunks,
                     };
                     match res {
                         Ok(0) => {
@@ -248,6 +254,8 @@ where
                             break;
                         }
                     },
+                    // halted: bytes in flight are abandoned, not lost
+                    _ = ctx.halt.wait() => break,
                     _ = notify.notified() => continue,
                     _ = tokio::time::sleep_until(stall) => {
                         if tokio::time::Instant::now() >= hard_stop {
@@ -313,7 +321,11 @@ where
     st.bytes_received = r_bytes;
     st.mismatches = r_mis;
     st.extra_bytes = extra;
-    st.lost_bytes = written_total.get().saturating_sub(r_total);
+    st.lost_bytes = if ctx.halt.is_set() {
+        0
+    } else {
+        written_total.get().saturating_sub(r_total)
+    };
     st.last_done = last;
     st.error = w_err.or(r_err);
     st

@@ -1,14 +1,9 @@
-//! `sockit bench`: round trips per second, latency percentiles and throughput against an
-//! echo-style server, and `--merge` of saved `--json` results. The figures, their JSON
-//! and text forms and the merge are the library's ([`sockit::bench::Report`]).
+//! The flags of `sockit bench` and the [`Config`] they make.
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use sockit::bench::{self, Config, Merge, Mode, Report, RunError, Target};
+use sockit::bench::{self, Config, Mode, Target};
 use sockit::{Error, Family};
 
 /// Arguments of `sockit bench`.
@@ -88,12 +83,28 @@ pub struct Args {
     /// Print the settings before the run and the connect phase's outcome on stderr.
     #[arg(short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Print requests per second and latency percentiles for every SECS of the measured
+    /// time, before the summary, as iperf3 -i (at least 0.01).
+    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_interval)]
+    pub interval: Option<Duration>,
+    /// Draw latency against percentile (on a 1/(1-p) axis, as HdrHistogram's plotter) to
+    /// an SVG file: one curve per run; with --merge one per merged run and the merge.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Run slice I of N (1 <= I <= N) of the connections, the --count and the --rate: one
+    /// command per machine, then --merge their --json results.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// Write an HdrHistogram interval log (one histogram per --interval, 1 s without it),
+    /// readable by HdrHistogram's own tools.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
     /// Merge saved --json results and print the combined figures (no load is sent; only
-    /// --json applies).
+    /// --json and --plot apply).
     #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = [
         "addr", "unix", "udp", "connections", "threads", "size", "duration", "count", "warmup",
         "rate", "mode", "timeout", "connect_timeout", "ipv4", "ipv6", "numeric", "no_verify",
-        "verbose",
+        "verbose", "interval", "shard", "hdr_log",
     ])]
     pub merge: Vec<PathBuf>,
 }
@@ -107,100 +118,9 @@ pub enum ModeArg {
     Stream,
 }
 
-/// Runs `sockit bench`.
-pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let report = match measure(&args) {
-        Ok(r) => r,
-        Err(err) => {
-            if args.json && !crate::exit::is_broken_pipe(&err) {
-                print_failed(&args, &err);
-            }
-            return Err(err);
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        write!(out, "{report}")?;
-    }
-    out.flush()?;
-    Ok(exit_code(&report))
-}
-
-/// A run (or merge) that failed as a whole, under `--json`: the vocabulary's error
-/// event, with the target (or the merged files) it was about.
-#[derive(serde::Serialize)]
-struct Failed<'a> {
-    event: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    target: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    merge: Option<&'a [PathBuf]>,
-    #[serde(flatten)]
-    error: RunError,
-}
-
-fn print_failed(args: &Args, err: &anyhow::Error) {
-    let merging = !args.merge.is_empty();
-    let error = match crate::exit::sockit_error(err) {
-        // `reason`: the word errors_by_kind counts it under (`check`, `reset`, …)
-        Some(e) if merging => RunError::new(e.kind().as_str(), e),
-        Some(e) => RunError::new(bench::error_kind_name(e), e),
-        None => RunError::new(
-            "os",
-            &Error::new(sockit::ErrorKind::Os, "bench", None, format!("{err:#}")),
-        ),
-    };
-    let failed = Failed {
-        event: "error",
-        target: (!merging).then(|| target_text(args)),
-        merge: merging.then_some(args.merge.as_slice()),
-        error,
-    };
-    if let Ok(line) = serde_json::to_string(&failed) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
-        let _ = out.flush();
-    }
-}
-
-/// 7 for wrong or lost data, or no reply at all; else the first error's kind; else 0.
-fn exit_code(r: &Report) -> ExitCode {
-    if let Some(n) = r.unanswered() {
-        let s = if n == 1 { "" } else { "s" };
-        if r.requests == 0 {
-            crate::exit::stderr_line(format_args!(
-                "sockit: bench: no reply in the measured window: {n} request{s} sent, 0 answered"
-            ));
-        } else {
-            crate::exit::stderr_line(format_args!(
-                "sockit: bench: a run got no reply in the measured window: {n} request{s} sent to it, 0 answered"
-            ));
-        }
-        return ExitCode::from(7);
-    }
-    if r.data_errors() {
-        crate::exit::stderr_line(format_args!(
-            "sockit: bench: data came back wrong: {} mismatched, {} lost, {} truncated, {} bytes lost, {} extra bytes",
-            r.mismatches, r.lost, r.truncated, r.lost_bytes, r.extra_bytes
-        ));
-        return ExitCode::from(7);
-    }
-    if r.errors > 0 {
-        return ExitCode::from(
-            r.first_error
-                .as_ref()
-                .map_or(1, |e| crate::exit::code_for_kind(e.kind)),
-        );
-    }
-    ExitCode::SUCCESS
-}
-
 /// The target as the success JSON writes it (`HOST:PORT`, `[V6]:PORT`, the Unix
 /// address), from the words given: the error JSON may come before any resolution.
-fn target_text(args: &Args) -> String {
+pub(super) fn target_text(args: &Args) -> String {
     if let Some(u) = &args.unix {
         return u.clone();
     }
@@ -217,40 +137,8 @@ fn target_text(args: &Args) -> String {
     }
 }
 
-/// Seconds for the progress line: up to 3 decimals, none when whole (`1.5`, `2`).
-fn secs_text(d: Duration) -> String {
-    format!("{}", (d.as_secs_f64() * 1000.0).round() / 1000.0)
-}
-
-/// The merged files, or one run.
-fn measure(args: &Args) -> anyhow::Result<Report> {
-    if !args.merge.is_empty() {
-        return merge_files(&args.merge);
-    }
-    check_flags(args)?;
-    let config = config_of(args)?;
-    if args.verbose > 0 {
-        crate::exit::stderr_line(format_args!("sockit: bench {config}"));
-    }
-    let report = run_with_progress(&config)?;
-    if args.verbose > 0 {
-        crate::exit::stderr_line(format_args!(
-            "sockit: bench: {} of {} connections set up; stopped by {}; load threads used {:.0} % of a CPU and waited for one {:.1} % of the time",
-            report.connected,
-            report.connections,
-            report.stopped_by,
-            report.cpu_pct.unwrap_or(0.0),
-            report.cpu_wait_pct.unwrap_or(0.0)
-        ));
-        if let Some(e) = &report.first_error {
-            crate::exit::stderr_line(format_args!("sockit: bench: first error: {}", e.message));
-        }
-    }
-    Ok(report)
-}
-
 /// The flag checks that need more than one flag, or name the flag (before any lookup).
-fn check_flags(args: &Args) -> anyhow::Result<()> {
+pub(super) fn check_flags(args: &Args) -> anyhow::Result<()> {
     if args.count == Some(0) {
         return Err(Error::invalid_input("bench", "--count must be at least 1").into());
     }
@@ -291,6 +179,22 @@ fn parse_request_timeout(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| "must be at least 0.001 and at most 1e9 seconds".into())
 }
 
+/// `--interval`: at least [`bench::MIN_INTERVAL`], at most [`bench::MAX_DURATION`].
+fn parse_interval(text: &str) -> Result<Duration, String> {
+    crate::args::parse_secs_in(text, false, bench::MAX_DURATION.as_secs_f64())
+        .ok()
+        .filter(|d| *d >= bench::MIN_INTERVAL)
+        .ok_or_else(|| "must be at least 0.01 and at most 3600 seconds".into())
+}
+
+/// `--shard I/N`: 1 <= I <= N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    text.split_once('/')
+        .and_then(|(i, n)| Some((i.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)))
+        .filter(|(i, n)| (1..=*n).contains(i))
+        .ok_or_else(|| "must be I/N with 1 <= I <= N (for example 1/2)".into())
+}
+
 /// `--rate`: requests per second, more than 0 and at most 10,000,000 as the library takes.
 fn parse_rate(text: &str) -> Result<f64, String> {
     text.trim()
@@ -300,7 +204,7 @@ fn parse_rate(text: &str) -> Result<f64, String> {
         .ok_or_else(|| "must be more than 0 and at most 10000000 per second".to_string())
 }
 
-fn config_of(args: &Args) -> anyhow::Result<Config> {
+pub(super) fn config_of(args: &Args) -> anyhow::Result<Config> {
     let target = if let Some(p) = &args.unix {
         let addr = sockit::unix::UnixAddr::parse(p)?;
         if args.udp {
@@ -344,84 +248,10 @@ fn config_of(args: &Args) -> anyhow::Result<Config> {
     c.timeout = args.timeout;
     c.connect_timeout = args.connect_timeout;
     c.verify = !args.no_verify;
+    c.interval = args.interval;
+    if let Some((i, n)) = args.shard {
+        c = c.shard(i, n)?;
+    }
     c.validate()?;
     Ok(c)
-}
-
-/// Runs the benchmark with a progress line on stderr when stderr is a terminal.
-fn run_with_progress(config: &Config) -> anyhow::Result<Report> {
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        b
-    });
-    let mut last_requests = 0u64;
-    let mut last_t = Duration::ZERO;
-    let report = bench::run(config, |p| {
-        let Some(b) = &bar else { return };
-        let dt = (p.elapsed.saturating_sub(last_t)).as_secs_f64();
-        let rate = if dt > 0.0 {
-            (p.requests.saturating_sub(last_requests)) as f64 / dt
-        } else {
-            0.0
-        };
-        last_requests = p.requests;
-        last_t = p.elapsed;
-        b.set_message(format!(
-            "{} {:.1}/{} s  {} connections  {} requests  {:.0} rps",
-            if p.measuring { "bench" } else { "warm-up" },
-            p.elapsed.as_secs_f64(),
-            secs_text(p.planned),
-            p.connected,
-            p.requests,
-            rate
-        ));
-    });
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    report.context("bench")
-}
-
-/// Reads saved `--json` results and adds them up ([`Merge::add_text`]).
-fn merge_files(files: &[PathBuf]) -> anyhow::Result<Report> {
-    let mut merge = Merge::default();
-    for f in files {
-        let text = read_text(f)?;
-        merge
-            .add_text(&f.display().to_string(), &text)
-            .context("--merge")?;
-    }
-    merge
-        .finish()
-        .ok_or_else(|| Error::invalid_input("json", "no results in the --merge files").into())
-}
-
-/// A saved result file as text: at most 64 MiB (`/dev/zero` is refused, not read), UTF-8
-/// (bad bytes are bad input naming the file and the line).
-fn read_text(f: &Path) -> anyhow::Result<String> {
-    let bytes = sockit::files::read_capped(f, 64 << 20, Some("open"), "bench result")
-        .with_context(|| format!("--merge {}", f.display()))?;
-    String::from_utf8(bytes).map_err(|e| {
-        let at = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-        anyhow::Error::new(Error::invalid_input(
-            "json",
-            format!("not text: bytes that are not UTF-8 at offset {at}"),
-        ))
-        .context(format!("--merge {} line {line}", f.display()))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn progress_shows_the_planned_seconds_as_given() {
-        // Regression: `--duration 1.5` showed "0.1/2 s".
-        assert_eq!(secs_text(Duration::from_millis(1500)), "1.5");
-        assert_eq!(secs_text(Duration::from_secs(2)), "2");
-        assert_eq!(secs_text(Duration::from_millis(250)), "0.25");
-    }
 }
