@@ -26,6 +26,7 @@ pub mod relay;
 pub mod repr;
 pub mod resolve;
 pub mod scan;
+pub mod serve;
 pub mod socket;
 pub mod sockopt;
 #[doc(hidden)]
