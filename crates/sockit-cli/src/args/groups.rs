@@ -55,6 +55,7 @@ impl SocketOptArgs {
     }
 }
 
+/// Traffic logs (`-x FILE`, `-o FILE`): connect, listen, forward.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TrafficLogArgs {
     /// Hex dump of both directions to FILE (offsets, direction marks >/<, timestamps).
@@ -286,8 +287,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
-
-/// Data handling on connect and listen: `-C`, `-d SECS`, `--send-only`, `--recv-only`,
 
 /// TLS for `connect` (ncat's `--ssl`): the server's certificate is verified by default.
 #[derive(Debug, Clone, Default, clap::Args)]

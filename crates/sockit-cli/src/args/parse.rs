@@ -21,8 +21,6 @@ pub fn parse_byte_value(text: &str) -> Result<u32, String> {
     parsed.map_err(|_| format!("not a number: {text:?} (decimal or 0x hex)"))
 }
 
-/// Traffic logs (`-x FILE`, `-o FILE`): connect, listen, forward.
-
 /// Seconds as a `Duration` (`1`, `0.5`), from 0 to 1e9: the value parser of `-i`, `-q`, `-d`.
 pub fn parse_secs(text: &str) -> Result<Duration, String> {
     parse_secs_in(text, true, 1e9)

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::groups::TrafficLogArgs;
 use super::parse::parse_secs;
 
+/// Data handling on connect and listen: `-C`, `-d SECS`, `--send-only`, `--recv-only`,
 /// `-x FILE`, `-o FILE`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DataArgs {

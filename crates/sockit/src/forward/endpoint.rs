@@ -46,7 +46,7 @@ impl Endpoint {
     /// Unix datagram socket.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a missing or bad port or host, as
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a missing or bad port or host, as
     /// [`parse_host_port`] says, a bad Unix path, or an empty abstract name (`@`).
     ///
     /// # Examples
@@ -100,7 +100,7 @@ impl Endpoint {
     /// but there is nothing to connect to at port 0.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for port 0.
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for port 0.
     pub fn check_target(&self) -> Result<()> {
         match self {
             Endpoint::Ip {

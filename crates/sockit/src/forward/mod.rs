@@ -1,6 +1,6 @@
 //! Port forwarding: accept on one address and relay each connection (or UDP peer) to a
 //! target — socat's `TCP-LISTEN:PORT,fork TCP:HOST:PORT` — as a mode on the
-//! [`serve`](crate::serve) core.
+//! [`serve`] core.
 //!
 //! Either side may be TCP, UDP or a Unix stream socket ([`Endpoint`]); a target may also
 //! be a Unix datagram socket. Contract:
