@@ -17,7 +17,14 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("tokio runtime")
+        .map_err(|e| {
+            let named = e.raw_os_error() == Some(libc::EMFILE);
+            anyhow::Error::new(e).context(if named {
+                "tokio runtime (the open-file limit, ulimit -n, is too small)"
+            } else {
+                "tokio runtime"
+            })
+        })
 }
 
 /// A server's stop controller, driven by the signals.

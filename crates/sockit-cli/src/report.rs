@@ -6,7 +6,8 @@
 //!   stdout carries no data) and on stderr for connect and listen ([`JsonTo`]).
 //! - Text: `sockit: LINE` on stderr for events of [`Severity::Info`] with `-v`,
 //!   [`Severity::Debug`] with `-vv`; [`Severity::Notice`] and [`Severity::Error`] always
-//!   (resets, cut sessions, `EMFILE` pauses, unreachable targets, warnings).
+//!   (resets, cut sessions, `EMFILE` pauses, unreachable targets, warnings), unless
+//!   `--json` (without `-v`) already carries them.
 //! - Repeats: events with the same [`Event::repeat_key`] print at most once a second; the
 //!   next one printed says how many were held back (`(+N more like this)`, JSON
 //!   `"repeated":N`), and [`Reporter::flush`] prints what is still held at the end.
@@ -73,16 +74,19 @@ impl Reporter {
         Arc::new(move |ev| me.event(&ev))
     }
 
-    /// Would `ev` print at all?
-    fn shown(&self, ev: &Event) -> bool {
-        if self.json {
-            return true;
-        }
+    /// Does `ev` print as a text line? With `-v` at its level; a notice or an error
+    /// always, unless `--json` carries it.
+    fn text_shown(&self, ev: &Event) -> bool {
         match ev.severity() {
             Severity::Debug => self.verbose >= 2,
             Severity::Info => self.verbose >= 1,
-            Severity::Notice | Severity::Error => true,
+            Severity::Notice | Severity::Error => self.verbose >= 1 || !self.json,
         }
+    }
+
+    /// Would `ev` print at all?
+    fn shown(&self, ev: &Event) -> bool {
+        self.json || self.text_shown(ev)
     }
 
     /// Is `ev` subject to the repeat limit? Closed events are one per session: with `-v`
@@ -178,6 +182,8 @@ impl Reporter {
                 o.insert("repeated".into(), repeated.into());
             }
             self.json_line(&v);
+        }
+        if !self.text_shown(ev) {
             return;
         }
         if repeated > 0 {
