@@ -14,4 +14,5 @@ mod http;
 mod listen;
 mod lookups;
 mod scan;
+mod servers;
 mod tour;
