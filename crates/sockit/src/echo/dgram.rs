@@ -14,8 +14,6 @@ use crate::unix::UnixAddr;
 
 // ---------------------------------------------------------------- datagrams
 
-/// Datagrams one `recvmmsg(2)`/`sendmmsg(2)` call carries.
-
 /// UDP on Linux: one `recvmmsg(2)` takes every queued datagram (up to [`UDP_BATCH`]), one
 /// `sendmmsg(2)` sends them all back. A batch that comes back less than full means the
 /// queue was drained: readiness is cleared without the extra `EAGAIN` call.

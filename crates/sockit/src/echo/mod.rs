@@ -79,6 +79,7 @@ pub const FDS_PER_WORKER: usize = 3;
 pub const FDS_FOR_CLIENTS: usize = 2;
 /// How many times `--tcp --udp` on port 0 tries a new port when UDP's is taken.
 const TCP_UDP_TRIES: usize = 16;
+/// Datagrams one `recvmmsg(2)`/`sendmmsg(2)` call carries.
 #[cfg(target_os = "linux")]
 const UDP_BATCH: usize = 32;
 
