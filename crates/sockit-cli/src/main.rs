@@ -6,9 +6,11 @@ mod cli;
 mod cmd;
 mod exec;
 mod exit;
+mod lifecycle;
 #[allow(dead_code)] // used as the subcommands land
 mod output;
 mod plot;
+mod report;
 mod stdio;
 
 use std::process::ExitCode;

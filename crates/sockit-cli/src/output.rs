@@ -31,16 +31,24 @@ pub fn print_listening_unix(path: &str) -> std::io::Result<()> {
     out.flush()
 }
 
-/// A JSON error object: `{"kind":…,"code":…,"message":…}`.
+/// A JSON error object: `{"kind":…,"op":…,"code":…,"message":…}` (the library's serde
+/// form of its error; `kind` `other` for an error from outside the library).
 pub fn json_error(err: &anyhow::Error) -> serde_json::Value {
     match crate::exit::sockit_error(err) {
-        Some(e) => serde_json::json!({
-            "kind": e.kind().as_str(),
-            "code": e.code(),
-            "message": e.to_string(),
-        }),
-        None => serde_json::json!({"kind": "other", "code": null, "message": format!("{err:#}")}),
+        Some(e) => serde_json::to_value(e).unwrap_or_default(),
+        None => serde_json::json!({"kind": "other", "op": null, "code": null,
+                                   "message": crate::exit::python_text(err)}),
     }
+}
+
+/// The `{"event":"error",…}` object of an error that ends a command.
+pub fn error_event(err: &anyhow::Error) -> serde_json::Value {
+    let mut v = serde_json::json!({"event": "error"});
+    if let (serde_json::Value::Object(o), serde_json::Value::Object(e)) = (&mut v, json_error(err))
+    {
+        o.extend(e);
+    }
+    v
 }
 
 /// With `--json`, a command's error that ends it is also printed on stdout as

@@ -217,6 +217,27 @@ impl Error {
     }
 }
 
+/// Serialised as the JSON vocabulary's error object:
+/// `{"kind":"os","op":"connect","code":111,"message":"connect: [Errno 111] Connection refused"}`
+/// (`message` is the whole `Display` text).
+impl serde::Serialize for Error {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Error", 4)?;
+        st.serialize_field("kind", self.kind.as_str())?;
+        st.serialize_field("op", &*self.op)?;
+        st.serialize_field("code", &self.code)?;
+        st.serialize_field("message", &self.to_string())?;
+        st.end()
+    }
+}
+
+impl serde::Serialize for ErrorKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         match (e.kind, e.code) {

@@ -1,16 +1,30 @@
 //! sockit: Python's `socket` module, done right, in Rust.
 //!
-//! The library behind the `sockit` command: a blocking [`Socket`] with the shape and
-//! timeout semantics of Python's `socket.socket`, the lookups of the module
-//! ([`resolve`]), and the pieces the command is built from — the concurrent echo server
-//! ([`echo`]), stream relays ([`relay`]), client connects ([`client`]), raw HTTP
-//! ([`http`]) and the load generator ([`mod@bench`]).
+//! The library behind the `sockit` command. It never prints and never exits the process:
+//! every function returns [`Result`], and an [`Error`] carries an [`ErrorKind`] that
+//! mirrors Python's exception tree and prints Python's message
+//! (`connect: [Errno 111] Connection refused`).
 //!
-//! Every function returns [`Result`]; an [`Error`] carries an [`ErrorKind`] that mirrors
-//! Python's exception tree and prints Python's message
-//! (`connect: [Errno 111] Connection refused`). The library never prints and never exits
-//! the process.
+//! # Layers, bottom up
+//!
+//! | layer | modules | contract |
+//! | --- | --- | --- |
+//! | system | [`sys`] (hidden) | the only `unsafe` and raw `libc` code (`#![deny(unsafe_code)]` elsewhere) |
+//! | errors | [`error`] | one `Error { kind, op, code, message }`; kinds map to exit codes |
+//! | addresses and lookups | [`addr`], [`resolve`], [`unix`] | address text ↔ addresses; getaddrinfo and the databases; Unix paths and the stale-aware bind |
+//! | sockets | [`socket`], [`sockopt`] | the Python-shaped blocking [`Socket`]; socket options set and read back |
+//! | clients | [`client`], [`tls`] | `create_connection`, RFC 8305 `connect_happy`; rustls configurations |
+//! | data paths | [`relay`], [`dump`], [`access`] | half-close and reset aware relays; traffic taps; allow/deny lists |
+//! | the server core | [`serve`] | bind, admission, sessions, lingering close and abort, drain with a deadline, one event vocabulary |
+//! | servers (modes on the core) | [`echo`], [`forward`] | the echo server (mio event loops); port forwarding (tokio) |
+//! | tools | [`http`], [`mod@bench`], [`scan`] | raw HTTP; the load generator; port scans |
+//!
+//! Each layer uses only the layers listed before it. What may block and what ends
+//! a loop is stated in each module's docs (smoltcp's habit): servers stop through
+//! [`serve::Stop`], and every wait of a data path is bounded by an idle timeout, a drain
+//! deadline or the peer.
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 
 pub mod access;
 pub mod addr;
@@ -26,9 +40,11 @@ pub mod relay;
 pub mod repr;
 pub mod resolve;
 pub mod scan;
+pub mod serve;
 pub mod socket;
 pub mod sockopt;
 #[doc(hidden)]
+#[allow(unsafe_code)]
 pub mod sys;
 pub mod tls;
 pub mod unix;

@@ -15,6 +15,10 @@
 //!   send fails with `EPIPE`/`ECONNRESET` after the remote end (the peer closed entirely).
 //! - [`RelayOptions::idle_timeout`] ends the relay with [`ErrorKind::Timeout`] after that
 //!   long without a byte in either direction.
+//! - A reset is never turned into a clean end: an `ECONNRESET` (or `EPIPE`) on either
+//!   side ends the relay with that error, and [`Outcome::reset`] says which side it came
+//!   from, so the caller aborts the other side (`SO_LINGER` 0, close: a RST) instead of
+//!   closing it with a FIN a reader would take for a complete stream.
 //! - Datagram relays ([`relay_datagrams`]) send each local read as one datagram and write
 //!   each received datagram whole; a datagram socket has no end, so they end only by
 //!   `quit_after_eof`, the idle timeout or an error.
@@ -153,6 +157,31 @@ pub struct Outcome {
     /// `read`/`write` for the local side, `recv`/`send` for the socket, `idle` for the idle
     /// timeout.
     pub result: Result<End>,
+}
+
+/// Which end of a relay a reset came from (see [`Outcome::reset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetSide {
+    /// The local side (`read`/`write` failed with `ECONNRESET`, or `write` with `EPIPE`).
+    Local,
+    /// The socket side (`recv`/`send` failed with `ECONNRESET`, or `send` with `EPIPE`).
+    Remote,
+}
+
+impl Outcome {
+    /// The side that reset its connection, if a reset ended the relay: the caller passes
+    /// it on as a reset (`SO_LINGER` 0 and close) to the other side, never as a FIN.
+    pub fn reset(&self) -> Option<ResetSide> {
+        let e = self.result.as_ref().err()?;
+        if !(e.is_errno(libc::ECONNRESET) || e.is_errno(libc::EPIPE)) {
+            return None;
+        }
+        match e.op() {
+            "read" | "write" => Some(ResetSide::Local),
+            "recv" | "send" => Some(ResetSide::Remote),
+            _ => None,
+        }
+    }
 }
 
 /// Shared counters and the last-activity clock of one relay.
@@ -318,12 +347,40 @@ where
     RW: AsyncWrite + Unpin + ?Sized,
 {
     let counters = Counters::new();
-    let result = {
+    let result =
+        relay_stream_counted(local_r, local_w, remote_r, remote_w, opts, tap, &counters).await;
+    Outcome {
+        totals: counters.totals(),
+        result,
+    }
+}
+
+/// [`relay_stream`] counting into `counters`, which the caller keeps: a server that
+/// drops the relay (a stop cuts the session) still knows how many bytes it moved.
+///
+/// # Errors
+/// As [`relay_stream`].
+pub async fn relay_stream_counted<LR, LW, RR, RW>(
+    local_r: &mut LR,
+    local_w: &mut LW,
+    remote_r: &mut RR,
+    remote_w: &mut RW,
+    opts: &RelayOptions,
+    tap: Option<&dyn Tap>,
+    counters: &Counters,
+) -> Result<End>
+where
+    LR: AsyncRead + Unpin + ?Sized,
+    LW: AsyncWrite + Unpin + ?Sized,
+    RR: AsyncRead + Unpin + ?Sized,
+    RW: AsyncWrite + Unpin + ?Sized,
+{
+    {
         let send = pump(
             local_r,
             remote_w,
             Direction::Send,
-            &counters,
+            counters,
             tap,
             opts.shutdown_on_eof,
         );
@@ -331,7 +388,7 @@ where
             remote_r,
             local_w,
             Direction::Recv,
-            &counters,
+            counters,
             tap,
             !opts.end_on_remote_eof,
         );
@@ -389,10 +446,6 @@ where
                 _ = counters.idle_expired(opts.idle_timeout) => break Err(Error::timeout("idle")),
             }
         }
-    };
-    Outcome {
-        totals: counters.totals(),
-        result,
     }
 }
 
@@ -448,8 +501,31 @@ where
     D: DatagramSocket + ?Sized,
 {
     let counters = Counters::new();
-    let result = {
-        let counters = &counters;
+    let result = relay_datagrams_counted(local_r, local_w, sock, opts, tap, &counters).await;
+    Outcome {
+        totals: counters.totals(),
+        result,
+    }
+}
+
+/// [`relay_datagrams`] counting into `counters`, which the caller keeps.
+///
+/// # Errors
+/// As [`relay_datagrams`].
+pub async fn relay_datagrams_counted<LR, LW, D>(
+    local_r: &mut LR,
+    local_w: &mut LW,
+    sock: &D,
+    opts: &RelayOptions,
+    tap: Option<&dyn Tap>,
+    counters: &Counters,
+) -> Result<End>
+where
+    LR: AsyncRead + Unpin + ?Sized,
+    LW: AsyncWrite + Unpin + ?Sized,
+    D: DatagramSocket + ?Sized,
+{
+    {
         let send = async move {
             let mut buf = vec![0u8; MAX_DATAGRAM_SEND];
             loop {
@@ -514,10 +590,6 @@ where
                 _ = counters.idle_expired(opts.idle_timeout) => break Err(Error::timeout("idle")),
             }
         }
-    };
-    Outcome {
-        totals: counters.totals(),
-        result,
     }
 }
 

@@ -31,8 +31,7 @@ use tokio::net::{TcpListener, UdpSocket, UnixDatagram, UnixListener};
 use tokio::sync::{Mutex, mpsc, watch};
 
 use crate::args::{
-    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsServerArgs, parse_idle_secs,
-    parse_secs,
+    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsServerArgs, parse_secs,
 };
 use crate::cmd::connect::{
     apply_sockopts, end_name, local_stdio, name_stdin, outcome_code, stdin_is_terminal,
@@ -62,12 +61,10 @@ pub struct Args {
     /// Accept IPv4 too on an IPv6 wildcard listener (IPV6_V6ONLY off; needs `::`).
     #[arg(long = "dual-stack")]
     pub dual_stack: bool,
-    /// Idle timeout in seconds, per connection, reset by traffic either way (one peer:
-    /// expiry exits 5; with -k the idle connection is closed; -k -u: the idle peer is
-    /// forgotten and the listener goes on).
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
-          value_parser = parse_idle_secs)]
-    pub idle: Option<Duration>,
+    /// -i SECS: idle timeout per connection (one peer: expiry exits 5; with -k the idle
+    /// connection is closed; -k -u: the idle peer is forgotten and the listener goes on).
+    #[command(flatten)]
+    pub idle: crate::args::IdleArgs,
     /// After end of stdin, wait at most SECS for the peer, then quit (one-peer mode).
     #[arg(short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
@@ -84,17 +81,10 @@ pub struct Args {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
-    /// Admit only peers in these networks (CIDR; repeatable or comma-separated); others are
-    /// closed at once (datagrams dropped) and logged with -v.
-    #[arg(long, value_name = "CIDR")]
-    pub allow: Vec<String>,
-    /// Refuse peers in these networks (wins over --allow).
-    #[arg(long, value_name = "CIDR")]
-    pub deny: Vec<String>,
-    /// With -k: at most N clients at once (at least 1); more are accepted and closed at
-    /// once. Without -k or --broker it has no effect (a warning says so, as ncat's).
-    #[arg(long = "max-conns", value_name = "N", value_parser = crate::cmd::forward::parse_max_conns)]
-    pub max_conns: Option<usize>,
+    /// --allow/--deny CIDR, --max-conns N (with -k; without -k or --broker it has no
+    /// effect, and a warning says so, as ncat's).
+    #[command(flatten)]
+    pub admit: crate::args::AdmitArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -471,7 +461,7 @@ fn bind(args: &Args, cleanup: &mut Cleanup, events: Events) -> anyhow::Result<Bo
 
 fn relay_options(args: &Args) -> RelayOptions {
     RelayOptions {
-        idle_timeout: args.idle,
+        idle_timeout: args.idle.timeout,
         quit_after_eof: args.quit,
         shutdown_on_eof: !args.no_shutdown,
         end_on_remote_eof: stdin_is_terminal() || args.data.recv_only,
@@ -480,7 +470,7 @@ fn relay_options(args: &Args) -> RelayOptions {
 
 /// The `--allow`/`--deny` list (refused on a Unix listener: its peers have no IP address).
 fn access(args: &Args) -> sockit::Result<AccessList> {
-    let acl = AccessList::parse(&args.allow, &args.deny)?;
+    let acl = AccessList::parse(&args.admit.allow, &args.admit.deny)?;
     if args.unix.is_some() && !acl.is_open() {
         return Err(sockit::Error::invalid_input(
             "access",
@@ -548,7 +538,7 @@ impl Checked {
         if let Some(program) = args.exec.first() {
             check_program(program)?;
         }
-        if args.max_conns.is_some() && !(args.keep || args.broker) {
+        if args.admit.max_conns.is_some() && !(args.keep || args.broker) {
             warn_max_conns(args.output.events());
         }
         let access = access(args)?;
@@ -898,7 +888,7 @@ async fn serve_streams(
         if refused(&access, &peer, events) {
             continue;
         }
-        if let Some(max) = args.max_conns
+        if let Some(max) = args.admit.max_conns
             && hub.clients.lock().await.len() >= max
         {
             event(
@@ -917,7 +907,7 @@ async fn serve_streams(
             hub: hub.clone(),
             stdout: stdout_tx.clone(),
             broker: args.broker,
-            idle: args.idle,
+            idle: args.idle.timeout,
             events,
             send_only: args.data.send_only,
             log: log.as_ref().map(|l| l.tap(Some(label(id, &peer)))),
@@ -1146,7 +1136,7 @@ async fn serve_datagrams(
             if rx.wait_for(Option::is_some).await.is_err() {
                 std::future::pending::<()>().await;
             }
-            counters.idle_expired(args.idle).await;
+            counters.idle_expired(args.idle.timeout).await;
         };
         tokio::select! {
             r = &mut sender, if !sender_done => { sender_done = true; if let Err(e) = r { break Err(e); } }
@@ -1203,7 +1193,7 @@ async fn serve_exec(
             let _ = w.shutdown().await;
             continue;
         }
-        if let Some(max) = args.max_conns
+        if let Some(max) = args.admit.max_conns
             && args.keep
             && active.load(Ordering::SeqCst) >= max
         {
@@ -1222,7 +1212,7 @@ async fn serve_exec(
         let tap = log
             .as_ref()
             .map(|l| l.tap(args.keep.then(|| label(conn_id, &peer))));
-        let (argv, idle, active) = (args.exec.clone(), args.idle, active.clone());
+        let (argv, idle, active) = (args.exec.clone(), args.idle.timeout, active.clone());
         let args_keep = args.keep;
         let session = async move {
             let tap = tap.as_ref().map(|t| t as &dyn relay::Tap);

@@ -186,6 +186,27 @@ pub fn spawn_listening(cmd: &mut Command) -> Server {
             panic!("server printed no listening line within 10 s");
         }
     };
+    // Under --json the line is `{"event":"listening","local_host":…,"local_port":…}`.
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+        assert_eq!(
+            v["event"], "listening",
+            "first line is not a listening event: {line}"
+        );
+        let (host, port) = match v["local_path"].as_str() {
+            Some(p) => (p.to_string(), 0),
+            None => (
+                v["local_host"].as_str().expect("local_host").to_string(),
+                v["local_port"].as_u64().expect("local_port") as u16,
+            ),
+        };
+        return Server {
+            child,
+            host,
+            port,
+            first_line: line,
+            lines: rx,
+        };
+    }
     let words: Vec<&str> = line.split_whitespace().collect();
     assert!(
         words.len() >= 3 && words[0] == "listening",

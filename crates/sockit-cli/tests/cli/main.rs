@@ -15,4 +15,5 @@ mod http;
 mod listen;
 mod lookups;
 mod scan;
+mod servers;
 mod tour;

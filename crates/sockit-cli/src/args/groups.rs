@@ -1,10 +1,14 @@
-//! Argument groups shared by several subcommands (flattened into their `Args`).
+//! The clap groups shared by the subcommands (flattened into their `Args`): one meaning
+//! and one parser per flag everywhere (`-4/-6/-n`, `-v/--json`, `--max-conns`, `-i`,
+//! `--drain`, `--allow/--deny`, socket options, traffic logs, TLS).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sockit::Family;
 use sockit::client::ConnectOptions;
+
+use super::parse::{parse_byte_value, parse_drain, parse_idle_secs, parse_linger, parse_max_conns};
 
 /// Socket options (`--nodelay`, `--ttl N` …): connect, listen, forward.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -49,24 +53,6 @@ impl SocketOptArgs {
             linger: self.linger.map(|s| Duration::from_secs(u64::from(s))),
         }
     }
-}
-
-/// `--linger`: whole seconds, 0 to `i32::MAX` (`struct linger`'s `l_linger` is a C `int`).
-fn parse_linger(text: &str) -> Result<u32, String> {
-    text.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|s| *s <= i32::MAX as u32)
-        .ok_or_else(|| format!("must be whole seconds, 0-{} (SO_LINGER)", i32::MAX))
-}
-
-/// `0x10` or `16`.
-fn parse_byte_value(text: &str) -> Result<u32, String> {
-    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
-        Some(hex) => u32::from_str_radix(hex, 16),
-        None => text.parse::<u32>(),
-    };
-    parsed.map_err(|_| format!("not a number: {text:?} (decimal or 0x hex)"))
 }
 
 /// Traffic logs (`-x FILE`, `-o FILE`): connect, listen, forward.
@@ -121,29 +107,51 @@ pub fn log_failed() -> bool {
     LOG_FAILED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// Seconds as a `Duration` (`1`, `0.5`), from 0 to 1e9: the value parser of `-i`, `-q`, `-d`.
-pub fn parse_secs(text: &str) -> Result<Duration, String> {
-    parse_secs_in(text, true, 1e9)
+/// `--max-conns N`, `--allow CIDR`, `--deny CIDR`: whom a server admits, and how many
+/// at once (echo-server, listen, forward).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AdmitArgs {
+    /// At most N sessions at once (1-16777216, default 1024); more are accepted and
+    /// closed at once (datagrams dropped).
+    #[arg(long = "max-conns", value_name = "N", value_parser = parse_max_conns)]
+    pub max_conns: Option<usize>,
+    /// Admit only peers in these networks (CIDR; repeatable or comma-separated); others
+    /// are closed at once (datagrams dropped).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    /// Refuse peers in these networks (wins over --allow).
+    #[arg(long, value_name = "CIDR")]
+    pub deny: Vec<String>,
 }
 
-/// A connect timeout (`-w SECS`): more than 0 and at most 1e9 seconds.
-///
-/// `-w 0` is refused rather than given a meaning: ncat refuses it too ("must be greater
-/// than 0"), OpenBSD nc turns it into a zero-length poll (every connect that is not
-/// instant "times out"), and Python's `create_connection(timeout=0)` makes a non-blocking
-/// socket whose connect fails with EINPROGRESS. No limit is spelled by leaving `-w` out.
-pub fn parse_timeout_secs(text: &str) -> Result<Duration, String> {
-    parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (leave -w out for no limit)"))
+impl AdmitArgs {
+    /// The access list of `--allow`/`--deny`.
+    pub fn access(&self) -> sockit::Result<sockit::access::AccessList> {
+        sockit::access::AccessList::parse(&self.allow, &self.deny)
+    }
+
+    /// `--max-conns`, or the default (1024).
+    pub fn max_conns(&self) -> usize {
+        self.max_conns.unwrap_or(sockit::serve::DEFAULT_MAX_CONNS)
+    }
 }
 
-/// An idle timeout (`-i SECS` of connect, listen, forward): more than 0 and at most 1e9
-/// seconds, as echo-server's `--idle-timeout`.
-///
-/// `-i 0` (or a value that rounds to 0 ns) would drop every connection at once ("idle:
-/// timed out"), so it is refused; no limit is spelled by leaving `-i` out. (`-q 0` stays
-/// valid: nc's "quit at once after end of stdin"; `-d 0` is no delay between lines.)
-pub fn parse_idle_secs(text: &str) -> Result<Duration, String> {
-    parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (leave -i out for no limit)"))
+/// `-i SECS`: the idle timeout of a session, reset by traffic either way.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct IdleArgs {
+    /// End a session after SECS (more than 0, at most 1e9) without traffic either way.
+    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
+          value_parser = parse_idle_secs)]
+    pub timeout: Option<Duration>,
+}
+
+/// `--drain SECS`: how a server stops on SIGTERM.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DrainArgs {
+    /// On SIGTERM, let open sessions finish for at most SECS, then abort them with RST
+    /// (0: abort at once). A second SIGTERM, SIGINT or SIGHUP aborts at once.
+    #[arg(long = "drain", value_name = "SECS", default_value = "5", value_parser = parse_drain)]
+    pub drain: Duration,
 }
 
 /// `-4`, `-6`, `-n`: which family, and whether names may be looked up.
@@ -169,6 +177,15 @@ impl FamilyArgs {
             Some(Family::Inet6)
         } else {
             None
+        }
+    }
+
+    /// The servers' address rule with these flags (`dual_stack` for `--dual-stack`).
+    pub fn addr_rule(&self, dual_stack: bool) -> sockit::serve::AddrRule {
+        sockit::serve::AddrRule {
+            family: self.family(),
+            numeric: self.numeric,
+            dual_stack,
         }
     }
 
@@ -228,8 +245,7 @@ impl Events {
     /// ends quietly with 0.
     pub fn fail(&self, err: &anyhow::Error) -> std::process::ExitCode {
         if self.json && !crate::exit::is_broken_pipe(err) {
-            let mut obj = crate::output::json_error(err);
-            obj["event"] = "error".into();
+            let obj = crate::output::error_event(err);
             crate::exit::stderr_line(format_args!("{obj}"));
             return std::process::ExitCode::from(crate::exit::code_for(err));
         }
@@ -270,155 +286,6 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
-}
-
-/// Data handling on connect and listen: `-C`, `-d SECS`, `--send-only`, `--recv-only`,
-/// `-x FILE`, `-o FILE`.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct DataArgs {
-    /// CRLF line endings: each "\n" of stdin is sent as "\r\n".
-    #[arg(short = 'C', long = "crlf")]
-    pub crlf: bool,
-    /// Delay between lines sent, in seconds.
-    #[arg(short = 'd', long = "delay", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
-    pub delay: Option<Duration>,
-    /// Only send: what the peer sends is read and discarded.
-    #[arg(long = "send-only", conflicts_with = "recv_only")]
-    pub send_only: bool,
-    /// Only receive: stdin is not read and nothing is sent (no half-close either).
-    #[arg(long = "recv-only")]
-    pub recv_only: bool,
-    #[command(flatten)]
-    pub log: TrafficLogArgs,
-}
-
-/// Boxed local input of a relay (stdin, possibly transformed).
-pub type LocalIn = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
-/// Boxed local output of a relay (stdout, or a sink).
-pub type LocalOut = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
-
-impl DataArgs {
-    /// Wraps the local input and output as the flags say: `--recv-only` never reads `input`
-    /// (an input that never ends), `--send-only` discards the output, `-C` / `-d` rewrite
-    /// and pace the input line by line (in a task feeding a pipe).
-    pub fn wrap(&self, input: LocalIn, output: LocalOut) -> (LocalIn, LocalOut) {
-        let output: LocalOut = if self.send_only {
-            Box::new(tokio::io::sink())
-        } else {
-            output
-        };
-        if self.recv_only {
-            return (Box::new(Never), output);
-        }
-        if !self.crlf && self.delay.is_none() {
-            return (input, output);
-        }
-        let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        let (crlf, delay) = (self.crlf, self.delay);
-        tokio::spawn(lines(input, ours, crlf, delay));
-        (Box::new(theirs), output)
-    }
-
-    /// Opens the `-x` / `-o` files, as a relay tap of one unlabelled session (None when
-    /// neither was given); a write error is handled as [`TrafficLogArgs::shared`] says.
-    pub fn tap(&self) -> sockit::Result<Option<sockit::dump::SessionTap>> {
-        Ok(self.log.shared()?.map(|l| l.tap(None)))
-    }
-}
-
-/// Copies `input` to `out` line by line: "\n" becomes "\r\n" with `crlf` (a "\r\n" stays
-/// as it is), and `delay` passes between two lines. Ends (closing `out`) at end of input
-/// or when the reader of `out` is gone.
-async fn lines(
-    mut input: LocalIn,
-    mut out: tokio::io::DuplexStream,
-    crlf: bool,
-    delay: Option<Duration>,
-) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut line: Vec<u8> = Vec::new();
-    let mut last_was_cr = false;
-    let mut sent_a_line = false;
-    loop {
-        let n = match input.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        for &b in &buf[..n] {
-            if b == b'\n' {
-                if crlf && !last_was_cr {
-                    line.push(b'\r');
-                }
-                line.push(b'\n');
-                if let Some(d) = delay
-                    && sent_a_line
-                {
-                    tokio::time::sleep(d).await;
-                }
-                if out.write_all(&line).await.is_err() {
-                    return;
-                }
-                line.clear();
-                sent_a_line = true;
-            } else {
-                line.push(b);
-            }
-            last_was_cr = b == b'\r';
-        }
-        // Without a delay, a partial line goes out at once (interactive use).
-        if delay.is_none() && !line.is_empty() {
-            if out.write_all(&line).await.is_err() {
-                return;
-            }
-            line.clear();
-        }
-    }
-    if !line.is_empty() {
-        if let Some(d) = delay
-            && sent_a_line
-        {
-            tokio::time::sleep(d).await;
-        }
-        let _ = out.write_all(&line).await;
-    }
-    let _ = out.shutdown().await;
-}
-
-/// An input that never yields a byte and never ends (`--recv-only`).
-struct Never;
-
-impl tokio::io::AsyncRead for Never {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
-        _buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Pending
-    }
-}
-
-#[cfg(test)]
-mod data_tests {
-    use super::*;
-
-    async fn through(input: &'static [u8], crlf: bool) -> Vec<u8> {
-        use tokio::io::AsyncReadExt;
-        let args = DataArgs {
-            crlf,
-            ..Default::default()
-        };
-        let (mut r, _) = args.wrap(Box::new(input), Box::new(tokio::io::sink()));
-        let mut v = Vec::new();
-        r.read_to_end(&mut v).await.unwrap();
-        v
-    }
-
-    #[tokio::test]
-    async fn crlf_turns_lf_into_crlf_once() {
-        assert_eq!(through(b"a\nb\r\nc", true).await, b"a\r\nb\r\nc");
-        assert_eq!(through(b"a\nb\n", false).await, b"a\nb\n");
-    }
 }
 
 /// TLS for `connect` (ncat's `--ssl`): the server's certificate is verified by default.
@@ -517,66 +384,4 @@ impl TlsServerArgs {
 /// The refusal for --tls over anything but TCP.
 pub fn tls_needs_tcp() -> sockit::Error {
     sockit::Error::invalid_input("tls", "--tls needs a TCP connection (not -u or --unix)")
-}
-
-/// Seconds within one flag's valid range: from 0 (`zero_ok`) or more than 0 (a value that
-/// rounds to 0 ns counts as 0), up to `max`. Every refusal (not a number, NaN, infinite,
-/// negative, too large) gets the same text stating that range once; clap puts the flag
-/// and the value as typed before it.
-pub fn parse_secs_in(text: &str, zero_ok: bool, max: f64) -> Result<Duration, String> {
-    let max_text = if max >= 1e6 {
-        format!("{max:e}")
-    } else {
-        format!("{max}")
-    };
-    text.trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && (0.0..=max).contains(s))
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-        .filter(|d| zero_ok || !d.is_zero())
-        .ok_or_else(|| {
-            let range = if zero_ok {
-                format!("must be at least 0 and at most {max_text} seconds")
-            } else {
-                format!("must be more than 0 and at most {max_text} seconds")
-            };
-            // A positive value under a nanosecond rounds to 0: say where the floor is.
-            match text.trim().parse::<f64>() {
-                Ok(s) if !zero_ok && s > 0.0 && s < 1e-9 => {
-                    format!("{range}; the smallest is 1e-9 (1 ns)")
-                }
-                _ => range,
-            }
-        })
-}
-
-#[cfg(test)]
-mod secs_tests {
-    use super::*;
-
-    #[test]
-    fn one_message_states_the_range() {
-        let more = "must be more than 0 and at most 3600 seconds";
-        for bad in ["0", "-1", "NaN", "inf", "1e300", "x", "", "3600.5"] {
-            assert_eq!(parse_secs_in(bad, false, 3600.0), Err(more.into()), "{bad}");
-        }
-        assert_eq!(
-            parse_secs_in("1e-12", false, 3600.0),
-            Err(format!("{more}; the smallest is 1e-9 (1 ns)"))
-        );
-        assert_eq!(
-            parse_secs_in("1.5", false, 3600.0),
-            Ok(Duration::from_millis(1500))
-        );
-        assert_eq!(parse_secs_in("0", true, 3600.0), Ok(Duration::ZERO));
-        assert_eq!(
-            parse_secs_in("1e30", true, 3600.0),
-            Err("must be at least 0 and at most 3600 seconds".into())
-        );
-        assert_eq!(
-            parse_secs_in("-1", false, 1e9),
-            Err("must be more than 0 and at most 1e9 seconds".into())
-        );
-    }
 }

@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::{ACCEPT_PAUSE, BUF_BYTES, CloseReason, Event, Peer, STOP_GRACE, Shared, Transport};
+use super::{ACCEPT_PAUSE, BUF_BYTES, CloseReason, Shared};
 use crate::error::Error;
+use crate::serve::{Event, Peer, Permit, Phase, Transport};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -39,6 +40,8 @@ const READS_PER_TURN: usize = 16;
 struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
+    /// The admission slot (and id) of the connection.
+    permit: Permit,
     readable: bool,
     writable: bool,
     /// The peer shut down its side (EPOLLRDHUP) or the socket has an error: reading stays
@@ -143,43 +146,46 @@ impl Loop {
         self.shared.stopping.load(Ordering::Relaxed)
     }
 
-    /// Serves until the server stops, then gives bytes already read [`STOP_GRACE`] to
-    /// leave, and closes everything.
+    /// Serves until the server stops: at the stop it stops accepting, serves the open
+    /// connections until they end or the drain deadline, then aborts the rest (RST).
     pub(super) fn run(mut self) {
         let mut events = Events::with_capacity(256);
-        let mut grace_until: Option<Instant> = None;
+        let mut draining = false;
         let idle_tick = self
             .shared
             .idle
             .map(|d| (d / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)));
         let mut next_idle_check = idle_tick.map(|t| Instant::now() + t);
         loop {
-            if self.stopping() && grace_until.is_none() {
-                // Stop accepting at once; connections with nothing pending close now.
+            if !draining && self.stopping() {
+                // Stop accepting at once; open connections go on until the deadline.
                 if let Some(mut l) = self.listener.take() {
                     let _ = self.poll.registry().deregister(&mut l);
                 }
                 if let Some(mut u) = self.udp.take() {
                     let _ = self.poll.registry().deregister(&mut u.sock);
                 }
-                grace_until = Some(Instant::now() + STOP_GRACE);
-                for i in 0..self.conns.len() {
-                    if self.conns[i].as_ref().is_some_and(|c| c.pending.is_empty()) {
-                        self.close(i, CloseReason::Stopped);
+                draining = true;
+            }
+            let mut deadline = None;
+            if draining {
+                match self.shared.stop.phase() {
+                    Phase::Aborted => {
+                        for i in 0..self.conns.len() {
+                            if self.conns[i].is_some() {
+                                self.close(i, CloseReason::Aborted);
+                            }
+                        }
+                        return;
                     }
+                    Phase::Draining { deadline: d } => deadline = Some(d),
+                    Phase::Running => {}
+                }
+                if self.conns.iter().all(Option::is_none) {
+                    return;
                 }
             }
-            if let Some(g) = grace_until
-                && (Instant::now() >= g || self.conns.iter().all(Option::is_none))
-            {
-                for i in 0..self.conns.len() {
-                    if self.conns[i].is_some() {
-                        self.close(i, CloseReason::Stopped);
-                    }
-                }
-                return;
-            }
-            let timeout = self.timeout(next_idle_check, grace_until);
+            let timeout = self.timeout(next_idle_check, deadline);
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -231,23 +237,16 @@ impl Loop {
         }
     }
 
-    fn timeout(&self, idle: Option<Instant>, grace: Option<Instant>) -> Option<Duration> {
+    fn timeout(&self, idle: Option<Instant>, deadline: Option<Instant>) -> Option<Duration> {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
-        [idle, grace, self.accept_paused_until]
+        [idle, deadline, self.accept_paused_until]
             .into_iter()
             .flatten()
             .map(|t| t.saturating_duration_since(now))
             .min()
-            .map(|d| {
-                if grace.is_some() {
-                    d.min(Duration::from_millis(10))
-                } else {
-                    d
-                }
-            })
     }
 
     fn accept_all(&mut self) {
@@ -275,7 +274,7 @@ impl Loop {
                     self.shared.emit(|| Event::AcceptPaused {
                         transport: Transport::Tcp,
                         error: Error::from_io("accept", e),
-                        pause: ACCEPT_PAUSE,
+                        pause_ms: ACCEPT_PAUSE.as_millis() as u64,
                     });
                     self.accept_paused_until = Some(Instant::now() + ACCEPT_PAUSE);
                     return;
@@ -286,8 +285,8 @@ impl Loop {
 
     fn add(&mut self, mut stream: TcpStream, peer: SocketAddr) {
         let shared = &self.shared;
-        let Some(open) = shared.admit(Transport::Tcp, &Peer::Ip(peer)) else {
-            drop(stream);
+        let Some(permit) = shared.admit(Transport::Tcp, &Peer::Ip(peer)) else {
+            let _ = stream.shutdown(Shutdown::Write);
             return;
         };
         // TCP_NODELAY: an echo must leave at once, not wait for Nagle's timer.
@@ -296,30 +295,29 @@ impl Loop {
             self.conns.push(None);
             self.conns.len() - 1
         });
-        if self
-            .poll
-            .registry()
-            .register(
-                &mut stream,
-                Token(i + FIRST_CONN),
-                Interest::READABLE | Interest::WRITABLE,
-            )
-            .is_err()
-        {
-            shared.open.fetch_sub(1, Ordering::Relaxed);
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(i + FIRST_CONN),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             self.free.push(i);
+            let why = CloseReason::Error(Error::from_io("epoll_ctl", e));
+            shared.closed(
+                permit,
+                Transport::Tcp,
+                Peer::Ip(peer),
+                0,
+                0,
+                Instant::now(),
+                why,
+            );
             return;
         }
-        shared.totals.connections.fetch_add(1, Ordering::Relaxed);
-        shared.emit(|| Event::Accepted {
-            transport: Transport::Tcp,
-            peer: Peer::Ip(peer),
-            open,
-        });
         let now = Instant::now();
         self.conns[i] = Some(Conn {
             stream,
             peer,
+            permit,
             readable: true,
             writable: true,
             read_closed: false,
@@ -337,23 +335,40 @@ impl Loop {
             return;
         };
         let _ = self.poll.registry().deregister(&mut c.stream);
+        let unechoed = (c.pending.len() - c.pending_off) as u64;
         if !c.pending.is_empty() {
             self.shared.pending.fetch_sub(1, Ordering::SeqCst);
         }
         self.free.push(i);
-        let shared = &self.shared;
-        shared.open.fetch_sub(1, Ordering::Relaxed);
-        shared
-            .totals
-            .stream_bytes
-            .fetch_add(c.echoed, Ordering::Relaxed);
-        shared.emit(|| Event::Closed {
-            transport: Transport::Tcp,
-            peer: Peer::Ip(c.peer),
-            bytes_echoed: c.echoed,
-            duration: c.started.elapsed(),
+        match reason {
+            // A stop's cut is a reset, never a FIN a reader would take for the end.
+            CloseReason::Aborted => crate::serve::close::set_abortive(&c.stream),
+            // The server ends an idle connection: its FIN first (nothing is unread after
+            // an idle period, so the close sends no RST).
+            CloseReason::Idle => {
+                let _ = c.stream.shutdown(Shutdown::Write);
+            }
+            _ => {}
+        }
+        let Conn {
+            stream,
+            peer,
+            permit,
+            echoed,
+            started,
+            ..
+        } = c;
+        drop(stream);
+        let peer = Peer::Ip(peer);
+        self.shared.closed(
+            permit,
+            Transport::Tcp,
+            peer,
+            echoed,
+            unechoed,
+            started,
             reason,
-        });
+        );
         // Closing a descriptor may let a paused accept go on.
         if self.accept_paused_until.is_some() {
             self.accept_paused_until = Some(Instant::now());
@@ -379,13 +394,8 @@ impl Loop {
             return;
         };
         let outcome = echo(c, &mut self.buf, &self.shared, track_time);
-        let nothing_pending = c.pending.is_empty();
         match outcome {
-            Outcome::Wait => {
-                if nothing_pending && self.stopping() {
-                    self.close(i, CloseReason::Stopped);
-                }
-            }
+            Outcome::Wait => {}
             Outcome::Again => self.again.push(i),
             Outcome::Close(r) => self.close(i, r),
         }
@@ -530,7 +540,8 @@ fn udp_echo(u: &mut Udp, shared: &Shared) {
                             transport: Transport::Udp,
                             peer: Peer::Ip(peer),
                             bytes: len,
-                            reason: Error::from_io("sendmmsg", e).to_string(),
+                            reason: "send_failed",
+                            error: Some(Error::from_io("sendmmsg", e)),
                         });
                     }
                     u.next += 1;

@@ -1,0 +1,156 @@
+//! Local stdio of connect and listen: `-C` (the CRLF pump), `-d`, `--send-only`,
+//! `--recv-only`, and the traffic log of one session.
+
+use std::time::Duration;
+
+use super::groups::TrafficLogArgs;
+use super::parse::parse_secs;
+
+/// Data handling on connect and listen: `-C`, `-d SECS`, `--send-only`, `--recv-only`,
+/// `-x FILE`, `-o FILE`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DataArgs {
+    /// CRLF line endings: each "\n" of stdin is sent as "\r\n".
+    #[arg(short = 'C', long = "crlf")]
+    pub crlf: bool,
+    /// Delay between lines sent, in seconds.
+    #[arg(short = 'd', long = "delay", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    pub delay: Option<Duration>,
+    /// Only send: what the peer sends is read and discarded.
+    #[arg(long = "send-only", conflicts_with = "recv_only")]
+    pub send_only: bool,
+    /// Only receive: stdin is not read and nothing is sent (no half-close either).
+    #[arg(long = "recv-only")]
+    pub recv_only: bool,
+    #[command(flatten)]
+    pub log: TrafficLogArgs,
+}
+
+/// Boxed local input of a relay (stdin, possibly transformed).
+pub type LocalIn = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+/// Boxed local output of a relay (stdout, or a sink).
+pub type LocalOut = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+impl DataArgs {
+    /// Wraps the local input and output as the flags say: `--recv-only` never reads `input`
+    /// (an input that never ends), `--send-only` discards the output, `-C` / `-d` rewrite
+    /// and pace the input line by line (in a task feeding a pipe).
+    pub fn wrap(&self, input: LocalIn, output: LocalOut) -> (LocalIn, LocalOut) {
+        let output: LocalOut = if self.send_only {
+            Box::new(tokio::io::sink())
+        } else {
+            output
+        };
+        if self.recv_only {
+            return (Box::new(Never), output);
+        }
+        if !self.crlf && self.delay.is_none() {
+            return (input, output);
+        }
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (crlf, delay) = (self.crlf, self.delay);
+        tokio::spawn(lines(input, ours, crlf, delay));
+        (Box::new(theirs), output)
+    }
+
+    /// Opens the `-x` / `-o` files, as a relay tap of one unlabelled session (None when
+    /// neither was given); a write error is handled as [`TrafficLogArgs::shared`] says.
+    pub fn tap(&self) -> sockit::Result<Option<sockit::dump::SessionTap>> {
+        Ok(self.log.shared()?.map(|l| l.tap(None)))
+    }
+}
+
+/// Copies `input` to `out` line by line: "\n" becomes "\r\n" with `crlf` (a "\r\n" stays
+/// as it is), and `delay` passes between two lines. Ends (closing `out`) at end of input
+/// or when the reader of `out` is gone.
+async fn lines(
+    mut input: LocalIn,
+    mut out: tokio::io::DuplexStream,
+    crlf: bool,
+    delay: Option<Duration>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut line: Vec<u8> = Vec::new();
+    let mut last_was_cr = false;
+    let mut sent_a_line = false;
+    loop {
+        let n = match input.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                if crlf && !last_was_cr {
+                    line.push(b'\r');
+                }
+                line.push(b'\n');
+                if let Some(d) = delay
+                    && sent_a_line
+                {
+                    tokio::time::sleep(d).await;
+                }
+                if out.write_all(&line).await.is_err() {
+                    return;
+                }
+                line.clear();
+                sent_a_line = true;
+            } else {
+                line.push(b);
+            }
+            last_was_cr = b == b'\r';
+        }
+        // Without a delay, a partial line goes out at once (interactive use).
+        if delay.is_none() && !line.is_empty() {
+            if out.write_all(&line).await.is_err() {
+                return;
+            }
+            line.clear();
+        }
+    }
+    if !line.is_empty() {
+        if let Some(d) = delay
+            && sent_a_line
+        {
+            tokio::time::sleep(d).await;
+        }
+        let _ = out.write_all(&line).await;
+    }
+    let _ = out.shutdown().await;
+}
+
+/// An input that never yields a byte and never ends (`--recv-only`).
+struct Never;
+
+impl tokio::io::AsyncRead for Never {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        _buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod data_tests {
+    use super::*;
+
+    async fn through(input: &'static [u8], crlf: bool) -> Vec<u8> {
+        use tokio::io::AsyncReadExt;
+        let args = DataArgs {
+            crlf,
+            ..Default::default()
+        };
+        let (mut r, _) = args.wrap(Box::new(input), Box::new(tokio::io::sink()));
+        let mut v = Vec::new();
+        r.read_to_end(&mut v).await.unwrap();
+        v
+    }
+
+    #[tokio::test]
+    async fn crlf_turns_lf_into_crlf_once() {
+        assert_eq!(through(b"a\nb\r\nc", true).await, b"a\r\nb\r\nc");
+        assert_eq!(through(b"a\nb\n", false).await, b"a\nb\n");
+    }
+}

@@ -1,0 +1,87 @@
+//! The one lifecycle of every server: signals registered before the `listening` line,
+//! SIGTERM → drain (`--drain SECS`) → exit 0, a second SIGTERM / SIGINT (130) / SIGHUP
+//! (129) → abort at once with RST, through the library's [`Stop`] controller.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sockit::serve::{Phase, Stop};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// The runtime servers run their accept loops, sessions and signal watcher on (one
+/// thread: the work is I/O bound).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            let named = e.raw_os_error() == Some(libc::EMFILE);
+            anyhow::Error::new(e).context(if named {
+                "tokio runtime (the open-file limit, ulimit -n, is too small)"
+            } else {
+                "tokio runtime"
+            })
+        })
+}
+
+/// A server's stop controller, driven by the signals.
+#[derive(Debug)]
+pub struct Lifecycle {
+    stop: Stop,
+    code: Arc<AtomicU8>,
+}
+
+impl Lifecycle {
+    /// Registers SIGTERM, SIGINT and SIGHUP handlers now (call it before printing the
+    /// `listening` line, inside the runtime) and watches them in a task:
+    /// - SIGTERM: [`Stop::drain`] for `drain` (exit 0); a second one aborts;
+    /// - SIGINT: abort, exit 130; SIGHUP: abort, exit 129.
+    ///
+    /// # Errors
+    /// When a handler cannot be registered.
+    pub fn start(drain: Duration) -> anyhow::Result<Lifecycle> {
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let stop = Stop::new();
+        let code = Arc::new(AtomicU8::new(0));
+        let (s, c) = (stop.clone(), code.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    Some(()) = term.recv() => {
+                        if s.phase() == Phase::Running {
+                            s.drain(drain);
+                        } else {
+                            s.abort();
+                        }
+                    }
+                    Some(()) = int.recv() => {
+                        c.store(130, Ordering::SeqCst);
+                        s.abort();
+                    }
+                    Some(()) = hup.recv() => {
+                        c.store(129, Ordering::SeqCst);
+                        s.abort();
+                    }
+                    else => return,
+                }
+            }
+        });
+        Ok(Lifecycle { stop, code })
+    }
+
+    /// The stop controller to hand the server.
+    pub fn stop(&self) -> Stop {
+        self.stop.clone()
+    }
+
+    /// The exit code the signals asked for: 0 after SIGTERM, 130 after SIGINT, 129 after
+    /// SIGHUP.
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(self.code.load(Ordering::SeqCst))
+    }
+}

@@ -1,0 +1,286 @@
+//! The one reporter of the command: every library event is printed here, as a text line
+//! (`-v`) or a JSON object (`--json`), with repeats limited to one line a second.
+//!
+//! Rules (DESIGN.md, "Output conventions"):
+//! - `--json`: every event as one JSON object per line, on stdout for servers (whose
+//!   stdout carries no data) and on stderr for connect and listen ([`JsonTo`]).
+//! - Text: `sockit: LINE` on stderr for events of [`Severity::Info`] with `-v`,
+//!   [`Severity::Debug`] with `-vv`; [`Severity::Notice`] and [`Severity::Error`] always
+//!   (resets, cut sessions, `EMFILE` pauses, unreachable targets, warnings), unless
+//!   `--json` (without `-v`) already carries them.
+//! - Repeats: events with the same [`Event::repeat_key`] print at most once a second; the
+//!   next one printed says how many were held back (`(+N more like this)`, JSON
+//!   `"repeated":N`), and [`Reporter::flush`] prints what is still held at the end.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sockit::serve::{Event, EventSink, Severity};
+
+use crate::args::OutputArgs;
+use crate::exit::stderr_line;
+
+/// How often one kind of repeated event prints at most.
+pub const REPEAT_WINDOW: Duration = Duration::from_secs(1);
+
+/// Where `--json` objects go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonTo {
+    /// Servers without data on stdout (echo-server, forward).
+    Stdout,
+    /// Commands whose stdout carries data (connect, listen: they move onto the reporter
+    /// in part 2 of issue 11).
+    #[allow(dead_code)]
+    Stderr,
+}
+
+#[derive(Debug)]
+struct Held {
+    last_printed: Instant,
+    held: u64,
+    last: Option<Event>,
+}
+
+/// Prints events as the flags say; share it (`Arc`) between threads.
+#[derive(Debug)]
+pub struct Reporter {
+    verbose: u8,
+    json: bool,
+    json_to: JsonTo,
+    repeats: Mutex<HashMap<String, Held>>,
+}
+
+impl Reporter {
+    /// A reporter for `-v`/`--json`.
+    pub fn new(out: &OutputArgs, json_to: JsonTo) -> Arc<Reporter> {
+        Arc::new(Reporter {
+            verbose: out.verbose,
+            json: out.json,
+            json_to,
+            repeats: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The `-v` count.
+    pub fn verbose(&self) -> u8 {
+        self.verbose
+    }
+
+    /// The reporter as the library's event callback.
+    pub fn sink(self: &Arc<Self>) -> EventSink {
+        let me = Arc::clone(self);
+        Arc::new(move |ev| me.event(&ev))
+    }
+
+    /// Does `ev` print as a text line? With `-v` at its level; a notice or an error
+    /// always, unless `--json` carries it.
+    fn text_shown(&self, ev: &Event) -> bool {
+        match ev.severity() {
+            Severity::Debug => self.verbose >= 2,
+            Severity::Info => self.verbose >= 1,
+            Severity::Notice | Severity::Error => self.verbose >= 1 || !self.json,
+        }
+    }
+
+    /// Would `ev` print at all?
+    fn shown(&self, ev: &Event) -> bool {
+        self.json || self.text_shown(ev)
+    }
+
+    /// Is `ev` subject to the repeat limit? Closed events are one per session: with `-v`
+    /// or `--json` they are the session's record and all print.
+    fn limited(&self, ev: &Event) -> bool {
+        ev.repeat_key().is_some()
+            && !(matches!(ev, Event::Closed(_)) && (self.json || self.verbose > 0))
+    }
+
+    /// Prints one event (see the module docs).
+    pub fn event(&self, ev: &Event) {
+        self.release_due();
+        if !self.shown(ev) {
+            return;
+        }
+        let mut repeated = 0;
+        if self.limited(ev)
+            && let Some(key) = ev.repeat_key()
+            && let Ok(mut map) = self.repeats.lock()
+        {
+            let now = Instant::now();
+            match map.get_mut(&key) {
+                Some(h) if now.duration_since(h.last_printed) < REPEAT_WINDOW => {
+                    h.held += 1;
+                    h.last = Some(ev.clone());
+                    return;
+                }
+                Some(h) => {
+                    repeated = std::mem::take(&mut h.held);
+                    h.last_printed = now;
+                    h.last = None;
+                }
+                None => {
+                    map.insert(
+                        key,
+                        Held {
+                            last_printed: now,
+                            held: 0,
+                            last: None,
+                        },
+                    );
+                }
+            }
+        }
+        self.print(ev, repeated);
+    }
+
+    /// Prints the last held event of each kind whose window has passed.
+    fn release_due(&self) {
+        let due: Vec<(Event, u64)> = match self.repeats.lock() {
+            Ok(mut map) => {
+                let now = Instant::now();
+                map.values_mut()
+                    .filter(|h| h.held > 0 && now.duration_since(h.last_printed) >= REPEAT_WINDOW)
+                    .filter_map(|h| {
+                        h.last_printed = now;
+                        let n = std::mem::take(&mut h.held);
+                        h.last.take().map(|ev| (ev, n - 1))
+                    })
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (ev, n) in due {
+            self.print(&ev, n);
+        }
+    }
+
+    /// Prints every event still held back (call once at the end).
+    pub fn flush(&self) {
+        let held: Vec<(Event, u64)> = match self.repeats.lock() {
+            Ok(mut map) => map
+                .values_mut()
+                .filter(|h| h.held > 0)
+                .filter_map(|h| {
+                    let n = std::mem::take(&mut h.held);
+                    h.last.take().map(|ev| (ev, n - 1))
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for (ev, n) in held {
+            self.print(&ev, n);
+        }
+    }
+
+    fn print(&self, ev: &Event, repeated: u64) {
+        if self.json {
+            let mut v = serde_json::to_value(ev).unwrap_or_default();
+            if repeated > 0
+                && let serde_json::Value::Object(o) = &mut v
+            {
+                o.insert("repeated".into(), repeated.into());
+            }
+            self.json_line(&v);
+        }
+        if !self.text_shown(ev) {
+            return;
+        }
+        if repeated > 0 {
+            stderr_line(format_args!(
+                "sockit: {ev} (+{repeated} more like this in the last second)"
+            ));
+        } else {
+            stderr_line(format_args!("sockit: {ev}"));
+        }
+    }
+
+    /// Writes one JSON object on the JSON stream (flushed; write errors ignored).
+    pub fn json_line(&self, v: &serde_json::Value) {
+        match self.json_to {
+            JsonTo::Stdout => {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{v}");
+                let _ = out.flush();
+            }
+            JsonTo::Stderr => stderr_line(format_args!("{v}")),
+        }
+    }
+
+    /// Prints the `listening` line: `listening HOST PORT[ SUFFIX]` (`listening unix PATH`)
+    /// on stdout for servers, or the `{"event":"listening",…}` object under `--json`;
+    /// flushed at once.
+    ///
+    /// # Errors
+    /// The write error of stdout (a closed stdout ends the server).
+    pub fn listening(&self, ev: &Event, suffix: Option<&str>) -> std::io::Result<()> {
+        if self.json {
+            let v = serde_json::to_value(ev).unwrap_or_default();
+            if self.json_to == JsonTo::Stdout {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{v}")?;
+                return out.flush();
+            }
+            stderr_line(format_args!("{v}"));
+            return Ok(());
+        }
+        let line = match suffix {
+            Some(s) => format!("{ev} {s}"),
+            None => ev.to_string(),
+        };
+        if self.json_to == JsonTo::Stdout {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{line}")?;
+            return out.flush();
+        }
+        stderr_line(format_args!("{line}"));
+        Ok(())
+    }
+
+    /// Reports the error that ends the command and returns its exit code: the
+    /// `{"event":"error",…}` object under `--json` (also on stdout for servers), else
+    /// `sockit: <error>`. A broken pipe on stdout ends quietly with 0.
+    pub fn fail(&self, err: &anyhow::Error) -> std::process::ExitCode {
+        if self.json && !crate::exit::is_broken_pipe(err) {
+            self.json_line(&crate::output::error_event(err));
+        }
+        crate::exit::report(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sockit::Error;
+
+    #[test]
+    fn repeats_are_held_and_counted() {
+        let r = Reporter::new(&OutputArgs::default(), JsonTo::Stdout);
+        let ev = Event::ConnectFailed {
+            id: 1,
+            target: "tcp:127.0.0.1:1".into(),
+            error: Error::from_errno("connect", libc::ECONNREFUSED),
+        };
+        r.event(&ev);
+        for _ in 0..5 {
+            r.event(&ev);
+        }
+        let held = r
+            .repeats
+            .lock()
+            .unwrap()
+            .values()
+            .map(|h| h.held)
+            .sum::<u64>();
+        assert_eq!(held, 5);
+        r.flush();
+        let held = r
+            .repeats
+            .lock()
+            .unwrap()
+            .values()
+            .map(|h| h.held)
+            .sum::<u64>();
+        assert_eq!(held, 0);
+    }
+}

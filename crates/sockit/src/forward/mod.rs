@@ -1,0 +1,351 @@
+//! Port forwarding: accept on one address and relay each connection (or UDP peer) to a
+//! target — socat's `TCP-LISTEN:PORT,fork TCP:HOST:PORT` — as a mode on the
+//! [`serve`] core.
+//!
+//! Either side may be TCP, UDP or a Unix stream socket ([`Endpoint`]); a target may also
+//! be a Unix datagram socket. Contract:
+//! - Connections are served concurrently; each gets its own connection to the target,
+//!   made with [`connect_happy`](crate::client::connect_happy) (TCP) under the connect
+//!   timeout. A target that refuses (or times out) closes that client with a lingering
+//!   close and the forwarder keeps running ([`Event::ConnectFailed`]).
+//! - Stream to stream: [`relay_stream`](crate::relay::relay_stream) both ways; one side's
+//!   end of input becomes `shutdown(SHUT_WR)` on the other (half-close propagated). A
+//!   reset on one side is passed on as a reset to the other (`SO_LINGER` 0, close), and
+//!   the `closed` event says `reason: reset` and `reset_by` which side.
+//! - Stream client to datagram target: each chunk the client sends is one datagram; when
+//!   the client ends its input, the session relays replies for
+//!   [`ForwardOptions::eof_grace`] (default [`UDP_EOF_GRACE`], like socat's `-t 0.5`),
+//!   then closes the client (FIN).
+//! - UDP listener: one session per peer address (a bounded [`PeerTable`]), with its own
+//!   socket (or stream) to the target; answers go back to that peer from the listening
+//!   socket; a session ends after [`ForwardOptions::idle_timeout`] (default
+//!   [`UDP_SESSION_IDLE`]) without a datagram either way.
+//! - Admission (`--allow`/`--deny`, `--max-conns`) is the core's [`Admission`]: a refused
+//!   client is closed at once (a datagram dropped) with an [`Event::Refused`].
+//! - `EMFILE`/`ENFILE` on accept pause accepting for 100 ms ([`Event::AcceptPaused`]).
+//! - Stop ([`Stop`]): accepting ends at [`Stop::stopping`]; datagram sessions, and stream
+//!   to datagram sessions whose client has ended its input, end at once (`drained`);
+//!   stream sessions go on until [`Stop::aborted`], then both their connections are
+//!   aborted with RST (`aborted`, counted as cut in [`Event::Stopped`]). The Unix socket
+//!   file the forwarder created is removed when [`Forwarder::run`] returns.
+//!
+//! The library never prints: everything that happens is an [`Event`] given to the sink.
+//!
+//! [`PeerTable`]: crate::serve::PeerTable
+
+mod dgram;
+mod endpoint;
+mod stream;
+mod target;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, UdpSocket, UnixListener};
+
+use crate::access::AccessList;
+use crate::client::ConnectOptions;
+use crate::dump::SharedLog;
+use crate::error::{Error, Result};
+use crate::relay::Totals;
+use crate::serve::{
+    self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
+    Local, Peer, Phase, Session, Side, SocketFile, Stop, Transport,
+};
+use crate::sockopt::SocketOptions;
+
+pub use endpoint::{Endpoint, Proto};
+pub use target::default_host;
+
+/// How long a UDP session lives without traffic when no idle timeout is given (60 s).
+pub const UDP_SESSION_IDLE: Duration = Duration::from_secs(60);
+/// How long a stream-to-UDP session still relays replies after its client's end of input
+/// (0.5 s, socat's `-t` default), unless [`ForwardOptions::eof_grace`] says otherwise.
+pub const UDP_EOF_GRACE: Duration = Duration::from_millis(500);
+/// Default limit of concurrent sessions (`--max-conns`).
+pub const DEFAULT_MAX_CONNS: usize = serve::DEFAULT_MAX_CONNS;
+/// How long accepting pauses after `EMFILE`/`ENFILE` and other resource shortages.
+pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How a forwarder behaves.
+#[derive(Debug, Clone)]
+pub struct ForwardOptions {
+    /// At most this many sessions at once (`--max-conns`); more are closed at once.
+    pub max_conns: usize,
+    /// End a session after this long without a byte either way (`-i`); UDP sessions use
+    /// [`UDP_SESSION_IDLE`] when it is `None`.
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed to connect to the target (`-w`), lookup included.
+    pub connect_timeout: Option<Duration>,
+    /// Stream client to UDP target: after the client's end of input, relay replies for
+    /// this long, then close the session (`-q`; default [`UDP_EOF_GRACE`]).
+    pub eof_grace: Duration,
+    /// Which peers may use the forwarder (`--allow`/`--deny`).
+    pub access: AccessList,
+    /// Family and numeric-only flags for the lookups of both addresses (`-4`/`-6`/`-n`).
+    pub lookup: ConnectOptions,
+    /// Socket options for the listener (inherited by accepted sockets) and the target
+    /// connections.
+    pub sockopts: SocketOptions,
+    /// Where `-x`/`-o` record both directions of every session, if anywhere (each
+    /// session labelled `#id peer`; a write error stops it, see [`SharedLog`]).
+    pub log: Option<Arc<SharedLog>>,
+}
+
+impl Default for ForwardOptions {
+    fn default() -> Self {
+        ForwardOptions {
+            max_conns: DEFAULT_MAX_CONNS,
+            idle_timeout: None,
+            connect_timeout: None,
+            eof_grace: UDP_EOF_GRACE,
+            access: AccessList::default(),
+            lookup: ConnectOptions::default(),
+            sockopts: SocketOptions::default(),
+            log: None,
+        }
+    }
+}
+
+enum Bound {
+    Tcp(TcpListener),
+    Udp(Arc<UdpSocket>),
+    Unix(UnixListener),
+}
+
+/// A bound forwarder, ready to [`run`](Forwarder::run).
+pub struct Forwarder {
+    bound: Bound,
+    local: Peer,
+    transport: Transport,
+    file: Option<SocketFile>,
+    applied: Vec<crate::sockopt::Applied>,
+    target: Endpoint,
+    opts: ForwardOptions,
+}
+
+impl std::fmt::Debug for Forwarder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Forwarder")
+            .field("local", &self.local)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What every session of one forwarder shares.
+pub(crate) struct Ctx {
+    pub(crate) target: Endpoint,
+    pub(crate) target_text: String,
+    pub(crate) opts: ForwardOptions,
+    pub(crate) events: EventSink,
+    pub(crate) stop: Stop,
+    pub(crate) admission: Arc<Admission>,
+    cut: AtomicU64,
+}
+
+impl Ctx {
+    pub(crate) fn emit(&self, ev: Event) {
+        (self.events)(ev);
+    }
+
+    /// Reports the end of `session`. `totals` are the relay's, seen from the client side
+    /// of the relay (`bytes_sent`: client to target), turned into the peer's view.
+    pub(crate) fn closed(
+        &self,
+        session: &Session,
+        totals: Totals,
+        reason: CloseReason,
+        reset_by: Option<Side>,
+        error: Option<Error>,
+    ) {
+        if reason == CloseReason::Aborted {
+            self.cut.fetch_add(1, Ordering::SeqCst);
+        }
+        let datagram = session.transport().is_datagram();
+        self.emit(Event::Closed(Closed {
+            id: session.id(),
+            transport: session.transport(),
+            peer: session.peer().clone(),
+            bytes_sent: totals.bytes_received,
+            bytes_received: totals.bytes_sent,
+            datagrams_sent: datagram.then_some(totals.datagrams_received),
+            datagrams_received: datagram.then_some(totals.datagrams_sent),
+            duration_us: Closed::micros(session.started().elapsed()),
+            reason,
+            reset_by,
+            error,
+        }));
+    }
+}
+
+impl Forwarder {
+    /// Binds the listening side with the core's binder ([`serve::bind_ip`] after
+    /// [`serve::bind_addr`]'s address rule, or [`serve::bind_unix`]). Must run inside a
+    /// tokio runtime.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a Unix datagram
+    ///   listener (not supported), `--allow`/`--deny` on a Unix listener.
+    /// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the listen host does not resolve.
+    /// - [`ErrorKind::Os`](crate::ErrorKind::Os) from `socket(2)`, `setsockopt(2)`,
+    ///   `bind(2)` (named with the address: `bind 127.0.0.1:80: [Errno 13] Permission
+    ///   denied`) or `listen(2)`.
+    pub fn bind(listen: &Endpoint, target: Endpoint, opts: ForwardOptions) -> Result<Forwarder> {
+        if matches!(listen, Endpoint::Unix(_)) && !opts.access.is_open() {
+            return Err(Error::invalid_input(
+                "access",
+                "--allow/--deny match IP peers; a Unix listener has none",
+            ));
+        }
+        let bopts = BindOptions {
+            sockopts: opts.sockopts.clone(),
+            ..BindOptions::default()
+        };
+        let listener = match listen {
+            Endpoint::UnixDgram(_) => {
+                return Err(Error::invalid_input(
+                    "listen",
+                    format!("{listen}: a Unix datagram socket can be a target, not yet a listener"),
+                ));
+            }
+            Endpoint::Unix(addr) => serve::bind_unix(addr, Transport::Unix, &bopts)?,
+            Endpoint::Ip { host, port, .. } => {
+                let rule = AddrRule {
+                    family: opts.lookup.family,
+                    numeric: opts.lookup.numeric,
+                    dual_stack: false,
+                };
+                let addr = serve::bind_addr(host.as_deref(), port, listen.socktype(), &rule)?;
+                serve::bind_ip(addr, listen.transport(), &bopts)?
+            }
+        };
+        let (local, transport) = (listener.local().clone(), listener.transport());
+        let applied = listener.applied().to_vec();
+        let (socket, file) = listener.into_parts();
+        let io = |e| Error::from_io("listen", e);
+        let bound = match transport {
+            Transport::Tcp => Bound::Tcp(TcpListener::from_std(socket.into()).map_err(io)?),
+            Transport::Udp => Bound::Udp(Arc::new(UdpSocket::from_std(socket.into()).map_err(io)?)),
+            _ => Bound::Unix(UnixListener::from_std(socket.into()).map_err(io)?),
+        };
+        Ok(Forwarder {
+            bound,
+            local,
+            transport,
+            file,
+            applied,
+            target,
+            opts,
+        })
+    }
+
+    /// The address bound (the port the system chose for port 0).
+    pub fn local(&self) -> &Peer {
+        &self.local
+    }
+
+    /// The listening transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The `listening` event of this forwarder.
+    pub fn listening(&self) -> Event {
+        Event::Listening {
+            transport: self.transport,
+            local: Local(self.local.clone()),
+            role: None,
+        }
+    }
+
+    /// The socket options set on the listening socket, as read back with `getsockopt(2)`.
+    pub fn applied(&self) -> &[crate::sockopt::Applied] {
+        &self.applied
+    }
+
+    /// Serves until `stop` says stop (see the module docs), then drains: waits for the
+    /// sessions still open until they end or are aborted, reports
+    /// [`Event::Stopping`] and [`Event::Stopped`] (with the number cut), and removes the
+    /// Unix socket file it created.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) from `accept(2)`/`recvfrom(2)` for an error
+    /// that would repeat (not `EMFILE`/`ENFILE`, which pause accepting, nor
+    /// `ECONNABORTED`); the sessions open then are aborted.
+    pub async fn run(self, events: EventSink, stop: Stop) -> Result<()> {
+        let Forwarder {
+            bound,
+            transport,
+            file,
+            target,
+            opts,
+            ..
+        } = self;
+        let admission = Admission::new(opts.access.clone(), opts.max_conns);
+        let ctx = Arc::new(Ctx {
+            target_text: target.to_string(),
+            target,
+            opts,
+            events,
+            stop: stop.clone(),
+            admission: admission.clone(),
+            cut: AtomicU64::new(0),
+        });
+        let result = match bound {
+            Bound::Tcp(l) => stream::accept_loop(StreamListener::Tcp(l), transport, &ctx).await,
+            Bound::Unix(l) => stream::accept_loop(StreamListener::Unix(l), transport, &ctx).await,
+            Bound::Udp(s) => dgram::dispatch(s, &ctx).await,
+        };
+        if result.is_err() {
+            stop.abort();
+        }
+        let drain_us = match stop.phase() {
+            Phase::Draining { deadline } => {
+                Closed::micros(deadline.saturating_duration_since(Instant::now()))
+            }
+            _ => 0,
+        };
+        ctx.emit(Event::Stopping {
+            open: admission.open(),
+            drain_us,
+        });
+        // Sessions end by themselves, or abort at the deadline (each selects on it); the
+        // wait is bounded past that by the lingering close of the slowest.
+        tokio::select! {
+            _ = admission.idle() => {}
+            _ = async {
+                stop.aborted().await;
+                tokio::time::sleep(serve::close::LINGER_TIME + Duration::from_secs(1)).await;
+            } => {}
+        }
+        ctx.emit(Event::Stopped {
+            sessions: admission.admitted(),
+            cut: ctx.cut.load(Ordering::SeqCst),
+        });
+        drop(file);
+        result
+    }
+}
+
+/// A stream listener of the forwarder: TCP or Unix.
+pub(crate) enum StreamListener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+impl StreamListener {
+    pub(crate) async fn accept(&self) -> std::io::Result<(BoxStream, Peer)> {
+        match self {
+            StreamListener::Tcp(l) => {
+                let (s, a) = l.accept().await?;
+                Ok((Box::new(s), Peer::Ip(a)))
+            }
+            StreamListener::Unix(l) => {
+                let (s, a) = l.accept().await?;
+                Ok((Box::new(s), Peer::from_tokio_unix(&a)))
+            }
+        }
+    }
+}

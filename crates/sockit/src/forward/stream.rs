@@ -1,0 +1,231 @@
+//! Stream sessions of the forwarder: the accept loop, and one session per client relayed
+//! to its target (a stream, or a datagram socket).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::target::{self, TargetConn};
+use super::{ACCEPT_PAUSE, Ctx, StreamListener, UDP_SESSION_IDLE};
+use crate::error::{Error, ErrorKind, Result};
+use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap};
+use crate::serve::close::{abort, linger_close};
+use crate::serve::{BoxStream, CloseReason, Event, Session, Side, Target, Transport};
+
+/// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
+pub(crate) async fn accept_loop(
+    listener: StreamListener,
+    transport: Transport,
+    ctx: &Arc<Ctx>,
+) -> Result<()> {
+    loop {
+        let accepted = tokio::select! {
+            biased;
+            _ = ctx.stop.stopping() => return Ok(()),
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+                    ctx.emit(Event::AcceptPaused {
+                        transport,
+                        error: Error::from_io("accept", e),
+                        pause_ms: ACCEPT_PAUSE.as_millis() as u64,
+                    });
+                    tokio::time::sleep(ACCEPT_PAUSE).await;
+                    continue;
+                }
+                Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => continue,
+                _ => return Err(Error::from_io("accept", e)),
+            },
+        };
+        match ctx.admission.admit(&peer) {
+            Err(reason) => {
+                ctx.emit(Event::Refused {
+                    transport,
+                    peer,
+                    reason,
+                });
+                tokio::spawn(linger_close(stream));
+            }
+            Ok(permit) => {
+                let session = Session::new(permit, peer, transport);
+                tokio::spawn(session_task(stream, session, Arc::clone(ctx)));
+            }
+        }
+    }
+}
+
+async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
+    let id = session.id();
+    ctx.emit(Event::Accepted {
+        id,
+        transport: session.transport(),
+        peer: session.peer().clone(),
+    });
+    let conn = tokio::select! {
+        c = target::connect(&ctx.target, &ctx.opts) => c,
+        _ = ctx.stop.aborted() => {
+            abort(client);
+            ctx.closed(&session, Default::default(), CloseReason::Aborted, None, None);
+            return;
+        }
+    };
+    let conn = match conn {
+        Ok(c) => c,
+        Err(error) => {
+            ctx.emit(Event::ConnectFailed {
+                id,
+                target: ctx.target_text.clone(),
+                error: error.clone(),
+            });
+            linger_close(&mut client).await;
+            ctx.closed(
+                &session,
+                Default::default(),
+                CloseReason::Error,
+                None,
+                Some(error),
+            );
+            return;
+        }
+    };
+    ctx.emit(Event::Connected {
+        id,
+        target: Target(conn.addr().clone()),
+    });
+    let tap = session.tap(ctx.opts.log.as_ref());
+    let tap = tap.as_ref().map(|t| t as &dyn Tap);
+    let counters = Counters::new();
+    match conn {
+        TargetConn::Stream(mut t, _) => {
+            let ropts = RelayOptions {
+                idle_timeout: ctx.opts.idle_timeout,
+                quit_after_eof: None,
+                shutdown_on_eof: true,
+                end_on_remote_eof: false,
+            };
+            let result = {
+                let (mut cr, mut cw) = tokio::io::split(&mut client);
+                let (mut tr, mut tw) = tokio::io::split(&mut t);
+                tokio::select! {
+                    r = relay::relay_stream_counted(
+                        &mut cr, &mut cw, &mut tr, &mut tw, &ropts, tap, &counters,
+                    ) => Some(r),
+                    _ = ctx.stop.aborted() => None,
+                }
+            };
+            let totals = counters.totals();
+            let Some(result) = result else {
+                abort(client);
+                abort(t);
+                return ctx.closed(&session, totals, CloseReason::Aborted, None, None);
+            };
+            let outcome = relay::Outcome { totals, result };
+            match outcome.reset() {
+                // A reset is passed on as a reset, never as a FIN.
+                Some(ResetSide::Local) => {
+                    abort(t);
+                    let e = outcome.result.err();
+                    ctx.closed(&session, totals, CloseReason::Reset, Some(Side::Peer), e);
+                }
+                Some(ResetSide::Remote) => {
+                    abort(client);
+                    let e = outcome.result.err();
+                    ctx.closed(&session, totals, CloseReason::Reset, Some(Side::Target), e);
+                }
+                None => {
+                    let (reason, error) = end_of(outcome.result);
+                    if reason != CloseReason::Eof {
+                        tokio::join!(linger_close(client), linger_close(t));
+                    }
+                    ctx.closed(&session, totals, reason, None, error);
+                }
+            }
+        }
+        TargetConn::Datagram(u, _) => {
+            let ropts = RelayOptions {
+                idle_timeout: Some(ctx.opts.idle_timeout.unwrap_or(UDP_SESSION_IDLE)),
+                quit_after_eof: Some(ctx.opts.eof_grace),
+                shutdown_on_eof: true,
+                end_on_remote_eof: false,
+            };
+            let input_ended = AtomicBool::new(false);
+            let result = {
+                let (cr, mut cw) = tokio::io::split(&mut client);
+                let mut watched = EofWatch {
+                    inner: cr,
+                    ended: &input_ended,
+                };
+                tokio::select! {
+                    r = relay::relay_datagrams_counted(&mut watched, &mut cw, &u, &ropts, tap, &counters) => Ok(r),
+                    _ = ctx.stop.aborted() => Err(CloseReason::Aborted),
+                    // Only replies can still come once the client's input ended: a stop
+                    // does not wait for them.
+                    _ = drained(&ctx, &input_ended) => Err(CloseReason::Drained),
+                }
+            };
+            let totals = counters.totals();
+            match result {
+                Err(CloseReason::Aborted) => {
+                    abort(client);
+                    ctx.closed(&session, totals, CloseReason::Aborted, None, None);
+                }
+                Err(reason) => {
+                    linger_close(client).await;
+                    ctx.closed(&session, totals, reason, None, None);
+                }
+                Ok(r) => {
+                    let (reason, error) = end_of(r);
+                    // The client sees EOF now, not when the task is dropped.
+                    linger_close(client).await;
+                    ctx.closed(&session, totals, reason, None, error);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves once a stop began and the client's input has ended.
+async fn drained(ctx: &Ctx, input_ended: &AtomicBool) {
+    ctx.stop.stopping().await;
+    while !input_ended.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The reason word and error of a relay's end (a reset was handled before).
+pub(crate) fn end_of(result: Result<relay::End>) -> (CloseReason, Option<Error>) {
+    match result {
+        Ok(_) => (CloseReason::Eof, None),
+        Err(e) if e.kind() == ErrorKind::Timeout && e.op() == "idle" => {
+            (CloseReason::Idle, Some(e))
+        }
+        Err(e) => (CloseReason::Error, Some(e)),
+    }
+}
+
+/// A client reader that notes when the client's input ended (a read of 0 bytes, or an
+/// error).
+struct EofWatch<'a, R> {
+    inner: R,
+    ended: &'a AtomicBool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for EofWatch<'_, R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        let eof = matches!(r, std::task::Poll::Ready(Ok(()))) && buf.filled().len() == before;
+        if (eof && buf.remaining() > 0) || matches!(r, std::task::Poll::Ready(Err(_))) {
+            this.ended.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+}

@@ -1,0 +1,165 @@
+//! Connecting a session to its target: a stream (TCP with
+//! [`connect_happy`](crate::client::connect_happy), or Unix) or a connected datagram
+//! socket (UDP, Unix datagram).
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UdpSocket;
+
+use super::ForwardOptions;
+use super::endpoint::{Endpoint, Proto};
+use crate::addr::{Port, SockType};
+use crate::client::{self, ConnectOptions};
+use crate::error::{Error, ErrorKind, Result};
+use crate::relay;
+use crate::serve::{BoxStream, Peer};
+
+/// The host an address without one stands for: `::1` when only IPv6 is asked for (`-6`),
+/// else 127.0.0.1 (the servers' rule, [`AddrRule::default_ip`](crate::serve::AddrRule)).
+pub fn default_host(lookup: &ConnectOptions) -> &'static str {
+    if lookup.family == Some(crate::addr::Family::Inet6) {
+        "::1"
+    } else {
+        "127.0.0.1"
+    }
+}
+
+/// A connected target: a stream, or a connected datagram socket; with the address that
+/// answered.
+pub(crate) enum TargetConn {
+    Stream(BoxStream, Peer),
+    Datagram(DgramTarget, Peer),
+}
+
+/// A connected datagram target: a UDP socket or a Unix datagram socket.
+pub(crate) enum DgramTarget {
+    Udp(UdpSocket),
+    Unix(tokio::net::UnixDatagram),
+}
+
+impl relay::DatagramSocket for DgramTarget {
+    async fn send_datagram(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            DgramTarget::Udp(u) => u.send(buf).await,
+            DgramTarget::Unix(u) => u.send(buf).await,
+        }
+    }
+    async fn recv_datagram(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            DgramTarget::Udp(u) => u.recv(buf).await,
+            DgramTarget::Unix(u) => u.recv(buf).await,
+        }
+    }
+}
+
+async fn lookup_first(
+    host: &str,
+    port: &Port,
+    socktype: SockType,
+    opts: &ConnectOptions,
+) -> Result<SocketAddr> {
+    let (host, port, opts) = (host.to_string(), port.clone(), opts.clone());
+    tokio::task::spawn_blocking(move || {
+        client::resolve(&host, &port, socktype, &opts)?
+            .first()
+            .copied()
+            .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME))
+    })
+    .await
+    .map_err(|e| Error::new(ErrorKind::Os, "getaddrinfo", None, e.to_string()))?
+}
+
+/// Connects to `target` under the options' connect timeout and socket options.
+pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<TargetConn> {
+    let timeout = opts.connect_timeout;
+    match target {
+        Endpoint::Ip {
+            proto: Proto::Tcp,
+            host,
+            port,
+        } => {
+            let host = host.as_deref().unwrap_or(default_host(&opts.lookup));
+            let copts = ConnectOptions {
+                timeout,
+                ..opts.lookup.clone()
+            };
+            let c = client::connect_happy(host, port, &copts).await?;
+            opts.sockopts.apply(&c.stream)?;
+            Ok(TargetConn::Stream(Box::new(c.stream), Peer::Ip(c.peer)))
+        }
+        Endpoint::Ip {
+            proto: Proto::Udp,
+            host,
+            port,
+        } => {
+            let host = host.as_deref().unwrap_or(default_host(&opts.lookup));
+            let addr = lookup_first(host, port, SockType::Dgram, &opts.lookup).await?;
+            let s = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::DGRAM.nonblocking().cloexec(),
+                None,
+            )
+            .map_err(|e| Error::from_io("socket", e))?;
+            opts.sockopts.apply(&s)?;
+            let u = UdpSocket::from_std(s.into()).map_err(|e| Error::from_io("socket", e))?;
+            u.connect(addr)
+                .await
+                .map_err(|e| Error::from_io("connect", e))?;
+            Ok(TargetConn::Datagram(DgramTarget::Udp(u), Peer::Ip(addr)))
+        }
+        Endpoint::UnixDgram(addr) => {
+            let s = crate::unix::connect_datagram(addr)?;
+            opts.sockopts.apply(&s)?;
+            let u =
+                tokio::net::UnixDatagram::from_std(s).map_err(|e| Error::from_io("connect", e))?;
+            Ok(TargetConn::Datagram(
+                DgramTarget::Unix(u),
+                Peer::Unix(Some(addr.clone())),
+            ))
+        }
+        Endpoint::Unix(addr) => {
+            let a = addr.clone();
+            let s = tokio::task::spawn_blocking(move || crate::unix::connect_stream(&a, timeout))
+                .await
+                .map_err(|e| Error::new(ErrorKind::Os, "connect", None, e.to_string()))??;
+            opts.sockopts.apply(&s)?;
+            let s =
+                tokio::net::UnixStream::from_std(s).map_err(|e| Error::from_io("connect", e))?;
+            Ok(TargetConn::Stream(
+                Box::new(s),
+                Peer::Unix(Some(addr.clone())),
+            ))
+        }
+    }
+}
+
+impl TargetConn {
+    /// The target's address that answered.
+    pub(crate) fn addr(&self) -> &Peer {
+        match self {
+            TargetConn::Stream(_, a) | TargetConn::Datagram(_, a) => a,
+        }
+    }
+
+    /// One client datagram to the target: `send(2)` as one datagram, or its bytes written
+    /// whole to a stream (boundaries are not kept there).
+    pub(crate) async fn send(&mut self, d: &[u8]) -> io::Result<()> {
+        use relay::DatagramSocket;
+        match self {
+            TargetConn::Datagram(u, _) => u.send_datagram(d).await.map(|_| ()),
+            TargetConn::Stream(s, _) => s.write_all(d).await,
+        }
+    }
+
+    /// What the target sent next: one datagram (which may be empty), or the bytes one
+    /// `read(2)` of a stream got; `None` once the stream has ended.
+    pub(crate) async fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        use relay::DatagramSocket;
+        match self {
+            TargetConn::Datagram(u, _) => u.recv_datagram(buf).await.map(Some),
+            TargetConn::Stream(s, _) => s.read(buf).await.map(|n| (n > 0).then_some(n)),
+        }
+    }
+}

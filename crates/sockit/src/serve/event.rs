@@ -1,0 +1,458 @@
+//! What servers report, in one vocabulary: [`Event`] serialises (serde) to the `--json`
+//! object of every server, prints (`Display`) as its `-v` line, and says by its
+//! [`Severity`] whether a reporter shows it without `-v`.
+//!
+//! Field names (HELPERS.md, README "JSON events"): `event`, `id`, `transport`,
+//! `peer_host`/`peer_port` or `peer_path`, `local_*`, `target_*`, `bytes_sent` /
+//! `bytes_received` (for a session: sent to / received from the peer), `duration_us`,
+//! `reason`, and errors as `{"kind","op","code","message"}`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::admit::Refusal;
+use super::peer::{Peer, Transport};
+use crate::error::Error;
+
+/// Who sees an event: a reporter prints `Info` with `-v`, `Debug` with `-vv`, and
+/// `Notice` and `Error` always (on stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// Per-datagram detail (`-vv`).
+    Debug,
+    /// Sessions beginning and ending normally (`-v`).
+    Info,
+    /// Something a user must hear of without asking: resets, cut sessions, `EMFILE`
+    /// pauses, unreachable targets, warnings.
+    Notice,
+    /// An error.
+    Error,
+}
+
+/// A local address, serialised as `local_host`/`local_port` or `local_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Local(pub Peer);
+
+/// A target's address (forward, proxy), serialised as `target_host`/`target_port` or
+/// `target_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target(pub Peer);
+
+impl Serialize for Local {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.fields("local").serialize(s)
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.fields("target").serialize(s)
+    }
+}
+
+/// Why a session ended (the `reason` word of a `closed` event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// Both sides ended their streams (or the session's work was done).
+    Eof,
+    /// A side reset its connection (`reset_by` says which); the other side was aborted
+    /// with a RST in turn.
+    Reset,
+    /// No traffic for the idle timeout.
+    Idle,
+    /// Ended by a stop before the drain deadline (datagram sessions, which have no end
+    /// of their own).
+    Drained,
+    /// Cut by a stop: aborted with a RST at the drain deadline or on an abort.
+    Aborted,
+    /// A system call failed (`error` says which).
+    Error,
+}
+
+impl CloseReason {
+    /// The word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Eof => "eof",
+            CloseReason::Reset => "reset",
+            CloseReason::Idle => "idle",
+            CloseReason::Drained => "drained",
+            CloseReason::Aborted => "aborted",
+            CloseReason::Error => "error",
+        }
+    }
+}
+
+/// Which side of a relayed session did something (reset): the `peer` (the client of
+/// the server) or the `target`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The server's client.
+    Peer,
+    /// The server's target (forward, proxy).
+    Target,
+}
+
+/// The end of a session: the shared fields of every server's `closed` event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Closed {
+    /// Session id.
+    pub id: u64,
+    /// The session's transport.
+    pub transport: Transport,
+    /// The peer.
+    #[serde(flatten)]
+    pub peer: Peer,
+    /// Bytes sent to the peer.
+    pub bytes_sent: u64,
+    /// Bytes received from the peer.
+    pub bytes_received: u64,
+    /// Datagrams sent to the peer (datagram sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams_sent: Option<u64>,
+    /// Datagrams received from the peer (datagram sessions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub datagrams_received: Option<u64>,
+    /// How long the session lasted, in microseconds.
+    pub duration_us: u64,
+    /// Why it ended.
+    pub reason: CloseReason,
+    /// Which side reset, for [`CloseReason::Reset`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reset_by: Option<Side>,
+    /// The error behind `reset`, `idle` or `error`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Error>,
+}
+
+/// Something a server did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// Bound and ready: `listening HOST PORT`.
+    Listening {
+        /// The transport.
+        transport: Transport,
+        /// Where.
+        #[serde(flatten)]
+        local: Local,
+        /// What the socket is for, when not the server's own job (`metrics`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        role: Option<&'static str>,
+    },
+    /// A session began (a connection accepted, a datagram peer's first datagram).
+    Accepted {
+        /// Session id.
+        id: u64,
+        /// The transport.
+        transport: Transport,
+        /// The peer.
+        #[serde(flatten)]
+        peer: Peer,
+    },
+    /// A peer was turned away (closed at once; a datagram dropped).
+    Refused {
+        /// The transport.
+        transport: Transport,
+        /// The peer.
+        #[serde(flatten)]
+        peer: Peer,
+        /// Why.
+        reason: Refusal,
+    },
+    /// A session's connection to its target is up.
+    Connected {
+        /// Session id.
+        id: u64,
+        /// The target's address that answered.
+        #[serde(flatten)]
+        target: Target,
+    },
+    /// A session's target could not be reached; its client was closed.
+    ConnectFailed {
+        /// Session id.
+        id: u64,
+        /// The target as given.
+        target: String,
+        /// Why.
+        error: Error,
+    },
+    /// A session ended.
+    Closed(Closed),
+    /// A datagram was echoed or relayed (`-vv`).
+    Datagram {
+        /// The transport.
+        transport: Transport,
+        /// The sender.
+        #[serde(flatten)]
+        peer: Peer,
+        /// Payload bytes.
+        bytes: usize,
+    },
+    /// A datagram was dropped.
+    Dropped {
+        /// The transport.
+        transport: Transport,
+        /// The sender.
+        #[serde(flatten)]
+        peer: Peer,
+        /// Payload bytes.
+        bytes: usize,
+        /// Why (`unbound_sender`, `send_failed` …).
+        reason: &'static str,
+        /// The error, where one was behind it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Error>,
+    },
+    /// `accept(2)` failed for want of a resource (`EMFILE` …): accepting pauses.
+    AcceptPaused {
+        /// The transport.
+        transport: Transport,
+        /// The error.
+        error: Error,
+        /// How long accepting pauses, in milliseconds.
+        pause_ms: u64,
+    },
+    /// Something worth a word that ends nothing.
+    Warning {
+        /// What.
+        message: String,
+    },
+    /// An error that ends the server.
+    Error(Error),
+    /// A stop began: accepting ended; `open` sessions may finish for `drain_us`.
+    Stopping {
+        /// Sessions open.
+        open: usize,
+        /// The drain time left them, in microseconds.
+        drain_us: u64,
+    },
+    /// The server stopped.
+    Stopped {
+        /// Sessions served.
+        sessions: u64,
+        /// Sessions cut by the stop (aborted with a RST).
+        cut: u64,
+    },
+}
+
+fn us(d: Duration) -> u64 {
+    d.as_micros().min(u128::from(u64::MAX)) as u64
+}
+
+impl Closed {
+    /// The duration in microseconds, for [`Closed::duration_us`].
+    pub fn micros(d: Duration) -> u64 {
+        us(d)
+    }
+}
+
+impl Event {
+    /// Who sees it (see [`Severity`]).
+    pub fn severity(&self) -> Severity {
+        match self {
+            Event::Datagram { .. } => Severity::Debug,
+            Event::Closed(c) if matches!(c.reason, CloseReason::Reset | CloseReason::Aborted) => {
+                Severity::Notice
+            }
+            Event::Stopped { cut, .. } if *cut > 0 => Severity::Notice,
+            Event::ConnectFailed { .. } | Event::AcceptPaused { .. } | Event::Warning { .. } => {
+                Severity::Notice
+            }
+            Event::Error(_) => Severity::Error,
+            _ => Severity::Info,
+        }
+    }
+
+    /// The snake_case name (`closed`, `connect_failed` …), as the JSON `event` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Listening { .. } => "listening",
+            Event::Accepted { .. } => "accepted",
+            Event::Refused { .. } => "refused",
+            Event::Connected { .. } => "connected",
+            Event::ConnectFailed { .. } => "connect_failed",
+            Event::Closed(_) => "closed",
+            Event::Datagram { .. } => "datagram",
+            Event::Dropped { .. } => "dropped",
+            Event::AcceptPaused { .. } => "accept_paused",
+            Event::Warning { .. } => "warning",
+            Event::Error(_) => "error",
+            Event::Stopping { .. } => "stopping",
+            Event::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// What makes two events "the same" for rate limiting (one line a second with a
+    /// count): the name and the cause, not the peer. `None` for events that are one per
+    /// session and never limited (accepted, closed normally …).
+    pub fn repeat_key(&self) -> Option<String> {
+        match self {
+            Event::ConnectFailed { target, error, .. } => {
+                Some(format!("connect_failed {target} {error}"))
+            }
+            Event::Closed(c) if c.reason == CloseReason::Reset => {
+                Some(format!("closed reset {:?}", c.reset_by))
+            }
+            Event::Closed(c) if c.reason == CloseReason::Aborted => {
+                Some("closed aborted".to_string())
+            }
+            Event::Refused { reason, .. } => Some(format!("refused {}", reason.as_str())),
+            Event::Dropped { reason, .. } => Some(format!("dropped {reason}")),
+            Event::AcceptPaused { error, .. } => Some(format!("accept_paused {error}")),
+            Event::Warning { message } => Some(format!("warning {message}")),
+            _ => None,
+        }
+    }
+}
+
+/// The `-v` line (without the `sockit: ` prefix).
+impl fmt::Display for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Event::Listening {
+                local, role: None, ..
+            } => write!(f, "listening {}", local.0),
+            Event::Listening {
+                local,
+                role: Some(r),
+                ..
+            } => write!(f, "listening {} {r}", local.0),
+            Event::Accepted {
+                id,
+                transport,
+                peer,
+            } => write!(f, "#{id} accepted {peer} ({transport})"),
+            Event::Refused {
+                transport,
+                peer,
+                reason,
+            } => {
+                let why = match reason {
+                    Refusal::Denied => "not allowed by --allow/--deny",
+                    Refusal::MaxConns => "--max-conns reached",
+                };
+                write!(f, "refused {peer} ({transport}): {why}, closed at once")
+            }
+            Event::Connected { id, target } => write!(f, "#{id} connected to {}", target.0),
+            Event::ConnectFailed { id, target, error } => {
+                write!(f, "#{id} target {target} failed, client closed: {error}")
+            }
+            Event::Closed(c) => {
+                write!(
+                    f,
+                    "#{} closed {} ({}): {} bytes sent, {} bytes received, {:.3} s, {}",
+                    c.id,
+                    c.peer,
+                    c.transport,
+                    c.bytes_sent,
+                    c.bytes_received,
+                    c.duration_us as f64 / 1e6,
+                    c.reason.as_str()
+                )?;
+                match c.reset_by {
+                    Some(Side::Peer) => f.write_str(" by the peer")?,
+                    Some(Side::Target) => f.write_str(" by the target")?,
+                    None => {}
+                }
+                if c.reason == CloseReason::Aborted {
+                    f.write_str(" (cut by the stop, RST sent)")?;
+                }
+                match &c.error {
+                    Some(e) => write!(f, " ({e})"),
+                    None => Ok(()),
+                }
+            }
+            Event::Datagram {
+                transport,
+                peer,
+                bytes,
+            } => write!(f, "echoed {bytes} bytes to {peer} ({transport})"),
+            Event::Dropped {
+                transport,
+                peer,
+                bytes,
+                reason,
+                error,
+            } => {
+                write!(
+                    f,
+                    "dropped {bytes} bytes from {peer} ({transport}): {reason}"
+                )?;
+                match error {
+                    Some(e) => write!(f, " ({e})"),
+                    None => Ok(()),
+                }
+            }
+            Event::AcceptPaused {
+                transport,
+                error,
+                pause_ms,
+            } => write!(
+                f,
+                "{error} ({transport}): accepting paused for {pause_ms} ms"
+            ),
+            Event::Warning { message } => write!(f, "warning: {message}"),
+            Event::Error(e) => write!(f, "{e}"),
+            Event::Stopping { open, drain_us } => write!(
+                f,
+                "stopping: {open} open, draining for at most {:.3} s",
+                *drain_us as f64 / 1e6
+            ),
+            Event::Stopped { sessions, cut } => {
+                write!(f, "stopped: {sessions} sessions served, {cut} cut")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closed_carries_the_shared_fields() {
+        let ev = Event::Closed(Closed {
+            id: 3,
+            transport: Transport::Tcp,
+            peer: Peer::Ip("127.0.0.1:4000".parse().unwrap()),
+            bytes_sent: 5,
+            bytes_received: 6,
+            datagrams_sent: None,
+            datagrams_received: None,
+            duration_us: 1500,
+            reason: CloseReason::Reset,
+            reset_by: Some(Side::Target),
+            error: Some(Error::from_errno("recv", libc::ECONNRESET)),
+        });
+        assert_eq!(
+            serde_json::to_string(&ev).unwrap(),
+            r#"{"event":"closed","id":3,"transport":"tcp","peer_host":"127.0.0.1","peer_port":4000,"bytes_sent":5,"bytes_received":6,"duration_us":1500,"reason":"reset","reset_by":"target","error":{"kind":"os","op":"recv","code":104,"message":"recv: [Errno 104] Connection reset by peer"}}"#
+        );
+        assert_eq!(ev.severity(), Severity::Notice);
+        assert_eq!(
+            ev.to_string(),
+            "#3 closed 127.0.0.1 4000 (tcp): 5 bytes sent, 6 bytes received, 0.002 s, reset by the target (recv: [Errno 104] Connection reset by peer)"
+        );
+        let err = Event::Error(Error::from_errno("connect", libc::ECONNREFUSED));
+        assert_eq!(
+            serde_json::to_string(&err).unwrap(),
+            r#"{"event":"error","kind":"os","op":"connect","code":111,"message":"connect: [Errno 111] Connection refused"}"#
+        );
+        let l = Event::Listening {
+            transport: Transport::Udp,
+            local: Local(Peer::Ip("[::1]:9".parse().unwrap())),
+            role: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&l).unwrap(),
+            r#"{"event":"listening","transport":"udp","local_host":"::1","local_port":9}"#
+        );
+        assert_eq!(l.to_string(), "listening ::1 9");
+    }
+}

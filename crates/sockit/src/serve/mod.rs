@@ -1,0 +1,61 @@
+//! The one server core: what every server of the library (echo, forward, and the coming
+//! listen, proxy, metrics …) is made of, so that none carries its own copy.
+//!
+//! | concern | here |
+//! | --- | --- |
+//! | which address of a name to bind | [`bind_addr`] with an [`AddrRule`] |
+//! | bind (IP, Unix, inherited fds), socket-file removal | [`bind_ip`], [`bind_unix`], [`Listener`], [`SocketFile`] |
+//! | transport word, peers in one spelling | [`Transport`], [`Peer`] |
+//! | who may in, how many at once | [`Admission`], [`Permit`], [`Refusal`] |
+//! | ids, `#N peer` labels, traffic taps, the UDP peer table | [`Session`], [`PeerTable`] |
+//! | closing: lingering close, abort with RST | [`close`] |
+//! | stop: drain with a deadline, then abort | [`Stop`] |
+//! | what happened, in one vocabulary | [`Event`], [`Severity`] |
+//!
+//! Contract for a server built on it:
+//! - it binds through [`bind`] and keeps the [`SocketFile`] guard until it stops;
+//! - it admits each peer through one [`Admission`] and holds the [`Permit`] for the life
+//!   of the session (a stop waits on [`Admission::idle`]);
+//! - every accept loop selects on [`Stop::stopping`] and every session on
+//!   [`Stop::aborted`], aborting its sockets with [`close::abort`] when it resolves;
+//! - a session the server ends itself closes with [`close::linger_close`]; a reset from
+//!   one side is passed on to the other with [`close::abort`], never as a FIN;
+//! - everything it has to say is an [`Event`] given to an [`EventSink`]; it never prints.
+
+pub mod admit;
+pub mod bind;
+pub mod close;
+pub mod event;
+pub mod peer;
+pub mod session;
+pub mod stop;
+
+use std::sync::Arc;
+
+pub use admit::{Admission, DEFAULT_MAX_CONNS, MAX_CONNS, Permit, Refusal};
+pub use bind::{
+    AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
+};
+pub use event::{CloseReason, Closed, Event, Local, Severity, Side, Target};
+pub use peer::{Peer, Transport};
+pub use session::{PeerTable, Session};
+pub use stop::{Phase, Stop};
+
+/// The callback a server gives its [`Event`]s to (it may run on any thread: keep it
+/// short).
+pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
+
+/// A connected stream a server can relay, close the lingering way, or abort: TCP or Unix,
+/// boxed as [`BoxStream`] so one session type serves both.
+pub trait Stream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + std::os::fd::AsFd + Unpin + Send
+{
+}
+
+impl<T> Stream for T where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + std::os::fd::AsFd + Unpin + Send
+{
+}
+
+/// A boxed [`Stream`].
+pub type BoxStream = Box<dyn Stream>;

@@ -1,0 +1,166 @@
+//! Stopping a server: one controller ([`Stop`]) that every session and accept loop
+//! selects on.
+//!
+//! Contract (DESIGN.md, "Output conventions"):
+//! - [`Stop::drain`] (the first SIGTERM): accepting stops ([`Stop::stopping`] resolves);
+//!   open sessions go on until the drain deadline; then [`Stop::aborted`] resolves and
+//!   every session still open aborts its sockets with RST and reports itself as cut.
+//!   A drain of 0 aborts at once.
+//! - [`Stop::abort`] (a second SIGTERM, SIGINT, SIGHUP): [`Stop::aborted`] resolves at
+//!   once.
+//! - Threads that are not tokio tasks (the echo server's event loops) register a callback
+//!   with [`Stop::on_change`] (a `mio::Waker`) and read [`Stop::phase`].
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+/// Where a server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepting and serving.
+    Running,
+    /// Not accepting; sessions may finish until `deadline`, then they are aborted.
+    Draining {
+        /// When the sessions still open are aborted.
+        deadline: Instant,
+    },
+    /// Every session still open is aborted now.
+    Aborted,
+}
+
+type Callback = Box<dyn Fn() + Send + Sync>;
+
+/// The stop controller of one server; clones share it.
+#[derive(Clone)]
+pub struct Stop {
+    tx: Arc<watch::Sender<Phase>>,
+    callbacks: Arc<Mutex<Vec<Callback>>>,
+}
+
+impl std::fmt::Debug for Stop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stop")
+            .field("phase", &self.phase())
+            .finish()
+    }
+}
+
+impl Default for Stop {
+    fn default() -> Self {
+        Stop::new()
+    }
+}
+
+impl Stop {
+    /// A controller in [`Phase::Running`].
+    pub fn new() -> Stop {
+        let (tx, _) = watch::channel(Phase::Running);
+        Stop {
+            tx: Arc::new(tx),
+            callbacks: Arc::new(Mutex::new(Vec::new())),
+        }
+    }
+
+    /// The phase now. A drain whose deadline has passed reads as [`Phase::Aborted`].
+    pub fn phase(&self) -> Phase {
+        match *self.tx.borrow() {
+            Phase::Draining { deadline } if Instant::now() >= deadline => Phase::Aborted,
+            p => p,
+        }
+    }
+
+    fn set(&self, phase: Phase) {
+        self.tx.send_replace(phase);
+        if let Ok(cbs) = self.callbacks.lock() {
+            for cb in cbs.iter() {
+                cb();
+            }
+        }
+    }
+
+    /// Stops accepting; sessions may finish for at most `grace` (zero: abort at once). A
+    /// drain asked while draining or aborted changes nothing.
+    pub fn drain(&self, grace: Duration) {
+        if grace.is_zero() {
+            return self.abort();
+        }
+        if *self.tx.borrow() == Phase::Running {
+            self.set(Phase::Draining {
+                deadline: Instant::now() + grace,
+            });
+        }
+    }
+
+    /// Aborts every session now (RST). Idempotent.
+    pub fn abort(&self) {
+        if *self.tx.borrow() != Phase::Aborted {
+            self.set(Phase::Aborted);
+        }
+    }
+
+    /// Calls `f` (on the stopping thread) at each change of phase; for event loops that
+    /// are not tokio tasks (wake them with a `mio::Waker`). The drain deadline is not a
+    /// change: such a loop checks [`Stop::phase`] on its own timer.
+    pub fn on_change(&self, f: impl Fn() + Send + Sync + 'static) {
+        if let Ok(mut cbs) = self.callbacks.lock() {
+            cbs.push(Box::new(f));
+        }
+    }
+
+    /// Resolves once a drain or an abort was asked: stop accepting.
+    pub async fn stopping(&self) {
+        let mut rx = self.tx.subscribe();
+        let _ = rx.wait_for(|p| *p != Phase::Running).await;
+    }
+
+    /// Resolves once sessions must abort: at [`Stop::abort`], or at the drain deadline.
+    pub async fn aborted(&self) {
+        let mut rx = self.tx.subscribe();
+        loop {
+            let phase = *rx.borrow_and_update();
+            match phase {
+                Phase::Aborted => return,
+                Phase::Draining { deadline } => {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline.into()) => return,
+                        r = rx.changed() => if r.is_err() { return std::future::pending().await },
+                    }
+                }
+                Phase::Running => {
+                    if rx.changed().await.is_err() {
+                        return std::future::pending().await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn drain_then_deadline_then_abort() {
+        let stop = Stop::new();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        stop.on_change(move || {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert_eq!(stop.phase(), Phase::Running);
+        stop.drain(Duration::from_millis(50));
+        stop.stopping().await;
+        let t = Instant::now();
+        stop.aborted().await;
+        assert!(t.elapsed() >= Duration::from_millis(40));
+        assert_eq!(stop.phase(), Phase::Aborted);
+        stop.abort();
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let zero = Stop::new();
+        zero.drain(Duration::ZERO);
+        zero.aborted().await;
+    }
+}
