@@ -5,7 +5,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use crate::common::{self, sockit};
+use crate::common::{self, require_peer, sockit};
 
 const T: Duration = Duration::from_secs(10);
 
@@ -108,10 +108,7 @@ fn signals_give_the_same_codes_and_remove_the_socket_file() {
 fn echo_server_serves_at_ulimit_16_and_names_a_limit_too_small() {
     // Regression (defect 5): at `ulimit -n 16` echo-server printed `listening` and then
     // served nobody (each worker costs ~3 fds); it was silent without -v.
-    if !common::have("prlimit") {
-        eprintln!("skipped: needs prlimit (apt-get install util-linux)");
-        return;
-    }
+    require_peer!("prlimit");
     let mut c = std::process::Command::new("prlimit");
     c.args(["--nofile=16", "--"])
         .arg(common::bin())
