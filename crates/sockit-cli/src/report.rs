@@ -136,11 +136,24 @@ impl Reporter {
 
     /// Prints the last held event of each kind whose window has passed.
     fn release_due(&self) {
-        let due: Vec<(Event, u64)> = match self.repeats.lock() {
+        self.release(false);
+    }
+
+    /// Prints every event still held back (call once at the end).
+    pub fn flush(&self) {
+        self.release(true);
+    }
+
+    /// Prints the last held event of each kind (all, or those whose window has passed)
+    /// with the count of the others held with it.
+    fn release(&self, all: bool) {
+        let out: Vec<(Event, u64)> = match self.repeats.lock() {
             Ok(mut map) => {
                 let now = Instant::now();
                 map.values_mut()
-                    .filter(|h| h.held > 0 && now.duration_since(h.last_printed) >= REPEAT_WINDOW)
+                    .filter(|h| {
+                        h.held > 0 && (all || now.duration_since(h.last_printed) >= REPEAT_WINDOW)
+                    })
                     .filter_map(|h| {
                         h.last_printed = now;
                         let n = std::mem::take(&mut h.held);
@@ -150,25 +163,7 @@ impl Reporter {
             }
             Err(_) => Vec::new(),
         };
-        for (ev, n) in due {
-            self.print(&ev, n);
-        }
-    }
-
-    /// Prints every event still held back (call once at the end).
-    pub fn flush(&self) {
-        let held: Vec<(Event, u64)> = match self.repeats.lock() {
-            Ok(mut map) => map
-                .values_mut()
-                .filter(|h| h.held > 0)
-                .filter_map(|h| {
-                    let n = std::mem::take(&mut h.held);
-                    h.last.take().map(|ev| (ev, n - 1))
-                })
-                .collect(),
-            Err(_) => Vec::new(),
-        };
-        for (ev, n) in held {
+        for (ev, n) in out {
             self.print(&ev, n);
         }
     }
@@ -235,6 +230,20 @@ impl Reporter {
         }
         stderr_line(format_args!("{line}"));
         Ok(())
+    }
+
+    /// Runs a server's `serve` with a reporter for `out`: an error that ends it is
+    /// reported through [`Reporter::fail`] (its exit code returned).
+    pub fn run_server(
+        out: &OutputArgs,
+        json_to: JsonTo,
+        serve: impl FnOnce(&Arc<Reporter>) -> anyhow::Result<std::process::ExitCode>,
+    ) -> anyhow::Result<std::process::ExitCode> {
+        let reporter = Reporter::new(out, json_to);
+        match serve(&reporter) {
+            Ok(code) => Ok(code),
+            Err(e) => Ok(reporter.fail(&e)),
+        }
     }
 
     /// Reports the error that ends the command and returns its exit code: the

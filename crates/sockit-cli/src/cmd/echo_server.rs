@@ -107,11 +107,8 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
 /// Runs `sockit echo-server`. With `--json`, an error that ends it is also one JSON object
 /// on stdout (`{"event":"error","kind":…,"op":…,"code":…,"message":…}`).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reporter = Reporter::new(&args.output, JsonTo::Stdout);
-    match serve(args, &reporter) {
-        Ok(code) => Ok(code),
-        Err(e) => Ok(reporter.fail(&e)),
-    }
+    let out = args.output.clone();
+    Reporter::run_server(&out, JsonTo::Stdout, |r| serve(args, r))
 }
 
 fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<ExitCode> {

@@ -95,11 +95,8 @@ fn check_target_family(target: &Endpoint, family: &FamilyArgs) -> anyhow::Result
 
 /// Runs `sockit forward`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reporter = Reporter::new(&args.output, JsonTo::Stdout);
-    match serve(args, &reporter) {
-        Ok(code) => Ok(code),
-        Err(e) => Ok(reporter.fail(&e)),
-    }
+    let out = args.output.clone();
+    Reporter::run_server(&out, JsonTo::Stdout, |r| serve(args, r))
 }
 
 fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<ExitCode> {
