@@ -326,6 +326,99 @@ pub async fn connect_happy_addrs(
     }
 }
 
+/// Looks `host` up for a blocking client: [`resolve()`] (one `getaddrinfo(3)` call,
+/// `SOCK_STREAM`, `AI_NUMERICHOST` for an address literal, which may carry a zone id
+/// `fe80::1%lo`), run on a helper thread when there is a deadline so that a slow resolver
+/// cannot outlast it. A literal never waits, so no deadline applies to it.
+///
+/// Python: `socket.getaddrinfo(host, port, family, SOCK_STREAM)` under a timeout.
+///
+/// # Errors
+/// - [`ErrorKind::Gai`] with the EAI code from `getaddrinfo(3)`.
+/// - [`ErrorKind::Timeout`] (op `getaddrinfo`) when `deadline` passes first.
+pub fn resolve_until(
+    host: &str,
+    port: u16,
+    family: Option<Family>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Vec<SocketAddr>> {
+    let numeric = host
+        .split('%')
+        .next()
+        .unwrap_or(host)
+        .parse::<IpAddr>()
+        .is_ok();
+    let opts = ConnectOptions {
+        family,
+        numeric,
+        ..ConnectOptions::default()
+    };
+    let host_owned = host.to_string();
+    let lookup = move || resolve(&host_owned, &Port::Number(port), SockType::Stream, &opts);
+    let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+    match left {
+        // A numeric lookup never waits: no deadline applies to it.
+        None => lookup(),
+        Some(_) if numeric => lookup(),
+        Some(left) if left.is_zero() => Err(Error::timeout("getaddrinfo")),
+        Some(left) => {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::Builder::new()
+                .name("getaddrinfo".into())
+                .spawn(move || {
+                    let _ = tx.send(lookup());
+                })
+                .map_err(|e| Error::from_io("getaddrinfo", e))?;
+            rx.recv_timeout(left)
+                .map_err(|_| Error::timeout("getaddrinfo"))?
+        }
+    }
+}
+
+/// Happy Eyeballs (RFC 8305) for blocking code: [`connect_happy_addrs`] over `addrs` (in
+/// the order given: see [`happy_order`]) on a one-thread tokio runtime, the winner handed
+/// back as a blocking std socket, with the number of attempts started.
+///
+/// A deadline already passed is handed on as a zero timeout, exactly as
+/// [`connect_happy`] hands on what its lookup left: the race then decides, so a refusal
+/// stays a refusal (`[Errno 111]`) even at the deadline. Safe to call from inside a tokio
+/// runtime (the race then runs on a thread of its own).
+///
+/// # Errors
+/// As [`connect_happy_addrs`].
+pub fn connect_happy_blocking(
+    addrs: Vec<SocketAddr>,
+    deadline: Option<std::time::Instant>,
+) -> Result<(std::net::TcpStream, usize)> {
+    let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+    let opts = ConnectOptions {
+        timeout,
+        ..ConnectOptions::default()
+    };
+    let race = move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::from_io("tokio runtime", e))?;
+        rt.block_on(connect_happy_addrs(addrs, &opts))
+    };
+    // Called from inside a tokio runtime (a blocking call in async code), creating or
+    // dropping a runtime there would panic: race on a thread of our own instead.
+    let conn = if tokio::runtime::Handle::try_current().is_ok() {
+        std::thread::scope(|s| s.spawn(race).join())
+            .map_err(|_| Error::new(ErrorKind::Os, "connect", None, "connect thread failed"))??
+    } else {
+        race()?
+    };
+    let tcp = conn
+        .stream
+        .into_std()
+        .map_err(|e| Error::from_io("connect", e))?;
+    tcp.set_nonblocking(false)
+        .map_err(|e| Error::from_io("fcntl", e))?;
+    Ok((tcp, conn.attempts))
+}
+
 /// The index of the first attempt whose socket is writable: its connect(2) ended, either
 /// way (the socket is writable when connected and when `SO_ERROR` is set).
 async fn first_writable(pending: &[(SocketAddr, TcpStream)]) -> usize {

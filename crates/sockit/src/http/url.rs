@@ -1,0 +1,413 @@
+//! URLs: `http://` and `https://` text split the way a request needs it (RFC 3986),
+//! and references resolved against a base (RFC 3986 §5.2, for redirects).
+
+use std::fmt;
+
+use super::{OP_URL, hex_val};
+use crate::error::{Error, Result};
+
+/// The two schemes `sockit http` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scheme {
+    /// `http://`, default port 80.
+    Http,
+    /// `https://` (HTTP over TLS), default port 443.
+    Https,
+}
+
+impl Scheme {
+    /// The scheme's default port (80 or 443).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+
+    /// `"http"` or `"https"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// An `http://` or `https://` URL, split the way a request needs it (RFC 3986 §3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    /// `http` or `https`.
+    pub scheme: Scheme,
+    /// The host: a DNS name in ASCII (IDNA applied, lower case), IPv4 text, or IPv6 text
+    /// without brackets (a zone id kept as `%name`).
+    pub host: String,
+    /// The port (the scheme's default when the URL has none).
+    pub port: u16,
+    /// The request target: path and query, at least `/`; the fragment is dropped.
+    pub target: String,
+    /// `user:password` from the URL, percent-decoded, if any (for Basic authentication).
+    pub userinfo: Option<String>,
+}
+
+impl Url {
+    /// Parses an absolute `http://` or `https://` URL; text without `://` is taken as
+    /// `http://` text, as curl does (`localhost:8080/x`).
+    ///
+    /// Hosts may be names (IDNA, RFC 5891), IPv4, or IPv6 in brackets (`[::1]`,
+    /// `[fe80::1%25lo]`). Non-ASCII bytes in the path are percent-encoded as UTF-8.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a scheme other than
+    /// http/https, a missing or invalid host, a port that is not a number in 0..=65535,
+    /// or whitespace and control characters.
+    ///
+    /// # Examples
+    /// ```
+    /// use sockit::http::{Scheme, Url};
+    /// let u = Url::parse("https://[::1]:8443/a?b#frag").unwrap();
+    /// assert_eq!((u.scheme, u.host.as_str(), u.port, u.target.as_str()),
+    ///            (Scheme::Https, "::1", 8443, "/a?b"));
+    /// assert_eq!(Url::parse("example.com").unwrap().target, "/");
+    /// assert!(Url::parse("http://h:70000/").is_err());
+    /// assert!(Url::parse("ftp://h/").is_err());
+    /// ```
+    pub fn parse(text: &str) -> Result<Url> {
+        if text.is_empty() {
+            return Err(Error::invalid_input(OP_URL, "empty URL"));
+        }
+        if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Error::invalid_input(
+                OP_URL,
+                format!("malformed URL {text:?}: contains {c:?} (percent-encode it)"),
+            ));
+        }
+        let (scheme, rest) = match text.find("://") {
+            Some(i) => (&text[..i], &text[i + 3..]),
+            None => ("http", text),
+        };
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            "" => {
+                return Err(Error::invalid_input(
+                    OP_URL,
+                    format!("malformed URL {text:?}: no scheme before ://"),
+                ));
+            }
+            other => {
+                return Err(Error::invalid_input(
+                    OP_URL,
+                    format!(
+                        "unsupported URL scheme {other:?} (sockit http speaks http:// and https://)"
+                    ),
+                ));
+            }
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(end);
+        let (userinfo, hostport) = match authority.rfind('@') {
+            Some(i) => (Some(percent_decode(&authority[..i])), &authority[i + 1..]),
+            None => (None, authority),
+        };
+        let (host, port_text) = split_host_port(hostport, text)?;
+        let port = match port_text {
+            None | Some("") => scheme.default_port(),
+            Some(p) => parse_port(p, text)?,
+        };
+        let path = path.split('#').next().unwrap_or("");
+        let target = if path.is_empty() || path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_string()
+        };
+        Ok(Url {
+            scheme,
+            host,
+            port,
+            target: encode_non_ascii(&target),
+            userinfo,
+        })
+    }
+
+    /// True when the host is an IPv6 address.
+    pub fn is_ipv6(&self) -> bool {
+        self.host.contains(':')
+    }
+
+    /// The `Host` header value (RFC 9110 §7.2): the host (IPv6 in brackets, no zone id)
+    /// and the port when it is not the scheme's default.
+    pub fn host_header(&self) -> String {
+        let host = if self.is_ipv6() {
+            format!("[{}]", self.host.split('%').next().unwrap_or(&self.host))
+        } else {
+            self.host.clone()
+        };
+        if self.port == self.scheme.default_port() {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+
+    /// Resolves a reference (a redirect's `Location`) against this URL (RFC 3986 §5.2):
+    /// absolute URLs, `//authority/...`, `/path`, `?query` and relative paths with `.`
+    /// and `..` segments.
+    ///
+    /// # Errors
+    /// As [`Url::parse`] for the resulting URL.
+    ///
+    /// # Examples
+    /// ```
+    /// use sockit::http::Url;
+    /// let base = Url::parse("http://h:8080/a/b/c?x").unwrap();
+    /// assert_eq!(base.join("/d").unwrap().to_string(), "http://h:8080/d");
+    /// assert_eq!(base.join("../d").unwrap().to_string(), "http://h:8080/a/d");
+    /// assert_eq!(base.join("https://o/").unwrap().to_string(), "https://o/");
+    /// ```
+    pub fn join(&self, reference: &str) -> Result<Url> {
+        let reference = reference.trim();
+        let has_scheme = reference.find(':').is_some_and(|i| {
+            i > 0
+                && reference[..i]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+                && reference[i..].starts_with("://")
+        });
+        if has_scheme {
+            return Url::parse(reference);
+        }
+        if let Some(rest) = reference.strip_prefix("//") {
+            return Url::parse(&format!("{}://{rest}", self.scheme.as_str()));
+        }
+        let reference = reference.split('#').next().unwrap_or("");
+        let target = if reference.is_empty() {
+            self.target.clone()
+        } else if reference.starts_with('/') {
+            remove_dot_segments(reference)
+        } else if reference.starts_with('?') {
+            let path = self.target.split('?').next().unwrap_or("/");
+            format!("{path}{reference}")
+        } else {
+            let path = self.target.split('?').next().unwrap_or("/");
+            let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+            remove_dot_segments(&format!("{dir}{reference}"))
+        };
+        let mut url = self.clone();
+        url.target = encode_non_ascii(&target);
+        Ok(url)
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.is_ipv6() {
+            format!("[{}]", self.host.replace('%', "%25"))
+        } else {
+            self.host.clone()
+        };
+        write!(f, "{}://{host}", self.scheme.as_str())?;
+        if self.port != self.scheme.default_port() {
+            write!(f, ":{}", self.port)?;
+        }
+        f.write_str(&self.target)
+    }
+}
+
+fn split_host_port<'a>(hostport: &'a str, url: &str) -> Result<(String, Option<&'a str>)> {
+    let bad = |why: &str| Error::invalid_input(OP_URL, format!("malformed URL {url:?}: {why}"));
+    if let Some(rest) = hostport.strip_prefix('[') {
+        let (inside, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+        let (addr, zone) = match inside.split_once('%') {
+            Some((a, z)) => (a, Some(percent_decode(z.strip_prefix("25").unwrap_or(z)))),
+            None => (inside, None),
+        };
+        let ip: std::net::Ipv6Addr = addr
+            .parse()
+            .map_err(|_| bad(&format!("{inside:?} is not an IPv6 address")))?;
+        let host = match zone {
+            Some(z) if !z.is_empty() => format!("{ip}%{z}"),
+            _ => ip.to_string(),
+        };
+        let port = match after {
+            "" => None,
+            a => Some(a.strip_prefix(':').ok_or_else(|| bad("junk after ']'"))?),
+        };
+        return Ok((host, port));
+    }
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (hostport, None),
+    };
+    if host.is_empty() {
+        return Err(bad("no host"));
+    }
+    if host.contains(':') {
+        return Err(bad("an IPv6 address must be in brackets ([::1])"));
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return Ok((host.to_string(), port));
+    }
+    let decoded = percent_decode(host);
+    let ascii = idna::domain_to_ascii_cow(decoded.as_bytes(), idna::AsciiDenyList::URL)
+        .map_err(|_| bad(&format!("{host:?} is not a valid host name")))?;
+    if ascii.is_empty() {
+        return Err(bad("no host"));
+    }
+    if ascii.trim_end_matches('.').split('.').any(str::is_empty) {
+        return Err(bad(&format!("{host:?} has an empty label")));
+    }
+    Ok((ascii.into_owned(), port))
+}
+
+fn parse_port(text: &str, url: &str) -> Result<u16> {
+    if !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::invalid_input(
+            OP_URL,
+            format!("malformed URL {url:?}: port {text:?} is not a number"),
+        ));
+    }
+    match text.parse::<u32>() {
+        Ok(n) if n <= 65535 => Ok(n as u16),
+        _ => Err(Error::invalid_input(
+            OP_URL,
+            format!("malformed URL {url:?}: port must be 0-65535, not {text}"),
+        )),
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn encode_non_ascii(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for &b in text.as_bytes() {
+        if b.is_ascii() {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// RFC 3986 §5.2.4 on a path with an optional query.
+fn remove_dot_segments(target: &str) -> String {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').collect();
+    let last = segments.len().saturating_sub(1);
+    for (i, seg) in segments.iter().enumerate().skip(1) {
+        match *seg {
+            "." => {
+                if i == last {
+                    out.push("");
+                }
+            }
+            ".." => {
+                out.pop();
+                if i == last {
+                    out.push("");
+                }
+            }
+            s => out.push(s),
+        }
+    }
+    let mut result = format!("/{}", out.join("/"));
+    if let Some(q) = query {
+        result.push('?');
+        result.push_str(q);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("http://example.com").unwrap();
+        assert_eq!(
+            (u.scheme, u.host.as_str(), u.port, u.target.as_str()),
+            (Scheme::Http, "example.com", 80, "/")
+        );
+        let u = Url::parse("HTTPS://User:p%40ss@Example.COM:8443?q=1#f").unwrap();
+        assert_eq!(u.host, "example.com");
+        assert_eq!(u.port, 8443);
+        assert_eq!(u.target, "/?q=1");
+        assert_eq!(u.userinfo.as_deref(), Some("User:p@ss"));
+        let u = Url::parse("http://[fe80::1%25lo]:81/").unwrap();
+        assert_eq!(u.host, "fe80::1%lo");
+        assert_eq!(u.host_header(), "[fe80::1]:81");
+        assert_eq!(u.to_string(), "http://[fe80::1%25lo]:81/");
+        let u = Url::parse("http://bücher.example/ä").unwrap();
+        assert_eq!(u.host, "xn--bcher-kva.example");
+        assert_eq!(u.target, "/%C3%A4");
+        assert_eq!(Url::parse("localhost:8080/x").unwrap().port, 8080);
+        assert_eq!(Url::parse("http://h:/").unwrap().port, 80);
+    }
+
+    #[test]
+    fn bad_urls() {
+        for bad in [
+            "",
+            "ftp://h/",
+            "://h",
+            "http://",
+            "http:///x",
+            "http://h:70000/",
+            "http://h:65536/",
+            "http://h:-1/",
+            "http://h:8x/",
+            "http://[::1/",
+            "http://[nope]/",
+            "http://::1/",
+            "http://h/a b",
+            "http://h/\n",
+            "http://a..b/",
+        ] {
+            let e = Url::parse(bad).expect_err(bad);
+            assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad}: {e}");
+        }
+        let e = Url::parse("http://h:70000/").unwrap_err();
+        assert!(e.to_string().contains("port must be 0-65535"), "{e}");
+        let e = Url::parse("gopher://h/").unwrap_err();
+        assert!(e.to_string().contains("unsupported URL scheme"), "{e}");
+    }
+
+    #[test]
+    fn joins() {
+        let base = Url::parse("http://h:8080/a/b/c?x").unwrap();
+        for (r, want) in [
+            ("d", "http://h:8080/a/b/d"),
+            ("./d/", "http://h:8080/a/b/d/"),
+            ("../../../../d", "http://h:8080/d"),
+            ("?y", "http://h:8080/a/b/c?y"),
+            ("/p?q#f", "http://h:8080/p?q"),
+            ("//other:1/z", "http://other:1/z"),
+            ("HTTPS://x/", "https://x/"),
+            ("", "http://h:8080/a/b/c?x"),
+        ] {
+            assert_eq!(base.join(r).unwrap().to_string(), want, "{r}");
+        }
+    }
+}
