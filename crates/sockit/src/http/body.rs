@@ -76,7 +76,7 @@ const MAX_CHUNK_LINE: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Chunk {
-    /// Reading hex digits of the size.
+    /// Reading hex digits of the size (`digits` read so far, leading zeros included).
     Size { size: u64, digits: u32 },
     /// After the size: extensions or whitespace until LF.
     SizeRest { size: u64 },
@@ -202,12 +202,14 @@ impl BodyDecoder {
                 Chunk::Size { size, digits } => {
                     self.bump_line(1)?;
                     if let Some(d) = hex_val(b) {
-                        if digits >= 16 {
-                            return Err(bad("chunk size too large"));
+                        // Leading zeros are allowed (RFC 9112 §7.1: 1*HEXDIG), however
+                        // many the line holds: only the value must fit in 64 bits.
+                        if size > u64::MAX >> 4 {
+                            return Err(bad("chunk size too large (more than 64 bits)"));
                         }
                         self.chunk = Chunk::Size {
                             size: size << 4 | u64::from(d),
-                            digits: digits + 1,
+                            digits: digits.saturating_add(1),
                         };
                     } else if digits == 0 {
                         return Err(bad(&format!(
@@ -401,6 +403,22 @@ mod tests {
             );
         }
         assert!(decode_all(Framing::Chunked, b"zz\r\n", 1).is_err());
+        // Regression: more than 16 hex digits were refused even when the extra ones are
+        // leading zeros, which RFC 9112 allows.
+        let wire = b"000000000000000000000000000005\r\nhello\r\n00000000000000000000\r\n\r\n";
+        for step in [1, 4, 1000] {
+            let (out, used, done) = decode_all(Framing::Chunked, wire, step).unwrap();
+            assert_eq!(
+                (out.as_slice(), used, done),
+                (&b"hello"[..], wire.len(), true)
+            );
+        }
+        // A value past 64 bits is still refused, and the line stays bounded.
+        let e = decode_all(Framing::Chunked, b"10000000000000000\r\n", 1000).unwrap_err();
+        assert!(e.to_string().contains("chunk size too large"), "{e}");
+        let zeros = vec![b'0'; MAX_CHUNK_LINE + 1];
+        let e = decode_all(Framing::Chunked, &zeros, 1000).unwrap_err();
+        assert!(e.to_string().contains("chunk-size line longer"), "{e}");
         assert!(decode_all(Framing::Chunked, b"5\r\nhelloXX", 1).is_err());
     }
 
