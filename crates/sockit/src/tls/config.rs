@@ -10,7 +10,7 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
 use super::errors::tls_error;
 use super::provider;
-use super::verify::AcceptAnyServerCert;
+use super::verify::{AcceptAnyServerCert, Verifier};
 #[cfg(any(doc, test))]
 use crate::error::ErrorKind;
 use crate::error::{Error, Result};
@@ -125,30 +125,40 @@ fn path_op(path: &Path) -> String {
 /// As [`load_certs`] for a `cacert` file; [`ErrorKind::InvalidInput`] when none of its
 /// certificates can serve as a trust anchor.
 pub fn root_store(cacert: Option<&Path>) -> Result<(RootCertStore, RootsSource)> {
+    roots_and_anchors(cacert).map(|(roots, source, _)| (roots, source))
+}
+
+/// [`root_store`], and the certificates of the `cacert` file as they are (empty for the
+/// system's roots): a server presenting one of them is trusted as it is.
+fn roots_and_anchors(
+    cacert: Option<&Path>,
+) -> Result<(RootCertStore, RootsSource, Vec<CertificateDer<'static>>)> {
     let mut roots = RootCertStore::empty();
     if let Some(path) = cacert {
         let certs = load_certs(path)?;
-        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        let (added, _ignored) = roots.add_parsable_certificates(certs.iter().cloned());
         if added == 0 {
             return Err(Error::invalid_input(
                 path_op(path),
                 "no usable CA certificate in the file",
             ));
         }
-        return Ok((roots, RootsSource::CaFile(path.to_path_buf(), added)));
+        return Ok((roots, RootsSource::CaFile(path.to_path_buf(), added), certs));
     }
     let native = rustls_native_certs::load_native_certs();
     let (added, _ignored) = roots.add_parsable_certificates(native.certs);
     if added > 0 {
-        return Ok((roots, RootsSource::System(added)));
+        return Ok((roots, RootsSource::System(added), Vec::new()));
     }
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let n = roots.len();
-    Ok((roots, RootsSource::Webpki(n)))
+    Ok((roots, RootsSource::Webpki(n), Vec::new()))
 }
 
 /// A client configuration: verified against the system's roots (or `cacert`), or not at
-/// all with `insecure`; TLS 1.2 and 1.3; the given ALPN ids; the client certificate of
+/// all with `insecure`; as curl does, a server certificate that is itself in `cacert` is
+/// trusted as it is, even when it is marked CA (OpenSSL 3's `req -x509` marks it so), and
+/// an untrusted self-signed certificate is reported as `self-signed certificate`; TLS 1.2 and 1.3; the given ALPN ids; the client certificate of
 /// `identity` for a server that asks for one.
 ///
 /// Python: `ssl.create_default_context(cafile=...)`, with `check_hostname=False,
@@ -172,8 +182,14 @@ pub fn client_config(opts: &ClientOptions) -> Result<(Arc<ClientConfig>, RootsSo
             RootsSource::Insecure,
         )
     } else {
-        let (roots, source) = root_store(opts.cacert.as_deref())?;
-        (builder.with_root_certificates(roots), source)
+        let (roots, source, anchors) = roots_and_anchors(opts.cacert.as_deref())?;
+        let verifier = Arc::new(Verifier::new(roots, anchors, provider)?);
+        (
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(verifier),
+            source,
+        )
     };
     let mut config = match &opts.identity {
         None => builder.with_no_client_auth(),
