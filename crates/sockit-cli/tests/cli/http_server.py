@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The HTTP server of sockit's `http` tests: Python's http.server with a small handler.
 
-Usage: http_server.py [--tls CERT KEY | --v6]
+Usage: http_server.py [--tls CERT KEY | --v6] [--log FILE]
 Binds 127.0.0.1 (::1 with --v6) port 0, prints `listening HOST PORT`, serves until killed. HTTP/1.1
 with keep-alive; strict about Host (an HTTP/1.1 request without it gets 400, as a strict
 server answers the slides' bare request). Routes:
@@ -17,14 +17,28 @@ server answers the slides' bare request). Routes:
   /short       Content-Length 100, 10 bytes, close
   /bighead     a head past 64 KiB               /slow   head, then the body after 5 s
   POST /echo   the request body back; POST /see-other: 303 to /file
+  /record...   (any method) what the server received, as one JSON line appended to the
+               --log FILE and sent back: method, path, version, headers, body (base64)
+  /retry?n=N&id=ID  503 (Retry-After: 0) the first N times for ID, then 200 "done\n"
+  /gzip /deflate    "compressed text\n" * 100, gzip- or zlib-encoded when asked for
+  /cookies     two Set-Cookie headers around another one
+  /flood       "100 Continue" heads without end (for at most 20 s)
 """
+import base64
 import http.server
+import json
 import socket
 import ssl
 import sys
+import threading
 import time
+import zlib
 
 FILE = bytes(range(256)) * 4 + b"end of file\n"
+LOG = None
+LOCK = threading.Lock()
+RETRIES = {}
+TEXT = b"compressed text\n" * 100
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -55,8 +69,39 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
+    def read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            body = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip(), 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return body
+                body += self.rfile.read(size)
+                self.rfile.readline()
+        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
+
+    def record(self, send_body=True):
+        body = self.read_body()
+        entry = {
+            "method": self.command,
+            "path": self.path,
+            "version": self.request_version,
+            "headers": [[n, v] for n, v in self.headers.items()],
+            "body": base64.b64encode(body).decode(),
+        }
+        line = json.dumps(entry)
+        if LOG:
+            with LOCK, open(LOG, "a") as f:
+                f.write(line + "\n")
+        self.reply(200, line.encode() + b"\n", [("Content-Type", "application/json")], send_body)
+
     def route(self, send_body):
         path = self.path.split("?")[0]
+        query = dict(p.split("=", 1) for p in self.path.partition("?")[2].split("&") if "=" in p)
+        if path.startswith("/record"):
+            return self.record(send_body)
         port = self.server.server_address[1]
         host = self.server.server_address[0]
         host = f"[{host}]" if ":" in host else host
@@ -104,6 +149,38 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/bighead":
             pad = b"X-Pad: " + b"a" * 1000 + b"\r\n"
             self.raw(b"HTTP/1.1 200 OK\r\n" + pad * 70 + b"Content-Length: 2\r\n\r\nok")
+        elif path == "/retry":
+            key = query.get("id", "")
+            with LOCK:
+                RETRIES[key] = RETRIES.get(key, 0) + 1
+                seen = RETRIES[key]
+            if seen <= int(query.get("n", "1")):
+                self.reply(503, b"busy\n", [("Retry-After", "0")], send_body)
+            else:
+                self.reply(200, b"done\n", [], send_body)
+        elif path in ("/gzip", "/deflate"):
+            asked = self.headers.get("Accept-Encoding", "")
+            coding = path[1:] if path[1:] in asked else None
+            if coding == "gzip":
+                c = zlib.compressobj(9, zlib.DEFLATED, 31)
+                body = c.compress(TEXT) + c.flush()
+            elif coding == "deflate":
+                body = zlib.compress(TEXT)
+            else:
+                body = TEXT
+            headers = [("Content-Encoding", coding)] if coding else []
+            self.reply(200, body, headers + [("Vary", "Accept-Encoding")], send_body)
+        elif path == "/cookies":
+            self.reply(200, b"cookies\n", [("Set-Cookie", "a=1"), ("X-One", "first"),
+                                             ("Set-Cookie", "b=2")], send_body)
+        elif path == "/flood":
+            end = time.monotonic() + 20
+            try:
+                while time.monotonic() < end:
+                    self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n" * 64)
+            except OSError:
+                pass
+            self.close_connection = True
         elif path == "/slow":
             self.send_response(200)
             self.send_header("Content-Length", "5")
@@ -121,14 +198,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.route(False)
 
     def do_POST(self):
-        n = int(self.headers.get("Content-Length", "0"))
-        body = self.rfile.read(n)
+        if self.path.startswith("/record"):
+            return self.record()
+        body = self.read_body()
         if self.path == "/see-other":
             self.reply(303, b"see other\n", [("Location", "/file")])
         else:
             self.reply(200, body, [("Content-Type", "application/octet-stream")])
 
     do_PUT = do_POST
+    do_DELETE = do_POST
+    do_PATCH = do_POST
 
 
 class V6Server(http.server.ThreadingHTTPServer):
@@ -136,6 +216,11 @@ class V6Server(http.server.ThreadingHTTPServer):
 
 
 def main():
+    global LOG
+    if "--log" in sys.argv:
+        i = sys.argv.index("--log")
+        LOG = sys.argv[i + 1]
+        del sys.argv[i:i + 2]
     v6 = sys.argv[1:] == ["--v6"]
     host = "::1" if v6 else "127.0.0.1"
     server = (V6Server if v6 else http.server.ThreadingHTTPServer)((host, 0), Handler)

@@ -1,45 +1,78 @@
 //! One exchange over one connection: lookup, connect (Happy Eyeballs), TLS, send the
-//! request, read the head and the body, each phase timed.
+//! request, read the head and the body, each phase timed; then, on a keep-alive
+//! connection, the next request ([`Exchange::restart`]).
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{BodyDecoder, OP_HTTP, ResponseHead, Scheme, Url, framing, parse_response_head};
+use super::{
+    BodyDecoder, MAX_HEAD_BYTES, OP_HTTP, ResponseHead, Scheme, Url, framing, parse_response_head,
+};
 use crate::addr::Family;
 use crate::error::{Error, Result};
 use crate::tls;
+
+/// The most interim (1xx) responses accepted before the final one. A server sends one
+/// `100 Continue` or a few `103 Early Hints`; one that sends them without end is refused
+/// ([`ErrorKind::Protocol`](crate::ErrorKind::Protocol)) instead of read forever.
+pub const MAX_INTERIM_RESPONSES: usize = 32;
 
 /// How an [`Exchange`] connects and how long it may take.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// Limit for name lookup and connect together, over all addresses (curl's
-    /// `--connect-timeout`, sockit's `-w`).
+    /// `--connect-timeout`).
     pub connect_timeout: Option<Duration>,
-    /// Limit for the whole exchange, from the lookup to the last body byte (`--max-time`).
+    /// Limit for the whole exchange, from the lookup to the last body byte (`--max-time`);
+    /// after [`Exchange::restart`], for that request.
     pub max_time: Option<Duration>,
     /// Only IPv4 or only IPv6 addresses (`-4` / `-6`); `None` is `AF_UNSPEC`.
     pub family: Option<Family>,
     /// The TLS client configuration for `https://` (see [`tls::client_config`]); `None`
     /// means the default: system roots, ALPN `http/1.1`.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Where to connect instead of the URL's host and port; the URL still gives the
+    /// `Host` header and the TLS server name. `None`: the URL's host and port.
+    pub route: Option<Route>,
 }
 
-/// When each phase ended, measured from the start of [`Exchange::open`] (cumulative, as
-/// curl's `-w %{time_connect}`).
+/// Where an [`Exchange`] connects when it is not the URL's host and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Look this host and port up instead (curl's `--connect-to`).
+    Host {
+        /// The host to look up (a name or an address).
+        host: String,
+        /// The port to connect to.
+        port: u16,
+    },
+    /// Connect to these addresses, in this order, with no lookup (curl's `--resolve`).
+    Addrs(Vec<SocketAddr>),
+    /// Connect to this Unix stream socket (curl's `--unix-socket`).
+    Unix(PathBuf),
+}
+
+/// When each phase ended, measured from the start of the request ([`Exchange::open`], or
+/// [`Exchange::restart`] on a reused connection); cumulative, as curl's
+/// `-w %{time_connect}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Timings {
-    /// Name lookup done.
-    pub dns: Duration,
-    /// TCP connection established.
-    pub connect: Duration,
-    /// TLS handshake done (`None` for plain HTTP).
+    /// Name lookup done (`None` on a reused connection).
+    pub dns: Option<Duration>,
+    /// Connection established (`None` on a reused connection).
+    pub connect: Option<Duration>,
+    /// TLS handshake done (`None` for plain HTTP and on a reused connection).
     pub tls: Option<Duration>,
+    /// The request is about to be sent (curl's `time_pretransfer`).
+    pub pretransfer: Option<Duration>,
     /// Last request byte handed to the kernel.
     pub request_sent: Option<Duration>,
-    /// First response byte received.
+    /// First response byte received (curl's `time_starttransfer`).
     pub first_byte: Option<Duration>,
     /// Response complete.
     pub total: Option<Duration>,
@@ -48,7 +81,7 @@ pub struct Timings {
 /// What happens during an exchange, in order, for an observer (the CLI's `-v`).
 #[derive(Debug)]
 pub enum Event<'a> {
-    /// The name lookup answered these addresses.
+    /// The name lookup answered these addresses (or `--resolve` gave them).
     Resolved(&'a [SocketAddr]),
     /// Happy Eyeballs (RFC 8305) begins with the addresses in this order.
     Connecting(&'a [SocketAddr]),
@@ -61,10 +94,16 @@ pub enum Event<'a> {
         /// How many connect attempts were started (1 when the first address answered).
         attempts: usize,
     },
+    /// Connected to this Unix stream socket.
+    ConnectedUnix(&'a Path),
+    /// The next request goes over the connection of the previous one (keep-alive).
+    Reused,
     /// The TLS handshake is done.
     TlsDone(&'a tls::SessionInfo),
     /// These request bytes were sent.
     Sent(&'a [u8]),
+    /// A request body of this many bytes was sent after its head (`Expect: 100-continue`).
+    SentBody(usize),
     /// A response head arrived (1xx interim heads too), as its exact bytes.
     HeadReceived(&'a [u8], &'a ResponseHead),
     /// Body bytes arrived, as on the wire (chunk framing included).
@@ -80,13 +119,64 @@ pub struct BodyPiece {
     pub data: Vec<u8>,
 }
 
+/// The connected socket under the (optional) TLS layer.
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Conn {
+    fn set_timeouts(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Conn::Tcp(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
+            Conn::Unix(s) => s.set_read_timeout(t).and_then(|()| s.set_write_timeout(t)),
+        }
+    }
+
+    /// True when the peer has closed (or reset) the connection and nothing is left to
+    /// read: `recv(MSG_PEEK | MSG_DONTWAIT)` returns 0 or an error other than EAGAIN.
+    fn peer_closed(&self) -> bool {
+        let fd = match self {
+            Conn::Tcp(s) => socket2::SockRef::from(s),
+            Conn::Unix(s) => socket2::SockRef::from(s),
+        };
+        let mut buf = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+        match fd.recv_with_flags(&mut buf, libc::MSG_PEEK | libc::MSG_DONTWAIT) {
+            Ok(0) => true,
+            Ok(_) => false,
+            Err(e) => e.kind() != io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.read(buf),
+            Conn::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Tcp(s) => s.write(buf),
+            Conn::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 enum Stream {
-    Plain(TcpStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Plain(Conn),
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, Conn>>),
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
+    fn conn(&self) -> &Conn {
         match self {
             Stream::Plain(s) => s,
             Stream::Tls(s) => &s.sock,
@@ -123,40 +213,50 @@ pub type Observer<'o> = dyn FnMut(&Event<'_>) + 'o;
 
 /// One HTTP exchange over one connection: [`open`](Exchange::open) (lookup, connect, TLS),
 /// [`send`](Exchange::send), [`read_head`](Exchange::read_head),
-/// [`read_body`](Exchange::read_body) until `None`.
+/// [`read_body`](Exchange::read_body) until `None`; then, when
+/// [`reusable`](Exchange::reusable), [`restart`](Exchange::restart) and the next request
+/// on the same connection.
 ///
 /// Python: `socket.create_connection((host, port))`, `ssl.wrap_socket`, `sendall`, `recv`.
 pub struct Exchange<'o> {
     stream: Stream,
     buf: Vec<u8>,
     start: Instant,
+    max_time: Option<Duration>,
     deadline: Option<Instant>,
     timings: Timings,
     observer: Option<&'o mut Observer<'o>>,
     decoder: Option<BodyDecoder>,
     eof: bool,
-    local: SocketAddr,
-    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    peer: Option<SocketAddr>,
+    unix_path: Option<PathBuf>,
     tls_info: Option<tls::SessionInfo>,
     bytes_sent: u64,
     bytes_received: u64,
     head_bytes: Vec<u8>,
+    interim: usize,
+    keep_alive: bool,
+    reused: bool,
+    body_withheld: bool,
 }
 
 impl fmt::Debug for Exchange<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Exchange")
             .field("peer", &self.peer)
+            .field("unix_path", &self.unix_path)
             .field("timings", &self.timings)
             .finish_non_exhaustive()
     }
 }
 
 impl<'o> Exchange<'o> {
-    /// Resolves `url`'s host (one `getaddrinfo(3)` call, `AI_NUMERICHOST` for an address),
-    /// connects with Happy Eyeballs (RFC 8305: IPv6 first, the next address 250 ms later or
-    /// at once after a failure, first to connect wins), all within `connect_timeout`, and for `https://` does the TLS handshake (SNI, ALPN, verification
-    /// as `opts.tls` says).
+    /// Resolves `url`'s host (one `getaddrinfo(3)` call, `AI_NUMERICHOST` for an address)
+    /// — or what `opts.route` says instead — connects with Happy Eyeballs (RFC 8305: IPv6
+    /// first, the next address 250 ms later or at once after a failure, first to connect
+    /// wins), all within `connect_timeout`, and for `https://` does the TLS handshake (SNI,
+    /// ALPN, verification as `opts.tls` says).
     ///
     /// # Errors
     /// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the name does not resolve.
@@ -182,32 +282,53 @@ impl<'o> Exchange<'o> {
                 o(ev);
             }
         };
-        let addrs =
-            crate::client::resolve_until(&url.host, url.port, opts.family, connect_deadline)?;
-        let mut timings = Timings {
-            dns: start.elapsed(),
-            ..Timings::default()
+        let mut timings = Timings::default();
+        let (conn, local, peer, unix_path) = match &opts.route {
+            Some(Route::Unix(path)) => {
+                timings.dns = Some(start.elapsed());
+                let conn = connect_unix(path, connect_deadline)?;
+                timings.connect = Some(start.elapsed());
+                emit(&Event::ConnectedUnix(path));
+                (Conn::Unix(conn), None, None, Some(path.clone()))
+            }
+            route => {
+                let addrs = match route {
+                    Some(Route::Addrs(addrs)) => addrs.clone(),
+                    Some(Route::Host { host, port }) => {
+                        crate::client::resolve_until(host, *port, opts.family, connect_deadline)?
+                    }
+                    _ => crate::client::resolve_until(
+                        &url.host,
+                        url.port,
+                        opts.family,
+                        connect_deadline,
+                    )?,
+                };
+                timings.dns = Some(start.elapsed());
+                emit(&Event::Resolved(&addrs));
+                let ordered = crate::client::happy_order(addrs);
+                emit(&Event::Connecting(&ordered));
+                let (tcp, attempts) =
+                    crate::client::connect_happy_blocking(ordered, connect_deadline)?;
+                timings.connect = Some(start.elapsed());
+                let peer = tcp
+                    .peer_addr()
+                    .map_err(|e| Error::from_io("getpeername", e))?;
+                let local = tcp
+                    .local_addr()
+                    .map_err(|e| Error::from_io("getsockname", e))?;
+                emit(&Event::Connected {
+                    local,
+                    peer,
+                    attempts,
+                });
+                let _ = tcp.set_nodelay(true);
+                (Conn::Tcp(tcp), Some(local), Some(peer), None)
+            }
         };
-        emit(&Event::Resolved(&addrs));
-        let ordered = crate::client::happy_order(addrs);
-        emit(&Event::Connecting(&ordered));
-        let (tcp, attempts) = crate::client::connect_happy_blocking(ordered, connect_deadline)?;
-        timings.connect = start.elapsed();
-        let peer = tcp
-            .peer_addr()
-            .map_err(|e| Error::from_io("getpeername", e))?;
-        let local = tcp
-            .local_addr()
-            .map_err(|e| Error::from_io("getsockname", e))?;
-        emit(&Event::Connected {
-            local,
-            peer,
-            attempts,
-        });
-        let _ = tcp.set_nodelay(true);
 
         let (stream, tls_info) = match url.scheme {
-            Scheme::Http => (Stream::Plain(tcp), None),
+            Scheme::Http => (Stream::Plain(conn), None),
             Scheme::Https => {
                 let config = match &opts.tls {
                     Some(c) => c.clone(),
@@ -220,12 +341,12 @@ impl<'o> Exchange<'o> {
                     }
                 };
                 let name = tls::server_name(&url.host)?;
-                let mut conn =
+                let mut tls_conn =
                     rustls::ClientConnection::new(config, name).map_err(|e| tls::tls_error(&e))?;
-                let mut tcp = tcp;
-                while conn.is_handshaking() {
-                    set_timeouts(&tcp, deadline, "tls handshake")?;
-                    if let Err(e) = conn.complete_io(&mut tcp) {
+                let mut conn = conn;
+                while tls_conn.is_handshaking() {
+                    set_timeouts(&conn, deadline, "tls handshake")?;
+                    if let Err(e) = tls_conn.complete_io(&mut conn) {
                         return Err(match e.kind() {
                             io::ErrorKind::UnexpectedEof => Error::tls(
                                 "the peer closed the connection during the TLS handshake",
@@ -234,11 +355,11 @@ impl<'o> Exchange<'o> {
                         });
                     }
                 }
-                let info = tls::SessionInfo::of(&conn);
+                let info = tls::SessionInfo::of(&tls_conn);
                 timings.tls = Some(start.elapsed());
                 emit(&Event::TlsDone(&info));
                 (
-                    Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))),
+                    Stream::Tls(Box::new(rustls::StreamOwned::new(tls_conn, conn))),
                     Some(info),
                 )
             }
@@ -247,6 +368,7 @@ impl<'o> Exchange<'o> {
             stream,
             buf: Vec::new(),
             start,
+            max_time: opts.max_time,
             deadline,
             timings,
             observer,
@@ -254,10 +376,15 @@ impl<'o> Exchange<'o> {
             eof: false,
             local,
             peer,
+            unix_path,
             tls_info,
             bytes_sent: 0,
             bytes_received: 0,
             head_bytes: Vec::new(),
+            interim: 0,
+            keep_alive: false,
+            reused: false,
+            body_withheld: false,
         })
     }
 
@@ -267,6 +394,54 @@ impl<'o> Exchange<'o> {
         }
     }
 
+    /// True when another request may go over this connection (HTTP keep-alive, RFC 9112
+    /// §9.3): the last response was read to its end by its framing (not by the close of
+    /// the connection), it did not say `Connection: close` (an HTTP/1.0 response must say
+    /// `keep-alive`), and the peer has not closed the connection since.
+    pub fn reusable(&self) -> bool {
+        self.keep_alive
+            && !self.body_withheld
+            && !self.eof
+            && self.buf.is_empty()
+            && self.decoder.as_ref().is_some_and(BodyDecoder::is_done)
+            && !self.stream.conn().peer_closed()
+    }
+
+    /// Starts the next request on this connection (keep-alive): the timings start again
+    /// (with no lookup, connect or TLS: they are `None`), so do the byte counts, the head
+    /// bytes and the `max_time` deadline. Then [`send`](Exchange::send) as after
+    /// [`open`](Exchange::open).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when the connection is
+    /// not [`reusable`](Exchange::reusable).
+    pub fn restart(&mut self) -> Result<()> {
+        if !self.reusable() {
+            return Err(Error::invalid_input(
+                OP_HTTP,
+                "the connection cannot carry another request (closed, or not keep-alive)",
+            ));
+        }
+        self.start = Instant::now();
+        self.deadline = self.max_time.map(|d| self.start + d);
+        self.timings = Timings::default();
+        self.decoder = None;
+        self.bytes_sent = 0;
+        self.bytes_received = 0;
+        self.head_bytes.clear();
+        self.interim = 0;
+        self.keep_alive = false;
+        self.reused = true;
+        self.emit(&Event::Reused);
+        Ok(())
+    }
+
+    /// True after [`restart`](Exchange::restart): this request went over the connection
+    /// of an earlier one.
+    pub fn is_reused(&self) -> bool {
+        self.reused
+    }
+
     /// Sends request bytes exactly as given (`send(2)` until all are written).
     ///
     /// # Errors
@@ -274,7 +449,10 @@ impl<'o> Exchange<'o> {
     /// [`ErrorKind::Os`](crate::ErrorKind::Os), [`ErrorKind::Tls`](crate::ErrorKind::Tls).
     pub fn send(&mut self, request: &[u8]) -> Result<()> {
         const OP: &str = "send request";
-        set_timeouts(self.stream.tcp(), self.deadline, OP)?;
+        if self.timings.pretransfer.is_none() {
+            self.timings.pretransfer = Some(self.start.elapsed());
+        }
+        set_timeouts(self.stream.conn(), self.deadline, OP)?;
         self.stream
             .write_all(request)
             .and_then(|()| self.stream.flush())
@@ -285,12 +463,79 @@ impl<'o> Exchange<'o> {
         Ok(())
     }
 
+    /// Sends a request body after its head went with [`send`](Exchange::send) and
+    /// [`wait_continue`](Exchange::wait_continue) said to go on; the observer sees
+    /// [`Event::SentBody`].
+    ///
+    /// # Errors
+    /// As [`send`](Exchange::send).
+    pub fn send_body(&mut self, body: &[u8]) -> Result<()> {
+        const OP: &str = "send request body";
+        set_timeouts(self.stream.conn(), self.deadline, OP)?;
+        self.stream
+            .write_all(body)
+            .and_then(|()| self.stream.flush())
+            .map_err(|e| io_error(OP, e))?;
+        self.bytes_sent += body.len() as u64;
+        self.timings.request_sent = Some(self.start.elapsed());
+        self.emit(&Event::SentBody(body.len()));
+        Ok(())
+    }
+
+    /// After a request head with `Expect: 100-continue` (RFC 9110 §10.1.1): waits at most
+    /// `wait` for the server's word. `Ok(true)` means send the body: `100 Continue` came
+    /// (it is consumed, shown to the observer and kept in the head bytes) or nothing came
+    /// in time. `Ok(false)` means the server answered with a final status instead: the
+    /// body is not sent ([`read_head`](Exchange::read_head) reads that answer) and the
+    /// connection will not be reused.
+    ///
+    /// # Errors
+    /// As [`read_head`](Exchange::read_head) for bytes that are not an HTTP answer, the
+    /// end of the connection, or the exchange's deadline.
+    pub fn wait_continue(&mut self, wait: Duration) -> Result<bool> {
+        const OP: &str = "wait for 100 Continue";
+        let until = Instant::now() + wait;
+        let until = self.deadline.map_or(until, |d| d.min(until));
+        loop {
+            if let Some((head, n)) = parse_response_head(&self.buf)? {
+                if head.status == 100 {
+                    let raw: Vec<u8> = self.buf.drain(..n).collect();
+                    self.emit(&Event::HeadReceived(&raw, &head));
+                    self.interim += 1;
+                    self.head_bytes.extend_from_slice(&raw);
+                    return Ok(true);
+                }
+                self.body_withheld = true;
+                return Ok(false);
+            }
+            if self.eof {
+                return Ok(false);
+            }
+            if Instant::now() >= until {
+                if self.deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Error::timeout(OP));
+                }
+                return Ok(true);
+            }
+            match self.fill_until(OP, Some(until)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == crate::ErrorKind::Timeout => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Reads more bytes into the buffer; `Ok(0)` at end of stream.
     fn fill(&mut self, op: &'static str) -> Result<usize> {
+        self.fill_until(op, self.deadline)
+    }
+
+    /// [`fill`](Exchange::fill) with another deadline.
+    fn fill_until(&mut self, op: &'static str, deadline: Option<Instant>) -> Result<usize> {
         if self.eof {
             return Ok(0);
         }
-        set_timeouts(self.stream.tcp(), self.deadline, op)?;
+        set_timeouts(self.stream.conn(), deadline, op)?;
         let mut chunk = [0u8; 16 * 1024];
         let n = loop {
             match self.stream.read(&mut chunk) {
@@ -317,10 +562,14 @@ impl<'o> Exchange<'o> {
     /// Reads the response head (skipping 1xx interim answers, which the observer still
     /// sees) and prepares the body's framing for a `method` request (`HEAD` has no body).
     ///
+    /// Interim answers are bounded: at most [`MAX_INTERIM_RESPONSES`] of them, of at most
+    /// [`MAX_HEAD_BYTES`](super::MAX_HEAD_BYTES) together.
+    ///
     /// # Errors
     /// - [`ErrorKind::Protocol`](crate::ErrorKind::Protocol): not HTTP (`malformed status
-    ///   line`), a head past [`MAX_HEAD_BYTES`](super::MAX_HEAD_BYTES), a bad `Content-Length`, or a connection
-    ///   closed before a complete head (`empty reply from server`).
+    ///   line`), a head past [`MAX_HEAD_BYTES`](super::MAX_HEAD_BYTES), too many or too
+    ///   large interim (1xx) answers, a bad `Content-Length`, or a connection closed before
+    ///   a complete head (`empty reply from server`).
     /// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) with op `wait for first byte`
     ///   or `read response head`; [`ErrorKind::Os`](crate::ErrorKind::Os);
     ///   [`ErrorKind::Tls`](crate::ErrorKind::Tls).
@@ -329,11 +578,34 @@ impl<'o> Exchange<'o> {
             if let Some((head, n)) = parse_response_head(&self.buf)? {
                 let raw: Vec<u8> = self.buf.drain(..n).collect();
                 self.emit(&Event::HeadReceived(&raw, &head));
-                self.head_bytes.extend_from_slice(&raw);
                 if (100..200).contains(&head.status) && head.status != 101 {
+                    self.interim += 1;
+                    if self.interim > MAX_INTERIM_RESPONSES {
+                        return Err(Error::protocol(
+                            OP_HTTP,
+                            format!(
+                                "more than {MAX_INTERIM_RESPONSES} interim (1xx) responses \
+                                 before the final one: refused (the last was {})",
+                                head.status_line()
+                            ),
+                        ));
+                    }
+                    if self.head_bytes.len() + raw.len() > MAX_HEAD_BYTES {
+                        return Err(Error::protocol(
+                            OP_HTTP,
+                            format!(
+                                "interim (1xx) responses larger than {MAX_HEAD_BYTES} bytes \
+                                 (64 KiB) together: refused"
+                            ),
+                        ));
+                    }
+                    self.head_bytes.extend_from_slice(&raw);
                     continue;
                 }
-                self.decoder = Some(BodyDecoder::new(framing(method, &head)?));
+                self.head_bytes.extend_from_slice(&raw);
+                let framing = framing(method, &head)?;
+                self.keep_alive = keeps_alive(&head) && framing != super::Framing::Close;
+                self.decoder = Some(BodyDecoder::new(framing));
                 return Ok(head);
             }
             let op = if self.timings.first_byte.is_none() {
@@ -425,14 +697,25 @@ impl<'o> Exchange<'o> {
         self.timings
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
+    /// When this request began ([`open`](Exchange::open) or
+    /// [`restart`](Exchange::restart)): the origin of its [`Timings`].
+    pub fn started(&self) -> Instant {
+        self.start
+    }
+
+    /// The server's address (`None` over a Unix socket).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer
     }
 
-    /// Our address.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// Our address (`None` over a Unix socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local
+    }
+
+    /// The Unix socket connected to (`--unix-socket`), if that is the route.
+    pub fn unix_path(&self) -> Option<&Path> {
+        self.unix_path.as_deref()
     }
 
     /// What the TLS handshake agreed on (`None` for plain HTTP).
@@ -440,12 +723,12 @@ impl<'o> Exchange<'o> {
         self.tls_info.as_ref()
     }
 
-    /// Bytes written to the connection (request bytes; TLS overhead not counted).
+    /// Bytes written to the connection for this request (TLS overhead not counted).
     pub fn bytes_sent(&self) -> u64 {
         self.bytes_sent
     }
 
-    /// Bytes read from the connection (after TLS decryption).
+    /// Bytes read from the connection for this request (after TLS decryption).
     pub fn bytes_received(&self) -> u64 {
         self.bytes_received
     }
@@ -456,6 +739,52 @@ impl<'o> Exchange<'o> {
     }
 }
 
+/// Whether a response lets the connection carry another request (RFC 9112 §9.3): HTTP/1.1
+/// unless `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
+fn keeps_alive(head: &ResponseHead) -> bool {
+    let tokens: Vec<String> = head
+        .header_all("Connection")
+        .flat_map(|v| {
+            String::from_utf8_lossy(v)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if tokens.iter().any(|t| t == "close") {
+        return false;
+    }
+    head.minor_version >= 1 || tokens.iter().any(|t| t == "keep-alive")
+}
+
+/// Connects a Unix stream socket, bounded by `deadline` (a listener whose backlog is full
+/// refuses at once with `EAGAIN` rather than making us wait).
+fn connect_unix(path: &Path, deadline: Option<Instant>) -> Result<UnixStream> {
+    let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)
+        .map_err(|e| Error::from_io("socket", e))?;
+    let addr = socket2::SockAddr::unix(path)
+        .map_err(|e| Error::invalid_input("connect", format!("{}: {e}", path.display())))?;
+    match remaining(deadline) {
+        Some(None) => return Err(Error::timeout("connect")),
+        Some(Some(_)) => sock
+            .set_nonblocking(true)
+            .map_err(|e| Error::from_io("fcntl", e))?,
+        None => {}
+    }
+    sock.connect(&addr).map_err(|e| {
+        let e = Error::from_io("connect", e);
+        Error::new(
+            e.kind(),
+            "connect",
+            e.code(),
+            format!("{} ({})", e.message(), path.display()),
+        )
+    })?;
+    sock.set_nonblocking(false)
+        .map_err(|e| Error::from_io("fcntl", e))?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(sock)))
+}
+
 /// `Some(None)` when the deadline has passed, `Some(Some(left))` before it, `None` without.
 fn remaining(deadline: Option<Instant>) -> Option<Option<Duration>> {
     deadline.map(|d| {
@@ -464,14 +793,13 @@ fn remaining(deadline: Option<Instant>) -> Option<Option<Duration>> {
     })
 }
 
-fn set_timeouts(tcp: &TcpStream, deadline: Option<Instant>, op: &'static str) -> Result<()> {
+fn set_timeouts(conn: &Conn, deadline: Option<Instant>, op: &'static str) -> Result<()> {
     let t = match remaining(deadline) {
         Some(Some(t)) => Some(t),
         Some(None) => return Err(Error::timeout(op)),
         None => None,
     };
-    tcp.set_read_timeout(t)
-        .and_then(|()| tcp.set_write_timeout(t))
+    conn.set_timeouts(t)
         .map_err(|e| Error::from_io("setsockopt", e))
 }
 
@@ -541,7 +869,12 @@ mod tests {
             t.total.is_some_and(|total| total < Duration::from_secs(3)),
             "{t:?}"
         );
-        assert!(t.first_byte >= t.request_sent && t.request_sent.is_some_and(|r| r >= t.connect));
+        assert!(t.first_byte >= t.request_sent && t.request_sent >= t.pretransfer);
+        assert!(
+            t.pretransfer
+                .is_some_and(|p| t.connect.is_some_and(|c| p >= c)),
+            "{t:?}"
+        );
     }
 
     #[tokio::test]
@@ -559,5 +892,175 @@ mod tests {
         let port = closed_addr.port();
         let e = fetch(port).unwrap_err();
         assert!(e.is_errno(libc::ECONNREFUSED), "{e}");
+    }
+
+    /// A server on 127.0.0.1 that answers every request head of one connection with
+    /// `reply` (keep-alive), for at most `n` requests.
+    fn keep_alive_server(reply: &'static [u8], n: usize) -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                for _ in 0..n {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    if s.write_all(reply).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn restart_sends_the_next_request_on_the_same_connection() {
+        let port = keep_alive_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 3);
+        let url = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
+        let mut req = Request::new("GET", &url, Version::Http11).unwrap();
+        req.add_header_line("Connection: keep-alive").unwrap();
+        let opts = Options {
+            max_time: Some(Duration::from_secs(5)),
+            ..Options::default()
+        };
+        let mut ex = Exchange::open(&url, &opts, None).unwrap();
+        let local = ex.local_addr();
+        for i in 0..3 {
+            if i > 0 {
+                assert!(ex.reusable());
+                ex.restart().unwrap();
+                assert!(ex.is_reused());
+                assert_eq!(ex.timings().connect, None);
+            }
+            ex.send(&req.to_bytes()).unwrap();
+            assert_eq!(ex.read_head("GET").unwrap().status, 200);
+            let mut body = Vec::new();
+            while let Some(p) = ex.read_body().unwrap() {
+                body.extend_from_slice(&p.data);
+            }
+            assert_eq!(body, b"ok");
+            assert_eq!(ex.local_addr(), local);
+        }
+        // The server is gone after 3: the connection is no longer reusable (peer closed).
+        let t0 = Instant::now();
+        while ex.reusable() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!ex.reusable());
+        assert!(ex.restart().is_err());
+    }
+
+    #[test]
+    fn connection_close_and_http10_are_not_reusable() {
+        for reply in [
+            &b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"[..],
+            b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+        ] {
+            let (head, _) = parse_response_head(reply).unwrap().unwrap();
+            assert!(!keeps_alive(&head));
+        }
+        let (head, _) = parse_response_head(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert!(keeps_alive(&head));
+    }
+
+    #[test]
+    fn an_endless_1xx_flood_is_refused_with_bounded_memory() {
+        // Regression: a server that sends `100 Continue` heads without end made the
+        // exchange keep every one (RSS 1.2 GB after 12 s).
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let _ = s.set_write_timeout(Some(Duration::from_secs(5)));
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                for _ in 0..100_000 {
+                    if s.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        let e = fetch(port).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Protocol, "{e}");
+        assert!(e.to_string().contains("interim (1xx) responses"), "{e}");
+        // Large interim heads: refused by their total size.
+        let big: &'static [u8] = Box::leak(
+            format!(
+                "HTTP/1.1 103 Early Hints\r\nLink: <{}>\r\n\r\n",
+                "a".repeat(20_000)
+            )
+            .repeat(5)
+            .into_bytes()
+            .into_boxed_slice(),
+        );
+        let e = fetch(one_shot(big)).unwrap_err();
+        assert!(e.to_string().contains("64 KiB"), "{e}");
+        // A few are fine, and shown in the head bytes.
+        let port = one_shot(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
+        );
+        let (head, body, _) = fetch(port).unwrap();
+        assert_eq!((head.status, body.as_slice()), (200, &b"x"[..]));
+    }
+
+    #[test]
+    fn routes_go_to_addresses_and_unix_sockets_with_the_url_host() {
+        // --resolve: the URL names a host that is never looked up.
+        let port = one_shot(b"HTTP/1.1 204 No Content\r\n\r\n");
+        let url = Url::parse("http://no-such-host.invalid:1/").unwrap();
+        let opts = Options {
+            max_time: Some(Duration::from_secs(5)),
+            route: Some(Route::Addrs(vec![SocketAddr::from(([127, 0, 0, 1], port))])),
+            ..Options::default()
+        };
+        let mut ex = Exchange::open(&url, &opts, None).unwrap();
+        ex.send(b"GET / HTTP/1.1\r\nHost: no-such-host.invalid:1\r\n\r\n")
+            .unwrap();
+        assert_eq!(ex.read_head("GET").unwrap().status, 204);
+        assert_eq!(ex.peer_addr().map(|a| a.port()), Some(port));
+        // --unix-socket
+        let dir = std::env::temp_dir().join(format!("sockit-http-unix-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s");
+        let _ = std::fs::remove_file(&path);
+        let l = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nunix");
+            }
+        });
+        let url = Url::parse("http://localhost/").unwrap();
+        let opts = Options {
+            max_time: Some(Duration::from_secs(5)),
+            route: Some(Route::Unix(path.clone())),
+            ..Options::default()
+        };
+        let mut ex = Exchange::open(&url, &opts, None).unwrap();
+        ex.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .unwrap();
+        assert_eq!(ex.read_head("GET").unwrap().status, 200);
+        assert_eq!(
+            ex.read_body().unwrap().map(|p| p.data),
+            Some(b"unix".to_vec())
+        );
+        assert_eq!(
+            (ex.peer_addr(), ex.unix_path()),
+            (None, Some(path.as_path()))
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

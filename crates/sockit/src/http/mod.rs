@@ -13,7 +13,8 @@
 //! - `response`: [`parse_response_head`] (httparse; heads larger than
 //!   [`MAX_HEAD_BYTES`] are refused);
 //! - `body`: [`framing`] (Content-Length, chunked, or until close; RFC 9112 §6.3) and
-//!   [`BodyDecoder`] (chunked decoding, truncation detection).
+//!   [`BodyDecoder`] (chunked decoding, truncation detection);
+//! - `coding`: [`ContentDecoder`] (gzip and deflate content codings, streamed).
 //!
 //! **Doing the exchange** — `exchange`: [`Exchange`]: resolve the host with one
 //! `getaddrinfo(3)` call ([`crate::client::resolve_until`]), connect with Happy Eyeballs
@@ -50,14 +51,18 @@
 //! [`ErrorKind::Timeout`]: crate::ErrorKind::Timeout
 
 mod body;
+mod coding;
 mod exchange;
 mod request;
 mod response;
 mod url;
 
 pub use body::{BodyDecoder, Framing, framing};
-pub use exchange::{BodyPiece, Event, Exchange, Observer, Options, Timings};
-pub use request::{Request, Version, raw_request_method, redirect_method};
+pub use coding::{ACCEPT_ENCODING, ContentDecoder};
+pub use exchange::{
+    BodyPiece, Event, Exchange, MAX_INTERIM_RESPONSES, Observer, Options, Route, Timings,
+};
+pub use request::{Request, Version, basic_authorization, raw_request_method, redirect_method};
 pub use response::{ResponseHead, escape_bytes, parse_response_head};
 pub use url::{Scheme, Url};
 

@@ -83,9 +83,7 @@ impl Request {
         req.set_default_header("User-Agent", USER_AGENT);
         req.set_default_header("Accept", "*/*");
         if let Some(userinfo) = &url.userinfo {
-            use base64::Engine as _;
-            let token = base64::engine::general_purpose::STANDARD.encode(userinfo.as_bytes());
-            req.set_default_header("Authorization", &format!("Basic {token}"));
+            req.set_default_header("Authorization", &basic_authorization(userinfo));
         }
         req.set_default_header("Connection", "close");
         Ok(req)
@@ -186,6 +184,16 @@ impl Request {
 
     /// The exact bytes sent: request line, headers, blank line, body (RFC 9112 §3).
     pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = self.head_bytes();
+        if let Some(body) = &self.body {
+            bytes.extend_from_slice(body);
+        }
+        bytes
+    }
+
+    /// The head of the request: request line, headers and the blank line, without the
+    /// body (sent apart after `Expect: 100-continue`, RFC 9110 §10.1.1).
+    pub fn head_bytes(&self) -> Vec<u8> {
         let mut out = format!(
             "{} {} {}\r\n",
             self.method,
@@ -199,12 +207,33 @@ impl Request {
             out.push_str("\r\n");
         }
         out.push_str("\r\n");
-        let mut bytes = out.into_bytes();
-        if let Some(body) = &self.body {
-            bytes.extend_from_slice(body);
-        }
-        bytes
+        out.into_bytes()
     }
+
+    /// True when the request asks the server to confirm before the body is sent
+    /// (`Expect: 100-continue`).
+    pub fn expects_continue(&self) -> bool {
+        self.body.as_ref().is_some_and(|b| !b.is_empty())
+            && self.headers.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("Expect")
+                    && h.value.eq_ignore_ascii_case("100-continue")
+            })
+    }
+}
+
+/// The `Authorization` value of HTTP Basic authentication (RFC 7617) for
+/// `user:password`: `Basic ` and the base64 of the bytes.
+///
+/// # Examples
+/// ```
+/// assert_eq!(sockit::http::basic_authorization("a:b"), "Basic YTpi");
+/// ```
+pub fn basic_authorization(credentials: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials.as_bytes())
+    )
 }
 
 /// RFC 9110 §5.6.2 `tchar`.

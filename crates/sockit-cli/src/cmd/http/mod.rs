@@ -1,0 +1,491 @@
+//! `sockit http`: an HTTP/1.x request over a plain or TLS socket, with the exact bytes and
+//! phase timings. Its flags are curl's letters with curl's meanings (DESIGN.md), `-w`
+//! included; curl's options it lacks are refused by name (`curl`); `--repeat` adds
+//! percentiles per phase.
+//!
+//! The parts: `plan` (flags to a checked request), `data` (the body flags), `transfer`
+//! (one request and its redirects, the outputs, the figures), `writeout` (curl's `-w`),
+//! `repeat` (`--repeat`), `verbose` (`-v`), `curl` and `curl_flags` (curl's other flags).
+
+mod curl;
+mod curl_flags;
+mod data;
+mod plan;
+mod repeat;
+mod transfer;
+mod verbose;
+mod writeout;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde::Serialize;
+use sockit::Error;
+
+use self::plan::Plan;
+use self::repeat::ErrorJson;
+use self::transfer::{Ctx, FailedAt, Outputs, Record, TlsSetup, retry_after, transfer, transient};
+use self::writeout::Target;
+
+/// Arguments of `sockit http` (boxed: the options are many, and the subcommand enum stays
+/// small).
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The options.
+    #[command(flatten)]
+    pub opts: Box<Opts>,
+}
+
+/// The options of `sockit http`: curl's letters.
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Where sockit differs from curl: --json is sockit's JSON output (not \
+    curl 7.82's --json DATA: use -d DATA -H 'Content-Type: application/json'); repeated runs \
+    are --repeat (curl's -n is --netrc); -w's %{exitcode} is sockit's exit code and \
+    %{ssl_verify_result} is 0 (verified) or 1; --max-redirs -1 stops at a repeated URL and \
+    after 1000 redirects. curl's options sockit lacks are refused by name.\n\n\
+    Examples:\n  sockit http http://127.0.0.1:8000/\n  \
+    sockit http -i -L https://example.com/\n  \
+    sockit http -s -o /dev/null -w '%{http_code} %{time_total}\\n' http://127.0.0.1:8000/\n  \
+    sockit http -d @body.json -H 'Content-Type: application/json' http://[::1]:8080/api\n  \
+    sockit http --repeat 100 --reuse --rate 20/s http://127.0.0.1:8000/\n  \
+    sockit http --raw-request get.txt --show-request http://127.0.0.1:8000/\n  \
+    sockit http --json https://localhost:8443/ --cacert ca.pem"
+)]
+pub struct Opts {
+    /// http://HOST[:PORT]/PATH or https://…; a URL without scheme is http://. IPv6 in brackets.
+    #[arg(value_name = "URL", required = true, num_args = 1..)]
+    pub urls: Vec<String>,
+
+    /// Request method (default GET, POST with a data flag, PUT with -T, HEAD with -I).
+    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    pub method: Option<String>,
+
+    /// Extra header 'Name: value' (repeatable); 'Name:' removes a default header, 'Name;'
+    /// sends it empty, @FILE reads one header per line.
+    #[arg(
+        short = 'H',
+        long = "header",
+        value_name = "HEADER",
+        allow_hyphen_values = true
+    )]
+    pub headers: Vec<String>,
+
+    /// The request body flags (-d, --data-binary, --data-raw, --data-urlencode, --data-file).
+    #[command(flatten)]
+    pub data: data::DataArgs,
+
+    /// Send the data flags' body as the URL's query, with GET (or HEAD with -I).
+    #[arg(short = 'G', long = "get")]
+    pub get: bool,
+
+    /// Upload FILE (- is stdin) with PUT; a URL ending in / gets the file's name.
+    #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
+    pub upload_file: Option<PathBuf>,
+
+    /// Print the response head (status line and headers) before the body.
+    #[arg(short = 'i', long = "include")]
+    pub include: bool,
+
+    /// Send HEAD and print the response head only.
+    #[arg(short = 'I', long = "head")]
+    pub head: bool,
+
+    /// Follow redirects (301, 302, 303, 307, 308).
+    #[arg(short = 'L', long = "location")]
+    pub location: bool,
+
+    /// Most redirects followed with -L; -1: no count limit (a repeated URL, or 1000
+    /// redirects, still stop it: exit 7).
+    #[arg(
+        long = "max-redirs",
+        value_name = "N",
+        default_value_t = 50,
+        allow_negative_numbers = true
+    )]
+    pub max_redirs: i64,
+
+    /// Write the body (and the head with -i) to FILE instead of stdout (- is stdout).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Write the body to a file named as the URL's last path segment.
+    #[arg(short = 'O', long = "remote-name", conflicts_with = "output")]
+    pub remote_name: bool,
+
+    /// Write the response heads to FILE (- is stdout).
+    #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
+    pub dump_header: Option<PathBuf>,
+
+    /// Silent: no warnings, no progress, no error message (the exit code stays).
+    #[arg(short = 's', long = "silent")]
+    pub silent: bool,
+
+    /// With -s, still print the error message.
+    #[arg(short = 'S', long = "show-error")]
+    pub show_error: bool,
+
+    /// Show connection events, both directions of the exchange and timings on stderr.
+    #[arg(short = 'v', long = "verbose")]
+    pub verbose: bool,
+
+    /// curl's write-out: print FORMAT after the transfer (%{http_code}, %{time_total},
+    /// %{json}, %header{name}, %{stderr}, \n …; @FILE reads it from a file).
+    #[arg(
+        short = 'w',
+        long = "write-out",
+        value_name = "FORMAT",
+        allow_hyphen_values = true
+    )]
+    pub write_out: Option<String>,
+
+    /// Limit for the name lookup and connect in seconds (all addresses).
+    #[arg(long = "connect-timeout", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    pub connect_timeout: Option<Duration>,
+
+    /// Limit for each whole transfer in seconds.
+    #[arg(short = 'm', long = "max-time", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    pub max_time: Option<Duration>,
+
+    /// Send an HTTP/1.0 request.
+    #[arg(short = '0', long = "http1.0")]
+    pub http10: bool,
+
+    /// Send an HTTP/1.1 request (the default).
+    #[arg(long = "http1.1", conflicts_with = "http10")]
+    pub http11: bool,
+
+    /// Send FILE's bytes exactly as the request (`-` for stdin) and print the answer's bytes.
+    #[arg(
+        long = "raw-request",
+        value_name = "FILE",
+        conflicts_with_all = ["method", "headers", "data", "data-ascii", "data-binary", "data-raw", "data-urlencode", "data-file", "head", "http10", "location", "include", "upload_file", "get"]
+    )]
+    pub raw_request: Option<PathBuf>,
+
+    /// Print the exact request bytes before the answer (on stdout; stderr with --json).
+    #[arg(long = "show-request")]
+    pub show_request: bool,
+
+    /// Trust the certificates in this PEM file instead of the system's roots; a server
+    /// certificate that is itself in the file is trusted as it is.
+    #[arg(long = "cacert", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Present this client certificate chain (PEM) when the server asks for one (mutual
+    /// TLS; curl's -E/--cert, without curl's `:password`); needs --key.
+    #[arg(short = 'E', long = "cert", value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+
+    /// With --cert: the client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long = "key", value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+
+    /// Do not verify the server's certificate (curl's -k). Dangerous.
+    #[arg(short = 'k', long = "insecure")]
+    pub insecure: bool,
+
+    /// Exit 7 without printing the body when the status is 4xx or 5xx.
+    #[arg(short = 'f', long = "fail")]
+    pub fail: bool,
+
+    /// sockit's JSON output (not curl's --json DATA): one object (status, headers, sizes,
+    /// timings in µs) on stdout; the body goes only to -o FILE.
+    #[arg(long = "json", conflicts_with = "write_out")]
+    pub json: bool,
+
+    /// IPv4 addresses only.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    pub ipv4: bool,
+
+    /// IPv6 addresses only.
+    #[arg(short = '6', long = "ipv6")]
+    pub ipv6: bool,
+
+    /// User-Agent to send ("" sends none).
+    #[arg(short = 'A', long = "user-agent", value_name = "NAME")]
+    pub user_agent: Option<String>,
+
+    /// Referer to send; URL;auto also sets it on redirects.
+    #[arg(short = 'e', long = "referer", value_name = "URL")]
+    pub referer: Option<String>,
+
+    /// Basic authentication: USER:PASSWORD.
+    #[arg(short = 'u', long = "user", value_name = "USER:PASSWORD")]
+    pub user: Option<String>,
+
+    /// Cookie to send: 'NAME=VALUE[; NAME=VALUE]' (repeatable; no cookie files).
+    #[arg(short = 'b', long = "cookie", value_name = "NAME=VALUE")]
+    pub cookie: Vec<String>,
+
+    /// Ask for a compressed body (Accept-Encoding: deflate, gzip) and decode it.
+    #[arg(long = "compressed")]
+    pub compressed: bool,
+
+    /// Connect to ADDRESS for HOST:PORT, with no lookup (repeatable; IPv6 in brackets).
+    #[arg(long = "resolve", value_name = "HOST:PORT:ADDRESS")]
+    pub resolve: Vec<String>,
+
+    /// Connect to HOST2:PORT2 for HOST1:PORT1 (empty parts: any, or the same).
+    #[arg(long = "connect-to", value_name = "HOST1:PORT1:HOST2:PORT2")]
+    pub connect_to: Vec<String>,
+
+    /// Connect to this Unix stream socket instead of the URL's host.
+    #[arg(long = "unix-socket", value_name = "PATH")]
+    pub unix_socket: Option<PathBuf>,
+
+    /// Retry a transient failure N times (curl's rules: timeouts, failed lookups, HTTP
+    /// 408/429/500/502/503/504), waiting 1 s, 2 s, 4 s … or Retry-After.
+    #[arg(long = "retry", value_name = "N", default_value_t = 0)]
+    pub retry: u32,
+
+    /// Wait this long between retries instead of doubling from 1 s.
+    #[arg(long = "retry-delay", value_name = "SECS", value_parser = parse_secs_or_zero)]
+    pub retry_delay: Option<Duration>,
+
+    /// No retry starts later than this after the first attempt began.
+    #[arg(long = "retry-max-time", value_name = "SECS", value_parser = parse_secs_or_zero)]
+    pub retry_max_time: Option<Duration>,
+
+    /// With --retry, also retry a refused connection.
+    #[arg(long = "retry-connrefused")]
+    pub retry_connrefused: bool,
+
+    /// With --retry, retry every error.
+    #[arg(long = "retry-all-errors")]
+    pub retry_all_errors: bool,
+
+    /// Run the request N times and print p50/p90/p99/max of each phase (curl's -n is
+    /// --netrc: sockit's repeats are --repeat).
+    #[arg(long = "repeat", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub repeat: Option<u64>,
+
+    /// With --repeat: one keep-alive connection for every run (warm), not one per run.
+    #[arg(long = "reuse", requires = "repeat")]
+    pub reuse: bool,
+
+    /// With --repeat: start at most N runs per second, minute, hour or day (N/s, N/m,
+    /// N/h, N/d; curl's syntax).
+    #[arg(long = "rate", value_name = "N/UNIT", requires = "repeat")]
+    pub rate: Option<String>,
+
+    /// curl's options sockit does not have (refused by name).
+    #[command(flatten)]
+    pub curl_only: curl::CurlOnly,
+}
+
+/// Seconds as a number in (0, 1e9] (fractions allowed).
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    crate::args::parse_secs_in(text, false, 1e9)
+}
+
+/// Seconds as a number in [0, 1e9].
+fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
+    crate::args::parse_secs_in(text, true, 1e9)
+}
+
+/// `-s` without `-S`: no messages.
+fn silent(args: &Opts) -> bool {
+    args.silent && !args.show_error
+}
+
+/// Runs `sockit http`.
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let args = *args.opts;
+    let result = command(&args);
+    match result {
+        Err(e) if args.silent && !args.show_error && !crate::exit::is_broken_pipe(&e) => {
+            Ok(ExitCode::from(crate::exit::code_for(&e)))
+        }
+        other => other,
+    }
+}
+
+fn command(args: &Opts) -> anyhow::Result<ExitCode> {
+    if let Some(refusal) = args.curl_only.refusal() {
+        return Err(Error::invalid_input("http", refusal).into());
+    }
+    let url_text = match args.urls.as_slice() {
+        [one] => one.clone(),
+        [first, second, ..] => {
+            let hint = if args.json && (second.starts_with('{') || first.starts_with('{')) {
+                " (--json is sockit's JSON output, not curl's --json DATA: send JSON with -d \
+                 DATA -H 'Content-Type: application/json')"
+            } else {
+                ""
+            };
+            return Err(Error::invalid_input(
+                "http",
+                format!(
+                    "one URL per command, got {} ({first}, {second}…){hint}",
+                    args.urls.len()
+                ),
+            )
+            .into());
+        }
+        [] => return Err(Error::invalid_input("http", "no URL").into()),
+    };
+    let plan = match Plan::new(args, &url_text) {
+        Ok(p) => p,
+        Err(e) => return Err(json_failure(args, &url_text, e)),
+    };
+    if args.insecure && !silent(args) {
+        crate::exit::stderr_line(format_args!(
+            "sockit: warning: --insecure: the server's certificate is not verified; \
+             anyone on the path can read and change this exchange"
+        ));
+    }
+    let mut ctx = Ctx {
+        args,
+        plan: &plan,
+        tls: TlsSetup::default(),
+        outs: Outputs::new(&plan, args.json || args.repeat.is_some()),
+    };
+    if let Some(n) = args.repeat {
+        return repeat::run(&mut ctx, n);
+    }
+    single(&mut ctx)
+}
+
+/// One transfer, retried as `--retry` says; then `-w` and `--json`.
+fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
+    let (args, plan) = (ctx.args, ctx.plan);
+    let first_start = std::time::Instant::now();
+    let mut retries_left = args.retry;
+    let mut sleep = Duration::from_secs(1);
+    let (rec, result) = loop {
+        let mut rec = Record::new(plan);
+        let result = transfer(ctx, &mut None, &mut rec);
+        rec.finish(&result);
+        let why = if retries_left > 0 {
+            transient(args, &result, rec.values.http_code)
+        } else {
+            None
+        };
+        let Some(why) = why else {
+            break (rec, result);
+        };
+        let mut wait = args.retry_delay.unwrap_or(sleep);
+        if why == "HTTP error"
+            && let Some(after) = retry_after(&rec.values)
+        {
+            wait = after;
+        }
+        if let Some(max) = args.retry_max_time
+            && first_start.elapsed() + wait > max
+        {
+            break (rec, result);
+        }
+        if !silent(args) {
+            crate::exit::stderr_line(format_args!(
+                "sockit: warning: problem: {why}{}. Will retry in {} second{}. {retries_left} \
+                 retr{} left.",
+                match &result {
+                    Err(e) => format!(" ({})", crate::exit::python_text(e)),
+                    Ok(()) => format!(" ({})", rec.values.http_code),
+                },
+                wait.as_secs_f64(),
+                if wait == Duration::from_secs(1) {
+                    ""
+                } else {
+                    "s"
+                },
+                if retries_left == 1 { "y" } else { "ies" }
+            ));
+        }
+        std::thread::sleep(wait);
+        retries_left -= 1;
+        sleep = (sleep * 2).min(Duration::from_secs(600));
+        ctx.outs.reset();
+    };
+    ctx.outs.flush()?;
+    write_out(plan, &rec, result.is_err());
+    match result {
+        Ok(()) => {
+            if args.json {
+                let mut stdout = io::stdout().lock();
+                writeln!(stdout, "{}", rec.json())?;
+                stdout.flush()?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(json_failure(args, &plan.url_text, e)),
+    }
+}
+
+/// With `--json`, an error that ends the command is also a JSON object on stdout:
+/// `{"event":"error","url":…,"kind","op","code","message"}` — the URL that failed (a
+/// redirect's, with -L) and, for a timeout, the limit that expired in the message.
+fn json_failure(args: &Opts, url: &str, err: anyhow::Error) -> anyhow::Error {
+    if args.json && !crate::exit::is_broken_pipe(&err) {
+        #[derive(Serialize)]
+        struct ErrorEvent {
+            event: &'static str,
+            url: String,
+            #[serde(flatten)]
+            error: ErrorJson,
+        }
+        let at = err.downcast_ref::<FailedAt>();
+        let mut error = ErrorJson::of(&err);
+        if let Some(a) = at {
+            // the message without the URL context stderr shows first
+            if let Some(s) = crate::exit::sockit_error(&err) {
+                error = ErrorJson::of(&anyhow::Error::new(s.clone()));
+            }
+            if let Some(limit) = &a.limit {
+                error.prefix(&format!("{limit} expired: "));
+            }
+        }
+        let obj = ErrorEvent {
+            event: "error",
+            url: at.map_or_else(|| url.to_string(), |a| a.url.clone()),
+            error,
+        };
+        let mut out = io::stdout().lock();
+        if let Ok(text) = serde_json::to_string(&obj) {
+            let _ = writeln!(out, "{text}");
+        }
+        let _ = out.flush();
+    }
+    err
+}
+
+/// Prints `-w`'s text for a finished transfer (warnings for unknown variables on stderr).
+fn write_out(plan: &Plan, rec: &Record, failed: bool) {
+    let Some(format) = &plan.write_out else {
+        return;
+    };
+    let (pieces, warnings) = writeout::render(format, &rec.values, failed);
+    for w in warnings {
+        crate::exit::stderr_line(format_args!("sockit: warning: {w}"));
+    }
+    for (target, bytes) in pieces {
+        match target {
+            Target::Stdout => {
+                let mut out = io::stdout().lock();
+                let _ = out.write_all(&bytes);
+                let _ = out.flush();
+            }
+            Target::Stderr => {
+                let mut err = io::stderr().lock();
+                let _ = err.write_all(&bytes);
+                let _ = err.flush();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        for bad in ["0", "-1", "nan", "inf", "x", ""] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,808 @@
+//! One transfer: the request to the URL and, with `-L`, the redirects it leads to — each
+//! an [`Exchange`] — with the body and heads written where `-o`/`-D`/`-i` say, and the
+//! figures `-w` and `--json` report (times summed over the redirects as curl sums them).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use serde::Serialize;
+use sockit::http::{self, ContentDecoder, Exchange, ResponseHead, Scheme, Url};
+use sockit::{Error, ErrorKind};
+
+use super::Opts;
+use super::plan::{MAX_REDIRECTS_CAP, Plan, redirect_target};
+use super::writeout::Values;
+
+/// Where a body or the heads go: stdout, a file created when the first byte comes (and
+/// again for each new attempt or run, as curl truncates it), or nowhere.
+pub enum Sink {
+    /// stdout.
+    Stdout,
+    /// A file, opened at the first write.
+    File(PathBuf, Option<BufWriter<File>>),
+    /// Nothing (a `--json` or `--repeat` body without `-o`).
+    Discard,
+}
+
+impl Sink {
+    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
+        match self {
+            Sink::Stdout => {
+                let mut out = io::stdout().lock();
+                out.write_all(bytes)?;
+                out.flush()?;
+            }
+            Sink::File(path, file) => {
+                if file.is_none() {
+                    let f = File::create(&*path).map_err(|e| {
+                        anyhow::Error::new(Error::from_io(path.display().to_string(), e))
+                            .context("cannot write the output file")
+                    })?;
+                    *file = Some(BufWriter::new(f));
+                }
+                if let Some(f) = file.as_mut() {
+                    f.write_all(bytes).map_err(|e| {
+                        anyhow::Error::new(Error::from_io(path.display().to_string(), e))
+                            .context("cannot write the output file")
+                    })?;
+                }
+            }
+            Sink::Discard => {}
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if let Sink::File(path, Some(f)) = self {
+            f.flush().map_err(|e| {
+                anyhow::Error::new(Error::from_io(path.display().to_string(), e))
+                    .context("cannot write the output file")
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Closes the file so that the next write creates it anew.
+    fn reset(&mut self) {
+        if let Sink::File(_, file) = self {
+            *file = None;
+        }
+    }
+}
+
+/// The body's and the heads' destinations.
+pub struct Outputs {
+    /// The body (and the head with `-i`).
+    pub body: Sink,
+    /// `-D`: every head.
+    pub dump: Option<Sink>,
+}
+
+impl Outputs {
+    /// The destinations the options ask for; `quiet_body` sends a body without `-o`
+    /// nowhere (`--json`, `--repeat`).
+    pub fn new(plan: &Plan, quiet_body: bool) -> Outputs {
+        let body = match &plan.output {
+            Some(p) => Sink::File(p.clone(), None),
+            None if quiet_body => Sink::Discard,
+            None => Sink::Stdout,
+        };
+        let dump = plan.dump_header.as_ref().map(|p| {
+            if p.as_os_str() == "-" {
+                Sink::Stdout
+            } else {
+                Sink::File(p.clone(), None)
+            }
+        });
+        Outputs { body, dump }
+    }
+
+    /// A new attempt or run: files are written anew.
+    pub fn reset(&mut self) {
+        self.body.reset();
+        if let Some(d) = self.dump.as_mut() {
+            d.reset();
+        }
+    }
+
+    /// Flushes the files.
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.body.flush()?;
+        if let Some(d) = self.dump.as_mut() {
+            d.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// The TLS client configuration, built once when the first https:// URL needs it.
+#[derive(Default)]
+pub struct TlsSetup {
+    config: Option<Arc<sockit::tls::rustls::ClientConfig>>,
+}
+
+impl TlsSetup {
+    fn get(&mut self, args: &Opts) -> anyhow::Result<Arc<sockit::tls::rustls::ClientConfig>> {
+        if let Some(c) = &self.config {
+            return Ok(c.clone());
+        }
+        let (config, source) = sockit::tls::client_config(&sockit::tls::ClientOptions {
+            cacert: args.cacert.clone(),
+            insecure: args.insecure,
+            alpn: vec![sockit::tls::ALPN_HTTP1.to_vec()],
+            identity: crate::args::identity(&args.cert, &args.key),
+        })
+        .context("cannot set up TLS")?;
+        if args.verbose {
+            let text = match source {
+                sockit::tls::RootsSource::System(n) => {
+                    format!("the system's certificate store ({n} roots)")
+                }
+                sockit::tls::RootsSource::Webpki(n) => {
+                    format!("the bundled webpki roots ({n}; the system has none)")
+                }
+                sockit::tls::RootsSource::CaFile(p, n) => {
+                    format!("{} ({n} certificates)", p.display())
+                }
+                sockit::tls::RootsSource::Insecure => "nothing (--insecure)".to_string(),
+            };
+            crate::exit::stderr_line(format_args!("* trusting {text}"));
+        }
+        self.config = Some(config.clone());
+        Ok(config)
+    }
+}
+
+/// What a command keeps from one transfer to the next: the TLS configuration and the
+/// outputs.
+pub struct Ctx<'a> {
+    /// The options.
+    pub args: &'a Opts,
+    /// The checked request.
+    pub plan: &'a Plan,
+    /// The TLS configuration.
+    pub tls: TlsSetup,
+    /// Where bodies and heads go.
+    pub outs: Outputs,
+}
+
+/// The TLS session of an exchange, for `--json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TlsJson {
+    version: String,
+    cipher: String,
+    alpn: Option<String>,
+}
+
+/// One request and its answer, for `--json` (µs since that request began).
+#[derive(Debug, Clone, Serialize)]
+pub struct ExchangeJson {
+    url: String,
+    method: String,
+    http_version: String,
+    status: u16,
+    reason: String,
+    headers: Vec<(String, String)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peer_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    local_port: Option<u16>,
+    reused: bool,
+    tls: Option<TlsJson>,
+    bytes_sent: u64,
+    bytes_received: u64,
+    head_bytes: u64,
+    body_bytes: u64,
+    time_namelookup_us: Option<u64>,
+    time_connect_us: Option<u64>,
+    time_appconnect_us: Option<u64>,
+    time_pretransfer_us: Option<u64>,
+    time_request_sent_us: Option<u64>,
+    time_starttransfer_us: Option<u64>,
+    time_total_us: Option<u64>,
+}
+
+/// Microseconds, saturating.
+pub fn us(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Everything a transfer reports, filled in as it goes (so that a failure still has the
+/// figures up to it).
+#[derive(Debug, Clone)]
+pub struct Record {
+    /// When the transfer began.
+    pub start: Instant,
+    /// `-w`'s values.
+    pub values: Values,
+    /// `--json`'s exchanges, in order.
+    pub exchanges: Vec<ExchangeJson>,
+    /// The last exchange's timings (for `--repeat`).
+    pub last_timings: Option<http::Timings>,
+}
+
+impl Record {
+    /// A transfer of `plan` beginning now.
+    pub fn new(plan: &Plan) -> Record {
+        Record {
+            start: Instant::now(),
+            values: Values {
+                url: plan.url_text.clone(),
+                url_effective: plan.url.to_string(),
+                method: plan.method.clone(),
+                http_version: "0".into(),
+                filename_effective: plan.output.as_ref().map(|p| p.display().to_string()),
+                ..Values::default()
+            },
+            exchanges: Vec::new(),
+            last_timings: None,
+        }
+    }
+
+    /// True when the last exchange went over a kept connection and got no byte back: the
+    /// server had closed it meanwhile (a new connection may try again).
+    pub fn reused_without_answer(&self) -> bool {
+        self.exchanges
+            .last()
+            .is_some_and(|e| e.reused && e.bytes_received == 0)
+    }
+
+    /// The transfer ended, with this result: `-w`'s total, exit code and message.
+    pub fn finish(&mut self, result: &anyhow::Result<()>) {
+        self.values.time_total = self.start.elapsed();
+        if let Err(e) = result {
+            self.values.exitcode = crate::exit::code_for(e);
+            self.values.errormsg = Some(crate::exit::python_text(e));
+        }
+    }
+
+    /// Adds an exchange's figures: times summed as curl sums them (each phase since its
+    /// request began, at least 1 µs), the connection, the sizes.
+    fn account(&mut self, ex: &Exchange<'_>, url: &Url, method: &str, head: Option<&ResponseHead>) {
+        let t = ex.timings();
+        let add = |sum: &mut Duration, d: Option<Duration>| {
+            if let Some(d) = d {
+                *sum += d.max(Duration::from_micros(1));
+            }
+        };
+        let v = &mut self.values;
+        add(&mut v.time_namelookup, t.dns);
+        add(&mut v.time_connect, t.connect);
+        add(&mut v.time_appconnect, t.tls);
+        add(&mut v.time_pretransfer, t.pretransfer);
+        add(&mut v.time_starttransfer, t.first_byte);
+        v.size_header += ex.head_bytes().len() as u64;
+        v.size_request += ex.bytes_sent();
+        v.size_download = ex.body_bytes();
+        self.last_timings = Some(t);
+        let opt = |d: Option<Duration>| d.map(us);
+        self.exchanges.push(ExchangeJson {
+            url: url.to_string(),
+            method: method.to_string(),
+            http_version: head.map_or_else(String::new, |h| format!("HTTP/1.{}", h.minor_version)),
+            status: head.map_or(0, |h| h.status),
+            reason: head.map_or_else(String::new, |h| h.reason.clone()),
+            headers: head.map_or_else(Vec::new, |h| {
+                h.headers
+                    .iter()
+                    .map(|(n, v)| (n.clone(), String::from_utf8_lossy(v).into_owned()))
+                    .collect()
+            }),
+            peer_host: ex.peer_addr().map(|a| sockit::addr::host_text(&a)),
+            peer_port: ex.peer_addr().map(|a| a.port()),
+            peer_path: ex.unix_path().map(|p| p.display().to_string()),
+            local_host: ex.local_addr().map(|a| sockit::addr::host_text(&a)),
+            local_port: ex.local_addr().map(|a| a.port()),
+            reused: ex.is_reused(),
+            tls: ex.tls_info().map(|i| TlsJson {
+                version: i.version.clone(),
+                cipher: i.cipher.clone(),
+                alpn: i.alpn.clone(),
+            }),
+            bytes_sent: ex.bytes_sent(),
+            bytes_received: ex.bytes_received(),
+            head_bytes: ex.head_bytes().len() as u64,
+            body_bytes: ex.body_bytes(),
+            time_namelookup_us: opt(t.dns),
+            time_connect_us: opt(t.connect),
+            time_appconnect_us: opt(t.tls),
+            time_pretransfer_us: opt(t.pretransfer),
+            time_request_sent_us: opt(t.request_sent),
+            time_starttransfer_us: opt(t.first_byte),
+            time_total_us: opt(t.total),
+        });
+    }
+
+    /// The connection of an exchange: addresses, scheme, whether it was new.
+    fn connected(&mut self, ex: &Exchange<'_>, url: &Url, insecure: bool) {
+        let v = &mut self.values;
+        if !ex.is_reused() {
+            v.num_connects += 1;
+        }
+        // over a Unix socket, curl reports its path and the URL's port
+        (v.remote_ip, v.remote_port) = match (ex.peer_addr(), ex.unix_path()) {
+            (Some(a), _) => (sockit::addr::host_text(&a), a.port()),
+            (None, Some(p)) => (p.display().to_string(), url.port),
+            (None, None) => (String::new(), 0),
+        };
+        v.local_ip = ex
+            .local_addr()
+            .map_or_else(String::new, |a| sockit::addr::host_text(&a));
+        v.local_port = ex.local_addr().map_or(0, |a| a.port());
+        v.scheme = Some(match url.scheme {
+            Scheme::Http => "HTTP",
+            Scheme::Https => "HTTPS",
+        });
+        v.ssl_verify_result = u8::from(url.scheme == Scheme::Https && insecure);
+    }
+
+    fn head(&mut self, head: &ResponseHead) {
+        let v = &mut self.values;
+        v.http_code = head.status;
+        v.http_version = format!("1.{}", head.minor_version);
+        v.content_type = head.header("Content-Type").map(<[u8]>::to_vec);
+        v.headers = head.headers.clone();
+        v.num_headers = head.headers.len() as u64;
+    }
+
+    /// The `--json` object of a finished transfer: the last exchange's fields at the top,
+    /// `redirects`, and `exchanges` with every exchange in order.
+    pub fn json(&self) -> serde_json::Value {
+        #[derive(Serialize)]
+        struct Response<'a> {
+            event: &'static str,
+            #[serde(flatten)]
+            last: Option<&'a ExchangeJson>,
+            redirects: u64,
+            exchanges: &'a [ExchangeJson],
+        }
+        serde_json::to_value(Response {
+            event: "response",
+            last: self.exchanges.last(),
+            redirects: self.values.num_redirects,
+            exchanges: &self.exchanges,
+        })
+        .unwrap_or_default()
+    }
+}
+
+/// The bytes of a request: all of it in `head`, or the head and, apart, a body that waits
+/// for `100 Continue`.
+struct Outgoing {
+    head: Vec<u8>,
+    body: Option<Vec<u8>>,
+}
+
+/// How long a body waits for `100 Continue` before it is sent anyway (curl's
+/// `--expect100-timeout` default).
+const EXPECT_100_WAIT: Duration = Duration::from_secs(1);
+
+/// What one exchange led to.
+enum Step {
+    /// The answer is complete.
+    Done,
+    /// A redirect to follow, with its status.
+    Redirect(Url, u16),
+}
+
+/// Where an exchange failed: its URL (a redirect's, with -L) and, for a timeout, which
+/// limit expired. The context of a transfer's errors: stderr shows it as text, `--json`
+/// takes its parts.
+#[derive(Debug)]
+pub struct FailedAt {
+    /// The URL of the failing exchange.
+    pub url: String,
+    /// `--max-time 1s` or `--connect-timeout 0.5s`.
+    pub limit: Option<String>,
+    hint: Option<&'static str>,
+}
+
+impl std::fmt::Display for FailedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.url)?;
+        if let Some(l) = &self.limit {
+            write!(f, ": {l} expired")?;
+        }
+        if let Some(h) = self.hint {
+            write!(f, " ({h})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Adds the URL and, for a timeout, which limit expired.
+fn failed_at(e: anyhow::Error, args: &Opts, url: &Url) -> anyhow::Error {
+    let mut at = FailedAt {
+        url: url.to_string(),
+        limit: None,
+        hint: None,
+    };
+    if let Some(err) = crate::exit::sockit_error(&e) {
+        if err.kind() == ErrorKind::Timeout {
+            let connect_phase = matches!(err.op(), "getaddrinfo" | "connect");
+            at.limit = Some(match (connect_phase, args.connect_timeout, args.max_time) {
+                (true, Some(w), Some(m)) if w <= m => {
+                    format!("--connect-timeout {}s", w.as_secs_f64())
+                }
+                (true, Some(w), None) => format!("--connect-timeout {}s", w.as_secs_f64()),
+                (_, _, Some(m)) => format!("--max-time {}s", m.as_secs_f64()),
+                _ => "the timeout".to_string(),
+            });
+        } else if err.kind() == ErrorKind::Tls && err.message().contains("unknown issuer") {
+            at.hint = Some("use --cacert FILE to trust a private CA");
+        }
+    }
+    e.context(at)
+}
+
+/// Whether an error or status is transient for `--retry` (curl's rules): a timeout, a
+/// failed name lookup, HTTP 408, 429, 500, 502, 503 or 504; a refused connection with
+/// `--retry-connrefused`; anything with `--retry-all-errors`. Returns curl's word for it.
+pub fn transient(args: &Opts, result: &anyhow::Result<()>, status: u16) -> Option<&'static str> {
+    match result {
+        Ok(()) => matches!(status, 408 | 429 | 500 | 502 | 503 | 504).then_some("HTTP error"),
+        Err(e) => {
+            let err = crate::exit::sockit_error(e);
+            match err.map(sockit::Error::kind) {
+                Some(ErrorKind::Timeout) => Some("timeout"),
+                Some(ErrorKind::Gai) => Some("name lookup failure"),
+                _ if args.retry_all_errors => Some("error"),
+                Some(ErrorKind::Os)
+                    if args.retry_connrefused
+                        && err.is_some_and(|e| e.is_errno(libc::ECONNREFUSED)) =>
+                {
+                    Some("connection refused")
+                }
+                Some(ErrorKind::Protocol) if args.fail && (400..600).contains(&status) => {
+                    matches!(status, 408 | 429 | 500 | 502 | 503 | 504).then_some("HTTP error")
+                }
+                _ => None,
+            }
+        }
+    }
+}
+
+/// The `Retry-After` of the last response, in seconds (RFC 9110 §10.2.3; the date form
+/// is not read), when above 0.
+pub fn retry_after(values: &Values) -> Option<Duration> {
+    values
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("Retry-After"))
+        .and_then(|(_, v)| String::from_utf8_lossy(v).trim().parse::<u64>().ok())
+        // as curl: `Retry-After: 0` leaves the usual wait
+        .filter(|s| *s > 0)
+        .map(Duration::from_secs)
+}
+
+/// The verbose observer: `-v` events on stderr (a zero-sized function, so leaking a box of
+/// it per connection costs nothing).
+fn observer<'o>(verbose: bool) -> Option<&'o mut http::Observer<'o>> {
+    if verbose {
+        Some(Box::leak(Box::new(super::verbose::verbose_event)))
+    } else {
+        None
+    }
+}
+
+/// A keep-alive connection kept for the next request (`--reuse`), with the origin it
+/// serves.
+pub struct Pooled<'o> {
+    origin: String,
+    ex: Exchange<'o>,
+}
+
+/// The origin a connection serves: scheme, host, port and route.
+fn origin(url: &Url, route: &Option<http::Route>) -> String {
+    format!(
+        "{}://{}:{} {route:?}",
+        url.scheme.as_str(),
+        url.host,
+        url.port
+    )
+}
+
+/// Runs one transfer: the request and, with `-L`, its redirects. `pool` holds a
+/// keep-alive connection (`--reuse`) to use and to leave for the next transfer.
+pub fn transfer<'o>(
+    ctx: &mut Ctx<'_>,
+    pool: &mut Option<Pooled<'o>>,
+    rec: &mut Record,
+) -> anyhow::Result<()> {
+    let (args, plan) = (ctx.args, ctx.plan);
+    let mut url = plan.url.clone();
+    let mut method = plan.method.clone();
+    let mut body = plan.body.clone();
+    let mut referer = plan.referer.clone();
+    let first_host = url.host.clone();
+    let mut seen: std::collections::HashSet<(String, String)> = Default::default();
+    loop {
+        let (request, req_method) = match &plan.raw {
+            Some(bytes) => (
+                Outgoing {
+                    head: bytes.clone(),
+                    body: None,
+                },
+                http::raw_request_method(bytes),
+            ),
+            None => {
+                let req = plan.request(
+                    &url,
+                    &method,
+                    body.as_deref(),
+                    &first_host,
+                    referer.as_deref(),
+                )?;
+                rec.values.size_upload = req.body().map_or(0, |b| b.len() as u64);
+                let out = if req.expects_continue() {
+                    Outgoing {
+                        head: req.head_bytes(),
+                        body: req.body().map(<[u8]>::to_vec),
+                    }
+                } else {
+                    Outgoing {
+                        head: req.to_bytes(),
+                        body: None,
+                    }
+                };
+                (out, method.clone())
+            }
+        };
+        rec.values.method = req_method.clone();
+        rec.values.url_effective = url.to_string();
+        rec.values.referer = referer.clone();
+        seen.insert((req_method.clone(), url.to_string()));
+        if args.show_request {
+            let shown = [
+                request.head.as_slice(),
+                request.body.as_deref().unwrap_or_default(),
+            ];
+            if args.json {
+                // stderr may be a closed pipe: what nobody reads must not end the request.
+                let mut e = io::stderr().lock();
+                let _ = shown.iter().try_for_each(|b| e.write_all(b));
+                let _ = e.flush();
+            } else {
+                let mut o = io::stdout().lock();
+                shown.iter().try_for_each(|b| o.write_all(b))?;
+                o.flush()?;
+            }
+        }
+        let route = plan.route(&url);
+        let here = origin(&url, &route);
+        let pooled = pool.take().filter(|p| p.origin == here && p.ex.reusable());
+        let mut ex = match pooled {
+            Some(Pooled { mut ex, .. }) => {
+                ex.restart()?;
+                ex
+            }
+            None => {
+                let opts = http::Options {
+                    connect_timeout: args.connect_timeout,
+                    max_time: args.max_time,
+                    family: match (args.ipv4, args.ipv6) {
+                        (true, _) => Some(sockit::Family::Inet),
+                        (_, true) => Some(sockit::Family::Inet6),
+                        _ => None,
+                    },
+                    tls: match url.scheme {
+                        Scheme::Https => Some(ctx.tls.get(args)?),
+                        Scheme::Http => None,
+                    },
+                    route,
+                };
+                match Exchange::open(&url, &opts, observer(args.verbose)) {
+                    Ok(ex) => ex,
+                    Err(e) => {
+                        if e.kind() == ErrorKind::Tls && url.scheme == Scheme::Https {
+                            rec.values.ssl_verify_result = 1;
+                        }
+                        return Err(failed_at(e.into(), args, &url));
+                    }
+                }
+            }
+        };
+        rec.connected(&ex, &url, args.insecure);
+        let mut head: Option<ResponseHead> = None;
+        let step = exchange(ctx, &mut ex, &url, &request, &req_method, rec, &mut head);
+        rec.account(&ex, &url, &req_method, head.as_ref());
+        if args.verbose {
+            crate::exit::stderr_line(format_args!("* {}", timings_text(&ex.timings())));
+        }
+        let step = step.map_err(|e| failed_at(e, args, &url))?;
+        let keep = plan.keep_alive && ex.reusable();
+        match step {
+            Step::Done => {
+                if keep {
+                    *pool = Some(Pooled { origin: here, ex });
+                }
+                return Ok(());
+            }
+            Step::Redirect(next, status) => {
+                rec.values.num_redirects += 1;
+                let n = rec.values.num_redirects;
+                match plan.follow {
+                    Some(Some(max)) if n > u64::from(max) => {
+                        return Err(Error::protocol(
+                            "http",
+                            format!("too many redirects: more than {max} (--max-redirs)"),
+                        )
+                        .into());
+                    }
+                    Some(None) if n > u64::from(MAX_REDIRECTS_CAP) => {
+                        return Err(Error::protocol(
+                            "http",
+                            format!(
+                                "too many redirects: more than {MAX_REDIRECTS_CAP} (sockit's \
+                                 cap, even with --max-redirs -1)"
+                            ),
+                        )
+                        .into());
+                    }
+                    _ => {}
+                }
+                let (m, keep_body) = http::redirect_method(status, &method);
+                if !plan.method_forced {
+                    method = m;
+                }
+                if !keep_body {
+                    body = None;
+                }
+                if plan.follow == Some(None) && seen.contains(&(method.clone(), next.to_string())) {
+                    return Err(Error::protocol(
+                        "http",
+                        format!(
+                            "redirect loop: {method} {next} again after {n} redirect{} \
+                             (--max-redirs -1 stops at a repeated URL)",
+                            if n == 1 { "" } else { "s" }
+                        ),
+                    )
+                    .into());
+                }
+                if args.verbose {
+                    crate::exit::stderr_line(format_args!(
+                        "* following {status} redirect to {next}"
+                    ));
+                }
+                if plan.auto_referer {
+                    referer = Some(url.to_string());
+                }
+                rec.values.time_redirect = rec.start.elapsed();
+                if keep {
+                    *pool = Some(Pooled { origin: here, ex });
+                }
+                url = next;
+            }
+        }
+    }
+}
+
+/// Sends the request and reads the answer: head, then body to the outputs.
+fn exchange(
+    ctx: &mut Ctx<'_>,
+    ex: &mut Exchange<'_>,
+    url: &Url,
+    request: &Outgoing,
+    method: &str,
+    rec: &mut Record,
+    head_out: &mut Option<ResponseHead>,
+) -> anyhow::Result<Step> {
+    let (args, plan) = (ctx.args, ctx.plan);
+    let raw = plan.raw.is_some();
+    ex.send(&request.head)?;
+    if let Some(body) = &request.body
+        && ex.wait_continue(EXPECT_100_WAIT)?
+    {
+        ex.send_body(body)?;
+    }
+    let head = match ex.read_head(method) {
+        Ok(h) => h,
+        Err(e) => {
+            if raw {
+                // Raw mode shows whatever came back, even when it is not HTTP.
+                ctx.outs.body.write(ex.head_bytes())?;
+                ctx.outs.body.write(ex.unparsed())?;
+                ctx.outs.flush()?;
+            }
+            return Err(e.into());
+        }
+    };
+    rec.head(&head);
+    *head_out = Some(head.clone());
+    if let Some(d) = ctx.outs.dump.as_mut() {
+        d.write(ex.head_bytes())?;
+    }
+    let show_head = raw || args.include || args.head;
+    if let Some(location) = head.redirect_location() {
+        if plan.follow.is_some() && !raw {
+            let next = redirect_target(url, &location)?;
+            if show_head {
+                ctx.outs.body.write(ex.head_bytes())?;
+            }
+            if plan.keep_alive {
+                // read the redirect's body so that the connection can carry the next one
+                while ex.read_body()?.is_some() {}
+            }
+            return Ok(Step::Redirect(next, head.status));
+        }
+        let target = url
+            .join(&location)
+            .map_or(location.clone(), |u| u.to_string());
+        rec.values.redirect_url = Some(target.clone());
+        if !args.json && !super::silent(args) && args.repeat.is_none() {
+            crate::exit::stderr_line(format_args!(
+                "sockit: {} redirect to {target} (not followed: use -L)",
+                head.status
+            ));
+        }
+    }
+    if args.fail && head.status >= 400 {
+        return Err(Error::protocol(
+            "http",
+            format!("the server answered {} (--fail)", head.status_line()),
+        )
+        .into());
+    }
+    if show_head {
+        ctx.outs.body.write(ex.head_bytes())?;
+    }
+    let mut decoder = if plan.compressed && !raw {
+        ContentDecoder::for_head(&head)?
+    } else {
+        None
+    };
+    let outs = &mut ctx.outs;
+    // The output's own error is kept whole (a broken pipe stays one) beside the decoder's.
+    let mut write_error: Option<anyhow::Error> = None;
+    let mut sink = |bytes: &[u8]| -> sockit::Result<()> {
+        outs.body.write(bytes).map_err(|e| {
+            write_error = Some(e);
+            Error::new(ErrorKind::Os, "write", None, "output failed")
+        })
+    };
+    let mut read = || -> sockit::Result<()> {
+        while let Some(piece) = ex.read_body()? {
+            if raw {
+                sink(&piece.wire)?;
+            } else if let Some(d) = decoder.as_mut() {
+                d.decode(&piece.data, &mut sink)?;
+            } else {
+                sink(&piece.data)?;
+            }
+        }
+        if let Some(d) = decoder.as_mut() {
+            d.finish(&mut sink)?;
+        }
+        Ok(())
+    };
+    let result = read();
+    if let Some(e) = write_error {
+        return Err(e);
+    }
+    outs.flush()?;
+    result?;
+    Ok(Step::Done)
+}
+
+fn timings_text(t: &http::Timings) -> String {
+    let opt = |d: Option<Duration>| d.map_or("-".to_string(), |d| us(d).to_string());
+    format!(
+        "timings (us since start): dns {} connect {} tls {} request_sent {} first_byte {} total {}",
+        opt(t.dns),
+        opt(t.connect),
+        opt(t.tls),
+        opt(t.request_sent),
+        opt(t.first_byte),
+        opt(t.total)
+    )
+}
