@@ -1,5 +1,6 @@
 //! Tests of `sockit http` (and TLS): Python's http.server with the handler in
-//! `http_server.py`, certificates made here with rcgen, `openssl` as a TLS peer.
+//! `http_server.py`, certificates made here with rcgen, `openssl` as a TLS peer. The
+//! side-by-side tests with curl are in `http_curl.rs`.
 
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -7,46 +8,46 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-const LIMIT: Duration = Duration::from_secs(10);
+pub(crate) const LIMIT: Duration = Duration::from_secs(10);
 
 /// The bytes `/file` serves (see http_server.py).
-fn file_bytes() -> Vec<u8> {
+pub(crate) fn file_bytes() -> Vec<u8> {
     let mut v: Vec<u8> = (0..4).flat_map(|_| 0u8..=255).collect();
     v.extend_from_slice(b"end of file\n");
     v
 }
 
-fn server_script() -> PathBuf {
+pub(crate) fn server_script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cli/http_server.py")
 }
 
 /// The test's HTTP server on 127.0.0.1 (killed on drop).
-fn http_server(extra: &[&str]) -> Server {
+pub(crate) fn http_server(extra: &[&str]) -> Server {
     let mut c = python3();
     c.arg(server_script()).args(extra).stdin(Stdio::null());
     spawn_listening(&mut c)
 }
 
-fn url(s: &Server, path: &str) -> String {
+pub(crate) fn url(s: &Server, path: &str) -> String {
     format!("http://127.0.0.1:{}{path}", s.port)
 }
 
 /// `sockit http ARGS…` with no stdin, at most 10 s.
-fn http(args: &[&str]) -> Output {
+pub(crate) fn http(args: &[&str]) -> Output {
     let mut all = vec!["http"];
     all.extend_from_slice(args);
     run(&mut sockit(&all), LIMIT)
 }
 
-fn stderr(o: &Output) -> String {
+pub(crate) fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn stdout(o: &Output) -> String {
+pub(crate) fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn json(o: &Output) -> serde_json::Value {
+pub(crate) fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(o)))
 }
 
@@ -625,8 +626,11 @@ fn tls_ca_certificate_as_server_certificate_is_worded() {
     let mut params = CertificateParams::new(vec!["127.0.0.1".to_string()]).expect("params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let cert = params.signed_by(&key, &issuer).expect("cert");
-    let (root_path, cert_path, key_path) =
-        (dir.join("root.pem"), dir.join("ca.pem"), dir.join("key.pem"));
+    let (root_path, cert_path, key_path) = (
+        dir.join("root.pem"),
+        dir.join("ca.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&root_path, root_cert.pem()).expect("write");
     std::fs::write(&cert_path, cert.pem()).expect("write");
     std::fs::write(&key_path, key.serialize_pem()).expect("write");
@@ -897,7 +901,11 @@ fn json_errors_name_the_failing_url_and_the_limit() {
     let o = http(&["-m", "0.3", "--json", &format!("http://127.0.0.1:{port}/")]);
     assert_eq!(o.status.code(), Some(5), "{o:?}");
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
-    assert_eq!((v["event"].as_str(), v["kind"].as_str()), (Some("error"), Some("timeout")), "{v}");
+    assert_eq!(
+        (v["event"].as_str(), v["kind"].as_str()),
+        (Some("error"), Some("timeout")),
+        "{v}"
+    );
     let m = v["message"].as_str().unwrap_or_default();
     assert!(m.starts_with("--max-time 0.3s expired: "), "{v}");
     let _ = h.join();

@@ -23,6 +23,7 @@ server answers the slides' bare request). Routes:
   /gzip /deflate    "compressed text\n" * 100, gzip- or zlib-encoded when asked for
   /cookies     two Set-Cookie headers around another one
   /flood       "100 Continue" heads without end (for at most 20 s)
+  /chain/N     302 to /chain/N+1, without end
 """
 import base64
 import http.server
@@ -173,6 +174,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/cookies":
             self.reply(200, b"cookies\n", [("Set-Cookie", "a=1"), ("X-One", "first"),
                                              ("Set-Cookie", "b=2")], send_body)
+        elif path.startswith("/chain/"):
+            n = int(path.rsplit("/", 1)[1]) + 1
+            self.reply(302, b"", [("Location", f"/chain/{n}")], send_body)
         elif path == "/flood":
             end = time.monotonic() + 20
             try:

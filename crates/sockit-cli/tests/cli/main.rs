@@ -12,6 +12,7 @@ mod data;
 mod echo;
 mod forward;
 mod http;
+mod http_curl;
 mod listen;
 mod lookups;
 mod scan;
