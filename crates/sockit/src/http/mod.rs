@@ -52,6 +52,7 @@
 
 mod body;
 mod coding;
+mod conn;
 mod exchange;
 mod request;
 mod response;

@@ -4,12 +4,13 @@
 //! percentiles per phase.
 //!
 //! The parts: `plan` (flags to a checked request), `data` (the body flags), `transfer`
-//! (one request and its redirects, the outputs, the figures), `writeout` (curl's `-w`),
+//! (one request and its redirects, the figures), `output` (where bodies and heads go), `writeout` (curl's `-w`),
 //! `repeat` (`--repeat`), `verbose` (`-v`), `curl` and `curl_flags` (curl's other flags).
 
 mod curl;
 mod curl_flags;
 mod data;
+mod output;
 mod plan;
 mod repeat;
 mod transfer;
@@ -24,9 +25,10 @@ use std::time::Duration;
 use serde::Serialize;
 use sockit::Error;
 
+use self::output::Outputs;
 use self::plan::Plan;
 use self::repeat::ErrorJson;
-use self::transfer::{Ctx, FailedAt, Outputs, Record, TlsSetup, retry_after, transfer, transient};
+use self::transfer::{Ctx, FailedAt, Record, TlsSetup, retry_after, transfer, transient};
 use self::writeout::Target;
 
 /// Arguments of `sockit http` (boxed: the options are many, and the subcommand enum stays

@@ -2,9 +2,7 @@
 //! an [`Exchange`] — with the body and heads written where `-o`/`-D`/`-i` say, and the
 //! figures `-w` and `--json` report (times summed over the redirects as curl sums them).
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::io::{self, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,110 +12,9 @@ use sockit::http::{self, ContentDecoder, Exchange, ResponseHead, Scheme, Url};
 use sockit::{Error, ErrorKind};
 
 use super::Opts;
+use super::output::Outputs;
 use super::plan::{MAX_REDIRECTS_CAP, Plan, redirect_target};
 use super::writeout::Values;
-
-/// Where a body or the heads go: stdout, a file created when the first byte comes (and
-/// again for each new attempt or run, as curl truncates it), or nowhere.
-pub enum Sink {
-    /// stdout.
-    Stdout,
-    /// A file, opened at the first write.
-    File(PathBuf, Option<BufWriter<File>>),
-    /// Nothing (a `--json` or `--repeat` body without `-o`).
-    Discard,
-}
-
-impl Sink {
-    fn write(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
-        match self {
-            Sink::Stdout => {
-                let mut out = io::stdout().lock();
-                out.write_all(bytes)?;
-                out.flush()?;
-            }
-            Sink::File(path, file) => {
-                if file.is_none() {
-                    let f = File::create(&*path).map_err(|e| {
-                        anyhow::Error::new(Error::from_io(path.display().to_string(), e))
-                            .context("cannot write the output file")
-                    })?;
-                    *file = Some(BufWriter::new(f));
-                }
-                if let Some(f) = file.as_mut() {
-                    f.write_all(bytes).map_err(|e| {
-                        anyhow::Error::new(Error::from_io(path.display().to_string(), e))
-                            .context("cannot write the output file")
-                    })?;
-                }
-            }
-            Sink::Discard => {}
-        }
-        Ok(())
-    }
-
-    fn flush(&mut self) -> anyhow::Result<()> {
-        if let Sink::File(path, Some(f)) = self {
-            f.flush().map_err(|e| {
-                anyhow::Error::new(Error::from_io(path.display().to_string(), e))
-                    .context("cannot write the output file")
-            })?;
-        }
-        Ok(())
-    }
-
-    /// Closes the file so that the next write creates it anew.
-    fn reset(&mut self) {
-        if let Sink::File(_, file) = self {
-            *file = None;
-        }
-    }
-}
-
-/// The body's and the heads' destinations.
-pub struct Outputs {
-    /// The body (and the head with `-i`).
-    pub body: Sink,
-    /// `-D`: every head.
-    pub dump: Option<Sink>,
-}
-
-impl Outputs {
-    /// The destinations the options ask for; `quiet_body` sends a body without `-o`
-    /// nowhere (`--json`, `--repeat`).
-    pub fn new(plan: &Plan, quiet_body: bool) -> Outputs {
-        let body = match &plan.output {
-            Some(p) => Sink::File(p.clone(), None),
-            None if quiet_body => Sink::Discard,
-            None => Sink::Stdout,
-        };
-        let dump = plan.dump_header.as_ref().map(|p| {
-            if p.as_os_str() == "-" {
-                Sink::Stdout
-            } else {
-                Sink::File(p.clone(), None)
-            }
-        });
-        Outputs { body, dump }
-    }
-
-    /// A new attempt or run: files are written anew.
-    pub fn reset(&mut self) {
-        self.body.reset();
-        if let Some(d) = self.dump.as_mut() {
-            d.reset();
-        }
-    }
-
-    /// Flushes the files.
-    pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.body.flush()?;
-        if let Some(d) = self.dump.as_mut() {
-            d.flush()?;
-        }
-        Ok(())
-    }
-}
 
 /// The TLS client configuration, built once when the first https:// URL needs it.
 #[derive(Default)]
