@@ -58,8 +58,12 @@ pub struct Args {
 )]
 pub struct Opts {
     /// http://HOST[:PORT]/PATH or https://…; a URL without scheme is http://. IPv6 in brackets.
-    #[arg(value_name = "URL", required = true, num_args = 1..)]
-    pub urls: Vec<String>,
+    #[arg(value_name = "URL")]
+    pub url: String,
+
+    /// More URLs: refused with a message (one transfer per command).
+    #[arg(value_name = "MORE", hide = true)]
+    pub more_urls: Vec<String>,
 
     /// Request method (default GET, POST with a data flag, PUT with -T, HEAD with -I).
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
@@ -309,26 +313,24 @@ fn command(args: &Opts) -> anyhow::Result<ExitCode> {
     if let Some(refusal) = args.curl_only.refusal() {
         return Err(Error::invalid_input("http", refusal).into());
     }
-    let url_text = match args.urls.as_slice() {
-        [one] => one.clone(),
-        [first, second, ..] => {
-            let hint = if args.json && (second.starts_with('{') || first.starts_with('{')) {
-                " (--json is sockit's JSON output, not curl's --json DATA: send JSON with -d \
-                 DATA -H 'Content-Type: application/json')"
-            } else {
-                ""
-            };
-            return Err(Error::invalid_input(
-                "http",
-                format!(
-                    "one URL per command, got {} ({first}, {second}…){hint}",
-                    args.urls.len()
-                ),
-            )
-            .into());
-        }
-        [] => return Err(Error::invalid_input("http", "no URL").into()),
-    };
+    if let Some(second) = args.more_urls.first() {
+        let first = &args.url;
+        let hint = if args.json && (second.starts_with('{') || first.starts_with('{')) {
+            " (--json is sockit's JSON output, not curl's --json DATA: send JSON with -d \
+             DATA -H 'Content-Type: application/json')"
+        } else {
+            ""
+        };
+        return Err(Error::invalid_input(
+            "http",
+            format!(
+                "one URL per command, got {} ({first}, {second}…){hint}",
+                args.more_urls.len() + 1
+            ),
+        )
+        .into());
+    }
+    let url_text = args.url.clone();
     let plan = match Plan::new(args, &url_text) {
         Ok(p) => p,
         Err(e) => return Err(json_failure(args, &url_text, e)),
