@@ -51,7 +51,13 @@ impl CurlOnly {
             "next" | "parallel" | "parallel-max" | "parallel-immediate" => {
                 "sockit http makes one transfer per run (see --repeat)".to_string()
             }
-            _ => format!("curl: {}", what.trim_end_matches('.')),
+            _ => {
+                let mut w = what.trim_end_matches('.').to_string();
+                if let Some(first) = w.get(..1) {
+                    w.replace_range(..1, &first.to_ascii_lowercase());
+                }
+                format!("in curl: {w}")
+            }
         };
         Some(format!(
             "curl's {name} is not supported ({why}); see sockit http --help"
