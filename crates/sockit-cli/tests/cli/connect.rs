@@ -628,7 +628,7 @@ fn negative_seconds_get_the_range_message_on_every_command() {
         &["listen", "-q", "-1", "127.0.0.1", "0"],
         &["listen", "-d", "-1", "127.0.0.1", "0"],
         &["scan", "-w", "-1", "127.0.0.1", "1"],
-        &["http", "-w", "-1", "http://127.0.0.1:1/"],
+        &["http", "--connect-timeout", "-1", "http://127.0.0.1:1/"],
         &["http", "-m", "-1", "http://127.0.0.1:1/"],
         &["forward", "-w", "-1", "0", "tcp:127.0.0.1:1"],
         &["forward", "-i", "-1", "0", "tcp:127.0.0.1:1"],
