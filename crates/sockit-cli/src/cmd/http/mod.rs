@@ -22,12 +22,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use serde::Serialize;
 use sockit::Error;
 
 use self::output::Outputs;
 use self::plan::Plan;
-use self::repeat::ErrorJson;
 use self::transfer::{Ctx, FailedAt, Record, TlsSetup, retry_after, transfer, transient};
 use self::writeout::Target;
 
@@ -424,33 +422,16 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
 /// redirect's, with -L) and, for a timeout, the limit that expired in the message.
 fn json_failure(args: &Opts, url: &str, err: anyhow::Error) -> anyhow::Error {
     if args.json && !crate::exit::is_broken_pipe(&err) {
-        #[derive(Serialize)]
-        struct ErrorEvent {
-            event: &'static str,
-            url: String,
-            #[serde(flatten)]
-            error: ErrorJson,
-        }
         let at = err.downcast_ref::<FailedAt>();
-        let mut error = ErrorJson::of(&err);
-        if let Some(a) = at {
-            // the message without the URL context stderr shows first
-            if let Some(s) = crate::exit::sockit_error(&err) {
-                error = ErrorJson::of(&anyhow::Error::new(s.clone()));
-            }
-            if let Some(limit) = &a.limit {
-                error.prefix(&format!("{limit} expired: "));
-            }
+        let mut obj = crate::output::error_event(&err);
+        if let Some(limit) = at.and_then(|a| a.limit.as_ref())
+            && let Some(m) = obj["message"].as_str().map(str::to_owned)
+        {
+            obj["message"] = format!("{limit} expired: {m}").into();
         }
-        let obj = ErrorEvent {
-            event: "error",
-            url: at.map_or_else(|| url.to_string(), |a| a.url.clone()),
-            error,
-        };
+        obj["url"] = at.map_or_else(|| url.to_string(), |a| a.url.clone()).into();
         let mut out = io::stdout().lock();
-        if let Ok(text) = serde_json::to_string(&obj) {
-            let _ = writeln!(out, "{text}");
-        }
+        let _ = writeln!(out, "{obj}");
         let _ = out.flush();
     }
     err

@@ -37,40 +37,6 @@ struct PhaseJson {
     histogram_unit: &'static str,
 }
 
-/// An error in `--json`: the vocabulary's nested error.
-#[derive(Debug, Clone, Serialize)]
-pub struct ErrorJson {
-    kind: &'static str,
-    op: String,
-    code: Option<i32>,
-    message: String,
-}
-
-impl ErrorJson {
-    /// Puts `text` before the message (`--max-time 2s expired: `).
-    pub fn prefix(&mut self, text: &str) {
-        self.message = format!("{text}{}", self.message);
-    }
-
-    /// The nested error object of an error.
-    pub fn of(e: &anyhow::Error) -> ErrorJson {
-        match crate::exit::sockit_error(e) {
-            Some(s) => ErrorJson {
-                kind: s.kind().as_str(),
-                op: s.op().to_string(),
-                code: s.code(),
-                message: crate::exit::python_text(e),
-            },
-            None => ErrorJson {
-                kind: "other",
-                op: String::new(),
-                code: None,
-                message: crate::exit::python_text(e),
-            },
-        }
-    }
-}
-
 /// The `--repeat --json` object.
 #[derive(Debug, Serialize)]
 struct StatsJson {
@@ -85,7 +51,7 @@ struct StatsJson {
     rate_per_s: Option<f64>,
     duration_us: u64,
     errors_by_kind: BTreeMap<&'static str, u64>,
-    first_error: Option<ErrorJson>,
+    first_error: Option<serde_json::Value>,
     phases: Vec<PhaseJson>,
 }
 
@@ -210,7 +176,7 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
             rate_per_s: plan.rate_interval.map(|d| 1.0 / d.as_secs_f64()),
             duration_us: us(elapsed),
             errors_by_kind: by_kind,
-            first_error: first_error.as_ref().map(ErrorJson::of),
+            first_error: first_error.as_ref().map(crate::output::json_error),
             phases,
         };
         writeln!(stdout, "{}", serde_json::to_string(&obj)?)?;
