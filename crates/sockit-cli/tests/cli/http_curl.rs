@@ -264,9 +264,6 @@ fn each_everyday_flag_sends_what_curls_sends() {
     let f = file.to_str().expect("utf-8");
     let rec = url(&s, "/record");
     let rec_dir = url(&s, "/record/dir/");
-    let made_up = format!("http://made.up.test:{}/record", s.port);
-    let resolve = format!("made.up.test:{}:127.0.0.1", s.port);
-    let connect_to = format!("made.up.test:80:127.0.0.1:{}", s.port);
     let cases: Vec<Vec<&str>> = vec![
         vec![&rec],
         vec!["-d", "a=1&b=two", &rec],
@@ -303,8 +300,6 @@ fn each_everyday_flag_sends_what_curls_sends() {
             "X-Empty;",
             &rec,
         ],
-        vec!["--resolve", &resolve, &made_up],
-        vec!["--connect-to", &connect_to, "http://made.up.test/record"],
         vec!["--compressed", &rec],
     ];
     for case in cases {
@@ -346,6 +341,114 @@ fn each_everyday_flag_sends_what_curls_sends() {
             }
         }
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `http_server.py --log LOG` inside `no-dns` (lookups from a hosts file only, no
+/// DNS server reachable) and then, for each client (`sockit http`, `curl`), the client with
+/// `args` (`@PORT@` replaced by the server's port); the exit codes, one per line.
+fn clients_no_dns(dir: &Path, log: &Path, args: &[&str]) -> Output {
+    let script = r#"
+        out="$1"; server="$2"; log="$3"; sockit="$4"; shift 4
+        rm -f "$out"
+        python3 "$server" --log "$log" > "$out" 2>/dev/null &
+        pid=$!
+        i=0
+        while [ $i -lt 200 ] && ! grep -q listening "$out"; do sleep 0.05; i=$((i+1)); done
+        port=$(awk '{print $3; exit}' "$out")
+        args=()
+        for a in "$@"; do args+=("${a//@PORT@/$port}"); done
+        "$sockit" http "${args[@]}"; echo "sockit $?"
+        curl "${args[@]}"; echo "curl $?"
+        kill "$pid"
+    "#;
+    let out = dir.join("listening.txt");
+    let server = crate::http::server_script();
+    let mut all: Vec<String> = vec![
+        "-c".into(),
+        script.into(),
+        "bash".into(),
+        out.display().to_string(),
+        server.display().to_string(),
+        log.display().to_string(),
+        bin().display().to_string(),
+    ];
+    all.extend(args.iter().map(|a| a.to_string()));
+    run(&mut no_dns("bash", &all), Duration::from_secs(20))
+}
+
+#[test]
+fn resolve_and_connect_to_send_what_curls_sends_without_dns() {
+    require_peer!("curl");
+    need("python3");
+    let dir = temp_dir("http-names");
+    let log = dir.join("requests.log");
+    for args in [
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "--resolve",
+            "made.up.test:@PORT@:127.0.0.1",
+            "http://made.up.test:@PORT@/record",
+        ][..],
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "--connect-to",
+            "made.up.test:80:127.0.0.1:@PORT@",
+            "http://made.up.test/record",
+        ][..],
+    ] {
+        let _ = std::fs::remove_file(&log);
+        let o = clients_no_dns(&dir, &log, args);
+        assert_eq!(stdout(&o), "sockit 0\ncurl 0\n", "{args:?}: {}", stderr(&o));
+        let got = recorded(&log);
+        assert_eq!(got.len(), 2, "{args:?}: {got:?}");
+        assert_eq!(comparable(&got[0]), comparable(&got[1]), "{args:?}");
+        assert!(
+            got[0]["headers"]
+                .as_array()
+                .expect("headers")
+                .iter()
+                .any(|h| h[0] == "Host"
+                    && h[1].as_str().is_some_and(|v| v.starts_with("made.up.test"))),
+            "{got:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn data_from_stdin_drops_cr_and_lf_and_uploads_take_stdin() {
+    let dir = temp_dir("http-stdin");
+    let log = dir.join("requests.log");
+    let s = http_server(&["--log", log.to_str().expect("utf-8")]);
+    let rec = url(&s, "/record");
+    let o = run_with_input(
+        &mut sockit(&["http", "-s", "-o", "/dev/null", "-d", "@-", &rec]),
+        b"a=1\r\n&b=2\n",
+        LIMIT,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run_with_input(
+        &mut sockit(&["http", "-s", "-o", "/dev/null", "-T", "-", &rec]),
+        b"raw\r\nbytes\n",
+        LIMIT,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let got = recorded(&log);
+    let body = |r: &serde_json::Value| r["body"].as_str().unwrap_or_default().to_string();
+    assert_eq!(
+        (got[0]["method"].as_str(), body(&got[0]).as_str()),
+        (Some("POST"), "YT0xJmI9Mg==")
+    );
+    // -T - : PUT of stdin's bytes as they are
+    assert_eq!(
+        (got[1]["method"].as_str(), body(&got[1]).as_str()),
+        (Some("PUT"), "cmF3DQpieXRlcwo=")
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
