@@ -502,10 +502,11 @@ fn elapsed_is_the_real_run_and_the_rate_is_over_it() {
     let took = t.elapsed();
     assert_eq!(code, 0, "{err}");
     assert_eq!(u(&v, "requests"), 1, "{v}");
+    // (upper bounds 4x the half second: a loaded 2-core machine stretches the run)
     let d = secs(&v);
-    assert!((0.5..1.5).contains(&d), "{v}");
+    assert!((0.5..2.0).contains(&d), "{v}");
     let rps = v["rps"].as_f64().expect("rps");
-    assert!((0.6..=2.0).contains(&rps), "{v}");
+    assert!((0.5..=2.0).contains(&rps), "{v}");
     assert!(took >= Duration::from_millis(500), "{took:?}");
     // `--count 1 -c 10`: the rate is one request over the whole run, no more than the
     // inverse of its measured duration.
