@@ -15,6 +15,7 @@ pub fn code_for_kind(kind: ErrorKind) -> u8 {
         ErrorKind::Timeout => 5,
         ErrorKind::Tls => 6,
         ErrorKind::Protocol => 7,
+        ErrorKind::Proxy => 8,
         _ => 1,
     }
 }

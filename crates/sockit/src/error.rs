@@ -21,7 +21,7 @@ use std::io;
 /// Which Python exception an [`Error`] corresponds to.
 ///
 /// The CLI maps each kind to its exit code (DESIGN.md): Os 1, InvalidInput 2, Gai 3,
-/// Host 4, Timeout 5, Tls 6, Protocol 7.
+/// Host 4, Timeout 5, Tls 6, Protocol 7, Proxy 8.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -40,6 +40,10 @@ pub enum ErrorKind {
     Tls,
     /// No Python counterpart: the peer's bytes were not what the protocol allows.
     Protocol,
+    /// No Python counterpart: a proxy refused the request or failed to carry it out
+    /// (`proxy: SOCKS5 reply 5: connection refused by destination`); `code` is the
+    /// proxy's reply code (SOCKS5 `REP`, SOCKS4 `CD`, the HTTP status) when it sent one.
+    Proxy,
 }
 
 impl ErrorKind {
@@ -53,6 +57,7 @@ impl ErrorKind {
             ErrorKind::Timeout => "timeout",
             ErrorKind::Tls => "tls",
             ErrorKind::Protocol => "protocol",
+            ErrorKind::Proxy => "proxy",
         }
     }
 }
@@ -174,6 +179,13 @@ impl Error {
         Error::new(ErrorKind::Protocol, op, None, message)
     }
 
+    /// An [`ErrorKind::Proxy`] error: the proxy refused or failed; the operation is
+    /// `proxy`, and `code` the proxy's reply code when there is one. `Display` is
+    /// `proxy: MESSAGE` (no `[Errno …]`: the code is the proxy's, not the system's).
+    pub fn proxy(code: Option<i32>, message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Proxy, "proxy", code, message)
+    }
+
     /// Which Python exception this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
@@ -268,6 +280,15 @@ mod tests {
             "gethostbyaddr: [Errno 1] Unknown host"
         );
         assert_eq!(Error::timeout("accept").to_string(), "accept: timed out");
+        let refused = Error::proxy(Some(5), "SOCKS5 reply 5: connection refused by destination");
+        assert_eq!(
+            refused.to_string(),
+            "proxy: SOCKS5 reply 5: connection refused by destination"
+        );
+        assert_eq!(
+            (refused.kind().as_str(), refused.code()),
+            ("proxy", Some(5))
+        );
         assert_eq!(
             Error::invalid_input("getservbyport", "port must be 0-65535.").to_string(),
             "getservbyport: port must be 0-65535."

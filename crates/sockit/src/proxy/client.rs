@@ -1,0 +1,925 @@
+//! Reaching a target through a proxy: ncat's `--proxy HOST:PORT --proxy-type
+//! socks4|socks5|http --proxy-auth USER:PASS --proxy-dns local|remote|both|none`.
+//!
+//! Three layers, each usable alone:
+//! - [`Handshake`]: the client's side of one handshake as a sans-IO state machine. It
+//!   says what to send ([`Step::Send`]) and how many bytes to read next ([`Step::Recv`]),
+//!   never more than the proxy's reply has left, so the bytes after the reply (a server
+//!   that speaks first, such as SSH or SMTP) stay in the socket for the caller.
+//! - Drivers: [`handshake`] over any tokio `AsyncRead + AsyncWrite` stream, bounded by a
+//!   timeout, and [`handshake_blocking`] over any `std::io::Read + Write` stream (a
+//!   [`Socket`](crate::Socket) or `TcpStream` with its timeouts set).
+//! - [`connect`]: where the target's name is resolved ([`ProxyDns`]), the connect to the
+//!   proxy ([`crate::client::connect_happy`]) and the handshake, under one deadline.
+//!
+//! Contracts:
+//! - Bounded in bytes: SOCKS replies have a fixed or length-prefixed size (at most 262
+//!   bytes); an HTTP response head is read up to [`http::MAX_RESPONSE_HEAD`].
+//! - Bounded in time: the async driver by its timeout ([`connect`]: the smaller of
+//!   [`Proxy::handshake_timeout`] and what is left of the connect timeout); the blocking
+//!   one by the stream's timeouts.
+//! - A refusal is [`ErrorKind::Proxy`](crate::ErrorKind::Proxy) (exit code 8) with the
+//!   proxy's reply in the message and its code in [`Error::code`]:
+//!   `proxy: SOCKS5 reply 5: connection refused by destination`,
+//!   `proxy: SOCKS4 reply 91: request rejected or failed`,
+//!   `proxy: HTTP CONNECT 407 Proxy Authentication Required`. A reply that breaks its
+//!   protocol is [`ErrorKind::Protocol`](crate::ErrorKind::Protocol); the proxy closing the
+//!   connection mid-handshake is `Proxy`; a timeout is
+//!   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (`proxy handshake: timed out`).
+//!
+//! ```no_run
+//! use sockit::proxy::client::{connect, Proxy, ProxyType};
+//! use sockit::client::ConnectOptions;
+//!
+//! # async fn demo() -> sockit::Result<()> {
+//! let proxy = Proxy::new(ProxyType::Socks5, "127.0.0.1", 1080);
+//! let c = connect(&proxy, "example.org", 80, &ConnectOptions::default()).await?;
+//! println!("through {} to {}: {}", c.proxy_peer, c.target, c.established.reply);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::{Credentials, TargetAddr, http, socks4, socks5};
+use crate::addr::{Family, Port, SockType};
+use crate::client::{ConnectOptions, connect_happy};
+use crate::error::{Error, ErrorKind, Result};
+
+/// How long a handshake may take when nothing shorter is asked for (30 s): it includes
+/// the proxy's own connect to the target.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Which protocol to speak to the proxy (ncat's `--proxy-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProxyType {
+    /// SOCKS4; a name goes as SOCKS4a unless resolved locally.
+    Socks4,
+    /// SOCKS5 (RFC 1928), with username/password (RFC 1929).
+    Socks5,
+    /// HTTP `CONNECT`, with `Basic` authentication: ncat's default.
+    #[default]
+    Http,
+}
+
+impl ProxyType {
+    /// `socks4`, `socks5` or `http`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyType::Socks4 => "socks4",
+            ProxyType::Socks5 => "socks5",
+            ProxyType::Http => "http",
+        }
+    }
+
+    /// The port a proxy of this type listens on when none is given, as ncat assumes:
+    /// 1080 for SOCKS, 3128 for HTTP.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ProxyType::Socks4 | ProxyType::Socks5 => 1080,
+            ProxyType::Http => 3128,
+        }
+    }
+
+    /// The name in messages: `SOCKS4`, `SOCKS5`, `HTTP CONNECT`.
+    fn label(self) -> &'static str {
+        match self {
+            ProxyType::Socks4 => "SOCKS4",
+            ProxyType::Socks5 => "SOCKS5",
+            ProxyType::Http => "HTTP CONNECT",
+        }
+    }
+}
+
+impl FromStr for ProxyType {
+    type Err = Error;
+
+    /// Parses `socks4`, `socks5` or `http` (any case; `socks4a` is taken as `socks4`,
+    /// which sends names as SOCKS4a anyway).
+    fn from_str(text: &str) -> Result<ProxyType> {
+        match text.to_ascii_lowercase().as_str() {
+            "socks4" | "socks4a" => Ok(ProxyType::Socks4),
+            "socks5" => Ok(ProxyType::Socks5),
+            "http" => Ok(ProxyType::Http),
+            _ => Err(Error::invalid_input(
+                "proxy type",
+                format!("{text:?} is not socks4, socks5 or http"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ProxyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the target's host name is resolved (ncat's `--proxy-dns`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ProxyDns {
+    /// Here, with `getaddrinfo(3)`; a name that does not resolve is an error.
+    Local,
+    /// By the proxy: the name is sent to it and never looked up here (ncat's default).
+    #[default]
+    Remote,
+    /// Here first; a name that does not resolve here is sent to the proxy.
+    Both,
+    /// Nowhere: the target must be a numeric IPv4 or IPv6 address.
+    None,
+}
+
+impl ProxyDns {
+    /// `local`, `remote`, `both` or `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProxyDns::Local => "local",
+            ProxyDns::Remote => "remote",
+            ProxyDns::Both => "both",
+            ProxyDns::None => "none",
+        }
+    }
+}
+
+impl FromStr for ProxyDns {
+    type Err = Error;
+
+    /// Parses `local`, `remote`, `both` or `none`.
+    fn from_str(text: &str) -> Result<ProxyDns> {
+        match text.to_ascii_lowercase().as_str() {
+            "local" => Ok(ProxyDns::Local),
+            "remote" => Ok(ProxyDns::Remote),
+            "both" => Ok(ProxyDns::Both),
+            "none" => Ok(ProxyDns::None),
+            _ => Err(Error::invalid_input(
+                "proxy dns",
+                format!("{text:?} is not local, remote, both or none"),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ProxyDns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A proxy to go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proxy {
+    /// The protocol.
+    pub kind: ProxyType,
+    /// The proxy's host: a name or an address (looked up as any peer is, `-4`/`-6`/`-n`).
+    pub host: String,
+    /// The proxy's port.
+    pub port: Port,
+    /// Credentials (`--proxy-auth`): SOCKS5 username/password, HTTP Basic, SOCKS4's user
+    /// id (the username alone).
+    pub auth: Option<Credentials>,
+    /// Where the target's name is resolved.
+    pub dns: ProxyDns,
+    /// The longest a handshake may take ([`DEFAULT_HANDSHAKE_TIMEOUT`]).
+    pub handshake_timeout: Duration,
+}
+
+impl Proxy {
+    /// A proxy of `kind` at `host` `port`, without credentials, with remote DNS and the
+    /// default handshake timeout.
+    pub fn new(kind: ProxyType, host: impl Into<String>, port: impl Into<Port>) -> Proxy {
+        Proxy {
+            kind,
+            host: host.into(),
+            port: port.into(),
+            auth: None,
+            dns: ProxyDns::default(),
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+        }
+    }
+}
+
+/// A handshake that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Established {
+    /// The protocol spoken.
+    pub kind: ProxyType,
+    /// The address the proxy reports it connected from (SOCKS5 `BND.ADDR`/`BND.PORT`,
+    /// SOCKS4 `DSTIP`/`DSTPORT`, often `0.0.0.0:0`); `None` for HTTP.
+    pub bound: Option<TargetAddr>,
+    /// The proxy's reply in words, for `-v`: `SOCKS5 reply 0: succeeded`,
+    /// `SOCKS4 reply 90: request granted`, `HTTP/1.1 200 Connection established`.
+    pub reply: String,
+}
+
+/// What a [`Handshake`] needs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Write all of these bytes, then ask again.
+    Send(Vec<u8>),
+    /// Read at most this many bytes (at least 1) and [`Handshake::feed`] them.
+    Recv(usize),
+    /// The proxy agreed: the stream now reaches the target.
+    Done(Established),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Start,
+    Socks5Method,
+    Socks5Auth,
+    Socks5Reply,
+    Socks4Reply,
+    HttpHead,
+    Done,
+    Failed,
+}
+
+/// The client's side of one proxy handshake, without I/O.
+///
+/// Call [`Handshake::step`] in a loop: on [`Step::Send`] write the bytes, on
+/// [`Step::Recv`] read at most that many and hand them to [`Handshake::feed`] (an empty
+/// slice means the proxy closed the connection), until [`Step::Done`].
+///
+/// ```
+/// use sockit::proxy::client::{Handshake, ProxyType, Step};
+/// use sockit::proxy::TargetAddr;
+/// let target = TargetAddr::domain("127.0.0.1", 80).unwrap();
+/// let mut hs = Handshake::new(ProxyType::Socks5, target, None).unwrap();
+/// assert_eq!(hs.step().unwrap(), Step::Send(vec![5, 1, 0]));
+/// assert_eq!(hs.step().unwrap(), Step::Recv(2));
+/// hs.feed(&[5, 0]).unwrap();
+/// assert_eq!(hs.step().unwrap(), Step::Send(vec![5, 1, 0, 1, 127, 0, 0, 1, 0, 80]));
+/// assert_eq!(hs.step().unwrap(), Step::Recv(5));
+/// let err = hs.feed(&[5, 5]).unwrap_err();
+/// assert_eq!(err.to_string(), "proxy: SOCKS5 reply 5: connection refused by destination");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Handshake {
+    kind: ProxyType,
+    target: TargetAddr,
+    auth: Option<Credentials>,
+    state: State,
+    out: Option<Vec<u8>>,
+    buf: Vec<u8>,
+    established: Option<Established>,
+}
+
+impl Handshake {
+    /// A handshake asking a proxy of `kind` to connect to `target`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for what the protocol
+    /// cannot carry: an IPv6 target over SOCKS4, a name [`TargetAddr::domain`] refuses, or
+    /// credentials over 255 bytes.
+    pub fn new(kind: ProxyType, target: TargetAddr, auth: Option<Credentials>) -> Result<Self> {
+        // Build the messages once now, so that what cannot be sent fails before any I/O.
+        let user = auth.as_ref().map(|c| c.username.as_bytes()).unwrap_or(b"");
+        match kind {
+            ProxyType::Socks4 => {
+                socks4::request(socks4::CMD_CONNECT, &target, user)?;
+            }
+            ProxyType::Socks5 => {
+                socks5::request(socks5::CMD_CONNECT, &target)?;
+                if let Some(c) = &auth {
+                    socks5::auth_request(c)?;
+                }
+            }
+            ProxyType::Http => {
+                super::check_name(target.host().as_bytes())
+                    .map_err(|why| Error::invalid_input("proxy", format!("target host: {why}")))?;
+            }
+        }
+        Ok(Handshake {
+            kind,
+            target,
+            auth,
+            state: State::Start,
+            out: None,
+            buf: Vec::new(),
+            established: None,
+        })
+    }
+
+    /// What to do next.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) after the handshake
+    /// failed (a [`Handshake::feed`] returned an error).
+    pub fn step(&mut self) -> Result<Step> {
+        if let Some(bytes) = self.out.take() {
+            return Ok(Step::Send(bytes));
+        }
+        let want = match self.state {
+            State::Start => {
+                let user = self.auth.as_ref().map(|c| c.username.as_bytes());
+                let first = match self.kind {
+                    ProxyType::Socks5 => {
+                        self.state = State::Socks5Method;
+                        socks5::greeting(self.auth.is_some())
+                    }
+                    ProxyType::Socks4 => {
+                        self.state = State::Socks4Reply;
+                        socks4::request(socks4::CMD_CONNECT, &self.target, user.unwrap_or(b""))?
+                    }
+                    ProxyType::Http => {
+                        self.state = State::HttpHead;
+                        http::connect_request(&self.target, self.auth.as_ref())
+                    }
+                };
+                return Ok(Step::Send(first));
+            }
+            State::Socks5Method | State::Socks5Auth => 2 - self.buf.len(),
+            State::Socks5Reply => match socks5::message_len(&self.buf) {
+                Some(total) => total - self.buf.len(),
+                None => 5 - self.buf.len().min(4),
+            },
+            State::Socks4Reply => socks4::REPLY_LEN - self.buf.len(),
+            State::HttpHead => http::read_hint(&self.buf),
+            State::Done => {
+                let done = self.established.clone().ok_or_else(|| self.failed())?;
+                return Ok(Step::Done(done));
+            }
+            State::Failed => return Err(self.failed()),
+        };
+        Ok(Step::Recv(want.max(1)))
+    }
+
+    fn failed(&self) -> Error {
+        Error::invalid_input("proxy", "the proxy handshake already failed")
+    }
+
+    /// Hands over bytes read from the proxy (at most what [`Step::Recv`] asked for); an
+    /// empty slice says the proxy closed the connection.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::Proxy`](crate::ErrorKind::Proxy) for a refusal (its reply and code),
+    ///   for the proxy closing the connection, asking for credentials that were not given,
+    ///   or accepting none of the offered methods.
+    /// - [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) for a reply that breaks the
+    ///   protocol.
+    pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+        let r = self.feed_inner(bytes);
+        if r.is_err() {
+            self.state = State::Failed;
+        }
+        r
+    }
+
+    fn feed_inner(&mut self, bytes: &[u8]) -> Result<()> {
+        let label = self.kind.label();
+        if bytes.is_empty() {
+            let at = match self.buf.len() {
+                0 => String::new(),
+                n => format!(" after {n} bytes of its reply"),
+            };
+            return Err(Error::proxy(
+                None,
+                format!("the proxy closed the connection during the {label} handshake{at}"),
+            ));
+        }
+        self.buf.extend_from_slice(bytes);
+        match self.state {
+            State::Socks5Method => {
+                let Some((method, used)) = socks5::parse_method_selection(&self.buf)? else {
+                    return Ok(());
+                };
+                self.buf.drain(..used);
+                self.out = Some(match (method, &self.auth) {
+                    (socks5::METHOD_NONE, _) => {
+                        self.state = State::Socks5Reply;
+                        socks5::request(socks5::CMD_CONNECT, &self.target)?
+                    }
+                    (socks5::METHOD_USERPASS, Some(c)) => {
+                        self.state = State::Socks5Auth;
+                        socks5::auth_request(c)?
+                    }
+                    (socks5::METHOD_NO_ACCEPTABLE, auth) => {
+                        let offered = if auth.is_some() {
+                            "no authentication, username/password"
+                        } else {
+                            "no authentication; give credentials with --proxy-auth"
+                        };
+                        return Err(Error::proxy(
+                            Some(i32::from(method)),
+                            format!(
+                                "SOCKS5 proxy accepts none of the offered authentication \
+                                 methods (offered: {offered})"
+                            ),
+                        ));
+                    }
+                    (socks5::METHOD_USERPASS, None) => {
+                        return Err(Error::protocol(
+                            "proxy",
+                            "SOCKS5 proxy chose username/password, which was not offered \
+                             (give credentials with --proxy-auth)",
+                        ));
+                    }
+                    (m, _) => {
+                        return Err(Error::protocol(
+                            "proxy",
+                            format!(
+                                "SOCKS5 proxy chose method {m} ({}), which was not offered",
+                                socks5::method_name(m)
+                            ),
+                        ));
+                    }
+                });
+            }
+            State::Socks5Auth => {
+                let Some((status, used)) = socks5::parse_auth_status(&self.buf)? else {
+                    return Ok(());
+                };
+                self.buf.drain(..used);
+                if status != 0 {
+                    return Err(Error::proxy(
+                        Some(i32::from(status)),
+                        format!(
+                            "SOCKS5 authentication failed (status {status}): wrong username \
+                             or password"
+                        ),
+                    ));
+                }
+                self.state = State::Socks5Reply;
+                self.out = Some(socks5::request(socks5::CMD_CONNECT, &self.target)?);
+            }
+            State::Socks5Reply => {
+                // A refusal is known from its second byte: report it even when the proxy
+                // sends no address after it, as some do.
+                if let [socks5::VERSION, rep, ..] = self.buf[..]
+                    && rep != socks5::REP_SUCCEEDED
+                {
+                    return Err(Error::proxy(
+                        Some(i32::from(rep)),
+                        format!("SOCKS5 reply {rep}: {}", socks5::reply_text(rep)),
+                    ));
+                }
+                let Some((reply, used)) = socks5::parse_reply(&self.buf)? else {
+                    return Ok(());
+                };
+                self.buf.drain(..used);
+                self.finish(Some(reply.bound), "SOCKS5 reply 0: succeeded".to_string());
+            }
+            State::Socks4Reply => {
+                if let [_, code, ..] = self.buf[..]
+                    && code != socks4::REP_GRANTED
+                {
+                    socks4::parse_reply(&self.buf)?; // a bad version byte says more
+                    return Err(Error::proxy(
+                        Some(i32::from(code)),
+                        format!("SOCKS4 reply {code}: {}", socks4::reply_text(code)),
+                    ));
+                }
+                let Some((reply, used)) = socks4::parse_reply(&self.buf)? else {
+                    return Ok(());
+                };
+                self.buf.drain(..used);
+                let bound = TargetAddr::Ip(SocketAddr::V4(reply.bound));
+                self.finish(Some(bound), "SOCKS4 reply 90: request granted".to_string());
+            }
+            State::HttpHead => {
+                let Some((resp, used)) = http::parse_connect_response(&self.buf)? else {
+                    return Ok(());
+                };
+                self.buf.drain(..used);
+                let words = format!("{} {}", resp.status, resp.reason);
+                if !resp.is_success() {
+                    return Err(Error::proxy(
+                        Some(i32::from(resp.status)),
+                        format!("HTTP CONNECT {}", words.trim_end()),
+                    ));
+                }
+                let reply = format!("HTTP/1.{} {}", resp.version, words.trim_end());
+                self.finish(None, reply);
+            }
+            State::Start | State::Done | State::Failed => {
+                return Err(Error::invalid_input(
+                    "proxy",
+                    "bytes fed to a proxy handshake that did not ask for any",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, bound: Option<TargetAddr>, reply: String) {
+        self.state = State::Done;
+        self.established = Some(Established {
+            kind: self.kind,
+            bound,
+            reply,
+        });
+    }
+}
+
+/// The largest read a handshake asks for: a SOCKS5 reply with a 255-byte name.
+const RECV_BUF: usize = 262;
+
+/// Runs `hs` over a tokio stream, within `timeout` (`None`: no limit).
+///
+/// # Errors
+/// - Those of [`Handshake::feed`].
+/// - [`ErrorKind::Timeout`] (`proxy handshake: timed out`) when `timeout` expires.
+/// - [`ErrorKind::Os`] for a failed read or write (`proxy recv: [Errno 104] …`).
+pub async fn handshake<S>(
+    stream: &mut S,
+    mut hs: Handshake,
+    timeout: Option<Duration>,
+) -> Result<Established>
+where
+    S: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    let work = async {
+        let mut buf = [0u8; RECV_BUF];
+        loop {
+            match hs.step()? {
+                Step::Send(bytes) => {
+                    stream
+                        .write_all(&bytes)
+                        .await
+                        .map_err(|e| Error::from_io("proxy send", e))?;
+                    stream
+                        .flush()
+                        .await
+                        .map_err(|e| Error::from_io("proxy send", e))?;
+                }
+                Step::Recv(n) => {
+                    let n = n.min(buf.len());
+                    let got = stream
+                        .read(&mut buf[..n])
+                        .await
+                        .map_err(|e| Error::from_io("proxy recv", e))?;
+                    hs.feed(&buf[..got])?;
+                }
+                Step::Done(done) => return Ok(done),
+            }
+        }
+    };
+    match timeout {
+        Some(t) => tokio::time::timeout(t, work)
+            .await
+            .map_err(|_| Error::timeout("proxy handshake"))?,
+        None => work.await,
+    }
+}
+
+/// Runs `hs` over a blocking stream. Time is bounded by the stream's own timeouts (for a
+/// [`Socket`](crate::Socket), `set_timeout`); an expired one is `proxy handshake: timed
+/// out`.
+///
+/// # Errors
+/// As [`handshake`].
+pub fn handshake_blocking<S: Read + Write + ?Sized>(
+    stream: &mut S,
+    mut hs: Handshake,
+) -> Result<Established> {
+    let io_err = |op: &'static str, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+            Error::timeout("proxy handshake")
+        }
+        _ => Error::from_io(op, e),
+    };
+    let mut buf = [0u8; RECV_BUF];
+    loop {
+        match hs.step()? {
+            Step::Send(bytes) => {
+                stream
+                    .write_all(&bytes)
+                    .and_then(|()| stream.flush())
+                    .map_err(|e| io_err("proxy send", e))?;
+            }
+            Step::Recv(n) => {
+                let n = n.min(buf.len());
+                let got = loop {
+                    match stream.read(&mut buf[..n]) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        r => break r.map_err(|e| io_err("proxy recv", e))?,
+                    }
+                };
+                hs.feed(&buf[..got])?;
+            }
+            Step::Done(done) => return Ok(done),
+        }
+    }
+}
+
+/// Decides what to ask the proxy for, by [`ProxyDns`]: an address literal as itself; a
+/// name sent as is (`remote`), resolved here (`local`; only IPv4 for SOCKS4, else
+/// `family`), resolved here when it can be and sent as is otherwise (`both`), or refused
+/// (`none`). Local lookups are one `getaddrinfo(3)` call, and the first answer is used.
+///
+/// # Errors
+/// - [`ErrorKind::Gai`] when a `local` lookup fails.
+/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a name with `none`,
+///   or a name [`TargetAddr::domain`] refuses.
+pub fn resolve_target(
+    kind: ProxyType,
+    dns: ProxyDns,
+    host: &str,
+    port: u16,
+    family: Option<Family>,
+) -> Result<TargetAddr> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
+        return Ok(TargetAddr::Ip(SocketAddr::new(ip, port)));
+    }
+    match dns {
+        ProxyDns::None => Err(Error::invalid_input(
+            "proxy",
+            format!("--proxy-dns none: the target must be a numeric address, not {host:?}"),
+        )),
+        ProxyDns::Remote => TargetAddr::domain(host, port),
+        ProxyDns::Local | ProxyDns::Both => {
+            let family = if kind == ProxyType::Socks4 {
+                Some(Family::Inet)
+            } else {
+                family
+            };
+            let opts = ConnectOptions {
+                family,
+                ..ConnectOptions::default()
+            };
+            match crate::client::resolve(host, &Port::Number(port), SockType::Stream, &opts) {
+                Ok(addrs) => Ok(TargetAddr::Ip(addrs[0])),
+                Err(e) if dns == ProxyDns::Both && e.kind() == ErrorKind::Gai => {
+                    TargetAddr::domain(host, port)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// A connection through a proxy that [`connect`] made.
+#[derive(Debug)]
+pub struct Connected {
+    /// The stream: connected to the proxy, which now relays it to the target.
+    pub stream: TcpStream,
+    /// The proxy's address that answered.
+    pub proxy_peer: SocketAddr,
+    /// What the proxy was asked for (a name, or the address resolved here).
+    pub target: TargetAddr,
+    /// The proxy's answer.
+    pub established: Established,
+}
+
+/// Connects to `host` `port` through `proxy`.
+///
+/// The target is first resolved as [`resolve_target`] says (on tokio's blocking pool), then
+/// the proxy is reached with [`connect_happy`] under `opts` (`-4`/`-6`, `-n`, `-s`/`-p`
+/// apply to the proxy's address), then the handshake runs. `opts.timeout` is one deadline
+/// for all three; the handshake alone is also bounded by [`Proxy::handshake_timeout`].
+///
+/// # Errors
+/// - Those of [`resolve_target`] and [`Handshake::new`].
+/// - Those of [`connect_happy`] for the proxy, with the operation `proxy connect`
+///   (`proxy connect: [Errno 111] Connection refused`).
+/// - Those of [`handshake`].
+pub async fn connect(
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+    opts: &ConnectOptions,
+) -> Result<Connected> {
+    let deadline = opts.timeout.map(|t| Instant::now() + t);
+    let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let target = {
+        let (kind, dns, family) = (proxy.kind, proxy.dns, opts.family);
+        let host = host.to_string();
+        let lookup =
+            tokio::task::spawn_blocking(move || resolve_target(kind, dns, &host, port, family));
+        let joined = match left() {
+            Some(t) => tokio::time::timeout(t, lookup)
+                .await
+                .map_err(|_| Error::timeout("connect"))?,
+            None => lookup.await,
+        };
+        joined.map_err(|e| Error::new(ErrorKind::Os, "getaddrinfo", None, e.to_string()))??
+    };
+    let hs = Handshake::new(proxy.kind, target.clone(), proxy.auth.clone())?;
+    let proxy_opts = ConnectOptions {
+        timeout: left(),
+        ..opts.clone()
+    };
+    let c = connect_happy(&proxy.host, &proxy.port, &proxy_opts)
+        .await
+        .map_err(|e| match e.kind() {
+            ErrorKind::Os | ErrorKind::Timeout => e.with_op("proxy connect"),
+            _ => e,
+        })?;
+    let mut stream = c.stream;
+    let limit = match left() {
+        Some(t) => t.min(proxy.handshake_timeout),
+        None => proxy.handshake_timeout,
+    };
+    let established = handshake(&mut stream, hs, Some(limit)).await?;
+    Ok(Connected {
+        stream,
+        proxy_peer: c.peer,
+        target,
+        established,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> TargetAddr {
+        TargetAddr::domain(
+            s.rsplit_once(':').unwrap().0,
+            s.rsplit_once(':').unwrap().1.parse().unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// Drives `hs` against a scripted proxy: `script` is what the proxy answers to each
+    /// Send, in order. Returns everything sent and the outcome.
+    fn run(mut hs: Handshake, script: &[&[u8]]) -> (Vec<Vec<u8>>, Result<Established>) {
+        let mut sent = Vec::new();
+        let mut answers = script.iter();
+        let mut pending: Vec<u8> = Vec::new();
+        for _ in 0..1000 {
+            let step = match hs.step() {
+                Ok(s) => s,
+                Err(e) => return (sent, Err(e)),
+            };
+            match step {
+                Step::Send(b) => {
+                    sent.push(b);
+                    pending.extend_from_slice(answers.next().copied().unwrap_or(b""));
+                }
+                Step::Recv(n) => {
+                    let take = n.min(pending.len());
+                    let chunk: Vec<u8> = pending.drain(..take).collect();
+                    if let Err(e) = hs.feed(&chunk) {
+                        return (sent, Err(e));
+                    }
+                }
+                Step::Done(d) => {
+                    assert!(pending.is_empty(), "read past the reply: {pending:?} left");
+                    return (sent, Ok(d));
+                }
+            }
+        }
+        panic!("handshake did not end");
+    }
+
+    #[test]
+    fn socks5_with_auth_and_domain() {
+        let creds = Credentials::parse("u:p").unwrap();
+        let hs = Handshake::new(ProxyType::Socks5, t("example.org:80"), Some(creds)).unwrap();
+        let reply = socks5::reply(0, &t("10.0.0.1:1234"));
+        let (sent, r) = run(hs, &[&[5, 2], &[1, 0], &reply]);
+        assert_eq!(sent[0], [5, 2, 0, 2]);
+        assert_eq!(sent[1], [1, 1, b'u', 1, b'p']);
+        assert_eq!(sent[2][..5], [5, 1, 0, 3, 11]);
+        let done = r.unwrap();
+        assert_eq!(done.bound, Some(t("10.0.0.1:1234")));
+        assert_eq!(done.reply, "SOCKS5 reply 0: succeeded");
+    }
+
+    #[test]
+    fn socks5_refusals() {
+        let target = t("127.0.0.1:9");
+        let hs = || Handshake::new(ProxyType::Socks5, target.clone(), None).unwrap();
+        let e = run(hs(), &[&[5, 0], &socks5::reply(5, &target)])
+            .1
+            .unwrap_err();
+        assert_eq!((e.kind(), e.code()), (ErrorKind::Proxy, Some(5)));
+        assert_eq!(
+            e.to_string(),
+            "proxy: SOCKS5 reply 5: connection refused by destination"
+        );
+        // Only two bytes, then close: still the refusal.
+        let e = run(hs(), &[&[5, 0], &[5, 2]]).1.unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("reply 2: connection not allowed by ruleset"),
+            "{e}"
+        );
+        let e = run(hs(), &[&[5, 0xFF]]).1.unwrap_err();
+        assert!(
+            e.to_string().contains("give credentials with --proxy-auth"),
+            "{e}"
+        );
+        let e = run(hs(), &[&[5, 2]]).1.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        let e = run(hs(), &[&[5, 0], &[5, 0, 0, 1, 127]]).1.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy: the proxy closed the connection during the SOCKS5 handshake after 5 bytes of its reply"
+        );
+        let e = run(hs(), &[b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+            .1
+            .unwrap_err();
+        assert!(e.to_string().contains("version 72, not 5"), "{e}");
+        let with_auth = Handshake::new(
+            ProxyType::Socks5,
+            target.clone(),
+            Some(Credentials::parse("u:bad").unwrap()),
+        )
+        .unwrap();
+        let e = run(with_auth, &[&[5, 2], &[1, 1]]).1.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "proxy: SOCKS5 authentication failed (status 1): wrong username or password"
+        );
+        // After a failure, the machine stays failed.
+        let mut h = hs();
+        h.step().unwrap();
+        assert!(h.feed(&[9, 9]).is_err());
+        assert!(h.step().is_err());
+    }
+
+    #[test]
+    fn socks4_and_4a() {
+        let hs = Handshake::new(
+            ProxyType::Socks4,
+            t("127.0.0.1:22"),
+            Some(Credentials::parse("joe").unwrap()),
+        )
+        .unwrap();
+        let (sent, r) = run(hs, &[&socks4::reply(90, "0.0.0.0:0".parse().unwrap())]);
+        assert_eq!(sent[0], [4, 1, 0, 22, 127, 0, 0, 1, b'j', b'o', b'e', 0]);
+        assert_eq!(r.unwrap().reply, "SOCKS4 reply 90: request granted");
+        let hs = Handshake::new(ProxyType::Socks4, t("host.test:22"), None).unwrap();
+        let (sent, r) = run(hs, &[&[0, 91, 0, 0, 0, 0, 0, 0]]);
+        assert!(sent[0].ends_with(b"\0host.test\0"));
+        let e = r.unwrap_err();
+        assert_eq!(
+            (e.code(), e.to_string().as_str()),
+            (
+                Some(91),
+                "proxy: SOCKS4 reply 91: request rejected or failed"
+            )
+        );
+        let e = Handshake::new(ProxyType::Socks4, t("[::1]:22"), None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn http_connect() {
+        let hs = Handshake::new(ProxyType::Http, t("127.0.0.1:22"), None).unwrap();
+        let (sent, r) = run(
+            hs,
+            &[b"HTTP/1.0 200 Connection established\r\nVia: x\r\n\r\n"],
+        );
+        assert!(sent[0].starts_with(b"CONNECT 127.0.0.1:22 HTTP/1.1\r\n"));
+        assert_eq!(r.unwrap().reply, "HTTP/1.0 200 Connection established");
+        let hs = Handshake::new(ProxyType::Http, t("127.0.0.1:22"), None).unwrap();
+        let e = run(hs, &[b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n"])
+            .1
+            .unwrap_err();
+        assert_eq!((e.kind(), e.code()), (ErrorKind::Proxy, Some(407)));
+        assert_eq!(
+            e.to_string(),
+            "proxy: HTTP CONNECT 407 Proxy Authentication Required"
+        );
+        let hs = Handshake::new(ProxyType::Http, t("127.0.0.1:22"), None).unwrap();
+        let e = run(hs, &[b"HTTP/1.1 502\r\n\r\n"]).1.unwrap_err();
+        assert_eq!(e.to_string(), "proxy: HTTP CONNECT 502");
+    }
+
+    #[test]
+    fn proxy_dns_modes() {
+        let r = |dns, host| resolve_target(ProxyType::Socks5, dns, host, 80, None);
+        assert_eq!(
+            r(ProxyDns::None, "127.0.0.1").unwrap().to_string(),
+            "127.0.0.1:80"
+        );
+        assert_eq!(
+            r(ProxyDns::Remote, "[::1]").unwrap().to_string(),
+            "[::1]:80"
+        );
+        assert!(
+            r(ProxyDns::None, "example.org")
+                .unwrap_err()
+                .to_string()
+                .contains("--proxy-dns none")
+        );
+        // Remote: the name goes as is, with no lookup (a name that cannot resolve).
+        assert_eq!(
+            r(ProxyDns::Remote, "no-such-name.invalid").unwrap(),
+            TargetAddr::Domain("no-such-name.invalid".into(), 80)
+        );
+        // `localhost` resolves from /etc/hosts (no DNS query).
+        let local =
+            resolve_target(ProxyType::Socks4, ProxyDns::Local, "localhost", 80, None).unwrap();
+        assert_eq!(local.to_string(), "127.0.0.1:80");
+        assert_eq!(ProxyDns::default(), ProxyDns::Remote);
+        assert_eq!(ProxyType::default(), ProxyType::Http);
+        assert_eq!("SOCKS5".parse::<ProxyType>().unwrap(), ProxyType::Socks5);
+        assert!("socks6".parse::<ProxyType>().is_err());
+        assert_eq!("both".parse::<ProxyDns>().unwrap(), ProxyDns::Both);
+    }
+}
