@@ -18,14 +18,14 @@
 //! - Bounded in time: the async driver by its timeout ([`connect`]: the smaller of
 //!   [`Proxy::handshake_timeout`] and what is left of the connect timeout); the blocking
 //!   one by the stream's timeouts.
-//! - A refusal is [`ErrorKind::Proxy`](crate::ErrorKind::Proxy) (exit code 8) with the
+//! - A refusal is [`ErrorKind::Proxy`] (exit code 8) with the
 //!   proxy's reply in the message and its code in [`Error::code`]:
 //!   `proxy: SOCKS5 reply 5: connection refused by destination`,
 //!   `proxy: SOCKS4 reply 91: request rejected or failed`,
 //!   `proxy: HTTP CONNECT 407 Proxy Authentication Required`. A reply that breaks its
-//!   protocol is [`ErrorKind::Protocol`](crate::ErrorKind::Protocol); the proxy closing the
+//!   protocol is [`ErrorKind::Protocol`]; the proxy closing the
 //!   connection mid-handshake is `Proxy`; a timeout is
-//!   [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) (`proxy handshake: timed out`).
+//!   [`ErrorKind::Timeout`] (`proxy handshake: timed out`).
 //!
 //! ```no_run
 //! use sockit::proxy::client::{connect, Proxy, ProxyType};
@@ -275,7 +275,7 @@ impl Handshake {
     /// A handshake asking a proxy of `kind` to connect to `target`.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for what the protocol
+    /// [`ErrorKind::InvalidInput`] for what the protocol
     /// cannot carry: an IPv6 target over SOCKS4, a name [`TargetAddr::domain`] refuses, or
     /// credentials over 255 bytes.
     pub fn new(kind: ProxyType, target: TargetAddr, auth: Option<Credentials>) -> Result<Self> {
@@ -310,7 +310,7 @@ impl Handshake {
     /// What to do next.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) after the handshake
+    /// [`ErrorKind::InvalidInput`] after the handshake
     /// failed (a [`Handshake::feed`] returned an error).
     pub fn step(&mut self) -> Result<Step> {
         if let Some(bytes) = self.out.take() {
@@ -359,10 +359,10 @@ impl Handshake {
     /// empty slice says the proxy closed the connection.
     ///
     /// # Errors
-    /// - [`ErrorKind::Proxy`](crate::ErrorKind::Proxy) for a refusal (its reply and code),
+    /// - [`ErrorKind::Proxy`] for a refusal (its reply and code),
     ///   for the proxy closing the connection, asking for credentials that were not given,
     ///   or accepting none of the offered methods.
-    /// - [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) for a reply that breaks the
+    /// - [`ErrorKind::Protocol`] for a reply that breaks the
     ///   protocol.
     pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
         let r = self.feed_inner(bytes);
@@ -616,7 +616,7 @@ pub fn handshake_blocking<S: Read + Write + ?Sized>(
 ///
 /// # Errors
 /// - [`ErrorKind::Gai`] when a `local` lookup fails.
-/// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a name with `none`,
+/// - [`ErrorKind::InvalidInput`] for a name with `none`,
 ///   or a name [`TargetAddr::domain`] refuses.
 pub fn resolve_target(
     kind: ProxyType,

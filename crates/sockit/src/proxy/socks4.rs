@@ -15,7 +15,7 @@
 //!
 //! The server-side parser ([`parse_request`]) refuses with the one reply the protocol has,
 //! `00 5B 0000 00000000` (91), and caps the user id and the name at
-//! [`MAX_NAME`](super::MAX_NAME) bytes each.
+//! [`MAX_NAME`] bytes each.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
