@@ -6,7 +6,8 @@
 //! directory and is stopped by PID; third-party daemons are only ever given numeric
 //! destinations (a name would make them query DNS); most cannot bind port 0, so a free
 //! port is picked and the start retried when it was taken meanwhile. A missing daemon
-//! prints one `skipped: needs PKG` line and passes, unless `SOCKIT_REQUIRE_PEERS=1`.
+//! prints one `skipped: needs PKG` line and passes, unless `SOCKIT_REQUIRE_PEERS=1`
+//! (`require_peer!`, shared with the CLI tests).
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::path::{Path, PathBuf};
@@ -20,22 +21,14 @@ use sockit::proxy::{Credentials, TargetAddr, socks4};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const LIMIT: Duration = Duration::from_secs(10);
+// The one peer helper of the tests: `require_peer!` skips loudly on a missing daemon, or
+// fails when SOCKIT_REQUIRE_PEERS=1.
+#[allow(dead_code)]
+#[path = "../../sockit-cli/tests/cli/peers.rs"]
+mod peers;
+use peers::require_peer;
 
-/// True when `program` is installed; otherwise prints the skip line (or fails when peers
-/// are required).
-fn require(program: &str, package: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
-    if !found {
-        let line = format!("skipped: needs {package} (apt-get install {package})");
-        if std::env::var("SOCKIT_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("{line}, and SOCKIT_REQUIRE_PEERS=1");
-        }
-        eprintln!("{line}");
-    }
-    found
-}
+const LIMIT: Duration = Duration::from_secs(10);
 
 /// A temporary directory, removed on drop.
 struct TempDir(PathBuf);
@@ -266,9 +259,7 @@ fn closed_port() -> (socket2::Socket, u16) {
 
 #[tokio::test]
 async fn microsocks_socks5_ipv4_ipv6_and_refusal() {
-    if !require("microsocks", "microsocks") {
-        return;
-    }
+    require_peer!("microsocks");
     let d = microsocks(None);
     let p = proxy(ProxyType::Socks5, d.port, None);
     let target = echo_server("127.0.0.1", b"SSH-2.0-banner\r\n").await;
@@ -297,9 +288,7 @@ async fn microsocks_socks5_ipv4_ipv6_and_refusal() {
 
 #[tokio::test]
 async fn microsocks_socks5_credentials_right_and_wrong() {
-    if !require("microsocks", "microsocks") {
-        return;
-    }
+    require_peer!("microsocks");
     let d = microsocks(Some(("user", "pass")));
     let target = echo_server("127.0.0.1", b"").await;
     round_trip(
@@ -329,9 +318,7 @@ async fn microsocks_socks5_credentials_right_and_wrong() {
 
 #[test]
 fn microsocks_blocking_driver() {
-    if !require("microsocks", "microsocks") {
-        return;
-    }
+    require_peer!("microsocks");
     let d = microsocks(None);
     let echo = StdListener::bind("127.0.0.1:0").unwrap();
     let target = echo.local_addr().unwrap();
@@ -358,9 +345,7 @@ fn microsocks_blocking_driver() {
 
 #[tokio::test]
 async fn danted_socks4_and_socks5() {
-    if !require("danted", "dante-server") {
-        return;
-    }
+    require_peer!("danted");
     let d = danted();
     let target = echo_server("127.0.0.1", b"220 ready\r\n").await;
     let c = round_trip(
@@ -404,9 +389,7 @@ async fn danted_socks4_and_socks5() {
 
 #[tokio::test]
 async fn tinyproxy_http_connect_with_basic_auth() {
-    if !require("tinyproxy", "tinyproxy") {
-        return;
-    }
+    require_peer!("tinyproxy");
     let target = echo_server("127.0.0.1", b"* OK IMAP ready\r\n").await;
     let d = tinyproxy(target.port());
     let c = round_trip(
