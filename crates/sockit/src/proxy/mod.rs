@@ -14,7 +14,9 @@
 //! **Doing the exchange** — [`client`]: a sans-IO handshake ([`client::Handshake`]) with an
 //! async driver over any tokio stream and a blocking one over `std::io` streams, and
 //! [`client::connect`], which connects to the proxy and asks it for the target, with
-//! ncat's `--proxy-dns` rules for where a name is resolved.
+//! ncat's `--proxy-dns` rules for where a name is resolved. [`server`]: a proxy server's
+//! side of one session, from the first byte to the connected target, bounded in time and
+//! bytes, with the destination policy of [`policy`] checked on resolved addresses.
 //!
 //! # Server-side parsers
 //! Every server-side parser has the same shape: it is given the bytes received so far and
@@ -50,6 +52,8 @@ use crate::error::{Error, Result};
 
 pub mod client;
 pub mod http;
+pub mod policy;
+pub mod server;
 pub mod socks4;
 pub mod socks5;
 
