@@ -16,7 +16,8 @@
 //! [`client::connect`], which connects to the proxy and asks it for the target, with
 //! ncat's `--proxy-dns` rules for where a name is resolved. [`server`]: a proxy server's
 //! side of one session, from the first byte to the connected target, bounded in time and
-//! bytes, with the destination policy of [`policy`] checked on resolved addresses.
+//! bytes, with the destination policy of [`policy`] checked on resolved addresses, and
+//! [`udp`]: the relay of a SOCKS5 `UDP ASSOCIATE`.
 //!
 //! # Server-side parsers
 //! Every server-side parser has the same shape: it is given the bytes received so far and
@@ -56,6 +57,7 @@ pub mod policy;
 pub mod server;
 pub mod socks4;
 pub mod socks5;
+pub mod udp;
 
 /// The longest host name a request may carry (255 bytes): SOCKS5's one-byte length
 /// prefix allows no more (RFC 1928 §5), and the same cap bounds SOCKS4a names, SOCKS4 user
