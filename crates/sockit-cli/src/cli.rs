@@ -28,6 +28,8 @@ pub enum Command {
     Listen(cmd::listen::Args),
     /// Accept on LISTEN and relay each connection to TARGET (socat).
     Forward(cmd::forward::Args),
+    /// SOCKS5, SOCKS4/4a and HTTP proxy server on one port, with auth and destination policy.
+    Proxy(cmd::proxy::Args),
     /// Report which ports accept a connection (nc -z).
     Scan(cmd::scan::Args),
     /// Addresses of names (getaddrinfo), or names of addresses with --reverse.
@@ -53,6 +55,7 @@ impl Command {
             Command::Connect(a) => cmd::connect::run(a),
             Command::Listen(a) => cmd::listen::run(a),
             Command::Forward(a) => cmd::forward::run(a),
+            Command::Proxy(a) => cmd::proxy::run(a),
             Command::Scan(a) => cmd::scan::run(a),
             Command::Resolve(a) => cmd::resolve::run(a),
             Command::Hostname(a) => cmd::hostname::run(a),

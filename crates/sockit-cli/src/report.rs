@@ -89,11 +89,13 @@ impl Reporter {
         self.json || self.text_shown(ev)
     }
 
-    /// Is `ev` subject to the repeat limit? Closed events are one per session: with `-v`
-    /// or `--json` they are the session's record and all print.
+    /// Is `ev` subject to the repeat limit? Closed events, and a proxy's refused
+    /// handshakes, are one per session: with `-v` or `--json` they are the session's
+    /// record and all print.
     fn limited(&self, ev: &Event) -> bool {
         ev.repeat_key().is_some()
-            && !(matches!(ev, Event::Closed(_)) && (self.json || self.verbose > 0))
+            && !(matches!(ev, Event::Closed(_) | Event::HandshakeFailed { .. })
+                && (self.json || self.verbose > 0))
     }
 
     /// Prints one event (see the module docs).

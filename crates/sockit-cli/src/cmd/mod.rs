@@ -7,6 +7,7 @@ pub mod hostname;
 pub mod http;
 pub mod listen;
 pub mod protocol;
+pub mod proxy;
 pub mod resolve;
 pub mod scan;
 pub mod service;

@@ -15,6 +15,7 @@ mod http;
 mod http_curl;
 mod listen;
 mod lookups;
+mod proxy;
 mod scan;
 mod servers;
 mod tour;

@@ -35,7 +35,7 @@
 
 mod dgram;
 mod endpoint;
-mod stream;
+pub(crate) mod stream;
 mod target;
 
 use std::sync::Arc;
@@ -301,32 +301,44 @@ impl Forwarder {
         if result.is_err() {
             stop.abort();
         }
-        let drain_us = match stop.phase() {
-            Phase::Draining { deadline } => {
-                Closed::micros(deadline.saturating_duration_since(Instant::now()))
-            }
-            _ => 0,
-        };
-        ctx.emit(Event::Stopping {
-            open: admission.open(),
-            drain_us,
-        });
-        // Sessions end by themselves, or abort at the deadline (each selects on it); the
-        // wait is bounded past that by the lingering close of the slowest.
-        tokio::select! {
-            _ = admission.idle() => {}
-            _ = async {
-                stop.aborted().await;
-                tokio::time::sleep(serve::close::LINGER_TIME + Duration::from_secs(1)).await;
-            } => {}
-        }
-        ctx.emit(Event::Stopped {
-            sessions: admission.admitted(),
-            cut: ctx.cut.load(Ordering::SeqCst),
-        });
+        wind_down(&admission, &stop, &|ev| ctx.emit(ev), &ctx.cut).await;
         drop(file);
         result
     }
+}
+
+/// The end of a stream server's run (forward, proxy), once accepting stopped: reports
+/// [`Event::Stopping`] (sessions open, drain time left), waits for the sessions until they
+/// end by themselves or are aborted at the drain deadline (each session selects on it;
+/// the wait is bounded past the deadline by the lingering close of the slowest), then
+/// reports [`Event::Stopped`] with the number `cut` counted.
+pub(crate) async fn wind_down(
+    admission: &Admission,
+    stop: &Stop,
+    emit: &(dyn Fn(Event) + Sync),
+    cut: &AtomicU64,
+) {
+    let drain_us = match stop.phase() {
+        Phase::Draining { deadline } => {
+            Closed::micros(deadline.saturating_duration_since(Instant::now()))
+        }
+        _ => 0,
+    };
+    emit(Event::Stopping {
+        open: admission.open(),
+        drain_us,
+    });
+    tokio::select! {
+        _ = admission.idle() => {}
+        _ = async {
+            stop.aborted().await;
+            tokio::time::sleep(serve::close::LINGER_TIME + Duration::from_secs(1)).await;
+        } => {}
+    }
+    emit(Event::Stopped {
+        sessions: admission.admitted(),
+        cut: cut.load(Ordering::SeqCst),
+    });
 }
 
 /// A stream listener of the forwarder: TCP or Unix.

@@ -8,9 +8,11 @@ use std::time::Duration;
 use super::target::{self, TargetConn};
 use super::{ACCEPT_PAUSE, Ctx, StreamListener, UDP_SESSION_IDLE};
 use crate::error::{Error, ErrorKind, Result};
-use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap};
+use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
 use crate::serve::close::{abort, linger_close};
-use crate::serve::{BoxStream, CloseReason, Event, Session, Side, Target, Transport};
+use crate::serve::{
+    Admission, BoxStream, CloseReason, Event, Session, Side, Stop, Target, Transport,
+};
 
 /// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
 pub(crate) async fn accept_loop(
@@ -18,17 +20,44 @@ pub(crate) async fn accept_loop(
     transport: Transport,
     ctx: &Arc<Ctx>,
 ) -> Result<()> {
+    let emit = |ev| ctx.emit(ev);
+    accept_each(
+        &listener,
+        transport,
+        &ctx.stop,
+        &ctx.admission,
+        &emit,
+        |stream, session| {
+            tokio::spawn(session_task(stream, session, Arc::clone(ctx)));
+        },
+    )
+    .await
+}
+
+/// The accept loop of the stream servers (forward, proxy): accepts until the stop says
+/// stop (`Ok`) or `accept(2)` fails for good (`Err`); `EMFILE` and its kin pause
+/// accepting for [`ACCEPT_PAUSE`] with an [`Event::AcceptPaused`]; a client the
+/// admission refuses gets a lingering close and an [`Event::Refused`]; an admitted one is
+/// handed to `serve` as a new [`Session`].
+pub(crate) async fn accept_each(
+    listener: &StreamListener,
+    transport: Transport,
+    stop: &Stop,
+    admission: &Arc<Admission>,
+    emit: &(dyn Fn(Event) + Sync),
+    mut serve: impl FnMut(BoxStream, Session),
+) -> Result<()> {
     loop {
         let accepted = tokio::select! {
             biased;
-            _ = ctx.stop.stopping() => return Ok(()),
+            _ = stop.stopping() => return Ok(()),
             r = listener.accept() => r,
         };
         let (stream, peer) = match accepted {
             Ok(x) => x,
             Err(e) => match e.raw_os_error() {
                 Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    ctx.emit(Event::AcceptPaused {
+                    emit(Event::AcceptPaused {
                         transport,
                         error: Error::from_io("accept", e),
                         pause_ms: ACCEPT_PAUSE.as_millis() as u64,
@@ -40,19 +69,16 @@ pub(crate) async fn accept_loop(
                 _ => return Err(Error::from_io("accept", e)),
             },
         };
-        match ctx.admission.admit(&peer) {
+        match admission.admit(&peer) {
             Err(reason) => {
-                ctx.emit(Event::Refused {
+                emit(Event::Refused {
                     transport,
                     peer,
                     reason,
                 });
                 tokio::spawn(linger_close(stream));
             }
-            Ok(permit) => {
-                let session = Session::new(permit, peer, transport);
-                tokio::spawn(session_task(stream, session, Arc::clone(ctx)));
-            }
+            Ok(permit) => serve(stream, Session::new(permit, peer, transport)),
         }
     }
 }
@@ -99,50 +125,10 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     let tap = tap.as_ref().map(|t| t as &dyn Tap);
     let counters = Counters::new();
     match conn {
-        TargetConn::Stream(mut t, _) => {
-            let ropts = RelayOptions {
-                idle_timeout: ctx.opts.idle_timeout,
-                quit_after_eof: None,
-                shutdown_on_eof: true,
-                end_on_remote_eof: false,
-            };
-            let result = {
-                let (mut cr, mut cw) = tokio::io::split(&mut client);
-                let (mut tr, mut tw) = tokio::io::split(&mut t);
-                tokio::select! {
-                    r = relay::relay_stream_counted(
-                        &mut cr, &mut cw, &mut tr, &mut tw, &ropts, tap, &counters,
-                    ) => Some(r),
-                    _ = ctx.stop.aborted() => None,
-                }
-            };
-            let totals = counters.totals();
-            let Some(result) = result else {
-                abort(client);
-                abort(t);
-                return ctx.closed(&session, totals, CloseReason::Aborted, None, None);
-            };
-            let outcome = relay::Outcome { totals, result };
-            match outcome.reset() {
-                // A reset is passed on as a reset, never as a FIN.
-                Some(ResetSide::Local) => {
-                    abort(t);
-                    let e = outcome.result.err();
-                    ctx.closed(&session, totals, CloseReason::Reset, Some(Side::Peer), e);
-                }
-                Some(ResetSide::Remote) => {
-                    abort(client);
-                    let e = outcome.result.err();
-                    ctx.closed(&session, totals, CloseReason::Reset, Some(Side::Target), e);
-                }
-                None => {
-                    let (reason, error) = end_of(outcome.result);
-                    if reason != CloseReason::Eof {
-                        tokio::join!(linger_close(client), linger_close(t));
-                    }
-                    ctx.closed(&session, totals, reason, None, error);
-                }
-            }
+        TargetConn::Stream(t, _) => {
+            let end =
+                relay_streams(client, t, ctx.opts.idle_timeout, tap, &counters, &ctx.stop).await;
+            ctx.closed(&session, end.totals, end.reason, end.reset_by, end.error);
         }
         TargetConn::Datagram(u, _) => {
             let ropts = RelayOptions {
@@ -183,6 +169,77 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
                     ctx.closed(&session, totals, reason, None, error);
                 }
             }
+        }
+    }
+}
+
+/// How a relayed stream session ended: what a `closed` event says.
+pub(crate) struct StreamEnd {
+    /// The relay's totals, seen from the client side (`bytes_sent`: client to target).
+    pub(crate) totals: Totals,
+    pub(crate) reason: CloseReason,
+    pub(crate) reset_by: Option<Side>,
+    pub(crate) error: Option<Error>,
+}
+
+/// Relays a client stream and a target stream both ways until both ends are done, one
+/// side resets, `idle` passes without traffic, or the stop aborts; then closes both as
+/// every relaying server does (DESIGN.md): a reset is passed on as a reset (`SO_LINGER`
+/// 0), a stop's abort cuts both with RST, an idle or failed session gets a lingering close.
+/// One mechanism for `forward` and `proxy`.
+pub(crate) async fn relay_streams(
+    mut client: BoxStream,
+    mut t: BoxStream,
+    idle: Option<Duration>,
+    tap: Option<&dyn Tap>,
+    counters: &Counters,
+    stop: &Stop,
+) -> StreamEnd {
+    let ropts = RelayOptions {
+        idle_timeout: idle,
+        quit_after_eof: None,
+        shutdown_on_eof: true,
+        end_on_remote_eof: false,
+    };
+    let result = {
+        let (mut cr, mut cw) = tokio::io::split(&mut client);
+        let (mut tr, mut tw) = tokio::io::split(&mut t);
+        tokio::select! {
+            r = relay::relay_stream_counted(
+                &mut cr, &mut cw, &mut tr, &mut tw, &ropts, tap, counters,
+            ) => Some(r),
+            _ = stop.aborted() => None,
+        }
+    };
+    let totals = counters.totals();
+    let end = |reason, reset_by, error| StreamEnd {
+        totals,
+        reason,
+        reset_by,
+        error,
+    };
+    let Some(result) = result else {
+        abort(client);
+        abort(t);
+        return end(CloseReason::Aborted, None, None);
+    };
+    let outcome = relay::Outcome { totals, result };
+    match outcome.reset() {
+        // A reset is passed on as a reset, never as a FIN.
+        Some(ResetSide::Local) => {
+            abort(t);
+            end(CloseReason::Reset, Some(Side::Peer), outcome.result.err())
+        }
+        Some(ResetSide::Remote) => {
+            abort(client);
+            end(CloseReason::Reset, Some(Side::Target), outcome.result.err())
+        }
+        None => {
+            let (reason, error) = end_of(outcome.result);
+            if reason != CloseReason::Eof {
+                tokio::join!(linger_close(client), linger_close(t));
+            }
+            end(reason, None, error)
         }
     }
 }

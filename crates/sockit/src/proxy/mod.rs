@@ -14,10 +14,13 @@
 //! **Doing the exchange** — [`client`]: a sans-IO handshake ([`client::Handshake`]) with an
 //! async driver over any tokio stream and a blocking one over `std::io` streams, and
 //! [`client::connect`], which connects to the proxy and asks it for the target, with
-//! ncat's `--proxy-dns` rules for where a name is resolved. [`server`]: a proxy server's
-//! side of one session, from the first byte to the connected target, bounded in time and
-//! bytes, with the destination policy of [`policy`] checked on resolved addresses, and
-//! [`udp`]: the relay of a SOCKS5 `UDP ASSOCIATE`.
+//! ncat's `--proxy-dns` rules for where a name is resolved.
+//!
+//! **The server** — [`server::ProxyServer`], `sockit proxy`: SOCKS5, SOCKS4/4a and HTTP
+//! on one port, a mode on the [`serve`](crate::serve) core. [`session`] is a session's
+//! side up to the relay (the handshake, bounded in time and bytes; the destination policy
+//! of [`policy`] checked on resolved addresses; the target connect), and [`udp`] the relay
+//! of a SOCKS5 `UDP ASSOCIATE`.
 //!
 //! # Server-side parsers
 //! Every server-side parser has the same shape: it is given the bytes received so far and
@@ -55,6 +58,7 @@ pub mod client;
 pub mod http;
 pub mod policy;
 pub mod server;
+pub mod session;
 pub mod socks4;
 pub mod socks5;
 pub mod udp;
@@ -370,6 +374,9 @@ impl fmt::Display for Malformed {
 /// protocol's own error reply; empty when the protocol defines none), then close.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
+    /// The protocol the client spoke, when known (set by
+    /// [`session::accept_request`]; the parsers leave it `None`).
+    pub protocol: Option<Protocol>,
     /// Which case it is.
     pub reason: Malformed,
     /// Human text for events (`SOCKS5 request: address type 9 is not 1, 3 or 4`).
@@ -382,6 +389,7 @@ impl Refusal {
     /// A refusal from its parts.
     pub fn new(reason: Malformed, message: impl Into<String>, reply: Vec<u8>) -> Refusal {
         Refusal {
+            protocol: None,
             reason,
             message: message.into(),
             reply,

@@ -252,7 +252,7 @@ impl UdpAssociation {
                     None if names.len() >= MAX_DESTINATIONS => None,
                     None => {
                         let found =
-                            super::server::resolve(&parsed.target, family, Some(LOOKUP_TIMEOUT))
+                            super::session::resolve(&parsed.target, family, Some(LOOKUP_TIMEOUT))
                                 .await
                                 .ok()
                                 .and_then(|addrs| addrs.into_iter().find(|a| policy.permits(*a)));

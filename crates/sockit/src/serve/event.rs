@@ -182,6 +182,38 @@ pub enum Event {
         /// Why.
         error: Error,
     },
+    /// A proxy's client asked for a target, and the handshake was accepted (`request`).
+    Request {
+        /// Session id.
+        id: u64,
+        /// `socks4`, `socks5` or `http`.
+        protocol: &'static str,
+        /// `connect`, `udp_associate` or `forward` (a plain HTTP request with an absolute
+        /// URI, forwarded to the origin server).
+        command: &'static str,
+        /// The authenticated user (SOCKS5, HTTP), or SOCKS4's user id.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        user: Option<String>,
+        /// The target as requested: a name or an address (the `connected` event has the
+        /// address it resolved to).
+        target_host: String,
+        /// The requested port.
+        target_port: u16,
+    },
+    /// A proxy's client was refused during its handshake (`handshake_failed`): malformed,
+    /// unsupported, wrong credentials, too slow. The protocol's own error reply was sent
+    /// and the client closed.
+    HandshakeFailed {
+        /// Session id.
+        id: u64,
+        /// The protocol, when the first byte named one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        protocol: Option<&'static str>,
+        /// The case, one word (`no_methods`, `auth_failed`, `timeout` …).
+        reason: &'static str,
+        /// What was wrong, in words.
+        message: String,
+    },
     /// A session ended.
     Closed(Closed),
     /// A datagram was echoed or relayed (`-vv`).
@@ -261,9 +293,10 @@ impl Event {
                 Severity::Notice
             }
             Event::Stopped { cut, .. } if *cut > 0 => Severity::Notice,
-            Event::ConnectFailed { .. } | Event::AcceptPaused { .. } | Event::Warning { .. } => {
-                Severity::Notice
-            }
+            Event::ConnectFailed { .. }
+            | Event::AcceptPaused { .. }
+            | Event::Warning { .. }
+            | Event::HandshakeFailed { .. } => Severity::Notice,
             Event::Error(_) => Severity::Error,
             _ => Severity::Info,
         }
@@ -277,6 +310,8 @@ impl Event {
             Event::Refused { .. } => "refused",
             Event::Connected { .. } => "connected",
             Event::ConnectFailed { .. } => "connect_failed",
+            Event::Request { .. } => "request",
+            Event::HandshakeFailed { .. } => "handshake_failed",
             Event::Closed(_) => "closed",
             Event::Datagram { .. } => "datagram",
             Event::Dropped { .. } => "dropped",
@@ -303,6 +338,7 @@ impl Event {
                 Some("closed aborted".to_string())
             }
             Event::Refused { reason, .. } => Some(format!("refused {}", reason.as_str())),
+            Event::HandshakeFailed { reason, .. } => Some(format!("handshake_failed {reason}")),
             Event::Dropped { reason, .. } => Some(format!("dropped {reason}")),
             Event::AcceptPaused { error, .. } => Some(format!("accept_paused {error}")),
             Event::Warning { message } => Some(format!("warning {message}")),
@@ -342,6 +378,37 @@ impl fmt::Display for Event {
             Event::Connected { id, target } => write!(f, "#{id} connected to {}", target.0),
             Event::ConnectFailed { id, target, error } => {
                 write!(f, "#{id} target {target} failed, client closed: {error}")
+            }
+            Event::Request {
+                id,
+                protocol,
+                command,
+                user,
+                target_host,
+                target_port,
+            } => {
+                let host = if target_host.contains(':') {
+                    format!("[{target_host}]")
+                } else {
+                    target_host.clone()
+                };
+                write!(f, "#{id} {protocol} {command} {host}:{target_port}")?;
+                match user {
+                    Some(u) => write!(f, " (user {u:?})"),
+                    None => Ok(()),
+                }
+            }
+            Event::HandshakeFailed {
+                id,
+                protocol,
+                reason,
+                message,
+            } => {
+                let proto = protocol.map_or(String::new(), |p| format!("{p}, "));
+                write!(
+                    f,
+                    "#{id} handshake refused ({proto}{reason}): {message}; replied and closed"
+                )
             }
             Event::Closed(c) => {
                 write!(

@@ -1,0 +1,569 @@
+//! `sockit proxy` against real clients: curl (every proxy mode), ncat, proxychains4, a UDP
+//! ASSOCIATE client (the async-socks5 crate); every malformed handshake; credentials;
+//! the destination policy under `no-dns`.
+//!
+//! Everything listens on 127.0.0.1 with port 0 and is given numeric destinations, except
+//! the destination-policy case, which runs whole inside `../shared/tools/no-dns` with a
+//! hosts file naming its test hosts.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const LIMIT: Duration = Duration::from_secs(20);
+
+/// `sockit proxy 127.0.0.1:0 --json ARGS…`; its events are read from stdout.
+fn proxy(args: &[&str]) -> Server {
+    let mut all = vec!["proxy", "127.0.0.1:0", "--json"];
+    all.extend_from_slice(args);
+    sockit_server(&all)
+}
+
+/// Reads the proxy's JSON events until one matches `want`; panics naming what was seen.
+fn wait_event(server: &Server, want: impl Fn(&Value) -> bool, what: &str) -> Value {
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        if let Some(line) = server.next_line(Duration::from_millis(200)) {
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("not a JSON event ({e}): {line}"));
+            if want(&v) {
+                return v;
+            }
+            seen.push(line);
+        }
+    }
+    panic!(
+        "no event {what} within {LIMIT:?}; saw:\n{}",
+        seen.join("\n")
+    );
+}
+
+fn is(event: &'static str) -> impl Fn(&Value) -> bool {
+    move |v| v["event"] == event
+}
+
+/// A directory with a 10 MiB file `big.bin`, and its bytes.
+fn big_file(tag: &str) -> (PathBuf, Vec<u8>) {
+    let dir = temp_dir(tag);
+    let data = pattern(10 << 20, 13);
+    std::fs::write(dir.join("big.bin"), &data).unwrap();
+    (dir, data)
+}
+
+/// Python's http.server serving `dir` on 127.0.0.1, port 0.
+fn web(dir: &Path) -> Server {
+    let script = "import functools, http.server, sys\n\
+        h = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n\
+        h.log_message = lambda *a: None\n\
+        s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), h)\n\
+        print('listening 127.0.0.1', s.server_address[1], flush=True)\n\
+        s.serve_forever()\n";
+    let mut c = python3();
+    c.arg("-c")
+        .arg(script)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null());
+    spawn_listening(&mut c)
+}
+
+/// `curl -s -S -o OUT ARGS… URL`, bounded.
+fn curl(args: &[&str], out: &Path, url: &str) -> std::process::Output {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-s", "-S", "--max-time", "20", "-o"])
+        .arg(out)
+        .args(args)
+        .arg(url);
+    run(&mut c, LIMIT)
+}
+
+// 10 MiB byte-identical through every curl proxy mode, each seen as its protocol.
+#[test]
+fn curl_every_mode_ten_mib() {
+    require_peer!("curl");
+    let (dir, data) = big_file("proxy-curl");
+    let site = web(&dir);
+    let px = proxy(&[]);
+    let p = format!("127.0.0.1:{}", px.port);
+    let url = format!("http://127.0.0.1:{}/big.bin", site.port);
+    let hp = format!("http://{p}");
+    let modes: [(&[&str], &str, &str); 6] = [
+        (&["--socks5", &p], "socks5", "connect"),
+        (&["--socks5-hostname", &p], "socks5", "connect"),
+        (&["--socks4", &p], "socks4", "connect"),
+        (&["--socks4a", &p], "socks4", "connect"),
+        (&["-x", &hp], "http", "forward"),
+        (&["-p", "-x", &hp], "http", "connect"),
+    ];
+    for (flags, protocol, command) in modes {
+        let out = dir.join("got.bin");
+        let _ = std::fs::remove_file(&out);
+        let r = curl(flags, &out, &url);
+        assert!(
+            r.status.success(),
+            "curl {flags:?}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert_bytes_eq(
+            &std::fs::read(&out).unwrap(),
+            &data,
+            &format!("curl {flags:?}"),
+        );
+        let req = wait_event(&px, is("request"), "request");
+        assert_eq!(
+            (req["protocol"].as_str(), req["command"].as_str()),
+            (Some(protocol), Some(command)),
+            "{flags:?}: {req}"
+        );
+        assert_eq!(req["target_port"], site.port, "{req}");
+        let conn = wait_event(&px, is("connected"), "connected");
+        assert_eq!(conn["target_host"], "127.0.0.1");
+        let closed = wait_event(&px, is("closed"), "closed");
+        assert!(
+            closed["bytes_sent"].as_u64().unwrap() > data.len() as u64,
+            "{flags:?}: {closed}"
+        );
+        assert_eq!(closed["reason"], "eof", "{closed}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ncat as the proxy client, each type, 10 MiB to an echo server and back.
+#[test]
+fn ncat_every_type_ten_mib() {
+    require_peer!("ncat");
+    let echo = sockit_server(&["echo-server", "127.0.0.1", "0"]);
+    let px = proxy(&[]);
+    let data = pattern(10 << 20, 7);
+    for t in ["socks5", "socks4", "http"] {
+        let mut c = std::process::Command::new("ncat");
+        c.args([
+            "--proxy",
+            &format!("127.0.0.1:{}", px.port),
+            "--proxy-type",
+            t,
+        ])
+        .args(["127.0.0.1", &echo.port.to_string()]);
+        let out = run_with_input(&mut c, &data, LIMIT);
+        assert!(
+            out.status.success(),
+            "ncat {t}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_bytes_eq(&out.stdout, &data, &format!("ncat --proxy-type {t}"));
+        let req = wait_event(&px, is("request"), "request");
+        assert_eq!(req["protocol"], t, "{req}");
+    }
+}
+
+// proxychains4 runs curl through the proxy: strict_chain, no localnet line (which would
+// let loopback bypass the proxy), each proxy type.
+#[test]
+fn proxychains_every_type() {
+    require_peer!("proxychains4");
+    require_peer!("curl");
+    let (dir, data) = big_file("proxy-chains");
+    let site = web(&dir);
+    let px = proxy(&[]);
+    for t in ["socks5", "socks4", "http"] {
+        let conf = dir.join("proxychains.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "strict_chain\nquiet_mode\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n\
+                 [ProxyList]\n{t} 127.0.0.1 {}\n",
+                px.port
+            ),
+        )
+        .unwrap();
+        let out = dir.join("got.bin");
+        let _ = std::fs::remove_file(&out);
+        let mut c = std::process::Command::new("proxychains4");
+        c.arg("-f")
+            .arg(&conf)
+            .args(["curl", "-s", "-S", "--max-time", "20", "-o"])
+            .arg(&out)
+            .arg(format!("http://127.0.0.1:{}/big.bin", site.port));
+        let r = run(&mut c, LIMIT);
+        assert!(
+            r.status.success(),
+            "{t}: {}",
+            String::from_utf8_lossy(&r.stderr)
+        );
+        assert_bytes_eq(
+            &std::fs::read(&out).unwrap(),
+            &data,
+            &format!("proxychains {t}"),
+        );
+        let req = wait_event(&px, is("request"), "request");
+        assert_eq!(
+            req["protocol"], t,
+            "the connection went through the proxy: {req}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A real UDP ASSOCIATE client: datagrams reach a UDP echo server and come back.
+#[test]
+fn udp_associate_round_trips() {
+    let echo = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    echo.set_read_timeout(Some(LIMIT)).unwrap();
+    let echoer = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        for _ in 0..3 {
+            let Ok((n, from)) = echo.recv_from(&mut buf) else {
+                return;
+            };
+            echo.send_to(&buf[..n], from).unwrap();
+        }
+    });
+    let px = proxy(&[]);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", px.port))
+            .await
+            .unwrap();
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let assoc = async_socks5::SocksDatagram::associate(tcp, udp, None, None::<SocketAddr>)
+            .await
+            .unwrap();
+        for payload in [&b"first datagram"[..], b"x", &[0u8; 1400][..]] {
+            assoc.send_to(payload, echo_addr).await.unwrap();
+            let mut buf = vec![0u8; payload.len()];
+            let (n, from) = tokio::time::timeout(LIMIT, assoc.recv_from(&mut buf))
+                .await
+                .expect("no datagram back within the limit")
+                .unwrap();
+            assert_eq!(&buf[..n], payload);
+            assert!(
+                matches!(from, async_socks5::AddrKind::Ip(a) if a == echo_addr),
+                "{from:?}"
+            );
+        }
+    });
+    echoer.join().unwrap();
+    let req = wait_event(&px, is("request"), "request");
+    assert_eq!(req["command"], "udp_associate", "{req}");
+    let closed = wait_event(&px, is("closed"), "closed");
+    assert_eq!(
+        (
+            closed["datagrams_received"].as_u64(),
+            closed["datagrams_sent"].as_u64()
+        ),
+        (Some(3), Some(3)),
+        "{closed}"
+    );
+}
+
+/// Sends `bytes` to the proxy (then half-closes when `close`), and returns everything
+/// it answered until it closed.
+fn exchange(port: u16, bytes: &[u8], close: bool) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.write_all(bytes).unwrap();
+    if close {
+        s.shutdown(Shutdown::Write).unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+/// A valid SOCKS5 CONNECT to `target` works (the proxy still serves clients).
+fn still_serving(px: &Server, target: u16) {
+    let mut s = TcpStream::connect(("127.0.0.1", px.port)).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    let [hi, lo] = target.to_be_bytes();
+    s.write_all(&[5, 1, 0, 5, 1, 0, 1, 127, 0, 0, 1, hi, lo])
+        .unwrap();
+    let mut reply = [0u8; 12];
+    s.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[..4], [5, 0, 5, 0], "{reply:?}");
+    wait_event(px, is("connected"), "connected of the next client");
+}
+
+// Every malformed handshake of the README's table: its reply, a handshake_failed event
+// with its reason, and the proxy still serving the next client.
+#[test]
+fn malformed_handshakes_get_their_replies() {
+    let site = web(&temp_dir("proxy-malformed"));
+    let px = proxy(&["--handshake-timeout", "0.5"]);
+    let s5 = |rep: u8| [5, rep, 0, 1, 0, 0, 0, 0, 0, 0].to_vec();
+    let mut flood = b"CONNECT 127.0.0.1:80 HTTP/1.1\r\n".to_vec();
+    for i in 0..100 {
+        flood.extend_from_slice(format!("X-{i}: y\r\n").as_bytes());
+    }
+    // (case, bytes sent, half-close after them, the event's reason, the reply)
+    type Case = (&'static str, Vec<u8>, bool, &'static str, Vec<u8>);
+    let cases: Vec<Case> = vec![
+        (
+            "unknown first byte",
+            vec![0x16, 3, 1, 0],
+            false,
+            "unknown_protocol",
+            vec![],
+        ),
+        (
+            "bad version",
+            [&[5, 1, 0][..], &[4, 1, 0, 1]].concat(),
+            false,
+            "bad_version",
+            [vec![5, 0], s5(1)].concat(),
+        ),
+        (
+            "truncated greeting",
+            vec![5, 2, 0],
+            true,
+            "truncated",
+            vec![5, 0xFF],
+        ),
+        (
+            "zero methods",
+            vec![5, 0],
+            false,
+            "no_methods",
+            vec![5, 0xFF],
+        ),
+        (
+            "unknown address type",
+            [&[5, 1, 0][..], &[5, 1, 0, 9]].concat(),
+            false,
+            "bad_address_type",
+            [vec![5, 0], s5(8)].concat(),
+        ),
+        (
+            "zero-length domain",
+            [&[5, 1, 0][..], &[5, 1, 0, 3, 0, 0, 80]].concat(),
+            false,
+            "empty_domain",
+            [vec![5, 0], s5(1)].concat(),
+        ),
+        (
+            "handshake stops halfway",
+            [&[5, 1, 0][..], &[5, 1, 0, 1, 127]].concat(),
+            false,
+            "timeout",
+            [vec![5, 0], s5(1)].concat(),
+        ),
+        (
+            "SOCKS4 stops halfway",
+            vec![4, 1, 0, 80],
+            false,
+            "timeout",
+            vec![0, 91, 0, 0, 0, 0, 0, 0],
+        ),
+    ];
+    for (name, bytes, close, reason, reply) in cases {
+        let got = exchange(px.port, &bytes, close);
+        assert_eq!(got, reply, "{name}");
+        let ev = wait_event(&px, is("handshake_failed"), name);
+        assert_eq!(ev["reason"], reason, "{name}: {ev}");
+        still_serving(&px, site.port);
+    }
+    let http_cases: [(&str, Vec<u8>, &str, &str); 3] = [
+        (
+            "CONNECT without a port",
+            b"CONNECT 127.0.0.1 HTTP/1.1\r\n\r\n".to_vec(),
+            "no_port",
+            "HTTP/1.1 400 ",
+        ),
+        ("header flood", flood, "header_flood", "HTTP/1.1 431 "),
+        (
+            "HTTP head stops halfway",
+            b"CONNECT 127.0.0.1:80 HTTP/1.1\r\nHost: a".to_vec(),
+            "timeout",
+            "HTTP/1.1 408 ",
+        ),
+    ];
+    for (name, bytes, reason, status) in http_cases {
+        let got = String::from_utf8(exchange(px.port, &bytes, false)).unwrap();
+        assert!(got.starts_with(status), "{name}: {got}");
+        assert!(got.contains("Connection: close\r\n"), "{name}: {got}");
+        let ev = wait_event(&px, is("handshake_failed"), name);
+        assert_eq!(ev["reason"], reason, "{name}: {ev}");
+        still_serving(&px, site.port);
+    }
+}
+
+// Credentials: right ones pass, wrong ones are refused, for SOCKS5 and for HTTP (curl and
+// ncat); SOCKS4, which has no password, is refused.
+#[test]
+fn auth_right_and_wrong() {
+    require_peer!("curl");
+    let dir = temp_dir("proxy-auth");
+    std::fs::write(dir.join("index.html"), b"hello through the proxy\n").unwrap();
+    let site = web(&dir);
+    let px = proxy(&["--auth", "alice:s3cret", "--auth", "bob:pw"]);
+    let p = format!("127.0.0.1:{}", px.port);
+    let url = format!("http://127.0.0.1:{}/index.html", site.port);
+    let out = dir.join("got");
+    let ok = curl(
+        &["--socks5", &p, "--proxy-user", "alice:s3cret"],
+        &out,
+        &url,
+    );
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let req = wait_event(&px, is("request"), "request");
+    assert_eq!(req["user"], "alice", "{req}");
+    let bad = curl(&["--socks5", &p, "-U", "alice:wrong"], &out, &url);
+    assert!(!bad.status.success());
+    let ev = wait_event(&px, is("handshake_failed"), "auth_failed");
+    assert_eq!(
+        (ev["reason"].as_str(), ev["protocol"].as_str()),
+        (Some("auth_failed"), Some("socks5"))
+    );
+    // HTTP: CONNECT (-p) and a plain request, right and wrong.
+    let ok = curl(&["-p", "-x", &format!("http://bob:pw@{p}")], &out, &url);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(wait_event(&px, is("request"), "request")["user"], "bob");
+    let wrong = curl(
+        &["-x", &format!("http://bob:nope@{p}"), "-w", "%{http_code}"],
+        &out,
+        &url,
+    );
+    assert_eq!(String::from_utf8_lossy(&wrong.stdout), "407");
+    let ev = wait_event(&px, is("handshake_failed"), "auth_failed");
+    assert_eq!(
+        (ev["reason"].as_str(), ev["protocol"].as_str()),
+        (Some("auth_failed"), Some("http"))
+    );
+    let none = curl(&["--socks4", &p], &out, &url);
+    assert!(!none.status.success());
+    let ev = wait_event(&px, is("handshake_failed"), "socks4 refused");
+    assert_eq!(ev["reason"], "auth_failed", "{ev}");
+    // ncat with --proxy-auth, both types.
+    if require("ncat") {
+        for t in ["socks5", "http"] {
+            let mut c = std::process::Command::new("ncat");
+            c.args([
+                "--proxy",
+                &p,
+                "--proxy-type",
+                t,
+                "--proxy-auth",
+                "alice:s3cret",
+            ])
+            .args(["127.0.0.1", &site.port.to_string()]);
+            let out = run_with_input(&mut c, b"GET /index.html HTTP/1.0\r\n\r\n", LIMIT);
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(text.contains("hello through the proxy"), "ncat {t}: {text}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --deny-dest is checked on the resolved address: a name that resolves to 127.0.0.2 is
+// refused, a name for 127.0.0.1 is let through (and refused by the closed port there).
+// Runs whole inside no-dns, with a hosts entry for each name.
+#[test]
+fn deny_dest_checks_the_resolved_address() {
+    require_peer!("curl");
+    require_peer!("unshare");
+    let dir = temp_dir("proxy-deny");
+    let script = r#"
+        set -u
+        "$1" proxy 127.0.0.1:0 --json --deny-dest 127.0.0.2/32 > "$2/events" 2>&1 &
+        pid=$!
+        for i in $(seq 200); do [ -s "$2/events" ] && break; sleep 0.05; done
+        port=$(head -1 "$2/events" | sed 's/.*"local_port":\([0-9]*\).*/\1/')
+        curl -s --max-time 10 --socks5-hostname "127.0.0.1:$port" http://denied.test:80/ ; echo "denied $?"
+        curl -s --max-time 10 --socks5-hostname "127.0.0.1:$port" http://allowed.test:9/ ; echo "allowed $?"
+        curl -s --max-time 10 -p -x "http://127.0.0.1:$port" http://denied.test:80/ ; echo "http $?"
+        kill "$pid"; wait "$pid"
+    "#;
+    let mut c = no_dns("bash", &["-c", script, "deny"]);
+    c.arg(bin()).arg(&dir).env(
+        "NO_DNS_HOSTS",
+        "127.0.0.2 denied.test\n127.0.0.1 allowed.test",
+    );
+    let out = run(&mut c, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events = std::fs::read_to_string(dir.join("events")).unwrap_or_default();
+    // curl's exit codes: 97 for a SOCKS refusal, 56 for a CONNECT refused with 403.
+    assert!(stdout.contains("denied 97"), "{stdout}\n{events}");
+    assert!(stdout.contains("allowed 97"), "{stdout}\n{events}");
+    assert!(stdout.contains("http 56"), "{stdout}\n{events}");
+    let failed: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "connect_failed")
+        .collect();
+    assert_eq!(failed.len(), 3, "{events}");
+    let msg = |i: usize| {
+        failed[i]["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        msg(0),
+        "proxy: destination denied.test:80 (127.0.0.2:80) is denied",
+        "{events}"
+    );
+    assert_eq!(failed[0]["error"]["kind"], "proxy");
+    assert!(msg(1).contains("Connection refused"), "{events}");
+    assert!(msg(2).contains("is denied"), "{events}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A proxy bound beyond loopback without --auth warns on stderr (inside a namespace of the
+// test's own, where 0.0.0.0 reaches nothing else).
+#[test]
+fn non_loopback_bind_without_auth_warns() {
+    require_peer!("unshare");
+    let script = r#"
+        "$1" proxy 0.0.0.0:0 > /dev/null 2> "$2" &
+        pid=$!
+        for i in $(seq 200); do [ -s "$2" ] && break; sleep 0.05; done
+        kill "$pid"; wait "$pid"
+        cat "$2"
+    "#;
+    let dir = temp_dir("proxy-warn");
+    let mut c = no_dns("bash", &["-c", script, "warn"]);
+    c.arg(bin()).arg(dir.join("stderr"));
+    let out = run(&mut c, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("warning: proxy on 0.0.0.0 ") && text.contains("without --auth"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// Bad flags are usage errors naming the flag.
+#[test]
+fn bad_flags() {
+    let out = run(&mut sockit(&["proxy", "--deny-dest", "10.0.0.0/33"]), LIMIT);
+    assert_fails_with(&out, 2, "10.0.0.0/33");
+    let out = run(&mut sockit(&["proxy", "--auth", "nocolon"]), LIMIT);
+    assert_fails_with(&out, 2, "USER:PASS");
+    let dir = temp_dir("proxy-authfile");
+    let f = dir.join("users");
+    std::fs::write(&f, "alice:1\nbroken\n").unwrap();
+    let out = run(
+        &mut sockit(&["proxy", "--auth-file", f.to_str().unwrap()]),
+        LIMIT,
+    );
+    assert_fails_with(&out, 2, "line 2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
