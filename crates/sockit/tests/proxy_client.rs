@@ -3,15 +3,12 @@
 //! auth), and small scripted servers for SOCKS4a and for a proxy that never answers.
 //!
 //! Rules kept here: every daemon binds 127.0.0.1 from its own config in a temporary
-//! directory and is stopped by PID; third-party daemons are only ever given numeric
-//! destinations (a name would make them query DNS); most cannot bind port 0, so a free
-//! port is picked and the start retried when it was taken meanwhile. A missing daemon
+//! directory and is stopped by PID, and third-party daemons are only ever given numeric
+//! destinations (a name would make them query DNS): see `tests/cli/daemons.rs`. A missing daemon
 //! prints one `skipped: needs PKG` line and passes, unless `SOCKIT_REQUIRE_PEERS=1`
 //! (`require_peer!`, shared with the CLI tests).
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sockit::ErrorKind;
@@ -27,165 +24,14 @@ use tokio::net::{TcpListener, TcpStream};
 #[path = "../../sockit-cli/tests/cli/peers.rs"]
 mod peers;
 use peers::require_peer;
+// The third-party proxies, started on loopback from their own configs (shared with the
+// CLI tests).
+#[allow(dead_code)]
+#[path = "../../sockit-cli/tests/cli/daemons.rs"]
+mod daemons;
+use daemons::{danted, microsocks, tinyproxy};
 
 const LIMIT: Duration = Duration::from_secs(10);
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("sockit-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A daemon this test started: stopped by its PID on drop, with SIGTERM (so that danted
-/// stops and reaps its own worker processes), then SIGKILL if it is still there after 2 s.
-struct Daemon {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A port that was free a moment ago (bound then released).
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts a daemon: `command(port, dir)` gives its command line (after writing its config
-/// into `dir`). Waits until the port accepts a connection; when the daemon exits first
-/// (its port was taken meanwhile), retries with another port, at most 5 times.
-fn start(tag: &str, command: impl Fn(u16, &Path) -> Command) -> Daemon {
-    let mut last = String::new();
-    for _ in 0..5 {
-        let dir = TempDir::new(tag);
-        let port = free_port();
-        let mut cmd = command(port, &dir.0);
-        let stderr = std::fs::File::create(dir.0.join("stderr")).unwrap();
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("{tag}: {e}"));
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                last = format!(
-                    "{tag} exited ({status}): {}",
-                    std::fs::read_to_string(dir.0.join("stderr")).unwrap_or_default()
-                );
-                break;
-            }
-            let addr = SocketAddr::from(([127, 0, 0, 1], port));
-            if StdStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Daemon {
-                    child,
-                    port,
-                    _dir: dir,
-                };
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{tag} did not listen on 127.0.0.1:{port} within {LIMIT:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-    panic!("{tag} did not start in 5 tries: {last}");
-}
-
-fn microsocks(auth: Option<(&str, &str)>) -> Daemon {
-    let auth = auth.map(|(u, p)| (u.to_string(), p.to_string()));
-    start("microsocks", move |port, _| {
-        let mut c = Command::new("microsocks");
-        c.args(["-i", "127.0.0.1", "-p", &port.to_string()]);
-        if let Some((u, p)) = &auth {
-            c.args(["-u", u, "-P", p]);
-        }
-        c
-    })
-}
-
-/// danted on 127.0.0.1, SOCKS4 and SOCKS5 without authentication, allowed to connect to
-/// loopback only.
-fn danted() -> Daemon {
-    start("danted", |port, dir| {
-        let conf = dir.join("danted.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "logoutput: stderr\n\
-                 internal: 127.0.0.1 port = {port}\n\
-                 external: lo\n\
-                 clientmethod: none\n\
-                 socksmethod: none\n\
-                 user.privileged: root\n\
-                 user.notprivileged: nobody\n\
-                 client pass {{\n  from: 127.0.0.0/8 to: 0.0.0.0/0\n  log: error\n}}\n\
-                 socks pass {{\n  from: 127.0.0.0/8 to: 127.0.0.0/8\n  command: connect\n  log: error\n}}\n"
-            ),
-        )
-        .unwrap();
-        let mut c = Command::new("danted");
-        c.arg("-f").arg(&conf).arg("-p").arg(dir.join("danted.pid"));
-        c
-    })
-}
-
-/// tinyproxy on 127.0.0.1 in the foreground, CONNECT allowed to `connect_port` only, with
-/// Basic credentials `user:pass`.
-fn tinyproxy(connect_port: u16) -> Daemon {
-    start("tinyproxy", move |port, dir| {
-        let conf = dir.join("tinyproxy.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\n\
-                 ConnectPort {connect_port}\nDisableViaHeader Yes\nLogLevel Error\n\
-                 LogFile \"{}\"\nPidFile \"{}\"\nBasicAuth user pass\n",
-                dir.join("tinyproxy.log").display(),
-                dir.join("tinyproxy.pid").display()
-            ),
-        )
-        .unwrap();
-        let mut c = Command::new("tinyproxy");
-        c.arg("-d").arg("-c").arg(&conf);
-        c
-    })
-}
 
 /// An echo server on `ip`:0 that first sends `banner` (a server that speaks first), then
 /// echoes each connection; it serves until the test ends.
@@ -239,7 +85,7 @@ async fn read_n(s: &mut TcpStream, n: usize) -> Vec<u8> {
 /// the handshake), then a round trip.
 async fn round_trip(p: &Proxy, target: SocketAddr, banner: &[u8]) -> client::Connected {
     let host = target.ip().to_string();
-    let mut c = client::connect(p, &host, target.port(), &opts())
+    let mut c = client::connect(p, &host, &target.port().into(), &opts())
         .await
         .unwrap_or_else(|e| panic!("{} via {:?}: {e}", target, p.kind));
     assert_eq!(read_n(&mut c.stream, banner.len()).await, banner);
@@ -276,7 +122,7 @@ async fn microsocks_socks5_ipv4_ipv6_and_refusal() {
     }
     // A refusing destination: the proxy's reply is the error.
     let (_held, port) = closed_port();
-    let e = client::connect(&p, "127.0.0.1", port, &opts())
+    let e = client::connect(&p, "127.0.0.1", &port.into(), &opts())
         .await
         .unwrap_err();
     assert_eq!((e.kind(), e.code()), (ErrorKind::Proxy, Some(5)), "{e}");
@@ -299,7 +145,7 @@ async fn microsocks_socks5_credentials_right_and_wrong() {
     .await;
     let host = "127.0.0.1";
     let wrong = proxy(ProxyType::Socks5, d.port, Some("user:nope"));
-    let e = client::connect(&wrong, host, target.port(), &opts())
+    let e = client::connect(&wrong, host, &target.port().into(), &opts())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Proxy, "{e}");
@@ -309,7 +155,7 @@ async fn microsocks_socks5_credentials_right_and_wrong() {
         "{e}"
     );
     let none = proxy(ProxyType::Socks5, d.port, None);
-    let e = client::connect(&none, host, target.port(), &opts())
+    let e = client::connect(&none, host, &target.port().into(), &opts())
         .await
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Proxy, "{e}");
@@ -368,7 +214,7 @@ async fn danted_socks4_and_socks5() {
     let e = client::connect(
         &proxy(ProxyType::Socks4, d.port, None),
         "127.0.0.1",
-        port,
+        &port.into(),
         &opts(),
     )
     .await
@@ -381,9 +227,14 @@ async fn danted_socks4_and_socks5() {
         )
     );
     // SOCKS4 cannot carry IPv6: refused before anything is sent.
-    let e = client::connect(&proxy(ProxyType::Socks4, d.port, None), "::1", 80, &opts())
-        .await
-        .unwrap_err();
+    let e = client::connect(
+        &proxy(ProxyType::Socks4, d.port, None),
+        "::1",
+        &80.into(),
+        &opts(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
 }
 
@@ -391,7 +242,7 @@ async fn danted_socks4_and_socks5() {
 async fn tinyproxy_http_connect_with_basic_auth() {
     require_peer!("tinyproxy");
     let target = echo_server("127.0.0.1", b"* OK IMAP ready\r\n").await;
-    let d = tinyproxy(target.port());
+    let d = tinyproxy(&[target.port()]);
     let c = round_trip(
         &proxy(ProxyType::Http, d.port, Some("user:pass")),
         target,
@@ -421,7 +272,7 @@ async fn tinyproxy_http_connect_with_basic_auth() {
         let e = client::connect(
             &proxy(ProxyType::Http, d.port, auth),
             host,
-            target.port(),
+            &target.port().into(),
             &opts(),
         )
         .await
@@ -434,7 +285,7 @@ async fn tinyproxy_http_connect_with_basic_auth() {
     let e = client::connect(
         &proxy(ProxyType::Http, d.port, Some("user:pass")),
         host,
-        port,
+        &port.into(),
         &opts(),
     )
     .await
@@ -483,7 +334,7 @@ async fn socks4a_sends_the_name_and_looks_nothing_up() {
     p.dns = ProxyDns::Remote;
     // `localhost` would resolve locally to 127.0.0.1 (from /etc/hosts): receiving the name
     // proves no lookup happened here.
-    let mut c = client::connect(&p, "localhost", 4242, &opts())
+    let mut c = client::connect(&p, "localhost", &4242.into(), &opts())
         .await
         .unwrap();
     let req = got.await.unwrap();
@@ -499,7 +350,7 @@ async fn socks4_with_local_dns_sends_the_address() {
     let (port, got) = scripted_socks4a().await;
     let mut p = Proxy::new(ProxyType::Socks4, "127.0.0.1", port);
     p.dns = ProxyDns::Local;
-    client::connect(&p, "localhost", 4242, &opts())
+    client::connect(&p, "localhost", &4242.into(), &opts())
         .await
         .unwrap();
     let req = got.await.unwrap();
@@ -525,7 +376,7 @@ async fn a_silent_proxy_times_out_and_a_closing_one_is_named() {
     let mut p = Proxy::new(ProxyType::Socks5, "127.0.0.1", port);
     p.handshake_timeout = Duration::from_millis(300);
     let started = Instant::now();
-    let e = client::connect(&p, "127.0.0.1", 9, &opts())
+    let e = client::connect(&p, "127.0.0.1", &9.into(), &opts())
         .await
         .unwrap_err();
     let took = started.elapsed();
@@ -535,7 +386,7 @@ async fn a_silent_proxy_times_out_and_a_closing_one_is_named() {
         took >= Duration::from_millis(300) && took < Duration::from_secs(3),
         "{took:?}"
     );
-    let e = client::connect(&p, "127.0.0.1", 9, &opts())
+    let e = client::connect(&p, "127.0.0.1", &9.into(), &opts())
         .await
         .unwrap_err();
     assert_eq!(
@@ -547,7 +398,7 @@ async fn a_silent_proxy_times_out_and_a_closing_one_is_named() {
     let e = client::connect(
         &Proxy::new(ProxyType::Http, "127.0.0.1", closed),
         "127.0.0.1",
-        9,
+        &9.into(),
         &opts(),
     )
     .await

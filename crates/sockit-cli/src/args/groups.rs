@@ -199,6 +199,78 @@ impl FamilyArgs {
     }
 }
 
+/// `--proxy HOST[:PORT]`, `--proxy-type`, `--proxy-auth`, `--proxy-dns`: reach the peer
+/// (connect) or the target (forward) through a SOCKS4/4a, SOCKS5 or HTTP CONNECT proxy,
+/// with ncat's flags and defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ProxyArgs {
+    /// Go through the proxy at HOST[:PORT] (default port 1080 for SOCKS, 3128 for HTTP;
+    /// an IPv6 address with a port in brackets: [::1]:1080). TCP only.
+    #[arg(long = "proxy", value_name = "HOST[:PORT]")]
+    pub proxy: Option<String>,
+    /// The proxy's protocol: socks4 (names go as SOCKS4a), socks5 or http (CONNECT;
+    /// the default, as in ncat).
+    #[arg(long = "proxy-type", value_name = "TYPE", requires = "proxy",
+          value_parser = ["socks4", "socks5", "http"])]
+    pub proxy_type: Option<String>,
+    /// Credentials for the proxy: USER:PASS (SOCKS5 username/password, HTTP Basic), or
+    /// USER (SOCKS4's user id).
+    #[arg(long = "proxy-auth", value_name = "USER[:PASS]", requires = "proxy")]
+    pub proxy_auth: Option<String>,
+    /// Where the target's name is resolved: remote (by the proxy; the default, no lookup
+    /// here), local (here; an error if it fails), both (here, else by the proxy), none
+    /// (numeric targets only).
+    #[arg(long = "proxy-dns", value_name = "WHERE", requires = "proxy",
+          value_parser = ["local", "remote", "both", "none"])]
+    pub proxy_dns: Option<String>,
+}
+
+impl ProxyArgs {
+    /// The proxy asked for, if any.
+    ///
+    /// # Errors
+    /// [`sockit::ErrorKind::InvalidInput`] for a proxy address or credentials that do not
+    /// parse.
+    pub fn proxy(&self) -> sockit::Result<Option<sockit::proxy::client::Proxy>> {
+        use sockit::proxy::client::{Proxy, ProxyDns, ProxyType};
+        let Some(text) = &self.proxy else {
+            return Ok(None);
+        };
+        let kind: ProxyType = self.proxy_type.as_deref().unwrap_or("http").parse()?;
+        let bad = |m: &str| sockit::Error::invalid_input("proxy", format!("{m}: {text:?}"));
+        let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+            let (h, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            match after {
+                "" => (h.to_string(), sockit::Port::Number(kind.default_port())),
+                a => {
+                    let p = a.strip_prefix(':').ok_or_else(|| bad("text after ']'"))?;
+                    (h.to_string(), sockit::Port::parse(p)?)
+                }
+            }
+        } else if text.matches(':').count() == 1 {
+            let hp = sockit::addr::parse_host_port(&[text])?;
+            (hp.host.unwrap_or_default(), hp.port)
+        } else {
+            // A name, an IPv4 address, or a bare IPv6 address: the default port.
+            (text.clone(), sockit::Port::Number(kind.default_port()))
+        };
+        if host.is_empty() {
+            return Err(bad("empty proxy host"));
+        }
+        let mut proxy = Proxy::new(kind, host, port);
+        proxy.dns = match &self.proxy_dns {
+            Some(d) => d.parse::<ProxyDns>()?,
+            None => ProxyDns::default(),
+        };
+        proxy.auth = self
+            .proxy_auth
+            .as_deref()
+            .map(sockit::proxy::Credentials::parse)
+            .transpose()?;
+        Ok(Some(proxy))
+    }
+}
+
 /// `-v` (repeatable) and `--json`: events and totals.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct OutputArgs {

@@ -20,8 +20,8 @@ use sockit::{Port, SockType};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::args::{
-    DataArgs, Events, FamilyArgs, OutputArgs, SocketOptArgs, TlsClientArgs, parse_idle_secs,
-    parse_secs, parse_timeout_secs,
+    DataArgs, Events, FamilyArgs, OutputArgs, ProxyArgs, SocketOptArgs, TlsClientArgs,
+    parse_idle_secs, parse_secs, parse_timeout_secs,
 };
 
 /// Arguments of `sockit connect`.
@@ -68,6 +68,8 @@ pub struct Args {
     pub sockopts: SocketOptArgs,
     #[command(flatten)]
     pub tls: TlsClientArgs,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 }
 
 /// Boxed local input (stdin). The hook point for `-C` / `-d` (issue 5): wrap it here.
@@ -188,6 +190,14 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
     if tls.is_some() && (args.udp || args.unix.is_some()) {
         return Err(crate::args::tls_needs_tcp().into());
     }
+    let proxy = args.proxy.proxy()?;
+    if proxy.is_some() && (args.udp || args.unix.is_some()) {
+        return Err(sockit::Error::invalid_input(
+            "proxy",
+            "--proxy carries TCP connections only (not -u or --unix)",
+        )
+        .into());
+    }
     if let Some(path) = &args.unix {
         return connect_unix(&args, path, events).await;
     }
@@ -242,16 +252,37 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
                 .await;
         return finish(events, outcome);
     }
-    let conn = client::connect_happy(&host, &hp.port, &opts).await?;
-    apply_sockopts(&args.sockopts, &conn.stream, events)?;
-    let peer = conn.peer;
-    events.emit(
-        || format!("connected to {} {} (tcp)", host_text(&peer), peer.port()),
-        || json!({"event": "connected", "proto": "tcp", "peer_host": host_text(&peer), "peer_port": peer.port(), "attempts": conn.attempts}),
-    );
+    let stream = match &proxy {
+        Some(p) => {
+            let c = sockit::proxy::client::connect(p, &host, &hp.port, &opts).await?;
+            apply_sockopts(&args.sockopts, &c.stream, events)?;
+            let (target, reply, kind) = (c.target, c.established.reply, p.kind);
+            events.emit(
+                || {
+                    format!(
+                        "connected to {target} through {kind} proxy {} {} ({reply})",
+                        host_text(&c.proxy_peer),
+                        c.proxy_peer.port()
+                    )
+                },
+                || json!({"event": "connected", "proto": "tcp", "peer_host": host_text(&c.proxy_peer), "peer_port": c.proxy_peer.port(), "target_host": target.host(), "target_port": target.port(), "proxy_type": kind.as_str(), "proxy_reply": reply}),
+            );
+            c.stream
+        }
+        None => {
+            let conn = client::connect_happy(&host, &hp.port, &opts).await?;
+            apply_sockopts(&args.sockopts, &conn.stream, events)?;
+            let peer = conn.peer;
+            events.emit(
+                || format!("connected to {} {} (tcp)", host_text(&peer), peer.port()),
+                || json!({"event": "connected", "proto": "tcp", "peer_host": host_text(&peer), "peer_port": peer.port(), "attempts": conn.attempts}),
+            );
+            conn.stream
+        }
+    };
     let (mut rr, mut rw): (LocalIn, LocalOut) = match tls {
         Some(config) => {
-            let mut stream = sockit::tls::Stream::connect(conn.stream, &host, config)?;
+            let mut stream = sockit::tls::Stream::connect(stream, &host, config)?;
             stream.handshake().await?;
             if let Some(i) = stream.session_info() {
                 events.emit(
@@ -263,7 +294,7 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
             (Box::new(r), Box::new(w))
         }
         None => {
-            let (r, w) = conn.stream.into_split();
+            let (r, w) = stream.into_split();
             (Box::new(r), Box::new(w))
         }
     };

@@ -8,8 +8,8 @@ use anyhow::Context;
 use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
 use crate::args::{
-    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, OutputArgs, SocketOptArgs, TrafficLogArgs,
-    parse_secs,
+    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, OutputArgs, ProxyArgs, SocketOptArgs,
+    TrafficLogArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::report::{JsonTo, Reporter};
@@ -54,6 +54,8 @@ pub struct Args {
     pub log: TrafficLogArgs,
     #[command(flatten)]
     pub sockopts: SocketOptArgs,
+    #[command(flatten)]
+    pub proxy: ProxyArgs,
 }
 
 /// An address word as the forwarder uses it: the default host filled in (`tcp:[::1]:80`).
@@ -116,6 +118,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         lookup: lookup.clone(),
         sockopts: args.sockopts.options(),
         log: args.log.shared()?,
+        proxy: args.proxy.proxy()?,
     };
     let rt = crate::lifecycle::runtime()?;
     let listen_text = shown(&listen, &lookup);

@@ -4,6 +4,7 @@
 //! starts. Modules are split by subcommand so they can grow independently.
 
 mod common;
+mod daemons;
 mod peers;
 
 mod bench;

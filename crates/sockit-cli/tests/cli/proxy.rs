@@ -567,3 +567,293 @@ fn bad_flags() {
     assert_fails_with(&out, 2, "line 2");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// ---------------------------------------------------------------------------------------
+// The client side: `connect` and `forward` with --proxy.
+
+/// A one-shot server for proxies that end both directions on a half-close (microsocks,
+/// tinyproxy, ncat's): it reads `up` bytes from its first client and sends them back,
+/// then sends `data` and closes, so the client never needs to half-close
+/// (`--no-shutdown`) and both directions carry data. The script is also used inside
+/// namespaces (`SOURCE_PY`).
+fn source_server(data: &[u8], up: usize, dir: &Path) -> Server {
+    let file = dir.join("source.bin");
+    std::fs::write(&file, data).unwrap();
+    let mut c = python3();
+    c.arg("-c")
+        .arg(SOURCE_PY)
+        .arg(&file)
+        .arg(up.to_string())
+        .stdin(Stdio::null());
+    spawn_listening(&mut c)
+}
+
+const SOURCE_PY: &str = "import socket, sys\n\
+    s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1)\n\
+    print('listening 127.0.0.1', s.getsockname()[1], flush=True)\n\
+    s.settimeout(20); c, _ = s.accept(); c.settimeout(20)\n\
+    want = int(sys.argv[2]); got = b''\n\
+    while len(got) < want:\n\
+    \x20   b = c.recv(65536)\n\
+    \x20   if not b: break\n\
+    \x20   got += b\n\
+    c.sendall(got); c.sendall(open(sys.argv[1], 'rb').read()); c.close()\n";
+
+/// The 64 KiB a client sends to a [`source_server`].
+fn upload() -> Vec<u8> {
+    pattern(64 << 10, 3)
+}
+
+/// `connect` through a proxy to `src` (a [`source_server`] for [`upload`]): the upload
+/// comes back, then `data`.
+fn check_source(proxy: &str, kind: &str, auth: &[&str], src: &Server, data: &[u8], what: &str) {
+    let up = upload();
+    let mut extra = auth.to_vec();
+    extra.push("--no-shutdown");
+    let out = run_with_input(&mut connect_via(proxy, kind, &extra, src.port), &up, LIMIT);
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_bytes_eq(&out.stdout, &[&up[..], data].concat(), what);
+}
+
+fn connect_via(proxy: &str, kind: &str, extra: &[&str], target: u16) -> std::process::Command {
+    let mut args = vec!["connect", "--proxy", proxy, "--proxy-type", kind];
+    args.extend_from_slice(extra);
+    let port = target.to_string();
+    args.extend_from_slice(&["127.0.0.1", &port]);
+    sockit(&args)
+}
+
+// `connect --proxy` through microsocks (SOCKS5 with credentials), danted (SOCKS4,
+// SOCKS5: 10 MiB to an echo server and back) and tinyproxy (HTTP with Basic credentials);
+// microsocks and tinyproxy end both directions on a half-close, so through them 64 KiB
+// go up and come back, then 10 MiB come down: byte-identical through each.
+#[test]
+fn connect_through_third_party_proxies() {
+    use crate::daemons::{danted, microsocks, tinyproxy};
+    let data = pattern(10 << 20, 21);
+    let echo = sockit_server(&["echo-server", "127.0.0.1", "0"]);
+    let dir = temp_dir("proxy-connect");
+    if require("microsocks") {
+        let m = microsocks(Some(("user", "pass")));
+        let p = format!("127.0.0.1:{}", m.port);
+        let src = source_server(&data, upload().len(), &dir);
+        let auth = ["--proxy-auth", "user:pass"];
+        check_source(&p, "socks5", &auth, &src, &data, "connect via microsocks");
+    }
+    if require("danted") {
+        let d = danted();
+        let p = format!("127.0.0.1:{}", d.port);
+        for kind in ["socks5", "socks4"] {
+            let out = run_with_input(&mut connect_via(&p, kind, &[], echo.port), &data, LIMIT);
+            assert!(
+                out.status.success(),
+                "{kind}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_bytes_eq(&out.stdout, &data, &format!("connect via danted {kind}"));
+        }
+    }
+    if require("tinyproxy") {
+        let src = source_server(&data, upload().len(), &dir);
+        let t = tinyproxy(&[src.port, echo.port]);
+        let p = format!("127.0.0.1:{}", t.port);
+        let auth = ["--proxy-auth", "user:pass"];
+        check_source(&p, "http", &auth, &src, &data, "connect via tinyproxy");
+        // Without credentials: the proxy's refusal, exit 8.
+        let out = run(&mut connect_via(&p, "http", &[], echo.port), LIMIT);
+        assert_fails_with(
+            &out,
+            8,
+            "proxy: HTTP CONNECT 407 Proxy Authentication Required",
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A refusal is exit 8 with the proxy's reply; --proxy-dns none refuses a name (exit 2);
+// --proxy with -u is refused.
+#[test]
+fn connect_proxy_errors() {
+    let px = proxy(&[]);
+    let p = format!("127.0.0.1:{}", px.port);
+    let closed = closed_port();
+    let out = run(&mut connect_via(&p, "socks5", &[], closed.port), LIMIT);
+    assert_fails_with(
+        &out,
+        8,
+        "proxy: SOCKS5 reply 5: connection refused by destination",
+    );
+    let out = run(&mut connect_via(&p, "socks4", &[], closed.port), LIMIT);
+    assert_fails_with(
+        &out,
+        8,
+        "proxy: SOCKS4 reply 91: request rejected or failed",
+    );
+    let out = run(&mut connect_via(&p, "http", &[], closed.port), LIMIT);
+    assert_fails_with(&out, 8, "proxy: HTTP CONNECT 502 Bad Gateway");
+    let out = run(
+        &mut sockit(&[
+            "connect",
+            "--proxy",
+            &p,
+            "--proxy-dns",
+            "none",
+            "example.invalid",
+            "80",
+        ]),
+        LIMIT,
+    );
+    assert_fails_with(&out, 2, "--proxy-dns none");
+    let out = run(
+        &mut sockit(&["connect", "-u", "--proxy", &p, "127.0.0.1", "9"]),
+        LIMIT,
+    );
+    assert_fails_with(&out, 2, "TCP connections only");
+    let out = run(
+        &mut sockit(&["connect", "--proxy-type", "socks5", "127.0.0.1", "9"]),
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "--proxy-type needs --proxy");
+}
+
+// `forward --proxy`: each client's connection to the target goes through the proxy;
+// 10 MiB byte-identical through sockit's own proxy, each type.
+#[test]
+fn forward_through_a_proxy() {
+    let data = pattern(10 << 20, 5);
+    let echo = sockit_server(&["echo-server", "127.0.0.1", "0"]);
+    let px = proxy(&[]);
+    let p = format!("127.0.0.1:{}", px.port);
+    for kind in ["socks5", "socks4", "http"] {
+        let target = format!("127.0.0.1:{}", echo.port);
+        let fwd = sockit_server(&[
+            "forward",
+            "127.0.0.1:0",
+            &target,
+            "--proxy",
+            &p,
+            "--proxy-type",
+            kind,
+        ]);
+        let port = fwd.port.to_string();
+        let out = run_with_input(&mut sockit(&["connect", "127.0.0.1", &port]), &data, LIMIT);
+        assert!(
+            out.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_bytes_eq(&out.stdout, &data, &format!("forward via {kind}"));
+        let req = wait_event(&px, is("request"), "request");
+        assert_eq!(req["protocol"], kind, "{req}");
+    }
+    let out = run(
+        &mut sockit(&["forward", "127.0.0.1:0", "udp:127.0.0.1:53", "--proxy", &p]),
+        LIMIT,
+    );
+    assert_fails_with(&out, 2, "TCP targets only");
+}
+
+// Names go to sockit's proxy (remote DNS, SOCKS4a and SOCKS5) and are resolved there, or
+// here (local); all under no-dns with a hosts entry, as no name may reach a real resolver.
+#[test]
+fn connect_names_through_sockit_proxy_under_no_dns() {
+    require_peer!("unshare");
+    let dir = temp_dir("proxy-names");
+    let script = r#"
+        set -u
+        "$1" proxy 127.0.0.1:0 --json > "$2/events" 2>&1 &
+        px=$!
+        "$1" echo-server 127.0.0.1 0 > "$2/echo" 2>&1 &
+        echo=$!
+        for i in $(seq 200); do [ -s "$2/events" ] && [ -s "$2/echo" ] && break; sleep 0.05; done
+        port=$(head -1 "$2/events" | sed 's/.*"local_port":\([0-9]*\).*/\1/')
+        eport=$(head -1 "$2/echo" | cut -d' ' -f3)
+        for t in socks4 socks5 http; do
+          echo "hi $t" | "$1" connect --proxy "127.0.0.1:$port" --proxy-type $t named.test "$eport"
+        done
+        echo "hi local" | "$1" connect --proxy "127.0.0.1:$port" --proxy-type socks5 --proxy-dns local named.test "$eport"
+        echo "hi both" | "$1" connect --proxy "127.0.0.1:$port" --proxy-type socks5 --proxy-dns both unknown.test "$eport"; echo "both $?"
+        kill "$px" "$echo"; wait
+    "#;
+    let mut c = no_dns("bash", &["-c", script, "names"]);
+    c.arg(bin())
+        .arg(&dir)
+        .env("NO_DNS_HOSTS", "127.0.0.1 named.test");
+    let out = run(&mut c, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let events = std::fs::read_to_string(dir.join("events")).unwrap_or_default();
+    for t in ["socks4", "socks5", "http", "local"] {
+        assert!(
+            stdout.contains(&format!("hi {t}\n")),
+            "{t}: {stdout}\n{events}"
+        );
+    }
+    let requests: Vec<Value> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "request")
+        .collect();
+    let hosts: Vec<&str> = requests
+        .iter()
+        .map(|r| r["target_host"].as_str().unwrap_or(""))
+        .collect();
+    // Remote DNS: the name reached the proxy (SOCKS4 as SOCKS4a); local: the address did;
+    // both: a name that does not resolve here went to the proxy (which failed it too).
+    assert_eq!(
+        hosts,
+        [
+            "named.test",
+            "named.test",
+            "named.test",
+            "127.0.0.1",
+            "unknown.test"
+        ],
+        "{events}"
+    );
+    assert!(stdout.contains("both 8"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// ncat's HTTP proxy (`ncat -l --proxy-type http`) as the server for `connect --proxy`:
+// ncat 7.93 listens on every interface whatever address it is given, so it runs only
+// inside a network namespace of the test's own. It ends both directions on a half-close,
+// so the target is the upload/download server.
+#[test]
+fn connect_through_ncat_http_proxy_in_a_namespace() {
+    require_peer!("ncat");
+    require_peer!("unshare");
+    let dir = temp_dir("proxy-ncat-l");
+    let data = pattern(10 << 20, 9);
+    let up = upload();
+    std::fs::write(dir.join("data"), &data).unwrap();
+    std::fs::write(dir.join("up"), &up).unwrap();
+    std::fs::write(dir.join("want"), [&up[..], &data].concat()).unwrap();
+    std::fs::write(dir.join("source.py"), SOURCE_PY).unwrap();
+    let script = r#"
+        set -u
+        python3 "$2/source.py" "$2/data" 65536 > "$2/src" 2>&1 &
+        src=$!
+        ncat -l 127.0.0.1 3128 --proxy-type http > /dev/null 2>&1 &
+        nc=$!
+        for i in $(seq 200); do [ -s "$2/src" ] && "$1" scan 127.0.0.1 3128 > /dev/null 2>&1 && break; sleep 0.05; done
+        sport=$(head -1 "$2/src" | cut -d' ' -f3)
+        "$1" connect --no-shutdown --proxy 127.0.0.1:3128 --proxy-type http 127.0.0.1 "$sport" < "$2/up" > "$2/back"
+        echo "connect $?"
+        cmp -s "$2/want" "$2/back" && echo same
+        kill "$src" "$nc" 2>/dev/null; wait
+    "#;
+    let mut c = no_dns("bash", &["-c", script, "ncat"]);
+    c.arg(bin()).arg(&dir);
+    let out = run(&mut c, Duration::from_secs(60));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("connect 0") && stdout.contains("same"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -91,6 +91,9 @@ pub struct ForwardOptions {
     /// Where `-x`/`-o` record both directions of every session, if anywhere (each
     /// session labelled `#id peer`; a write error stops it, see [`SharedLog`]).
     pub log: Option<Arc<SharedLog>>,
+    /// Reach a TCP target through this proxy (`--proxy …`; [`crate::proxy::client`]):
+    /// the `connected` event then names the proxy's address.
+    pub proxy: Option<crate::proxy::client::Proxy>,
 }
 
 impl Default for ForwardOptions {
@@ -104,6 +107,7 @@ impl Default for ForwardOptions {
             lookup: ConnectOptions::default(),
             sockopts: SocketOptions::default(),
             log: None,
+            proxy: None,
         }
     }
 }
@@ -187,12 +191,27 @@ impl Forwarder {
     ///
     /// # Errors
     /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a Unix datagram
-    ///   listener (not supported), `--allow`/`--deny` on a Unix listener.
+    ///   listener (not supported), `--allow`/`--deny` on a Unix listener, a proxy for a
+    ///   target that is not TCP.
     /// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the listen host does not resolve.
     /// - [`ErrorKind::Os`](crate::ErrorKind::Os) from `socket(2)`, `setsockopt(2)`,
     ///   `bind(2)` (named with the address: `bind 127.0.0.1:80: [Errno 13] Permission
     ///   denied`) or `listen(2)`.
     pub fn bind(listen: &Endpoint, target: Endpoint, opts: ForwardOptions) -> Result<Forwarder> {
+        if opts.proxy.is_some()
+            && !matches!(
+                target,
+                Endpoint::Ip {
+                    proto: Proto::Tcp,
+                    ..
+                }
+            )
+        {
+            return Err(Error::invalid_input(
+                "proxy",
+                format!("--proxy reaches TCP targets only, not {target}"),
+            ));
+        }
         if matches!(listen, Endpoint::Unix(_)) && !opts.access.is_open() {
             return Err(Error::invalid_input(
                 "access",

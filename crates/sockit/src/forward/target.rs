@@ -85,9 +85,18 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
                 timeout,
                 ..opts.lookup.clone()
             };
-            let c = client::connect_happy(host, port, &copts).await?;
-            opts.sockopts.apply(&c.stream)?;
-            Ok(TargetConn::Stream(Box::new(c.stream), Peer::Ip(c.peer)))
+            let (stream, peer) = match &opts.proxy {
+                Some(p) => {
+                    let c = crate::proxy::client::connect(p, host, port, &copts).await?;
+                    (c.stream, c.proxy_peer)
+                }
+                None => {
+                    let c = client::connect_happy(host, port, &copts).await?;
+                    (c.stream, c.peer)
+                }
+            };
+            opts.sockopts.apply(&stream)?;
+            Ok(TargetConn::Stream(Box::new(stream), Peer::Ip(peer)))
         }
         Endpoint::Ip {
             proto: Proto::Udp,

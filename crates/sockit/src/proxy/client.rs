@@ -672,9 +672,22 @@ pub struct Connected {
     pub established: Established,
 }
 
+/// A port's number: itself, or a service name looked up in the services database
+/// (`getservbyname(name, "tcp")`): a proxy is always sent a number.
+///
+/// # Errors
+/// [`ErrorKind::Os`] when the service name is unknown (as Python's `getservbyname`).
+pub fn port_number(port: &Port) -> Result<u16> {
+    match port {
+        Port::Number(n) => Ok(*n),
+        Port::Service(name) => crate::resolve::getservbyname(name, Some("tcp")),
+    }
+}
+
 /// Connects to `host` `port` through `proxy`.
 ///
-/// The target is first resolved as [`resolve_target`] says (on tokio's blocking pool), then
+/// The target is first resolved as [`resolve_target`] says (on tokio's blocking pool; a
+/// service name for the port by [`port_number`]), then
 /// the proxy is reached with [`connect_happy`] under `opts` (`-4`/`-6`, `-n`, `-s`/`-p`
 /// apply to the proxy's address), then the handshake runs. `opts.timeout` is one deadline
 /// for all three; the handshake alone is also bounded by [`Proxy::handshake_timeout`].
@@ -687,16 +700,18 @@ pub struct Connected {
 pub async fn connect(
     proxy: &Proxy,
     host: &str,
-    port: u16,
+    port: &Port,
     opts: &ConnectOptions,
 ) -> Result<Connected> {
     let deadline = opts.timeout.map(|t| Instant::now() + t);
     let left = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
     let target = {
         let (kind, dns, family) = (proxy.kind, proxy.dns, opts.family);
-        let host = host.to_string();
-        let lookup =
-            tokio::task::spawn_blocking(move || resolve_target(kind, dns, &host, port, family));
+        let (host, port) = (host.to_string(), port.clone());
+        let lookup = tokio::task::spawn_blocking(move || {
+            let port = port_number(&port)?;
+            resolve_target(kind, dns, &host, port, family)
+        });
         let joined = match left() {
             Some(t) => tokio::time::timeout(t, lookup)
                 .await
