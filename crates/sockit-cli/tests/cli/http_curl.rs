@@ -783,8 +783,8 @@ fn curls_flags_sockit_lacks_are_refused_by_name() {
             "HTTP/1.0 and HTTP/1.1 only",
         ),
         (
-            &["-x", "http://127.0.0.1:3128", "http://127.0.0.1:9/"][..],
-            "--proxy (-x)",
+            &["--socks5", "127.0.0.1:1080", "http://127.0.0.1:9/"][..],
+            "curl's --socks5 is not supported (give the proxy as -x socks4://",
         ),
         (
             &["--cookie-jar", "j.txt", "http://127.0.0.1:9/"][..],

@@ -777,6 +777,10 @@ fn connect_names_through_sockit_proxy_under_no_dns() {
         done
         echo "hi local" | "$1" connect --proxy "127.0.0.1:$port" --proxy-type socks5 --proxy-dns local named.test "$eport"
         echo "hi both" | "$1" connect --proxy "127.0.0.1:$port" --proxy-type socks5 --proxy-dns both unknown.test "$eport"; echo "both $?"
+        # http -x: socks5h sends the name, socks5 resolves it here (the echo server's
+        # answer is no HTTP response: only the requests matter).
+        "$1" http -s -o /dev/null --max-time 5 -x "socks5h://127.0.0.1:$port" "http://named.test:$eport/"
+        "$1" http -s -o /dev/null --max-time 5 -x "socks5://127.0.0.1:$port" "http://named.test:$eport/"
         kill "$px" "$echo"; wait
     "#;
     let mut c = no_dns("bash", &["-c", script, "names"]);
@@ -802,7 +806,8 @@ fn connect_names_through_sockit_proxy_under_no_dns() {
         .map(|r| r["target_host"].as_str().unwrap_or(""))
         .collect();
     // Remote DNS: the name reached the proxy (SOCKS4 as SOCKS4a); local: the address did;
-    // both: a name that does not resolve here went to the proxy (which failed it too).
+    // both: a name that does not resolve here went to the proxy (which failed it too);
+    // http -x socks5h:// sent the name, socks5:// the address.
     assert_eq!(
         hosts,
         [
@@ -810,7 +815,9 @@ fn connect_names_through_sockit_proxy_under_no_dns() {
             "named.test",
             "named.test",
             "127.0.0.1",
-            "unknown.test"
+            "unknown.test",
+            "named.test",
+            "127.0.0.1"
         ],
         "{events}"
     );
@@ -855,5 +862,64 @@ fn connect_through_ncat_http_proxy_in_a_namespace() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// `sockit http -x URL` (curl's): every scheme through sockit's proxy, 10 MiB
+// byte-identical; http:// through an HTTP proxy goes as an absolute-URI request, with -p
+// through CONNECT; wrong credentials are the proxy's own answer.
+#[test]
+fn http_x_every_scheme() {
+    let (dir, data) = big_file("proxy-http-x");
+    let site = web(&dir);
+    let px = proxy(&[]);
+    let url = format!("http://127.0.0.1:{}/big.bin", site.port);
+    let p = px.port;
+    let cases: [(String, &[&str], &str, &str); 7] = [
+        (format!("socks4://127.0.0.1:{p}"), &[], "socks4", "connect"),
+        (format!("socks4a://127.0.0.1:{p}"), &[], "socks4", "connect"),
+        (format!("socks5://127.0.0.1:{p}"), &[], "socks5", "connect"),
+        (format!("socks5h://127.0.0.1:{p}"), &[], "socks5", "connect"),
+        (format!("http://127.0.0.1:{p}"), &[], "http", "forward"),
+        (format!("127.0.0.1:{p}"), &["-p"], "http", "connect"),
+        (
+            format!("http://u:pw@127.0.0.1:{p}"),
+            &["-U", "u:pw"],
+            "http",
+            "forward",
+        ),
+    ];
+    for (x, extra, protocol, command) in cases {
+        let out_file = dir.join("got.bin");
+        let _ = std::fs::remove_file(&out_file);
+        let mut c = sockit(&["http", "-s", "-x", &x]);
+        c.args(extra).arg("-o").arg(&out_file).arg(&url);
+        let out = run(&mut c, LIMIT);
+        assert!(
+            out.status.success(),
+            "-x {x}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_bytes_eq(
+            &std::fs::read(&out_file).unwrap(),
+            &data,
+            &format!("http -x {x}"),
+        );
+        let req = wait_event(&px, is("request"), "request");
+        assert_eq!(
+            (req["protocol"].as_str(), req["command"].as_str()),
+            (Some(protocol), Some(command)),
+            "-x {x}: {req}"
+        );
+    }
+    let authed = proxy(&["--auth", "u:pw"]);
+    let x = format!("socks5h://u:bad@127.0.0.1:{}", authed.port);
+    let out = run(&mut sockit(&["http", "-sS", "-x", &x, &url]), LIMIT);
+    assert_fails_with(&out, 8, "SOCKS5 authentication failed");
+    let out = run(
+        &mut sockit(&["http", "-x", "https://127.0.0.1:1", &url]),
+        LIMIT,
+    );
+    assert_fails_with(&out, 2, "https proxies are not supported");
     let _ = std::fs::remove_dir_all(&dir);
 }

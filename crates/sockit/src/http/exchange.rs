@@ -39,6 +39,10 @@ pub struct Options {
     /// Where to connect instead of the URL's host and port; the URL still gives the
     /// `Host` header and the TLS server name. `None`: the URL's host and port.
     pub route: Option<Route>,
+    /// Reach the host (the route's, else the URL's) through this proxy: connect to the
+    /// proxy, then tunnel ([`crate::proxy::client::tunnel_blocking`]: SOCKS4/4a, SOCKS5
+    /// or HTTP `CONNECT`) before TLS and the request. Not with [`Route::Unix`].
+    pub proxy: Option<crate::proxy::client::Proxy>,
 }
 
 /// Where an [`Exchange`] connects when it is not the URL's host and port.
@@ -176,6 +180,9 @@ impl<'o> Exchange<'o> {
     /// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) with op `getaddrinfo`,
     ///   `connect` or `tls handshake` when a deadline expires.
     /// - [`ErrorKind::Tls`](crate::ErrorKind::Tls) when the handshake fails.
+    /// - [`ErrorKind::Proxy`](crate::ErrorKind::Proxy) when `opts.proxy` refuses (its
+    ///   reply in the message), [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput)
+    ///   for a proxy with a Unix socket route.
     pub fn open(
         url: &Url,
         opts: &Options,
@@ -194,6 +201,12 @@ impl<'o> Exchange<'o> {
             }
         };
         let mut timings = Timings::default();
+        if opts.proxy.is_some() && matches!(opts.route, Some(Route::Unix(_))) {
+            return Err(Error::invalid_input(
+                "http",
+                "a proxy and a Unix socket route cannot be combined",
+            ));
+        }
         let (conn, local, peer, unix_path) = match &opts.route {
             Some(Route::Unix(path)) => {
                 timings.dns = Some(start.elapsed());
@@ -203,24 +216,50 @@ impl<'o> Exchange<'o> {
                 (Conn::Unix(conn), None, None, Some(path.clone()))
             }
             route => {
-                let addrs = match route {
-                    Some(Route::Addrs(addrs)) => addrs.clone(),
-                    Some(Route::Host { host, port }) => {
-                        crate::client::resolve_until(host, *port, opts.family, connect_deadline)?
+                let addrs = match (&opts.proxy, route) {
+                    (Some(p), _) => {
+                        let port = crate::proxy::client::port_number(&p.port)?;
+                        crate::client::resolve_until(&p.host, port, opts.family, connect_deadline)?
                     }
-                    _ => crate::client::resolve_until(
-                        &url.host,
-                        url.port,
-                        opts.family,
-                        connect_deadline,
-                    )?,
+                    (None, route) => match route {
+                        Some(Route::Addrs(addrs)) => addrs.clone(),
+                        Some(Route::Host { host, port }) => crate::client::resolve_until(
+                            host,
+                            *port,
+                            opts.family,
+                            connect_deadline,
+                        )?,
+                        _ => crate::client::resolve_until(
+                            &url.host,
+                            url.port,
+                            opts.family,
+                            connect_deadline,
+                        )?,
+                    },
                 };
                 timings.dns = Some(start.elapsed());
                 emit(&Event::Resolved(&addrs));
                 let ordered = crate::client::happy_order(addrs);
                 emit(&Event::Connecting(&ordered));
-                let (tcp, attempts) =
+                let (mut tcp, attempts) =
                     crate::client::connect_happy_blocking(ordered, connect_deadline)?;
+                if let Some(p) = &opts.proxy {
+                    let (host, port) = match route {
+                        Some(Route::Host { host, port }) => (host.clone(), *port),
+                        Some(Route::Addrs(a)) if !a.is_empty() => {
+                            (a[0].ip().to_string(), a[0].port())
+                        }
+                        _ => (url.host.clone(), url.port),
+                    };
+                    crate::proxy::client::tunnel_blocking(
+                        &mut tcp,
+                        p,
+                        &host,
+                        port,
+                        opts.family,
+                        connect_deadline,
+                    )?;
+                }
                 timings.connect = Some(start.elapsed());
                 let peer = tcp
                     .peer_addr()

@@ -33,7 +33,7 @@
 //!
 //! # async fn demo() -> sockit::Result<()> {
 //! let proxy = Proxy::new(ProxyType::Socks5, "127.0.0.1", 1080);
-//! let c = connect(&proxy, "example.org", 80, &ConnectOptions::default()).await?;
+//! let c = connect(&proxy, "example.org", &80.into(), &ConnectOptions::default()).await?;
 //! println!("through {} to {}: {}", c.proxy_peer, c.target, c.established.reply);
 //! # Ok(()) }
 //! ```
@@ -203,6 +203,104 @@ impl Proxy {
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
         }
     }
+}
+
+impl Proxy {
+    /// Parses curl's `-x` proxy URL: `[SCHEME://][USER[:PASS]@]HOST[:PORT][/]`.
+    ///
+    /// Schemes, as curl reads them: `http` (the default; `CONNECT`), `socks4` (names
+    /// resolved here, IPv4), `socks4a` (names sent to the proxy), `socks5` (names resolved
+    /// here), `socks5h` (names sent to the proxy). The port defaults to 1080, as in curl;
+    /// an IPv6 address goes in brackets. User and password are percent-decoded.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for another scheme
+    /// (`https` proxies are not supported), an empty host, a bad port, or credentials
+    /// [`Credentials::parse`] refuses.
+    ///
+    /// # Examples
+    /// ```
+    /// use sockit::proxy::client::{Proxy, ProxyDns, ProxyType};
+    /// let p = Proxy::parse_url("socks5h://me:p%40ss@[::1]:9050").unwrap();
+    /// assert_eq!((p.kind, p.dns, p.host.as_str()), (ProxyType::Socks5, ProxyDns::Remote, "::1"));
+    /// assert_eq!(p.auth.unwrap().password, "p@ss");
+    /// let p = Proxy::parse_url("127.0.0.1").unwrap();
+    /// assert_eq!((p.kind, p.port), (ProxyType::Http, 1080.into()));
+    /// ```
+    pub fn parse_url(text: &str) -> Result<Proxy> {
+        let bad = |m: &str| Error::invalid_input("proxy", format!("{m} in proxy URL {text:?}"));
+        let (scheme, rest) = match text.split_once("://") {
+            Some((s, r)) => (s.to_ascii_lowercase(), r),
+            None => ("http".to_string(), text),
+        };
+        let (kind, dns) = match scheme.as_str() {
+            "http" => (ProxyType::Http, ProxyDns::Remote),
+            "socks4" => (ProxyType::Socks4, ProxyDns::Local),
+            "socks4a" => (ProxyType::Socks4, ProxyDns::Remote),
+            "socks5" => (ProxyType::Socks5, ProxyDns::Local),
+            "socks5h" => (ProxyType::Socks5, ProxyDns::Remote),
+            "https" => return Err(bad("https proxies are not supported")),
+            _ => {
+                return Err(bad(
+                    "unknown scheme (http, socks4, socks4a, socks5, socks5h)",
+                ));
+            }
+        };
+        let authority = rest.split('/').next().unwrap_or("");
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (host, port) = if let Some(r) = hostport.strip_prefix('[') {
+            let (h, after) = r.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            (h, after.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("empty host"));
+        }
+        let port = match port {
+            None | Some("") => 1080,
+            Some(p) => p.parse::<u16>().map_err(|_| bad("bad port"))?,
+        };
+        let mut proxy = Proxy::new(kind, host, port);
+        proxy.dns = dns;
+        if let Some(u) = userinfo {
+            let (user, pass) = u.split_once(':').unwrap_or((u, ""));
+            proxy.auth = Some(Credentials::new(
+                &percent_decode(user),
+                &percent_decode(pass),
+            )?);
+        }
+        Ok(proxy)
+    }
+}
+
+/// `%XX` sequences decoded (invalid ones kept as they are).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(Some(h)), Some(Some(l))) = (
+                bytes.get(i + 1).map(|b| hex(*b)),
+                bytes.get(i + 2).map(|b| hex(*b)),
+            )
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// A handshake that succeeded.
@@ -609,6 +707,46 @@ pub fn handshake_blocking<S: Read + Write + ?Sized>(
     }
 }
 
+/// Connects a connected blocking TCP stream to `host` `port` through `proxy` (the
+/// blocking counterpart of [`connect`]'s last two steps, for [`crate::http`]): the target
+/// decided by [`resolve_target`], then [`handshake_blocking`] with the stream's timeouts
+/// set to the smaller of what is left before `deadline` and
+/// [`Proxy::handshake_timeout`] (and cleared after).
+///
+/// # Errors
+/// As [`resolve_target`], [`Handshake::new`] and [`handshake_blocking`];
+/// [`ErrorKind::Timeout`] when `deadline` has passed.
+pub fn tunnel_blocking(
+    stream: &mut std::net::TcpStream,
+    proxy: &Proxy,
+    host: &str,
+    port: u16,
+    family: Option<Family>,
+    deadline: Option<std::time::Instant>,
+) -> Result<Established> {
+    let target = resolve_target(proxy.kind, proxy.dns, host, port, family)?;
+    let hs = Handshake::new(proxy.kind, target, proxy.auth.clone())?;
+    let limit = match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return Err(Error::timeout("proxy handshake"));
+            }
+            left.min(proxy.handshake_timeout)
+        }
+        None => proxy.handshake_timeout,
+    };
+    let set = |s: &std::net::TcpStream, t| {
+        s.set_read_timeout(t)
+            .and_then(|()| s.set_write_timeout(t))
+            .map_err(|e| Error::from_io("setsockopt", e))
+    };
+    set(stream, Some(limit))?;
+    let done = handshake_blocking(stream, hs)?;
+    set(stream, None)?;
+    Ok(done)
+}
+
 /// Decides what to ask the proxy for, by [`ProxyDns`]: an address literal as itself; a
 /// name sent as is (`remote`), resolved here (`local`; only IPv4 for SOCKS4, else
 /// `family`), resolved here when it can be and sent as is otherwise (`both`), or refused
@@ -903,6 +1041,39 @@ mod tests {
         let hs = Handshake::new(ProxyType::Http, t("127.0.0.1:22"), None).unwrap();
         let e = run(hs, &[b"HTTP/1.1 502\r\n\r\n"]).1.unwrap_err();
         assert_eq!(e.to_string(), "proxy: HTTP CONNECT 502");
+    }
+
+    #[test]
+    fn curl_proxy_urls() {
+        let p = Proxy::parse_url("socks4://u@127.0.0.1:1081/").unwrap();
+        assert_eq!(
+            (p.kind, p.dns, p.port.clone()),
+            (ProxyType::Socks4, ProxyDns::Local, 1081.into())
+        );
+        assert_eq!(p.auth.unwrap().username, "u");
+        assert_eq!(
+            Proxy::parse_url("SOCKS4A://h").unwrap().dns,
+            ProxyDns::Remote
+        );
+        assert_eq!(Proxy::parse_url("socks5://h").unwrap().dns, ProxyDns::Local);
+        assert_eq!(
+            Proxy::parse_url("http://a%3Ab:c@h:3128")
+                .unwrap()
+                .auth
+                .unwrap()
+                .username,
+            "a:b"
+        );
+        for bad in [
+            "https://h",
+            "ftp://h",
+            "http://",
+            "http://h:99999",
+            "http://[::1",
+        ] {
+            assert!(Proxy::parse_url(bad).is_err(), "{bad}");
+        }
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
     }
 
     #[test]

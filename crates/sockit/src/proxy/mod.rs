@@ -189,6 +189,15 @@ impl Credentials {
     /// ```
     pub fn parse(text: &str) -> Result<Credentials> {
         let (user, pass) = text.split_once(':').unwrap_or((text, ""));
+        Credentials::new(user, pass)
+    }
+
+    /// Credentials from a username and a password, checked as [`Credentials::parse`]
+    /// checks them.
+    ///
+    /// # Errors
+    /// As [`Credentials::parse`].
+    pub fn new(user: &str, pass: &str) -> Result<Credentials> {
         let err = |m: &str| Error::invalid_input("proxy auth", m.to_string());
         if user.is_empty() {
             return Err(err("empty username (USER:PASS)"));
@@ -196,7 +205,7 @@ impl Credentials {
         if user.len() > MAX_NAME || pass.len() > MAX_NAME {
             return Err(err("username and password must be at most 255 bytes each"));
         }
-        if text.contains('\0') {
+        if user.contains('\0') || pass.contains('\0') {
             return Err(err("username or password contains a NUL byte"));
         }
         Ok(Credentials {

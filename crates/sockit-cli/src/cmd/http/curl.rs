@@ -29,10 +29,11 @@ impl CurlOnly {
             None => format!("--{long}"),
         };
         let why = match long {
-            "proxy" | "proxy-user" | "socks4" | "socks4a" | "socks5" | "socks5-hostname"
-            | "preproxy" | "noproxy" | "proxytunnel" => {
-                "proxies are not supported by sockit http yet".to_string()
+            "socks4" | "socks4a" | "socks5" | "socks5-hostname" => {
+                "give the proxy as -x socks4://, socks4a://, socks5:// or socks5h://HOST:PORT"
+                    .to_string()
             }
+            "preproxy" | "noproxy" => "sockit http takes one proxy, -x URL".to_string(),
             "http2" | "http2-prior-knowledge" | "http3" | "http3-only" => {
                 "sockit http speaks HTTP/1.0 and HTTP/1.1 only".to_string()
             }

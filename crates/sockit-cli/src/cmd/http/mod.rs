@@ -240,6 +240,30 @@ pub struct Opts {
     #[arg(long = "unix-socket", value_name = "PATH")]
     pub unix_socket: Option<PathBuf>,
 
+    /// Use this proxy: [SCHEME://][USER:PASS@]HOST[:PORT] (default port 1080). Schemes as
+    /// curl's: http (CONNECT for https://, the absolute URL for http://), socks4 and socks5
+    /// (names resolved here), socks4a and socks5h (names resolved by the proxy).
+    #[arg(
+        short = 'x',
+        long = "proxy",
+        value_name = "URL",
+        conflicts_with = "unix_socket"
+    )]
+    pub proxy: Option<String>,
+
+    /// USER:PASSWORD for the proxy (instead of the URL's).
+    #[arg(
+        short = 'U',
+        long = "proxy-user",
+        value_name = "USER:PASSWORD",
+        requires = "proxy"
+    )]
+    pub proxy_user: Option<String>,
+
+    /// Tunnel through an HTTP proxy with CONNECT for http:// URLs too.
+    #[arg(short = 'p', long = "proxytunnel", requires = "proxy")]
+    pub proxytunnel: bool,
+
     /// Retry a transient failure N times (curl's rules: timeouts, failed lookups, HTTP
     /// 408/429/500/502/503/504), waiting 1 s, 2 s, 4 s … or Retry-After.
     #[arg(long = "retry", value_name = "N", default_value_t = 0)]

@@ -68,6 +68,10 @@ pub struct Plan {
     pub connect_to: Vec<(String, Option<u16>, String, Option<u16>)>,
     /// `--unix-socket PATH`.
     pub unix_socket: Option<PathBuf>,
+    /// `-x URL` (with `-U`'s credentials).
+    pub proxy: Option<sockit::proxy::client::Proxy>,
+    /// `-p`: `CONNECT` through an HTTP proxy for http:// URLs too.
+    pub proxytunnel: bool,
     /// `-w`'s format (read from the file for `@FILE`).
     pub write_out: Option<Vec<u8>>,
     /// `-o`/`-O`: the file the body goes to (`None`: stdout, or nothing under `--json`).
@@ -262,6 +266,17 @@ impl Plan {
             resolve,
             connect_to,
             unix_socket: args.unix_socket.clone(),
+            proxy: match &args.proxy {
+                Some(text) => {
+                    let mut p = sockit::proxy::client::Proxy::parse_url(text)?;
+                    if let Some(u) = &args.proxy_user {
+                        p.auth = Some(sockit::proxy::Credentials::parse(u)?);
+                    }
+                    Some(p)
+                }
+                None => None,
+            },
+            proxytunnel: args.proxytunnel,
             write_out,
             output,
             dump_header: args.dump_header.clone(),
@@ -334,13 +349,40 @@ impl Plan {
             }
             req.add_header_line(line)?;
         }
+        if self.proxy_forwards(url)
+            && let Some(p) = &self.proxy
+        {
+            // RFC 9112 §3.2.2: a request to a proxy names the absolute URL.
+            req.target = url.to_string();
+            if let Some(c) = &p.auth {
+                req.set_default_header("Proxy-Authorization", &sockit::proxy::http::basic_token(c));
+            }
+        }
         Ok(req)
+    }
+
+    /// True when `url` goes to an HTTP proxy as a request with the absolute URL (curl's
+    /// default for http:// through `-x http://…`), not through a `CONNECT` tunnel.
+    pub fn proxy_forwards(&self, url: &Url) -> bool {
+        matches!(&self.proxy, Some(p) if p.kind == sockit::proxy::client::ProxyType::Http)
+            && url.scheme == http::Scheme::Http
+            && !self.proxytunnel
     }
 
     /// Where to connect for `url`: `--unix-socket`, else `--connect-to` (then `--resolve`
     /// for its target), else `--resolve` for the URL's host and port; `None` to look the
-    /// URL's host up.
+    /// URL's host up. A request forwarded to an HTTP proxy ([`Plan::proxy_forwards`]) goes
+    /// to the proxy.
     pub fn route(&self, url: &Url) -> Option<Route> {
+        if self.proxy_forwards(url)
+            && let Some(p) = &self.proxy
+        {
+            let port = sockit::proxy::client::port_number(&p.port).unwrap_or(1080);
+            return Some(Route::Host {
+                host: p.host.clone(),
+                port,
+            });
+        }
         if let Some(p) = &self.unix_socket {
             return Some(Route::Unix(p.clone()));
         }

@@ -496,6 +496,7 @@ pub fn transfer<'o>(
                         Scheme::Https => Some(ctx.tls.get(args)?),
                         Scheme::Http => None,
                     },
+                    proxy: plan.proxy.clone().filter(|_| !plan.proxy_forwards(&url)),
                     route,
                 };
                 match Exchange::open(&url, &opts, observer(args.verbose)) {
