@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Throughput on loopback: 1 GiB piped through `sockit connect` and through `sockit forward`,
-# beside nc, ncat and socat doing the same job. Not a test: run it by hand and read the
+# Throughput on loopback: 1 GiB piped through `sockit connect`, through `sockit forward` and
+# through `sockit proxy` (a SOCKS4A CONNECT), beside nc, ncat and socat doing the same job. Not a test: run it by hand and read the
 # figures. Everything binds and connects to 127.0.0.1 only.
 #
 #   bash bench/throughput.sh            # 1 GiB, best of 3
@@ -59,13 +59,14 @@ row "socat -u STDIN TCP" "$(measure socat -u STDIN "TCP:127.0.0.1:$SINK")"
 
 # Forwarders in front of the same sink; the same client (socat, 1 MiB buffer) pushes.
 # Their CPU is read when they stop (SIGTERM; socat's children are reaped, so counted).
+# The client connects to `socat`'s ADDRESS (default TCP:127.0.0.1:PORT).
 forwarder() { # name port command…
     local name=$1 port=$2
     shift 2
     /usr/bin/time -o "$TMP/$name.cpu" -f "%U %S" "$@" >/dev/null 2>&1 &
     sleep 0.3
     local rate
-    rate=$(measure socat -b 1048576 -u STDIN "TCP:127.0.0.1:$port" | awk '{print $1}')
+    rate=$(measure socat -b 1048576 -u STDIN "${CLIENT_ADDR:-TCP:127.0.0.1:$port}" | awk '{print $1}')
     pkill -TERM -P "$!" 2>/dev/null || true
     wait "$!" 2>/dev/null || true
     local cpu
@@ -74,6 +75,9 @@ forwarder() { # name port command…
 }
 P1=$(free_port)
 row "through sockit forward" "$(forwarder sockit "$P1" "$SOCKIT" forward "127.0.0.1:$P1" "127.0.0.1:$SINK")"
+P3=$(free_port)
+# sockit proxy relays with forward's relay; the same socat client asks it by SOCKS4A.
+row "through sockit proxy (SOCKS4A CONNECT)" "$(CLIENT_ADDR="SOCKS4A:127.0.0.1:127.0.0.1:$SINK,socksport=$P3" forwarder sockitproxy "$P3" "$SOCKIT" proxy "127.0.0.1:$P3")"
 P2=$(free_port)
 row "through socat TCP-LISTEN,fork TCP" "$(forwarder socat "$P2" socat "TCP-LISTEN:$P2,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$SINK")"
 row "direct (no forwarder)" "$(measure socat -b 1048576 -u STDIN "TCP:127.0.0.1:$SINK" | awk '{print $1}')"
