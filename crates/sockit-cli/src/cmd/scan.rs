@@ -1,13 +1,14 @@
-//! `sockit scan HOST PORTS`: which ports accept a connection (nc -z).
+//! `sockit scan HOST... PORTS...`: which ports of which hosts accept a connection (nc -z,
+//! nmap -sT).
 
-use std::io::Write;
+use std::collections::{HashMap, HashSet};
+use std::io::{IsTerminal, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use sockit::addr::{Family, SockType};
-use sockit::scan::{PortResult, PortState, ScanOptions, Transport};
+use sockit::scan::{PortResult, PortState, ScanOptions, ScanSummary, Transport, targets};
 
 /// `-w SECS`: more than 0 (every probe needs some time); scan always has a limit (2 s
 /// unless told), so the message does not offer leaving `-w` out as "no limit".
@@ -15,15 +16,31 @@ fn parse_wait(text: &str) -> Result<Duration, String> {
     crate::args::parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (default 2)"))
 }
 
+/// Scans of at least this many probes show a progress line (when stderr is a terminal).
+const PROGRESS_FROM: usize = 1000;
+
 /// Arguments of `sockit scan`.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Words: hosts first, then ports. The first word is a host and the last word is ports; \
+a word made only of digits, ',' and '-' (22, 20-25, 80,443), or holding a ',', starts the \
+ports, and every word after it is ports too. One word HOST:PORTS or [V6]:PORTS also works.
+
+Examples:
+  sockit scan 127.0.0.1 22 80 8000-8010
+  sockit scan 127.0.0.0/29 22,80
+  sockit scan 127.0.0.1 127.0.0.2 ::1 http
+  sockit scan -v --json 127.0.0.1 1-65535
+
+TCP connects run on io_uring where the kernel allows it (else on epoll; --no-io-uring \
+forces epoll), with one worker thread per core.")]
 pub struct Args {
-    /// Host to scan, or HOST:PORTS / [V6]:PORTS (a name is looked up once; its first IPv4
-    /// address is scanned when it has one, unless -6, as nmap does; else its first address).
-    pub host: String,
-    /// Ports, one or more words: 22, 20-25, 22,80,8000-8010, service names (http).
-    #[arg(value_name = "PORTS")]
-    pub ports: Vec<String>,
+    /// Hosts, then ports. A host is an address, a name (looked up once: its first IPv4
+    /// address unless -6, as nmap does, else its first) or a range ADDR/LEN (127.0.0.0/29,
+    /// fd00::/120; every address of it, at most 65,536). Ports: 22, 20-25,
+    /// 22,80,8000-8010, service names (http).
+    #[arg(value_name = "HOST... PORTS", required = true, num_args = 1..)]
+    pub words: Vec<String>,
     /// UDP: send an empty datagram; an answer is open, ICMP unreachable closed, silence
     /// open|filtered.
     #[arg(short = 'u', long)]
@@ -34,7 +51,7 @@ pub struct Args {
     /// IPv6 only.
     #[arg(short = '6')]
     pub ipv6: bool,
-    /// Numeric host only: no name lookup.
+    /// Numeric hosts only: no name lookup.
     #[arg(short = 'n', long = "numeric")]
     pub numeric: bool,
     /// Time each port may take to answer, in seconds.
@@ -49,6 +66,10 @@ pub struct Args {
     /// Source port of the probes (with SO_REUSEADDR).
     #[arg(short = 'p', value_name = "PORT")]
     pub source_port: Option<u16>,
+    /// TCP connects on epoll even where the kernel allows io_uring (for comparisons and
+    /// tests of the fallback).
+    #[arg(long = "no-io-uring")]
+    pub no_io_uring: bool,
     /// Print every port with its state (open, closed, filtered, open|filtered), and a
     /// summary on stderr.
     #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
@@ -58,56 +79,75 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The host and the port words: `HOST PORTS...`, or one `HOST:PORTS` / `[V6]:PORTS` word
-/// (as every subcommand takes `HOST:PORT`). The host comes back without brackets.
-fn host_and_ports(args: &Args) -> sockit::Result<(String, Vec<String>)> {
+/// True for a word that can only be ports: digits, ',' and '-' (`22`, `20-25`, `80,443`),
+/// or anything with a ',' (`http,22`); no address, range or host name has a ','.
+fn is_port_word(word: &str) -> bool {
+    word.contains(',')
+        || (!word.is_empty() && word.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
+}
+
+/// `[V6]` → `V6`; anything else unchanged.
+fn unbracket(h: &str) -> String {
+    h.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(h)
+        .to_string()
+}
+
+/// The host words and the port words (see the `after_help` above), or the single
+/// `HOST:PORTS` / `[V6]:PORTS` word split in two. Hosts come back without brackets.
+fn split_words(words: &[String]) -> sockit::Result<(Vec<String>, Vec<String>)> {
     const OP: &str = "address";
-    let word = args.host.as_str();
-    let missing = || {
-        sockit::Error::invalid_input(
-            OP,
-            format!("no ports to scan in {word:?} (write HOST PORTS, HOST:PORTS or [V6]:PORTS)"),
-        )
-    };
-    let unbracket = |h: &str| {
-        h.strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(h)
-            .to_string()
-    };
-    let (host, port) = if let Some(rest) = word.strip_prefix('[')
+    let first = words.first().map_or("", String::as_str);
+    // HOST:PORTS, [V6]:PORTS: a first word that names its ports.
+    let named = if let Some(rest) = first.strip_prefix('[')
         && let Some((v6, after)) = rest.split_once(']')
     {
         match after.strip_prefix(':') {
-            Some(p) => (v6.to_string(), Some(p)),
-            None if after.is_empty() => (v6.to_string(), None),
+            Some(p) => Some((v6.to_string(), p)),
+            None if after.is_empty() => None,
             None => {
                 return Err(sockit::Error::invalid_input(
                     OP,
-                    format!("expected ':' after ']' in {word:?}"),
+                    format!("expected ':' after ']' in {first:?}"),
                 ));
             }
         }
-    } else if word.matches(':').count() == 1 {
-        let (h, p) = word.split_once(':').unwrap_or((word, ""));
-        (h.to_string(), Some(p))
+    } else if first.matches(':').count() == 1 && !targets::is_range(first) {
+        first.split_once(':').map(|(h, p)| (h.to_string(), p))
     } else {
-        (unbracket(word), None)
+        None
     };
-    match (port, args.ports.is_empty()) {
-        (Some(p), true) if !p.is_empty() => Ok((host, vec![p.to_string()])),
-        (Some(_), true) | (None, true) => Err(missing()),
-        (Some(_), false) => Err(sockit::Error::invalid_input(
+    match named {
+        Some(_) if words.len() > 1 => Err(sockit::Error::invalid_input(
             OP,
-            format!("{word:?} names its ports and more port words follow (give the ports once)"),
+            format!("{first:?} names its ports and more words follow (give the ports once)"),
         )),
-        (None, false) => Ok((host, args.ports.clone())),
+        Some((_, "")) => Err(no_ports(first)),
+        Some((host, ports)) => Ok((vec![host], vec![ports.to_string()])),
+        None if words.len() < 2 => Err(no_ports(first)),
+        None => {
+            let split = (1..words.len())
+                .find(|&i| is_port_word(&words[i]))
+                .unwrap_or(words.len() - 1);
+            Ok((
+                words[..split].iter().map(|h| unbracket(h)).collect(),
+                words[split..].to_vec(),
+            ))
+        }
     }
+}
+
+fn no_ports(word: &str) -> sockit::Error {
+    sockit::Error::invalid_input(
+        "address",
+        format!("no ports to scan in {word:?} (write HOST... PORTS, HOST:PORTS or [V6]:PORTS)"),
+    )
 }
 
 /// Every port of the port words, in the order given, without repeats.
 fn parse_port_words(words: &[String], transport: Transport) -> sockit::Result<Vec<u16>> {
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     let mut ports = Vec::new();
     for word in words {
         for p in sockit::scan::parse_ports(word, transport)? {
@@ -119,14 +159,10 @@ fn parse_port_words(words: &[String], transport: Transport) -> sockit::Result<Ve
     Ok(ports)
 }
 
-/// The address to scan and the name's other addresses: one getaddrinfo call; of a name
-/// with both families the first IPv4 answer unless `-6` (as nmap does), else the first.
-fn target(args: &Args, host: &str, transport: Transport) -> sockit::Result<(IpAddr, Vec<IpAddr>)> {
-    let family = match (args.ipv4, args.ipv6) {
-        (true, _) => Some(Family::Inet),
-        (_, true) => Some(Family::Inet6),
-        _ => None,
-    };
+/// The address to scan for a name or address, and the name's other addresses: one
+/// getaddrinfo call; of a name with both families the first IPv4 answer unless `-6` (as
+/// nmap does), else the first.
+fn lookup(args: &Args, host: &str, transport: Transport) -> sockit::Result<(IpAddr, Vec<IpAddr>)> {
     let socktype = match transport {
         Transport::Tcp => SockType::Stream,
         Transport::Udp => SockType::Dgram,
@@ -136,7 +172,8 @@ fn target(args: &Args, host: &str, transport: Transport) -> sockit::Result<(IpAd
     } else {
         0
     };
-    let infos = sockit::resolve::getaddrinfo(Some(host), None, family, Some(socktype), 0, flags)?;
+    let infos =
+        sockit::resolve::getaddrinfo(Some(host), None, family(args), Some(socktype), 0, flags)?;
     let mut ips: Vec<IpAddr> = Vec::new();
     for info in &infos {
         if !ips.contains(&info.address.ip()) {
@@ -153,21 +190,86 @@ fn target(args: &Args, host: &str, transport: Transport) -> sockit::Result<(IpAd
     Ok((chosen, ips))
 }
 
-fn line(r: &PortResult, transport: Transport, ip: IpAddr, json: bool) -> String {
+fn family(args: &Args) -> Option<Family> {
+    match (args.ipv4, args.ipv6) {
+        (true, _) => Some(Family::Inet),
+        (_, true) => Some(Family::Inet6),
+        _ => None,
+    }
+}
+
+/// The addresses of the host words, in order, without repeats: a range's every address,
+/// a name's or address's one (`-v` tells the addresses of a name left out).
+fn hosts(
+    args: &Args,
+    words: &[String],
+    transport: Transport,
+    ports: usize,
+) -> sockit::Result<Vec<IpAddr>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for word in words {
+        let ips = if targets::is_range(word) {
+            let ips = targets::parse_range(word)?;
+            if let (Some(want), Some(ip)) = (family(args), ips.first())
+                && (want == Family::Inet) != ip.is_ipv4()
+            {
+                return Err(sockit::Error::invalid_input(
+                    "range",
+                    format!(
+                        "{word} is {} and -{} asks for {}",
+                        if ip.is_ipv4() { "IPv4" } else { "IPv6" },
+                        if ip.is_ipv4() { 6 } else { 4 },
+                        if ip.is_ipv4() { "IPv6" } else { "IPv4" },
+                    ),
+                ));
+            }
+            ips
+        } else {
+            let (ip, others) = lookup(args, word, transport)?;
+            if args.verbose > 0 && !others.is_empty() {
+                let others: Vec<String> = others.iter().map(IpAddr::to_string).collect();
+                crate::exit::stderr_line(format_args!(
+                    "scan {word}: scanning {ip}; the name also has {} (not scanned{})",
+                    others.join(", "),
+                    if ip.is_ipv4() { "; -6 scans IPv6" } else { "" },
+                ));
+            }
+            vec![ip]
+        };
+        for ip in ips {
+            if seen.insert(ip) {
+                out.push(ip);
+            }
+        }
+        targets::check_size(out.len(), ports)?;
+    }
+    Ok(out)
+}
+
+/// One port's line: `HOST PORT/PROTO STATE`, or its JSON object.
+fn line(r: &PortResult, transport: Transport, json: bool) -> String {
     if json {
         let mut obj = serde_json::json!({
-            "host": ip.to_string(),
-            "port": r.port,
-            "proto": transport.as_str(),
+            "event": "port",
+            "peer_host": r.host.to_string(),
+            "peer_port": r.port,
+            "transport": transport.as_str(),
             "state": r.state.as_str(),
-            "time_us": r.elapsed.as_micros() as u64,
+            "duration_us": r.elapsed.as_micros() as u64,
         });
-        if let Some(e) = &r.reason {
-            obj["reason"] = serde_json::Value::String(e.to_string());
+        if let (Some(word), Some(e)) = (r.reason_word(), &r.reason) {
+            obj["reason"] = word.into();
+            obj["error"] = serde_json::json!({
+                "kind": e.kind().as_str(),
+                "op": e.op(),
+                "code": e.code(),
+                "message": e.to_string(),
+            });
         }
         obj.to_string()
     } else {
-        format!("{}/{} {}", r.port, transport.as_str(), r.state)
+        format!("{} {}/{} {}", r.host, r.port, transport.as_str(), r.state)
     }
 }
 
@@ -183,21 +285,66 @@ fn open_file_limit() -> Option<u64> {
 }
 
 /// Runs `sockit scan`. With `--json`, an error that ends the scan is also printed on
-/// stdout as `{"host":HOST,"error":{"kind","code","message"}}`.
+/// stdout as a JSON object (`output::also_json`).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    match scan(&args) {
-        Ok(code) => Ok(code),
-        Err(err) => {
-            if args.json && !crate::exit::is_broken_pipe(&err) {
-                let obj = serde_json::json!({
-                    "host": args.host,
-                    "error": crate::output::json_error(&err),
-                });
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{obj}");
-                let _ = out.flush();
+    crate::output::also_json(args.json, scan(&args))
+}
+
+/// Prints the results in the order of the probes (host by host, ports in the order
+/// asked), though they arrive in any order, and counts them.
+struct Printer<'a> {
+    args: &'a Args,
+    transport: Transport,
+    host_index: HashMap<IpAddr, usize>,
+    port_index: Vec<u32>,
+    ports: usize,
+    /// Results that came before an earlier probe's.
+    early: HashMap<usize, PortResult>,
+    cursor: usize,
+    counts: [usize; 4],
+    out: std::io::StdoutLock<'static>,
+    write_err: Option<std::io::Error>,
+    bar: Option<indicatif::ProgressBar>,
+    /// Lines must clear the progress line first (stdout is the same terminal).
+    suspend: bool,
+}
+
+impl Printer<'_> {
+    fn take(&mut self, r: PortResult) {
+        self.counts[r.state as usize] += 1;
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+            if r.state == PortState::Open {
+                bar.set_message(format!("{} open", self.counts[PortState::Open as usize]));
             }
-            Err(err)
+        }
+        let index = self.host_index.get(&r.host).copied().unwrap_or(0) * self.ports
+            + self.port_index[usize::from(r.port)] as usize;
+        if index != self.cursor {
+            self.early.insert(index, r);
+            return;
+        }
+        self.print(r);
+        while let Some(r) = self.early.remove(&self.cursor) {
+            self.print(r);
+        }
+    }
+
+    fn print(&mut self, r: PortResult) {
+        self.cursor += 1;
+        let shown = self.args.verbose > 0 || self.args.json || r.state == PortState::Open;
+        if !shown || self.write_err.is_some() {
+            return;
+        }
+        let text = line(&r, self.transport, self.args.json);
+        let out = &mut self.out;
+        let mut write = || writeln!(out, "{text}").and_then(|_| out.flush());
+        let written = match (&self.bar, self.suspend) {
+            (Some(bar), true) => bar.suspend(write),
+            _ => write(),
+        };
+        if let Err(e) = written {
+            self.write_err = Some(e);
         }
     }
 }
@@ -208,21 +355,14 @@ fn scan(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         Transport::Tcp
     };
-    let (host, words) = host_and_ports(args)?;
-    let ports = parse_port_words(&words, transport)?;
-    let (ip, others) = target(args, &host, transport)?;
-    if args.verbose > 0 && !others.is_empty() {
-        let others: Vec<String> = others.iter().map(IpAddr::to_string).collect();
-        crate::exit::stderr_line(format_args!(
-            "scan {host}: scanning {ip}; the name also has {} (not scanned{})",
-            others.join(", "),
-            if ip.is_ipv4() { "; -6 scans IPv6" } else { "" },
-        ));
-    }
+    let (host_words, port_words) = split_words(&args.words)?;
+    let ports = parse_port_words(&port_words, transport)?;
+    let hosts = hosts(args, &host_words, transport, ports.len())?;
+    let first = hosts[0];
     let source = match (args.source, args.source_port) {
         (Some(a), p) => Some(SocketAddr::new(a, p.unwrap_or(0))),
         (None, Some(p)) => Some(SocketAddr::new(
-            if ip.is_ipv4() {
+            if first.is_ipv4() {
                 IpAddr::from([0u8; 4])
             } else {
                 IpAddr::from([0u16; 8])
@@ -236,63 +376,143 @@ fn scan(args: &Args) -> anyhow::Result<ExitCode> {
         parallel: args.parallel as usize,
         timeout: args.wait,
         source,
+        io_uring: !args.no_io_uring,
+        threads: 0,
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("tokio runtime")?;
-
-    // Results arrive out of order; print them in the order the ports were asked.
-    let index: std::collections::HashMap<u16, usize> =
-        ports.iter().enumerate().map(|(i, &p)| (p, i)).collect();
-    let mut slots: Vec<Option<PortResult>> = vec![None; ports.len()];
-    let mut cursor = 0;
-    let mut counts = [0usize; 4];
-    let mut out = std::io::stdout().lock();
-    let mut write_err: Option<std::io::Error> = None;
+    let total = hosts.len() * ports.len();
+    let bar = (total >= PROGRESS_FROM && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "scan {pos}/{len} probes {per_sec} eta {eta} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    });
+    let mut port_index = vec![0u32; 65536];
+    for (i, &p) in ports.iter().enumerate() {
+        port_index[usize::from(p)] = i as u32;
+    }
+    let mut printer = Printer {
+        args,
+        transport,
+        host_index: hosts.iter().enumerate().map(|(i, &h)| (h, i)).collect(),
+        port_index,
+        ports: ports.len(),
+        early: HashMap::new(),
+        cursor: 0,
+        counts: [0; 4],
+        out: std::io::stdout().lock(),
+        write_err: None,
+        suspend: bar.is_some() && std::io::stdout().is_terminal(),
+        bar,
+    };
     let started = Instant::now();
-    let verbose = args.verbose > 0;
-    let summary = rt.block_on(sockit::scan::scan(ip, &ports, &opts, |r| {
-        counts[r.state as usize] += 1;
-        if let Some(&i) = index.get(&r.port) {
-            slots[i] = Some(r);
-        }
-        while let Some(Some(r)) = slots.get(cursor) {
-            if (verbose || args.json || r.state == PortState::Open) && write_err.is_none() {
-                let text = line(r, transport, ip, args.json);
-                if let Err(e) = writeln!(out, "{text}").and_then(|_| out.flush()) {
-                    write_err = Some(e);
-                }
-            }
-            cursor += 1;
-        }
-    }))?;
-    if let Some(e) = write_err {
+    let summary = sockit::scan::scan(&hosts, &ports, &opts, |r| printer.take(r));
+    if let Some(bar) = &printer.bar {
+        bar.finish_and_clear();
+    }
+    let summary = summary?;
+    if let Some(e) = printer.write_err.take() {
         return Err(anyhow::Error::new(e).context("stdout"));
     }
-    if verbose && summary.retried > 0 {
-        let limit = open_file_limit().map_or_else(String::new, |n| format!(", is {n}"));
-        crate::exit::stderr_line(format_args!(
-            "scan {ip}: --parallel {} lowered to {}: too many open files (EMFILE; the \
-             open-file limit, ulimit -n{limit}); {} probes tried again",
-            opts.parallel, summary.parallel, summary.retried,
-        ));
+    if args.verbose > 0 {
+        report(&opts, &summary, &printer.counts, hosts.len(), started);
     }
-    if verbose {
-        crate::exit::stderr_line(format_args!(
-            "scan {ip}: {} {} ports in {:.2} s: {} open, {} closed, {} filtered, {} open|filtered",
-            ports.len(),
-            transport.as_str(),
-            started.elapsed().as_secs_f64(),
-            counts[PortState::Open as usize],
-            counts[PortState::Closed as usize],
-            counts[PortState::Filtered as usize],
-            counts[PortState::OpenFiltered as usize],
-        ));
-    }
-    Ok(if counts[PortState::Open as usize] == ports.len() {
+    Ok(if printer.counts[PortState::Open as usize] == total {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The `-v` lines on stderr: io_uring refused, parallelism lowered, the summary.
+fn report(
+    opts: &ScanOptions,
+    summary: &ScanSummary,
+    counts: &[usize; 4],
+    hosts: usize,
+    started: Instant,
+) {
+    let total: usize = counts.iter().sum();
+    if let Some(e) = &summary.io_uring_refused {
+        crate::exit::stderr_line(format_args!(
+            "scan: io_uring refused ({e}); the connects run on epoll"
+        ));
+    }
+    if summary.retried > 0 {
+        let limit = open_file_limit().map_or_else(String::new, |n| format!(", is {n}"));
+        crate::exit::stderr_line(format_args!(
+            "scan: --parallel {} lowered to {}: too many open files (EMFILE; the \
+             open-file limit, ulimit -n{limit}); {} probes tried again",
+            opts.parallel, summary.parallel, summary.retried,
+        ));
+    }
+    crate::exit::stderr_line(format_args!(
+        "scan: {total} {} probes ({hosts} host{}) in {:.2} s ({}, {} thread{}): {} open, {} \
+         closed, {} filtered, {} open|filtered",
+        opts.transport.as_str(),
+        if hosts == 1 { "" } else { "s" },
+        started.elapsed().as_secs_f64(),
+        summary.engine.as_str(),
+        summary.threads,
+        if summary.threads == 1 { "" } else { "s" },
+        counts[PortState::Open as usize],
+        counts[PortState::Closed as usize],
+        counts[PortState::Filtered as usize],
+        counts[PortState::OpenFiltered as usize],
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(words: &[&str]) -> Result<(Vec<String>, Vec<String>), String> {
+        let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+        split_words(&words).map_err(|e| e.to_string())
+    }
+
+    fn s(v: &[&str]) -> Vec<String> {
+        v.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn words_split_into_hosts_and_ports() {
+        let ok = |words: &[&str], hosts: &[&str], ports: &[&str]| {
+            assert_eq!(split(words), Ok((s(hosts), s(ports))), "{words:?}");
+        };
+        ok(&["127.0.0.1", "22"], &["127.0.0.1"], &["22"]);
+        ok(&["127.0.0.1", "22", "80"], &["127.0.0.1"], &["22", "80"]);
+        ok(
+            &["127.0.0.1", "127.0.0.2", "80"],
+            &["127.0.0.1", "127.0.0.2"],
+            &["80"],
+        );
+        ok(&["127.0.0.0/29", "22,80"], &["127.0.0.0/29"], &["22,80"]);
+        ok(&["h1", "h2", "http"], &["h1", "h2"], &["http"]);
+        ok(&["h1", "22", "http", "80"], &["h1"], &["22", "http", "80"]);
+        ok(&["h1", "http,22", "ssh"], &["h1"], &["http,22", "ssh"]);
+        ok(
+            &["[::1]", "::1", "fd00::/120", "80"],
+            &["::1", "::1", "fd00::/120"],
+            &["80"],
+        );
+        ok(&["127.0.0.1:22"], &["127.0.0.1"], &["22"]);
+        ok(&["[::1]:22,80"], &["::1"], &["22,80"]);
+        ok(&["localhost:http"], &["localhost"], &["http"]);
+        for (words, want) in [
+            (&["127.0.0.1"][..], "no ports to scan"),
+            (&["127.0.0.1:"][..], "no ports to scan"),
+            (&["[::1]"][..], "no ports to scan"),
+            (&["127.0.0.1:22", "80"][..], "give the ports once"),
+            (&["[::1]x"][..], "expected ':'"),
+        ] {
+            let e = split(words).unwrap_err();
+            assert!(e.contains(want), "{words:?}: {e}");
+        }
+    }
 }

@@ -8,6 +8,8 @@ use std::ffi::CStr;
 pub mod mmsg;
 pub mod netdb;
 pub mod timer;
+#[cfg(target_os = "linux")]
+pub mod uring;
 
 /// `strerror_r(3)` (the XSI version): the C library's text for an errno.
 pub fn strerror(errno: i32) -> String {
@@ -260,6 +262,23 @@ pub unsafe fn socket_from_raw_fd(fd: std::os::fd::RawFd) -> socket2::Socket {
     use std::os::fd::FromRawFd;
     // SAFETY: the caller transfers ownership of an open socket descriptor.
     unsafe { socket2::Socket::from_raw_fd(fd) }
+}
+
+/// Registers an owned socket with the current tokio runtime's reactor for write readiness
+/// (a pending `connect(2)` ends writable): `AsyncFd::register_with_interest` (epoll). Must
+/// be called inside a tokio runtime.
+///
+/// # Errors
+/// The reactor's error (`epoll_ctl(2)`: `ENOMEM`, `ENOSPC`).
+pub fn register_writable(
+    socket: socket2::Socket,
+) -> std::io::Result<tokio::io::unix::AsyncFd<socket2::Socket>> {
+    // SAFETY: the Socket owns its descriptor, and the AsyncFd owns the Socket from here on:
+    // nothing else can close or replace the descriptor while it is registered.
+    unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(socket, tokio::io::Interest::WRITABLE)
+    }
+    .map_err(std::io::Error::from)
 }
 
 /// Registers an owned file (a pipe or socket) with the current tokio runtime's reactor for

@@ -1,22 +1,27 @@
-//! Port scanning: which ports of a host accept a TCP connection or answer a UDP datagram.
+//! Port scanning: which ports of which hosts accept a TCP connection or answer a UDP
+//! datagram.
 //!
 //! [`parse_ports`] reads port lists (`22`, `20-25`, `22,80,8000-8010`, `http`);
-//! [`scan`] probes them concurrently (at most `parallel` probes in flight, each bounded by
-//! its own timeout) and hands each [`PortResult`] to a callback as it completes.
+//! [`targets::parse_range`] reads address ranges (`127.0.0.0/29`, `fd00::/120`);
+//! [`scan`] probes every port of every host, at most `parallel` probes in flight, each
+//! bounded by its own timeout, and hands each [`PortResult`] to a callback as it completes.
 //!
-//! - TCP ([`probe_tcp`]): a non-blocking `connect(2)`; success is [`PortState::Open`]
-//!   (but a socket connected to itself, its source port being the port probed, is
-//!   [`PortState::Closed`]),
-//!   `ECONNREFUSED` [`PortState::Closed`], no answer within the timeout (or an ICMP
-//!   unreachable other than "port unreachable") [`PortState::Filtered`].
+//! - TCP: a `connect(2)`; success is [`PortState::Open`], `ECONNREFUSED`
+//!   [`PortState::Closed`], no answer within the timeout (or an ICMP unreachable other than
+//!   "port unreachable") [`PortState::Filtered`]. The connects run on io_uring where the
+//!   kernel allows it (one ring per core, every connect of a turn in one
+//!   `io_uring_enter(2)`), else on epoll (tokio, one worker per core): see [`Engine`].
+//!   A probe socket whose port refused connects again for the next port, so a closed port
+//!   costs one `connect` and no socket of its own. A port of this machine that is the
+//!   source port of one of the scan's probes is [`PortState::Closed`] without a probe: a
+//!   probe there could only reach the scan's own sockets (itself, or another probe that
+//!   probes back), never a listener.
 //! - UDP ([`probe_udp`]): a connected UDP socket sends one empty datagram; an answer is
 //!   [`PortState::Open`], an ICMP port unreachable (reported by the kernel as
 //!   `ECONNREFUSED` on the connected socket) [`PortState::Closed`], silence
 //!   [`PortState::OpenFiltered`] (a UDP service need not answer an empty datagram); a
-//!   socket connected to itself is [`PortState::Closed`], not sent from.
-//! - Two probes of one scan can cross (one bound to port X probing Y, another bound to Y
-//!   probing X) and answer each other; [`scan`] keeps the source ports of its probes and
-//!   reports a port answered from one of them [`PortState::Closed`].
+//!   socket connected to itself, or answered from the source port of another probe of the
+//!   same scan, is [`PortState::Closed`].
 //!
 //! Contract: every probe ends within its timeout; errors that are about this machine rather
 //! than the port (`EADDRNOTAVAIL` for a bad source address) end the scan with that error
@@ -25,15 +30,18 @@
 //! get a socket and retries the port later; only a probe that gets none while no other is
 //! in flight ends the scan.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinSet;
-
 use crate::addr::Port;
 use crate::error::{Error, ErrorKind, Result};
+
+pub mod targets;
+mod tcp;
+mod udp;
+#[cfg(target_os = "linux")]
+mod uring;
 
 /// TCP or UDP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -85,9 +93,11 @@ impl std::fmt::Display for PortState {
     }
 }
 
-/// The result of probing one port.
+/// The result of probing one port of one host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortResult {
+    /// The host probed.
+    pub host: IpAddr,
     /// The port probed.
     pub port: u16,
     /// What the probe learned.
@@ -97,6 +107,24 @@ pub struct PortResult {
     /// Why the port is not open, when the system said why (`connect: [Errno 111] …`,
     /// `connect: timed out`).
     pub reason: Option<Error>,
+}
+
+impl PortResult {
+    /// One snake_case word for why the port is not open, `None` when it is: `refused`
+    /// (RST, or ICMP port unreachable for UDP), `reset`, `timeout` (no answer in time),
+    /// `own_probe` (the answer could only come from the scan's own probes), `unreachable`
+    /// (ICMP host or network unreachable, no route), `error` (another errno).
+    pub fn reason_word(&self) -> Option<&'static str> {
+        let e = self.reason.as_ref()?;
+        Some(match (e.kind(), e.code()) {
+            (ErrorKind::Timeout, _) => "timeout",
+            (_, Some(libc::ECONNREFUSED)) => "refused",
+            (_, Some(libc::ECONNRESET)) => "reset",
+            (_, Some(libc::EHOSTUNREACH | libc::ENETUNREACH | libc::EHOSTDOWN)) => "unreachable",
+            (ErrorKind::Os, None) => "own_probe",
+            _ => "error",
+        })
+    }
 }
 
 /// How to scan.
@@ -110,6 +138,11 @@ pub struct ScanOptions {
     pub timeout: Duration,
     /// Source address (and port, when not 0) to bind each probe's socket to.
     pub source: Option<SocketAddr>,
+    /// TCP: run the connects on io_uring when the kernel allows it (true, the default);
+    /// false runs them on epoll.
+    pub io_uring: bool,
+    /// Worker threads for TCP (0: one per core, `available_parallelism`).
+    pub threads: usize,
 }
 
 impl Default for ScanOptions {
@@ -119,8 +152,46 @@ impl Default for ScanOptions {
             parallel: 64,
             timeout: Duration::from_secs(2),
             source: None,
+            io_uring: true,
+            threads: 0,
         }
     }
+}
+
+/// What ran the connects of a scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// io_uring (Linux 5.11+): `IORING_OP_CONNECT`, a ring per worker thread.
+    IoUring,
+    /// epoll through tokio: non-blocking `connect(2)` calls (every UDP scan, and TCP where
+    /// io_uring is refused or not asked for).
+    Epoll,
+}
+
+impl Engine {
+    /// `io_uring` or `epoll`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::IoUring => "io_uring",
+            Engine::Epoll => "epoll",
+        }
+    }
+}
+
+/// What a finished scan tells besides the port results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanSummary {
+    /// The parallelism at the end: `opts.parallel`, or less when sockets ran out
+    /// (`EMFILE`/`ENFILE`) and the scan went on with fewer probes in flight.
+    pub parallel: usize,
+    /// Probes that could not get a socket (`EMFILE`/`ENFILE`) and were tried again.
+    pub retried: usize,
+    /// What ran the connects.
+    pub engine: Engine,
+    /// Worker threads that made the probes.
+    pub threads: usize,
+    /// Why io_uring was not used although asked for (`io_uring_setup: [Errno 1] …`).
+    pub io_uring_refused: Option<Error>,
 }
 
 /// Parses a port list: comma-separated numbers (`22`), ranges (`20-25`) and service names
@@ -280,94 +351,8 @@ fn bind_source(sock: &socket2::Socket, source: Option<SocketAddr>) -> Result<()>
     Ok(())
 }
 
-/// A non-blocking socket of `ty`/`proto` for `addr`'s family, bound to `source` if given.
-fn probe_socket(
-    addr: SocketAddr,
-    ty: socket2::Type,
-    proto: socket2::Protocol,
-    source: Option<SocketAddr>,
-) -> Result<socket2::Socket> {
-    let domain = socket2::Domain::for_address(addr);
-    let sock =
-        socket2::Socket::new(domain, ty, Some(proto)).map_err(|e| Error::from_io("socket", e))?;
-    sock.set_nonblocking(true)
-        .map_err(|e| Error::from_io("setblocking", e))?;
-    bind_source(&sock, source)?;
-    Ok(sock)
-}
-
-/// The source ports that the probes of one scan hold, and when each was last let go: an
-/// answer from one of them is another probe of the same scan, never a service.
-///
-/// Two probes can cross: one bound to port X probing Y while another, bound to Y, probes X.
-/// Their SYNs (TCP simultaneous open) or datagrams (UDP) then reach each other and both
-/// would report open. The kernel hands a probe a source port only where nothing is bound,
-/// so a port that a probe of ours holds is closed.
-#[derive(Debug, Default)]
-struct OwnPorts {
-    /// Port -> (probes holding it now, when the last one let it go).
-    ports: std::sync::Mutex<HashMap<u16, (usize, Option<Instant>)>>,
-}
-
-impl OwnPorts {
-    /// Notes that a probe holds `port` until the returned guard is dropped.
-    fn hold(self: &Arc<Self>, port: u16) -> OwnPort {
-        if let Ok(mut map) = self.ports.lock() {
-            map.entry(port).or_default().0 += 1;
-        }
-        OwnPort {
-            ports: Arc::clone(self),
-            port,
-        }
-    }
-
-    /// True when a probe of ours held `port` at some time since `since`.
-    fn held_since(&self, port: u16, since: Instant) -> bool {
-        self.ports.lock().is_ok_and(|map| {
-            map.get(&port)
-                .is_some_and(|&(n, last)| n > 0 || last.is_some_and(|t| t >= since))
-        })
-    }
-}
-
-/// A source port held by a probe ([`OwnPorts::hold`]).
-struct OwnPort {
-    ports: Arc<OwnPorts>,
-    port: u16,
-}
-
-impl Drop for OwnPort {
-    fn drop(&mut self) {
-        if let Ok(mut map) = self.ports.ports.lock()
-            && let Some(entry) = map.get_mut(&self.port)
-        {
-            entry.0 = entry.0.saturating_sub(1);
-            entry.1 = Some(Instant::now());
-        }
-    }
-}
-
-/// Registers `sock`'s source port in `own`, if a registry is given.
-fn hold_source(own: Option<&Arc<OwnPorts>>, local: Option<SocketAddr>) -> Option<OwnPort> {
-    Some(own?.hold(local?.port()))
-}
-
-/// The error that says the answer came from another probe of the same scan, if so.
-fn crossed(own: Option<&Arc<OwnPorts>>, addr: SocketAddr, since: Instant) -> Option<Error> {
-    own.filter(|o| o.held_since(addr.port(), since)).map(|_| {
-        Error::new(
-            ErrorKind::Os,
-            "connect",
-            None,
-            format!(
-                "answered by another probe of this scan (port {} is its source port; nothing listens)",
-                addr.port()
-            ),
-        )
-    })
-}
-
-/// Probes one TCP port: a non-blocking `connect(2)` bounded by `timeout`.
+/// Probes one TCP port: a non-blocking `connect(2)` bounded by `timeout`. A socket
+/// connected to itself (its source port is the port probed) is [`PortState::Closed`].
 ///
 /// # Errors
 /// Only errors about this machine (socket creation, binding `source`, `EADDRNOTAVAIL`,
@@ -377,25 +362,18 @@ pub async fn probe_tcp(
     timeout: Duration,
     source: Option<SocketAddr>,
 ) -> Result<PortResult> {
-    probe_tcp_in(addr, timeout, source, None).await
-}
-
-async fn probe_tcp_in(
-    addr: SocketAddr,
-    timeout: Duration,
-    source: Option<SocketAddr>,
-    own: Option<&Arc<OwnPorts>>,
-) -> Result<PortResult> {
     let start = Instant::now();
-    let sock = probe_socket(addr, socket2::Type::STREAM, socket2::Protocol::TCP, source)?;
-    // connect(2) by hand rather than tokio's TcpSocket::connect, so that the source port
-    // the kernel picked is registered before any other probe can see this one's SYN.
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM.nonblocking().cloexec(),
+        Some(socket2::Protocol::TCP),
+    )
+    .map_err(|e| Error::from_io("socket", e))?;
+    bind_source(&sock, source)?;
     let started = match sock.connect(&addr.into()) {
-        Ok(()) => Ok(()),
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
-        Err(e) => Err(e),
+        other => other,
     };
-    let _held = hold_source(own, sock.local_addr().ok().and_then(|a| a.as_socket()));
     let outcome = match started {
         Err(e) => Ok(Err(e)),
         Ok(()) => {
@@ -413,32 +391,24 @@ async fn probe_tcp_in(
             .await
         }
     };
-    let elapsed = start.elapsed();
     let (state, reason) = match outcome {
-        Ok(Ok(stream)) => match self_connected(stream.local_addr().ok(), stream.peer_addr().ok())
-            .or_else(|| crossed(own, addr, start))
-        {
+        Ok(Ok(stream)) => match self_connected(stream.local_addr().ok(), stream.peer_addr().ok()) {
             Some(err) => (PortState::Closed, Some(err)),
             None => (PortState::Open, None),
         },
-        Ok(Err(e)) => {
-            let err = Error::from_io("connect", e);
-            if is_local_error(&err) {
-                return Err(err);
-            }
-            let state = if err.is_errno(libc::ECONNREFUSED) || err.is_errno(libc::ECONNRESET) {
-                PortState::Closed
-            } else {
-                PortState::Filtered
-            };
-            (state, Some(err))
-        }
+        Ok(Err(e)) => match tcp::outcome(e.raw_os_error().unwrap_or(libc::EIO)) {
+            tcp::Outcome::Open => (PortState::Open, None),
+            tcp::Outcome::Refused(err) => (PortState::Closed, Some(err)),
+            tcp::Outcome::Port(state, err) => (state, Some(err)),
+            tcp::Outcome::Local(err) => return Err(err),
+        },
         Err(_) => (PortState::Filtered, Some(Error::timeout("connect"))),
     };
     Ok(PortResult {
+        host: addr.ip(),
         port: addr.port(),
         state,
-        elapsed,
+        elapsed: start.elapsed(),
         reason,
     })
 }
@@ -453,92 +423,32 @@ pub async fn probe_udp(
     timeout: Duration,
     source: Option<SocketAddr>,
 ) -> Result<PortResult> {
-    probe_udp_in(addr, timeout, source, None).await
+    udp::probe(addr, timeout, source, None).await
 }
 
-async fn probe_udp_in(
-    addr: SocketAddr,
-    timeout: Duration,
-    source: Option<SocketAddr>,
-    own: Option<&Arc<OwnPorts>>,
-) -> Result<PortResult> {
-    let start = Instant::now();
-    let sock = probe_socket(addr, socket2::Type::DGRAM, socket2::Protocol::UDP, source)?;
-    let sock =
-        tokio::net::UdpSocket::from_std(sock.into()).map_err(|e| Error::from_io("socket", e))?;
-    sock.connect(addr)
-        .await
-        .map_err(|e| Error::from_io("connect", e))?;
-    let _held = hold_source(own, sock.local_addr().ok());
-    // A socket whose source port is the target port would send the datagram to itself
-    // and take its own datagram for an answer.
-    if let Some(err) = self_connected(sock.local_addr().ok(), sock.peer_addr().ok()) {
-        return Ok(PortResult {
-            port: addr.port(),
-            state: PortState::Closed,
-            elapsed: start.elapsed(),
-            reason: Some(err),
-        });
-    }
-    let exchange = async {
-        sock.send(&[])
-            .await
-            .map_err(|e| Error::from_io("send", e))?;
-        let mut buf = [0u8; 1];
-        sock.recv(&mut buf)
-            .await
-            .map_err(|e| Error::from_io("recv", e))
-    };
-    let outcome = tokio::time::timeout(timeout, exchange).await;
-    let elapsed = start.elapsed();
-    let (state, reason) = match outcome {
-        Ok(Ok(_n)) => match crossed(own, addr, start) {
-            Some(err) => (PortState::Closed, Some(err)),
-            None => (PortState::Open, None),
-        },
-        Ok(Err(err)) if err.is_errno(libc::ECONNREFUSED) => (PortState::Closed, Some(err)),
-        Ok(Err(err)) if is_local_error(&err) => return Err(err),
-        Ok(Err(err)) => (PortState::Filtered, Some(err)),
-        Err(_) => (PortState::OpenFiltered, Some(Error::timeout("recv"))),
-    };
-    Ok(PortResult {
-        port: addr.port(),
-        state,
-        elapsed,
-        reason,
-    })
-}
-
-/// What a finished scan tells besides the port results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ScanSummary {
-    /// The parallelism at the end: `opts.parallel`, or less when sockets ran out
-    /// (`EMFILE`/`ENFILE`) and the scan went on with fewer probes in flight.
-    pub parallel: usize,
-    /// Probes that could not get a socket (`EMFILE`/`ENFILE`) and were tried again.
-    pub retried: usize,
-}
-
-/// True for running out of file descriptors (per process or system-wide).
-fn is_fd_shortage(e: &Error) -> bool {
-    e.is_errno(libc::EMFILE) || e.is_errno(libc::ENFILE)
-}
-
-/// Probes `ports` of `ip`, at most `opts.parallel` at a time, calling `each` with every
-/// result as it completes (not in port order). Must run inside a tokio runtime.
+/// Probes `ports` of every host in `hosts` (host by host, ports in the order given),
+/// at most `opts.parallel` probes in flight, calling `each` with every result as it
+/// completes (not in order). Blocks until the scan is done; it runs its own threads (and
+/// tokio runtime for epoll), so call it outside an async runtime (or in
+/// `spawn_blocking`).
+///
+/// TCP runs on one worker thread per core (`opts.threads`), on io_uring when
+/// `opts.io_uring` and the kernel allows it, else on epoll; [`ScanSummary`] says which,
+/// and why io_uring was refused. UDP runs on one thread.
 ///
 /// When a probe cannot get a socket (`socket(2)` fails with `EMFILE`/`ENFILE`: more probes
 /// than the open-file limit, `RLIMIT_NOFILE`), the parallelism drops to the probes still in
-/// flight and the port is probed again when one of them ends; [`ScanSummary`] says so.
+/// flight and the port is probed again later; [`ScanSummary`] says so.
 ///
-/// Python has no counterpart; `nc -z HOST PORTS` is the command-line one.
+/// Python has no counterpart; `nc -z HOST PORTS` and `nmap -sT` are the command-line ones.
 ///
 /// # Errors
-/// - [`ErrorKind::InvalidInput`] for `parallel` 0, or a source address of another family.
+/// - [`ErrorKind::InvalidInput`] for `parallel` 0, no host or port, more probes than
+///   [`targets::MAX_PROBES`], or a source address of another family than a host.
 /// - The first error about this machine a probe met (see [`probe_tcp`]), and `EMFILE`/
-///   `ENFILE` when no other probe is in flight; probes still in flight are cancelled.
-pub async fn scan(
-    ip: IpAddr,
+///   `ENFILE` when no other probe is in flight; the probes still in flight are abandoned.
+pub fn scan(
+    hosts: &[IpAddr],
     ports: &[u16],
     opts: &ScanOptions,
     mut each: impl FnMut(PortResult),
@@ -546,57 +456,104 @@ pub async fn scan(
     if opts.parallel == 0 {
         return Err(Error::invalid_input("scan", "parallel must be at least 1"));
     }
+    targets::check_size(hosts.len(), ports.len())?;
     if let Some(src) = opts.source
-        && src.is_ipv4() != ip.is_ipv4()
+        && let Some(ip) = hosts.iter().find(|ip| ip.is_ipv4() != src.is_ipv4())
     {
         return Err(Error::invalid_input(
             "bind",
-            format!("source address {} is not of the target's family", src.ip()),
+            format!("source address {} is not of the family of {ip}", src.ip()),
         ));
     }
-    let mut set: JoinSet<(u16, Result<PortResult>)> = JoinSet::new();
-    let mut next = ports.iter();
-    let mut again: std::collections::VecDeque<u16> = std::collections::VecDeque::new();
-    let mut limit = opts.parallel;
-    let own = Arc::new(OwnPorts::default());
-    let mut retried = 0;
-    // Bounded: a probe is spawned only while fewer than `limit` are in flight, and each
-    // one that gets no socket lowers `limit` to those still in flight, so a port is tried
-    // again at most `parallel` times before the scan gives up.
-    loop {
-        while set.len() < limit {
-            let Some(port) = again.pop_front().or_else(|| next.next().copied()) else {
-                break;
-            };
-            let addr = SocketAddr::new(ip, port);
-            let (timeout, source, own) = (opts.timeout, opts.source, Arc::clone(&own));
-            match opts.transport {
-                Transport::Tcp => set.spawn(async move {
-                    (port, probe_tcp_in(addr, timeout, source, Some(&own)).await)
-                }),
-                Transport::Udp => set.spawn(async move {
-                    (port, probe_udp_in(addr, timeout, source, Some(&own)).await)
-                }),
-            };
+    let hosts: Vec<tcp::Host> = hosts
+        .iter()
+        .map(|&ip| tcp::Host {
+            ip,
+            local: targets::is_local(ip),
+        })
+        .collect();
+    let total = hosts.len() * ports.len();
+    let plan = Arc::new(tcp::Plan::new(
+        hosts,
+        ports.to_vec(),
+        opts.clone(),
+        opts.parallel,
+    ));
+    if opts.transport == Transport::Udp {
+        let (parallel, retried) = udp::run(&plan, &mut each)?;
+        return Ok(ScanSummary {
+            parallel,
+            retried,
+            engine: Engine::Epoll,
+            threads: 1,
+            io_uring_refused: None,
+        });
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let threads = match opts.threads {
+        0 => cores,
+        n => n,
+    }
+    .min(opts.parallel)
+    .min(total.div_ceil(64))
+    .max(1);
+    let (engine, io_uring_refused) = choose_engine(opts.io_uring);
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<PortResult>>();
+    std::thread::scope(|s| {
+        let plan = &plan;
+        let runner = move || match engine {
+            #[cfg(target_os = "linux")]
+            Engine::IoUring => {
+                let slots: Vec<usize> = (0..threads)
+                    .map(|i| opts.parallel / threads + usize::from(i < opts.parallel % threads))
+                    .collect();
+                uring::run(plan, &slots, &tx);
+            }
+            _ => {
+                if let Err(e) = tcp::run_epoll(plan, threads, opts.parallel, tx) {
+                    plan.fail(e);
+                }
+            }
+        };
+        std::thread::Builder::new()
+            .name("sockit-scan".into())
+            .spawn_scoped(s, runner)
+            .map_err(|e| plan.fail(Error::from_io("scan: thread", e)))
+            .ok();
+        for batch in rx {
+            batch.into_iter().for_each(&mut each);
         }
-        match set.join_next().await {
-            None => {
-                return Ok(ScanSummary {
-                    parallel: limit,
-                    retried,
-                });
-            }
-            Some(Ok((_, Ok(r)))) => each(r),
-            Some(Ok((port, Err(e)))) if is_fd_shortage(&e) && !set.is_empty() => {
-                limit = limit.min(set.len());
-                retried += 1;
-                again.push_back(port);
-            }
-            Some(Ok((_, Err(e)))) => return Err(e),
-            Some(Err(join)) => {
-                return Err(Error::new(ErrorKind::Os, "scan", None, join.to_string()));
-            }
+    });
+    if let Some(e) = plan.take_error() {
+        return Err(e);
+    }
+    Ok(ScanSummary {
+        parallel: plan.alive(),
+        retried: plan.retried.load(std::sync::atomic::Ordering::Relaxed),
+        engine,
+        threads,
+        io_uring_refused,
+    })
+}
+
+/// io_uring when asked for and this kernel lets this process have it, else epoll and why.
+fn choose_engine(io_uring: bool) -> (Engine, Option<Error>) {
+    if !io_uring {
+        return (Engine::Epoll, None);
+    }
+    #[cfg(target_os = "linux")]
+    {
+        match uring::available() {
+            Ok(()) => (Engine::IoUring, None),
+            Err(e) => (Engine::Epoll, Some(e)),
         }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        (
+            Engine::Epoll,
+            Some(Error::new(ErrorKind::Os, "io_uring", None, "Linux only")),
+        )
     }
 }
 
@@ -675,32 +632,129 @@ mod tests {
     }
 
     #[test]
-    fn open_and_closed_tcp_ports() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+    fn open_and_closed_tcp_ports_on_both_engines() {
         let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let closed = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
-        let ports = [open.local_addr().unwrap().port(), closed];
-        let mut got = Vec::new();
-        rt.block_on(scan(
-            "127.0.0.1".parse().unwrap(),
-            &ports,
-            &ScanOptions {
-                timeout: Duration::from_secs(3),
-                ..Default::default()
-            },
-            |r| got.push((r.port, r.state)),
-        ))
-        .unwrap();
-        got.sort();
-        let mut want = vec![(ports[0], PortState::Open), (closed, PortState::Closed)];
-        want.sort();
-        assert_eq!(got, want);
+        let (_holder, closed) = crate::test_support::closed_port();
+        let ports = [open.local_addr().unwrap().port(), closed.port()];
+        for io_uring in [true, false] {
+            let mut got = Vec::new();
+            let summary = scan(
+                &["127.0.0.1".parse().unwrap()],
+                &ports,
+                &ScanOptions {
+                    timeout: Duration::from_secs(3),
+                    io_uring,
+                    ..Default::default()
+                },
+                |r| got.push((r.host, r.port, r.state, r.reason_word())),
+            )
+            .unwrap();
+            got.sort();
+            let host: IpAddr = "127.0.0.1".parse().unwrap();
+            let mut want = vec![
+                (host, ports[0], PortState::Open, None),
+                (host, ports[1], PortState::Closed, Some("refused")),
+            ];
+            want.sort();
+            assert_eq!(got, want, "io_uring {io_uring}: {summary:?}");
+            if !io_uring {
+                assert_eq!(summary.engine, Engine::Epoll);
+            } else if summary.engine == Engine::Epoll {
+                eprintln!("io_uring refused here: {:?}", summary.io_uring_refused);
+            }
+        }
+    }
+
+    #[test]
+    fn several_hosts() {
+        // A listener on 127.0.0.1 only: 127.0.0.2 refuses the same port.
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = open.local_addr().unwrap().port();
+        let hosts: Vec<IpAddr> = vec!["127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap()];
+        for io_uring in [true, false] {
+            let mut got = Vec::new();
+            scan(
+                &hosts,
+                &[port],
+                &ScanOptions {
+                    timeout: Duration::from_secs(3),
+                    io_uring,
+                    ..Default::default()
+                },
+                |r| got.push((r.host, r.state)),
+            )
+            .unwrap();
+            got.sort();
+            assert_eq!(
+                got,
+                vec![(hosts[0], PortState::Open), (hosts[1], PortState::Closed)],
+                "io_uring {io_uring}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unanswered_connect_is_filtered_in_time_on_both_engines() {
+        // A listener with backlog 0 that holds one queued connection drops further SYNs:
+        // the connect stays pending until the probe's timeout (io_uring: a cancel).
+        let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .unwrap();
+        l.listen(0).unwrap();
+        let addr = l.local_addr().unwrap().as_socket().unwrap();
+        let queued = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).unwrap();
+        for io_uring in [true, false] {
+            let t = Instant::now();
+            let mut got = Vec::new();
+            scan(
+                &[addr.ip()],
+                &[addr.port()],
+                &ScanOptions {
+                    timeout: Duration::from_millis(300),
+                    io_uring,
+                    ..Default::default()
+                },
+                |r| got.push((r.state, r.reason_word())),
+            )
+            .unwrap();
+            let took = t.elapsed();
+            assert_eq!(
+                got,
+                vec![(PortState::Filtered, Some("timeout"))],
+                "io_uring {io_uring}"
+            );
+            assert!(
+                took >= Duration::from_millis(300) && took < Duration::from_secs(3),
+                "io_uring {io_uring}: {took:?}"
+            );
+        }
+        drop(queued);
+    }
+
+    #[test]
+    fn a_source_port_of_the_scan_is_closed_without_a_probe() {
+        // Regression: a probe bound to port X probing X connected to itself (TCP
+        // simultaneous open) and was reported open. `-p X` forces the case; the port is
+        // closed on either engine, and the reason says why.
+        let p = unbound_port(false);
+        let addr = SocketAddr::new("127.0.0.1".parse().unwrap(), p);
+        for io_uring in [true, false] {
+            let mut got = Vec::new();
+            scan(
+                &[addr.ip()],
+                &[p],
+                &ScanOptions {
+                    source: Some(addr),
+                    io_uring,
+                    ..Default::default()
+                },
+                |r| got.push(r),
+            )
+            .unwrap();
+            assert_eq!(got.len(), 1);
+            assert_eq!(got[0].state, PortState::Closed, "{got:?}");
+            assert_eq!(got[0].reason_word(), Some("own_probe"), "{got:?}");
+        }
     }
 
     #[test]
@@ -781,52 +835,32 @@ mod tests {
     }
 
     #[test]
-    fn two_crossed_probes_are_closed_not_open() {
-        // Regression: probes of one scan crossed (one bound to X probing Y, another bound
-        // to Y probing X) got each other's datagram and both ports were reported open.
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let addr = |p| SocketAddr::new("127.0.0.1".parse().unwrap(), p);
-        let (x, y) = (unbound_port(true), unbound_port(true));
-        let t = Duration::from_secs(2);
-        let run = |own: Option<Arc<OwnPorts>>| {
-            rt.block_on(async {
-                let (a, b) = tokio::join!(
-                    probe_udp_in(addr(y), t, Some(addr(x)), own.as_ref()),
-                    probe_udp_in(addr(x), t, Some(addr(y)), own.as_ref()),
-                );
-                (a.unwrap(), b.unwrap())
-            })
-        };
-        // Without the scan's registry they really do answer each other.
-        let (a, b) = run(None);
-        assert_eq!((a.state, b.state), (PortState::Open, PortState::Open));
-        let (a, b) = run(Some(Arc::new(OwnPorts::default())));
-        assert_eq!((a.state, b.state), (PortState::Closed, PortState::Closed));
-        let why = a.reason.unwrap().to_string();
-        assert!(why.contains("another probe of this scan"), "{why}");
-    }
-
-    #[test]
     fn bad_source_address_ends_the_scan() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         // 192.0.2.1 (TEST-NET-1) is not an address of this machine: bind fails locally.
-        let e = rt
-            .block_on(scan(
-                "127.0.0.1".parse().unwrap(),
+        for io_uring in [true, false] {
+            let e = scan(
+                &["127.0.0.1".parse().unwrap()],
                 &[1, 2],
                 &ScanOptions {
                     source: Some("192.0.2.1:0".parse().unwrap()),
+                    io_uring,
                     ..Default::default()
                 },
                 |_| {},
-            ))
+            )
             .unwrap_err();
-        assert!(e.is_errno(libc::EADDRNOTAVAIL), "{e}");
+            assert!(e.is_errno(libc::EADDRNOTAVAIL), "{e}");
+        }
+        let e = scan(
+            &["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()],
+            &[1],
+            &ScanOptions {
+                source: Some("127.0.0.1:0".parse().unwrap()),
+                ..Default::default()
+            },
+            |_| {},
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
     }
 }
