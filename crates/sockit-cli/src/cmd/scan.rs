@@ -247,27 +247,36 @@ fn hosts(
     Ok(out)
 }
 
+/// A port's JSON object (the shared vocabulary: `peer_host`, `peer_port`, `transport`,
+/// `duration_us`, a snake_case `reason` and the nested `error`).
+#[derive(serde::Serialize)]
+struct PortLine<'a> {
+    event: &'static str,
+    peer_host: String,
+    peer_port: u16,
+    transport: &'static str,
+    state: &'static str,
+    duration_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a sockit::Error>,
+}
+
 /// One port's line: `HOST PORT/PROTO STATE`, or its JSON object.
 fn line(r: &PortResult, transport: Transport, json: bool) -> String {
     if json {
-        let mut obj = serde_json::json!({
-            "event": "port",
-            "peer_host": r.host.to_string(),
-            "peer_port": r.port,
-            "transport": transport.as_str(),
-            "state": r.state.as_str(),
-            "duration_us": r.elapsed.as_micros() as u64,
-        });
-        if let (Some(word), Some(e)) = (r.reason_word(), &r.reason) {
-            obj["reason"] = word.into();
-            obj["error"] = serde_json::json!({
-                "kind": e.kind().as_str(),
-                "op": e.op(),
-                "code": e.code(),
-                "message": e.to_string(),
-            });
-        }
-        obj.to_string()
+        let obj = PortLine {
+            event: "port",
+            peer_host: r.host.to_string(),
+            peer_port: r.port,
+            transport: transport.as_str(),
+            state: r.state.as_str(),
+            duration_us: r.elapsed.as_micros() as u64,
+            reason: r.reason_word(),
+            error: r.reason.as_ref(),
+        };
+        serde_json::to_string(&obj).unwrap_or_default()
     } else {
         format!("{} {}/{} {}", r.host, r.port, transport.as_str(), r.state)
     }

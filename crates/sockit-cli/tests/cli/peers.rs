@@ -37,6 +37,7 @@ pub fn package(prog: &str) -> &str {
         "ip" | "ss" => "iproute2",
         "unshare" | "prlimit" | "nsenter" => "util-linux",
         "ps" | "pgrep" => "procps",
+        "script" => "bsdutils",
         "promtool" => "prometheus",
         "proxychains" => "proxychains4",
         _ => prog,

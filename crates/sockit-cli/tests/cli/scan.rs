@@ -3,7 +3,7 @@
 use std::net::{TcpListener, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crate::common::{run, serial, sockit};
+use crate::common::{require_peer, run, serial, sockit};
 
 /// A port that was free a moment ago (bound then released): nothing listens on it.
 /// A TCP port where nothing listens, held (bound, not listening) while the value lives,
@@ -263,14 +263,6 @@ fn the_ephemeral_range_shows_only_the_ports_listened_on() {
     crate::common::require_peer!("unshare");
     crate::common::require_peer!("ip");
     let _guard = serial();
-    let probe = run(
-        std::process::Command::new("unshare").args(["-n", "ip", "link", "set", "lo", "up"]),
-        Duration::from_secs(10),
-    );
-    if !probe.status.success() {
-        eprintln!("skipped: no network namespace (unshare -n, ip): {probe:?}");
-        return;
-    }
     let script = r#"
 B="$0"; ip link set lo up || exit 97
 echo "40000 40999" > /proc/sys/net/ipv4/ip_local_port_range || exit 98
@@ -283,20 +275,11 @@ n=0; while [ $n -lt 8 ]; do timeout 20 "$B" scan -w 0.5 --parallel 1024 127.0.0.
 n=0; while [ $n -lt 4 ]; do timeout 20 "$B" scan -u -w 0.5 --parallel 1024 127.0.0.1 40000-40999; echo "udp rc=$?"; n=$((n+1)); done
 kill $E; rm -rf "$d"
 "#;
-    let bin = crate::common::bin();
-    let out = run(
-        std::process::Command::new("unshare").args([
-            "-n",
-            "sh",
-            "-c",
-            script,
-            bin.to_str().unwrap(),
-        ]),
-        Duration::from_secs(60),
-    );
-    if out.status.code() == Some(98) {
-        eprintln!("skipped: cannot narrow ip_local_port_range: {out:?}");
+    let Some(out) = in_netns(script, Duration::from_secs(60)) else {
         return;
+    };
+    if out.status.code() == Some(98) {
+        return skip(&format!("cannot narrow ip_local_port_range: {out:?}"));
     }
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let own = text
@@ -467,10 +450,10 @@ fn parallel_above_the_open_file_limit_lowers_the_parallelism() {
     assert!(err.contains("100 open|filtered"), "{err}");
 }
 
-/// Passes a test whose tool or kernel feature is missing with one loud line; fails
-/// instead under `SOCKIT_REQUIRE_PEERS=1` (CI).
+/// Passes a test the machine cannot run (no network namespace for this user, io_uring
+/// refused) with one loud line; fails instead under `SOCKIT_REQUIRE_PEERS=1` (CI, root).
 fn skip(why: &str) {
-    if std::env::var_os("SOCKIT_REQUIRE_PEERS").is_some_and(|v| v == "1") {
+    if std::env::var_os("SOCKIT_REQUIRE_PEERS").is_some_and(|v| !v.is_empty() && v != "0") {
         panic!("SOCKIT_REQUIRE_PEERS=1 but {why}");
     }
     eprintln!("skipped: {why}");
@@ -480,13 +463,16 @@ fn skip(why: &str) {
 /// which the script brings up and where only its own listeners live), so a sweep of many
 /// ports meets no other test's listener; `None` (skipped) where no namespace can be made.
 fn in_netns(script: &str, limit: Duration) -> Option<std::process::Output> {
+    if !crate::peers::require("unshare") || !crate::peers::require("ip") {
+        return None;
+    }
     let probe = run(
         std::process::Command::new("unshare").args(["-rn", "ip", "link", "set", "lo", "up"]),
         Duration::from_secs(10),
     );
     if !probe.status.success() {
         skip(&format!(
-            "needs a network namespace (unshare -rn, ip: apt-get install util-linux iproute2): {probe:?}"
+            "no network namespace here (unshare -rn): {probe:?}"
         ));
         return None;
     }
@@ -518,6 +504,7 @@ fn the_open_set_equals_ss_ltn_on_both_engines() {
     // twice on epoll (--no-io-uring), must each find exactly what `ss -ltn` lists: no own
     // probe answering another (crossed probes, a probe connected to itself), no listener
     // missed.
+    require_peer!("ss");
     let script = r#"
 B="$0"; ip link set lo up || exit 97
 d=$(mktemp -d)
@@ -748,9 +735,7 @@ fn ranges_too_large_to_mean_are_usage_errors() {
 fn a_progress_line_only_on_a_terminal() {
     // 2,000 probes: a progress line on stderr when it is a terminal (run under script(1)),
     // nothing when it is not.
-    if !crate::common::have("script") {
-        return skip("needs script (apt-get install bsdutils)");
-    }
+    require_peer!("script");
     let script = r#"
 B="$0"; ip link set lo up || exit 97
 echo "== tty"; timeout 30 script -qec "$B scan -w 1 127.0.0.1 1-2000" /dev/null; echo "rc=$?"
