@@ -30,7 +30,7 @@ pub enum Command {
     Forward(cmd::forward::Args),
     /// SOCKS5, SOCKS4/4a and HTTP proxy server on one port, with auth and destination policy.
     Proxy(cmd::proxy::Args),
-    /// Report which ports accept a connection (nc -z).
+    /// Report which ports of which hosts accept a connection (nc -z, nmap -sT).
     Scan(cmd::scan::Args),
     /// Addresses of names (getaddrinfo), or names of addresses with --reverse.
     Resolve(cmd::resolve::Args),

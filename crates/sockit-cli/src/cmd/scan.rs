@@ -21,7 +21,9 @@ const PROGRESS_FROM: usize = 1000;
 
 /// Arguments of `sockit scan`.
 #[derive(Debug, clap::Args)]
-#[command(after_help = "\
+#[command(
+    override_usage = "sockit scan [OPTIONS] HOST... PORTS...",
+    after_help = "\
 Words: hosts first, then ports. The first word is a host and the last word is ports; \
 a word made only of digits, ',' and '-' (22, 20-25, 80,443), or holding a ',', starts the \
 ports, and every word after it is ports too. One word HOST:PORTS or [V6]:PORTS also works.
@@ -33,13 +35,14 @@ Examples:
   sockit scan -v --json 127.0.0.1 1-65535
 
 TCP connects run on io_uring where the kernel allows it (else on epoll; --no-io-uring \
-forces epoll), with one worker thread per core.")]
+forces epoll), with one worker thread per core."
+)]
 pub struct Args {
     /// Hosts, then ports. A host is an address, a name (looked up once: its first IPv4
     /// address unless -6, as nmap does, else its first) or a range ADDR/LEN (127.0.0.0/29,
     /// fd00::/120; every address of it, at most 65,536). Ports: 22, 20-25,
     /// 22,80,8000-8010, service names (http).
-    #[arg(value_name = "HOST... PORTS", required = true, num_args = 1..)]
+    #[arg(value_name = "HOST|PORTS", required = true, num_args = 1..)]
     pub words: Vec<String>,
     /// UDP: send an empty datagram; an answer is open, ICMP unreachable closed, silence
     /// open|filtered.
