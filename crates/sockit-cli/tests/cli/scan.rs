@@ -754,3 +754,36 @@ echo "== pipe"; timeout 30 "$B" scan -w 1 127.0.0.1 1-2000 2>&1; echo "rc=$?"
         "no progress line without a terminal: {text}"
     );
 }
+
+#[test]
+fn tcp_parallel_above_the_open_file_limit_lowers_the_parallelism() {
+    // With io_uring every slot holds a socket: 200 slots cannot fit in 40 descriptors, so
+    // the slots that get none stop and their ports go to the others; the scan is whole.
+    // (On epoll a lane takes a socket only when it runs, and on loopback two lanes do all
+    // the work: no shortage, the same result.)
+    require_peer!("prlimit");
+    let (start, _held) = crate::common::closed_port_block(300);
+    let bin = crate::common::bin();
+    let ports = format!("{start}-{}", start + 299);
+    for engine in [None, Some("--no-io-uring")] {
+        let mut argv = vec!["--nofile=40", bin.to_str().unwrap(), "scan", "-v"];
+        argv.extend(engine);
+        argv.extend(["--parallel", "200", "127.0.0.1", &ports]);
+        let out = run(
+            std::process::Command::new("prlimit").args(&argv),
+            Duration::from_secs(30),
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{engine:?}: {err}");
+        let lines = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(lines.lines().count(), 300, "{engine:?}: {err}");
+        assert!(lines.lines().all(|l| l.ends_with("/tcp closed")), "{lines}");
+        assert!(err.contains("0 open, 300 closed"), "{engine:?}: {err}");
+        if engine.is_none() && err.contains("(io_uring,") {
+            assert!(
+                err.contains("--parallel 200 lowered to") && err.contains("is 40"),
+                "{err}"
+            );
+        }
+    }
+}

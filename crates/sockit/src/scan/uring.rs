@@ -9,8 +9,8 @@
 //! refused ([`super::tcp`]).
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use super::PortState;
 use super::tcp::{
@@ -36,21 +36,72 @@ pub(crate) fn available() -> Result<()> {
 
 /// Runs the scan on `slots.len()` worker threads with those numbers of slots, sending the
 /// results to `tx`. Errors end the scan through [`Plan::fail`].
+///
+/// Every worker makes its ring before any makes a probe socket, so a ring never lacks the
+/// descriptor that another worker's sockets took (`--parallel` near `ulimit -n`).
 pub(crate) fn run(plan: &Arc<Plan>, slots: &[usize], tx: &Results) {
+    let rings_made = Gate::new(slots.len());
     std::thread::scope(|s| {
         for &n in slots {
-            let tx = tx.clone();
+            let (tx, rings_made) = (tx.clone(), &rings_made);
             std::thread::Builder::new()
                 .name("sockit-scan".into())
                 .spawn_scoped(s, move || {
-                    if let Err(e) = worker(plan, n, &tx) {
+                    let ring = ConnectRing::new(n);
+                    rings_made.pass();
+                    rings_made.wait();
+                    let result = ring
+                        .map_err(|e| Error::from_io("io_uring_setup", e))
+                        .and_then(|ring| worker(plan, ring, &tx));
+                    if let Err(e) = result {
                         plan.fail(e);
                     }
                 })
-                .map_err(|e| plan.fail(Error::from_io("scan: thread", e)))
+                .map_err(|e| {
+                    rings_made.pass();
+                    plan.fail(Error::from_io("scan: thread", e));
+                })
                 .ok();
         }
     });
+}
+
+/// Waits until `n` workers passed (made their ring, or failed to start), at most 10 s.
+struct Gate {
+    left: Mutex<usize>,
+    all_passed: Condvar,
+}
+
+impl Gate {
+    fn new(n: usize) -> Gate {
+        Gate {
+            left: Mutex::new(n),
+            all_passed: Condvar::new(),
+        }
+    }
+
+    fn pass(&self) {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            self.all_passed.notify_all();
+        }
+    }
+
+    fn wait(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        while *left > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            left = match self.all_passed.wait_timeout(left, deadline - now) {
+                Ok((guard, _)) => guard,
+                Err(e) => e.into_inner().0,
+            };
+        }
+    }
 }
 
 /// A probe in flight in a slot.
@@ -70,9 +121,8 @@ struct Slot {
     retired: bool,
 }
 
-fn worker(plan: &Plan, slots: usize, tx: &Results) -> Result<()> {
+fn worker(plan: &Plan, mut ring: ConnectRing, tx: &Results) -> Result<()> {
     let enter = |e: std::io::Error| Error::from_io("io_uring_enter", e);
-    let mut ring = ConnectRing::new(slots).map_err(|e| Error::from_io("io_uring_setup", e))?;
     let timeout = plan.opts.timeout;
     let mut state: Vec<Slot> = (0..ring.slots()).map(|_| Slot::default()).collect();
     let mut deadlines: VecDeque<(Instant, usize, u64)> = VecDeque::new();
