@@ -240,7 +240,8 @@ fn hosts(
             }
             vec![ip]
         };
-        for ip in ips {
+        // An IPv4-mapped IPv6 address is scanned (and printed) as the IPv4 address it is.
+        for ip in ips.into_iter().map(|ip| ip.to_canonical()) {
             if seen.insert(ip) {
                 out.push(ip);
             }

@@ -465,16 +465,11 @@ pub fn scan(
             format!("source address {} is not of the family of {ip}", src.ip()),
         ));
     }
-    let hosts: Vec<tcp::Host> = hosts
-        .iter()
-        .map(|&ip| tcp::Host {
-            ip,
-            local: targets::is_local(ip),
-        })
-        .collect();
+    // An IPv4-mapped IPv6 address is scanned as the IPv4 address it is.
+    let hosts: Vec<IpAddr> = hosts.iter().map(IpAddr::to_canonical).collect();
     let total = hosts.len() * ports.len();
     let plan = Arc::new(tcp::Plan::new(
-        hosts,
+        &hosts,
         ports.to_vec(),
         opts.clone(),
         opts.parallel,

@@ -107,6 +107,24 @@ pub fn check_size(hosts: usize, ports: usize) -> Result<()> {
     Ok(())
 }
 
+/// The source address this machine's routing table picks for `ip`: a UDP socket's
+/// `connect(2)` (which sends nothing) and `getsockname(2)`. `None` when there is no route.
+pub(crate) fn route_source(ip: IpAddr) -> Option<IpAddr> {
+    let target = SocketAddr::new(ip, 9);
+    let s = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::DGRAM.cloexec(),
+        None,
+    )
+    .ok()?;
+    s.connect(&target.into()).ok()?;
+    s.local_addr()
+        .ok()?
+        .as_socket()
+        .map(|a| a.ip())
+        .filter(|ip| !ip.is_unspecified())
+}
+
 /// True when packets sent to `ip` come back to this machine: a loopback or unspecified
 /// address, or one this machine can `bind(2)` to (one of its own). Only such targets can
 /// be answered by the scan's own probes.
@@ -169,6 +187,17 @@ mod tests {
         let e = check_size(257, 65_535).unwrap_err();
         assert!(e.to_string().contains("16842495 probes"), "{e}");
         assert!(check_size(0, 1).is_err());
+    }
+
+    #[test]
+    fn route_sources() {
+        let v4: IpAddr = "127.0.0.1".parse().unwrap();
+        assert_eq!(route_source(v4), Some(v4));
+        assert_eq!(
+            route_source("127.0.0.2".parse().unwrap()).map(|ip| ip.is_loopback()),
+            Some(true)
+        );
+        assert_eq!(route_source("0.0.0.0".parse().unwrap()), Some(v4));
     }
 
     #[test]

@@ -60,8 +60,23 @@ impl HeldPorts {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Host {
     pub(crate) ip: IpAddr,
-    /// Packets sent to it come back to this machine ([`super::targets::is_local`]).
-    pub(crate) local: bool,
+    /// The address its probe sockets are bound to: the one the routing table picks for
+    /// it (a connect from a socket bound to its address skips the source selection and
+    /// the bind-table update that a wildcard-bound socket pays each time), or the scan's
+    /// `-s ADDR`; `None` (the wildcard) when no route was found.
+    source: Option<IpAddr>,
+    /// Where a SYN to it arrives: its own address, or for `0.0.0.0`/`::` (which the kernel
+    /// sends to loopback) the source address.
+    reach: Option<IpAddr>,
+    /// Packets sent to it come back to this machine ([`super::targets::is_local`]); only
+    /// looked at when some probe socket is bound to the wildcard address.
+    local: bool,
+}
+
+/// The ports held by the probe sockets bound to one source address (`None`: wildcard).
+struct Held {
+    source: Option<IpAddr>,
+    ports: HeldPorts,
 }
 
 /// The work shared by every worker: probe `i` is host `i / ports.len()`, port
@@ -75,7 +90,8 @@ pub(crate) struct Plan {
     /// Probes given back by a worker that could not get a socket (`EMFILE`).
     again: Mutex<VecDeque<usize>>,
     again_len: AtomicUsize,
-    pub(crate) held: HeldPorts,
+    /// One entry per source address the probe sockets bind to.
+    held: Vec<Held>,
     source_ports: SourcePorts,
     /// Probe slots (lanes, ring slots) still at work; see [`Plan::retire`].
     alive: AtomicUsize,
@@ -84,16 +100,60 @@ pub(crate) struct Plan {
     error: Mutex<Option<Error>>,
 }
 
-/// A probe to make: its index and address.
+/// A probe to make: its index, address and host.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Item {
     pub(crate) index: usize,
     pub(crate) addr: SocketAddr,
-    pub(crate) local: bool,
+    host: usize,
 }
 
 impl Plan {
-    pub(crate) fn new(hosts: Vec<Host>, ports: Vec<u16>, opts: ScanOptions, slots: usize) -> Plan {
+    /// The plan for `hosts` × `ports`. For TCP it finds each host's source address
+    /// ([`super::targets::route_source`], a UDP `connect(2)`: no packet) unless the
+    /// options name one.
+    pub(crate) fn new(hosts: &[IpAddr], ports: Vec<u16>, opts: ScanOptions, slots: usize) -> Plan {
+        let tcp = opts.transport == super::Transport::Tcp;
+        let given = opts
+            .source
+            .map(|s| s.ip())
+            .filter(|ip| !ip.is_unspecified());
+        let mut hosts: Vec<Host> = hosts
+            .iter()
+            .map(|&ip| {
+                let source = match (tcp, given) {
+                    (false, _) => None,
+                    (true, Some(g)) => Some(g),
+                    (true, None) => super::targets::route_source(ip),
+                };
+                Host {
+                    ip,
+                    source,
+                    reach: if ip.is_unspecified() {
+                        source
+                    } else {
+                        Some(ip)
+                    },
+                    local: false,
+                }
+            })
+            .collect();
+        let mut held: Vec<Held> = Vec::new();
+        if tcp {
+            for h in &hosts {
+                if !held.iter().any(|e| e.source == h.source) {
+                    held.push(Held {
+                        source: h.source,
+                        ports: HeldPorts::new(),
+                    });
+                }
+            }
+            if held.iter().any(|e| e.source.is_none()) {
+                for h in &mut hosts {
+                    h.local = super::targets::is_local(h.ip);
+                }
+            }
+        }
         let total = hosts.len() * ports.len();
         Plan {
             hosts,
@@ -103,7 +163,7 @@ impl Plan {
             total,
             again: Mutex::new(VecDeque::new()),
             again_len: AtomicUsize::new(0),
-            held: HeldPorts::new(),
+            held,
             source_ports: SourcePorts::new(),
             alive: AtomicUsize::new(slots),
             retried: AtomicUsize::new(0),
@@ -113,11 +173,11 @@ impl Plan {
     }
 
     pub(crate) fn item(&self, index: usize) -> Item {
-        let host = self.hosts[index / self.ports.len()];
+        let host = index / self.ports.len();
         Item {
             index,
-            addr: SocketAddr::new(host.ip, self.ports[index % self.ports.len()]),
-            local: host.local,
+            addr: SocketAddr::new(self.hosts[host].ip, self.ports[index % self.ports.len()]),
+            host,
         }
     }
 
@@ -177,11 +237,20 @@ impl Plan {
         self.error.lock().ok().and_then(|mut e| e.take())
     }
 
-    /// The result for a probe of a held port of this machine, made without a probe.
+    /// The result for a probe of a port that a probe socket of this scan holds on the
+    /// address the probe would reach, made without a probe.
     pub(crate) fn own_port(&self, item: &Item) -> Option<PortResult> {
-        (item.local && self.held.held(item.addr.port())).then(|| PortResult {
+        let host = &self.hosts[item.host];
+        let port = item.addr.port();
+        let own = self.held.iter().any(|e| {
+            (match e.source {
+                Some(s) => host.reach == Some(s),
+                None => host.local,
+            }) && e.ports.held(port)
+        });
+        own.then(|| PortResult {
             host: item.addr.ip(),
-            port: item.addr.port(),
+            port,
             state: PortState::Closed,
             elapsed: Duration::ZERO,
             reason: Some(Error::new(
@@ -189,12 +258,23 @@ impl Plan {
                 "connect",
                 None,
                 format!(
-                    "port {} is a source port of this scan's own probes (nothing listens \
-                     there; a probe would reach itself or another probe)",
-                    item.addr.port()
+                    "port {port} is a source port of this scan's own probes (nothing listens \
+                     there; a probe would reach itself or another probe)"
                 ),
             )),
         })
+    }
+
+    /// The source address of `item`'s probe sockets.
+    fn source(&self, item: &Item) -> Option<IpAddr> {
+        self.hosts[item.host].source
+    }
+
+    /// Notes that a probe socket holds `port` on `source`.
+    fn hold(&self, source: Option<IpAddr>, port: u16) {
+        if let Some(e) = self.held.iter().find(|e| e.source == source) {
+            e.ports.hold(port);
+        }
     }
 }
 
@@ -237,7 +317,8 @@ impl SourcePorts {
 /// The port is always given to `bind(2)` by number: a socket bound to port 0 lets its port
 /// go when a connect fails (no `SOCK_BINDPORT_LOCK`) and takes whatever port its next
 /// `connect` picks, unknown to the scan. A numbered port stays the socket's for its life.
-pub(crate) fn probe_socket(target: SocketAddr, plan: &Plan) -> Result<socket2::Socket> {
+pub(crate) fn probe_socket(item: &Item, plan: &Plan) -> Result<socket2::Socket> {
+    let target = item.addr;
     let domain = socket2::Domain::for_address(target);
     let socket = socket2::Socket::new(
         domain,
@@ -245,10 +326,14 @@ pub(crate) fn probe_socket(target: SocketAddr, plan: &Plan) -> Result<socket2::S
         Some(socket2::Protocol::TCP),
     )
     .map_err(|e| Error::from_io("socket", e))?;
-    let mut source = plan.opts.source.unwrap_or_else(|| match target {
-        SocketAddr::V4(_) => SocketAddr::from(([0u8; 4], 0)),
-        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
-    });
+    let source_ip = plan.source(item);
+    let mut source = SocketAddr::new(
+        source_ip.unwrap_or(match target {
+            SocketAddr::V4(_) => IpAddr::from([0u8; 4]),
+            SocketAddr::V6(_) => IpAddr::from([0u16; 8]),
+        }),
+        plan.opts.source.map_or(0, |s| s.port()),
+    );
     if source.port() != 0 {
         socket
             .set_reuse_address(true)
@@ -272,34 +357,37 @@ pub(crate) fn probe_socket(target: SocketAddr, plan: &Plan) -> Result<socket2::S
             }
         }
     }
-    plan.held.hold(source.port());
+    plan.hold(source_ip, source.port());
     Ok(socket)
 }
 
-/// A probe socket kept from a refused connect for the next probe, and its family.
+/// A probe socket kept from a refused connect for the next probe, and what it is bound to.
 pub(crate) struct Kept {
     socket: socket2::Socket,
+    source: Option<IpAddr>,
     v4: bool,
 }
 
 impl Kept {
-    pub(crate) fn new(socket: socket2::Socket, item: &Item) -> Kept {
+    pub(crate) fn new(socket: socket2::Socket, item: &Item, plan: &Plan) -> Kept {
         Kept {
             socket,
+            source: plan.source(item),
             v4: item.addr.is_ipv4(),
         }
     }
 }
 
-/// The socket for `item`: the kept one when it is of the item's family, else a new one.
+/// The socket for `item`: the kept one when it is bound as `item`'s probes are (source
+/// address, family), else a new one.
 pub(crate) fn socket_for(
     kept: &mut Option<Kept>,
     item: &Item,
     plan: &Plan,
 ) -> Result<socket2::Socket> {
     match kept.take() {
-        Some(k) if k.v4 == item.addr.is_ipv4() => Ok(k.socket),
-        _ => probe_socket(item.addr, plan),
+        Some(k) if k.source == plan.source(item) && k.v4 == item.addr.is_ipv4() => Ok(k.socket),
+        _ => probe_socket(item, plan),
     }
 }
 
@@ -446,13 +534,13 @@ async fn lane(plan: &Plan, tx: &Results) {
         // Checked once this lane's socket exists, so that its own port counts too.
         if let Some(r) = plan.own_port(&item) {
             batch.push(r);
-            kept = Some(Kept::new(sock, &item));
+            kept = Some(Kept::new(sock, &item, plan));
             continue;
         }
         let start = Instant::now();
         match probe(sock, &item, plan.opts.timeout, &mut batch).await {
             Ok((state, reason, sock)) => {
-                kept = sock.map(|s| Kept::new(s, &item));
+                kept = sock.map(|s| Kept::new(s, &item, plan));
                 batch.push(result(&item, start, state, reason));
             }
             Err(e) => return plan.fail(e),

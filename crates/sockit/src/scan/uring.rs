@@ -154,7 +154,7 @@ fn worker(plan: &Plan, mut ring: ConnectRing, tx: &Results) -> Result<()> {
                 // Checked once this slot's socket exists, so that its own port counts too.
                 if let Some(r) = plan.own_port(&item) {
                     batch.push(r);
-                    st.kept = Some(Kept::new(sock, &item));
+                    st.kept = Some(Kept::new(sock, &item, plan));
                     continue;
                 }
                 ring.connect(slot, sock, item.addr).map_err(enter)?;
@@ -204,7 +204,7 @@ fn worker(plan: &Plan, mut ring: ConnectRing, tx: &Results) -> Result<()> {
                 Outcome::Open => batch.push(r(PortState::Open, None)),
                 Outcome::Refused(e) => {
                     batch.push(r(PortState::Closed, Some(e)));
-                    state[c.slot].kept = Some(Kept::new(c.socket, &p.item));
+                    state[c.slot].kept = Some(Kept::new(c.socket, &p.item, plan));
                 }
                 Outcome::Port(st, e) => batch.push(r(st, Some(e))),
                 Outcome::Local(e) => return Err(e),
