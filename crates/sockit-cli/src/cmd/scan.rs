@@ -298,9 +298,18 @@ fn open_file_limit() -> Option<u64> {
 }
 
 /// Runs `sockit scan`. With `--json`, an error that ends the scan is also printed on
-/// stdout as a JSON object (`output::also_json`).
+/// stdout, after the ports, as `{"event":"error","kind","op","code","message"}`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    crate::output::also_json(args.json, scan(&args))
+    let result = scan(&args);
+    if let Err(err) = &result
+        && args.json
+        && !crate::exit::is_broken_pipe(err)
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{}", crate::output::error_event(err));
+        let _ = out.flush();
+    }
+    result
 }
 
 /// Prints the results in the order of the probes (host by host, ports in the order

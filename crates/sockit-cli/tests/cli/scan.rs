@@ -387,14 +387,11 @@ fn json_errors_are_json_objects() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let obj: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("a JSON object on stdout");
-    assert_eq!(obj["error"]["kind"], "gai");
-    assert!(obj["error"]["code"].is_i64(), "{obj}");
-    assert!(
-        obj["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("getaddrinfo")
-    );
+    assert_eq!(obj["event"], "error", "{obj}");
+    assert_eq!(obj["kind"], "gai");
+    assert_eq!(obj["op"], "getaddrinfo");
+    assert!(obj["code"].is_i64(), "{obj}");
+    assert!(obj["message"].as_str().unwrap().contains("getaddrinfo"));
     let out = run(
         &mut sockit(&["scan", "--json", "127.0.0.1", "7101-"]),
         Duration::from_secs(10),
@@ -402,7 +399,11 @@ fn json_errors_are_json_objects() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let obj: serde_json::Value =
         serde_json::from_slice(&out.stdout).expect("a JSON object on stdout");
-    assert_eq!(obj["error"]["kind"], "invalid_input", "{obj}");
+    assert_eq!(
+        (&obj["event"], &obj["kind"]),
+        (&"error".into(), &"invalid_input".into()),
+        "{obj}"
+    );
 }
 
 #[test]
