@@ -7,7 +7,8 @@
 //! end of input closes its stdin. Nothing it wrote is lost: its stdout is read to the end
 //! before the socket is shut down. Bytes the peer sends after the program stopped reading
 //! are discarded (EPIPE on its stdin is not an error). When the relay ends the program
-//! is waited for (killed after a grace period if it is still running).
+//! is waited for (killed after a grace period if it is still running). Socket
+//! activation's `LISTEN_*` variables are removed from its environment.
 
 use std::io;
 use std::pin::Pin;
@@ -88,7 +89,12 @@ where
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| anyhow::anyhow!("--exec needs a program"))?;
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    // Socket activation's variables were for this process, not the program's.
+    for var in sockit::serve::activation::VARIABLES {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

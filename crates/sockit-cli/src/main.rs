@@ -7,6 +7,7 @@ mod cmd;
 mod exec;
 mod exit;
 mod lifecycle;
+mod ops;
 #[allow(dead_code)] // used as the subcommands land
 mod output;
 mod plot;

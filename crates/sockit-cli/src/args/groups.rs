@@ -154,6 +154,43 @@ pub struct DrainArgs {
     pub drain: Duration,
 }
 
+/// `--stats-interval SECS`: the totals line every SECS (SIGUSR1 prints it at any time).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StatsArgs {
+    /// Print the totals so far every SECS (as `kill -USR1 PID` does at any time), where
+    /// the events go: `sockit: stats: …` on stderr, or a `stats` object with --json.
+    #[arg(long = "stats-interval", value_name = "SECS", value_parser = parse_idle_secs)]
+    pub interval: Option<Duration>,
+}
+
+/// `--metrics ADDR`: a server's Prometheus endpoint.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct MetricsArgs {
+    /// Serve Prometheus metrics at http://ADDR/metrics (`PORT`, `HOST:PORT`; the host
+    /// defaults to 127.0.0.1; port 0 picks one, printed as `listening HOST PORT metrics`).
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<String>,
+}
+
+impl MetricsArgs {
+    /// The address to bind, if `--metrics` was given (a host name is looked up, the
+    /// default host is 127.0.0.1).
+    pub fn addr(&self, family: &FamilyArgs) -> sockit::Result<Option<std::net::SocketAddr>> {
+        let Some(text) = &self.metrics else {
+            return Ok(None);
+        };
+        let hp = sockit::addr::parse_host_port(std::slice::from_ref(text))?;
+        sockit::serve::bind_addr(
+            hp.host.as_deref(),
+            &hp.port,
+            sockit::SockType::Stream,
+            &family.addr_rule(false),
+        )
+        .map(Some)
+        .map_err(|e| e.with_op("--metrics"))
+    }
+}
+
 /// `-4`, `-6`, `-n`: which family, and whether names may be looked up.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FamilyArgs {

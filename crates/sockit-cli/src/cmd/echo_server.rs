@@ -8,8 +8,9 @@ use sockit::echo::{DEFAULT_PORT, EchoConfig, EchoServer, Listen, MAX_THREADS, Tc
 use sockit::unix::UnixAddr;
 use sockit::{Port, SockType};
 
-use crate::args::{AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, OutputArgs};
+use crate::args::{AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, StatsArgs};
 use crate::lifecycle::Lifecycle;
+use crate::ops::ServerOps;
 use crate::report::{JsonTo, Reporter};
 
 /// Arguments of `sockit echo-server`.
@@ -47,10 +48,48 @@ pub struct Args {
     pub dual_stack: bool,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// How TCP connections are served: `loop` (one epoll event loop per worker, the
     /// default) or `tasks` (one tokio task per connection), for comparing them.
     #[arg(long = "engine", value_name = "ENGINE", default_value = "loop", value_parser = ["loop", "tasks"])]
     pub engine: String,
+}
+
+/// Under socket activation with no address flags given, what to serve follows from the
+/// sockets passed: one TCP, UDP or Unix socket, or one TCP and one UDP socket. (With
+/// flags, the binder takes the sockets the flags name, or says which kind is missing.)
+fn activated(args: &Args) -> anyhow::Result<Option<Listen>> {
+    if !args.addr.is_empty() || args.udp || args.tcp || args.unix.is_some() {
+        return Ok(None);
+    }
+    use sockit::serve::Transport as T;
+    let kinds = sockit::serve::activation::transports()?;
+    // The binder takes the inherited sockets: the addresses here are not bound.
+    let any: std::net::SocketAddr = ([127, 0, 0, 1], 0).into();
+    let unix = || UnixAddr::Path("(inherited)".into());
+    Ok(match kinds.as_slice() {
+        [] => None,
+        [T::Tcp] => Some(Listen::Tcp(any)),
+        [T::Udp] => Some(Listen::Udp(any)),
+        [T::Tcp, T::Udp] | [T::Udp, T::Tcp] => Some(Listen::TcpUdp(any)),
+        [T::Unix] => Some(Listen::UnixStream(unix())),
+        [T::Unixgram] => Some(Listen::UnixDgram(unix())),
+        other => {
+            let list: Vec<&str> = other.iter().map(|t| t.as_str()).collect();
+            return Err(sockit::Error::invalid_input(
+                "socket activation",
+                format!(
+                    "echo-server serves one socket, or one tcp and one udp socket; LISTEN_FDS \
+                     passed {}",
+                    list.join(", ")
+                ),
+            )
+            .into());
+        }
+    })
 }
 
 fn config(args: &Args) -> anyhow::Result<EchoConfig> {
@@ -69,7 +108,9 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
             &rule,
         )?)
     };
+    let inherited = activated(args)?;
     let listen = match &args.unix {
+        _ if inherited.is_some() => inherited.expect("checked"),
         Some(text) if args.udp => Listen::UnixDgram(UnixAddr::parse(text)?),
         Some(text) => Listen::UnixStream(UnixAddr::parse(text)?),
         None if args.udp && args.tcp => Listen::TcpUdp(ip(SockType::Stream)?),
@@ -116,10 +157,20 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     let rt = crate::lifecycle::runtime()?;
     // Signals are registered before the `listening` line, so a SIGTERM sent as soon as
     // the line is read already stops the server cleanly.
-    let life = {
+    let (life, ops) = {
         let _guard = rt.enter();
-        Lifecycle::start(args.drain.drain)?
+        let life = Lifecycle::start(args.drain.drain)?;
+        let ops = ServerOps::new(
+            reporter,
+            &args.stats,
+            &args.metrics,
+            &args.family,
+            cfg.datagram_events,
+        )?;
+        (life, ops)
     };
+    let mut cfg = cfg;
+    cfg.datagram_events = ops.wants_datagrams();
     let server = EchoServer::bind(cfg).context("echo-server")?;
     let both = server.bound().len() > 1;
     for b in server.bound() {
@@ -127,9 +178,16 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
             sockit::echo::Bound::Ip(t, _) if both => Some(t.as_str()),
             _ => None,
         };
+        let (sockit::echo::Bound::Ip(t, _) | sockit::echo::Bound::Unix(t, _)) = b;
+        ops.serving(*t);
         reporter.listening(&b.listening(), suffix)?;
     }
-    let handle = server.start_with(Some(reporter.sink()), life.stop())?;
+    let handle = {
+        let _guard = rt.enter();
+        let sink = ops.sink();
+        ops.start(life.stop())?;
+        server.start_with(Some(sink), life.stop())?
+    };
     let stop = life.stop();
     rt.block_on(stop.stopping());
     // The workers drain and abort by themselves (each watches the stop controller); the

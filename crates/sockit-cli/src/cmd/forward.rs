@@ -8,10 +8,12 @@ use anyhow::Context;
 use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
 use crate::args::{
-    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, OutputArgs, ProxyArgs, SocketOptArgs,
+    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, ProxyArgs, SocketOptArgs,
+    StatsArgs,
     TrafficLogArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
+use crate::ops::ServerOps;
 use crate::report::{JsonTo, Reporter};
 
 /// Arguments of `sockit forward`.
@@ -50,6 +52,10 @@ pub struct Args {
     pub drain: DrainArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: TrafficLogArgs,
     #[command(flatten)]
@@ -125,15 +131,19 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     let result = rt.block_on(async {
         // Signals first: a SIGTERM sent as soon as the line is read is handled.
         let life = Lifecycle::start(args.drain.drain)?;
+        let ops = ServerOps::new(reporter, &args.stats, &args.metrics, &args.family, false)?;
         let fwd = Forwarder::bind(&listen, target, opts)
             .with_context(|| format!("listen on {listen_text}"))?;
+        ops.serving(fwd.transport());
         reporter.listening(&fwd.listening(), None)?;
+        let sink = ops.sink();
+        ops.start(life.stop())?;
         if reporter.verbose() > 0 {
             for a in fwd.applied() {
                 crate::exit::stderr_line(format_args!("sockit: {a}"));
             }
         }
-        fwd.run(reporter.sink(), life.stop()).await?;
+        fwd.run(sink, life.stop()).await?;
         Ok(life.exit_code())
     });
     reporter.flush();

@@ -40,7 +40,8 @@ use std::time::{Duration, Instant};
 use crate::access::AccessList;
 use crate::error::{Error, ErrorKind, Result};
 use crate::serve::{
-    self, Admission, BindOptions, Closed, Event, EventSink, Permit, ReusePort, SocketFile, Stop,
+    self, Admission, BindOptions, Closed, Event, EventSink, Origin, Permit, ReusePort, SocketFile,
+    Stop,
 };
 use crate::unix::UnixAddr;
 
@@ -271,7 +272,7 @@ fn ip_socket(
     transport: Transport,
     reuse_port: ReusePort,
     only_v6: bool,
-) -> Result<(socket2::Socket, SocketAddr)> {
+) -> Result<(socket2::Socket, SocketAddr, Origin)> {
     let opts = BindOptions {
         backlog: BACKLOG,
         dual_stack: !only_v6 && addr.is_ipv6(),
@@ -280,7 +281,32 @@ fn ip_socket(
     };
     let l = serve::bind_ip(addr, transport, &opts)?;
     let got = l.local_ip().unwrap_or(addr);
-    Ok((l.into_parts().0, got))
+    let origin = l.origin();
+    Ok((l.into_parts().0, got, origin))
+}
+
+/// A further worker's socket for the port `first` got: a new member of its
+/// `SO_REUSEPORT` group, or for an inherited socket (socket activation) a duplicate of it
+/// (`fcntl(F_DUPFD_CLOEXEC)`), served by every worker.
+fn sibling(
+    first: &socket2::Socket,
+    origin: Origin,
+    got: SocketAddr,
+    transport: Transport,
+    only_v6: bool,
+) -> Result<socket2::Socket> {
+    match origin {
+        Origin::Inherited => first.try_clone().map_err(os("dup")),
+        Origin::Bound => Ok(ip_socket(got, transport, ReusePort::Join, only_v6)?.0),
+    }
+}
+
+/// The address a Unix listener serves: the one asked for, or an inherited socket's own.
+fn unix_local(l: &serve::Listener, asked: &UnixAddr) -> UnixAddr {
+    match l.local() {
+        Peer::Unix(Some(a)) => a.clone(),
+        _ => asked.clone(),
+    }
 }
 
 /// The most worker threads [`EchoConfig::threads`] may ask for.
@@ -377,10 +403,10 @@ impl EchoServer {
             Listen::UnixStream(_) | Listen::UnixDgram(_) => worker_count(1, per_worker)?,
             _ => worker_count(config.threads, per_worker)?,
         };
-        let (first, sib) = if n > 1 {
-            (ReusePort::First, ReusePort::Join)
+        let first = if n > 1 {
+            ReusePort::First
         } else {
-            (ReusePort::Off, ReusePort::Off)
+            ReusePort::Off
         };
         let mut workers: Vec<WorkerSockets> = (0..n).map(|_| WorkerSockets::default()).collect();
         let mut bound = Vec::new();
@@ -388,28 +414,30 @@ impl EchoServer {
         let v6 = config.only_v6;
         match &config.listen {
             Listen::Tcp(addr) => {
-                let (s0, got) = ip_socket(*addr, Transport::Tcp, first, v6)?;
-                workers[0].tcp = Some(s0.into());
+                let (s0, got, origin) = ip_socket(*addr, Transport::Tcp, first, v6)?;
                 for w in workers.iter_mut().skip(1) {
-                    w.tcp = Some(ip_socket(got, Transport::Tcp, sib, v6)?.0.into());
+                    w.tcp = Some(sibling(&s0, origin, got, Transport::Tcp, v6)?.into());
                 }
+                workers[0].tcp = Some(s0.into());
                 bound.push(Bound::Ip(Transport::Tcp, got));
             }
             Listen::Udp(addr) => {
-                let (s0, got) = ip_socket(*addr, Transport::Udp, first, v6)?;
-                workers[0].udp = Some(s0.into());
+                let (s0, got, origin) = ip_socket(*addr, Transport::Udp, first, v6)?;
                 for w in workers.iter_mut().skip(1) {
-                    w.udp = Some(ip_socket(got, Transport::Udp, sib, v6)?.0.into());
+                    w.udp = Some(sibling(&s0, origin, got, Transport::Udp, v6)?.into());
                 }
+                workers[0].udp = Some(s0.into());
                 bound.push(Bound::Ip(Transport::Udp, got));
             }
             Listen::TcpUdp(addr) => {
                 let mut tries = 0;
-                let (tcp0, udp0, got) = loop {
+                let (tcp0, udp0, got, got_udp) = loop {
                     tries += 1;
-                    let (tcp0, got) = ip_socket(*addr, Transport::Tcp, first, v6)?;
+                    let (tcp0, got, t_origin) = ip_socket(*addr, Transport::Tcp, first, v6)?;
                     match ip_socket(got, Transport::Udp, first, v6) {
-                        Ok((udp0, _)) => break (tcp0, udp0, got),
+                        Ok((udp0, got_udp, u_origin)) => {
+                            break ((tcp0, t_origin), (udp0, u_origin), got, got_udp);
+                        }
                         Err(e)
                             if addr.port() == 0
                                 && e.is_errno(libc::EADDRINUSE)
@@ -420,31 +448,35 @@ impl EchoServer {
                         Err(e) => return Err(e),
                     }
                 };
-                workers[0].tcp = Some(tcp0.into());
-                workers[0].udp = Some(udp0.into());
                 for w in workers.iter_mut().skip(1) {
-                    w.tcp = Some(ip_socket(got, Transport::Tcp, sib, v6)?.0.into());
-                    w.udp = Some(ip_socket(got, Transport::Udp, sib, v6)?.0.into());
+                    w.tcp = Some(sibling(&tcp0.0, tcp0.1, got, Transport::Tcp, v6)?.into());
+                    w.udp = Some(sibling(&udp0.0, udp0.1, got_udp, Transport::Udp, v6)?.into());
                 }
+                workers[0].tcp = Some(tcp0.0.into());
+                workers[0].udp = Some(udp0.0.into());
                 bound.push(Bound::Ip(Transport::Tcp, got));
-                bound.push(Bound::Ip(Transport::Udp, got));
+                bound.push(Bound::Ip(Transport::Udp, got_udp));
             }
             Listen::UnixStream(addr) => {
                 let opts = BindOptions {
                     backlog: BACKLOG,
                     ..BindOptions::default()
                 };
-                let (s, file) = serve::bind_unix(addr, Transport::Unix, &opts)?.into_parts();
+                let l = serve::bind_unix(addr, Transport::Unix, &opts)?;
+                let at = unix_local(&l, addr);
+                let (s, file) = l.into_parts();
                 workers[0].unix_stream = Some(s.into());
                 unix_file = file;
-                bound.push(Bound::Unix(Transport::Unix, addr.clone()));
+                bound.push(Bound::Unix(Transport::Unix, at));
             }
             Listen::UnixDgram(addr) => {
                 let opts = BindOptions::default();
-                let (s, file) = serve::bind_unix(addr, Transport::Unixgram, &opts)?.into_parts();
+                let l = serve::bind_unix(addr, Transport::Unixgram, &opts)?;
+                let at = unix_local(&l, addr);
+                let (s, file) = l.into_parts();
                 workers[0].unix_dgram = Some(s.into());
                 unix_file = file;
-                bound.push(Bound::Unix(Transport::Unixgram, addr.clone()));
+                bound.push(Bound::Unix(Transport::Unixgram, at));
             }
         }
         workers.retain(|w| {

@@ -4,6 +4,9 @@
 //! listeners inherited from the parent ([`Listener::inherited`]).
 //!
 //! Contract:
+//! - Under socket activation ([`activation`](super::activation): `LISTEN_FDS` for this
+//!   process) [`bind_ip`] and [`bind_unix`] take an inherited socket of the transport
+//!   asked for instead of binding.
 //! - Options are set before `bind(2)`: `SO_REUSEADDR` on streams, `IPV6_V6ONLY` always set
 //!   explicitly on IPv6 (off only with [`BindOptions::dual_stack`], which needs `::`),
 //!   `SO_REUSEPORT` as [`BindOptions::reuse_port`] says, then the user's
@@ -250,6 +253,13 @@ impl Listener {
         &self.applied
     }
 
+    /// Sets the user's socket options on an inherited socket (those that only act before
+    /// `bind(2)` have no effect there).
+    fn with_sockopts(mut self, opts: &SocketOptions) -> Result<Listener> {
+        self.applied = opts.apply(&self.socket)?;
+        Ok(self)
+    }
+
     /// The socket and the guard of its socket file (keep the guard alive as long as the
     /// server runs: dropping it removes the file).
     pub fn into_parts(self) -> (Socket, Option<SocketFile>) {
@@ -307,12 +317,28 @@ fn named(op: String) -> impl FnOnce(std::io::Error) -> Error {
 /// Binds an IP socket at `addr` for `transport` (TCP or UDP): `socket(2)`, the options
 /// (see the module docs), `bind(2)`, and `listen(2)` for TCP. Non-blocking, close-on-exec.
 ///
+/// Under socket activation ([`activation`](super::activation)) the first inherited socket
+/// of `transport` is returned instead and `addr` is not bound.
+///
 /// # Errors
 /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for `dual_stack` on an
-///   address other than `::`, or a Unix transport.
+///   address other than `::`, or a Unix transport; under socket activation, when no
+///   inherited socket of `transport` is left.
 /// - [`ErrorKind::Os`](crate::ErrorKind::Os) with the errno of the failing call, the bind
 ///   named with its address (`bind 127.0.0.1:7000: [Errno 98] Address already in use`).
 pub fn bind_ip(addr: SocketAddr, transport: Transport, opts: &BindOptions) -> Result<Listener> {
+    if let Some(l) = super::activation::take(transport)? {
+        return l.with_sockopts(&opts.sockopts);
+    }
+    bind_ip_fresh(addr, transport, opts)
+}
+
+/// [`bind_ip`] without socket activation: always binds a new socket.
+pub(crate) fn bind_ip_fresh(
+    addr: SocketAddr,
+    transport: Transport,
+    opts: &BindOptions,
+) -> Result<Listener> {
     let ty = match transport {
         Transport::Tcp => Type::STREAM,
         Transport::Udp => Type::DGRAM,
@@ -378,11 +404,19 @@ pub fn bind_ip(addr: SocketAddr, transport: Transport, opts: &BindOptions) -> Re
 /// server's socket or a file that is not a socket is left alone), and `listen(2)` for
 /// streams. The returned listener's [`SocketFile`] guard removes the file on drop.
 ///
+/// Under socket activation ([`activation`](super::activation)) the first inherited socket
+/// of `transport` is returned instead: nothing is bound and its file is never removed.
+///
 /// # Errors
 /// [`ErrorKind::Os`](crate::ErrorKind::Os) named `bind PATH` for a path in use
 /// (`EADDRINUSE`, "… left untouched") or another failing call;
 /// `AF_UNIX path too long`.
 pub fn bind_unix(addr: &UnixAddr, transport: Transport, opts: &BindOptions) -> Result<Listener> {
+    if matches!(transport, Transport::Unix | Transport::Unixgram)
+        && let Some(l) = super::activation::take(transport)?
+    {
+        return l.with_sockopts(&opts.sockopts);
+    }
     let rename = |e: Error| {
         if e.op() == "bind" {
             e.with_op(format!("bind {addr}"))

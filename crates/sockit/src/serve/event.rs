@@ -264,6 +264,8 @@ pub enum Event {
         /// The drain time left them, in microseconds.
         drain_us: u64,
     },
+    /// The totals so far (`kill -USR1`, `--stats-interval`).
+    Stats(super::metrics::Stats),
     /// The server stopped.
     Stopped {
         /// Sessions served.
@@ -293,6 +295,8 @@ impl Event {
                 Severity::Notice
             }
             Event::Stopped { cut, .. } if *cut > 0 => Severity::Notice,
+            // asked for (a signal, an interval): always shown
+            Event::Stats(_) => Severity::Notice,
             Event::ConnectFailed { .. }
             | Event::AcceptPaused { .. }
             | Event::Warning { .. }
@@ -319,6 +323,7 @@ impl Event {
             Event::Warning { .. } => "warning",
             Event::Error(_) => "error",
             Event::Stopping { .. } => "stopping",
+            Event::Stats(_) => "stats",
             Event::Stopped { .. } => "stopped",
         }
     }
@@ -471,6 +476,27 @@ impl fmt::Display for Event {
                 "stopping: {open} open, draining for at most {:.3} s",
                 *drain_us as f64 / 1e6
             ),
+            Event::Stats(s) => {
+                write!(
+                    f,
+                    "stats: {} accepted, {} refused, {} active, {} closed, {} bytes sent, {} \
+                     bytes received, ",
+                    s.accepted, s.refused, s.active, s.closed, s.bytes_sent, s.bytes_received
+                )?;
+                if s.datagrams_sent + s.datagrams_received > 0 {
+                    write!(
+                        f,
+                        "{} datagrams sent, {} datagrams received, ",
+                        s.datagrams_sent, s.datagrams_received
+                    )?;
+                }
+                write!(
+                    f,
+                    "{} errors, {:.3} s",
+                    s.errors,
+                    s.duration_us as f64 / 1e6
+                )
+            }
             Event::Stopped { sessions, cut } => {
                 write!(f, "stopped: {sessions} sessions served, {cut} cut")
             }

@@ -5,12 +5,14 @@
 //! | --- | --- |
 //! | which address of a name to bind | [`bind_addr`] with an [`AddrRule`] |
 //! | bind (IP, Unix, inherited fds), socket-file removal | [`bind_ip`], [`bind_unix`], [`Listener`], [`SocketFile`] |
+//! | socket activation (`LISTEN_FDS`) | [`activation`] |
 //! | transport word, peers in one spelling | [`Transport`], [`Peer`] |
 //! | who may in, how many at once | [`Admission`], [`Permit`], [`Refusal`] |
 //! | ids, `#N peer` labels, traffic taps, the UDP peer table | [`Session`], [`PeerTable`] |
 //! | closing: lingering close, abort with RST | [`close`] |
 //! | stop: drain with a deadline, then abort | [`Stop`] |
 //! | what happened, in one vocabulary | [`Event`], [`Severity`] |
+//! | counters of the events: totals, Prometheus endpoint | [`metrics`] |
 //!
 //! Contract for a server built on it:
 //! - it binds through [`bind`] and keeps the [`SocketFile`] guard until it stops;
@@ -22,10 +24,12 @@
 //!   one side is passed on to the other with [`close::abort`], never as a FIN;
 //! - everything it has to say is an [`Event`] given to an [`EventSink`]; it never prints.
 
+pub mod activation;
 pub mod admit;
 pub mod bind;
 pub mod close;
 pub mod event;
+pub mod metrics;
 pub mod peer;
 pub mod session;
 pub mod stop;
@@ -37,6 +41,7 @@ pub use bind::{
     AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
 };
 pub use event::{CloseReason, Closed, Event, Local, Severity, Side, Target};
+pub use metrics::{Metrics, Stats};
 pub use peer::{Peer, Transport};
 pub use session::{PeerTable, Session};
 pub use stop::{Phase, Stop};

@@ -26,6 +26,31 @@ pub fn strerror(errno: i32) -> String {
         .into_owned()
 }
 
+/// Takes ownership of descriptor `fd` that this process inherited (socket activation's
+/// `LISTEN_FDS`): checks it is open (`fcntl(F_GETFD)`), sets `FD_CLOEXEC` (as
+/// `sd_listen_fds(3)` does), and returns it owned.
+///
+/// The caller takes each inherited number at most once.
+///
+/// # Errors
+/// `EBADF` when `fd` is not open; the error of `fcntl(2)`.
+pub fn adopt_inherited_fd(fd: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: F_GETFD only reads the descriptor's flags; an fd that is not open fails with
+    // EBADF and is never adopted.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+    if flags < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above, on a descriptor known to be open.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the descriptor is open and was handed to this process by its parent; the
+    // caller (serve::activation) adopts each number once, so it has one owner.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// `recvfrom(2)` with `MSG_TRUNC`: one datagram into `buf`, returning its real length
 /// (larger than `buf` when it was cut) and the sender's address.
 ///
