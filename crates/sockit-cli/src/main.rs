@@ -19,6 +19,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Socket activation's descriptors (3, 4 …) are adopted before anything of this
+    // process opens one; a wrong LISTEN_* is reported when a server binds.
+    let _ = sockit::serve::activation::active();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -16,6 +16,7 @@ mod http;
 mod http_curl;
 mod listen;
 mod lookups;
+mod ops;
 mod proxy;
 mod scan;
 mod servers;

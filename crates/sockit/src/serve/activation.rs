@@ -10,8 +10,10 @@
 //!   sockets.
 //! - A `LISTEN_PID` that is not this process's pid means "not for us" and the variables
 //!   are ignored, as `sd_listen_fds(3)` does (a child that inherited them by mistake).
-//! - The variables are read once, at the first bind of the process; every inherited
-//!   descriptor gets `FD_CLOEXEC` then, so no program a server starts inherits it.
+//! - The variables are read once, at the first use of this module (a program calls
+//!   [`active`] first thing, before it opens any descriptor of its own, so descriptor 3
+//!   is still the one its parent passed); every inherited descriptor gets `FD_CLOEXEC`
+//!   then, so no program a server starts inherits it.
 //!   Programs started by a server are given an environment without the variables
 //!   ([`VARIABLES`]).
 //! - [`bind_ip`](super::bind_ip) and [`bind_unix`](super::bind_unix) take the first
@@ -142,6 +144,14 @@ fn load() -> Result<Option<Pool>> {
     for (fd, name) in fds {
         let owned = crate::sys::adopt_inherited_fd(fd)
             .map_err(|e| Error::from_io(format!("{OP}: descriptor {fd}"), e))?;
+        if let Err(e) = socket2::SockRef::from(&owned).r#type() {
+            // Not a socket: not ours to close either.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(owned);
+            return Err(Error::invalid_input(
+                OP,
+                format!("descriptor {fd} is not a socket ({e})"),
+            ));
+        }
         let listener = Listener::inherited(owned)
             .map_err(|e| Error::invalid_input(OP, format!("descriptor {fd}: {}", e.message())))?;
         let stream = matches!(listener.transport(), Transport::Tcp | Transport::Unix);
@@ -172,17 +182,20 @@ fn load() -> Result<Option<Pool>> {
     Ok(Some(Pool { left, passed }))
 }
 
-/// `None`: not read yet; `Some(None)`: read, no sockets for us.
-static POOL: Mutex<Option<Option<Pool>>> = Mutex::new(None);
+/// `None`: not read yet; `Some(Ok(None))`: read, no sockets for us; `Some(Err(_))`: the
+/// variables were wrong (every later use says so again; nothing is adopted twice).
+type State = Option<Result<Option<Pool>>>;
+static POOL: Mutex<State> = Mutex::new(None);
 
 /// Runs `f` on the pool, reading the variables first if this is the first use (under the
 /// lock, so each descriptor is adopted once).
 fn with_pool<R>(f: impl FnOnce(&mut Option<Pool>) -> R) -> Result<R> {
     let mut guard = POOL.lock().unwrap_or_else(|p| p.into_inner());
-    if guard.is_none() {
-        *guard = Some(load()?);
+    let state = guard.get_or_insert_with(load);
+    match state {
+        Ok(pool) => Ok(f(pool)),
+        Err(e) => Err(e.clone()),
     }
-    Ok(f(guard.as_mut().expect("read above")))
 }
 
 /// Were sockets handed to this process (`LISTEN_PID` is ours and `LISTEN_FDS` > 0)?

@@ -1,0 +1,427 @@
+//! Operability of the servers (issue 15): the Prometheus endpoint, the totals line on
+//! SIGUSR1 and `--stats-interval`, and socket activation (`LISTEN_FDS`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+
+use std::net::{TcpStream, UdpSocket};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{self, require_peer, sockit};
+
+const T: Duration = Duration::from_secs(10);
+
+/// `GET PATH` on 127.0.0.1:`port`: the status code and the body.
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the endpoint");
+    s.set_read_timeout(Some(T)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut all = String::new();
+    s.read_to_string(&mut all).expect("read the answer");
+    let (head, body) = all.split_once("\r\n\r\n").expect("an HTTP answer");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status code");
+    (code, body.to_string())
+}
+
+/// The value of the sample line `series VALUE` in a text exposition, if present.
+fn sample(body: &str, series: &str) -> Option<f64> {
+    body.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// One echo round trip on a new connection, closed cleanly.
+fn echo_once(addr: std::net::SocketAddr) {
+    let mut c = TcpStream::connect(addr).expect("connect");
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"ping").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"ping");
+}
+
+/// The port of a `listening HOST PORT metrics` line.
+fn metrics_port(line: &str) -> u16 {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        (words.first(), words.get(3)),
+        (Some(&"listening"), Some(&"metrics")),
+        "not a metrics listening line: {line}"
+    );
+    words[2].parse().expect("port")
+}
+
+#[test]
+fn metrics_count_ten_echoed_connections_and_pass_promtool() {
+    let mut server = common::sockit_server(&["echo-server", "127.0.0.1:0", "--metrics", "0"]);
+    let line = server.next_line(T).expect("the metrics listening line");
+    let port = metrics_port(&line);
+    for _ in 0..10 {
+        echo_once(server.addr());
+    }
+    // The closed events arrive after the clients saw EOF: poll with a deadline.
+    let deadline = Instant::now() + T;
+    let body = loop {
+        let (code, body) = http_get(port, "/metrics");
+        assert_eq!(code, 200, "{body}");
+        let closed = sample(
+            &body,
+            r#"sockit_sessions_closed_total{transport="tcp",reason="eof"}"#,
+        );
+        if closed == Some(10.0) {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "closed stayed {closed:?}:\n{body}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (series, want) in [
+        (
+            r#"sockit_connections_accepted_total{transport="tcp"}"#,
+            10.0,
+        ),
+        (r#"sockit_connections_active{transport="tcp"}"#, 0.0),
+        (r#"sockit_received_bytes_total{transport="tcp"}"#, 40.0),
+        (r#"sockit_sent_bytes_total{transport="tcp"}"#, 40.0),
+        (
+            r#"sockit_connections_refused_total{transport="tcp",reason="max_conns"}"#,
+            0.0,
+        ),
+        (
+            r#"sockit_session_duration_seconds_count{transport="tcp"}"#,
+            10.0,
+        ),
+    ] {
+        assert_eq!(sample(&body, series), Some(want), "{series} in\n{body}");
+    }
+    for name in [
+        "sockit_connections_accepted_total counter",
+        "sockit_connections_active gauge",
+        "sockit_sessions_closed_total counter",
+        "sockit_session_duration_seconds histogram",
+    ] {
+        assert!(
+            body.contains(&format!("# TYPE {name}\n")),
+            "{name}:\n{body}"
+        );
+    }
+    assert!(
+        !body.contains("# EOF"),
+        "OpenMetrics text was not asked for"
+    );
+    // Only /metrics is served.
+    assert_eq!(http_get(port, "/").0, 404);
+    require_peer!("promtool");
+    let mut check = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool");
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = common::wait_output(check, T);
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool check metrics: {out:?}\n{body}"
+    );
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn sigusr1_prints_the_totals_and_the_server_goes_on() {
+    let mut server = common::sockit_server(&["echo-server", "127.0.0.1:0", "--json"]);
+    echo_once(server.addr());
+    // The closed event is the session's last: wait for it before asking.
+    let deadline = Instant::now() + T;
+    loop {
+        let line = server.next_line(T).expect("events");
+        if line.contains(r#""event":"closed""#) {
+            break;
+        }
+        assert!(Instant::now() < deadline);
+    }
+    let _ = Command::new("kill")
+        .args(["-USR1", &server.child.id().to_string()])
+        .status();
+    let line = server.next_line(T).expect("the stats line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    assert_eq!(v["event"], "stats", "{line}");
+    assert_eq!(
+        (v["accepted"].as_u64(), v["closed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (v["bytes_sent"].as_u64(), v["active"].as_u64()),
+        (Some(4), Some(0))
+    );
+    assert!(v["duration_us"].as_u64().is_some(), "{line}");
+    // Still serving.
+    echo_once(server.addr());
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn stats_interval_prints_totals_where_the_events_go() {
+    // --json: on stdout, one `stats` object per interval.
+    let mut server = common::sockit_server(&[
+        "forward",
+        "127.0.0.1:0",
+        "127.0.0.1:9",
+        "--json",
+        "--stats-interval",
+        "0.2",
+    ]);
+    for _ in 0..2 {
+        let line = server.next_line(T).expect("a stats line");
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert_eq!(
+            (v["event"].as_str(), v["accepted"].as_u64()),
+            (Some("stats"), Some(0))
+        );
+    }
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+    // Text: `sockit: stats: …` on stderr.
+    let mut c = sockit(&["echo-server", "127.0.0.1:0", "--stats-interval", "0.2"]);
+    c.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut server = common::spawn_listening(&mut c);
+    let mut err = BufReader::new(server.child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    assert!(
+        line.starts_with("sockit: stats: 0 accepted, 0 refused, 0 active"),
+        "{line}"
+    );
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+/// Binds the sockets of `kinds` (`tcp`, `udp`, `unix:PATH`) on loopback, then execs
+/// `sockit ARGS…` with them as descriptors 3, 4 … and `LISTEN_FDS`/`LISTEN_PID` set, as
+/// systemd does. `pid` overrides `LISTEN_PID` (`"ours"`: the pid sockit runs as).
+fn activated(kinds: &[&str], pid: &str, args: &[&str]) -> Command {
+    let script = r#"
+import os, socket, sys
+n = int(sys.argv[1]); kinds = sys.argv[2:2 + n]; pid = sys.argv[2 + n]; argv = sys.argv[3 + n:]
+socks = []
+for k in kinds:
+    if k == "tcp":
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(16)
+    elif k == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+    else:
+        s = socket.socket(socket.AF_UNIX); s.bind(k[len("unix:"):]); s.listen(16)
+    socks.append(s)
+# Out of the way first: a socket may already sit on 3, 4 … (without inheritance).
+high = [os.dup(s.fileno()) for s in socks]
+high = [os.dup2(fd, 100 + i) for i, fd in enumerate(high)]
+for i, fd in enumerate(high):
+    os.dup2(100 + i, 3 + i, inheritable=True)
+    os.close(100 + i)
+env = dict(os.environ)
+env["LISTEN_FDS"] = str(len(socks))
+env["LISTEN_PID"] = str(os.getpid()) if pid == "ours" else pid
+os.execve(argv[0], argv, env)
+"#;
+    let mut c = crate::peers::python3();
+    c.arg("-c")
+        .arg(script)
+        .arg(kinds.len().to_string())
+        .args(kinds)
+        .arg(pid)
+        .arg(common::bin())
+        .args(args);
+    c
+}
+
+#[test]
+fn echo_server_takes_a_tcp_and_a_udp_socket_from_listen_fds() {
+    let mut c = activated(&["tcp", "udp"], "ours", &["echo-server"]);
+    c.stdin(Stdio::piped());
+    let mut server = common::spawn_listening(&mut c);
+    assert!(server.first_line.ends_with(" tcp"), "{}", server.first_line);
+    let udp_line = server.next_line(T).expect("the udp listening line");
+    let udp_port: u16 = udp_line.split_whitespace().nth(2).unwrap().parse().unwrap();
+    assert!(udp_line.ends_with(" udp"), "{udp_line}");
+    echo_once(server.addr());
+    let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+    u.set_read_timeout(Some(T)).unwrap();
+    u.send_to(b"dgram", ("127.0.0.1", udp_port)).unwrap();
+    let mut buf = [0u8; 16];
+    let n = u.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"dgram");
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn an_inherited_unix_socket_is_served_and_its_file_left_in_place() {
+    let dir = common::temp_dir("activation-unix");
+    let path = dir.join("echo.sock");
+    let kind = format!("unix:{}", path.display());
+    let mut c = activated(&[&kind], "ours", &["echo-server"]);
+    c.stdin(Stdio::piped());
+    let mut server = common::spawn_listening(&mut c);
+    assert_eq!(
+        server.first_line,
+        format!("listening unix {}", path.display())
+    );
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"unix").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"unix");
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+    // The file belongs to whoever bound it.
+    assert!(path.exists(), "the inherited socket file was removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn forward_takes_its_listener_from_listen_fds() {
+    let target = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let to = target.addr().to_string();
+    let mut c = activated(&["tcp"], "ours", &["forward", "127.0.0.1:0", &to]);
+    c.stdin(Stdio::piped());
+    let mut server = common::spawn_listening(&mut c);
+    echo_once(server.addr());
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn activation_errors_and_pids_that_are_not_ours() {
+    // A socket of the wrong kind is a clear error naming what was passed.
+    let out = common::run(
+        activated(&["udp"], "ours", &["echo-server", "127.0.0.1:0"]).stdin(Stdio::null()),
+        T,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        err.contains("socket activation: a tcp socket is needed")
+            && err.contains("LISTEN_FDS (udp 127.0.0.1 "),
+        "{err}"
+    );
+    // LISTEN_PID of another process: not for us, the server binds its own socket.
+    let mut c = activated(&["udp"], "1", &["echo-server", "127.0.0.1:0"]);
+    c.stdin(Stdio::piped());
+    let mut server = common::spawn_listening(&mut c);
+    echo_once(server.addr());
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn exec_programs_do_not_see_listen_variables() {
+    let port = common::free_port();
+    let mut c = sockit(&["listen", "127.0.0.1", &port.to_string(), "--exec", "env"]);
+    c.env("LISTEN_PID", "1")
+        .env("LISTEN_FDS", "0")
+        .env("LISTEN_FDNAMES", "")
+        .stdin(Stdio::null());
+    let peer = common::Peer::spawn(&mut c, None);
+    common::wait_listening(port, false);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let mut env = String::new();
+    s.read_to_string(&mut env).unwrap();
+    drop(peer);
+    assert!(env.contains("PATH="), "{env}");
+    assert!(!env.contains("LISTEN_"), "{env}");
+}
+
+/// `systemd-socket-activate -l ADDR [--datagram] sockit ARGS…` on a free port (retried:
+/// it cannot bind port 0). It starts sockit when the first client arrives.
+fn socket_activate(listen: &str, datagram: bool, args: &[&str]) -> common::Peer {
+    let mut c = Command::new("systemd-socket-activate");
+    c.arg("-l").arg(listen);
+    if datagram {
+        c.arg("--datagram");
+    }
+    c.arg(common::bin()).args(args);
+    common::Peer::spawn(&mut c, None)
+}
+
+#[test]
+fn systemd_socket_activate_starts_echo_server_and_forward() {
+    require_peer!("systemd-socket-activate");
+    // TCP and UDP: pick a free port, retry if someone took it meanwhile.
+    for (datagram, args) in [
+        (false, vec!["echo-server"]),
+        (true, vec!["echo-server", "-u"]),
+    ] {
+        let mut started = None;
+        for _ in 0..5 {
+            let port = common::free_port();
+            let mut p = socket_activate(&format!("127.0.0.1:{port}"), datagram, &args);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while p.running() && !common::is_listening(port, datagram) && Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if common::is_listening(port, datagram) && p.running() {
+                started = Some((p, port));
+                break;
+            }
+        }
+        let (p, port) = started.expect("systemd-socket-activate listening");
+        if datagram {
+            let u = UdpSocket::bind("127.0.0.1:0").unwrap();
+            u.set_read_timeout(Some(T)).unwrap();
+            u.send_to(b"first", ("127.0.0.1", port)).unwrap();
+            let mut buf = [0u8; 16];
+            let n = u.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"first");
+        } else {
+            echo_once(([127, 0, 0, 1], port).into());
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &p.child.id().to_string()])
+            .status();
+        let out = p.finish(T);
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("listening 127.0.0.1 "), "{out:?}");
+    }
+    // Unix, and forward.
+    let dir = common::temp_dir("socket-activate");
+    let path = dir.join("s.sock");
+    let p = socket_activate(&path.display().to_string(), false, &["echo-server"]);
+    common::wait_path(&path, "systemd-socket-activate");
+    let mut s = UnixStream::connect(&path).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"u").unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"u");
+    drop(p);
+    let target = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let to = target.addr().to_string();
+    let port = common::free_port();
+    let p = socket_activate(
+        &format!("127.0.0.1:{port}"),
+        false,
+        &["forward", "127.0.0.1:0", &to],
+    );
+    common::wait_listening(port, false);
+    echo_once(([127, 0, 0, 1], port).into());
+    drop(p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
