@@ -9,8 +9,7 @@ use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
 use crate::args::{
     AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, ProxyArgs, SocketOptArgs,
-    StatsArgs,
-    TrafficLogArgs, parse_secs,
+    StatsArgs, TrafficLogArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;

@@ -15,10 +15,11 @@ use sockit::proxy::session::{DEFAULT_HANDSHAKE_TIMEOUT, ServerConfig};
 use sockit::serve::Event;
 
 use crate::args::{
-    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, OutputArgs, SocketOptArgs, TrafficLogArgs,
-    parse_timeout_secs,
+    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs, StatsArgs,
+    TrafficLogArgs, parse_timeout_secs,
 };
 use crate::lifecycle::Lifecycle;
+use crate::ops::ServerOps;
 use crate::report::{JsonTo, Reporter};
 
 /// The largest `--auth-file` read (1 MiB).
@@ -78,6 +79,10 @@ pub struct Args {
     pub drain: DrainArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub log: TrafficLogArgs,
     #[command(flatten)]
@@ -178,13 +183,17 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     let result = rt.block_on(async {
         // Signals first: a SIGTERM sent as soon as the line is read is handled.
         let life = Lifecycle::start(args.drain.drain)?;
+        let ops = ServerOps::new(reporter, &args.stats, &args.metrics, &args.family, false)?;
         let shown = match &host {
             Some(h) => format!("{h} {port}"),
             None => format!("port {port}"),
         };
         let server = ProxyServer::bind(host.as_deref(), &port, opts)
             .with_context(|| format!("listen on {shown}"))?;
+        ops.serving(sockit::serve::Transport::Tcp);
         reporter.listening(&server.listening(), None)?;
+        let sink = ops.sink();
+        ops.start(life.stop())?;
         if !server.is_loopback() && open {
             reporter.event(&Event::Warning {
                 message: format!(
@@ -198,7 +207,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
                 crate::exit::stderr_line(format_args!("sockit: {a}"));
             }
         }
-        server.run(reporter.sink(), life.stop()).await?;
+        server.run(sink, life.stop()).await?;
         Ok(life.exit_code())
     });
     reporter.flush();
