@@ -13,7 +13,17 @@ pub struct Cli {
     /// The job to do.
     #[command(subcommand)]
     pub command: Command,
+    /// Time limit of each name lookup (getaddrinfo and friends), in seconds; 0 for none.
+    /// Past it the lookup fails as a timeout (exit 5).
+    #[arg(long = "dns-timeout", value_name = "SECS", global = true,
+          default_value = DNS_TIMEOUT_DEFAULT, value_parser = crate::args::parse_secs)]
+    pub dns_timeout: std::time::Duration,
 }
+
+/// The default of `--dns-timeout`: glibc's resolver gives one server 5 s twice
+/// (`timeout:5 attempts:2`), so the limit only cuts lookups that would take longer than
+/// one unanswering server does.
+pub const DNS_TIMEOUT_DEFAULT: &str = "10";
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]

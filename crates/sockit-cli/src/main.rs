@@ -35,6 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
         }
     };
+    sockit::resolve::set_lookup_timeout(Some(cli.dns_timeout).filter(|d| !d.is_zero()));
     match cli.command.run() {
         // a failed -x/-o write was reported when it happened; the status says so too
         Ok(code) if code == ExitCode::SUCCESS && args::log_failed() => ExitCode::FAILURE,

@@ -361,17 +361,7 @@ pub fn resolve_until(
         None => lookup(),
         Some(_) if numeric => lookup(),
         Some(left) if left.is_zero() => Err(Error::timeout("getaddrinfo")),
-        Some(left) => {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::Builder::new()
-                .name("getaddrinfo".into())
-                .spawn(move || {
-                    let _ = tx.send(lookup());
-                })
-                .map_err(|e| Error::from_io("getaddrinfo", e))?;
-            rx.recv_timeout(left)
-                .map_err(|_| Error::timeout("getaddrinfo"))?
-        }
+        Some(left) => crate::resolve::within("getaddrinfo", Some(left), lookup)?,
     }
 }
 

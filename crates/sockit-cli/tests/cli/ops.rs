@@ -425,3 +425,78 @@ fn systemd_socket_activate_starts_echo_server_and_forward() {
     drop(p);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--dns-timeout`: a lookup whose DNS server never answers ends as a timeout after the
+/// limit, inside a network and mount namespace of the test's own (only `lo`; its
+/// resolv.conf names 127.0.0.1, where a UDP socket reads queries and never answers), so
+/// no query can leave.
+#[test]
+fn a_lookup_that_is_never_answered_times_out() {
+    require_peer!("unshare");
+    require_peer!("ip");
+    let _serial = common::serial();
+    let dir = common::temp_dir("dns-timeout");
+    // glibc alone would wait 30 s: only the limit can end the lookup sooner.
+    std::fs::write(
+        dir.join("resolv.conf"),
+        "nameserver 127.0.0.1\noptions timeout:30 attempts:1\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("nsswitch.conf"), "hosts: files dns\n").unwrap();
+    std::fs::write(dir.join("hosts"), "127.0.0.1 localhost\n").unwrap();
+    let sink = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+s.settimeout(20)
+open(sys.argv[1] + "/ready", "w").close()
+n = 0
+try:
+    while True:
+        s.recv(512)
+        n += 1
+        open(sys.argv[1] + "/queries", "w").write(str(n))
+except OSError:
+    pass
+"#;
+    std::fs::write(dir.join("sink.py"), sink).unwrap();
+    let script = r#"
+set -u
+D=$0; B=$1
+ip link set lo up
+mount --bind "$D/resolv.conf" /etc/resolv.conf
+mount --bind "$D/nsswitch.conf" /etc/nsswitch.conf
+mount --bind "$D/hosts" /etc/hosts
+python3 "$D/sink.py" "$D" & sink=$!
+i=0; while [ ! -e "$D/ready" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+for cmd in "connect never-answered.example 80" "resolve never-answered.example"; do
+  t0=$(date +%s.%N)
+  $B $cmd --dns-timeout 1 </dev/null 2>"$D/err"; rc=$?
+  t1=$(date +%s.%N)
+  echo "$rc $t0 $t1 $(cat "$D/err")"
+done
+kill $sink
+"#;
+    let mut c = Command::new("unshare");
+    c.args(["-rmn", "sh", "-c", script])
+        .arg(&dir)
+        .arg(common::bin())
+        .stdin(Stdio::null());
+    let out = common::run(&mut c, Duration::from_secs(30));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    for line in lines {
+        let w: Vec<&str> = line.splitn(4, ' ').collect();
+        let took: f64 = w[2].parse::<f64>().unwrap() - w[1].parse::<f64>().unwrap();
+        assert_eq!(w[0], "5", "exit code of a timeout: {line}");
+        assert!(w[3].contains("getaddrinfo: timed out"), "{line}");
+        assert!((1.0..3.0).contains(&took), "took {took:.3} s: {line}");
+    }
+    let queries = std::fs::read_to_string(dir.join("queries")).unwrap_or_default();
+    assert!(
+        queries.parse::<u32>().unwrap_or(0) >= 1,
+        "the lookup never reached the namespace's resolver"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -264,7 +264,8 @@ pub fn gethostbyname_ex(name: &str) -> Result<HostEnt> {
     setipaddr(OP, &host, Some(Family::Inet))?;
     let c = std::ffi::CString::new(host)
         .map_err(|_| Error::invalid_input(OP, "embedded null character"))?;
-    hostent(OP, crate::sys::netdb::gethostbyname(&c), libc::AF_INET)
+    let raw = super::limited(OP, move || crate::sys::netdb::gethostbyname(&c))?;
+    hostent(OP, raw, libc::AF_INET)
 }
 
 /// The names of a host given by address (or by name): Python's
@@ -297,7 +298,8 @@ pub fn gethostbyaddr(address: &str) -> Result<HostEnt> {
         IpAddr::V4(_) => libc::AF_INET,
         IpAddr::V6(_) => libc::AF_INET6,
     };
-    hostent(OP, crate::sys::netdb::gethostbyaddr(ip), af)
+    let raw = super::limited(OP, move || crate::sys::netdb::gethostbyaddr(ip))?;
+    hostent(OP, raw, af)
 }
 
 /// A fully qualified name for `name` (this machine when empty): Python's
@@ -372,7 +374,16 @@ pub fn getnameinfo(addr: &std::net::SocketAddr, flags: i32) -> Result<(String, S
             ));
         }
     }
-    crate::sys::netdb::getnameinfo(addr, flags).map_err(|code| Error::gai("getnameinfo", code))
+    let a = *addr;
+    let call = move || crate::sys::netdb::getnameinfo(&a, flags);
+    // Numeric answers ask no resolver: no thread, no limit.
+    let numeric = flags & NI_NUMERICHOST != 0;
+    if numeric {
+        call()
+    } else {
+        super::limited("getnameinfo", call)?
+    }
+    .map_err(|code| Error::gai("getnameinfo", code))
 }
 
 #[cfg(test)]

@@ -7,6 +7,14 @@
 //! empty labels, labels over 63 bytes, names over 253 bytes are
 //! [`ErrorKind::InvalidInput`]) and non-ASCII names are IDNA-encoded ([`encode_host`]).
 //!
+//! Every host lookup (`getaddrinfo(3)`, `getnameinfo(3)`, `gethostbyname_r(3)`,
+//! `gethostbyaddr_r(3)`) runs under the process's lookup time limit
+//! ([`set_lookup_timeout`]; none by default, as in Python): the C call blocks and cannot be
+//! cancelled, so it runs on a thread of its own, and when the limit passes first the
+//! caller gets [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) at once while the thread
+//! is left to finish (its answer is dropped). Numeric hosts and `AI_NUMERICHOST` lookups,
+//! which never ask a resolver, run in place.
+//!
 //! Services and protocols come from parsed databases ([`Services`], [`Protocols`]): the
 //! system files, read once, else embedded tables; lookups are O(1) and make no system call.
 //!
@@ -28,9 +36,80 @@ pub use services::{SYSTEM_SERVICES, Servent, Services, Source};
 
 use std::ffi::CString;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::addr::{Family, Port, SockType};
 use crate::error::{Error, Result};
+
+/// The process's lookup time limit in milliseconds; `u64::MAX` for none.
+static LOOKUP_TIMEOUT_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Sets the time limit of every host lookup of this process (`None`: no limit, the
+/// default, as Python's `socket.getaddrinfo`). The `sockit` command sets it from
+/// `--dns-timeout SECS`.
+///
+/// A lookup that runs out returns [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)
+/// (`getaddrinfo: timed out`); the blocked C call goes on on its own thread and its answer
+/// is dropped.
+pub fn set_lookup_timeout(limit: Option<Duration>) {
+    let ms = limit.map_or(u64::MAX, |d| {
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX - 1).max(1)
+    });
+    LOOKUP_TIMEOUT_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The process's lookup time limit ([`set_lookup_timeout`]).
+pub fn lookup_timeout() -> Option<Duration> {
+    match LOOKUP_TIMEOUT_MS.load(Ordering::Relaxed) {
+        u64::MAX => None,
+        ms => Some(Duration::from_millis(ms)),
+    }
+}
+
+/// Runs the blocking lookup `call` under the process's time limit (see the module docs).
+pub(crate) fn limited<T: Send + 'static>(
+    op: &'static str,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    within(op, lookup_timeout(), call)
+}
+
+/// Runs the blocking lookup `call` on a thread of its own for at most `limit` (`None`:
+/// in place, no limit): the one way a lookup is given a time limit (the process's, or a
+/// caller's deadline as in [`client::resolve_until`](crate::client::resolve_until)).
+///
+/// # Errors
+/// [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) named `op` when `limit` passes
+/// first; [`ErrorKind::Os`](crate::ErrorKind::Os) when no thread can be started.
+pub(crate) fn within<T: Send + 'static>(
+    op: &'static str,
+    limit: Option<Duration>,
+    call: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    let Some(limit) = limit else {
+        return Ok(call());
+    };
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("sockit-lookup".into())
+        .spawn(move || {
+            let _ = tx.send(call());
+        });
+    if let Err(e) = spawned {
+        return Err(Error::from_io(op, e));
+    }
+    match rx.recv_timeout(limit) {
+        Ok(v) => Ok(v),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::timeout(op)),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::new(
+            crate::ErrorKind::Os,
+            op,
+            None,
+            "the lookup thread ended without an answer",
+        )),
+    }
+}
 
 /// `AI_PASSIVE`: the address is for `bind(2)` (a missing host means the wildcard).
 pub const AI_PASSIVE: i32 = libc::AI_PASSIVE;
@@ -78,9 +157,12 @@ pub struct AddrInfo {
 /// Python: `socket.getaddrinfo(host, port, family=0, type=0, proto=0, flags=0)`; one
 /// `getaddrinfo(3)` call. `family` `None` is `AF_UNSPEC`, `socktype` `None` is any type.
 ///
+/// Runs under the lookup time limit ([`set_lookup_timeout`]).
+///
 /// # Errors
 /// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) with the EAI code (`-2` "Name or service not
 ///   known", `-9` "Address family for hostname not supported" ...).
+/// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) when the lookup time limit passes.
 /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a host with a NUL
 ///   byte, or both host and port missing.
 pub fn getaddrinfo(
@@ -109,15 +191,25 @@ pub fn getaddrinfo(
     if host_c.is_none() && serv_c.is_none() {
         return Err(Error::gai(OP, libc::EAI_NONAME));
     }
-    let raw = crate::sys::getaddrinfo(
-        host_c.as_deref(),
-        serv_c.as_deref(),
+    let (af, st) = (
         family.map_or(libc::AF_UNSPEC, Family::as_raw),
         socktype.map_or(0, SockType::as_raw),
-        protocol,
-        flags,
-    )
-    .map_err(|code| Error::gai(OP, code))?;
+    );
+    // A numeric host asks no resolver: no thread, no limit.
+    let numeric =
+        flags & AI_NUMERICHOST != 0 || host.is_some_and(|h| h.parse::<std::net::IpAddr>().is_ok());
+    let call = move || {
+        crate::sys::getaddrinfo(
+            host_c.as_deref(),
+            serv_c.as_deref(),
+            af,
+            st,
+            protocol,
+            flags,
+        )
+    };
+    let raw =
+        if numeric { call() } else { limited(OP, call)? }.map_err(|code| Error::gai(OP, code))?;
     Ok(raw
         .into_iter()
         .filter_map(|r| {
