@@ -71,8 +71,26 @@ pub fn python_text(err: &anyhow::Error) -> String {
 /// Writes one line on stderr, ignoring write errors: `eprintln!` panics when stderr is a
 /// closed pipe (EPIPE), and a message nobody can read must not turn the exit code into 101.
 /// Every stderr line of the CLI goes through here (one `write(2)` per line).
+/// A progress line on stderr is cleared for the line and drawn again after it.
 pub fn stderr_line(line: std::fmt::Arguments<'_>) {
     let mut text = line.to_string();
     text.push('\n');
-    let _ = io::stderr().lock().write_all(text.as_bytes());
+    let write = || {
+        let _ = io::stderr().lock().write_all(text.as_bytes());
+    };
+    let bar = PROGRESS.lock().ok().and_then(|p| p.clone());
+    match bar {
+        Some(b) => b.suspend(write),
+        None => write(),
+    }
+}
+
+/// The progress line shown on stderr now, if any (see [`stderr_line`]).
+static PROGRESS: std::sync::Mutex<Option<indicatif::ProgressBar>> = std::sync::Mutex::new(None);
+
+/// Sets (or with `None` clears) the progress line [`stderr_line`] makes room for.
+pub fn set_progress(bar: Option<indicatif::ProgressBar>) {
+    if let Ok(mut p) = PROGRESS.lock() {
+        *p = bar;
+    }
 }

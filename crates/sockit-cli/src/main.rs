@@ -13,6 +13,7 @@ mod output;
 mod plot;
 mod report;
 mod stdio;
+mod transfer;
 
 use std::process::ExitCode;
 

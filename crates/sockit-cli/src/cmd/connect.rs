@@ -20,9 +20,10 @@ use sockit::{Port, SockType};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::args::{
-    DataArgs, Events, FamilyArgs, OutputArgs, ProxyArgs, SocketOptArgs, TlsClientArgs,
+    DataArgs, Events, FamilyArgs, OutputArgs, ProxyArgs, SocketOptArgs, StatsArgs, TlsClientArgs,
     parse_idle_secs, parse_secs, parse_timeout_secs,
 };
+use crate::transfer::Transfer;
 
 /// Arguments of `sockit connect`.
 #[derive(Debug, clap::Args)]
@@ -62,6 +63,8 @@ pub struct Args {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    #[command(flatten)]
+    pub stats: StatsArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -198,8 +201,9 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
+    let xfer = Transfer::start(&args.output, &args.stats)?;
     if let Some(path) = &args.unix {
-        return connect_unix(&args, path, events).await;
+        return connect_unix(&args, path, events, &xfer).await;
     }
     let hp = parse_host_port(&args.address)?;
     let host = hp
@@ -247,9 +251,9 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
             || format!("connected to {} {} (udp)", host_text(&peer), peer.port()),
             || json!({"event": "connected", "proto": "udp", "peer_host": host_text(&peer), "peer_port": peer.port()}),
         );
-        let outcome =
-            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(&args, true), tap)
-                .await;
+        let outcome = xfer
+            .relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(&args, true), tap)
+            .await;
         return finish(events, outcome);
     }
     let stream = match &proxy {
@@ -298,19 +302,25 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
             (Box::new(r), Box::new(w))
         }
     };
-    let outcome = relay::relay_stream(
-        &mut lin,
-        &mut lout,
-        &mut rr,
-        &mut rw,
-        &relay_options(&args, false),
-        tap,
-    )
-    .await;
+    let outcome = xfer
+        .relay_stream(
+            &mut lin,
+            &mut lout,
+            &mut rr,
+            &mut rw,
+            &relay_options(&args, false),
+            tap,
+        )
+        .await;
     finish(events, outcome)
 }
 
-async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result<ExitCode> {
+async fn connect_unix(
+    args: &Args,
+    path: &str,
+    events: Events,
+    xfer: &Transfer,
+) -> anyhow::Result<ExitCode> {
     let addr = UnixAddr::parse(path)?;
     let (lin, lout) = local_stdio();
     let (mut lin, mut lout) = args.data.wrap(lin, lout);
@@ -339,9 +349,9 @@ async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result
                        "local_path": local})
             },
         );
-        let outcome =
-            relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args, true), tap)
-                .await;
+        let outcome = xfer
+            .relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args, true), tap)
+            .await;
         return finish(events, outcome);
     }
     let stream = {
@@ -358,15 +368,16 @@ async fn connect_unix(args: &Args, path: &str, events: Events) -> anyhow::Result
         || json!({"event": "connected", "proto": "unix", "path": addr.to_string()}),
     );
     let (mut rr, mut rw) = stream.into_split();
-    let outcome = relay::relay_stream(
-        &mut lin,
-        &mut lout,
-        &mut rr,
-        &mut rw,
-        &relay_options(args, false),
-        tap,
-    )
-    .await;
+    let outcome = xfer
+        .relay_stream(
+            &mut lin,
+            &mut lout,
+            &mut rr,
+            &mut rw,
+            &relay_options(args, false),
+            tap,
+        )
+        .await;
     finish(events, outcome)
 }
 

@@ -81,6 +81,9 @@ pub struct Args {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub output: OutputArgs,
+    /// Without -k: the totals of the transfer (with -k, SIGUSR1 is not handled yet).
+    #[command(flatten)]
+    pub stats: crate::args::StatsArgs,
     /// --allow/--deny CIDR, --max-conns N (with -k; without -k or --broker it has no
     /// effect, and a warning says so, as ncat's).
     #[command(flatten)]
@@ -620,16 +623,21 @@ fn check_program(program: &str) -> anyhow::Result<()> {
 
 async fn run_async(args: &Args, events: Events, cleanup: &mut Cleanup) -> anyhow::Result<ExitCode> {
     let checked = Checked::new(args)?;
-    let bound = bind(args, cleanup, events)?;
-    if !args.exec.is_empty() {
-        return serve_exec(args, events, bound, checked).await;
-    }
     let keep = args.keep || args.broker;
-    match bound {
-        Bound::Dgram(sock) if keep => serve_datagrams(args, events, sock, checked).await,
-        Bound::Dgram(sock) => one_datagram_peer(args, events, sock, checked).await,
-        listener if keep => serve_streams(args, events, listener, checked).await,
-        listener => one_stream_peer(args, events, listener, checked).await,
+    // One peer: SIGUSR1 and --stats-interval totals, -v progress, registered before the
+    // `listening` line.
+    let xfer = if keep || !args.exec.is_empty() {
+        None
+    } else {
+        Some(crate::transfer::Transfer::start(&args.output, &args.stats)?)
+    };
+    let bound = bind(args, cleanup, events)?;
+    match (bound, xfer) {
+        (bound, _) if !args.exec.is_empty() => serve_exec(args, events, bound, checked).await,
+        (Bound::Dgram(sock), Some(x)) => one_datagram_peer(args, events, sock, checked, &x).await,
+        (Bound::Dgram(sock), None) => serve_datagrams(args, events, sock, checked).await,
+        (listener, Some(x)) => one_stream_peer(args, events, listener, checked, &x).await,
+        (listener, None) => serve_streams(args, events, listener, checked).await,
     }
 }
 
@@ -639,6 +647,7 @@ async fn one_stream_peer(
     events: Events,
     listener: Bound,
     checked: Checked,
+    xfer: &crate::transfer::Transfer,
 ) -> anyhow::Result<ExitCode> {
     let access = &checked.access;
     let (mut rr, mut rw, peer) = loop {
@@ -657,15 +666,16 @@ async fn one_stream_peer(
     let (mut lin, mut lout) = args.data.wrap(lin, lout);
     let tap = checked.tap();
     let tap = tap.as_ref().map(|t| t as &dyn relay::Tap);
-    let outcome = relay::relay_stream(
-        &mut lin,
-        &mut lout,
-        &mut rr,
-        &mut rw,
-        &relay_options(args),
-        tap,
-    )
-    .await;
+    let outcome = xfer
+        .relay_stream(
+            &mut lin,
+            &mut lout,
+            &mut rr,
+            &mut rw,
+            &relay_options(args),
+            tap,
+        )
+        .await;
     flush_rest(&mut lout).await;
     finish(events, &peer, outcome)
 }
@@ -676,6 +686,7 @@ async fn one_datagram_peer(
     events: Events,
     sock: Dgram,
     checked: Checked,
+    xfer: &crate::transfer::Transfer,
 ) -> anyhow::Result<ExitCode> {
     let access = &checked.access;
     let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
@@ -729,8 +740,9 @@ async fn one_datagram_peer(
             lout.flush().await?;
         }
     }
-    let outcome =
-        relay::relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args), tap).await;
+    let outcome = xfer
+        .relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args), tap)
+        .await;
     flush_rest(&mut lout).await;
     let mut outcome = outcome;
     outcome.totals.bytes_received += first.iter().map(|d| d.len() as u64).sum::<u64>();

@@ -500,3 +500,159 @@ kill $sink
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A child with every stream piped: stdout bytes and stderr lines arrive on channels.
+struct Piped {
+    child: std::process::Child,
+    out: std::sync::mpsc::Receiver<Vec<u8>>,
+    err: std::sync::mpsc::Receiver<String>,
+}
+
+impl Piped {
+    fn spawn(cmd: &mut Command) -> Piped {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let (otx, out) = std::sync::mpsc::channel();
+        let mut so = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = so.read(&mut buf) {
+                if otx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let (etx, err) = std::sync::mpsc::channel();
+        let se = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(se).lines().map_while(Result::ok) {
+                if etx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Piped { child, out, err }
+    }
+
+    /// The next stderr line that satisfies `want`, within `limit`.
+    fn err_line(&self, limit: Duration, want: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.err.recv_timeout(left) {
+                Ok(l) if want(&l) => return l,
+                Ok(_) => {}
+                Err(_) => panic!("no such stderr line within {limit:?}"),
+            }
+        }
+    }
+}
+
+impl Drop for Piped {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sigusr1_prints_the_totals_of_a_connect_transfer() {
+    let server = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let to = server.addr().to_string();
+    let mut p = Piped::spawn(&mut sockit(&["connect", "--json", &to]));
+    // The connected event says the relay is about to start (the handler is in place).
+    p.err_line(T, |l| l.contains(r#""event":"connected""#));
+    p.child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"hello\n")
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        got.extend(p.out.recv_timeout(T).expect("the echo"));
+    }
+    let _ = Command::new("kill")
+        .args(["-USR1", &p.child.id().to_string()])
+        .status();
+    let line = p.err_line(T, |l| l.contains(r#""event":"stats""#));
+    let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (v["bytes_sent"].as_u64(), v["bytes_received"].as_u64()),
+        (Some(6), Some(6)),
+        "{line}"
+    );
+    // Still relaying.
+    p.child
+        .stdin
+        .as_mut()
+        .unwrap()
+        .write_all(b"again\n")
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < 6 {
+        got.extend(p.out.recv_timeout(T).expect("the second echo"));
+    }
+    assert_eq!(got, b"again\n");
+}
+
+#[test]
+fn listen_prints_text_totals_every_interval() {
+    let port = common::free_port();
+    let p = Piped::spawn(&mut sockit(&[
+        "listen",
+        "127.0.0.1",
+        &port.to_string(),
+        "--stats-interval",
+        "0.2",
+    ]));
+    common::wait_listening(port, false);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.write_all(b"12345").unwrap();
+    let line = p.err_line(T, |l| {
+        l.starts_with("sockit: stats: 0 bytes sent, 5 bytes received, ")
+    });
+    assert!(line.ends_with(" s"), "{line}");
+}
+
+/// `-v` on a terminal: a progress line (bytes each way, rate) on stderr, redrawn while the
+/// transfer runs; never when stderr is not a terminal.
+#[test]
+fn connect_shows_progress_on_a_terminal_only() {
+    require_peer!("script");
+    let server = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let dir = common::temp_dir("progress");
+    std::fs::write(dir.join("in"), "a\nb\nc\nd\n").unwrap();
+    // -d 0.3: four lines take about a second, so the line is drawn a few times.
+    let cmd = format!(
+        "{} connect -v -d 0.3 {} < {} > /dev/null",
+        common::bin().display(),
+        server.addr(),
+        dir.join("in").display()
+    );
+    let out = common::run(
+        Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(Stdio::null()),
+        T,
+    );
+    let tty = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        tty.contains("↑ 2 B  ↓ 2 B") && tty.contains(" B/s"),
+        "no progress line: {tty:?}"
+    );
+    // Not a terminal: only the -v lines.
+    let piped = common::run_with_input(
+        &mut sockit(&["connect", "-v", &server.addr().to_string()]),
+        b"a\n",
+        T,
+    );
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(!err.contains('↑') && !err.contains('\r'), "{err:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,232 @@
+//! What a `connect` or `listen` transfer shows while it runs: the totals line on SIGUSR1
+//! and every `--stats-interval SECS` (on stderr, text or `--json`: stdout carries the
+//! data), and with `-v` a progress line (bytes each way, rate) on stderr when stderr is a
+//! terminal.
+//!
+//! The relay counts into the transfer's [`Counters`] ([`Transfer::relay_stream`],
+//! [`Transfer::relay_datagrams`]); everything shown is read from them.
+
+use std::io::IsTerminal as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use sockit::relay::{self, Counters, Outcome, RelayOptions, Tap};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::args::{OutputArgs, StatsArgs};
+
+/// How often the progress line is redrawn.
+const PROGRESS_TICK: Duration = Duration::from_millis(250);
+
+/// The `stats` event of a transfer.
+#[derive(Debug, Serialize)]
+struct TransferStats {
+    event: &'static str,
+    bytes_sent: u64,
+    bytes_received: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    datagrams_sent: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    datagrams_received: u64,
+    duration_us: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// One transfer's counters, totals line and progress line. Create it inside the runtime
+/// before the `listening` line (listen) or the connect (connect).
+pub struct Transfer {
+    counters: Arc<Counters>,
+    progress: Option<ProgressBar>,
+}
+
+impl Transfer {
+    /// Registers SIGUSR1, starts the `--stats-interval` ticker, and with `-v` on a
+    /// terminal the progress line.
+    ///
+    /// # Errors
+    /// When the SIGUSR1 handler cannot be registered.
+    pub fn start(out: &OutputArgs, stats: &StatsArgs) -> anyhow::Result<Transfer> {
+        let counters = Arc::new(Counters::new());
+        let started = Instant::now();
+        let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
+        let (c, json, every) = (Arc::clone(&counters), out.json, stats.interval);
+        tokio::spawn(async move {
+            let mut tick = every.map(|d| {
+                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
+                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                t
+            });
+            loop {
+                let ticked = async {
+                    match tick.as_mut() {
+                        Some(t) => {
+                            t.tick().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                tokio::select! {
+                    got = usr1.recv() => if got.is_none() { return },
+                    () = ticked => {}
+                }
+                print_stats(&c, started, json);
+            }
+        });
+        let progress = (out.verbose > 0 && !out.json && std::io::stderr().is_terminal())
+            .then(|| progress_line(Arc::clone(&counters), started));
+        Ok(Transfer { counters, progress })
+    }
+
+    /// [`relay::relay_stream`] counting into this transfer.
+    pub async fn relay_stream<LR, LW, RR, RW>(
+        &self,
+        local_r: &mut LR,
+        local_w: &mut LW,
+        remote_r: &mut RR,
+        remote_w: &mut RW,
+        opts: &RelayOptions,
+        tap: Option<&dyn Tap>,
+    ) -> Outcome
+    where
+        LR: AsyncRead + Unpin + ?Sized,
+        LW: AsyncWrite + Unpin + ?Sized,
+        RR: AsyncRead + Unpin + ?Sized,
+        RW: AsyncWrite + Unpin + ?Sized,
+    {
+        // The idle clock starts with the relay, not with the connect.
+        self.counters.touch();
+        let result = relay::relay_stream_counted(
+            local_r,
+            local_w,
+            remote_r,
+            remote_w,
+            opts,
+            tap,
+            &self.counters,
+        )
+        .await;
+        self.end();
+        Outcome {
+            totals: self.counters.totals(),
+            result,
+        }
+    }
+
+    /// [`relay::relay_datagrams`] counting into this transfer.
+    pub async fn relay_datagrams<LR, LW, D>(
+        &self,
+        local_r: &mut LR,
+        local_w: &mut LW,
+        sock: &D,
+        opts: &RelayOptions,
+        tap: Option<&dyn Tap>,
+    ) -> Outcome
+    where
+        LR: AsyncRead + Unpin + ?Sized,
+        LW: AsyncWrite + Unpin + ?Sized,
+        D: relay::DatagramSocket + ?Sized,
+    {
+        self.counters.touch();
+        let result =
+            relay::relay_datagrams_counted(local_r, local_w, sock, opts, tap, &self.counters).await;
+        self.end();
+        Outcome {
+            totals: self.counters.totals(),
+            result,
+        }
+    }
+
+    /// Clears the progress line (the totals follow as events).
+    fn end(&self) {
+        if let Some(p) = &self.progress {
+            p.finish_and_clear();
+            crate::exit::set_progress(None);
+        }
+    }
+}
+
+impl Drop for Transfer {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+fn print_stats(c: &Counters, started: Instant, json: bool) {
+    let t = c.totals();
+    let s = TransferStats {
+        event: "stats",
+        bytes_sent: t.bytes_sent,
+        bytes_received: t.bytes_received,
+        datagrams_sent: t.datagrams_sent,
+        datagrams_received: t.datagrams_received,
+        duration_us: started.elapsed().as_micros().min(u128::from(u64::MAX)) as u64,
+    };
+    if json {
+        let v = serde_json::to_value(&s).unwrap_or_default();
+        crate::exit::stderr_line(format_args!("{v}"));
+        return;
+    }
+    let dgrams = if s.datagrams_sent + s.datagrams_received > 0 {
+        format!(
+            ", {} datagrams sent, {} datagrams received",
+            s.datagrams_sent, s.datagrams_received
+        )
+    } else {
+        String::new()
+    };
+    crate::exit::stderr_line(format_args!(
+        "sockit: stats: {} bytes sent, {} bytes received{dgrams}, {:.3} s",
+        s.bytes_sent,
+        s.bytes_received,
+        s.duration_us as f64 / 1e6
+    ));
+}
+
+/// A spinner on stderr: `↑ sent ↓ received  rate  elapsed`, redrawn every 250 ms from
+/// the counters, the rate over the last second.
+fn progress_line(c: Arc<Counters>, started: Instant) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    crate::exit::set_progress(Some(bar.clone()));
+    let b = bar.clone();
+    tokio::spawn(async move {
+        let mut window: std::collections::VecDeque<(Instant, u64)> = Default::default();
+        let mut tick = tokio::time::interval(PROGRESS_TICK);
+        while !b.is_finished() {
+            tick.tick().await;
+            let t = c.totals();
+            let now = Instant::now();
+            let total = t.bytes_sent + t.bytes_received;
+            window.push_back((now, total));
+            while window.len() > 1 && now.duration_since(window[0].0) > Duration::from_secs(1) {
+                window.pop_front();
+            }
+            let (t0, b0) = window[0];
+            let secs = now.duration_since(t0).as_secs_f64();
+            let rate = if secs > 0.0 {
+                (total - b0) as f64 / secs
+            } else {
+                0.0
+            };
+            b.set_message(format!(
+                "↑ {}  ↓ {}  {}/s",
+                HumanBytes(t.bytes_sent),
+                HumanBytes(t.bytes_received),
+                HumanBytes(rate as u64)
+            ));
+            b.tick();
+        }
+        let _ = started;
+    });
+    bar
+}
