@@ -2,7 +2,9 @@
 //!
 //! [`latency_by_percentile`] draws latency distributions as HdrHistogram's plotter does:
 //! latency against percentile on a 1/(1−p) axis, so the tail (99 %, 99.9 %, 99.99 % …)
-//! gets as much room as the median.
+//! gets as much room as the median. [`waterfall`] draws the phases of an HTTP exchange
+//! as a browser's network panel does: one row per phase against time since the request
+//! began, a bar for one exchange, a box and whiskers for many.
 
 use std::path::Path;
 
@@ -128,6 +130,114 @@ pub fn latency_by_percentile(
         .border_style(BLACK)
         .draw()
         .map_err(|e| failed(e.to_string()))?;
+    root.present().map_err(|e| failed(e.to_string()))?;
+    Ok(())
+}
+
+/// One row of a [`waterfall`], times in milliseconds since the request began.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PhaseRow {
+    /// The phase (`connect`, `first byte` …).
+    pub label: String,
+    /// The filled bar: the phase's own span (one exchange) or p25–p75 (many).
+    pub bar: (f64, f64),
+    /// Whiskers min–max (many exchanges).
+    pub whiskers: Option<(f64, f64)>,
+    /// The median mark (many exchanges).
+    pub median: Option<f64>,
+}
+
+/// Writes an SVG waterfall of `rows`, top to bottom: each phase a bar against
+/// milliseconds since the request began (with whiskers and a median mark when given).
+///
+/// # Errors
+/// When the file cannot be written (the error names it).
+pub fn waterfall(path: &Path, title: &str, rows: &[PhaseRow]) -> anyhow::Result<()> {
+    let failed = |e: String| anyhow::anyhow!("{}: {e}", path.display());
+    let x_max = rows
+        .iter()
+        .map(|r| r.whiskers.map_or(r.bar.1, |w| w.1).max(r.bar.1))
+        .fold(0.001f64, f64::max)
+        * 1.08;
+    let n = rows.len().max(1) as i32;
+    let height = (140 + 44 * n).clamp(260, 900) as u32;
+    let root = SVGBackend::new(path, (960, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| failed(e.to_string()))?;
+    let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 20))
+        .margin(16)
+        .margin_right(48)
+        .x_label_area_size(40)
+        .y_label_area_size(180)
+        .build_cartesian_2d(0f64..x_max, 0f64..f64::from(n))
+        .map_err(|e| failed(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_desc("ms since the request began")
+        .x_label_formatter(&|x: &f64| {
+            if x_max > 20.0 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.2}")
+            }
+        })
+        .draw()
+        .map_err(|e| failed(e.to_string()))?;
+    // Row i (from the top) spans y in [n-i-1, n-i].
+    let top = |i: usize| f64::from(n) - i as f64;
+    for (i, row) in rows.iter().enumerate() {
+        let (r, g, b) = COLORS[i % COLORS.len()];
+        let color = RGBColor(r, g, b);
+        let (y0, y1) = (top(i) - 0.75, top(i) - 0.25);
+        let mid = top(i) - 0.5;
+        if let Some((lo, hi)) = row.whiskers {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(lo, mid), (hi, mid)],
+                    BLACK.stroke_width(1),
+                )))
+                .map_err(|e| failed(e.to_string()))?;
+            for x in [lo, hi] {
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        vec![(x, mid - 0.15), (x, mid + 0.15)],
+                        BLACK.stroke_width(1),
+                    )))
+                    .map_err(|e| failed(e.to_string()))?;
+            }
+        }
+        let (a, z) = row.bar;
+        // a bar of zero width is drawn one pixel wide: the phase happened
+        let z = if z - a < x_max / 900.0 {
+            a + x_max / 900.0
+        } else {
+            z
+        };
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(a, y0), (z, y1)],
+                color.filled(),
+            )))
+            .map_err(|e| failed(e.to_string()))?;
+        if let Some(m) = row.median {
+            chart
+                .draw_series(std::iter::once(PathElement::new(
+                    vec![(m, y0 - 0.05), (m, y1 + 0.05)],
+                    BLACK.stroke_width(3),
+                )))
+                .map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    // Phase names beside their rows, left of the plot area.
+    let area = chart.plotting_area();
+    for (i, label) in labels.iter().enumerate() {
+        let (_, py) = area.map_coordinate(&(0.0, top(i) - 0.5));
+        root.draw(&Text::new(label.clone(), (12, py - 7), ("sans-serif", 14)))
+            .map_err(|e| failed(e.to_string()))?;
+    }
     root.present().map_err(|e| failed(e.to_string()))?;
     Ok(())
 }

@@ -656,3 +656,80 @@ fn connect_shows_progress_on_a_terminal_only() {
     assert!(!err.contains('↑') && !err.contains('\r'), "{err:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The bars (filled rectangles) and the text of an SVG, from its parsed XML (python3's
+/// xml.etree: the file must parse).
+fn svg_bars_and_text(path: &std::path::Path) -> (usize, String) {
+    let script = r##"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+assert root.tag == ns + "svg", root.tag
+# the bars: filled, not white (the background and plot area are white)
+bars = [r for r in root.iter(ns + "rect")
+        if r.get("fill") not in (None, "none", "#FFFFFF", "#ffffff", "white")]
+print(len(bars))
+print("|".join(t.text or "" for t in root.iter(ns + "text")))
+"##;
+    let out = common::run(crate::peers::python3().arg("-c").arg(script).arg(path), T);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (n, rest) = text.split_once('\n').expect("two lines");
+    (n.trim().parse().expect("a count"), rest.to_string())
+}
+
+#[test]
+fn http_plot_draws_the_phases_and_their_spread() {
+    let server = crate::http::http_server(&[]);
+    let url = crate::http::url(&server, "/file");
+    let dir = common::temp_dir("http-plot");
+    let one = dir.join("one.svg");
+    let out = common::run(
+        &mut sockit(&[
+            "http",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--plot",
+            one.to_str().unwrap(),
+            &url,
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let (bars, text) = svg_bars_and_text(&one);
+    // plain HTTP: lookup, connect, request sent, first byte, body
+    assert_eq!(bars, 5, "{text}");
+    for phase in [
+        "name lookup",
+        "connect",
+        "request sent",
+        "first byte",
+        "body",
+    ] {
+        assert!(text.contains(phase), "{phase} missing: {text}");
+    }
+    let many = dir.join("many.svg");
+    let out = common::run(
+        &mut sockit(&[
+            "http",
+            "-s",
+            "-o",
+            "/dev/null",
+            "--repeat",
+            "20",
+            "--plot",
+            many.to_str().unwrap(),
+            &url,
+        ]),
+        T,
+    );
+    assert!(out.status.success(), "{out:?}");
+    let (bars, text) = svg_bars_and_text(&many);
+    assert_eq!(bars, 5, "{text}");
+    assert!(
+        text.contains("20 runs of GET") && text.contains("total (n=20)"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -299,6 +299,11 @@ pub struct Opts {
     #[arg(long = "rate", value_name = "N/UNIT", requires = "repeat")]
     pub rate: Option<String>,
 
+    /// Draw the phases as an SVG waterfall in FILE (one exchange: a bar per phase; with
+    /// --repeat: the spread of each phase, box p25-p75, whiskers min-max, mark p50).
+    #[arg(long = "plot", value_name = "FILE.svg")]
+    pub plot: Option<std::path::PathBuf>,
+
     /// curl's options sockit does not have (refused by name).
     #[command(flatten)]
     pub curl_only: curl::CurlOnly,
@@ -428,6 +433,16 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
     };
     ctx.outs.flush()?;
     write_out(plan, &rec, result.is_err());
+    if let (Some(path), Some(t)) = (&args.plot, rec.last_timings)
+        && result.is_ok()
+    {
+        crate::plot::waterfall(
+            path,
+            &format!("{} {}", plan.method, plan.url),
+            &waterfall_rows(&t),
+        )
+        .map_err(|e| e.context("--plot"))?;
+    }
     match result {
         Ok(()) => {
             if args.json {
@@ -439,6 +454,33 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
         }
         Err(e) => Err(json_failure(args, &plan.url_text, e)),
     }
+}
+
+/// The rows of one exchange's waterfall: each phase from the end of the one before it
+/// (phases a reused or plain connection skips are left out).
+fn waterfall_rows(t: &sockit::http::Timings) -> Vec<crate::plot::PhaseRow> {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let phases = [
+        ("name lookup", t.dns),
+        ("connect", t.connect),
+        ("TLS", t.tls),
+        ("request sent", t.request_sent),
+        ("first byte", t.first_byte),
+        ("body", t.total),
+    ];
+    let mut rows = Vec::new();
+    let mut at = 0.0;
+    for (label, end) in phases {
+        let Some(end) = end.map(ms) else { continue };
+        rows.push(crate::plot::PhaseRow {
+            label: format!("{label} {:.3} ms", end - at),
+            bar: (at, end),
+            whiskers: None,
+            median: None,
+        });
+        at = end;
+    }
+    rows
 }
 
 /// With `--json`, an error that ends the command is also a JSON object on stdout:

@@ -144,6 +144,29 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
         b.finish_and_clear();
     }
     let elapsed = began.elapsed();
+    if let Some(path) = &args.plot {
+        let ms = |ns: u64| ns as f64 / 1e6;
+        let rows: Vec<crate::plot::PhaseRow> = PHASES
+            .iter()
+            .zip(&hists)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|((label, _), h)| crate::plot::PhaseRow {
+                label: format!("{label} (n={})", h.len()),
+                bar: (ms(h.value_at_quantile(0.25)), ms(h.value_at_quantile(0.75))),
+                whiskers: Some((ms(h.min()), ms(h.max()))),
+                median: Some(ms(h.value_at_quantile(0.5))),
+            })
+            .collect();
+        crate::plot::waterfall(
+            path,
+            &format!(
+                "{n} runs of {} {}: box p25-p75, whiskers min-max, mark p50",
+                plan.method, plan.url
+            ),
+            &rows,
+        )
+        .map_err(|e| e.context("--plot"))?;
+    }
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let phases = PHASES
