@@ -8,14 +8,23 @@ use crate::cmd;
 
 /// sockit: a socket toolkit — Python's socket module as a command.
 #[derive(Debug, Parser)]
-#[command(name = "sockit", version, about, propagate_version = true)]
+#[command(
+    name = "sockit",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "New here? Start with `sockit tour`: every program of the socket-programming \
+slides, run live on loopback and explained step by step.\n\
+`sockit COMMAND -h` for a command's options (--help for more), `sockit man COMMAND` for its \
+manual page."
+)]
 pub struct Cli {
     /// The job to do.
     #[command(subcommand)]
     pub command: Command,
     /// Time limit of each name lookup (getaddrinfo and friends), in seconds; 0 for none.
     /// Past it the lookup fails as a timeout (exit 5).
-    #[arg(long = "dns-timeout", value_name = "SECS", global = true,
+    #[arg(help_heading = "Connection", long = "dns-timeout", value_name = "SECS", global = true,
           default_value = DNS_TIMEOUT_DEFAULT, value_parser = crate::args::parse_secs)]
     pub dns_timeout: std::time::Duration,
 }
@@ -54,6 +63,10 @@ pub enum Command {
     Http(cmd::http::Args),
     /// Load generator: round trips per second, latency percentiles, throughput.
     Bench(cmd::bench::Args),
+    /// The manual page of sockit or of one subcommand, in roff (man -l -).
+    Man(cmd::man::Args),
+    /// The shell completion script: bash, zsh, fish, elvish or powershell.
+    Completions(cmd::completions::Args),
 }
 
 impl Command {
@@ -73,6 +86,8 @@ impl Command {
             Command::Protocol(a) => cmd::protocol::run(a),
             Command::Http(a) => cmd::http::run(a),
             Command::Bench(a) => cmd::bench::run(a),
+            Command::Man(a) => cmd::man::run(a),
+            Command::Completions(a) => cmd::completions::run(a),
         }
     }
 }

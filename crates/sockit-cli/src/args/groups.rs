@@ -14,28 +14,28 @@ use super::parse::{parse_byte_value, parse_drain, parse_idle_secs, parse_linger,
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct SocketOptArgs {
     /// TCP_NODELAY: send small writes at once (no Nagle delay).
-    #[arg(long)]
+    #[arg(help_heading = "Connection", long)]
     pub nodelay: bool,
     /// SO_KEEPALIVE: probe idle connections.
-    #[arg(long)]
+    #[arg(help_heading = "Connection", long)]
     pub keepalive: bool,
     /// IP_TTL / IPV6_UNICAST_HOPS (1-255).
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Connection", long, value_name = "N")]
     pub ttl: Option<u32>,
     /// IP_TOS / IPV6_TCLASS (0-255, decimal or 0x hex).
-    #[arg(long, value_name = "N", value_parser = parse_byte_value)]
+    #[arg(help_heading = "Connection", long, value_name = "N", value_parser = parse_byte_value)]
     pub tos: Option<u32>,
     /// SO_RCVBUF in bytes (Linux doubles it and caps it at net.core.rmem_max).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(help_heading = "Connection", long, value_name = "BYTES")]
     pub rcvbuf: Option<usize>,
     /// SO_SNDBUF in bytes (Linux doubles it and caps it at net.core.wmem_max).
-    #[arg(long, value_name = "BYTES")]
+    #[arg(help_heading = "Connection", long, value_name = "BYTES")]
     pub sndbuf: Option<usize>,
     /// SO_REUSEPORT: let several sockets bind the same port.
-    #[arg(long)]
+    #[arg(help_heading = "Connection", long)]
     pub reuseport: bool,
     /// SO_LINGER: on close, wait up to SECS (whole seconds) for unsent data (0: reset at once).
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_linger)]
+    #[arg(help_heading = "Connection", long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_linger)]
     pub linger: Option<u32>,
 }
 
@@ -59,10 +59,20 @@ impl SocketOptArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TrafficLogArgs {
     /// Hex dump of both directions to FILE (offsets, direction marks >/<, timestamps).
-    #[arg(short = 'x', long = "hex-dump", value_name = "FILE")]
+    #[arg(
+        help_heading = "Output",
+        short = 'x',
+        long = "hex-dump",
+        value_name = "FILE"
+    )]
     pub hex_dump: Option<PathBuf>,
     /// Raw log of both directions to FILE (the bytes as they passed).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(
+        help_heading = "Output",
+        short = 'o',
+        long = "output",
+        value_name = "FILE"
+    )]
     pub output: Option<PathBuf>,
 }
 
@@ -113,14 +123,14 @@ pub fn log_failed() -> bool {
 pub struct AdmitArgs {
     /// At most N sessions at once (1-16777216, default 1024); more are accepted and
     /// closed at once (datagrams dropped).
-    #[arg(long = "max-conns", value_name = "N", value_parser = parse_max_conns)]
+    #[arg(help_heading = "Limits", long = "max-conns", value_name = "N", value_parser = parse_max_conns)]
     pub max_conns: Option<usize>,
     /// Admit only peers in these networks (CIDR; repeatable or comma-separated); others
     /// are closed at once (datagrams dropped).
-    #[arg(long, value_name = "CIDR")]
+    #[arg(help_heading = "Limits", long, value_name = "CIDR")]
     pub allow: Vec<String>,
     /// Refuse peers in these networks (wins over --allow).
-    #[arg(long, value_name = "CIDR")]
+    #[arg(help_heading = "Limits", long, value_name = "CIDR")]
     pub deny: Vec<String>,
 }
 
@@ -140,7 +150,7 @@ impl AdmitArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct IdleArgs {
     /// End a session after SECS (more than 0, at most 1e9) without traffic either way.
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
+    #[arg(help_heading = "Limits", short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
           value_parser = parse_idle_secs)]
     pub timeout: Option<Duration>,
 }
@@ -150,7 +160,7 @@ pub struct IdleArgs {
 pub struct DrainArgs {
     /// On SIGTERM, let open sessions finish for at most SECS, then abort them with RST
     /// (0: abort at once). A second SIGTERM, SIGINT or SIGHUP aborts at once.
-    #[arg(long = "drain", value_name = "SECS", default_value = "5", value_parser = parse_drain)]
+    #[arg(help_heading = "Limits", long = "drain", value_name = "SECS", default_value = "5", value_parser = parse_drain)]
     pub drain: Duration,
 }
 
@@ -159,7 +169,7 @@ pub struct DrainArgs {
 pub struct StatsArgs {
     /// Print the totals so far every SECS (as `kill -USR1 PID` does at any time), where
     /// the events go: `sockit: stats: …` on stderr, or a `stats` object with --json.
-    #[arg(long = "stats-interval", value_name = "SECS", value_parser = parse_idle_secs)]
+    #[arg(help_heading = "Output", long = "stats-interval", value_name = "SECS", value_parser = parse_idle_secs)]
     pub interval: Option<Duration>,
 }
 
@@ -168,7 +178,7 @@ pub struct StatsArgs {
 pub struct MetricsArgs {
     /// Serve Prometheus metrics at http://ADDR/metrics (`PORT`, `HOST:PORT`; the host
     /// defaults to 127.0.0.1; port 0 picks one, printed as `listening HOST PORT metrics`).
-    #[arg(long = "metrics", value_name = "ADDR")]
+    #[arg(help_heading = "Output", long = "metrics", value_name = "ADDR")]
     pub metrics: Option<String>,
 }
 
@@ -195,13 +205,13 @@ impl MetricsArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct FamilyArgs {
     /// IPv4 only.
-    #[arg(short = '4', conflicts_with = "ipv6")]
+    #[arg(help_heading = "Connection", short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
     /// IPv6 only.
-    #[arg(short = '6')]
+    #[arg(help_heading = "Connection", short = '6')]
     pub ipv6: bool,
     /// Numeric addresses only: no name lookups at all (AI_NUMERICHOST).
-    #[arg(short = 'n', long = "numeric")]
+    #[arg(help_heading = "Connection", short = 'n', long = "numeric")]
     pub numeric: bool,
 }
 
@@ -243,21 +253,30 @@ impl FamilyArgs {
 pub struct ProxyArgs {
     /// Go through the proxy at HOST[:PORT] (default port 1080 for SOCKS, 3128 for HTTP;
     /// an IPv6 address with a port in brackets: [::1]:1080). TCP only.
-    #[arg(long = "proxy", value_name = "HOST[:PORT]")]
+    #[arg(
+        help_heading = "Connection",
+        long = "proxy",
+        value_name = "HOST[:PORT]"
+    )]
     pub proxy: Option<String>,
     /// The proxy's protocol: socks4 (names go as SOCKS4a), socks5 or http (CONNECT;
     /// the default, as in ncat).
-    #[arg(long = "proxy-type", value_name = "TYPE", requires = "proxy",
+    #[arg(help_heading = "Connection", long = "proxy-type", value_name = "TYPE", requires = "proxy",
           value_parser = ["socks4", "socks5", "http"])]
     pub proxy_type: Option<String>,
     /// Credentials for the proxy: USER:PASS (SOCKS5 username/password, HTTP Basic), or
     /// USER (SOCKS4's user id).
-    #[arg(long = "proxy-auth", value_name = "USER[:PASS]", requires = "proxy")]
+    #[arg(
+        help_heading = "Connection",
+        long = "proxy-auth",
+        value_name = "USER[:PASS]",
+        requires = "proxy"
+    )]
     pub proxy_auth: Option<String>,
     /// Where the target's name is resolved: remote (by the proxy; the default, no lookup
     /// here), local (here; an error if it fails), both (here, else by the proxy), none
     /// (numeric targets only).
-    #[arg(long = "proxy-dns", value_name = "WHERE", requires = "proxy",
+    #[arg(help_heading = "Connection", long = "proxy-dns", value_name = "WHERE", requires = "proxy",
           value_parser = ["local", "remote", "both", "none"])]
     pub proxy_dns: Option<String>,
 }
@@ -312,11 +331,11 @@ impl ProxyArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct OutputArgs {
     /// Print events (connects, accepts, closes, numeric peers) and byte totals on stderr.
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    #[arg(help_heading = "Output", short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print events and errors as JSON objects, one per line (on stderr for connect and
     /// listen, whose stdout carries the data).
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub json: bool,
 }
 
@@ -402,20 +421,30 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 pub struct TlsClientArgs {
     /// Speak TLS (rustls) over the TCP connection; the certificate is verified against the
     /// system's roots and the host name.
-    #[arg(long = "tls")]
+    #[arg(help_heading = "TLS", long = "tls")]
     pub tls: bool,
     /// With --tls: trust the CA certificates in this PEM file instead of the system's.
-    #[arg(long = "cacert", value_name = "FILE", requires = "tls")]
+    #[arg(
+        help_heading = "TLS",
+        long = "cacert",
+        value_name = "FILE",
+        requires = "tls"
+    )]
     pub cacert: Option<PathBuf>,
     /// With --tls: do not verify the server's certificate. Dangerous.
-    #[arg(long = "insecure", requires = "tls")]
+    #[arg(help_heading = "TLS", long = "insecure", requires = "tls")]
     pub insecure: bool,
     /// With --tls: present this client certificate chain (PEM) when the server asks for
     /// one (mutual TLS); needs --key.
-    #[arg(long = "cert", value_name = "FILE", requires_all = ["tls", "key"])]
+    #[arg(help_heading = "TLS", long = "cert", value_name = "FILE", requires_all = ["tls", "key"])]
     pub cert: Option<PathBuf>,
     /// With --cert: the client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long = "key", value_name = "FILE", requires = "cert")]
+    #[arg(
+        help_heading = "TLS",
+        long = "key",
+        value_name = "FILE",
+        requires = "cert"
+    )]
     pub key: Option<PathBuf>,
 }
 
@@ -455,17 +484,32 @@ impl TlsClientArgs {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsServerArgs {
     /// Speak TLS (rustls) with each client; needs --cert and --key.
-    #[arg(long = "tls", requires_all = ["cert", "key"])]
+    #[arg(help_heading = "TLS", long = "tls", requires_all = ["cert", "key"])]
     pub tls: bool,
     /// With --tls: the server's certificate chain (PEM).
-    #[arg(long = "cert", value_name = "FILE", requires = "tls")]
+    #[arg(
+        help_heading = "TLS",
+        long = "cert",
+        value_name = "FILE",
+        requires = "tls"
+    )]
     pub cert: Option<PathBuf>,
     /// With --tls: the server's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long = "key", value_name = "FILE", requires = "tls")]
+    #[arg(
+        help_heading = "TLS",
+        long = "key",
+        value_name = "FILE",
+        requires = "tls"
+    )]
     pub key: Option<PathBuf>,
     /// With --tls: require a client certificate that chains to a CA certificate in this
     /// PEM file (mutual TLS); clients without one fail their handshake.
-    #[arg(long = "cacert", value_name = "FILE", requires = "tls")]
+    #[arg(
+        help_heading = "TLS",
+        long = "cacert",
+        value_name = "FILE",
+        requires = "tls"
+    )]
     pub cacert: Option<PathBuf>,
 }
 

@@ -11,16 +11,20 @@ use super::parse::parse_secs;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DataArgs {
     /// CRLF line endings: each "\n" of stdin is sent as "\r\n".
-    #[arg(short = 'C', long = "crlf")]
+    #[arg(help_heading = "Data", short = 'C', long = "crlf")]
     pub crlf: bool,
     /// Delay between lines sent, in seconds.
-    #[arg(short = 'd', long = "delay", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    #[arg(help_heading = "Data", short = 'd', long = "delay", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub delay: Option<Duration>,
     /// Only send: what the peer sends is read and discarded.
-    #[arg(long = "send-only", conflicts_with = "recv_only")]
+    #[arg(
+        help_heading = "Data",
+        long = "send-only",
+        conflicts_with = "recv_only"
+    )]
     pub send_only: bool,
     /// Only receive: stdin is not read and nothing is sent (no half-close either).
-    #[arg(long = "recv-only")]
+    #[arg(help_heading = "Data", long = "recv-only")]
     pub recv_only: bool,
     #[command(flatten)]
     pub log: TrafficLogArgs,

@@ -38,26 +38,36 @@ pub struct Args {
     #[arg(long = "unix", value_name = "PATH", conflicts_with = "address")]
     pub unix: Option<String>,
     /// Connect timeout in seconds: the whole attempt, over every address of the name.
-    #[arg(short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_timeout_secs)]
+    #[arg(help_heading = "Connection", short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_timeout_secs)]
     pub wait: Option<Duration>,
     /// Idle timeout in seconds, reset by traffic either way (expiry exits 5).
-    #[arg(short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
+    #[arg(help_heading = "Limits", short = 'i', long = "idle-timeout", value_name = "SECS", allow_negative_numbers = true,
           value_parser = parse_idle_secs)]
     pub idle: Option<Duration>,
     /// After end of stdin, wait at most SECS for the peer, then quit (UDP default: 1).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    #[arg(help_heading = "Data", short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
     /// Accepted for compatibility: half-close on end of stdin is already the default.
-    #[arg(short = 'N')]
+    #[arg(help_heading = "Data", short = 'N')]
     pub shutdown_compat: bool,
     /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
-    #[arg(long = "no-shutdown")]
+    #[arg(help_heading = "Data", long = "no-shutdown")]
     pub no_shutdown: bool,
     /// Source address to bind before connecting.
-    #[arg(short = 's', long = "source", value_name = "ADDR")]
+    #[arg(
+        help_heading = "Connection",
+        short = 's',
+        long = "source",
+        value_name = "ADDR"
+    )]
     pub source: Option<String>,
     /// Source port to bind before connecting.
-    #[arg(short = 'p', long = "source-port", value_name = "PORT")]
+    #[arg(
+        help_heading = "Connection",
+        short = 'p',
+        long = "source-port",
+        value_name = "PORT"
+    )]
     pub source_port: Option<u16>,
     #[command(flatten)]
     pub family: FamilyArgs,

@@ -44,7 +44,7 @@ pub struct Args {
     #[command(flatten)]
     pub family: FamilyArgs,
     /// On an IPv6 wildcard address, also accept IPv4 (IPV6_V6ONLY off).
-    #[arg(long = "dual-stack")]
+    #[arg(help_heading = "Connection", long = "dual-stack")]
     pub dual_stack: bool,
     #[command(flatten)]
     pub output: OutputArgs,

@@ -18,7 +18,7 @@ use crate::report::{JsonTo, Reporter};
 /// Arguments of `sockit forward`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
+    after_long_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
 udp:; unix:PATH (or /path, ./path, @abstract) for a Unix stream socket; unixgram:PATH for a Unix \
 datagram socket (TARGET only). A LISTEN without \
 host binds 127.0.0.1 (::1 with -6).\n\nA reset on one side is passed on to the other as a reset \
@@ -37,13 +37,13 @@ pub struct Args {
     #[command(flatten)]
     pub family: FamilyArgs,
     /// Time to connect to the target, in seconds (lookup and every address).
-    #[arg(short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true, value_parser = crate::args::parse_timeout_secs)]
+    #[arg(help_heading = "Connection", short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true, value_parser = crate::args::parse_timeout_secs)]
     pub wait: Option<Duration>,
     #[command(flatten)]
     pub idle: IdleArgs,
     /// TCP/Unix client to UDP target: after the client's end of input, relay replies for
     /// SECS more, then close the client (default 0.5, like socat's -t).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    #[arg(help_heading = "Data", short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
     #[command(flatten)]
     pub admit: AdmitArgs,

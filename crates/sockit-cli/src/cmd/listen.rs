@@ -59,23 +59,23 @@ pub struct Args {
     #[arg(long = "unix", value_name = "PATH", conflicts_with = "address")]
     pub unix: Option<String>,
     /// Accept IPv4 too on an IPv6 wildcard listener (IPV6_V6ONLY off; needs `::`).
-    #[arg(long = "dual-stack")]
+    #[arg(help_heading = "Connection", long = "dual-stack")]
     pub dual_stack: bool,
     /// -i SECS: idle timeout per connection (one peer: expiry exits 5; with -k the idle
     /// connection is closed; -k -u: the idle peer is forgotten and the listener goes on).
     #[command(flatten)]
     pub idle: crate::args::IdleArgs,
     /// After end of stdin, wait at most SECS for the peer, then quit (one-peer mode).
-    #[arg(short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    #[arg(help_heading = "Data", short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
     /// Accepted for compatibility: half-close on end of stdin is already the default.
-    #[arg(short = 'N')]
+    #[arg(help_heading = "Data", short = 'N')]
     pub shutdown_compat: bool,
     /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
-    #[arg(long = "no-shutdown")]
+    #[arg(help_heading = "Data", long = "no-shutdown")]
     pub no_shutdown: bool,
     /// Listen backlog (listen(2)).
-    #[arg(long, default_value_t = 128, value_name = "N")]
+    #[arg(help_heading = "Limits", long, default_value_t = 128, value_name = "N")]
     pub backlog: i32,
     #[command(flatten)]
     pub family: FamilyArgs,

@@ -28,7 +28,7 @@ const MAX_AUTH_FILE: u64 = 1 << 20;
 /// Arguments of `sockit proxy`.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "One port serves SOCKS5 (CONNECT, UDP ASSOCIATE), SOCKS4/4a \
+    after_long_help = "One port serves SOCKS5 (CONNECT, UDP ASSOCIATE), SOCKS4/4a \
 (CONNECT) and HTTP (CONNECT, and plain requests with an absolute http:// URI), told apart \
 by the first byte. A malformed or refused handshake gets the protocol's own error reply \
 and a handshake_failed event; the README lists each case.\n\n\
@@ -53,17 +53,25 @@ pub struct Args {
     pub auth_file: Option<PathBuf>,
     /// Connect clients only to these destinations: CIDR[:PORTS] (PORTS like 80,443 or
     /// 8000-8080; repeatable), checked on the resolved address.
-    #[arg(long = "allow-dest", value_name = "CIDR[:PORTS]")]
+    #[arg(
+        help_heading = "Limits",
+        long = "allow-dest",
+        value_name = "CIDR[:PORTS]"
+    )]
     pub allow_dest: Vec<String>,
     /// Never connect clients to these destinations (wins over --allow-dest).
-    #[arg(long = "deny-dest", value_name = "CIDR[:PORTS]")]
+    #[arg(
+        help_heading = "Limits",
+        long = "deny-dest",
+        value_name = "CIDR[:PORTS]"
+    )]
     pub deny_dest: Vec<String>,
     /// Time to resolve and connect to a target, in seconds (default 30).
-    #[arg(short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true,
+    #[arg(help_heading = "Limits", short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true,
           value_parser = parse_timeout_secs)]
     pub wait: Option<Duration>,
     /// Time a client has for its whole handshake, in seconds (default 10).
-    #[arg(long = "handshake-timeout", value_name = "SECS", allow_negative_numbers = true,
+    #[arg(help_heading = "Limits", long = "handshake-timeout", value_name = "SECS", allow_negative_numbers = true,
           value_parser = parse_timeout_secs)]
     pub handshake_timeout: Option<Duration>,
     /// Refuse SOCKS5 UDP ASSOCIATE (reply 7, command not supported).

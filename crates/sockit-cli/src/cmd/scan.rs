@@ -23,7 +23,7 @@ const PROGRESS_FROM: usize = 1000;
 #[derive(Debug, clap::Args)]
 #[command(
     override_usage = "sockit scan [OPTIONS] HOST... PORTS...",
-    after_help = "\
+    after_long_help = "\
 Words: hosts first, then ports. The first word is a host and the last word is ports; \
 a word made only of digits, ',' and '-' (22, 20-25, 80,443), or holding a ',', starts the \
 ports, and every word after it is ports too. One word HOST:PORTS or [V6]:PORTS also works.

@@ -733,3 +733,133 @@ fn http_plot_draws_the_phases_and_their_spread() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `sockit completions bash`, loaded in `bash -c`, completes subcommand names and their
+/// options.
+#[test]
+fn bash_completion_completes_subcommands_and_options() {
+    let dir = common::temp_dir("completions");
+    let script = dir.join("sockit.bash");
+    let out = common::run(&mut sockit(&["completions", "bash"]), T);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(&script, &out.stdout).unwrap();
+    let complete = |words: &str| -> Vec<String> {
+        let body = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _sockit sockit \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let out = common::run(Command::new("bash").args(["-c", &body]), T);
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(complete("sockit ec"), ["echo-server"]);
+    let all = complete("sockit ''");
+    for sub in [
+        "connect",
+        "listen",
+        "forward",
+        "proxy",
+        "man",
+        "completions",
+        "tour",
+    ] {
+        assert!(all.iter().any(|w| w == sub), "{sub} missing: {all:?}");
+    }
+    assert_eq!(complete("sockit connect --stats-i"), ["--stats-interval"]);
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = common::run(&mut sockit(&["completions", shell]), T);
+        assert!(
+            out.status.success() && out.stdout.len() > 1000,
+            "{shell}: {out:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `sockit man [SUBCOMMAND]` renders with `man --warnings` at 80 columns without a
+/// warning, for sockit(1) and every subcommand's page.
+#[test]
+fn every_man_page_renders_without_warnings() {
+    require_peer!("man");
+    let list = common::run(&mut sockit(&["man", "--list"]), T);
+    assert!(list.status.success(), "{list:?}");
+    let mut pages = vec![String::new()];
+    pages.extend(
+        String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .map(String::from),
+    );
+    assert!(
+        pages.len() > 10 && pages.iter().any(|p| p == "connect"),
+        "{pages:?}"
+    );
+    let dir = common::temp_dir("man");
+    for page in &pages {
+        let mut args = vec!["man"];
+        if !page.is_empty() {
+            args.push(page);
+        }
+        let roff = common::run(&mut sockit(&args), T);
+        assert!(roff.status.success(), "{page}: {roff:?}");
+        let file = dir.join("page.1");
+        std::fs::write(&file, &roff.stdout).unwrap();
+        let shown = common::run(
+            Command::new("man")
+                .args(["--warnings", "-E", "UTF-8", "-l"])
+                .arg(&file)
+                .env("MANWIDTH", "80")
+                .env("MANPAGER", "cat")
+                .env("PAGER", "cat"),
+            T,
+        );
+        let text = String::from_utf8_lossy(&shown.stdout);
+        assert!(
+            shown.status.success() && shown.stderr.is_empty(),
+            "sockit man {page}: {}",
+            String::from_utf8_lossy(&shown.stderr)
+        );
+        let name = if page.is_empty() {
+            "sockit".to_string()
+        } else {
+            format!("sockit-{page}")
+        };
+        assert!(text.starts_with(&format!("{name}(1)")), "{page}: {text}");
+        assert!(
+            text.lines().all(|l| l.chars().count() <= 80),
+            "{page}: wider than 80"
+        );
+    }
+    // The long explanations -h leaves out are in the page.
+    let fwd = common::run(&mut sockit(&["man", "forward"]), T);
+    assert!(String::from_utf8_lossy(&fwd.stdout).contains("5353 127.0.0.1:53"));
+    let short = common::run(&mut sockit(&["forward", "-h"]), T);
+    assert!(!String::from_utf8_lossy(&short.stdout).contains("5353 127.0.0.1:53"));
+    common::assert_fails_with(
+        &common::run(&mut sockit(&["man", "nosuch"]), T),
+        2,
+        "no subcommand \"nosuch\"",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Help made for a terminal: options under headings, the top level points to the tour.
+#[test]
+fn help_is_grouped_and_points_to_the_tour() {
+    let top = common::run(&mut sockit(&["-h"]), T);
+    assert!(String::from_utf8_lossy(&top.stdout).contains("Start with `sockit tour`"));
+    let listen = common::run(&mut sockit(&["listen", "-h"]), T);
+    let text = String::from_utf8_lossy(&listen.stdout);
+    for heading in ["Connection:", "Data:", "TLS:", "Output:", "Limits:"] {
+        assert!(
+            text.lines().any(|l| l == heading),
+            "{heading} missing:\n{text}"
+        );
+    }
+    // Wrapped: no line wider than clap's width for a pipe (100 columns).
+    assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+}

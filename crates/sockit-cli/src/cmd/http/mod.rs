@@ -41,7 +41,7 @@ pub struct Args {
 /// The options of `sockit http`: curl's letters.
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Where sockit differs from curl: --json is sockit's JSON output (not \
+    after_long_help = "Where sockit differs from curl: --json is sockit's JSON output (not \
     curl 7.82's --json DATA: use -d DATA -H 'Content-Type: application/json'); repeated runs \
     are --repeat (curl's -n is --netrc); -w's %{exitcode} is sockit's exit code and \
     %{ssl_verify_result} is 0 (verified) or 1; --max-redirs -1 stops at a repeated URL and \
