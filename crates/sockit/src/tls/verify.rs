@@ -15,11 +15,14 @@ use crate::error::{Error, Result};
 /// root, validity dates, the server's name), and two things curl (OpenSSL) does on top:
 ///
 /// - **Trust anchors as they are.** A server certificate that is itself one of the
-///   `--cacert` certificates (byte for byte) is trusted as the server's certificate even
-///   when it is marked CA (`basicConstraints CA:TRUE`, which OpenSSL 3's `req -x509` sets):
-///   webpki refuses a CA certificate as an end entity; OpenSSL and curl accept a trusted
-///   certificate as a chain of one. Its dates are still checked (webpki checks them before
-///   the CA mark), and so is its name. Every other certificate is verified fully.
+///   `--cacert` certificates (byte for byte) is trusted as the server's certificate: when
+///   it is marked CA (`basicConstraints CA:TRUE`, which OpenSSL 3's `req -x509` sets), and
+///   when it is a leaf whose issuer is not in the file (the server's own certificate given
+///   as `--cacert`). webpki refuses both (a CA certificate as an end entity; an unknown
+///   issuer); OpenSSL (`X509_V_FLAG_PARTIAL_CHAIN`, which curl sets) and curl accept a
+///   trusted certificate as a chain of one. Its dates are still checked (webpki checks
+///   them before the CA mark and the issuer), and so is its name. Every other certificate
+///   is verified fully.
 /// - **Words.** An untrusted certificate that signed itself (issuer = subject, nothing
 ///   else presented) is `self-signed certificate`, as OpenSSL says, not `unknown issuer`.
 #[derive(Debug)]
@@ -95,9 +98,13 @@ impl ServerCertVerifier for Verifier {
                 CertificateError::UnknownIssuer | CertificateError::BadSignature
             )
         );
+        let unknown_issuer = matches!(
+            &err,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+        );
         match () {
-            // webpki checks the dates before the CA mark: they are fine here
-            _ if ca_as_leaf
+            // webpki checks the dates before the CA mark and the issuer: they are fine here
+            _ if (ca_as_leaf || unknown_issuer)
                 && self
                     .anchors
                     .iter()
@@ -213,6 +220,8 @@ mod tests {
     const CA_LEAF: &str = include_str!("testdata/ca-leaf.pem");
     const CA_LEAF_EXPIRED: &str = include_str!("testdata/ca-leaf-expired.pem");
     const SELF_SIGNED: &str = include_str!("testdata/self-signed-leaf.pem");
+    const OTHER_CA_LEAF: &str = include_str!("testdata/leaf-of-other-ca.pem");
+    const OTHER_CA_LEAF_EXPIRED: &str = include_str!("testdata/leaf-of-other-ca-expired.pem");
 
     /// A verifier trusting `trusted` (a --cacert file with these certificates).
     fn verifier(trusted: &[&str]) -> Verifier {
@@ -245,6 +254,25 @@ mod tests {
         let v = verifier(&[SELF_SIGNED]);
         let e = verify(&v, CA_LEAF, "127.0.0.1").unwrap_err();
         assert!(e.contains("self-signed certificate"), "{e}");
+    }
+
+    #[test]
+    fn the_server_s_own_leaf_in_cacert_is_trusted_as_it_is() {
+        // Regression: `--cacert leaf.pem` holding the server's own CA:FALSE certificate,
+        // issued by a CA not in the file, was refused ("unknown issuer"); curl and
+        // `openssl s_client -partial_chain` accept it.
+        let v = verifier(&[OTHER_CA_LEAF]);
+        assert_eq!(verify(&v, OTHER_CA_LEAF, "127.0.0.1"), Ok(()));
+        // its name and dates are still checked
+        let e = verify(&v, OTHER_CA_LEAF, "127.0.0.2").unwrap_err();
+        assert!(e.contains("name mismatch"), "{e}");
+        let v = verifier(&[OTHER_CA_LEAF_EXPIRED]);
+        let e = verify(&v, OTHER_CA_LEAF_EXPIRED, "127.0.0.1").unwrap_err();
+        assert!(e.contains("expired"), "{e}");
+        // not in the file: still an unknown issuer
+        let v = verifier(&[CA_LEAF]);
+        let e = verify(&v, OTHER_CA_LEAF, "127.0.0.1").unwrap_err();
+        assert!(e.contains("unknown issuer"), "{e}");
     }
 
     #[test]
