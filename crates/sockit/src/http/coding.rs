@@ -15,10 +15,85 @@ pub const ACCEPT_ENCODING: &str = "deflate, gzip";
 const STEP: usize = 1024;
 
 enum Coding {
-    Gzip(flate2::write::MultiGzDecoder<Vec<u8>>),
+    Gzip(Gzip),
     /// `deflate`: zlib-wrapped (RFC 1950) as the RFC says, or raw deflate (RFC 1951) as
     /// some servers send it; decided by the first two bytes, as curl and browsers do.
     Deflate(DeflateState),
+}
+
+/// `gzip`: one member after another (RFC 1952 §2.2); after the end of a member, the next
+/// bytes must begin another (`1f 8b`), or the body must end.
+struct Gzip {
+    member: flate2::write::GzDecoder<Vec<u8>>,
+    /// After a member's end: the bytes of the next member's magic seen so far.
+    between: Option<Vec<u8>>,
+    /// Bytes fed in all (an empty body is no stream at all).
+    fed: u64,
+}
+
+/// The magic bytes that begin a gzip member (RFC 1952 §2.3.1).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+impl Gzip {
+    fn new() -> Gzip {
+        Gzip {
+            member: flate2::write::GzDecoder::new(Vec::new()),
+            between: None,
+            fed: 0,
+        }
+    }
+
+    fn junk() -> Error {
+        Error::protocol(
+            OP_HTTP,
+            "bad compressed body: junk after the end of the gzip stream (not another gzip \
+             member)",
+        )
+    }
+
+    fn write(&mut self, mut input: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.fed += input.len() as u64;
+        while !input.is_empty() {
+            if let Some(magic) = self.between.as_mut() {
+                let take = (GZIP_MAGIC.len() - magic.len()).min(input.len());
+                magic.extend_from_slice(&input[..take]);
+                input = &input[take..];
+                if magic[..] != GZIP_MAGIC[..magic.len()] {
+                    return Err(Gzip::junk());
+                }
+                if magic.len() == GZIP_MAGIC.len() {
+                    self.between = None;
+                    self.member = flate2::write::GzDecoder::new(Vec::new());
+                    self.member.write_all(&GZIP_MAGIC).map_err(corrupt)?;
+                }
+                continue;
+            }
+            let n = self.member.write(input).map_err(corrupt)?;
+            out.append(self.member.get_mut());
+            if n == 0 {
+                // the member is complete (its CRC and length read): check them
+                self.member.try_finish().map_err(corrupt)?;
+                out.append(self.member.get_mut());
+                self.between = Some(Vec::new());
+            }
+            input = &input[n..];
+        }
+        Ok(out)
+    }
+
+    fn finish(&mut self) -> Result<Vec<u8>> {
+        match &self.between {
+            Some(magic) if magic.is_empty() => Ok(Vec::new()),
+            Some(_) => Err(Gzip::junk()),
+            None if self.fed == 0 => Ok(Vec::new()),
+            None => {
+                // a member whose trailer has not fully arrived fails its check here
+                self.member.try_finish().map_err(corrupt)?;
+                Ok(std::mem::take(self.member.get_mut()))
+            }
+        }
+    }
 }
 
 enum DeflateState {
@@ -51,13 +126,41 @@ impl ContentDecoder {
     /// [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) for a coding other than gzip and
     /// deflate (`br`, `zstd`, …), which was not asked for.
     pub fn for_head(head: &ResponseHead) -> Result<Option<ContentDecoder>> {
+        ContentDecoder::of_header(head, "Content-Encoding", |other| {
+            format!(
+                "the body is encoded with {other:?}, which sockit does not decode (it asked \
+                 for {ACCEPT_ENCODING})"
+            )
+        })
+    }
+
+    /// The decoder for a response's `Transfer-Encoding` codings other than `chunked`
+    /// (RFC 9112 §6.1: `gzip, chunked` is a gzip body sent in chunks; the chunks are
+    /// [`BodyDecoder`](super::BodyDecoder)'s); `Ok(None)` when there are none. Transfer
+    /// codings are the message's, not the content's: they are undone whether or not
+    /// they were asked for, as curl does.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) for a coding other than gzip
+    /// and deflate.
+    pub fn for_transfer(head: &ResponseHead) -> Result<Option<ContentDecoder>> {
+        ContentDecoder::of_header(head, "Transfer-Encoding", |other| {
+            format!("the body is sent with transfer coding {other:?}, which sockit does not decode")
+        })
+    }
+
+    fn of_header(
+        head: &ResponseHead,
+        header: &str,
+        unknown: impl Fn(&str) -> String,
+    ) -> Result<Option<ContentDecoder>> {
         let names: Vec<String> = head
-            .header_all("Content-Encoding")
+            .header_all(header)
             .flat_map(|v| {
                 String::from_utf8_lossy(v)
                     .split(',')
                     .map(|c| c.trim().to_ascii_lowercase())
-                    .filter(|c| !c.is_empty() && c != "identity")
+                    .filter(|c| !c.is_empty() && c != "identity" && c != "chunked")
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -67,17 +170,9 @@ impl ContentDecoder {
         let mut codings = Vec::with_capacity(names.len());
         for name in names.iter().rev() {
             codings.push(match name.as_str() {
-                "gzip" | "x-gzip" => Coding::Gzip(flate2::write::MultiGzDecoder::new(Vec::new())),
+                "gzip" | "x-gzip" => Coding::Gzip(Gzip::new()),
                 "deflate" => Coding::Deflate(DeflateState::Undecided(Vec::new())),
-                other => {
-                    return Err(Error::protocol(
-                        OP_HTTP,
-                        format!(
-                            "the body is encoded with {other:?}, which sockit does not decode \
-                             (it asked for {ACCEPT_ENCODING})"
-                        ),
-                    ));
-                }
+                other => return Err(Error::protocol(OP_HTTP, unknown(other))),
             });
         }
         Ok(Some(ContentDecoder { codings }))
@@ -141,10 +236,7 @@ impl Coding {
     /// Feeds `input`, returning the output produced so far.
     fn write(&mut self, input: &[u8]) -> Result<Vec<u8>> {
         match self {
-            Coding::Gzip(d) => {
-                d.write_all(input).map_err(corrupt)?;
-                Ok(std::mem::take(d.get_mut()))
-            }
+            Coding::Gzip(g) => g.write(input),
             Coding::Deflate(state) => {
                 if let DeflateState::Undecided(head) = state {
                     head.extend_from_slice(input);
@@ -181,10 +273,7 @@ impl Coding {
     fn finish(&mut self) -> Result<Vec<u8>> {
         let cut = || Error::protocol(OP_HTTP, "bad compressed body: the stream is cut short");
         match self {
-            Coding::Gzip(d) => {
-                d.try_finish().map_err(corrupt)?;
-                Ok(std::mem::take(d.get_mut()))
-            }
+            Coding::Gzip(g) => g.finish(),
             Coding::Deflate(DeflateState::Undecided(head)) if head.is_empty() => Ok(Vec::new()),
             Coding::Deflate(DeflateState::Undecided(_)) => Err(cut()),
             Coding::Deflate(DeflateState::Zlib(d)) => {
@@ -260,6 +349,28 @@ mod tests {
         let gz = gz.finish().unwrap();
         let e = decode_all("gzip", &gz[..gz.len() / 2], 100).unwrap_err();
         assert!(e.to_string().contains("bad compressed body"), "{e}");
+        // Regression: junk after a complete gzip member was "incomplete deflate stream".
+        for junk in [&b"\n"[..], b"junk after", b"\x1f"] {
+            let mut bytes = gz.clone();
+            bytes.extend_from_slice(junk);
+            for step in [1, 3, 100_000] {
+                let e = decode_all("gzip", &bytes, step).unwrap_err();
+                assert!(
+                    e.to_string()
+                        .contains("junk after the end of the gzip stream"),
+                    "{junk:?} {step}: {e}"
+                );
+            }
+        }
+        // two members in a row are one body (RFC 1952 §2.2)
+        let mut two = gz.clone();
+        two.extend_from_slice(&gz);
+        let mut want = text();
+        want.extend(text());
+        for step in [1, 5, 100_000] {
+            assert_eq!(decode_all("gzip", &two, step).unwrap(), want, "{step}");
+        }
+        assert_eq!(decode_all("gzip", b"", 10).unwrap(), b"");
         let e = ContentDecoder::for_head(&head(200, &[("Content-Encoding", "br")])).unwrap_err();
         assert!(e.to_string().contains("\"br\""), "{e}");
         assert!(

@@ -11,11 +11,16 @@ use std::time::{Duration, Instant};
 
 use super::conn::{Conn, Stream, connect_unix, io_error, set_timeouts};
 use super::{
-    BodyDecoder, MAX_HEAD_BYTES, OP_HTTP, ResponseHead, Scheme, Url, framing, parse_response_head,
+    BodyDecoder, ContentDecoder, MAX_HEAD_BYTES, OP_HTTP, ResponseHead, Scheme, Url, framing,
+    parse_response_head,
 };
 use crate::addr::Family;
 use crate::error::{Error, Result};
 use crate::tls;
+
+/// Wire bytes decoded at a time when the body has a transfer coding other than chunked,
+/// so that one [`BodyPiece`] stays bounded (deflate expands about 1032:1 at most).
+const TRANSFER_STEP: usize = 1024;
 
 /// The most interim (1xx) responses accepted before the final one. A server sends one
 /// `100 Continue` or a few `103 Early Hints`; one that sends them without end is refused
@@ -142,6 +147,8 @@ pub struct Exchange<'o> {
     timings: Timings,
     observer: Option<&'o mut Observer<'o>>,
     decoder: Option<BodyDecoder>,
+    /// The transfer codings other than chunked (`Transfer-Encoding: gzip, chunked`).
+    transfer: Option<ContentDecoder>,
     eof: bool,
     local: Option<SocketAddr>,
     peer: Option<SocketAddr>,
@@ -222,7 +229,7 @@ impl<'o> Exchange<'o> {
                         crate::client::resolve_until(&p.host, port, opts.family, connect_deadline)?
                     }
                     (None, route) => match route {
-                        Some(Route::Addrs(addrs)) => addrs.clone(),
+                        Some(Route::Addrs(addrs)) => addrs_of_family(addrs, opts.family)?,
                         Some(Route::Host { host, port }) => crate::client::resolve_until(
                             host,
                             *port,
@@ -323,6 +330,7 @@ impl<'o> Exchange<'o> {
             timings,
             observer,
             decoder: None,
+            transfer: None,
             eof: false,
             local,
             peer,
@@ -376,6 +384,7 @@ impl<'o> Exchange<'o> {
         self.deadline = self.max_time.map(|d| self.start + d);
         self.timings = Timings::default();
         self.decoder = None;
+        self.transfer = None;
         self.bytes_sent = 0;
         self.bytes_received = 0;
         self.head_bytes.clear();
@@ -556,6 +565,10 @@ impl<'o> Exchange<'o> {
                 let framing = framing(method, &head)?;
                 self.keep_alive = keeps_alive(&head) && framing != super::Framing::Close;
                 self.decoder = Some(BodyDecoder::new(framing));
+                self.transfer = match framing {
+                    super::Framing::Empty => None,
+                    _ => ContentDecoder::for_transfer(&head)?,
+                };
                 return Ok(head);
             }
             let op = if self.timings.first_byte.is_none() {
@@ -597,9 +610,15 @@ impl<'o> Exchange<'o> {
     /// Reads the next piece of the body; `Ok(None)` once the body is complete (by its
     /// framing, or by the end of stream for a close-delimited body).
     ///
+    /// The pieces' `data` has the transfer codings undone: chunked, and gzip or deflate
+    /// named in `Transfer-Encoding` (RFC 9112 §6.1), as curl does; a `Content-Encoding`
+    /// stays (see [`ContentDecoder::for_head`]). A piece with transfer codings carries at
+    /// most about 1 MiB of data.
+    ///
     /// # Errors
-    /// - [`ErrorKind::Protocol`](crate::ErrorKind::Protocol): a malformed chunked body, or
-    ///   a body cut short by the end of stream (`truncated ...`).
+    /// - [`ErrorKind::Protocol`](crate::ErrorKind::Protocol): a malformed chunked body, a
+    ///   body cut short by the end of stream (`truncated ...`), or a transfer coding
+    ///   sockit does not decode or whose bytes are bad.
     /// - [`ErrorKind::Timeout`](crate::ErrorKind::Timeout) with op `read body`;
     ///   [`ErrorKind::Os`](crate::ErrorKind::Os); [`ErrorKind::Tls`](crate::ErrorKind::Tls).
     /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) when called before
@@ -610,13 +629,39 @@ impl<'o> Exchange<'o> {
                 return Err(Error::invalid_input(OP_HTTP, "read_body before read_head"));
             };
             if decoder.is_done() {
+                if let Some(mut t) = self.transfer.take() {
+                    let mut data = Vec::new();
+                    t.finish(&mut |b: &[u8]| {
+                        data.extend_from_slice(b);
+                        Ok(())
+                    })?;
+                    if !data.is_empty() {
+                        return Ok(Some(BodyPiece {
+                            wire: Vec::new(),
+                            data,
+                        }));
+                    }
+                }
                 self.finish_total();
                 return Ok(None);
             }
             if !self.buf.is_empty() {
+                // with a transfer coding, 1 KiB of wire at a time (about 1 MiB decoded)
+                let take = match self.transfer {
+                    Some(_) => self.buf.len().min(TRANSFER_STEP),
+                    None => self.buf.len(),
+                };
                 let mut data = Vec::new();
-                let n = decoder.decode(&self.buf, &mut data)?;
+                let n = decoder.decode(&self.buf[..take], &mut data)?;
                 let wire: Vec<u8> = self.buf.drain(..n).collect();
+                if let Some(t) = self.transfer.as_mut() {
+                    let mut decoded = Vec::new();
+                    t.decode(&data, &mut |b: &[u8]| {
+                        decoded.extend_from_slice(b);
+                        Ok(())
+                    })?;
+                    data = decoded;
+                }
                 if !wire.is_empty() {
                     self.emit(&Event::BodyReceived(&wire));
                     return Ok(Some(BodyPiece { wire, data }));
@@ -628,10 +673,13 @@ impl<'o> Exchange<'o> {
                     d.finish()?;
                     body_bytes = d.body_bytes();
                 }
-                self.finish_total();
-                // Done from now on, keeping the count (a close-framed body ends here).
+                // Done from now on, keeping the count (a close-framed body ends here);
+                // the transfer codings, if any, are finished on the next call.
                 self.decoder = Some(BodyDecoder::ended(body_bytes));
-                return Ok(None);
+                if self.transfer.is_none() {
+                    self.finish_total();
+                    return Ok(None);
+                }
             }
         }
     }
@@ -687,6 +735,40 @@ impl<'o> Exchange<'o> {
     pub fn body_bytes(&self) -> u64 {
         self.decoder.as_ref().map_or(0, BodyDecoder::body_bytes)
     }
+}
+
+/// The addresses of a [`Route::Addrs`] that `family` allows (`-4`/`-6` restrict given
+/// addresses as they restrict a lookup).
+fn addrs_of_family(addrs: &[SocketAddr], family: Option<Family>) -> Result<Vec<SocketAddr>> {
+    let kept: Vec<SocketAddr> = addrs
+        .iter()
+        .filter(|a| match family {
+            Some(Family::Inet) => a.is_ipv4(),
+            Some(Family::Inet6) => a.is_ipv6(),
+            _ => true,
+        })
+        .copied()
+        .collect();
+    if kept.is_empty() && !addrs.is_empty() {
+        let (want, got) = match family {
+            Some(Family::Inet) => ("IPv4", "IPv6"),
+            _ => ("IPv6", "IPv4"),
+        };
+        return Err(Error::new(
+            crate::ErrorKind::Gai,
+            "getaddrinfo",
+            None,
+            format!(
+                "no {want} address to connect to: the given addresses ({}) are {got} only",
+                addrs
+                    .iter()
+                    .map(crate::addr::host_text)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(kept)
 }
 
 /// Whether a response lets the connection carry another request (RFC 9112 §9.3): HTTP/1.1
@@ -910,6 +992,53 @@ mod tests {
         );
         let (head, body, _) = fetch(port).unwrap();
         assert_eq!((head.status, body.as_slice()), (200, &b"x"[..]));
+    }
+
+    #[test]
+    fn transfer_codings_are_undone() {
+        // Regression: `Transfer-Encoding: gzip, chunked` was written as raw gzip, exit 0.
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        gz.write_all(&b"gzip in chunks\n".repeat(500)).unwrap();
+        let gz = gz.finish().unwrap();
+        let mut reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n".to_vec();
+        for part in gz.chunks(100) {
+            reply.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+            reply.extend_from_slice(part);
+            reply.extend_from_slice(b"\r\n");
+        }
+        reply.extend_from_slice(b"0\r\n\r\n");
+        let (head, body, _) = fetch(one_shot(Box::leak(reply.into_boxed_slice()))).unwrap();
+        assert_eq!(head.status, 200);
+        assert_eq!(body, b"gzip in chunks\n".repeat(500));
+        // close-delimited, gzip only
+        let mut reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n".to_vec();
+        reply.extend_from_slice(&gz);
+        let (_, body, _) = fetch(one_shot(Box::leak(reply.into_boxed_slice()))).unwrap();
+        assert_eq!(body, b"gzip in chunks\n".repeat(500));
+        // a coding sockit does not decode is a protocol error, never raw bytes
+        let e = fetch(one_shot(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: br, chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n",
+        ))
+        .unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Protocol, "{e}");
+        assert!(e.to_string().contains("transfer coding \"br\""), "{e}");
+    }
+
+    #[test]
+    fn route_addresses_obey_the_family() {
+        // Regression: `-6 --resolve host:port:IPV4` connected over IPv4; curl fails.
+        let v4 = SocketAddr::from(([127, 0, 0, 1], 80));
+        let v6: SocketAddr = "[::1]:80".parse().unwrap();
+        assert_eq!(addrs_of_family(&[v4, v6], None).unwrap(), vec![v4, v6]);
+        assert_eq!(
+            addrs_of_family(&[v4, v6], Some(Family::Inet6)).unwrap(),
+            vec![v6]
+        );
+        let e = addrs_of_family(&[v4], Some(Family::Inet6)).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Gai, "{e}");
+        assert!(e.to_string().contains("no IPv6 address"), "{e}");
+        let e = addrs_of_family(&[v6], Some(Family::Inet)).unwrap_err();
+        assert!(e.to_string().contains("no IPv4 address"), "{e}");
     }
 
     #[test]
