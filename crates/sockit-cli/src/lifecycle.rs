@@ -1,10 +1,12 @@
 //! The one lifecycle of every server: signals registered before the `listening` line,
 //! SIGTERM → drain (`--drain SECS`) → exit 0, a second SIGTERM / SIGINT (130) / SIGHUP
-//! (129) → abort at once with RST, through the library's [`Stop`] controller.
+//! (129) → abort at once with RST, through the library's [`Stop`] controller. And the one
+//! of a measuring run (`bench`, `http --repeat`): SIGINT or SIGTERM stops it and what was
+//! measured is reported, marked partial ([`stop_on_signals`]).
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -84,4 +86,58 @@ impl Lifecycle {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(self.code.load(Ordering::SeqCst))
     }
+}
+
+/// The signal that stopped a measuring run (SIGINT or SIGTERM), 0 before one came.
+static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
+/// The signal that stopped a measuring run ([`stop_on_signals`]): `libc::SIGINT`,
+/// `libc::SIGTERM`, or 0 when none came.
+pub fn stopped_by() -> i32 {
+    STOPPED_BY.load(Ordering::Relaxed)
+}
+
+/// From now on SIGINT and SIGTERM stop a measuring run (`who`: `bench`, `http`): the
+/// returned flag turns true, [`stopped_by`] says which signal, and the caller reports
+/// what it measured, marked partial (exit 130 after SIGINT; after SIGTERM the run's own
+/// code). A second signal exits at once (130 for SIGINT, 143 for SIGTERM).
+///
+/// # Errors
+/// When a handler cannot be registered.
+pub fn stop_on_signals(who: &'static str) -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let context = || format!("{who}: signal handler");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .with_context(context)?;
+    // installed here, before the run, so that no signal is missed
+    let (mut int, mut term) = rt
+        .block_on(async {
+            Ok::<_, std::io::Error>((
+                signal(SignalKind::interrupt())?,
+                signal(SignalKind::terminate())?,
+            ))
+        })
+        .with_context(context)?;
+    let flag = stop.clone();
+    std::thread::Builder::new()
+        .name(format!("{who}-signals"))
+        .spawn(move || {
+            rt.block_on(async {
+                for n in 0..2 {
+                    let s = tokio::select! {
+                        _ = int.recv() => libc::SIGINT,
+                        _ = term.recv() => libc::SIGTERM,
+                    };
+                    if n == 1 {
+                        std::process::exit(128 + s);
+                    }
+                    STOPPED_BY.store(s, Ordering::Relaxed);
+                    flag.store(true, Ordering::Relaxed);
+                }
+            })
+        })
+        .with_context(context)?;
+    Ok(stop)
 }

@@ -1,9 +1,9 @@
 //! The live side of a run: the progress line (stderr, only on a terminal), the
-//! `--interval` lines, the `--hdr-log` file, and SIGINT/SIGTERM stopping the run.
+//! `--interval` lines and the `--hdr-log` file (SIGINT/SIGTERM stopping the run is
+//! `crate::lifecycle::stop_on_signals`, shared with `http --repeat`).
 
 use std::io::{IsTerminal, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,50 +11,6 @@ use sockit::Error;
 use sockit::bench::{self, Config, Event, HdrLog, Report};
 
 use super::Args;
-
-/// The signal that stopped the run (SIGINT or SIGTERM), 0 before one came.
-pub(super) static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
-
-/// From now on SIGINT and SIGTERM stop the run: the flag tells the load threads, and the
-/// summary of what was measured is printed, marked partial. A second signal exits at
-/// once (130 for SIGINT, 143 for SIGTERM).
-pub(super) fn stop_on_signals() -> anyhow::Result<Arc<AtomicBool>> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let stop = Arc::new(AtomicBool::new(false));
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("bench: signal handler")?;
-    // installed here, before the run, so that no signal is missed
-    let (mut int, mut term) = rt
-        .block_on(async {
-            Ok::<_, std::io::Error>((
-                signal(SignalKind::interrupt())?,
-                signal(SignalKind::terminate())?,
-            ))
-        })
-        .context("bench: signal handler")?;
-    let flag = stop.clone();
-    std::thread::Builder::new()
-        .name("bench-signals".into())
-        .spawn(move || {
-            rt.block_on(async {
-                for n in 0..2 {
-                    let s = tokio::select! {
-                        _ = int.recv() => libc::SIGINT,
-                        _ = term.recv() => libc::SIGTERM,
-                    };
-                    if n == 1 {
-                        std::process::exit(128 + s);
-                    }
-                    STOPPED_BY.store(s, Ordering::Relaxed);
-                    flag.store(true, Ordering::Relaxed);
-                }
-            })
-        })
-        .context("bench: signal handler")?;
-    Ok(stop)
-}
 
 /// Seconds for the progress line: up to 3 decimals, none when whole (`1.5`, `2`).
 fn secs_text(d: Duration) -> String {

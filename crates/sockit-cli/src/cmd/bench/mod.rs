@@ -7,7 +7,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 use sockit::Error;
@@ -19,7 +18,7 @@ mod live;
 
 pub use args::Args;
 use args::{check_flags, config_of, target_text};
-use live::{STOPPED_BY, run_with_progress, stop_on_signals};
+use live::run_with_progress;
 
 /// Each merged run's name and histogram (for `--plot`).
 type Parts = Vec<(String, Histogram<u64>)>;
@@ -56,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .context("--plot")?;
     }
     if report.partial {
-        let signal = STOPPED_BY.load(Ordering::Relaxed);
+        let signal = crate::lifecycle::stopped_by();
         let name = if signal == libc::SIGINT {
             "SIGINT"
         } else {
@@ -151,7 +150,7 @@ fn measure(args: &Args) -> anyhow::Result<(Report, Parts)> {
     if args.hdr_log.is_some() {
         config.interval = config.interval.or(Some(std::time::Duration::from_secs(1)));
     }
-    config.stop = Some(stop_on_signals()?);
+    config.stop = Some(crate::lifecycle::stop_on_signals("bench")?);
     if args.verbose > 0 {
         crate::exit::stderr_line(format_args!("sockit: bench {config}"));
     }
