@@ -45,6 +45,14 @@ pub fn read_line(line: &str) -> Result<Saved> {
             .map_err(|e| bad(format!("error object: {e}")))?;
         return Ok(Saved::Failed(e));
     }
+    if event.as_deref() == Some("stats") && o.contains_key("phases") {
+        // not skipped as an interval line is: the file is another command's result
+        return Err(bad(
+            "this is a `sockit http --repeat --json` result: merge such files with sockit \
+             http --merge"
+                .to_string(),
+        ));
+    }
     if event.as_deref().is_some_and(|e| e != "summary") {
         return Ok(Saved::Other);
     }
@@ -381,6 +389,17 @@ mod tests {
             read_line(r#"{"event":"interval"}"#),
             Ok(Saved::Other)
         ));
+    }
+
+    #[test]
+    fn an_http_repeat_result_says_what_it_is() {
+        // Regression: `bench --merge` on an `http --repeat --json` file said "no results
+        // in the file (it is empty)".
+        let mut m = Merge::default();
+        let e = m
+            .add_text("h.json", r#"{"event":"stats","runs":3,"phases":[]}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("sockit http --merge"), "{e}");
     }
 
     #[test]
