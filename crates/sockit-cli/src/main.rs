@@ -25,7 +25,8 @@ fn main() -> ExitCode {
     let _ = sockit::serve::activation::active();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
+        Err(mut e) => {
+            cmd::http::tidy_parse_error(&mut e);
             // help and version go to stdout: a full or closed one is an error (exit 1),
             // as GNU tools say "write error"; a usage message to stderr is best effort
             if let Err(io) = e.print()

@@ -1170,3 +1170,200 @@ fn client_certificate_flags_are_checked() {
     ]);
     assert_fails_with(&o, 1, "/nonexistent.pem");
 }
+
+#[test]
+fn the_command_line_is_reported_even_with_silent() {
+    // Regression: -s hid sockit's own refusals (exit 2 or 1 with nothing said); curl
+    // prints its option errors whatever -s says. -s hides the transfer's failures only.
+    let dir = temp_dir("http-silent");
+    let zero = "http://127.0.0.1:9/";
+    for (args, code, want) in [
+        (&["-s", "-F", "a=b", zero][..], 2, "curl's --form (-F)"),
+        (&["-s", "-x", "ftp://p", zero][..], 2, "unknown scheme"),
+        (
+            &["-s", "--http2", zero][..],
+            2,
+            "HTTP/1.0 and HTTP/1.1 only",
+        ),
+        (
+            &["-s", "--resolve", "bogus", zero][..],
+            2,
+            "--resolve \"bogus\"",
+        ),
+        (
+            &["-s", "-T", "/nonexistent/x", zero][..],
+            1,
+            "the upload file (-T)",
+        ),
+        (
+            &["-s", "-w", "@/nonexistent/x", zero][..],
+            1,
+            "the -w @FILE file",
+        ),
+        (
+            &["-s", "-S", "-s", zero, zero][..],
+            2,
+            "one URL per command",
+        ),
+    ] {
+        let o = http(args);
+        assert_fails_with(&o, code, want);
+    }
+    // the transfer's own failure stays silent
+    let closed = closed_port();
+    let o = http(&["-s", &format!("http://127.0.0.1:{}/", closed.port)]);
+    assert_eq!((o.status.code(), stderr(&o).as_str()), (Some(1), ""));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn flag_values_are_checked_with_their_range_and_one_rule() {
+    let zero = "http://127.0.0.1:9/";
+    for (args, want) in [
+        // Regression: CR/LF in -A, -e, -b went out raw (header injection); -H refused.
+        (&["-A", "a\r\nX-Injected: 1", zero][..], "line break or NUL"),
+        (&["-e", "http://r/\r\nX: 1", zero][..], "line break or NUL"),
+        (&["-b", "a=1\nX: 1", zero][..], "line break or NUL"),
+        (&["-H", "X: 1\r\nY: 2", zero][..], "line break or NUL"),
+        // Regression: negative values got clap's "a value is required" or "invalid digit".
+        (&["--repeat", "-1", zero][..], "from 1 to 10000000"),
+        (&["--retry", "-1", zero][..], "from 0 to 1000000"),
+        (&["--repeat", "2", "--rate", "-1/s", zero][..], "above 0"),
+        (&["--resolve", "-h:1", zero][..], "removing an entry"),
+        // Regression: --max-redirs -5 was accepted without -L (curl refuses it).
+        (&["--max-redirs", "-5", zero][..], "-1 for no count limit"),
+        // Regression: -w @/dev/zero and -H @/dev/zero read 1 GiB before refusing.
+        (
+            &["-w", "@/dev/zero", zero][..],
+            "larger than 1 MiB, not a format file",
+        ),
+        (
+            &["-H", "@/dev/zero", zero][..],
+            "larger than 1 MiB, not a header file",
+        ),
+        // Regression: --json -o - dropped the body, --json -D - mixed heads into the JSON.
+        (&["--json", "-o", "-", zero][..], "-o - would mix into it"),
+        (&["--json", "-D", "-", zero][..], "-D - would mix into it"),
+        (
+            &["--repeat", "2", "-o", "-", zero][..],
+            "-o - would mix into it",
+        ),
+        // Regression: "it ends with '/'" for a name that is '..'.
+        (
+            &["--path-as-is", "-O", "http://127.0.0.1:9/.."][..],
+            "\"..\" is not one",
+        ),
+        // Regression: the refusal read "in curl: sSL ciphers to use".
+        (&["--ciphers", "x", zero][..], "in curl: SSL ciphers to use"),
+    ] {
+        let started = Instant::now();
+        let o = http(args);
+        assert_fails_with(&o, 2, want);
+        assert!(started.elapsed() < Duration::from_secs(5), "{args:?}");
+    }
+    // Regression: --foo suggested curl's refused '--tftp-no-options'.
+    let o = http(&["--foo", zero]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!stderr(&o).contains("tftp"), "{}", stderr(&o));
+}
+
+#[test]
+fn harmless_curl_flags_and_zero_limits_are_accepted() {
+    // Regression: -N, -g, --tlsv1.2 … were refused though sockit already does what they
+    // ask; -m 0 was refused where curl means no limit; --url URL was an error.
+    let s = http_server(&[]);
+    let u = url(&s, "/");
+    for args in [
+        &[
+            "-N",
+            "-g",
+            "--tlsv1.2",
+            "--tlsv1",
+            "--tcp-nodelay",
+            "-q",
+            &u,
+        ][..],
+        &["-m", "0", "--connect-timeout", "0", &u][..],
+        &["--url", &u][..],
+    ] {
+        let o = http(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "index\n", "{args:?}");
+    }
+}
+
+#[test]
+fn output_file_errors_name_the_url_the_flag_and_the_file() {
+    // Regression: `-D /dev/full` lacked the URL and said "output file"; under --json the
+    // error's op was the file name.
+    let s = http_server(&[]);
+    let u = url(&s, "/");
+    let o = http(&["-D", "/dev/full", &u]);
+    assert_fails_with(
+        &o,
+        1,
+        &format!(
+            "{u}: cannot write the heads (-D): write: [Errno 28] No space left on device: '/dev/full'"
+        ),
+    );
+    let o = http(&["--json", "-o", "/dev/full", &u]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(
+        (j["event"].as_str(), j["op"].as_str()),
+        (Some("error"), Some("write")),
+        "{j}"
+    );
+    assert!(
+        j["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("'/dev/full'"),
+        "{j}"
+    );
+}
+
+#[test]
+fn family_flags_apply_to_resolve_addresses() {
+    // Regression: `-6 --resolve host:port:IPV4` connected over IPv4; curl fails.
+    let s = http_server(&[]);
+    let entry = format!("made.up.test:{}:127.0.0.1", s.port);
+    let u = format!("http://made.up.test:{}/", s.port);
+    let o = http(&["-6", "--resolve", &entry, &u]);
+    assert_fails_with(&o, 3, "no IPv6 address to connect to");
+    let o = http(&["-4", "--resolve", &entry, &u]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn a_hostile_retry_after_does_not_hold_the_command() {
+    // Regression: `Retry-After: 18446744073709551615` made `--retry 1 -m 2` sleep
+    // without end; curl waits 1 s for it. A large valid one is bounded by -m.
+    let _serial = serial();
+    let s = http_server(&[]);
+    for (after, max_wait) in [("18446744073709551615", 1.0), ("9223372036854775807", 1.0)] {
+        let started = Instant::now();
+        let o = http(&[
+            "--retry",
+            "1",
+            "-m",
+            "1",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &url(&s, &format!("/retry-after?s={after}")),
+        ]);
+        let took = started.elapsed().as_secs_f64();
+        assert_eq!(stdout(&o), "503", "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("Will retry in 1 second."),
+            "{after}: {}",
+            stderr(&o)
+        );
+        assert!(
+            took >= max_wait && took < 3.0 * max_wait + 2.0,
+            "{after}: {took} s"
+        );
+    }
+}

@@ -400,6 +400,16 @@ fn resolve_and_connect_to_send_what_curls_sends_without_dns() {
             "made.up.test:80:127.0.0.1:@PORT@",
             "http://made.up.test/record",
         ][..],
+        // Regression: curl's wildcard `*:PORT:ADDRESS` was accepted and ignored (a real
+        // lookup: the name leaked to DNS).
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "--resolve",
+            "*:@PORT@:127.0.0.1",
+            "http://made.up.test:@PORT@/record",
+        ][..],
     ] {
         let _ = std::fs::remove_file(&log);
         let o = clients_no_dns(&dir, &log, args);
@@ -835,4 +845,378 @@ fn hostile_urls_and_chunk_sizes() {
     let _ = h.join();
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(stdout(&o), "hello");
+}
+
+/// `sockit http ARGS` and `curl ARGS`: their stdout must be the same.
+fn same_stdout(args: &[&str]) -> (Output, Output) {
+    let (ours, theirs) = (http(args), curl(args));
+    assert_eq!(
+        stdout(&ours),
+        stdout(&theirs),
+        "{args:?}: sockit {} / curl {}",
+        stderr(&ours),
+        stderr(&theirs)
+    );
+    (ours, theirs)
+}
+
+/// The headers of a recorded request, names in lower case.
+fn header_names(r: &serde_json::Value) -> Vec<String> {
+    r["headers"]
+        .as_array()
+        .expect("headers")
+        .iter()
+        .map(|h| h[0].as_str().unwrap_or_default().to_ascii_lowercase())
+        .collect()
+}
+
+#[test]
+fn credentials_stay_with_their_origin_after_a_redirect() {
+    // Regression: -u, -H Authorization and -H Cookie went to another port after a
+    // redirect (only the host was compared); curl compares scheme, host and port
+    // (CVE-2022-27776). -b cookies go everywhere, as in curl.
+    require_peer!("curl");
+    let dir = temp_dir("http-origin");
+    let (log_a, log_b) = (dir.join("a.log"), dir.join("b.log"));
+    let a = http_server(&["--log", log_a.to_str().expect("utf-8")]);
+    let b = http_server(&["--log", log_b.to_str().expect("utf-8")]);
+    let to_b = url(&a, &format!("/to?u={}", url(&b, "/record")));
+    let to_a = url(&a, &format!("/to?u={}", url(&a, "/record")));
+    for (args, target, kept, dropped) in [
+        (
+            vec!["-u", "a:b", "-b", "n=v"],
+            &to_b,
+            &["cookie"][..],
+            &["authorization"][..],
+        ),
+        (
+            vec![
+                "-H",
+                "Authorization: Bearer x",
+                "-H",
+                "Cookie: c=1",
+                "-H",
+                "X-K: 1",
+            ],
+            &to_b,
+            &["x-k"][..],
+            &["authorization", "cookie"][..],
+        ),
+        (
+            vec!["-u", "a:b", "-H", "Cookie: c=1"],
+            &to_a,
+            &["authorization", "cookie"][..],
+            &[][..],
+        ),
+    ] {
+        let log = if target == &to_b { &log_b } else { &log_a };
+        let _ = std::fs::remove_file(log);
+        let mut all = vec!["-s", "-L", "-o", "/dev/null"];
+        all.extend(&args);
+        all.push(target);
+        let ours = http(&all);
+        assert!(ours.status.success(), "{all:?}: {}", stderr(&ours));
+        let theirs = curl(&all);
+        assert!(theirs.status.success(), "{all:?}: curl {}", stderr(&theirs));
+        let got = recorded(log);
+        assert_eq!(got.len(), 2, "{all:?}: {got:?}");
+        assert_eq!(comparable(&got[0]), comparable(&got[1]), "{all:?}");
+        let names = header_names(&got[0]);
+        for k in kept {
+            assert!(
+                names.iter().any(|n| n == k),
+                "{all:?}: {k} missing: {names:?}"
+            );
+        }
+        for d in dropped {
+            assert!(
+                !names.iter().any(|n| n == d),
+                "{all:?}: {d} sent: {names:?}"
+            );
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn paths_redirects_and_uploads_are_sent_as_curl_sends_them() {
+    // Regression: dot segments went out unchanged (curl squashes them unless
+    // --path-as-is); a Location with a raw space was refused (curl encodes it); -T's
+    // file name had %3F where curl has %3f.
+    require_peer!("curl");
+    let dir = temp_dir("http-paths");
+    let log = dir.join("requests.log");
+    let s = http_server(&["--log", log.to_str().expect("utf-8")]);
+    let odd = dir.join("up?load.txt");
+    std::fs::write(&odd, "odd name\n").expect("write");
+    let odd = odd.to_str().expect("utf-8");
+    let cases: Vec<Vec<String>> = vec![
+        vec![url(&s, "/x/../record/a/./b/../c")],
+        vec![url(&s, "/../../record/etc/passwd")],
+        vec!["--path-as-is".into(), url(&s, "/record/a/../b")],
+        vec!["-L".into(), url(&s, "/space")],
+        vec![
+            "-L".into(),
+            url(&s, &format!("/to?u={}", url(&s, "/x/../record/abs"))),
+        ],
+        vec!["-T".into(), odd.into(), url(&s, "/record/dir/")],
+        vec!["--url".into(), url(&s, "/record/by-flag")],
+        // a flag given twice: the last one counts, as in curl
+        vec![
+            "-A".into(),
+            "first".into(),
+            "-A".into(),
+            "second".into(),
+            "-m".into(),
+            "5".into(),
+            "-m".into(),
+            "6".into(),
+            "-L".into(),
+            "-L".into(),
+            "--retry".into(),
+            "1".into(),
+            "--retry".into(),
+            "2".into(),
+            "-6".into(),
+            "-4".into(),
+            url(&s, "/record/twice"),
+        ],
+    ];
+    for case in cases {
+        let mut args: Vec<&str> = vec!["-s", "-s", "-o", "/dev/null"];
+        args.extend(case.iter().map(String::as_str));
+        let _ = std::fs::remove_file(&log);
+        let ours = http(&args);
+        assert!(ours.status.success(), "{case:?}: {}", stderr(&ours));
+        let theirs = curl(&args);
+        assert!(
+            theirs.status.success(),
+            "{case:?}: curl {}",
+            stderr(&theirs)
+        );
+        let got = recorded(&log);
+        assert_eq!(got.len(), 2, "{case:?}: {got:?}");
+        assert_eq!(comparable(&got[0]), comparable(&got[1]), "{case:?}");
+        if case.iter().any(|a| a == "first") {
+            let ua = |r: &serde_json::Value| {
+                r["headers"]
+                    .as_array()
+                    .expect("headers")
+                    .iter()
+                    .find(|h| h[0] == "User-Agent")
+                    .map(|h| h[1].clone())
+            };
+            assert_eq!(ua(&got[0]), Some("second".into()), "{got:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn write_out_values_match_curls_where_they_differed() {
+    // Regression: %{http_version} was 1.0 (curl: 1); %{num_redirects} was one too high
+    // and %{redirect_url} empty when redirects stopped early; %{url} lacked -G's query
+    // and -T's name; %{url_effective} was normalised (curl keeps the URL as typed);
+    // %{size_upload} counted a body the server refused before 100-continue.
+    require_peer!("curl");
+    let s = http_server(&[]);
+    let dir = temp_dir("http-writeout");
+    let up = dir.join("up.bin");
+    std::fs::write(&up, vec![b'u'; 3000]).expect("write");
+    let up = up.to_str().expect("utf-8");
+    let redirects = "%{num_redirects} %{redirect_url} %{url_effective}\\n";
+    let port = s.port.to_string();
+    let typed = format!("HTTP://127.0.0.1:{port}/a/../b/./c?q=%7E#frag");
+    let cases: Vec<Vec<String>> = vec![
+        vec!["-w".into(), "%{http_version}".into(), url(&s, "/v10")],
+        vec!["-w".into(), redirects.into(), url(&s, "/chain/0")],
+        vec![
+            "-L".into(),
+            "--max-redirs".into(),
+            "2".into(),
+            "-w".into(),
+            redirects.into(),
+            url(&s, "/chain/0"),
+        ],
+        vec![
+            "-L".into(),
+            "--max-redirs".into(),
+            "0".into(),
+            "-w".into(),
+            redirects.into(),
+            url(&s, "/chain/0"),
+        ],
+        vec![
+            "-L".into(),
+            "-w".into(),
+            redirects.into(),
+            url(&s, "/chain/0"),
+        ],
+        vec![
+            "-L".into(),
+            "-w".into(),
+            redirects.into(),
+            url(&s, "/space"),
+        ],
+        vec![
+            "-G".into(),
+            "-d".into(),
+            "a=1".into(),
+            "-w".into(),
+            "%{url} %{url_effective}".into(),
+            format!("{}#f", url(&s, "/x?q")),
+        ],
+        vec![
+            "-T".into(),
+            up.into(),
+            "-w".into(),
+            "%{url} %{url_effective}".into(),
+            url(&s, "/dir/"),
+        ],
+        vec!["-w".into(), "%{url} %{url_effective}".into(), typed],
+        vec![
+            "-w".into(),
+            "%{url_effective}".into(),
+            format!("127.0.0.1:{port}"),
+        ],
+        vec![
+            "-T".into(),
+            up.into(),
+            "-w".into(),
+            "%{http_code} %{size_upload} %{speed_upload}".into(),
+            url(&s, "/reject"),
+        ],
+        vec![
+            "-w".into(),
+            "%{http_code}".into(),
+            "-m".into(),
+            "0".into(),
+            url(&s, "/"),
+        ],
+    ];
+    for case in cases {
+        let mut args: Vec<&str> = vec!["-s", "-o", "/dev/null"];
+        args.extend(case.iter().map(String::as_str));
+        same_stdout(&args);
+    }
+    let args = ["-s", "-o", "/dev/null", "-w", "%{json}", &url(&s, "/v10")];
+    for o in [http(&args), curl(&args)] {
+        let j: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(j["http_version"], "1", "{j}");
+    }
+    // the request head only, as curl counts it: a 5000-byte body is not in it
+    let body = "x".repeat(5000);
+    let o = http(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-d",
+        &body,
+        "-w",
+        "%{size_request} %{size_upload}",
+        &url(&s, "/echo"),
+    ]);
+    let (req, upload) = stdout(&o)
+        .split_once(' ')
+        .map(|(a, b)| (a.parse::<u64>().unwrap(), b.parse::<u64>().unwrap()))
+        .expect("two numbers");
+    assert!(req < 1000 && upload == 5000, "{req} {upload}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn transfer_codings_and_bad_redirects() {
+    // Regression: `Transfer-Encoding: gzip, chunked` was written as raw gzip with exit
+    // 0 (curl decodes it); an unusable Location exited 2 (bad input) where bad bytes
+    // from the peer are 7.
+    require_peer!("curl");
+    let s = http_server(&[]);
+    let (ours, _) = same_stdout(&["-s", &url(&s, "/te-gzip")]);
+    assert!(ours.status.success(), "{}", stderr(&ours));
+    assert!(stdout(&ours).starts_with("compressed text\n"));
+    let o = http(&["-L", "-w", "%{redirect_url}", &url(&s, "/ftp")]);
+    assert_fails_with(&o, 7, "bad redirect Location \"ftp://127.0.0.1/x\"");
+    assert_eq!(stdout(&o), "ftp://127.0.0.1/x");
+}
+
+#[test]
+fn a_server_leaf_in_cacert_is_trusted_as_it_is() {
+    // Regression: --cacert holding the server's own CA:FALSE certificate, issued by a CA
+    // not in the file, was refused ("unknown issuer", hint "use --cacert"); curl and
+    // `openssl s_client -partial_chain` accept it.
+    require_peer!("openssl");
+    let dir = temp_dir("http-leaf");
+    let f = |n: &str| dir.join(n).to_str().expect("utf-8").to_string();
+    let openssl = |args: &[&str]| {
+        let o = run(
+            Command::new("openssl").args(args).stdin(Stdio::null()),
+            LIMIT,
+        );
+        assert!(o.status.success(), "openssl {args:?}: {}", stderr(&o));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    for (name, cn) in [("ca", "/CN=Test CA"), ("other", "/CN=Other CA")] {
+        let (key, pem) = (f(&format!("{name}.key")), f(&format!("{name}.pem")));
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", cn];
+        args.extend(ec);
+        args.extend(["-keyout", &key, "-out", &pem]);
+        openssl(&args);
+    }
+    let (leaf_key, leaf_csr) = (f("leaf.key"), f("leaf.csr"));
+    let mut args = vec!["req", "-subj", "/CN=127.0.0.1", "-keyout", &leaf_key];
+    args.extend(ec);
+    args.extend(["-out", &leaf_csr]);
+    openssl(&args);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=critical,CA:FALSE\n",
+    )
+    .expect("write");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &leaf_csr,
+        "-CA",
+        &f("ca.pem"),
+        "-CAkey",
+        &f("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &f("ext.cnf"),
+        "-out",
+        &f("leaf.pem"),
+    ]);
+    let s = http_server(&["--tls", &f("leaf.pem"), &f("leaf.key")]);
+    let u = format!("https://127.0.0.1:{}/", s.port);
+    let o = http(&["--cacert", &f("leaf.pem"), &u]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "index\n");
+    if require("curl") {
+        assert!(
+            curl(&["-s", "--cacert", &f("leaf.pem"), &u])
+                .status
+                .success()
+        );
+    }
+    // the CA's file verifies it fully; a file with neither is still refused, and its
+    // hint does not tell a --cacert user to use --cacert
+    let o = http(&["--cacert", &f("ca.pem"), &u]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = http(&["--cacert", &f("other.pem"), &u]);
+    assert_fails_with(&o, 6, "unknown issuer");
+    assert!(
+        stderr(&o).contains("neither the certificate nor its issuer is in the --cacert file"),
+        "{}",
+        stderr(&o)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -24,6 +24,10 @@ server answers the slides' bare request). Routes:
   /cookies     two Set-Cookie headers around another one
   /flood       "100 Continue" heads without end (for at most 20 s)
   /chain/N     302 to /chain/N+1, without end
+  /to?u=URL    302 to URL (percent-decoded)  /space  302 to "/record/a b?c d" (raw spaces)
+  /ftp         302 to ftp://127.0.0.1/x       /v10    an HTTP/1.0 answer
+  /retry-after?s=S  503 with Retry-After: S  /te-gzip  "Transfer-Encoding: gzip, chunked"
+  PUT /reject  413 at once when the request expects 100-continue (the body never read)
 """
 import base64
 import http.server
@@ -33,6 +37,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.parse
 import zlib
 
 FILE = bytes(range(256)) * 4 + b"end of file\n"
@@ -174,6 +179,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif path == "/cookies":
             self.reply(200, b"cookies\n", [("Set-Cookie", "a=1"), ("X-One", "first"),
                                              ("Set-Cookie", "b=2")], send_body)
+        elif path == "/to":
+            target = urllib.parse.unquote(self.path.partition("?u=")[2])
+            self.reply(302, b"", [("Location", target)], send_body)
+        elif path == "/space":
+            self.reply(302, b"", [("Location", "/record/a b?c d")], send_body)
+        elif path == "/ftp":
+            self.reply(302, b"", [("Location", "ftp://127.0.0.1/x")], send_body)
+        elif path == "/v10":
+            self.raw(b"HTTP/1.0 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+        elif path == "/retry-after":
+            self.reply(503, b"busy\n", [("Retry-After", query.get("s", "0"))], send_body)
+        elif path == "/te-gzip":
+            c = zlib.compressobj(9, zlib.DEFLATED, 31)
+            body = c.compress(TEXT) + c.flush()
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "gzip, chunked")
+            self.end_headers()
+            if send_body:
+                for i in range(0, len(body), 100):
+                    part = body[i:i + 100]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.write(b"0\r\n\r\n")
         elif path.startswith("/chain/"):
             n = int(path.rsplit("/", 1)[1]) + 1
             self.reply(302, b"", [("Location", f"/chain/{n}")], send_body)
@@ -200,6 +227,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_HEAD(self):
         self.route(False)
+
+    def handle_expect_100(self):
+        if self.path.startswith("/reject"):
+            self.reply(413, b"too large\n", [("Connection", "close")])
+            self.close_connection = True
+            return False
+        return super().handle_expect_100()
 
     def do_POST(self):
         if self.path.startswith("/record"):

@@ -79,25 +79,32 @@ impl Request {
             headers: Vec::new(),
             body: None,
         };
-        req.set_default_header("Host", &url.host_header());
-        req.set_default_header("User-Agent", USER_AGENT);
-        req.set_default_header("Accept", "*/*");
+        req.set_default_header("Host", &url.host_header())?;
+        req.set_default_header("User-Agent", USER_AGENT)?;
+        req.set_default_header("Accept", "*/*")?;
         if let Some(userinfo) = &url.userinfo {
-            req.set_default_header("Authorization", &basic_authorization(userinfo));
+            req.set_default_header("Authorization", &basic_authorization(userinfo))?;
         }
-        req.set_default_header("Connection", "close");
+        req.set_default_header("Connection", "close")?;
         Ok(req)
     }
 
     /// Sets a default header (replacing a default of the same name; a header the user
     /// gave with [`add_header_line`](Request::add_header_line) wins over it).
-    pub fn set_default_header(&mut self, name: &str, value: &str) {
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) as
+    /// [`add_header_line`](Request::add_header_line): a name that is not a token, or a
+    /// value with CR, LF or NUL (one rule for every header, so that no flag's value
+    /// smuggles another header).
+    pub fn set_default_header(&mut self, name: &str, value: &str) -> Result<()> {
+        check_header(name, value)?;
         if self
             .headers
             .iter()
             .any(|h| !h.default && h.name.eq_ignore_ascii_case(name))
         {
-            return;
+            return Ok(());
         }
         if let Some(h) = self
             .headers
@@ -112,6 +119,7 @@ impl Request {
                 default: true,
             });
         }
+        Ok(())
     }
 
     /// Adds a header from curl's `-H` text: `Name: value` adds it (removing a default of
@@ -133,18 +141,7 @@ impl Request {
                 format!("{line:?} is not a header (write 'Name: value')"),
             ));
         };
-        if name.is_empty() || !name.bytes().all(is_tchar) {
-            return Err(Error::invalid_input(
-                "header",
-                format!("{name:?} is not a valid header name"),
-            ));
-        }
-        if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(Error::invalid_input(
-                "header",
-                format!("the value of {name} contains a line break or NUL"),
-            ));
-        }
+        check_header(name, value)?;
         self.headers
             .retain(|h| !(h.default && h.name.eq_ignore_ascii_case(name)));
         if !remove {
@@ -159,7 +156,9 @@ impl Request {
 
     /// Sets the body and its `Content-Length` header.
     pub fn set_body(&mut self, body: Vec<u8>) {
-        self.set_default_header("Content-Length", &body.len().to_string());
+        let length = body.len().to_string();
+        // a token name and a number: nothing to refuse
+        let _ = self.set_default_header("Content-Length", &length);
         self.body = Some(body);
     }
 
@@ -236,6 +235,24 @@ pub fn basic_authorization(credentials: &str) -> String {
     )
 }
 
+/// The one check of every header sent: the name is a token (RFC 9110 §5.1) and the value
+/// has no CR, LF or NUL (RFC 9110 §5.5), which would end the header and start another.
+fn check_header(name: &str, value: &str) -> Result<()> {
+    if name.is_empty() || !name.bytes().all(is_tchar) {
+        return Err(Error::invalid_input(
+            "header",
+            format!("{name:?} is not a valid header name"),
+        ));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(Error::invalid_input(
+            "header",
+            format!("the value of {name} contains a line break or NUL"),
+        ));
+    }
+    Ok(())
+}
+
 /// RFC 9110 §5.6.2 `tchar`.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -284,6 +301,12 @@ mod tests {
              X-Empty: \r\nX-A: 1\r\nX-A: 2\r\nContent-Length: 2\r\n\r\nhi"
         );
         assert!(r.add_header_line("X: a\r\nY: b").is_err());
+        // Regression: -A, -e and -b values went out with their CR/LF (header injection)
+        // while -H refused them: one rule for every header.
+        for v in ["a\r\nX-Injected: 1", "a\nb", "a\0b"] {
+            let e = r.set_default_header("User-Agent", v).unwrap_err();
+            assert!(e.to_string().contains("line break or NUL"), "{e}");
+        }
         assert!(r.add_header_line("no colon").is_err());
         assert!(r.add_header_line("Bad Name: x").is_err());
         assert!(Request::new("GE T", &url, Version::Http11).is_err());

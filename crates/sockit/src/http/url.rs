@@ -54,7 +54,10 @@ impl Url {
     /// `http://` text, as curl does (`localhost:8080/x`).
     ///
     /// Hosts may be names (IDNA, RFC 5891), IPv4, or IPv6 in brackets (`[::1]`,
-    /// `[fe80::1%25lo]`). Non-ASCII bytes in the path are percent-encoded as UTF-8.
+    /// `[fe80::1%25lo]`). Non-ASCII bytes in the path are percent-encoded as UTF-8. The
+    /// path's `.` and `..` segments are removed (RFC 3986 §5.2.4 `remove_dot_segments`,
+    /// as curl does: `/a/../b/./c` is `/b/c`, and `/../../etc/passwd` is `/etc/passwd`);
+    /// [`Url::parse_path_as_is`] keeps them.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a scheme other than
@@ -70,8 +73,28 @@ impl Url {
     /// assert_eq!(Url::parse("example.com").unwrap().target, "/");
     /// assert!(Url::parse("http://h:70000/").is_err());
     /// assert!(Url::parse("ftp://h/").is_err());
+    /// assert_eq!(Url::parse("http://h/a/../b/./c").unwrap().target, "/b/c");
     /// ```
     pub fn parse(text: &str) -> Result<Url> {
+        Url::parse_with(text, true)
+    }
+
+    /// [`Url::parse`] without removing the path's `.` and `..` segments (curl's
+    /// `--path-as-is`): they are sent as they are.
+    ///
+    /// # Errors
+    /// As [`Url::parse`].
+    ///
+    /// # Examples
+    /// ```
+    /// use sockit::http::Url;
+    /// assert_eq!(Url::parse_path_as_is("http://h/a/../b").unwrap().target, "/a/../b");
+    /// ```
+    pub fn parse_path_as_is(text: &str) -> Result<Url> {
+        Url::parse_with(text, false)
+    }
+
+    fn parse_with(text: &str, squash: bool) -> Result<Url> {
         if text.is_empty() {
             return Err(Error::invalid_input(OP_URL, "empty URL"));
         }
@@ -117,6 +140,8 @@ impl Url {
         let path = path.split('#').next().unwrap_or("");
         let target = if path.is_empty() || path.starts_with('?') {
             format!("/{path}")
+        } else if squash {
+            remove_dot_segments(path)
         } else {
             path.to_string()
         };
@@ -149,12 +174,30 @@ impl Url {
         }
     }
 
+    /// True when `other` has the same origin (RFC 6454 §4: scheme, host and port), the
+    /// test for handing credentials on after a redirect (curl's, since CVE-2022-27776).
+    ///
+    /// # Examples
+    /// ```
+    /// use sockit::http::Url;
+    /// let a = Url::parse("http://h/x").unwrap();
+    /// assert!(a.same_origin(&Url::parse("http://H:80/y").unwrap()));
+    /// assert!(!a.same_origin(&Url::parse("http://h:8080/x").unwrap()));
+    /// assert!(!a.same_origin(&Url::parse("https://h/x").unwrap()));
+    /// ```
+    pub fn same_origin(&self, other: &Url) -> bool {
+        self.scheme == other.scheme && self.host == other.host && self.port == other.port
+    }
+
     /// Resolves a reference (a redirect's `Location`) against this URL (RFC 3986 §5.2):
-    /// absolute URLs, `//authority/...`, `/path`, `?query` and relative paths with `.`
-    /// and `..` segments.
+    /// absolute URLs, `//authority/...`, `/path`, `?query` and relative paths; `.` and
+    /// `..` segments are removed, in absolute references too. A space in the reference
+    /// is percent-encoded as curl does (`%20` in the path, `+` in the query), so that a
+    /// server's `Location: /a b` is followed.
     ///
     /// # Errors
-    /// As [`Url::parse`] for the resulting URL.
+    /// As [`Url::parse`] for the resulting URL (other whitespace and control characters
+    /// are refused).
     ///
     /// # Examples
     /// ```
@@ -165,7 +208,20 @@ impl Url {
     /// assert_eq!(base.join("https://o/").unwrap().to_string(), "https://o/");
     /// ```
     pub fn join(&self, reference: &str) -> Result<Url> {
-        let reference = reference.trim();
+        self.join_with(reference, true)
+    }
+
+    /// [`Url::join`] keeping `.` and `..` segments (curl's `--path-as-is`).
+    ///
+    /// # Errors
+    /// As [`Url::join`].
+    pub fn join_path_as_is(&self, reference: &str) -> Result<Url> {
+        self.join_with(reference, false)
+    }
+
+    fn join_with(&self, reference: &str, squash: bool) -> Result<Url> {
+        let reference = encode_spaces(reference.trim());
+        let reference = reference.as_str();
         let has_scheme = reference.find(':').is_some_and(|i| {
             i > 0
                 && reference[..i]
@@ -174,23 +230,39 @@ impl Url {
                 && reference[i..].starts_with("://")
         });
         if has_scheme {
-            return Url::parse(reference);
+            return Url::parse_with(reference, squash);
         }
         if let Some(rest) = reference.strip_prefix("//") {
-            return Url::parse(&format!("{}://{rest}", self.scheme.as_str()));
+            return Url::parse_with(&format!("{}://{rest}", self.scheme.as_str()), squash);
         }
+        if let Some(c) = reference
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(Error::invalid_input(
+                OP_URL,
+                format!("malformed URL reference {reference:?}: contains {c:?}"),
+            ));
+        }
+        let squashed = |t: &str| {
+            if squash {
+                remove_dot_segments(t)
+            } else {
+                t.to_string()
+            }
+        };
         let reference = reference.split('#').next().unwrap_or("");
         let target = if reference.is_empty() {
             self.target.clone()
         } else if reference.starts_with('/') {
-            remove_dot_segments(reference)
+            squashed(reference)
         } else if reference.starts_with('?') {
             let path = self.target.split('?').next().unwrap_or("/");
             format!("{path}{reference}")
         } else {
             let path = self.target.split('?').next().unwrap_or("/");
             let dir = &path[..path.rfind('/').map_or(0, |i| i + 1)];
-            remove_dot_segments(&format!("{dir}{reference}"))
+            squashed(&format!("{dir}{reference}"))
         };
         let mut url = self.clone();
         url.target = encode_non_ascii(&target);
@@ -361,6 +433,32 @@ fn encode_non_ascii(text: &str) -> String {
     out
 }
 
+/// A reference with its spaces percent-encoded as curl's `CURLU_URLENCODE` does for a
+/// redirect: `%20` before the query, `+` in it (the fragment keeps `%20`).
+fn encode_spaces(reference: &str) -> String {
+    if !reference.contains(' ') {
+        return reference.to_string();
+    }
+    let (before, fragment) = match reference.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (reference, None),
+    };
+    let (path, query) = match before.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (before, None),
+    };
+    let mut out = path.replace(' ', "%20");
+    if let Some(q) = query {
+        out.push('?');
+        out.push_str(&q.replace(' ', "+"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(&f.replace(' ', "%20"));
+    }
+    out
+}
+
 /// RFC 3986 §5.2.4 on a path with an optional query.
 fn remove_dot_segments(target: &str) -> String {
     let (path, query) = match target.split_once('?') {
@@ -464,9 +562,55 @@ mod tests {
             ("//other:1/z", "http://other:1/z"),
             ("HTTPS://x/", "https://x/"),
             ("", "http://h:8080/a/b/c?x"),
+            // Regression: absolute references kept their dot segments, relative ones
+            // did not; and a raw space was refused where curl encodes it.
+            ("http://o/a/../b/./c", "http://o/b/c"),
+            ("//o/../x", "http://o/x"),
+            ("/a b?c d", "http://h:8080/a%20b?c+d"),
+            ("http://o/a b", "http://o/a%20b"),
         ] {
             assert_eq!(base.join(r).unwrap().to_string(), want, "{r}");
         }
+        assert_eq!(
+            base.join_path_as_is("http://o/a/../b").unwrap().to_string(),
+            "http://o/a/../b"
+        );
+        assert_eq!(
+            base.join_path_as_is("../d").unwrap().to_string(),
+            "http://h:8080/a/b/../d"
+        );
+        for bad in ["/a\tb", "/a\nb", "http://o/\rx"] {
+            assert!(base.join(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_are_removed_unless_as_is() {
+        // Regression: `/a/../b/./c` and `/../../etc/passwd` were sent unchanged; curl
+        // sends `/b/c` and `/etc/passwd` (RFC 3986 §5.2.4), and keeps them with
+        // --path-as-is.
+        for (text, want) in [
+            ("http://h/a/../b/./c", "/b/c"),
+            ("http://h/../../etc/passwd", "/etc/passwd"),
+            ("http://h/a/b/..", "/a/"),
+            ("http://h/a/./", "/a/"),
+            ("http://h/a/..?x=/../y", "/?x=/../y"),
+            ("http://h//x/./y", "//x/y"),
+            ("http://h/%2e%2e/x", "/%2e%2e/x"),
+        ] {
+            assert_eq!(Url::parse(text).unwrap().target, want, "{text}");
+        }
+        let u = Url::parse_path_as_is("http://h/../../etc/passwd").unwrap();
+        assert_eq!(u.target, "/../../etc/passwd");
+    }
+
+    #[test]
+    fn origins() {
+        let u = |s| Url::parse(s).unwrap();
+        assert!(u("http://127.0.0.1:19500/a").same_origin(&u("http://127.0.0.1:19500/b")));
+        assert!(!u("http://127.0.0.1:19500/").same_origin(&u("http://127.0.0.1:18080/")));
+        assert!(!u("https://h/").same_origin(&u("http://h:443/")));
+        assert!(!u("http://a/").same_origin(&u("http://b/")));
     }
 
     #[test]

@@ -11,6 +11,24 @@ use super::curl_flags::CURL_FLAGS;
 /// whose name and id sockit does not use itself.
 static ADDED: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
 
+/// curl's options whose meaning sockit already has: accepted, and nothing to do.
+pub const SATISFIED: &[(&str, &str)] = &[
+    (
+        "no-buffer",
+        "sockit writes the body to stdout as it arrives",
+    ),
+    ("globoff", "sockit does no URL globbing"),
+    ("tlsv1", "sockit speaks TLS 1.2 and 1.3 only"),
+    ("tlsv1.0", "sockit speaks TLS 1.2 and 1.3 only"),
+    ("tlsv1.1", "sockit speaks TLS 1.2 and 1.3 only"),
+    ("tlsv1.2", "sockit speaks TLS 1.2 and 1.3 only"),
+    ("tcp-nodelay", "sockit always sets TCP_NODELAY"),
+    ("no-npn", "rustls never offers NPN"),
+    ("no-keepalive", "sockit sets no TCP keepalive"),
+    ("disable", "sockit reads no .curlrc"),
+    ("fail-early", "sockit makes one transfer per command"),
+];
+
 /// The curl options given on the command line that sockit does not have (a clap group,
 /// flattened last into `sockit http`'s options so that sockit's own take precedence).
 #[derive(Debug, Clone, Default)]
@@ -52,13 +70,7 @@ impl CurlOnly {
             "next" | "parallel" | "parallel-max" | "parallel-immediate" => {
                 "sockit http makes one transfer per run (see --repeat)".to_string()
             }
-            _ => {
-                let mut w = what.trim_end_matches('.').to_string();
-                if let Some(first) = w.get(..1) {
-                    w.replace_range(..1, &first.to_ascii_lowercase());
-                }
-                format!("in curl: {w}")
-            }
+            _ => format!("in curl: {}", lower_first(what.trim_end_matches('.'))),
         };
         Some(format!(
             "curl's {name} is not supported ({why}); see sockit http --help"
@@ -66,10 +78,43 @@ impl CurlOnly {
     }
 }
 
+/// A sentence's first letter in lower case, unless it begins an acronym (`SSL ciphers to
+/// use` stays, `Use HTTP` becomes `use HTTP`).
+fn lower_first(text: &str) -> String {
+    let mut chars = text.chars();
+    match (chars.next(), chars.next()) {
+        (Some(a), Some(b)) if !b.is_ascii_uppercase() => {
+            format!("{}{}", a.to_ascii_lowercase(), &text[a.len_utf8()..])
+        }
+        _ => text.to_string(),
+    }
+}
+
+/// Drops clap's "a similar argument exists" tip when it names one of curl's options that
+/// sockit refuses (`--foo` suggested `--tftp-no-options`): a tip must lead somewhere.
+pub fn tidy_parse_error(e: &mut clap::Error) {
+    use clap::error::{ContextKind, ContextValue};
+    let hidden = |s: &str| {
+        let long = s.trim_start_matches('-');
+        ADDED.get().is_some_and(|a| a.contains(&long))
+    };
+    let refused = match e.get(ContextKind::SuggestedArg) {
+        Some(ContextValue::String(s)) => hidden(s),
+        Some(ContextValue::Strings(v)) => v.iter().all(|s| hidden(s)),
+        _ => false,
+    };
+    if refused {
+        e.remove(ContextKind::SuggestedArg);
+    }
+}
+
 impl clap::FromArgMatches for CurlOnly {
     fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
         let mut given: Vec<(usize, &'static str)> = Vec::new();
         for &long in ADDED.get().map(Vec::as_slice).unwrap_or_default() {
+            if SATISFIED.iter().any(|(s, _)| *s == long) {
+                continue;
+            }
             if m.try_contains_id(long).unwrap_or(false)
                 && m.value_source(long) == Some(ValueSource::CommandLine)
             {
@@ -134,5 +179,18 @@ impl clap::Args for CurlOnly {
 
     fn augment_args_for_update(cmd: Command) -> Command {
         Self::augment_args(cmd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn curl_s_words_keep_their_acronyms() {
+        // Regression: --ciphers' refusal read "in curl: sSL ciphers to use".
+        assert_eq!(lower_first("SSL ciphers to use"), "SSL ciphers to use");
+        assert_eq!(lower_first("Use HTTP 2"), "use HTTP 2");
+        assert_eq!(lower_first("X"), "X");
     }
 }

@@ -190,11 +190,14 @@ pub fn urlencode(bytes: &[u8]) -> String {
     escape(bytes, true)
 }
 
-/// Percent-encodes a URL path segment (curl's `curl_easy_escape`: a space is `%20`).
+/// Percent-encodes a URL path segment as curl 7.88 does for `-T`'s file name: a space
+/// is `%20`, and the hex digits are lower case (`up%3fload.txt`).
 pub fn path_segment(bytes: &[u8]) -> String {
     escape(bytes, false)
 }
 
+/// `space_plus`: a form's encoding (space `+`, upper-case hex, as `--data-urlencode`);
+/// else a path segment's (space `%20`, lower-case hex, as `-T`'s file name).
 fn escape(bytes: &[u8], space_plus: bool) -> String {
     let mut out = String::with_capacity(bytes.len());
     for &b in bytes {
@@ -202,8 +205,10 @@ fn escape(bytes: &[u8], space_plus: bool) -> String {
             out.push('+');
         } else if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
             out.push(b as char);
-        } else {
+        } else if space_plus {
             out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
         }
     }
     out
@@ -213,27 +218,51 @@ fn escape(bytes: &[u8], space_plus: bool) -> String {
 /// refused, not read until memory runs out).
 const MAX_BODY_FILE: u64 = 1 << 30;
 
-/// A file's bytes (`-` is stdin), for a request body, an upload or a format.
+/// The largest file read as a `-w` format or `-H @FILE` headers: 1 MiB.
+const MAX_SMALL_FILE: u64 = 1 << 20;
+
+/// A file's bytes (`-` is stdin), for a request body, an upload or a raw request: at
+/// most 1 GiB.
 pub fn read_input(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    read_at_most(path, what, MAX_BODY_FILE, "request file")
+}
+
+/// A small file's bytes (`-` is stdin) — a `-w @FILE` format, `-H @FILE` headers — at
+/// most 1 MiB: `/dev/zero` is refused after 1 MiB, naming what the file was for.
+pub fn read_small(path: &Path, what: &str, role: &str) -> anyhow::Result<Vec<u8>> {
+    read_at_most(path, what, MAX_SMALL_FILE, role)
+}
+
+/// One capped reader for every file a flag names: at most `cap` bytes, else a refusal
+/// (`larger than 1 MiB, not a format file`).
+fn read_at_most(path: &Path, what: &str, cap: u64, role: &str) -> anyhow::Result<Vec<u8>> {
     if path == Path::new("-") {
         let mut buf = Vec::new();
         std::io::stdin()
             .lock()
-            .take(MAX_BODY_FILE + 1)
+            .take(cap + 1)
             .read_to_end(&mut buf)
             .map_err(|e| Error::from_io("stdin", e))
             .with_context(|| format!("cannot read {what}"))?;
-        if buf.len() as u64 > MAX_BODY_FILE {
+        if buf.len() as u64 > cap {
             return Err(anyhow::Error::new(Error::invalid_input(
                 "stdin",
-                "larger than 1 GiB",
+                format!("larger than {}, not a {role}", size_text(cap)),
             )))
             .with_context(|| format!("cannot read {what}"));
         }
         return Ok(buf);
     }
-    sockit::files::read_capped(path, MAX_BODY_FILE, None, "request file")
-        .with_context(|| format!("cannot read {what}"))
+    sockit::files::read_capped(path, cap, None, role).with_context(|| format!("cannot read {what}"))
+}
+
+/// `1 GiB`, `1 MiB`.
+fn size_text(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{} GiB", bytes >> 30)
+    } else {
+        format!("{} MiB", bytes >> 20)
+    }
 }
 
 #[cfg(test)]
@@ -244,6 +273,26 @@ mod tests {
     fn urlencode_like_curl() {
         assert_eq!(urlencode(b"a b&c=d/~._-+"), "a+b%26c%3Dd%2F~._-%2B");
         assert_eq!(urlencode("ä".as_bytes()), "%C3%A4");
+    }
+
+    #[test]
+    fn path_segments_as_curl_writes_them() {
+        // Regression: -T's file name had %3F where curl 7.88 writes %3f.
+        assert_eq!(path_segment(b"up?load a.txt"), "up%3fload%20a.txt");
+        assert_eq!(urlencode(b"?"), "%3F");
+    }
+
+    #[test]
+    fn small_files_are_capped_at_1_mib() {
+        // Regression: -w @/dev/zero and -H @/dev/zero read 1 GiB before refusing, and
+        // -w's message said "not a request file".
+        let e = read_small(Path::new("/dev/zero"), "the -w @FILE file", "format file").unwrap_err();
+        let text = format!("{e:#}");
+        assert!(
+            text.contains("larger than 1 MiB, not a format file"),
+            "{text}"
+        );
+        assert!(text.starts_with("cannot read the -w @FILE file"), "{text}");
     }
 
     #[test]

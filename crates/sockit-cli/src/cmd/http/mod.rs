@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use sockit::Error;
 
+pub use self::curl::tidy_parse_error;
 use self::output::Outputs;
 use self::plan::Plan;
 use self::transfer::{Ctx, FailedAt, Record, TlsSetup, retry_after, transfer, transient};
@@ -38,14 +39,19 @@ pub struct Args {
     pub opts: Box<Opts>,
 }
 
-/// The options of `sockit http`: curl's letters.
+/// The options of `sockit http`: curl's letters. As in curl, a flag given twice takes
+/// its last value (`-m 5 -m 6` is `-m 6`; `-4 -6` is `-6`).
 #[derive(Debug, clap::Args)]
 #[command(
+    args_override_self = true,
     after_long_help = "Where sockit differs from curl: --json is sockit's JSON output (not \
     curl 7.82's --json DATA: use -d DATA -H 'Content-Type: application/json'); repeated runs \
     are --repeat (curl's -n is --netrc); -w's %{exitcode} is sockit's exit code and \
     %{ssl_verify_result} is 0 (verified) or 1; --max-redirs -1 stops at a repeated URL and \
-    after 1000 redirects. curl's options sockit lacks are refused by name.\n\n\
+    after 1000 redirects. As in curl, a flag given twice takes its last value, and -s hides \
+    the transfer's failures, not a bad command line. curl's options sockit lacks are \
+    refused by name; -N, -g, --tlsv1.2 and a few more that sockit already satisfies are \
+    accepted.\n\n\
     Examples:\n  sockit http http://127.0.0.1:8000/\n  \
     sockit http -i -L https://example.com/\n  \
     sockit http -s -o /dev/null -w '%{http_code} %{time_total}\\n' http://127.0.0.1:8000/\n  \
@@ -55,13 +61,18 @@ pub struct Args {
     sockit http --json https://localhost:8443/ --cacert ca.pem"
 )]
 pub struct Opts {
-    /// http://HOST[:PORT]/PATH or https://…; a URL without scheme is http://. IPv6 in brackets.
+    /// http://HOST[:PORT]/PATH or https://…; a URL without scheme is http://. IPv6 in
+    /// brackets. One URL per command (more are refused with a message).
     #[arg(value_name = "URL")]
-    pub url: String,
+    pub urls: Vec<String>,
 
-    /// More URLs: refused with a message (one transfer per command).
-    #[arg(value_name = "MORE", hide = true)]
-    pub more_urls: Vec<String>,
+    /// The URL, as a flag (curl's --url).
+    #[arg(long = "url", value_name = "URL", action = clap::ArgAction::Append)]
+    pub url_flag: Vec<String>,
+
+    /// Send the URL's path as it is: no removal of its . and .. segments (curl's).
+    #[arg(long = "path-as-is")]
+    pub path_as_is: bool,
 
     /// Request method (default GET, POST with a data flag, PUT with -T, HEAD with -I).
     #[arg(short = 'X', long = "request", value_name = "METHOD")]
@@ -112,22 +123,28 @@ pub struct Opts {
     pub max_redirs: i64,
 
     /// Write the body (and the head with -i) to FILE instead of stdout (- is stdout).
-    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        overrides_with = "remote_name"
+    )]
     pub output: Option<PathBuf>,
 
     /// Write the body to a file named as the URL's last path segment.
-    #[arg(short = 'O', long = "remote-name", conflicts_with = "output")]
+    #[arg(short = 'O', long = "remote-name", overrides_with = "output")]
     pub remote_name: bool,
 
     /// Write the response heads to FILE (- is stdout).
     #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
     pub dump_header: Option<PathBuf>,
 
-    /// Silent: no warnings, no progress, no error message (the exit code stays).
+    /// Silent: no warnings, no progress, no message about the transfer's failure (the
+    /// exit code stays). A bad command line is still reported.
     #[arg(short = 's', long = "silent")]
     pub silent: bool,
 
-    /// With -s, still print the error message.
+    /// With -s, still print the transfer's error message.
     #[arg(short = 'S', long = "show-error")]
     pub show_error: bool,
 
@@ -145,20 +162,20 @@ pub struct Opts {
     )]
     pub write_out: Option<String>,
 
-    /// Limit for the name lookup and connect in seconds (all addresses).
-    #[arg(long = "connect-timeout", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    /// Limit for the name lookup and connect in seconds (all addresses); 0: none.
+    #[arg(long = "connect-timeout", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub connect_timeout: Option<Duration>,
 
-    /// Limit for each whole transfer in seconds.
-    #[arg(short = 'm', long = "max-time", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
+    /// Limit for each whole transfer in seconds; 0: none (as curl).
+    #[arg(short = 'm', long = "max-time", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub max_time: Option<Duration>,
 
     /// Send an HTTP/1.0 request.
-    #[arg(short = '0', long = "http1.0")]
+    #[arg(short = '0', long = "http1.0", overrides_with = "http11")]
     pub http10: bool,
 
     /// Send an HTTP/1.1 request (the default).
-    #[arg(long = "http1.1", conflicts_with = "http10")]
+    #[arg(long = "http1.1", overrides_with = "http10")]
     pub http11: bool,
 
     /// Send FILE's bytes exactly as the request (`-` for stdin) and print the answer's bytes.
@@ -200,12 +217,12 @@ pub struct Opts {
     #[arg(long = "json", conflicts_with = "write_out")]
     pub json: bool,
 
-    /// IPv4 addresses only.
-    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    /// IPv4 addresses only (the --resolve addresses too).
+    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
     pub ipv4: bool,
 
-    /// IPv6 addresses only.
-    #[arg(short = '6', long = "ipv6")]
+    /// IPv6 addresses only (the --resolve addresses too).
+    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
     pub ipv6: bool,
 
     /// User-Agent to send ("" sends none).
@@ -228,8 +245,13 @@ pub struct Opts {
     #[arg(long = "compressed")]
     pub compressed: bool,
 
-    /// Connect to ADDRESS for HOST:PORT, with no lookup (repeatable; IPv6 in brackets).
-    #[arg(long = "resolve", value_name = "HOST:PORT:ADDRESS")]
+    /// Connect to ADDRESS for HOST:PORT, with no lookup (repeatable; IPv6 in brackets;
+    /// HOST * is any host, as in curl).
+    #[arg(
+        long = "resolve",
+        value_name = "HOST:PORT:ADDRESS",
+        allow_hyphen_values = true
+    )]
     pub resolve: Vec<String>,
 
     /// Connect to HOST2:PORT2 for HOST1:PORT1 (empty parts: any, or the same).
@@ -266,7 +288,13 @@ pub struct Opts {
 
     /// Retry a transient failure N times (curl's rules: timeouts, failed lookups, HTTP
     /// 408/429/500/502/503/504), waiting 1 s, 2 s, 4 s … or Retry-After.
-    #[arg(long = "retry", value_name = "N", default_value_t = 0)]
+    #[arg(
+        long = "retry",
+        value_name = "N",
+        default_value_t = 0,
+        allow_negative_numbers = true,
+        value_parser = parse_retry
+    )]
     pub retry: u32,
 
     /// Wait this long between retries instead of doubling from 1 s.
@@ -287,7 +315,12 @@ pub struct Opts {
 
     /// Run the request N times and print p50/p90/p99/max of each phase (curl's -n is
     /// --netrc: sockit's repeats are --repeat).
-    #[arg(long = "repeat", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    #[arg(
+        long = "repeat",
+        value_name = "N",
+        allow_negative_numbers = true,
+        value_parser = parse_repeat
+    )]
     pub repeat: Option<u64>,
 
     /// With --repeat: one keep-alive connection for every run (warm), not one per run.
@@ -296,7 +329,12 @@ pub struct Opts {
 
     /// With --repeat: start at most N runs per second, minute, hour or day (N/s, N/m,
     /// N/h, N/d; curl's syntax).
-    #[arg(long = "rate", value_name = "N/UNIT", requires = "repeat")]
+    #[arg(
+        long = "rate",
+        value_name = "N/UNIT",
+        requires = "repeat",
+        allow_hyphen_values = true
+    )]
     pub rate: Option<String>,
 
     /// Draw the phases as an SVG waterfall in FILE (one exchange: a bar per phase; with
@@ -309,14 +347,43 @@ pub struct Opts {
     pub curl_only: curl::CurlOnly,
 }
 
-/// Seconds as a number in (0, 1e9] (fractions allowed).
-fn parse_secs(text: &str) -> Result<Duration, String> {
-    crate::args::parse_secs_in(text, false, 1e9)
+/// A whole number in `min..=max`; the message gives the range (for `-1` too, where clap's
+/// own parser says "invalid digit").
+fn count_in(text: &str, min: u64, max: u64) -> Result<u64, String> {
+    text.trim()
+        .parse::<i128>()
+        .ok()
+        .filter(|n| (i128::from(min)..=i128::from(max)).contains(n))
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| format!("must be a whole number from {min} to {max}"))
+}
+
+/// `--repeat N`: 1 to 10,000,000 runs.
+fn parse_repeat(text: &str) -> Result<u64, String> {
+    count_in(text, 1, 10_000_000)
+}
+
+/// `--retry N`: 0 to 1,000,000 retries.
+fn parse_retry(text: &str) -> Result<u32, String> {
+    count_in(text, 0, 1_000_000).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 /// Seconds as a number in [0, 1e9].
 fn parse_secs_or_zero(text: &str) -> Result<Duration, String> {
     crate::args::parse_secs_in(text, true, 1e9)
+}
+
+impl Opts {
+    /// `-m`: `None` without it or with `-m 0` (no limit, as in curl).
+    pub fn max_time(&self) -> Option<Duration> {
+        self.max_time.filter(|d| !d.is_zero())
+    }
+
+    /// `--connect-timeout`: `None` without it or with 0 (no limit of sockit's own; curl's
+    /// 0 is its default).
+    pub fn connect_timeout(&self) -> Option<Duration> {
+        self.connect_timeout.filter(|d| !d.is_zero())
+    }
 }
 
 /// `-s` without `-S`: no messages.
@@ -327,21 +394,30 @@ fn silent(args: &Opts) -> bool {
 /// Runs `sockit http`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let args = *args.opts;
-    let result = command(&args);
-    match result {
-        Err(e) if args.silent && !args.show_error && !crate::exit::is_broken_pipe(&e) => {
+    // The command line is checked before anything is sent, and what is wrong with it is
+    // reported even with -s: -s hides the transfer's failures, not a refused flag, a
+    // missing file or a bad value (curl prints its option errors whatever -s says).
+    let plan = prepare(&args)?;
+    match execute(&args, &plan) {
+        Err(e) if silent(&args) && !crate::exit::is_broken_pipe(&e) => {
             Ok(ExitCode::from(crate::exit::code_for(&e)))
         }
         other => other,
     }
 }
 
-fn command(args: &Opts) -> anyhow::Result<ExitCode> {
+/// The checked command line: the plan, or the error that refuses it.
+fn prepare(args: &Opts) -> anyhow::Result<Plan> {
     if let Some(refusal) = args.curl_only.refusal() {
         return Err(Error::invalid_input("http", refusal).into());
     }
-    if let Some(second) = args.more_urls.first() {
-        let first = &args.url;
+    let urls: Vec<&String> = args.urls.iter().chain(&args.url_flag).collect();
+    let Some(first) = urls.first() else {
+        return Err(
+            Error::invalid_input("http", "no URL given: sockit http URL (or --url URL)").into(),
+        );
+    };
+    if let Some(second) = urls.get(1) {
         let hint = if args.json && (second.starts_with('{') || first.starts_with('{')) {
             " (--json is sockit's JSON output, not curl's --json DATA: send JSON with -d \
              DATA -H 'Content-Type: application/json')"
@@ -352,16 +428,16 @@ fn command(args: &Opts) -> anyhow::Result<ExitCode> {
             "http",
             format!(
                 "one URL per command, got {} ({first}, {second}…){hint}",
-                args.more_urls.len() + 1
+                urls.len()
             ),
         )
         .into());
     }
-    let url_text = args.url.clone();
-    let plan = match Plan::new(args, &url_text) {
-        Ok(p) => p,
-        Err(e) => return Err(json_failure(args, &url_text, e)),
-    };
+    Plan::new(args, first).map_err(|e| json_failure(args, first, e))
+}
+
+/// The transfer (or the `--repeat` runs) of a checked command line.
+fn execute(args: &Opts, plan: &Plan) -> anyhow::Result<ExitCode> {
     if args.insecure && !silent(args) {
         crate::exit::stderr_line(format_args!(
             "sockit: warning: --insecure: the server's certificate is not verified; \
@@ -370,9 +446,9 @@ fn command(args: &Opts) -> anyhow::Result<ExitCode> {
     }
     let mut ctx = Ctx {
         args,
-        plan: &plan,
+        plan,
         tls: TlsSetup::default(),
-        outs: Outputs::new(&plan, args.json || args.repeat.is_some()),
+        outs: Outputs::new(plan, args.json || args.repeat.is_some()),
     };
     if let Some(n) = args.repeat {
         return repeat::run(&mut ctx, n);
@@ -380,13 +456,16 @@ fn command(args: &Opts) -> anyhow::Result<ExitCode> {
     single(&mut ctx)
 }
 
+/// The longest wait between two attempts (curl's `RETRY_SLEEP_MAX`, 10 minutes).
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(600);
+
 /// One transfer, retried as `--retry` says; then `-w` and `--json`.
 fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
     let (args, plan) = (ctx.args, ctx.plan);
     let first_start = std::time::Instant::now();
     let mut retries_left = args.retry;
     let mut sleep = Duration::from_secs(1);
-    let (rec, result) = loop {
+    let (mut rec, result) = loop {
         let mut rec = Record::new(plan);
         let result = transfer(ctx, &mut None, &mut rec);
         rec.finish(&result);
@@ -403,6 +482,13 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
             && let Some(after) = retry_after(&rec.values)
         {
             wait = after;
+        }
+        // every wait is bounded: at most 10 minutes (curl's longest backoff), and at most
+        // -m (a server's Retry-After cannot hold the command longer than one transfer may
+        // take); --retry-max-time below refuses a wait that would pass it
+        wait = wait.min(MAX_RETRY_WAIT);
+        if let Some(m) = args.max_time() {
+            wait = wait.min(m);
         }
         if let Some(max) = args.retry_max_time
             && first_start.elapsed() + wait > max
@@ -431,7 +517,14 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
         sleep = (sleep * 2).min(Duration::from_secs(600));
         ctx.outs.reset();
     };
-    ctx.outs.flush()?;
+    // a file the transfer failed to write keeps its error (and is not flushed again)
+    let result = match result {
+        Ok(()) => ctx.outs.flush(),
+        Err(e) => Err(e),
+    };
+    if result.is_err() && rec.values.exitcode == 0 {
+        rec.finish(&result);
+    }
     write_out(plan, &rec, result.is_err());
     if let (Some(path), Some(t)) = (&args.plot, rec.last_timings)
         && result.is_ok()
@@ -534,9 +627,26 @@ mod tests {
 
     #[test]
     fn seconds() {
-        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
-        for bad in ["0", "-1", "nan", "inf", "x", ""] {
-            assert!(parse_secs(bad).is_err(), "{bad}");
+        assert_eq!(parse_secs_or_zero("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_secs_or_zero("0"), Ok(Duration::ZERO));
+        for bad in ["-1", "nan", "inf", "x", ""] {
+            assert!(parse_secs_or_zero(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn counts_say_their_range() {
+        // Regression: --repeat -1 and --retry -1 got clap's "a value is required" or
+        // "invalid digit found in string".
+        assert_eq!(parse_repeat("3"), Ok(3));
+        assert_eq!(parse_retry("0"), Ok(0));
+        for bad in ["-1", "0", "10000001", "x", "1.5"] {
+            assert_eq!(
+                parse_repeat(bad),
+                Err("must be a whole number from 1 to 10000000".to_string()),
+                "{bad}"
+            );
+        }
+        assert!(parse_retry("-1").unwrap_err().contains("from 0 to 1000000"));
     }
 }

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sockit::Error;
 
@@ -13,10 +13,24 @@ use super::plan::Plan;
 pub enum Sink {
     /// stdout.
     Stdout,
-    /// A file, opened at the first write.
-    File(PathBuf, Option<BufWriter<File>>),
+    /// A file, opened at the first write; with what it holds (`the body (-o)`).
+    File(PathBuf, Option<BufWriter<File>>, &'static str),
     /// Nothing (a `--json` or `--repeat` body without `-o`).
     Discard,
+}
+
+/// A failed open or write of an output file: the operation and the file as Python words
+/// it (`write: [Errno 28] No space left on device: '/dev/full'`), in the context of what
+/// the file holds.
+fn file_error(op: &'static str, path: &Path, role: &str, e: io::Error) -> anyhow::Error {
+    let err = Error::from_io(op, e);
+    let err = Error::new(
+        err.kind(),
+        op,
+        err.code(),
+        format!("{}: '{}'", err.message(), path.display()),
+    );
+    anyhow::Error::new(err).context(format!("cannot write {role}"))
 }
 
 impl Sink {
@@ -27,19 +41,14 @@ impl Sink {
                 out.write_all(bytes)?;
                 out.flush()?;
             }
-            Sink::File(path, file) => {
+            Sink::File(path, file, role) => {
                 if file.is_none() {
-                    let f = File::create(&*path).map_err(|e| {
-                        anyhow::Error::new(Error::from_io(path.display().to_string(), e))
-                            .context("cannot write the output file")
-                    })?;
+                    let f = File::create(&*path).map_err(|e| file_error("open", path, role, e))?;
                     *file = Some(BufWriter::new(f));
                 }
                 if let Some(f) = file.as_mut() {
-                    f.write_all(bytes).map_err(|e| {
-                        anyhow::Error::new(Error::from_io(path.display().to_string(), e))
-                            .context("cannot write the output file")
-                    })?;
+                    f.write_all(bytes)
+                        .map_err(|e| file_error("write", path, role, e))?;
                 }
             }
             Sink::Discard => {}
@@ -48,18 +57,15 @@ impl Sink {
     }
 
     pub fn flush(&mut self) -> anyhow::Result<()> {
-        if let Sink::File(path, Some(f)) = self {
-            f.flush().map_err(|e| {
-                anyhow::Error::new(Error::from_io(path.display().to_string(), e))
-                    .context("cannot write the output file")
-            })?;
+        if let Sink::File(path, Some(f), role) = self {
+            f.flush().map_err(|e| file_error("write", path, role, e))?;
         }
         Ok(())
     }
 
     /// Closes the file so that the next write creates it anew.
     pub fn reset(&mut self) {
-        if let Sink::File(_, file) = self {
+        if let Sink::File(_, file, _) = self {
             *file = None;
         }
     }
@@ -78,7 +84,7 @@ impl Outputs {
     /// nowhere (`--json`, `--repeat`).
     pub fn new(plan: &Plan, quiet_body: bool) -> Outputs {
         let body = match &plan.output {
-            Some(p) => Sink::File(p.clone(), None),
+            Some(p) => Sink::File(p.clone(), None, "the body (-o)"),
             None if quiet_body => Sink::Discard,
             None => Sink::Stdout,
         };
@@ -86,7 +92,7 @@ impl Outputs {
             if p.as_os_str() == "-" {
                 Sink::Stdout
             } else {
-                Sink::File(p.clone(), None)
+                Sink::File(p.clone(), None, "the heads (-D)")
             }
         });
         Outputs { body, dump }

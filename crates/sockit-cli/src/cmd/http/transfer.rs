@@ -13,7 +13,7 @@ use sockit::{Error, ErrorKind};
 
 use super::Opts;
 use super::output::Outputs;
-use super::plan::{MAX_REDIRECTS_CAP, Plan, redirect_target};
+use super::plan::{MAX_REDIRECTS_CAP, Plan, Shown, redirect_target};
 use super::writeout::Values;
 
 /// The TLS client configuration, built once when the first https:// URL needs it.
@@ -135,7 +135,7 @@ impl Record {
             start: Instant::now(),
             values: Values {
                 url: plan.url_text.clone(),
-                url_effective: plan.url.to_string(),
+                url_effective: plan.shown.text(&plan.url),
                 method: plan.method.clone(),
                 http_version: "0".into(),
                 filename_effective: plan.output.as_ref().map(|p| p.display().to_string()),
@@ -179,7 +179,6 @@ impl Record {
         add(&mut v.time_pretransfer, t.pretransfer);
         add(&mut v.time_starttransfer, t.first_byte);
         v.size_header += ex.head_bytes().len() as u64;
-        v.size_request += ex.bytes_sent();
         v.size_download = ex.body_bytes();
         self.last_timings = Some(t);
         let opt = |d: Option<Duration>| d.map(us);
@@ -246,7 +245,11 @@ impl Record {
     fn head(&mut self, head: &ResponseHead) {
         let v = &mut self.values;
         v.http_code = head.status;
-        v.http_version = format!("1.{}", head.minor_version);
+        // as curl 7.88 prints CURL_HTTP_VERSION_1_0 and _1_1
+        v.http_version = match head.minor_version {
+            0 => "1".to_string(),
+            n => format!("1.{n}"),
+        };
         v.content_type = head.header("Content-Type").map(<[u8]>::to_vec);
         v.headers = head.headers.clone();
         v.num_headers = head.headers.len() as u64;
@@ -274,10 +277,14 @@ impl Record {
 }
 
 /// The bytes of a request: all of it in `head`, or the head and, apart, a body that waits
-/// for `100 Continue`.
+/// for `100 Continue`; with the sizes `-w` reports once they are written.
 struct Outgoing {
     head: Vec<u8>,
     body: Option<Vec<u8>>,
+    /// The request head's length (`%{size_request}`: curl counts the head only).
+    head_len: u64,
+    /// The body bytes inside `head` (`%{size_upload}` once `head` is written).
+    body_in_head: u64,
 }
 
 /// How long a body waits for `100 Continue` before it is sent anyway (curl's
@@ -288,8 +295,8 @@ const EXPECT_100_WAIT: Duration = Duration::from_secs(1);
 enum Step {
     /// The answer is complete.
     Done,
-    /// A redirect to follow, with its status.
-    Redirect(Url, u16),
+    /// A redirect to follow: the URL, the `Location` as sent, the status.
+    Redirect(Url, String, u16),
 }
 
 /// Where an exchange failed: its URL (a redirect's, with -L) and, for a timeout, which
@@ -327,16 +334,22 @@ fn failed_at(e: anyhow::Error, args: &Opts, url: &Url) -> anyhow::Error {
     if let Some(err) = crate::exit::sockit_error(&e) {
         if err.kind() == ErrorKind::Timeout {
             let connect_phase = matches!(err.op(), "getaddrinfo" | "connect");
-            at.limit = Some(match (connect_phase, args.connect_timeout, args.max_time) {
-                (true, Some(w), Some(m)) if w <= m => {
-                    format!("--connect-timeout {}s", w.as_secs_f64())
-                }
-                (true, Some(w), None) => format!("--connect-timeout {}s", w.as_secs_f64()),
-                (_, _, Some(m)) => format!("--max-time {}s", m.as_secs_f64()),
-                _ => "the timeout".to_string(),
-            });
+            at.limit = Some(
+                match (connect_phase, args.connect_timeout(), args.max_time()) {
+                    (true, Some(w), Some(m)) if w <= m => {
+                        format!("--connect-timeout {}s", w.as_secs_f64())
+                    }
+                    (true, Some(w), None) => format!("--connect-timeout {}s", w.as_secs_f64()),
+                    (_, _, Some(m)) => format!("--max-time {}s", m.as_secs_f64()),
+                    _ => "the timeout".to_string(),
+                },
+            );
         } else if err.kind() == ErrorKind::Tls && err.message().contains("unknown issuer") {
-            at.hint = Some("use --cacert FILE to trust a private CA");
+            at.hint = Some(if args.cacert.is_some() {
+                "neither the certificate nor its issuer is in the --cacert file"
+            } else {
+                "use --cacert FILE to trust a private CA"
+            });
         }
     }
     e.context(at)
@@ -370,16 +383,17 @@ pub fn transient(args: &Opts, result: &anyhow::Result<()>, status: u16) -> Optio
 }
 
 /// The `Retry-After` of the last response, in seconds (RFC 9110 §10.2.3; the date form
-/// is not read), when above 0.
+/// is not read), when above 0. A number past curl's range (a signed 64-bit count, so
+/// `18446744073709551615`) is not one, as in curl: the usual wait applies.
 pub fn retry_after(values: &Values) -> Option<Duration> {
     values
         .headers
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case("Retry-After"))
-        .and_then(|(_, v)| String::from_utf8_lossy(v).trim().parse::<u64>().ok())
+        .and_then(|(_, v)| String::from_utf8_lossy(v).trim().parse::<i64>().ok())
         // as curl: `Retry-After: 0` leaves the usual wait
         .filter(|s| *s > 0)
-        .map(Duration::from_secs)
+        .map(|s| Duration::from_secs(s.unsigned_abs()))
 }
 
 /// The verbose observer: `-v` events on stderr (a zero-sized function, so leaking a box of
@@ -418,10 +432,11 @@ pub fn transfer<'o>(
 ) -> anyhow::Result<()> {
     let (args, plan) = (ctx.args, ctx.plan);
     let mut url = plan.url.clone();
+    let mut shown = plan.shown.clone();
     let mut method = plan.method.clone();
     let mut body = plan.body.clone();
     let mut referer = plan.referer.clone();
-    let first_host = url.host.clone();
+    let first = plan.url.clone();
     let mut seen: std::collections::HashSet<(String, String)> = Default::default();
     loop {
         let (request, req_method) = match &plan.raw {
@@ -429,35 +444,38 @@ pub fn transfer<'o>(
                 Outgoing {
                     head: bytes.clone(),
                     body: None,
+                    head_len: bytes.len() as u64,
+                    body_in_head: 0,
                 },
                 http::raw_request_method(bytes),
             ),
             None => {
-                let req = plan.request(
-                    &url,
-                    &method,
-                    body.as_deref(),
-                    &first_host,
-                    referer.as_deref(),
-                )?;
-                rec.values.size_upload = req.body().map_or(0, |b| b.len() as u64);
+                let req =
+                    plan.request(&url, &method, body.as_deref(), &first, referer.as_deref())?;
+                let head = req.head_bytes();
+                let head_len = head.len() as u64;
                 let out = if req.expects_continue() {
                     Outgoing {
-                        head: req.head_bytes(),
+                        head,
                         body: req.body().map(<[u8]>::to_vec),
+                        head_len,
+                        body_in_head: 0,
                     }
                 } else {
                     Outgoing {
                         head: req.to_bytes(),
                         body: None,
+                        head_len,
+                        body_in_head: req.body().map_or(0, |b| b.len() as u64),
                     }
                 };
                 (out, method.clone())
             }
         };
         rec.values.method = req_method.clone();
-        rec.values.url_effective = url.to_string();
+        rec.values.url_effective = shown.text(&url);
         rec.values.referer = referer.clone();
+        rec.values.size_upload = 0;
         seen.insert((req_method.clone(), url.to_string()));
         if args.show_request {
             let shown = [
@@ -485,8 +503,8 @@ pub fn transfer<'o>(
             }
             None => {
                 let opts = http::Options {
-                    connect_timeout: args.connect_timeout,
-                    max_time: args.max_time,
+                    connect_timeout: args.connect_timeout(),
+                    max_time: args.max_time(),
                     family: match (args.ipv4, args.ipv6) {
                         (true, _) => Some(sockit::Family::Inet),
                         (_, true) => Some(sockit::Family::Inet6),
@@ -526,46 +544,51 @@ pub fn transfer<'o>(
                 }
                 return Ok(());
             }
-            Step::Redirect(next, status) => {
-                rec.values.num_redirects += 1;
+            Step::Redirect(next, location, status) => {
                 let n = rec.values.num_redirects;
+                let (m, keep_body) = http::redirect_method(status, &method);
+                let next_method = if plan.method_forced {
+                    method.clone()
+                } else {
+                    m
+                };
+                // where it would go: curl's %{redirect_url} when the chain stops here
+                let stop = |rec: &mut Record, why: String| -> anyhow::Result<()> {
+                    rec.values.redirect_url = Some(next.to_string());
+                    Err(failed_at(Error::protocol("http", why).into(), args, &url))
+                };
                 match plan.follow {
-                    Some(Some(max)) if n > u64::from(max) => {
-                        return Err(Error::protocol(
-                            "http",
+                    Some(Some(max)) if n >= u64::from(max) => {
+                        return stop(
+                            rec,
                             format!("too many redirects: more than {max} (--max-redirs)"),
-                        )
-                        .into());
+                        );
                     }
-                    Some(None) if n > u64::from(MAX_REDIRECTS_CAP) => {
-                        return Err(Error::protocol(
-                            "http",
+                    Some(None) if n >= u64::from(MAX_REDIRECTS_CAP) => {
+                        return stop(
+                            rec,
                             format!(
                                 "too many redirects: more than {MAX_REDIRECTS_CAP} (sockit's \
                                  cap, even with --max-redirs -1)"
                             ),
-                        )
-                        .into());
+                        );
+                    }
+                    Some(None) if seen.contains(&(next_method.clone(), next.to_string())) => {
+                        return stop(
+                            rec,
+                            format!(
+                                "redirect loop: {next_method} {next} again ({n} redirect{} \
+                                 followed; --max-redirs -1 stops at a repeated URL)",
+                                if n == 1 { "" } else { "s" }
+                            ),
+                        );
                     }
                     _ => {}
                 }
-                let (m, keep_body) = http::redirect_method(status, &method);
-                if !plan.method_forced {
-                    method = m;
-                }
+                rec.values.num_redirects += 1;
+                method = next_method;
                 if !keep_body {
                     body = None;
-                }
-                if plan.follow == Some(None) && seen.contains(&(method.clone(), next.to_string())) {
-                    return Err(Error::protocol(
-                        "http",
-                        format!(
-                            "redirect loop: {method} {next} again after {n} redirect{} \
-                             (--max-redirs -1 stops at a repeated URL)",
-                            if n == 1 { "" } else { "s" }
-                        ),
-                    )
-                    .into());
                 }
                 if args.verbose {
                     crate::exit::stderr_line(format_args!(
@@ -579,6 +602,7 @@ pub fn transfer<'o>(
                 if keep {
                     *pool = Some(Pooled { origin: here, ex });
                 }
+                shown = Shown::of(&location, Some(&shown));
                 url = next;
             }
         }
@@ -598,10 +622,13 @@ fn exchange(
     let (args, plan) = (ctx.args, ctx.plan);
     let raw = plan.raw.is_some();
     ex.send(&request.head)?;
+    rec.values.size_request += request.head_len;
+    rec.values.size_upload = request.body_in_head;
     if let Some(body) = &request.body
         && ex.wait_continue(EXPECT_100_WAIT)?
     {
         ex.send_body(body)?;
+        rec.values.size_upload = body.len() as u64;
     }
     let head = match ex.read_head(method) {
         Ok(h) => h,
@@ -623,7 +650,13 @@ fn exchange(
     let show_head = raw || args.include || args.head;
     if let Some(location) = head.redirect_location() {
         if plan.follow.is_some() && !raw {
-            let next = redirect_target(url, &location)?;
+            let next = match redirect_target(url, &location, plan.path_as_is) {
+                Ok(next) => next,
+                Err(e) => {
+                    rec.values.redirect_url = Some(location);
+                    return Err(e);
+                }
+            };
             if show_head {
                 ctx.outs.body.write(ex.head_bytes())?;
             }
@@ -631,10 +664,9 @@ fn exchange(
                 // read the redirect's body so that the connection can carry the next one
                 while ex.read_body()?.is_some() {}
             }
-            return Ok(Step::Redirect(next, head.status));
+            return Ok(Step::Redirect(next, location, head.status));
         }
-        let target = url
-            .join(&location)
+        let target = redirect_target(url, &location, plan.path_as_is)
             .map_or(location.clone(), |u| u.to_string());
         rec.values.redirect_url = Some(target.clone());
         if !args.json && !super::silent(args) && args.repeat.is_none() {
