@@ -1367,3 +1367,99 @@ fn a_hostile_retry_after_does_not_hold_the_command() {
         );
     }
 }
+
+#[test]
+fn a_signal_during_repeat_reports_the_runs_measured() {
+    // Regression: SIGINT/SIGTERM during --repeat threw every measured run away (exit
+    // 130/143, nothing printed); bench prints a partial summary, and so does http now.
+    let dir = temp_dir("http-repeat-signal");
+    let log = dir.join("requests.log");
+    let s = http_server(&["--log", log.to_str().expect("utf-8")]);
+    let u = url(&s, "/record");
+    for (sig, json_out, code) in [("INT", false, 130), ("TERM", true, 0)] {
+        let _ = std::fs::remove_file(&log);
+        let mut args = vec!["http", "--repeat", "1000", "--rate", "5/s", &u];
+        if json_out {
+            args.insert(1, "--json");
+        }
+        let p = Peer::spawn(&mut sockit(&args), None);
+        // two runs measured: the server has logged them
+        let deadline = Instant::now() + LIMIT;
+        while std::fs::read_to_string(&log).map_or(0, |t| t.lines().count()) < 2 {
+            assert!(Instant::now() < deadline, "no runs in 10 s");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(p.child.id().to_string())
+            .status();
+        let o = p.finish(LIMIT);
+        assert_eq!(o.status.code(), Some(code), "{sig}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(&format!("stopped by SIG{sig} after")),
+            "{}",
+            stderr(&o)
+        );
+        if json_out {
+            let j = json(&o);
+            assert_eq!(
+                (j["partial"].as_bool(), j["stopped_by"].as_str()),
+                (Some(true), Some("stopped")),
+                "{j}"
+            );
+            assert!(j["runs"].as_u64().unwrap_or(0) >= 2, "{j}");
+        } else {
+            let out = stdout(&o);
+            assert!(out.contains("[partial: stopped before its end]"), "{out}");
+            assert!(out.contains("\ntotal"), "{out}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn repeat_results_merge_with_http_merge() {
+    // Regression: `bench --merge` on an `http --repeat --json` file said "no results in
+    // the file (it is empty)"; the README said such files merge.
+    let s = http_server(&[]);
+    let dir = temp_dir("http-merge");
+    let u = url(&s, "/");
+    let mut files = Vec::new();
+    for (i, n) in ["3", "4"].iter().enumerate() {
+        let o = http(&["--repeat", n, "--json", &u]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let f = dir.join(format!("run{i}.json"));
+        std::fs::write(&f, &o.stdout).expect("write");
+        files.push(f.to_str().expect("utf-8").to_string());
+    }
+    let o = http(&["--merge", &files[0], &files[1], "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let j = json(&o);
+    assert_eq!(
+        (j["runs"].as_u64(), j["stopped_by"].as_str()),
+        (Some(7), Some("merged")),
+        "{j}"
+    );
+    let total = j["phases"]
+        .as_array()
+        .expect("phases")
+        .iter()
+        .find(|p| p["phase"] == "total")
+        .expect("total");
+    assert_eq!(total["count"], 7, "{j}");
+    let o = http(&["--merge", &files[0], &files[1]]);
+    assert!(
+        stdout(&o).starts_with("7 merged runs of GET"),
+        "{}",
+        stdout(&o)
+    );
+    // bench's merge says what the file is
+    let o = run(&mut sockit(&["bench", "--merge", &files[0]]), LIMIT);
+    assert_fails_with(&o, 2, "sockit http --merge");
+    // and http's says what bench's is
+    std::fs::write(dir.join("bench.json"), "{\"event\":\"summary\"}\n").expect("write");
+    let b = dir.join("bench.json");
+    let o = http(&["--merge", b.to_str().expect("utf-8")]);
+    assert_fails_with(&o, 2, "sockit bench --merge");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -342,6 +342,12 @@ pub struct Opts {
     #[arg(long = "plot", value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
 
+    /// Add up saved `--repeat --json` results (from several machines, or one after
+    /// another) and print them as one: the table, or one object with --json (as bench
+    /// --merge does for bench's results).
+    #[arg(long = "merge", value_name = "FILE", num_args = 1..)]
+    pub merge: Vec<PathBuf>,
+
     /// curl's options sockit does not have (refused by name).
     #[command(flatten)]
     pub curl_only: curl::CurlOnly,
@@ -394,6 +400,16 @@ fn silent(args: &Opts) -> bool {
 /// Runs `sockit http`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let args = *args.opts;
+    if !args.merge.is_empty() {
+        if let Some(url) = args.urls.iter().chain(&args.url_flag).next() {
+            return Err(Error::invalid_input(
+                "http",
+                format!("--merge adds up saved results: it takes no URL (got {url})"),
+            )
+            .into());
+        }
+        return repeat::merge(&args.merge, args.json);
+    }
     // The command line is checked before anything is sent, and what is wrong with it is
     // reported even with -s: -s hides the transfer's failures, not a refused flag, a
     // missing file or a bad value (curl prints its option errors whatever -s says).

@@ -1,14 +1,19 @@
 //! `--repeat N`: the transfer N times, each phase's times kept in an HDR histogram and
 //! summed up as p50/p90/p99/max; cold (a new connection each run) or warm (`--reuse`: one
 //! keep-alive connection); paced by `--rate`; `--json` writes the histograms in bench's
-//! compressed form so that runs from several machines merge.
+//! compressed form, and `--merge` adds such files up. SIGINT or SIGTERM stops the runs:
+//! what was measured is reported, marked partial.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+use sockit::Error;
 use sockit::bench::hdrhistogram::Histogram;
 
 use super::transfer::{Ctx, Pooled, Record, transfer, us};
@@ -24,9 +29,9 @@ const PHASES: &[(&str, &str)] = &[
 ];
 
 /// One phase in `--json`: sample count, percentiles in µs, the histogram (ns).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct PhaseJson {
-    phase: &'static str,
+    phase: String,
     count: u64,
     min_us: Option<f64>,
     p50_us: Option<f64>,
@@ -34,13 +39,13 @@ struct PhaseJson {
     p99_us: Option<f64>,
     max_us: Option<f64>,
     histogram: String,
-    histogram_unit: &'static str,
+    histogram_unit: String,
 }
 
-/// The `--repeat --json` object.
-#[derive(Debug, Serialize)]
+/// The `--repeat --json` object (and what `--merge` reads back).
+#[derive(Debug, Serialize, Deserialize)]
 struct StatsJson {
-    event: &'static str,
+    event: String,
     url: String,
     method: String,
     runs: u64,
@@ -50,9 +55,37 @@ struct StatsJson {
     connects: u64,
     rate_per_s: Option<f64>,
     duration_us: u64,
-    errors_by_kind: BTreeMap<&'static str, u64>,
+    /// `count` (every run done), `stopped` (SIGINT/SIGTERM) or `merged`.
+    #[serde(default = "count_word")]
+    stopped_by: String,
+    /// True when a signal stopped the runs before their count.
+    #[serde(default)]
+    partial: bool,
+    errors_by_kind: BTreeMap<String, u64>,
     first_error: Option<serde_json::Value>,
     phases: Vec<PhaseJson>,
+}
+
+fn count_word() -> String {
+    "count".to_string()
+}
+
+/// What the runs measured: counts, errors and one histogram (ns) per phase.
+struct Summary {
+    url: String,
+    method: String,
+    runs: u64,
+    ok: u64,
+    failed: u64,
+    reuse: bool,
+    connects: u64,
+    rate_per_s: Option<f64>,
+    duration: Duration,
+    stopped_by: &'static str,
+    partial: bool,
+    by_kind: BTreeMap<String, u64>,
+    first_error: Option<serde_json::Value>,
+    hists: Vec<Histogram<u64>>,
 }
 
 fn ms(ns: u64) -> String {
@@ -62,6 +95,7 @@ fn ms(ns: u64) -> String {
 /// Runs the transfer `n` times and reports.
 pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
     let (args, plan) = (ctx.args, ctx.plan);
+    let stop = crate::lifecycle::stop_on_signals("http")?;
     let mut hists: Vec<Histogram<u64>> = PHASES
         .iter()
         .map(|_| sockit::bench::new_histogram())
@@ -76,17 +110,17 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
         b
     });
     let mut pool: Option<Pooled<'_>> = None;
-    let (mut ok, mut failed, mut connects) = (0u64, 0u64, 0u64);
-    let mut by_kind: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let (mut ok, mut failed, mut connects, mut done) = (0u64, 0u64, 0u64, 0u64);
+    let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
     let mut first_error: Option<anyhow::Error> = None;
     let began = Instant::now();
     for i in 0..n {
         if let Some(every) = plan.rate_interval {
             let at = began + every.saturating_mul(u32::try_from(i).unwrap_or(u32::MAX));
-            let wait = at.saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
+            sleep_until(at, &stop);
+        }
+        if stop.load(Ordering::Relaxed) {
+            break;
         }
         ctx.outs.reset();
         let mut rec = Record::new(plan);
@@ -98,6 +132,7 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
             result = transfer(ctx, &mut pool, &mut rec);
         }
         rec.finish(&result);
+        done += 1;
         connects += rec.values.num_connects;
         super::write_out(plan, &rec, result.is_err());
         match &result {
@@ -114,8 +149,7 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
                     ];
                     for (h, d) in hists.iter_mut().zip(samples) {
                         if let Some(d) = d {
-                            let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
-                            h.saturating_record(ns);
+                            h.saturating_record(ns(d).max(1));
                         }
                     }
                 }
@@ -124,7 +158,7 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
                 failed += 1;
                 pool = None;
                 let kind = crate::exit::sockit_error(e).map_or("other", |s| s.kind().as_str());
-                *by_kind.entry(kind).or_default() += 1;
+                *by_kind.entry(kind.to_string()).or_default() += 1;
                 if crate::exit::is_broken_pipe(e) {
                     return Err(result.unwrap_err());
                 }
@@ -143,7 +177,6 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
     if let Some(b) = progress {
         b.finish_and_clear();
     }
-    let elapsed = began.elapsed();
     if let Some(path) = &args.plot {
         let ms = |ns: u64| ns as f64 / 1e6;
         let rows: Vec<crate::plot::PhaseRow> = PHASES
@@ -160,22 +193,82 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
         crate::plot::waterfall(
             path,
             &format!(
-                "{n} runs of {} {}: box p25-p75, whiskers min-max, mark p50",
+                "{done} runs of {} {}: box p25-p75, whiskers min-max, mark p50",
                 plan.method, plan.url
             ),
             &rows,
         )
         .map_err(|e| e.context("--plot"))?;
     }
+    let partial = done < n;
+    let summary = Summary {
+        url: plan.url.to_string(),
+        method: plan.method.clone(),
+        runs: done,
+        ok,
+        failed,
+        reuse: plan.keep_alive,
+        connects,
+        rate_per_s: plan.rate_interval.map(|d| 1.0 / d.as_secs_f64()),
+        duration: began.elapsed(),
+        stopped_by: if partial { "stopped" } else { "count" },
+        partial,
+        by_kind,
+        first_error: first_error.as_ref().map(crate::output::json_error),
+        hists,
+    };
+    print(&summary, args.json)?;
+    if partial {
+        let signal = crate::lifecycle::stopped_by();
+        let name = if signal == libc::SIGINT {
+            "SIGINT"
+        } else {
+            "SIGTERM"
+        };
+        crate::exit::stderr_line(format_args!(
+            "sockit: http: stopped by {name} after {done} of {n} runs: the figures are those \
+             measured until then"
+        ));
+        if signal == libc::SIGINT {
+            return Ok(ExitCode::from(130));
+        }
+    }
+    match first_error {
+        Some(e) => {
+            if !super::silent(args) {
+                crate::exit::stderr_line(format_args!(
+                    "sockit: {failed} of {done} runs failed; the first: {}",
+                    crate::exit::python_text(&e)
+                ));
+            }
+            Ok(ExitCode::from(crate::exit::code_for(&e)))
+        }
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Waits until `at`, or until a signal sets `stop` (checked every 50 ms).
+fn sleep_until(at: Instant, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let left = at.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(50)));
+    }
+}
+
+/// Prints the summary: the table, or the `--json` object.
+fn print(s: &Summary, json: bool) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    if args.json {
+    if json {
         let phases = PHASES
             .iter()
-            .zip(&hists)
+            .zip(&s.hists)
             .map(|((_, name), h)| {
                 let q = |f: f64| (!h.is_empty()).then(|| h.value_at_quantile(f) as f64 / 1e3);
                 PhaseJson {
-                    phase: name,
+                    phase: name.to_string(),
                     count: h.len(),
                     min_us: (!h.is_empty()).then(|| h.min() as f64 / 1e3),
                     p50_us: q(0.5),
@@ -183,47 +276,61 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
                     p99_us: q(0.99),
                     max_us: (!h.is_empty()).then(|| h.max() as f64 / 1e3),
                     histogram: sockit::bench::encode_histogram(h).unwrap_or_default(),
-                    histogram_unit: "ns",
+                    histogram_unit: "ns".to_string(),
                 }
             })
             .collect();
         let obj = StatsJson {
-            event: "stats",
-            url: plan.url.to_string(),
-            method: plan.method.clone(),
-            runs: n,
-            ok,
-            failed,
-            reuse: plan.keep_alive,
-            connects,
-            rate_per_s: plan.rate_interval.map(|d| 1.0 / d.as_secs_f64()),
-            duration_us: us(elapsed),
-            errors_by_kind: by_kind,
-            first_error: first_error.as_ref().map(crate::output::json_error),
+            event: "stats".to_string(),
+            url: s.url.clone(),
+            method: s.method.clone(),
+            runs: s.runs,
+            ok: s.ok,
+            failed: s.failed,
+            reuse: s.reuse,
+            connects: s.connects,
+            rate_per_s: s.rate_per_s,
+            duration_us: us(s.duration),
+            stopped_by: s.stopped_by.to_string(),
+            partial: s.partial,
+            errors_by_kind: s.by_kind.clone(),
+            first_error: s.first_error.clone(),
             phases,
         };
         writeln!(stdout, "{}", serde_json::to_string(&obj)?)?;
     } else {
-        let mode = if plan.keep_alive {
+        let mode = if s.reuse {
             "warm (--reuse: one keep-alive connection, so connect and TLS show once)"
         } else {
             "cold (a new connection each run)"
         };
+        let what = match s.stopped_by {
+            "merged" => "merged runs",
+            _ => "runs",
+        };
         writeln!(
             stdout,
-            "{n} runs of {} {} in {:.3} s, {mode}: {ok} ok, {failed} failed, {connects} \
-             connection{}",
-            plan.method,
-            plan.url,
-            elapsed.as_secs_f64(),
-            if connects == 1 { "" } else { "s" }
+            "{} {what} of {} {} in {:.3} s, {mode}: {} ok, {} failed, {} connection{}{}",
+            s.runs,
+            s.method,
+            s.url,
+            s.duration.as_secs_f64(),
+            s.ok,
+            s.failed,
+            s.connects,
+            if s.connects == 1 { "" } else { "s" },
+            if s.partial {
+                " [partial: stopped before its end]"
+            } else {
+                ""
+            }
         )?;
         writeln!(
             stdout,
             "{:<14}{:>6}{:>10}{:>10}{:>10}{:>10}   (ms since the request began)",
             "phase", "n", "p50", "p90", "p99", "max"
         )?;
-        for ((label, _), h) in PHASES.iter().zip(&hists) {
+        for ((label, _), h) in PHASES.iter().zip(&s.hists) {
             if h.is_empty() {
                 writeln!(
                     stdout,
@@ -244,19 +351,167 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
         }
     }
     stdout.flush()?;
-    drop(stdout);
-    match first_error {
-        Some(e) => {
-            if !super::silent(args) || args.show_error {
-                crate::exit::stderr_line(format_args!(
-                    "sockit: {failed} of {n} runs failed; the first: {}",
-                    crate::exit::python_text(&e)
-                ));
+    Ok(())
+}
+
+/// The largest saved file `--merge` reads: 64 MiB, as `bench --merge`.
+const MAX_SAVED_FILE: u64 = 64 << 20;
+
+/// `sockit http --merge FILE…`: adds up saved `--repeat --json` results (taken on several
+/// machines, or one after another): counts summed, histograms merged, the longest
+/// duration kept; then the same table or `--json` object as one run.
+///
+/// # Errors
+/// InvalidInput (exit 2) for a file that is not such a result, naming the file and line;
+/// results of different methods or of cold and warm runs together; Os for a file that
+/// cannot be read.
+pub fn merge(files: &[PathBuf], json: bool) -> anyhow::Result<ExitCode> {
+    let mut total: Option<Summary> = None;
+    for f in files {
+        let bytes = sockit::files::read_capped(f, MAX_SAVED_FILE, None, "saved result")
+            .with_context(|| format!("--merge {}", f.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut found = 0;
+        for (no, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
             }
-            Ok(ExitCode::from(crate::exit::code_for(&e)))
+            let at = format!("--merge {} line {}", f.display(), no + 1);
+            let one = read_saved(line).with_context(|| at.clone())?;
+            found += 1;
+            total = Some(match total {
+                None => one,
+                Some(t) => add(t, one).with_context(|| at.clone())?,
+            });
         }
-        None => Ok(ExitCode::SUCCESS),
+        if found == 0 {
+            return Err(Error::invalid_input(
+                format!("--merge {}", f.display()),
+                "no `sockit http --repeat --json` result in the file (it is empty)",
+            )
+            .into());
+        }
     }
+    let Some(mut total) = total else {
+        return Err(Error::invalid_input("--merge", "no files given").into());
+    };
+    if files.len() > 1 || total.stopped_by == "merged" {
+        total.stopped_by = "merged";
+    }
+    print(&total, json)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One saved `--repeat --json` line.
+fn read_saved(line: &str) -> anyhow::Result<Summary> {
+    let bad = |m: String| anyhow::Error::new(Error::invalid_input("json", m));
+    let v: serde_json::Value = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
+    match v.get("event").and_then(|e| e.as_str()) {
+        Some("stats") => {}
+        Some("summary") => {
+            return Err(bad(
+                "this is a `sockit bench --json` result: merge it with sockit bench --merge"
+                    .to_string(),
+            ));
+        }
+        Some("error") => {
+            return Err(bad(
+                "a failed command (`\"event\":\"error\"`): only completed runs can be merged"
+                    .to_string(),
+            ));
+        }
+        _ => {
+            return Err(bad(
+                "not a `sockit http --repeat --json` result (`\"event\":\"stats\"`)".to_string(),
+            ));
+        }
+    }
+    let s: StatsJson = serde_json::from_value(v).map_err(|e| bad(e.to_string()))?;
+    let mut hists = Vec::with_capacity(PHASES.len());
+    for (_, name) in PHASES {
+        let p = s
+            .phases
+            .iter()
+            .find(|p| p.phase == *name)
+            .ok_or_else(|| bad(format!("no phase {name:?}")))?;
+        if p.histogram_unit != "ns" {
+            return Err(bad(format!(
+                "phase {name:?}: histogram_unit {:?}, not \"ns\"",
+                p.histogram_unit
+            )));
+        }
+        let h = if p.histogram.is_empty() {
+            sockit::bench::new_histogram()
+        } else {
+            sockit::bench::decode_histogram(&p.histogram)
+                .with_context(|| format!("phase {name:?}"))?
+        };
+        hists.push(h);
+    }
+    Ok(Summary {
+        url: s.url,
+        method: s.method,
+        runs: s.runs,
+        ok: s.ok,
+        failed: s.failed,
+        reuse: s.reuse,
+        connects: s.connects,
+        rate_per_s: s.rate_per_s,
+        duration: Duration::from_micros(s.duration_us),
+        stopped_by: if s.stopped_by == "merged" {
+            "merged"
+        } else {
+            "count"
+        },
+        partial: s.partial,
+        by_kind: s.errors_by_kind,
+        first_error: s.first_error,
+        hists,
+    })
+}
+
+/// Two results added up; refused when they measured different things.
+fn add(mut a: Summary, b: Summary) -> anyhow::Result<Summary> {
+    let bad = |m: String| anyhow::Error::new(Error::invalid_input("http --merge", m));
+    if a.method != b.method {
+        return Err(bad(format!(
+            "another method ({} here, {} in the first): only runs of the same request merge",
+            b.method, a.method
+        )));
+    }
+    if a.reuse != b.reuse {
+        return Err(bad(
+            "cold and warm (--reuse) runs measure different things: they do not merge".to_string(),
+        ));
+    }
+    if !a.url.split(", ").any(|u| u == b.url) {
+        a.url = format!("{}, {}", a.url, b.url);
+    }
+    let sum = |x: u64, y: u64, what: &str| {
+        x.checked_add(y)
+            .ok_or_else(|| bad(format!("{what}: the sum passes 2^64")))
+    };
+    a.runs = sum(a.runs, b.runs, "runs")?;
+    a.ok = sum(a.ok, b.ok, "ok")?;
+    a.failed = sum(a.failed, b.failed, "failed")?;
+    a.connects = sum(a.connects, b.connects, "connects")?;
+    a.rate_per_s = match (a.rate_per_s, b.rate_per_s) {
+        (Some(x), Some(y)) => Some(x + y),
+        _ => None,
+    };
+    a.duration = a.duration.max(b.duration);
+    a.partial |= b.partial;
+    for (k, v) in b.by_kind {
+        let e = a.by_kind.entry(k).or_default();
+        *e = sum(*e, v, "errors_by_kind")?;
+    }
+    a.first_error = a.first_error.or(b.first_error);
+    for (h, other) in a.hists.iter_mut().zip(&b.hists) {
+        h.add(other)
+            .map_err(|e| bad(format!("histograms do not add up: {e}")))?;
+    }
+    a.stopped_by = "merged";
+    Ok(a)
 }
 
 /// Nanoseconds, saturating.
