@@ -243,8 +243,9 @@ pub fn connect_stream(
     Ok(sock.into())
 }
 
-/// A Unix datagram socket connected to `addr`, bound first to an address the system
-/// picks (Linux autobind: a unique abstract name), so the peer can answer it. Non-blocking.
+/// A Unix datagram socket connected to `addr`, bound first so the peer can answer it:
+/// to `source` when given (`nc -U -u -s PATH`), else to an address the system picks
+/// (Linux autobind: a unique abstract name). Non-blocking.
 ///
 /// Why autobind rather than a temporary file (OpenBSD `nc -uU` binds `/tmp/nc.XXXXXXXXXX`):
 /// the kernel picks a name unique among live sockets, nothing is created in the file
@@ -254,23 +255,51 @@ pub fn connect_stream(
 /// Python and `sockit listen -u --unix` do. Other systems have no autobind: there the
 /// socket stays unbound and cannot be answered.
 ///
+/// A `source` path is bound as [`bind_datagram`] binds (a stale socket file is replaced,
+/// a live one or another file is left alone); the caller removes the file it created
+/// (`serve::SocketFile`).
+///
 /// # Errors
-/// [`ErrorKind::Os`] with the errno of `socket(2)`, `bind(2)` or `connect(2)`.
-pub fn connect_datagram(addr: &UnixAddr) -> Result<std::os::unix::net::UnixDatagram> {
+/// [`ErrorKind::Os`] with the errno of `socket(2)`, `bind(2)` (named `bind SOURCE` for a
+/// source) or `connect(2)`.
+pub fn connect_datagram_from(
+    addr: &UnixAddr,
+    source: Option<&UnixAddr>,
+) -> Result<std::os::unix::net::UnixDatagram> {
     let sa = addr.sockaddr()?;
-    let sock = Socket::new(Domain::UNIX, ty(Type::DGRAM), None)
-        .map_err(|e| Error::from_io("socket", e))?;
-    #[cfg(target_os = "linux")]
-    {
-        // An empty sun_path (address length = sizeof(sa_family_t)) asks for autobind.
-        let auto = SockAddr::unix("").map_err(|e| Error::from_io("bind", e))?;
-        sock.bind(&auto).map_err(|e| Error::from_io("bind", e))?;
-    }
+    let sock = match source {
+        Some(src) => bind_checked(src, Type::DGRAM).map_err(|e| {
+            if e.op() == "bind" {
+                e.with_op(format!("bind {src}"))
+            } else {
+                e
+            }
+        })?,
+        None => {
+            let sock = Socket::new(Domain::UNIX, ty(Type::DGRAM), None)
+                .map_err(|e| Error::from_io("socket", e))?;
+            #[cfg(target_os = "linux")]
+            {
+                // An empty sun_path (address length = sizeof(sa_family_t)) asks for autobind.
+                let auto = SockAddr::unix("").map_err(|e| Error::from_io("bind", e))?;
+                sock.bind(&auto).map_err(|e| Error::from_io("bind", e))?;
+            }
+            sock
+        }
+    };
     sock.connect(&sa)
         .map_err(|e| Error::from_io("connect", e))?;
     sock.set_nonblocking(true)
         .map_err(|e| Error::from_io("fcntl", e))?;
     Ok(sock.into())
+}
+
+/// [`connect_datagram_from`] without a source: bound by autobind.
+///
+/// # Errors
+/// As [`connect_datagram_from`].
+pub fn connect_datagram(addr: &UnixAddr) -> Result<std::os::unix::net::UnixDatagram> {
+    connect_datagram_from(addr, None)
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ mod target;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
 
@@ -50,12 +50,14 @@ use crate::dump::SharedLog;
 use crate::error::{Error, Result};
 use crate::relay::Totals;
 use crate::serve::{
-    self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
-    Local, Peer, Phase, Session, Side, SocketFile, Stop, Transport,
+    self, AddrRule, Admission, BindOptions, CloseReason, Closed, Event, EventSink, Local, Peer,
+    Session, Side, SocketFile, Stop, Transport,
 };
 use crate::sockopt::SocketOptions;
 
 pub use endpoint::{Endpoint, Proto};
+// The core's, used by forward and proxy.
+pub(crate) use crate::serve::{StreamListener, wind_down};
 pub use target::default_host;
 
 /// How long a UDP session lives without traffic when no idle timeout is given (60 s).
@@ -66,7 +68,7 @@ pub const UDP_EOF_GRACE: Duration = Duration::from_millis(500);
 /// Default limit of concurrent sessions (`--max-conns`).
 pub const DEFAULT_MAX_CONNS: usize = serve::DEFAULT_MAX_CONNS;
 /// How long accepting pauses after `EMFILE`/`ENFILE` and other resource shortages.
-pub const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+pub const ACCEPT_PAUSE: Duration = serve::ACCEPT_PAUSE;
 
 /// How a forwarder behaves.
 #[derive(Debug, Clone)]
@@ -323,60 +325,5 @@ impl Forwarder {
         wind_down(&admission, &stop, &|ev| ctx.emit(ev), &ctx.cut).await;
         drop(file);
         result
-    }
-}
-
-/// The end of a stream server's run (forward, proxy), once accepting stopped: reports
-/// [`Event::Stopping`] (sessions open, drain time left), waits for the sessions until they
-/// end by themselves or are aborted at the drain deadline (each session selects on it;
-/// the wait is bounded past the deadline by the lingering close of the slowest), then
-/// reports [`Event::Stopped`] with the number `cut` counted.
-pub(crate) async fn wind_down(
-    admission: &Admission,
-    stop: &Stop,
-    emit: &(dyn Fn(Event) + Sync),
-    cut: &AtomicU64,
-) {
-    let drain_us = match stop.phase() {
-        Phase::Draining { deadline } => {
-            Closed::micros(deadline.saturating_duration_since(Instant::now()))
-        }
-        _ => 0,
-    };
-    emit(Event::Stopping {
-        open: admission.open(),
-        drain_us,
-    });
-    tokio::select! {
-        _ = admission.idle() => {}
-        _ = async {
-            stop.aborted().await;
-            tokio::time::sleep(serve::close::LINGER_TIME + Duration::from_secs(1)).await;
-        } => {}
-    }
-    emit(Event::Stopped {
-        sessions: admission.admitted(),
-        cut: cut.load(Ordering::SeqCst),
-    });
-}
-
-/// A stream listener of the forwarder: TCP or Unix.
-pub(crate) enum StreamListener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-impl StreamListener {
-    pub(crate) async fn accept(&self) -> std::io::Result<(BoxStream, Peer)> {
-        match self {
-            StreamListener::Tcp(l) => {
-                let (s, a) = l.accept().await?;
-                Ok((Box::new(s), Peer::Ip(a)))
-            }
-            StreamListener::Unix(l) => {
-                let (s, a) = l.accept().await?;
-                Ok((Box::new(s), Peer::from_tokio_unix(&a)))
-            }
-        }
     }
 }

@@ -6,13 +6,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::target::{self, TargetConn};
-use super::{ACCEPT_PAUSE, Ctx, StreamListener, UDP_SESSION_IDLE};
+use super::{Ctx, StreamListener, UDP_SESSION_IDLE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
+pub(crate) use crate::serve::accept_each;
 use crate::serve::close::{abort, linger_close};
-use crate::serve::{
-    Admission, BoxStream, CloseReason, Event, Session, Side, Stop, Target, Transport,
-};
+use crate::serve::{BoxStream, CloseReason, Event, Session, Side, Stop, Target, Transport};
 
 /// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
 pub(crate) async fn accept_loop(
@@ -32,55 +31,6 @@ pub(crate) async fn accept_loop(
         },
     )
     .await
-}
-
-/// The accept loop of the stream servers (forward, proxy): accepts until the stop says
-/// stop (`Ok`) or `accept(2)` fails for good (`Err`); `EMFILE` and its kin pause
-/// accepting for [`ACCEPT_PAUSE`] with an [`Event::AcceptPaused`]; a client the
-/// admission refuses gets a lingering close and an [`Event::Refused`]; an admitted one is
-/// handed to `serve` as a new [`Session`].
-pub(crate) async fn accept_each(
-    listener: &StreamListener,
-    transport: Transport,
-    stop: &Stop,
-    admission: &Arc<Admission>,
-    emit: &(dyn Fn(Event) + Sync),
-    mut serve: impl FnMut(BoxStream, Session),
-) -> Result<()> {
-    loop {
-        let accepted = tokio::select! {
-            biased;
-            _ = stop.stopping() => return Ok(()),
-            r = listener.accept() => r,
-        };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => match e.raw_os_error() {
-                Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
-                    emit(Event::AcceptPaused {
-                        transport,
-                        error: Error::from_io("accept", e),
-                        pause_ms: ACCEPT_PAUSE.as_millis() as u64,
-                    });
-                    tokio::time::sleep(ACCEPT_PAUSE).await;
-                    continue;
-                }
-                Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM) => continue,
-                _ => return Err(Error::from_io("accept", e)),
-            },
-        };
-        match admission.admit(&peer) {
-            Err(reason) => {
-                emit(Event::Refused {
-                    transport,
-                    peer,
-                    reason,
-                });
-                tokio::spawn(linger_close(stream));
-            }
-            Ok(permit) => serve(stream, Session::new(permit, peer, transport)),
-        }
-    }
 }
 
 async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {

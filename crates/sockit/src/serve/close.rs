@@ -14,6 +14,10 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
+use super::event::CloseReason;
+use crate::error::{Error, ErrorKind, Result};
+use crate::relay::End;
+
 /// How long a lingering close waits for the peer's EOF (2 s).
 pub const LINGER_TIME: Duration = Duration::from_secs(2);
 /// How many bytes a lingering close reads and discards at most (16 MiB).
@@ -48,6 +52,84 @@ pub async fn linger_close<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S) -> u
         }
     }
     discarded
+}
+
+/// Closes a stream a client ends itself (`connect -q`, `--send-only`): `shutdown(SHUT_WR)`,
+/// then read and discard until everything sent (the FIN too) is acknowledged
+/// (`ioctl(SIOCOUTQ)` reads 0), the peer's end of stream, or [`LINGER_TIME`], then
+/// `close(2)`. Unlike [`linger_close`] it does not wait for the peer to close: the client
+/// asked not to (`-q`), and once its bytes arrived a RST the peer's later data draws
+/// cannot destroy them. Returns how many bytes were discarded.
+pub async fn acked_close<S: AsyncRead + AsyncWrite + AsFd + Unpin>(mut stream: S) -> u64 {
+    if stream.shutdown().await.is_err() {
+        return 0;
+    }
+    let raw = {
+        use std::os::fd::AsRawFd;
+        stream.as_fd().as_raw_fd()
+    };
+    let mut discarded = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    while discarded < LINGER_BYTES && tokio::time::Instant::now() < deadline {
+        if crate::sys::unacked_bytes(raw).map_or(true, |n| n == 0) {
+            break;
+        }
+        let tick = tokio::time::Instant::now() + std::time::Duration::from_millis(10);
+        match tokio::time::timeout_at(tick.min(deadline), stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => discarded += n as u64,
+            Err(_) => {}
+        }
+    }
+    discarded
+}
+
+/// The `reason` of a session that a relay with its peer ended (see
+/// [`crate::relay`]: errors name the side in their op, `recv`/`send` for the peer's
+/// socket): `eof` for a clean end, `idle` for the idle timeout, `reset` for a reset or
+/// broken pipe of the peer's socket, `error` for anything else; with the error.
+pub fn relay_end(result: &Result<End>) -> (CloseReason, Option<Error>) {
+    match result {
+        Ok(_) => (CloseReason::Eof, None),
+        Err(e) if e.kind() == ErrorKind::Timeout && e.op() == "idle" => {
+            (CloseReason::Idle, Some(e.clone()))
+        }
+        Err(e)
+            if matches!(e.op(), "recv" | "send")
+                && (e.is_errno(libc::ECONNRESET) || e.is_errno(libc::EPIPE)) =>
+        {
+            (CloseReason::Reset, Some(e.clone()))
+        }
+        Err(e) => (CloseReason::Error, Some(e.clone())),
+    }
+}
+
+/// Closes the peer's stream of a session as its end asks ([`relay_end`]'s reason and
+/// error): a [`linger_close`] after a clean end or an error of the local side (the reply
+/// stays whole), `shutdown(SHUT_WR)` and close when idle (nothing is unread), an
+/// [`abort`] for a stop's cut and for a reset of the local side (passed on as a reset),
+/// and a plain close after an error of the peer's socket (a reset one is gone already).
+pub async fn close_as<S: AsyncRead + AsyncWrite + AsFd + Unpin>(
+    mut stream: S,
+    reason: CloseReason,
+    error: Option<&Error>,
+) {
+    let local = error.filter(|e| !matches!(e.op(), "recv" | "send"));
+    match reason {
+        CloseReason::Aborted => abort(stream),
+        CloseReason::Idle => {
+            let _ = stream.shutdown().await;
+        }
+        _ if local.is_some_and(|e| e.is_errno(libc::ECONNRESET)) => abort(stream),
+        CloseReason::Eof => {
+            linger_close(stream).await;
+        }
+        CloseReason::Error if local.is_some() => {
+            linger_close(stream).await;
+        }
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -273,6 +273,66 @@ pub enum Event {
         /// Sessions cut by the stop (aborted with a RST).
         cut: u64,
     },
+    /// A client's connection is up (`connect`): the peer it reached and, where it has
+    /// one, the local address it was bound to. Its JSON `event` is `connected`.
+    #[serde(rename = "connected")]
+    ClientConnected {
+        /// The transport.
+        transport: Transport,
+        /// The peer reached.
+        #[serde(flatten)]
+        peer: Peer,
+        /// The local address (a Unix datagram client's bound name).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        local: Option<Local>,
+        /// How many addresses were tried (TCP, Happy Eyeballs).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        attempts: Option<u32>,
+        /// The proxy it went through (`--proxy`; the peer is the proxy then).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        via: Option<Via>,
+    },
+    /// A TLS handshake is done.
+    Tls {
+        /// `TLSv1.3` or `TLSv1.2`.
+        version: String,
+        /// The cipher suite.
+        cipher: String,
+    },
+    /// A socket option as set and read back (`SO_RCVBUF 131072 (asked 65536)`). Its JSON
+    /// `event` is `sockopt`.
+    #[serde(rename = "sockopt")]
+    SocketOption {
+        /// The C name (`SO_RCVBUF`).
+        name: &'static str,
+        /// The value asked for.
+        requested: String,
+        /// The value `getsockopt(2)` read back.
+        effective: String,
+    },
+}
+
+/// The proxy a client's connection went through, and what it was asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Via {
+    /// The target asked of the proxy, as given (a name is resolved by the proxy).
+    pub target_host: String,
+    /// The target's port.
+    pub target_port: u16,
+    /// `socks4`, `socks5` or `http`.
+    pub proxy_type: &'static str,
+    /// The proxy's reply in words (`SOCKS5 reply 0: succeeded`).
+    pub proxy_reply: String,
+}
+
+impl From<&crate::sockopt::Applied> for Event {
+    fn from(a: &crate::sockopt::Applied) -> Event {
+        Event::SocketOption {
+            name: a.name,
+            requested: a.requested.clone(),
+            effective: a.effective.clone(),
+        }
+    }
 }
 
 fn us(d: Duration) -> u64 {
@@ -325,6 +385,9 @@ impl Event {
             Event::Stopping { .. } => "stopping",
             Event::Stats(_) => "stats",
             Event::Stopped { .. } => "stopped",
+            Event::ClientConnected { .. } => "connected",
+            Event::Tls { .. } => "tls",
+            Event::SocketOption { .. } => "sockopt",
         }
     }
 
@@ -500,6 +563,43 @@ impl fmt::Display for Event {
             Event::Stopped { sessions, cut } => {
                 write!(f, "stopped: {sessions} sessions served, {cut} cut")
             }
+            Event::ClientConnected {
+                peer, via: Some(v), ..
+            } => {
+                let host = if v.target_host.contains(':') {
+                    format!("[{}]", v.target_host)
+                } else {
+                    v.target_host.clone()
+                };
+                write!(
+                    f,
+                    "connected to {host}:{} through {} proxy {peer} ({})",
+                    v.target_port, v.proxy_type, v.proxy_reply
+                )
+            }
+            Event::ClientConnected {
+                transport,
+                peer,
+                local,
+                ..
+            } => {
+                write!(f, "connected to {peer} ({transport})")?;
+                match local {
+                    Some(l) => write!(f, " from {}", l.0),
+                    None => Ok(()),
+                }
+            }
+            Event::Tls { version, cipher } => write!(f, "TLS handshake done: {version} {cipher}"),
+            Event::SocketOption {
+                name,
+                requested,
+                effective,
+            } if requested == effective => write!(f, "{name} {effective}"),
+            Event::SocketOption {
+                name,
+                requested,
+                effective,
+            } => write!(f, "{name} {effective} (asked {requested})"),
         }
     }
 }

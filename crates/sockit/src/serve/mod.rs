@@ -6,10 +6,11 @@
 //! | which address of a name to bind | [`bind_addr`] with an [`AddrRule`] |
 //! | bind (IP, Unix, inherited fds), socket-file removal | [`bind_ip`], [`bind_unix`], [`Listener`], [`SocketFile`] |
 //! | socket activation (`LISTEN_FDS`) | [`activation`] |
+//! | accepting: pause on `EMFILE`, skip lost connections, end at a stop | [`StreamListener`] |
 //! | transport word, peers in one spelling | [`Transport`], [`Peer`] |
 //! | who may in, how many at once | [`Admission`], [`Permit`], [`Refusal`] |
 //! | ids, `#N peer` labels, traffic taps, the UDP peer table | [`Session`], [`PeerTable`] |
-//! | closing: lingering close, abort with RST | [`close`] |
+//! | closing: lingering close, abort with RST (TLS too: [`WithFd`]) | [`close`] |
 //! | stop: drain with a deadline, then abort | [`Stop`] |
 //! | what happened, in one vocabulary | [`Event`], [`Severity`] |
 //! | counters of the events: totals, Prometheus endpoint | [`metrics`] |
@@ -24,6 +25,7 @@
 //!   one side is passed on to the other with [`close::abort`], never as a FIN;
 //! - everything it has to say is an [`Event`] given to an [`EventSink`]; it never prints.
 
+pub mod accept;
 pub mod activation;
 pub mod admit;
 pub mod bind;
@@ -36,15 +38,16 @@ pub mod stop;
 
 use std::sync::Arc;
 
+pub use accept::{ACCEPT_PAUSE, StreamListener, accept_each};
 pub use admit::{Admission, DEFAULT_MAX_CONNS, MAX_CONNS, Permit, Refusal};
 pub use bind::{
     AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
 };
-pub use event::{CloseReason, Closed, Event, Local, Severity, Side, Target};
+pub use event::{CloseReason, Closed, Event, Local, Severity, Side, Target, Via};
 pub use metrics::{Metrics, Stats};
 pub use peer::{Peer, Transport};
 pub use session::{PeerTable, Session};
-pub use stop::{Phase, Stop};
+pub use stop::{Phase, Stop, wind_down};
 
 /// The callback a server gives its [`Event`]s to (it may run on any thread: keep it
 /// short).
@@ -64,3 +67,63 @@ impl<T> Stream for T where
 
 /// A boxed [`Stream`].
 pub type BoxStream = Box<dyn Stream>;
+
+/// A stream over a socket (TLS) paired with a duplicate of the socket's descriptor, so it
+/// is a [`Stream`]: it closes the lingering way through its own `shutdown` and is aborted
+/// (`SO_LINGER` 0 on the socket) as the plain socket would be.
+#[derive(Debug)]
+pub struct WithFd<S> {
+    inner: S,
+    fd: std::os::fd::OwnedFd,
+}
+
+impl<S> WithFd<S> {
+    /// `inner` with `fd`, a descriptor of the socket under it (`dup(2)` one with
+    /// [`AsFd::as_fd`](std::os::fd::AsFd::as_fd)`.try_clone_to_owned()`).
+    pub fn new(inner: S, fd: std::os::fd::OwnedFd) -> WithFd<S> {
+        WithFd { inner, fd }
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S> std::os::fd::AsFd for WithFd<S> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl<S: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for WithFd<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for WithFd<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

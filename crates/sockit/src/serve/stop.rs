@@ -11,10 +11,14 @@
 //! - Threads that are not tokio tasks (the echo server's event loops) register a callback
 //!   with [`Stop::on_change`] (a `mio::Waker`) and read [`Stop::phase`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+
+use super::admit::Admission;
+use super::event::{Closed, Event};
 
 /// Where a server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +140,40 @@ impl Stop {
             }
         }
     }
+}
+
+/// The end of a server's run (forward, proxy, listen), once accepting stopped: reports
+/// [`Event::Stopping`] (sessions open, drain time left), waits for the sessions until they
+/// end by themselves or are aborted at the drain deadline (each session selects on it;
+/// the wait is bounded past the deadline by the lingering close of the slowest), then
+/// reports [`Event::Stopped`] with the number `cut` counted.
+pub async fn wind_down(
+    admission: &Admission,
+    stop: &Stop,
+    emit: &(dyn Fn(Event) + Sync),
+    cut: &AtomicU64,
+) {
+    let drain_us = match stop.phase() {
+        Phase::Draining { deadline } => {
+            Closed::micros(deadline.saturating_duration_since(Instant::now()))
+        }
+        _ => 0,
+    };
+    emit(Event::Stopping {
+        open: admission.open(),
+        drain_us,
+    });
+    tokio::select! {
+        _ = admission.idle() => {}
+        _ = async {
+            stop.aborted().await;
+            tokio::time::sleep(super::close::LINGER_TIME + Duration::from_secs(1)).await;
+        } => {}
+    }
+    emit(Event::Stopped {
+        sessions: admission.admitted(),
+        cut: cut.load(Ordering::SeqCst),
+    });
 }
 
 #[cfg(test)]

@@ -320,3 +320,39 @@ pub fn register_readable(
     unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
         .map_err(std::io::Error::from)
 }
+
+/// Points descriptor `fd` at `/dev/null` (`open(2)` then `dup2(2)`): what `fd` referred
+/// to (a pipe's write end, say) is closed in this process, so a reader at the other end
+/// sees end of file, while later writes to `fd` still succeed (and go nowhere) and the
+/// number cannot be taken by another file. Used to close stdout at a socket's end of
+/// stream, as ncat does, without exiting.
+///
+/// # Errors
+/// The errno of `open(2)` or `dup2(2)`.
+pub fn point_at_dev_null(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // SAFETY: both descriptors are open; dup2 atomically replaces `fd` (closing what it
+    // referred to) and `null` is closed when dropped, leaving `fd` open on /dev/null.
+    if unsafe { libc::dup2(null.as_raw_fd(), fd) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Bytes in a socket's send queue not yet acknowledged by the peer (TCP; a Unix stream:
+/// not yet read by it): `ioctl(SIOCOUTQ)`. 0 once everything sent arrived.
+///
+/// # Errors
+/// The errno of `ioctl(2)`.
+pub fn unacked_bytes(fd: std::os::fd::RawFd) -> std::io::Result<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ (== TIOCOUTQ) writes one int through the pointer, which is valid.
+    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n.max(0) as usize)
+}
