@@ -16,7 +16,7 @@
 //! | clients | [`client`], [`tls`] | `create_connection`, RFC 8305 `connect_happy`; rustls configurations |
 //! | data paths | [`relay`], [`dump`], [`access`] | half-close and reset aware relays; traffic taps; allow/deny lists |
 //! | the server core | [`serve`], [`proxy_protocol`] | bind, admission, sessions, lingering close and abort, drain with a deadline, one event vocabulary; the PROXY protocol header |
-//! | servers (modes on the core) | [`echo`], [`forward`], [`proxy`] | the echo server (mio event loops); port forwarding (tokio); SOCKS4/5 and HTTP proxies: the client, the wire codecs, a server's sessions |
+//! | servers (modes on the core) | [`echo`], [`forward`], [`proxy`], [`listen`] | the echo server (mio event loops); port forwarding (tokio); SOCKS4/5 and HTTP proxies: the client, the wire codecs, a server's sessions; netcat's listen mode: one peer, `-k`, `--broker`, `--exec` (tokio) |
 //! | tools | [`http`], [`mod@bench`], [`scan`] | raw HTTP; the load generator; port scans |
 //!
 //! Each layer uses only the layers listed before it. What may block and what ends
@@ -36,6 +36,7 @@ pub mod error;
 pub mod files;
 pub mod forward;
 pub mod http;
+pub mod listen;
 pub mod proxy;
 pub mod proxy_protocol;
 pub mod relay;

@@ -1,0 +1,267 @@
+//! `--exec PROGRAM [ARGS…]`: a program per connection, the socket as its stdin/stdout.
+//!
+//! The program is started from its argv (never through a shell: a name with `;` or spaces
+//! is one word, looked up on PATH as is). Its stdout is relayed to the socket and the
+//! socket to its stdin with [`relay_stream`](crate::relay::relay_stream): the end of its
+//! output (it exited or closed stdout) half-closes the socket (`shutdown(SHUT_WR)`), and
+//! the peer's end of input closes its stdin. Nothing it wrote is lost: its stdout is read
+//! to the end before the socket is shut down. Bytes the peer sends after the program
+//! stopped reading are discarded (`EPIPE` on its stdin is not an error). When the relay
+//! ends the program is waited for (killed after [`GRACE`] if it is still running).
+
+use std::io;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::AsyncWrite;
+use tokio::process::{ChildStdin, Command};
+
+use super::{Ctx, Mode};
+use crate::error::{Error, Result};
+use crate::relay::{self, Counters, End, RelayOptions, Tap};
+use crate::serve::close::{close_as, relay_end};
+use crate::serve::{BoxStream, CloseReason, Event, Session, StreamListener};
+
+/// How long a program may run on after its connection's relay ended.
+pub const GRACE: Duration = Duration::from_secs(2);
+
+/// A program's stdin that swallows `EPIPE`: once the program stops reading, the peer's
+/// remaining bytes are discarded instead of ending the relay (and losing its output).
+struct Stdin {
+    inner: Option<ChildStdin>,
+}
+
+impl AsyncWrite for Stdin {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Ok(buf.len()));
+        };
+        match Pin::new(inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.inner = None;
+                Poll::Ready(Ok(buf.len()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(inner) = self.inner.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        match Pin::new(inner).poll_flush(cx) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.inner = None;
+                Poll::Ready(Ok(()))
+            }
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Closing the pipe is the program's end of input.
+        self.inner = None;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Checks that `program` can be run, as `execvp(3)` looks it up — a name with a `/` as it
+/// is, others in each `PATH` entry (`/bin:/usr/bin` when `PATH` is unset) — so a typo
+/// fails before anything is bound instead of with the first peer.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the program: an
+/// empty name, a path that is missing, a directory or not executable, a name not on
+/// `PATH`.
+pub fn check_program(program: &str) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let usage = |m: String| Error::invalid_input("exec", m);
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.is_empty() {
+        return Err(usage(
+            "--exec needs a program name, not an empty word".into(),
+        ));
+    }
+    if program.contains('/') {
+        let p = std::path::Path::new(program);
+        if runnable(p) {
+            return Ok(());
+        }
+        let why = match std::fs::metadata(p) {
+            Err(e) => Error::from_io("stat", e).message().to_string(),
+            Ok(m) if m.is_dir() => "is a directory".to_string(),
+            Ok(_) => "not executable".to_string(),
+        };
+        return Err(usage(format!("{program}: {why}")));
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    let found = std::env::split_paths(&path).take(1000).any(|dir| {
+        let dir = if dir.as_os_str().is_empty() {
+            ".".into()
+        } else {
+            dir
+        };
+        runnable(&dir.join(program))
+    });
+    if found {
+        Ok(())
+    } else {
+        Err(usage(format!(
+            "{program}: no executable of that name on PATH"
+        )))
+    }
+}
+
+/// Runs `argv` with `stream` as its stdin/stdout until both directions end, counting into
+/// `counters` (`bytes_sent`: from the program to the peer).
+///
+/// # Errors
+/// The spawn error (`exec NAME: [Errno 2] No such file or directory`); relay errors are
+/// the inner result.
+pub async fn run_program(
+    argv: &[String],
+    stream: &mut BoxStream,
+    idle_timeout: Option<Duration>,
+    tap: Option<&dyn Tap>,
+    counters: &Counters,
+) -> Result<Result<End>> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::invalid_input("exec", "--exec needs a program"))?;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Error::from_io(format!("exec {program}"), e))?;
+    let mut stdin = Stdin {
+        inner: child.stdin.take(),
+    };
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::invalid_input("exec", format!("{program}: no stdout pipe")))?;
+    let opts = RelayOptions {
+        idle_timeout,
+        quit_after_eof: None,
+        shutdown_on_eof: true,
+        end_on_remote_eof: false,
+    };
+    let result = {
+        let (mut r, mut w) = tokio::io::split(&mut *stream);
+        relay::relay_stream_counted(
+            &mut stdout,
+            &mut stdin,
+            &mut r,
+            &mut w,
+            &opts,
+            tap,
+            counters,
+        )
+        .await
+    };
+    drop(stdin);
+    drop(stdout);
+    if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+    Ok(result)
+}
+
+/// Accepts connections and runs the program for each (one peer: for the first, then
+/// returns its result).
+pub(crate) async fn serve(listener: StreamListener, ctx: &Arc<Ctx>) -> Result<()> {
+    let keep = ctx.opts.mode != Mode::One;
+    let result = loop {
+        let (stream, peer) = match listener.next(&*ctx.events, &ctx.stop).await {
+            Ok(Some(x)) => x,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        let Some(session) = ctx.admit(peer) else {
+            tokio::spawn(crate::serve::close::linger_close(stream));
+            continue;
+        };
+        if keep {
+            tokio::spawn({
+                let ctx = ctx.clone();
+                async move {
+                    if let Err(e) = session_task(stream, session, &ctx).await {
+                        ctx.emit(Event::Warning {
+                            message: e.to_string(),
+                        });
+                    }
+                }
+            });
+        } else {
+            drop(listener);
+            let r = session_task(stream, session, ctx).await;
+            ctx.finish().await;
+            return r;
+        }
+    };
+    drop(listener);
+    if result.is_err() {
+        ctx.stop.abort();
+    }
+    ctx.finish().await;
+    result
+}
+
+/// One connection's program; the spawn error comes back (after the `closed` event).
+async fn session_task(stream: BoxStream, session: Session, ctx: &Ctx) -> Result<()> {
+    let mut stream = match ctx.wrap(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            ctx.closed(
+                &session,
+                Default::default(),
+                CloseReason::Error,
+                Some(e.clone()),
+            );
+            return Err(e);
+        }
+    };
+    let keep = ctx.opts.mode != Mode::One;
+    let tap = match &ctx.opts.log {
+        Some(l) if keep => Some(l.tap(Some(session.label()))),
+        Some(l) => Some(l.tap(None)),
+        None => None,
+    };
+    let tap = tap.as_ref().map(|t| t as &dyn Tap);
+    let counters = Counters::new();
+    let ran = tokio::select! {
+        r = run_program(&ctx.opts.exec, &mut stream, ctx.opts.idle_timeout, tap, &counters) => Some(r),
+        _ = ctx.stop.aborted() => None,
+    };
+    let totals = counters.totals();
+    match ran {
+        None => {
+            close_as(stream, CloseReason::Aborted, None).await;
+            ctx.closed(&session, totals, CloseReason::Aborted, None);
+            Ok(())
+        }
+        Some(Err(spawn)) => {
+            close_as(stream, CloseReason::Error, Some(&spawn)).await;
+            ctx.closed(&session, totals, CloseReason::Error, Some(spawn.clone()));
+            Err(spawn)
+        }
+        Some(Ok(result)) => {
+            let (reason, error) = relay_end(&result);
+            close_as(stream, reason, error.as_ref()).await;
+            ctx.closed(&session, totals, reason, error);
+            Ok(())
+        }
+    }
+}

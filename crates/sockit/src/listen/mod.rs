@@ -1,0 +1,543 @@
+//! netcat's listen mode (`nc -l`, `ncat -l`) as a mode on the [`serve`] core: accept
+//! peers and relay them to a local input and output (the command's stdin and stdout), or
+//! to a program per connection.
+//!
+//! Modes ([`Mode`], [`ListenOptions::exec`]):
+//! - **One peer** (default): the first admitted connection (TCP, TLS or Unix stream) or
+//!   the first datagram's sender (UDP or Unix datagram, then followed with `connect(2)`)
+//!   is relayed to the local side with [`relay_stream`](crate::relay::relay_stream) /
+//!   [`relay_datagrams`](crate::relay::relay_datagrams); the listener is closed once it
+//!   came. [`Listen::run`] returns when that session ends, with the relay's error if it
+//!   failed (an idle timeout is [`ErrorKind::Timeout`](crate::ErrorKind::Timeout)).
+//! - **Keep** (`-k`): clients are served at once; what each sends goes to the local
+//!   output (one writer, chunks never interleave); the local input is read only while a
+//!   client is connected and goes to every client (datagrams: to the most recent sender).
+//! - **Broker** (`--broker`): as keep, and what one client sends also goes to every other
+//!   client — not with `send_only` or `recv_only` (ncat 7.93 relays nothing then either).
+//! - **Exec** (`--exec PROGRAM ARGS…`): each admitted connection runs the program, its
+//!   stdin and stdout relayed to and from the socket ([`exec`]); one peer or keep.
+//!
+//! Contract:
+//! - Admission is the core's [`Admission`] (`--allow`/`--deny`, `--max-conns`); a refused
+//!   peer is closed at once (a datagram dropped) with an [`Event::Refused`].
+//! - A session the listener ends itself (end of its input with `-q`, `send_only` at end of
+//!   input, the local output gone) closes with [`close::linger_close`](serve::close): the
+//!   peer gets every byte sent and a clean end of stream, never a RST for input it sent
+//!   that nobody read. An idle session is shut down and closed.
+//! - `send_only`: the peer's bytes are discarded, and the end of the local input ends the
+//!   session (after the half-close) — with keep, every session and the listener.
+//! - A stop ([`Stop`]): accepting ends at [`Stop::stopping`]; datagram sessions end then
+//!   (`drained`); stream sessions go on until [`Stop::aborted`], then are aborted with
+//!   RST (`aborted`, counted in [`Event::Stopped`]). The Unix socket file the listener
+//!   created is removed when [`Listen::run`] returns.
+//! - Errors on the local input are named `stdin: read`, on the local output `write`.
+//!
+//! The library never prints: everything that happens is an [`Event`] given to the sink.
+
+mod dgram;
+pub mod exec;
+mod hub;
+mod one;
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{UdpSocket, UnixDatagram};
+
+use crate::access::AccessList;
+use crate::addr::Port;
+use crate::dump::SharedLog;
+use crate::error::{Error, Result};
+use crate::relay::{RelayOptions, Totals};
+use crate::serve::{
+    self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
+    Local as LocalAddr, Peer, Phase, Session, Side, SocketFile, Stop, StreamListener, Transport,
+};
+use crate::sockopt::{Applied, SocketOptions};
+use crate::unix::UnixAddr;
+
+/// Which clients a listener serves and how their data flows (see the module docs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// One peer, then the listener closes (`nc -l`).
+    #[default]
+    One,
+    /// Every client at once (`-k`).
+    Keep,
+    /// Every client at once, each client's bytes relayed to the others (`--broker`).
+    Broker,
+}
+
+/// Where to listen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `[HOST] PORT`: the host chosen by [`serve::bind_addr`]'s rule (none: 127.0.0.1).
+    Ip {
+        /// Host name or address.
+        host: Option<String>,
+        /// Port number or service name (0: a free port).
+        port: Port,
+    },
+    /// A Unix socket path or abstract name.
+    Unix(UnixAddr),
+}
+
+/// How a listener behaves.
+#[derive(Debug, Clone, Default)]
+pub struct ListenOptions {
+    /// One peer, keep, or broker.
+    pub mode: Mode,
+    /// Datagrams: UDP, or a Unix datagram socket (`-u`).
+    pub datagram: bool,
+    /// A program (and its arguments) to run for each connection instead of relaying to
+    /// the local side (`--exec`); empty for none.
+    pub exec: Vec<String>,
+    /// `-4`/`-6`/`-n` and `--dual-stack`: the address rule of an IP listener.
+    pub rule: AddrRule,
+    /// `listen(2)` backlog (0: the core's default).
+    pub backlog: i32,
+    /// Socket options set on the listening socket (accepted sockets inherit them).
+    pub sockopts: SocketOptions,
+    /// `--allow`/`--deny`.
+    pub access: AccessList,
+    /// `--max-conns` (at least 1; the core's default when 0).
+    pub max_conns: usize,
+    /// End a session after this long without traffic either way (`-i`).
+    pub idle_timeout: Option<Duration>,
+    /// After the end of the local input, wait at most this long, then end (`-q`).
+    pub quit_after_eof: Option<Duration>,
+    /// `shutdown(SHUT_WR)` at the end of the local input (off: `--no-shutdown`).
+    pub shutdown_on_eof: bool,
+    /// End a one-peer session when the peer ends its stream (a terminal on stdin, or
+    /// `recv_only`); otherwise the local output is shut down and the rest of the local
+    /// input is still sent.
+    pub end_on_remote_eof: bool,
+    /// `--send-only`: the peer's bytes are discarded; the end of the local input ends.
+    pub send_only: bool,
+    /// `--recv-only`: the local input is not read (the caller passes one that never
+    /// ends); no broker relay.
+    pub recv_only: bool,
+    /// Where `-x`/`-o` record both directions (one peer: unlabelled; else each session
+    /// labelled `#id peer`).
+    pub log: Option<Arc<SharedLog>>,
+    /// TLS on each accepted TCP connection (`--tls`).
+    pub tls: Option<Arc<crate::tls::rustls::ServerConfig>>,
+}
+
+/// The local side a listener relays its peers to: the command's stdin and stdout.
+pub struct Local {
+    /// What goes to the peer(s).
+    pub input: Box<dyn AsyncRead + Unpin + Send>,
+    /// Where the peers' bytes go. Its `shutdown` is called when a one-peer session's
+    /// peer ends its stream and the relay goes on sending (a stdout may close there).
+    pub output: Box<dyn AsyncWrite + Unpin + Send>,
+}
+
+impl std::fmt::Debug for Local {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Local").finish_non_exhaustive()
+    }
+}
+
+/// A datagram socket of a listener: UDP or Unix.
+pub(crate) enum Dgram {
+    Udp(UdpSocket),
+    Unix(UnixDatagram),
+}
+
+impl Dgram {
+    pub(crate) async fn recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, Peer)> {
+        match self {
+            Dgram::Udp(s) => s.recv_from(buf).await.map(|(n, a)| (n, Peer::Ip(a))),
+            Dgram::Unix(s) => s
+                .recv_from(buf)
+                .await
+                .map(|(n, a)| (n, Peer::from_tokio_unix(&a))),
+        }
+    }
+
+    pub(crate) fn try_recv_from(&self, buf: &mut [u8]) -> std::io::Result<(usize, Peer)> {
+        match self {
+            Dgram::Udp(s) => s.try_recv_from(buf).map(|(n, a)| (n, Peer::Ip(a))),
+            Dgram::Unix(s) => s
+                .try_recv_from(buf)
+                .map(|(n, a)| (n, Peer::from_tokio_unix(&a))),
+        }
+    }
+
+    pub(crate) async fn send_to(&self, buf: &[u8], to: &Peer) -> std::io::Result<usize> {
+        match (self, to) {
+            (Dgram::Udp(s), Peer::Ip(a)) => s.send_to(buf, a).await,
+            (Dgram::Unix(s), Peer::Unix(Some(u))) => match u {
+                UnixAddr::Path(p) => s.send_to(buf, p).await,
+                UnixAddr::Abstract(_) => {
+                    let sa = u.sockaddr().map_err(std::io::Error::from)?;
+                    s.async_io(tokio::io::Interest::WRITABLE, || {
+                        socket2::SockRef::from(s).send_to(buf, &sa)
+                    })
+                    .await
+                }
+            },
+            _ => Err(std::io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
+        }
+    }
+
+    /// `connect(2)` to `to`: from now on only its datagrams are received.
+    pub(crate) fn connect(&self, to: &Peer) -> std::io::Result<()> {
+        let sa = match to {
+            Peer::Ip(a) => socket2::SockAddr::from(*a),
+            Peer::Unix(Some(u)) => u.sockaddr().map_err(std::io::Error::from)?,
+            Peer::Unix(None) => return Err(std::io::Error::from_raw_os_error(libc::EDESTADDRREQ)),
+        };
+        match self {
+            Dgram::Udp(s) => socket2::SockRef::from(s).connect(&sa),
+            Dgram::Unix(s) => socket2::SockRef::from(s).connect(&sa),
+        }
+    }
+}
+
+impl crate::relay::DatagramSocket for Dgram {
+    async fn send_datagram(&self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Dgram::Udp(s) => s.send(buf).await,
+            Dgram::Unix(s) => s.send(buf).await,
+        }
+    }
+    async fn recv_datagram(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Dgram::Udp(s) => s.recv(buf).await,
+            Dgram::Unix(s) => s.recv(buf).await,
+        }
+    }
+}
+
+enum Bound {
+    Stream(StreamListener),
+    Dgram(Dgram),
+}
+
+/// A bound listener, ready to [`run`](Listen::run).
+pub struct Listen {
+    bound: Bound,
+    local: Peer,
+    transport: Transport,
+    file: Option<SocketFile>,
+    applied: Vec<Applied>,
+    opts: ListenOptions,
+}
+
+impl std::fmt::Debug for Listen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listen")
+            .field("local", &self.local)
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+fn usage(op: &'static str, message: &str) -> Error {
+    Error::invalid_input(op, message)
+}
+
+/// The combinations a listener refuses (ncat refuses the first two too).
+fn check(addr: &Address, opts: &ListenOptions) -> Result<()> {
+    opts.sockopts.validate()?;
+    if !opts.exec.is_empty() && opts.datagram {
+        return Err(usage(
+            "exec",
+            "--exec needs a stream listener (TCP or Unix stream), not -u",
+        ));
+    }
+    if opts.datagram && opts.mode == Mode::Broker {
+        // ncat: "UDP mode does not support connection brokering".
+        return Err(usage(
+            "broker",
+            "UDP mode does not support connection brokering (--broker needs TCP or a Unix stream)",
+        ));
+    }
+    if opts.mode == Mode::Broker && !opts.exec.is_empty() {
+        // ncat: "Invalid option combination: --broker and -e".
+        return Err(usage(
+            "broker",
+            "--broker and --exec cannot be combined (a program per client has no broker)",
+        ));
+    }
+    if let Some(program) = opts.exec.first() {
+        exec::check_program(program)?;
+    }
+    let unix = matches!(addr, Address::Unix(_));
+    if opts.tls.is_some() && (opts.datagram || unix) {
+        return Err(usage(
+            "tls",
+            "--tls needs a TCP connection (not -u or --unix)",
+        ));
+    }
+    if unix && !opts.access.is_open() {
+        return Err(usage(
+            "access",
+            "--allow/--deny match IP peers; a Unix listener has none",
+        ));
+    }
+    Ok(())
+}
+
+impl Listen {
+    /// Checks the options (the combinations ncat refuses, the `--exec` program looked up
+    /// as `execvp(3)` does) and binds with the core's binder ([`serve::bind_addr`]'s rule
+    /// then [`serve::bind_ip`], or [`serve::bind_unix`]). Must run inside a tokio runtime.
+    ///
+    /// # Errors
+    /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput): `-u` with
+    ///   `--broker` or `--exec`, `--broker` with `--exec`, an `--exec` program that is not
+    ///   there, `--tls` off TCP, `--allow`/`--deny` on a Unix listener, a bad socket
+    ///   option, a literal of the family `-4`/`-6` exclude, `--dual-stack` off `::`.
+    /// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the host does not resolve.
+    /// - [`ErrorKind::Os`](crate::ErrorKind::Os) from `socket(2)`, `setsockopt(2)`,
+    ///   `bind(2)` (named with the address: `bind 127.0.0.1:80: [Errno 13] Permission
+    ///   denied`) or `listen(2)`.
+    pub fn bind(addr: &Address, opts: ListenOptions) -> Result<Listen> {
+        check(addr, &opts)?;
+        let bopts = BindOptions {
+            backlog: opts.backlog,
+            dual_stack: opts.rule.dual_stack,
+            sockopts: opts.sockopts.clone(),
+            ..BindOptions::default()
+        };
+        let listener = match addr {
+            Address::Unix(u) => {
+                let t = if opts.datagram {
+                    Transport::Unixgram
+                } else {
+                    Transport::Unix
+                };
+                serve::bind_unix(u, t, &bopts)?
+            }
+            Address::Ip { host, port } => {
+                let (t, st) = if opts.datagram {
+                    (Transport::Udp, crate::SockType::Dgram)
+                } else {
+                    (Transport::Tcp, crate::SockType::Stream)
+                };
+                let at = serve::bind_addr(host.as_deref(), port, st, &opts.rule)?;
+                serve::bind_ip(at, t, &bopts)?
+            }
+        };
+        let (local, transport) = (listener.local().clone(), listener.transport());
+        let applied = listener.applied().to_vec();
+        let (bound, file) = if transport.is_datagram() {
+            let (socket, file) = listener.into_parts();
+            let io = |e| Error::from_io("listen", e);
+            let d = if transport == Transport::Udp {
+                Dgram::Udp(UdpSocket::from_std(socket.into()).map_err(io)?)
+            } else {
+                Dgram::Unix(UnixDatagram::from_std(socket.into()).map_err(io)?)
+            };
+            (Bound::Dgram(d), file)
+        } else {
+            let (l, file) = StreamListener::register(listener)?;
+            (Bound::Stream(l), file)
+        };
+        Ok(Listen {
+            bound,
+            local,
+            transport,
+            file,
+            applied,
+            opts,
+        })
+    }
+
+    /// The address bound (the port the system chose for port 0).
+    pub fn local(&self) -> &Peer {
+        &self.local
+    }
+
+    /// The listening transport.
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+
+    /// The socket options set on the listening socket, as read back.
+    pub fn applied(&self) -> &[Applied] {
+        &self.applied
+    }
+
+    /// The `listening` event of this listener.
+    pub fn listening(&self) -> Event {
+        Event::Listening {
+            transport: self.transport,
+            local: LocalAddr(self.local.clone()),
+            role: None,
+        }
+    }
+
+    /// Serves as the mode says (module docs) until its end or a stop, then reports
+    /// [`Event::Stopping`] and [`Event::Stopped`] if a stop ended it, and removes the Unix
+    /// socket file it created. `local` is not used with `--exec`.
+    ///
+    /// # Errors
+    /// One peer: the session's error (the relay's, named as in the module docs; the
+    /// `--exec` program's spawn error). Every mode: `accept(2)`/`recvfrom(2)` errors that
+    /// would repeat (not `EMFILE`, which pauses accepting).
+    pub async fn run(self, local: Local, events: EventSink, stop: Stop) -> Result<()> {
+        let Listen {
+            bound,
+            transport,
+            file,
+            opts,
+            ..
+        } = self;
+        let max = if opts.max_conns == 0 {
+            serve::DEFAULT_MAX_CONNS
+        } else {
+            opts.max_conns
+        };
+        let admission = Admission::new(opts.access.clone(), max);
+        let ctx = Arc::new(Ctx {
+            opts,
+            transport,
+            events,
+            stop: stop.clone(),
+            admission: admission.clone(),
+            cut: AtomicU64::new(0),
+        });
+        let keep = ctx.opts.mode != Mode::One;
+        let result = match bound {
+            Bound::Stream(l) if !ctx.opts.exec.is_empty() => exec::serve(l, &ctx).await,
+            Bound::Stream(l) if keep => hub::serve(l, &ctx, local).await,
+            Bound::Stream(l) => one::stream(l, &ctx, local).await,
+            Bound::Dgram(d) if keep => dgram::serve(d, &ctx, local).await,
+            Bound::Dgram(d) => one::datagram(d, &ctx, local).await,
+        };
+        drop(file);
+        result
+    }
+}
+
+/// What every session of one listener shares.
+pub(crate) struct Ctx {
+    pub(crate) opts: ListenOptions,
+    pub(crate) transport: Transport,
+    pub(crate) events: EventSink,
+    pub(crate) stop: Stop,
+    pub(crate) admission: Arc<Admission>,
+    cut: AtomicU64,
+}
+
+impl Ctx {
+    pub(crate) fn emit(&self, ev: Event) {
+        (self.events)(ev);
+    }
+
+    /// Admits `peer` (an [`Event::Refused`] when not), opening its session.
+    pub(crate) fn admit(&self, peer: Peer) -> Option<Session> {
+        match self.admission.admit(&peer) {
+            Ok(permit) => {
+                let s = Session::new(permit, peer, self.transport);
+                self.emit(Event::Accepted {
+                    id: s.id(),
+                    transport: self.transport,
+                    peer: s.peer().clone(),
+                });
+                Some(s)
+            }
+            Err(reason) => {
+                self.emit(Event::Refused {
+                    transport: self.transport,
+                    peer,
+                    reason,
+                });
+                None
+            }
+        }
+    }
+
+    /// Reports the end of `session`; `totals` are the relay's (`bytes_sent`: to the peer).
+    pub(crate) fn closed(
+        &self,
+        session: &Session,
+        totals: Totals,
+        reason: CloseReason,
+        error: Option<Error>,
+    ) {
+        if reason == CloseReason::Aborted {
+            self.cut.fetch_add(1, Ordering::SeqCst);
+        }
+        let datagram = session.transport().is_datagram();
+        self.emit(Event::Closed(Closed {
+            id: session.id(),
+            transport: session.transport(),
+            peer: session.peer().clone(),
+            bytes_sent: totals.bytes_sent,
+            bytes_received: totals.bytes_received,
+            datagrams_sent: datagram.then_some(totals.datagrams_sent),
+            datagrams_received: datagram.then_some(totals.datagrams_received),
+            duration_us: Closed::micros(session.started().elapsed()),
+            reason,
+            reset_by: (reason == CloseReason::Reset).then_some(Side::Peer),
+            error,
+        }));
+    }
+
+    /// The relay options of a session with the local side (or a program).
+    pub(crate) fn relay_options(&self) -> RelayOptions {
+        let o = &self.opts;
+        RelayOptions {
+            idle_timeout: o.idle_timeout,
+            // --send-only: nothing more can be exchanged after the end of the input.
+            quit_after_eof: if o.send_only {
+                Some(o.quit_after_eof.unwrap_or(Duration::ZERO))
+            } else {
+                o.quit_after_eof
+            },
+            shutdown_on_eof: o.shutdown_on_eof,
+            end_on_remote_eof: o.end_on_remote_eof,
+        }
+    }
+
+    /// An accepted stream as the session uses it: with TLS when asked (the handshake
+    /// happens on first use).
+    pub(crate) fn wrap(&self, stream: BoxStream) -> Result<BoxStream> {
+        match &self.opts.tls {
+            None => Ok(stream),
+            Some(config) => {
+                let fd = stream
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map_err(|e| Error::from_io("dup", e))?;
+                let tls = crate::tls::Stream::accept(stream, config.clone());
+                Ok(Box::new(serve::WithFd::new(tls, fd)))
+            }
+        }
+    }
+
+    /// Once accepting ended: waits for the sessions still open, until they end or (once
+    /// the stop aborts them) for their lingering closes; a stop that ended accepting is
+    /// reported ([`serve::wind_down`]: [`Event::Stopping`], [`Event::Stopped`]).
+    pub(crate) async fn finish(&self) {
+        if self.stop.phase() != Phase::Running {
+            let emit = |ev| self.emit(ev);
+            return serve::wind_down(&self.admission, &self.stop, &emit, &self.cut).await;
+        }
+        tokio::select! {
+            _ = self.admission.idle() => {}
+            _ = async {
+                self.stop.aborted().await;
+                tokio::time::sleep(serve::close::LINGER_TIME + Duration::from_secs(1)).await;
+            } => {}
+        }
+    }
+}
+
+/// Names an error of a relay's local input as the command's stdin (`stdin: read: …`
+/// for the relay's `read`); other errors pass unchanged.
+pub fn name_stdin(e: Error) -> Error {
+    if e.op() == "read" {
+        e.with_op("stdin: read")
+    } else {
+        e
+    }
+}
