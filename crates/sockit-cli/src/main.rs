@@ -1,14 +1,11 @@
 //! `sockit`: the socket toolkit command. A thin binary over the `sockit` library.
 
-#[allow(dead_code)] // used as the subcommands land
 mod args;
 mod cli;
 mod cmd;
-mod exec;
 mod exit;
 mod lifecycle;
 mod ops;
-#[allow(dead_code)] // used as the subcommands land
 mod output;
 mod plot;
 mod report;

@@ -1,35 +1,6 @@
 //! Output conventions shared by the subcommands (DESIGN.md, "Output conventions").
 
 use std::io::Write;
-use std::net::SocketAddr;
-
-/// Prints the `listening HOST PORT[ SUFFIX]` line on stdout and flushes it.
-/// IPv6 hosts are printed without brackets.
-pub fn print_listening(addr: &SocketAddr, suffix: Option<&str>) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match suffix {
-        Some(s) => writeln!(
-            out,
-            "listening {} {} {s}",
-            sockit::addr::host_text(addr),
-            addr.port()
-        )?,
-        None => writeln!(
-            out,
-            "listening {} {}",
-            sockit::addr::host_text(addr),
-            addr.port()
-        )?,
-    }
-    out.flush()
-}
-
-/// Prints `listening unix PATH` on stdout and flushes it.
-pub fn print_listening_unix(path: &str) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "listening unix {path}")?;
-    out.flush()
-}
 
 /// A JSON error object: `{"kind":…,"op":…,"code":…,"message":…}` (the library's serde
 /// form of its error; `kind` `other` for an error from outside the library).

@@ -30,9 +30,7 @@ pub const REPEAT_WINDOW: Duration = Duration::from_secs(1);
 pub enum JsonTo {
     /// Servers without data on stdout (echo-server, forward).
     Stdout,
-    /// Commands whose stdout carries data (connect, listen: they move onto the reporter
-    /// in part 2 of issue 11).
-    #[allow(dead_code)]
+    /// Commands whose stdout carries data (connect, listen).
     Stderr,
 }
 
@@ -49,6 +47,10 @@ pub struct Reporter {
     verbose: u8,
     json: bool,
     json_to: JsonTo,
+    /// The session is the command (connect, listen with one peer): how it ended is said
+    /// by the exit status and the error line, so its `closed` event is a `-v` line even
+    /// when it reports a reset.
+    one_session: bool,
     repeats: Mutex<HashMap<String, Held>>,
 }
 
@@ -59,6 +61,19 @@ impl Reporter {
             verbose: out.verbose,
             json: out.json,
             json_to,
+            one_session: false,
+            repeats: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A reporter for a command that is one session (connect; listen with one peer):
+    /// JSON on stderr, and the session's `closed` event a `-v` line (see [`Reporter`]).
+    pub fn one_session(out: &OutputArgs) -> Arc<Reporter> {
+        Arc::new(Reporter {
+            verbose: out.verbose,
+            json: out.json,
+            json_to: JsonTo::Stderr,
+            one_session: true,
             repeats: Mutex::new(HashMap::new()),
         })
     }
@@ -77,6 +92,9 @@ impl Reporter {
     /// Does `ev` print as a text line? With `-v` at its level; a notice or an error
     /// always, unless `--json` carries it.
     fn text_shown(&self, ev: &Event) -> bool {
+        if self.one_session && matches!(ev, Event::Closed(_)) {
+            return self.verbose >= 1;
+        }
         match ev.severity() {
             Severity::Debug => self.verbose >= 2,
             Severity::Info => self.verbose >= 1,
@@ -249,11 +267,15 @@ impl Reporter {
     }
 
     /// Reports the error that ends the command and returns its exit code: the
-    /// `{"event":"error",…}` object under `--json` (also on stdout for servers), else
+    /// `{"event":"error",…}` object under `--json` (servers: on stdout, and the
+    /// `sockit: <error>` line on stderr too; connect and listen: on stderr, alone), else
     /// `sockit: <error>`. A broken pipe on stdout ends quietly with 0.
     pub fn fail(&self, err: &anyhow::Error) -> std::process::ExitCode {
         if self.json && !crate::exit::is_broken_pipe(err) {
             self.json_line(&crate::output::error_event(err));
+            if self.json_to == JsonTo::Stderr {
+                return std::process::ExitCode::from(crate::exit::code_for(err));
+            }
         }
         crate::exit::report(err)
     }

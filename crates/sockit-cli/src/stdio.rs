@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::unix::AsyncFd;
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Stdin for a relay: readiness-driven for a pipe or socket, tokio's stdin otherwise.
 /// Must be called inside a tokio runtime.
@@ -78,5 +78,45 @@ impl AsyncRead for PipeStdin {
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
+    }
+}
+
+/// Stdout for a relay: tokio's stdout, except that its `shutdown` (the relay's end of
+/// the peer's stream) flushes it and then closes it for the reader downstream — file
+/// descriptor 1 is pointed at /dev/null — so `sockit connect … | wc -c` sees its end of
+/// file when the peer's stream ends, not when sockit exits (ncat closes stdout there too).
+/// The command may go on sending stdin meanwhile.
+pub fn stdout() -> Box<dyn AsyncWrite + Unpin + Send> {
+    Box::new(ClosingStdout {
+        inner: tokio::io::stdout(),
+        closed: false,
+    })
+}
+
+struct ClosingStdout {
+    inner: tokio::io::Stdout,
+    closed: bool,
+}
+
+impl AsyncWrite for ClosingStdout {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(Pin::new(&mut self.inner).poll_flush(cx))?;
+        if !self.closed {
+            self.closed = true;
+            sockit::sys::point_at_dev_null(1)?;
+        }
+        Poll::Ready(Ok(()))
     }
 }

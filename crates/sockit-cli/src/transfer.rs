@@ -3,8 +3,8 @@
 //! data), and with `-v` a progress line (bytes each way, rate) on stderr when stderr is a
 //! terminal.
 //!
-//! The relay counts into the transfer's [`Counters`] ([`Transfer::relay_stream`],
-//! [`Transfer::relay_datagrams`]); everything shown is read from them.
+//! The relay counts into the transfer's [`Counters`] ([`Transfer::counters`]: connect's
+//! relay, listen's one peer); everything shown is read from them.
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -13,8 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
-use sockit::relay::{self, Counters, Outcome, RelayOptions, Tap};
-use tokio::io::{AsyncRead, AsyncWrite};
+use sockit::relay::Counters;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::{OutputArgs, StatsArgs};
@@ -84,63 +83,10 @@ impl Transfer {
         Ok(Transfer { counters, progress })
     }
 
-    /// [`relay::relay_stream`] counting into this transfer.
-    pub async fn relay_stream<LR, LW, RR, RW>(
-        &self,
-        local_r: &mut LR,
-        local_w: &mut LW,
-        remote_r: &mut RR,
-        remote_w: &mut RW,
-        opts: &RelayOptions,
-        tap: Option<&dyn Tap>,
-    ) -> Outcome
-    where
-        LR: AsyncRead + Unpin + ?Sized,
-        LW: AsyncWrite + Unpin + ?Sized,
-        RR: AsyncRead + Unpin + ?Sized,
-        RW: AsyncWrite + Unpin + ?Sized,
-    {
-        // The idle clock starts with the relay, not with the connect.
-        self.counters.touch();
-        let result = relay::relay_stream_counted(
-            local_r,
-            local_w,
-            remote_r,
-            remote_w,
-            opts,
-            tap,
-            &self.counters,
-        )
-        .await;
-        self.end();
-        Outcome {
-            totals: self.counters.totals(),
-            result,
-        }
-    }
-
-    /// [`relay::relay_datagrams`] counting into this transfer.
-    pub async fn relay_datagrams<LR, LW, D>(
-        &self,
-        local_r: &mut LR,
-        local_w: &mut LW,
-        sock: &D,
-        opts: &RelayOptions,
-        tap: Option<&dyn Tap>,
-    ) -> Outcome
-    where
-        LR: AsyncRead + Unpin + ?Sized,
-        LW: AsyncWrite + Unpin + ?Sized,
-        D: relay::DatagramSocket + ?Sized,
-    {
-        self.counters.touch();
-        let result =
-            relay::relay_datagrams_counted(local_r, local_w, sock, opts, tap, &self.counters).await;
-        self.end();
-        Outcome {
-            totals: self.counters.totals(),
-            result,
-        }
+    /// The counters the transfer shows (a relay elsewhere, listen's one peer, counts
+    /// into them).
+    pub fn counters(&self) -> Arc<Counters> {
+        Arc::clone(&self.counters)
     }
 
     /// Clears the progress line (the totals follow as events).

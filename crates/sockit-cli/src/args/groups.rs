@@ -339,81 +339,9 @@ pub struct OutputArgs {
     pub json: bool,
 }
 
-impl OutputArgs {
-    /// An event printer for these flags.
-    pub fn events(&self) -> Events {
-        Events {
-            verbose: self.verbose,
-            json: self.json,
-        }
-    }
-}
-
-/// Prints events on stderr: a text line with `-v`, a JSON object with `--json`.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Events {
-    /// `-v` count.
-    pub verbose: u8,
-    /// `--json`.
-    pub json: bool,
-}
-
-impl Events {
-    /// Prints one event: `text` (after `sockit: `) with `-v`, `object` with `--json`.
-    pub fn emit(&self, text: impl FnOnce() -> String, object: impl FnOnce() -> serde_json::Value) {
-        if self.json {
-            crate::exit::stderr_line(format_args!("{}", object()));
-        } else if self.verbose > 0 {
-            crate::exit::stderr_line(format_args!("sockit: {}", text()));
-        }
-    }
-
-    /// Reports the error that ends the command and returns its exit code: a JSON error
-    /// object with `--json`, else `sockit: <error>` (exit::report). A broken pipe on stdout
-    /// ends quietly with 0.
-    pub fn fail(&self, err: &anyhow::Error) -> std::process::ExitCode {
-        if self.json && !crate::exit::is_broken_pipe(err) {
-            let obj = crate::output::error_event(err);
-            crate::exit::stderr_line(format_args!("{obj}"));
-            return std::process::ExitCode::from(crate::exit::code_for(err));
-        }
-        crate::exit::report(err)
-    }
-}
-
-/// The address a server binds among getaddrinfo's answers for its host: the first IPv4
-/// one when there is one, as Python's default `AF_INET` socket binds `('localhost', port)`
-/// to 127.0.0.1 even where the hosts file lists `::1` first (so IPv4 clients are not
-/// refused); else the first. `-6` (a family of `AF_INET6`) leaves only IPv6 answers.
-pub fn bind_choice(infos: &[sockit::resolve::AddrInfo]) -> Option<std::net::SocketAddr> {
-    infos
-        .iter()
-        .find(|i| i.address.is_ipv4())
-        .or_else(|| infos.first())
-        .map(|i| i.address)
-}
-
-/// A `bind` error named with the address tried (`bind 127.0.0.1:7000: [Errno 98] Address
-/// already in use`); the library's Python text is kept. Other errors pass unchanged.
-pub fn name_bind_error(e: sockit::Error, address: &str) -> sockit::Error {
-    if e.op() == "bind" {
-        e.with_op(format!("bind {address}"))
-    } else {
-        e
-    }
-}
-
 /// A sockit error for a local output that went away (EPIPE on stdout): a quiet end.
 pub fn is_local_broken_pipe(err: &sockit::Error) -> bool {
     err.op() == "write" && err.is_errno(libc::EPIPE)
-}
-
-/// Builds the tokio runtime the netcat-style commands run on (one thread: the work is
-/// I/O bound; stdin and stdout use tokio's blocking pool).
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
 }
 
 /// TLS for `connect` (ncat's `--ssl`): the server's certificate is verified by default.

@@ -2,27 +2,33 @@
 //!
 //! TCP connects with Happy Eyeballs (`sockit::client::connect_happy`) under one `-w`
 //! deadline; end of stdin half-closes the socket (unless `--no-shutdown`) and the command
-//! ends when the peer closes (or `-q` after end of stdin). UDP sends each stdin read as a
-//! datagram and ends `-q` seconds (default 1) after end of stdin. `--unix PATH` (or
-//! `@name`) does the same over Unix stream or, with `-u`, datagram sockets.
+//! ends when the peer closes (or `-q` after end of stdin; `--send-only`: at once). The
+//! end of the peer's stream closes stdout at once (the command may go on sending stdin).
+//! A connection the command ends itself closes once what it sent is acknowledged, so a
+//! RST (for input it never read) cannot destroy the end of what it sent. UDP sends each
+//! stdin read as a datagram
+//! and ends `-q` seconds (default 1) after end of stdin. `--unix PATH` (or `@name`) does
+//! the same over Unix stream or, with `-u`, datagram sockets. Events go through the one
+//! reporter, on stderr.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::json;
-use sockit::addr::{host_text, parse_host_port};
+use sockit::addr::parse_host_port;
 use sockit::client::{self, ConnectOptions};
-use sockit::relay::{self, End, Outcome, RelayOptions};
+use sockit::relay::{self, Counters, RelayOptions};
+use sockit::serve::{BoxStream, CloseReason, Closed, Event, Local, Peer, Side, Transport, Via};
 use sockit::unix::UnixAddr;
 use sockit::{Port, SockType};
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::args::{
-    DataArgs, Events, FamilyArgs, OutputArgs, ProxyArgs, SocketOptArgs, StatsArgs, TlsClientArgs,
-    parse_idle_secs, parse_secs, parse_timeout_secs,
+    DataArgs, FamilyArgs, LocalIn, LocalOut, OutputArgs, ProxyArgs, SocketOptArgs, StatsArgs,
+    TlsClientArgs, parse_idle_secs, parse_secs, parse_timeout_secs,
 };
+use crate::report::Reporter;
 use crate::transfer::Transfer;
 
 /// Arguments of `sockit connect`.
@@ -53,7 +59,7 @@ pub struct Args {
     /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
     #[arg(help_heading = "Data", long = "no-shutdown")]
     pub no_shutdown: bool,
-    /// Source address to bind before connecting.
+    /// Source address to bind before connecting (a path with --unix -u).
     #[arg(
         help_heading = "Connection",
         short = 's',
@@ -85,16 +91,6 @@ pub struct Args {
     pub proxy: ProxyArgs,
 }
 
-/// Boxed local input (stdin). The hook point for `-C` / `-d` (issue 5): wrap it here.
-pub type LocalIn = Box<dyn AsyncRead + Unpin + Send>;
-/// Boxed local output (stdout).
-pub type LocalOut = Box<dyn AsyncWrite + Unpin + Send>;
-
-/// The local side of the relay: stdin and stdout.
-pub fn local_stdio() -> (LocalIn, LocalOut) {
-    (crate::stdio::stdin(), Box::new(tokio::io::stdout()))
-}
-
 /// True when stdin is a terminal: then the command ends as soon as the peer closes
 /// (netcat's behaviour). A pipe or file is sent to the end first, so a peer that only
 /// half-closed still gets every byte.
@@ -105,13 +101,14 @@ pub fn stdin_is_terminal() -> bool {
 
 /// Runs `sockit connect`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let events = args.output.events();
-    let rt = crate::args::runtime()?;
-    let result = rt.block_on(run_async(args, events));
+    let reporter = Reporter::one_session(&args.output);
+    let rt = crate::lifecycle::runtime()?;
+    let result = rt.block_on(run_async(args, &reporter));
     rt.shutdown_background();
+    reporter.flush();
     match result {
         Ok(code) => Ok(code),
-        Err(e) => Ok(events.fail(&e)),
+        Err(e) => Ok(reporter.fail(&e)),
     }
 }
 
@@ -131,73 +128,99 @@ pub fn source_ip(text: Option<&str>, opts: &ConnectOptions) -> anyhow::Result<Op
 }
 
 fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
+    let quit = match args.quit {
+        None if datagram => Some(Duration::from_secs(1)),
+        // --send-only: nothing more can be exchanged after end of stdin (ncat quits).
+        None if args.data.send_only => Some(Duration::ZERO),
+        q => q,
+    };
     RelayOptions {
         idle_timeout: args.idle,
-        quit_after_eof: if datagram {
-            Some(args.quit.unwrap_or(Duration::from_secs(1)))
-        } else {
-            args.quit
-        },
+        quit_after_eof: quit,
         shutdown_on_eof: !args.no_shutdown,
         end_on_remote_eof: stdin_is_terminal() || args.data.recv_only,
     }
 }
 
-/// How a relay ended, as the `closed` event names it (`peer_closed`, `quit_after_eof`,
-/// `both_closed`, `stdout_closed`, `error`).
-pub fn end_name(outcome: &Outcome) -> &'static str {
-    match &outcome.result {
-        Ok(End::RemoteClosed) => "peer_closed",
-        Ok(End::QuitAfterEof) => "quit_after_eof",
-        Ok(End::BothClosed) => "both_closed",
-        Err(e) if crate::args::is_local_broken_pipe(e) => "stdout_closed",
-        Err(_) => "error",
-    }
+/// The one session of the command: its peer, transport and start, for the `closed`
+/// event.
+struct Session {
+    peer: Peer,
+    transport: Transport,
+    started: Instant,
 }
 
-/// The exit code of a relay outcome: 0, or its error (a closed stdout is a quiet end).
-pub fn outcome_code(outcome: Outcome) -> anyhow::Result<ExitCode> {
-    match outcome.result {
+/// Reports the `closed` event and turns the relay's result into the exit code (a closed
+/// stdout is a quiet end).
+fn finish(
+    reporter: &Reporter,
+    s: &Session,
+    counters: &Counters,
+    result: sockit::Result<relay::End>,
+) -> anyhow::Result<ExitCode> {
+    let result = result.map_err(sockit::listen::name_stdin);
+    let t = counters.totals();
+    let (reason, error) = sockit::serve::close::relay_end(&result);
+    let datagram = s.transport.is_datagram();
+    reporter.event(&Event::Closed(Closed {
+        id: 1,
+        transport: s.transport,
+        peer: s.peer.clone(),
+        bytes_sent: t.bytes_sent,
+        bytes_received: t.bytes_received,
+        datagrams_sent: datagram.then_some(t.datagrams_sent),
+        datagrams_received: datagram.then_some(t.datagrams_received),
+        duration_us: Closed::micros(s.started.elapsed()),
+        reason,
+        reset_by: (reason == CloseReason::Reset).then_some(Side::Peer),
+        error,
+    }));
+    match result {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e.into()),
     }
 }
 
-/// The relay names its local read `read`; for connect and listen that is stdin, and the
-/// error says so (`stdin: read: [Errno 21] Is a directory` for `< /tmp`).
-pub fn name_stdin(mut outcome: Outcome) -> Outcome {
-    if let Err(e) = &outcome.result
-        && e.op() == "read"
-    {
-        outcome.result = Err(e.clone().with_op("stdin: read"));
+/// Relays stdin/stdout and a stream; closes it as the end asks (lingering after a clean
+/// end or a local error).
+async fn relay_stream(
+    args: &Args,
+    reporter: &Reporter,
+    counters: &Counters,
+    session: Session,
+    mut stream: BoxStream,
+    (mut lin, mut lout): (LocalIn, LocalOut),
+) -> anyhow::Result<ExitCode> {
+    let log = args.data.tap()?;
+    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
+    // The idle clock starts with the relay, not with the connect.
+    counters.touch();
+    let result = {
+        let (mut r, mut w) = tokio::io::split(&mut stream);
+        let opts = relay_options(args, false);
+        relay::relay_stream_counted(&mut lin, &mut lout, &mut r, &mut w, &opts, tap, counters).await
+    };
+    flush_rest(&mut lout).await;
+    let (reason, error) = sockit::serve::close::relay_end(&result);
+    match reason {
+        // What was sent arrives before the socket closes; the peer need not close first.
+        CloseReason::Eof => {
+            sockit::serve::close::acked_close(stream).await;
+        }
+        _ => sockit::serve::close::close_as(stream, reason, error.as_ref()).await,
     }
-    outcome
+    finish(reporter, &session, counters, result)
 }
 
-/// Prints the end event and turns the relay outcome into the exit code.
-pub fn finish(events: Events, outcome: Outcome) -> anyhow::Result<ExitCode> {
-    let outcome = name_stdin(outcome);
-    let t = outcome.totals;
-    let end = end_name(&outcome);
-    events.emit(
-        || {
-            format!(
-                "closed ({}): sent {} bytes, received {} bytes",
-                end.replace('_', " "),
-                t.bytes_sent,
-                t.bytes_received
-            )
-        },
-        || {
-            json!({"event": "closed", "end": end, "bytes_sent": t.bytes_sent,
-                   "bytes_received": t.bytes_received})
-        },
-    );
-    outcome_code(outcome)
+/// Finishes a write to stdout that a relay ended by the other direction left in flight
+/// (tokio's stdout writes on a thread; the runtime's shutdown would drop it), at most 5 s.
+async fn flush_rest(lout: &mut LocalOut) {
+    use tokio::io::AsyncWriteExt;
+    let _ = tokio::time::timeout(Duration::from_secs(5), lout.flush()).await;
 }
 
-async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
+async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitCode> {
     args.sockopts.options().validate()?;
     let tls = args.tls.config()?;
     if tls.is_some() && (args.udp || args.unix.is_some()) {
@@ -211,9 +234,14 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
+    // SIGUSR1 and --stats-interval totals, -v progress: read from the relay's counters.
     let xfer = Transfer::start(&args.output, &args.stats)?;
+    let counters = xfer.counters();
+    let local = args
+        .data
+        .wrap(crate::stdio::stdin(), crate::stdio::stdout());
     if let Some(path) = &args.unix {
-        return connect_unix(&args, path, events, &xfer).await;
+        return connect_unix(&args, path, reporter, &counters, local).await;
     }
     let hp = parse_host_port(&args.address)?;
     let host = hp
@@ -223,10 +251,6 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
     opts.timeout = args.wait;
     opts.source = source_ip(args.source.as_deref(), &opts)?;
     opts.source_port = args.source_port.unwrap_or(0);
-    let (lin, lout) = local_stdio();
-    let (mut lin, mut lout) = args.data.wrap(lin, lout);
-    let log = args.data.tap()?;
-    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     if args.udp {
         let addrs = client::resolve(&host, &hp.port, SockType::Dgram, &opts)?;
         let mut candidates = client::happy_order(addrs).into_iter();
@@ -238,17 +262,15 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
                 .next()
                 .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))?,
         };
-        let local = SocketAddr::new(
-            opts.source.unwrap_or(if peer.is_ipv4() {
-                IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-            } else {
-                IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-            }),
-            opts.source_port,
-        );
-        let sock = tokio::net::UdpSocket::bind(local).await.map_err(|e| {
+        let wildcard = if peer.is_ipv4() {
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+        };
+        let at = SocketAddr::new(opts.source.unwrap_or(wildcard), opts.source_port);
+        let sock = tokio::net::UdpSocket::bind(at).await.map_err(|e| {
             if opts.source.is_some() || opts.source_port != 0 {
-                client::source_bind_error(local, e)
+                client::source_bind_error(at, e)
             } else {
                 sockit::Error::from_io("bind", e)
             }
@@ -256,113 +278,118 @@ async fn run_async(args: Args, events: Events) -> anyhow::Result<ExitCode> {
         sock.connect(peer)
             .await
             .map_err(|e| sockit::Error::from_io("connect", e))?;
-        apply_sockopts(&args.sockopts, &sock, events)?;
-        events.emit(
-            || format!("connected to {} {} (udp)", host_text(&peer), peer.port()),
-            || json!({"event": "connected", "proto": "udp", "peer_host": host_text(&peer), "peer_port": peer.port()}),
-        );
-        let outcome = xfer
-            .relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(&args, true), tap)
-            .await;
-        return finish(events, outcome);
+        apply_sockopts(&args.sockopts, &sock, reporter)?;
+        let session = connected(reporter, Peer::Ip(peer), Transport::Udp, None, None, None);
+        return relay_datagrams(&args, reporter, &counters, session, &sock, local).await;
     }
-    let stream = match &proxy {
+    let (tcp, session) = match &proxy {
         Some(p) => {
             let c = sockit::proxy::client::connect(p, &host, &hp.port, &opts).await?;
-            apply_sockopts(&args.sockopts, &c.stream, events)?;
-            let (target, reply, kind) = (c.target, c.established.reply, p.kind);
-            events.emit(
-                || {
-                    format!(
-                        "connected to {target} through {kind} proxy {} {} ({reply})",
-                        host_text(&c.proxy_peer),
-                        c.proxy_peer.port()
-                    )
-                },
-                || json!({"event": "connected", "proto": "tcp", "peer_host": host_text(&c.proxy_peer), "peer_port": c.proxy_peer.port(), "target_host": target.host(), "target_port": target.port(), "proxy_type": kind.as_str(), "proxy_reply": reply}),
-            );
-            c.stream
+            apply_sockopts(&args.sockopts, &c.stream, reporter)?;
+            let via = Via {
+                target_host: c.target.host(),
+                target_port: c.target.port(),
+                proxy_type: p.kind.as_str(),
+                proxy_reply: c.established.reply.clone(),
+            };
+            let peer = Peer::Ip(c.proxy_peer);
+            let session = connected(reporter, peer, Transport::Tcp, None, None, Some(via));
+            (c.stream, session)
         }
         None => {
             let conn = client::connect_happy(&host, &hp.port, &opts).await?;
-            apply_sockopts(&args.sockopts, &conn.stream, events)?;
-            let peer = conn.peer;
-            events.emit(
-                || format!("connected to {} {} (tcp)", host_text(&peer), peer.port()),
-                || json!({"event": "connected", "proto": "tcp", "peer_host": host_text(&peer), "peer_port": peer.port(), "attempts": conn.attempts}),
-            );
-            conn.stream
+            apply_sockopts(&args.sockopts, &conn.stream, reporter)?;
+            let (peer, attempts) = (Peer::Ip(conn.peer), Some(conn.attempts as u32));
+            let session = connected(reporter, peer, Transport::Tcp, None, attempts, None);
+            (conn.stream, session)
         }
     };
-    let (mut rr, mut rw): (LocalIn, LocalOut) = match tls {
+    let stream: BoxStream = match tls {
         Some(config) => {
-            let mut stream = sockit::tls::Stream::connect(stream, &host, config)?;
+            use std::os::fd::AsFd;
+            let fd = tcp
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| sockit::Error::from_io("dup", e))?;
+            let mut stream = sockit::tls::Stream::connect(tcp, &host, config)?;
             stream.handshake().await?;
             if let Some(i) = stream.session_info() {
-                events.emit(
-                    || format!("TLS handshake done: {} {}", i.version, i.cipher),
-                    || json!({"event": "tls", "version": i.version, "cipher": i.cipher}),
-                );
+                reporter.event(&Event::Tls {
+                    version: i.version,
+                    cipher: i.cipher,
+                });
             }
-            let (r, w) = tokio::io::split(stream);
-            (Box::new(r), Box::new(w))
+            Box::new(sockit::serve::WithFd::new(stream, fd))
         }
-        None => {
-            let (r, w) = stream.into_split();
-            (Box::new(r), Box::new(w))
-        }
+        None => Box::new(tcp),
     };
-    let outcome = xfer
-        .relay_stream(
-            &mut lin,
-            &mut lout,
-            &mut rr,
-            &mut rw,
-            &relay_options(&args, false),
-            tap,
-        )
-        .await;
-    finish(events, outcome)
+    relay_stream(&args, reporter, &counters, session, stream, local).await
+}
+
+/// Reports the connection and starts the session.
+fn connected(
+    reporter: &Reporter,
+    peer: Peer,
+    transport: Transport,
+    local: Option<Peer>,
+    attempts: Option<u32>,
+    via: Option<Via>,
+) -> Session {
+    reporter.event(&Event::ClientConnected {
+        transport,
+        peer: peer.clone(),
+        local: local.map(Local),
+        attempts,
+        via,
+    });
+    Session {
+        peer,
+        transport,
+        started: Instant::now(),
+    }
+}
+
+async fn relay_datagrams<D: relay::DatagramSocket>(
+    args: &Args,
+    reporter: &Reporter,
+    counters: &Counters,
+    session: Session,
+    sock: &D,
+    (mut lin, mut lout): (LocalIn, LocalOut),
+) -> anyhow::Result<ExitCode> {
+    let log = args.data.tap()?;
+    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
+    counters.touch();
+    let opts = relay_options(args, true);
+    let result =
+        relay::relay_datagrams_counted(&mut lin, &mut lout, sock, &opts, tap, counters).await;
+    flush_rest(&mut lout).await;
+    finish(reporter, &session, counters, result)
 }
 
 async fn connect_unix(
     args: &Args,
     path: &str,
-    events: Events,
-    xfer: &Transfer,
+    reporter: &Reporter,
+    counters: &Counters,
+    local: (LocalIn, LocalOut),
 ) -> anyhow::Result<ExitCode> {
     let addr = UnixAddr::parse(path)?;
-    let (lin, lout) = local_stdio();
-    let (mut lin, mut lout) = args.data.wrap(lin, lout);
-    let log = args.data.tap()?;
-    let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
+    let peer = Peer::Unix(Some(addr.clone()));
     if args.udp {
-        let sock = sockit::unix::connect_datagram(&addr)?;
+        // Bound to -s PATH as `nc -U -u -s` binds it (the file removed at the end), else
+        // by autobind, so the server can answer.
+        let source = args.source.as_deref().map(UnixAddr::parse).transpose()?;
+        let sock = sockit::unix::connect_datagram_from(&addr, source.as_ref())?;
+        let _file = match source.as_ref().and_then(UnixAddr::path) {
+            Some(p) => Some(sockit::serve::SocketFile::of(p.to_path_buf())?),
+            None => None,
+        };
         let sock = tokio::net::UnixDatagram::from_std(sock)
             .map_err(|e| sockit::Error::from_io("socket", e))?;
-        // Bound by autobind (sockit::unix::connect_datagram) so the server can answer.
-        let local = sock.local_addr().ok().and_then(|a| {
-            a.as_pathname()
-                .map(|p| p.display().to_string())
-                .or_else(|| {
-                    a.as_abstract_name()
-                        .map(|n| format!("@{}", String::from_utf8_lossy(n)))
-                })
-        });
-        events.emit(
-            || match &local {
-                Some(l) => format!("connected to unix {addr} (datagram) from {l}"),
-                None => format!("connected to unix {addr} (datagram)"),
-            },
-            || {
-                json!({"event": "connected", "proto": "unix-dgram", "path": addr.to_string(),
-                       "local_path": local})
-            },
-        );
-        let outcome = xfer
-            .relay_datagrams(&mut lin, &mut lout, &sock, &relay_options(args, true), tap)
-            .await;
-        return finish(events, outcome);
+        let me = sock.local_addr().ok().map(|a| Peer::from_tokio_unix(&a));
+        let session = connected(reporter, peer, Transport::Unixgram, me, None, None);
+        return relay_datagrams(args, reporter, counters, session, &sock, local).await;
     }
     let stream = {
         let (addr, wait) = (addr.clone(), args.wait);
@@ -370,39 +397,22 @@ async fn connect_unix(
             .await
             .context("connect")??
     };
-    apply_sockopts(&args.sockopts, &stream, events)?;
+    apply_sockopts(&args.sockopts, &stream, reporter)?;
     let stream = tokio::net::UnixStream::from_std(stream)
         .map_err(|e| sockit::Error::from_io("socket", e))?;
-    events.emit(
-        || format!("connected to unix {addr}"),
-        || json!({"event": "connected", "proto": "unix", "path": addr.to_string()}),
-    );
-    let (mut rr, mut rw) = stream.into_split();
-    let outcome = xfer
-        .relay_stream(
-            &mut lin,
-            &mut lout,
-            &mut rr,
-            &mut rw,
-            &relay_options(args, false),
-            tap,
-        )
-        .await;
-    finish(events, outcome)
+    let session = connected(reporter, peer, Transport::Unix, None, None, None);
+    relay_stream(args, reporter, counters, session, Box::new(stream), local).await
 }
 
 /// Sets the socket options asked for (`--nodelay`, `--ttl N` …), reads each back, and
-/// reports what the kernel kept with `-v` (`SO_RCVBUF 131072 (asked 65536)`).
-pub fn apply_sockopts<S: std::os::fd::AsFd>(
+/// reports what the kernel kept (`-v`: `SO_RCVBUF 131072 (asked 65536)`).
+fn apply_sockopts<S: std::os::fd::AsFd>(
     opts: &SocketOptArgs,
     sock: &S,
-    events: Events,
+    reporter: &Reporter,
 ) -> sockit::Result<()> {
     for a in opts.options().apply(sock)? {
-        events.emit(
-            || a.to_string(),
-            || json!({"event": "sockopt", "name": a.name, "requested": a.requested, "effective": a.effective}),
-        );
+        reporter.event(&Event::from(&a));
     }
     Ok(())
 }

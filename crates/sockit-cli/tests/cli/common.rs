@@ -134,6 +134,16 @@ pub struct Server {
     pub first_line: String,
     /// Further stdout lines.
     pub lines: Receiver<String>,
+    /// Its stderr after the `listening` line, when that line came on stderr (`listen`).
+    pub err: Option<ErrCapture>,
+}
+
+/// What a server whose `listening` line comes on stderr writes there afterwards: each
+/// line as it comes, and all of it once it ended.
+pub struct ErrCapture {
+    lines: Option<Receiver<String>>,
+    text: std::sync::Arc<Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -161,14 +171,11 @@ impl Drop for Server {
     }
 }
 
-/// Spawns a command that prints `listening HOST PORT …` first, and waits (10 s at most)
-/// for that line. Stdin is piped (kept open) unless the command set it; stderr inherited.
-pub fn spawn_listening(cmd: &mut Command) -> Server {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn server");
-    let stdout = child.stdout.take().expect("stdout");
+/// Sends the lines of `from` on a channel, from a thread, as they come.
+fn line_reader(from: impl Read + Send + 'static) -> Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
+        for line in BufReader::new(from).lines() {
             match line {
                 Ok(l) => {
                     if tx.send(l).is_err() {
@@ -179,6 +186,15 @@ pub fn spawn_listening(cmd: &mut Command) -> Server {
             }
         }
     });
+    rx
+}
+
+/// Spawns a command that prints `listening HOST PORT …` first on stdout (a server whose
+/// stdout carries no data), and waits (10 s at most) for that line. Stdin is piped (kept
+/// open) unless the command set it; stderr inherited unless the command set it.
+pub fn spawn_listening(cmd: &mut Command) -> Server {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().expect("spawn server");
+    let rx = line_reader(child.stdout.take().expect("stdout"));
     let line = match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(l) => l,
         Err(_) => {
@@ -186,6 +202,80 @@ pub fn spawn_listening(cmd: &mut Command) -> Server {
             panic!("server printed no listening line within 10 s");
         }
     };
+    parse_listening(child, line, rx, None)
+}
+
+/// Spawns a command that prints `listening HOST PORT …` first on **stderr** (`listen`,
+/// whose stdout carries nothing but the peers' bytes), and waits (10 s at most) for that
+/// line. Stdout lines come in [`Server::lines`]; the rest of stderr (lines before it too,
+/// a warning say) in [`Server::err`] ([`server_stderr`], [`err_lines`]).
+pub fn spawn_listening_stderr(cmd: &mut Command) -> Server {
+    cmd.stdout(Stdio::piped());
+    listening_on_stderr(cmd)
+}
+
+/// [`spawn_listening_stderr`] leaving stdout as the command set it (a file, say):
+/// [`Server::lines`] then stays empty.
+pub fn spawn_listening_stderr_keep_stdout(cmd: &mut Command) -> Server {
+    listening_on_stderr(cmd)
+}
+
+fn listening_on_stderr(cmd: &mut Command) -> Server {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().expect("spawn server");
+    let rx = match child.stdout.take() {
+        Some(out) => line_reader(out),
+        None => mpsc::channel().1,
+    };
+    let stderr = child.stderr.take().expect("stderr");
+    let text = std::sync::Arc::new(Mutex::new(String::new()));
+    let (first_tx, first_rx) = mpsc::channel();
+    let (tx, err_rx) = mpsc::channel();
+    let keep = text.clone();
+    let reader = std::thread::spawn(move || {
+        let mut first = Some(first_tx);
+        for line in BufReader::new(stderr).lines().take(1_000_000) {
+            let Ok(l) = line else { break };
+            let is_listening = l.starts_with("listening ") || l.contains(r#""event":"listening""#);
+            match first.take_if(|_| is_listening) {
+                Some(f) => {
+                    let _ = f.send(l);
+                }
+                None => {
+                    let mut t = keep.lock().unwrap_or_else(|e| e.into_inner());
+                    t.push_str(&l);
+                    t.push('\n');
+                    drop(t);
+                    let _ = tx.send(l);
+                }
+            }
+        }
+    });
+    let line = match first_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(l) => l,
+        Err(_) => {
+            let _ = child.kill();
+            panic!("server printed no listening line on stderr within 10 s");
+        }
+    };
+    let err = ErrCapture {
+        lines: Some(err_rx),
+        text,
+        reader: Some(reader),
+    };
+    parse_listening(child, line, rx, Some(err))
+}
+
+/// The server of a `listening` line (text or JSON).
+fn parse_listening(
+    mut child: Child,
+    line: String,
+    rx: Receiver<String>,
+    err: Option<ErrCapture>,
+) -> Server {
+    if !line.starts_with("listening ") && !line.starts_with('{') {
+        let _ = child.kill();
+        panic!("first line is not `listening HOST PORT`: {line:?}");
+    }
     // Under --json the line is `{"event":"listening","local_host":…,"local_port":…}`.
     if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
         assert_eq!(
@@ -205,6 +295,7 @@ pub fn spawn_listening(cmd: &mut Command) -> Server {
             port,
             first_line: line,
             lines: rx,
+            err,
         };
     }
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -223,6 +314,7 @@ pub fn spawn_listening(cmd: &mut Command) -> Server {
         port,
         first_line: line,
         lines: rx,
+        err,
     }
 }
 
@@ -507,8 +599,15 @@ pub fn sockit_server_stderr(args: &[&str]) -> Server {
 }
 
 /// Everything a server spawned with a piped stderr wrote there (read to its end: call it
-/// once the server has ended or been terminated).
+/// once the server has ended or been terminated); after a `listening` line on stderr,
+/// what came after it.
 pub fn server_stderr(server: &mut Server) -> String {
+    if let Some(err) = server.err.as_mut() {
+        if let Some(r) = err.reader.take() {
+            let _ = r.join();
+        }
+        return err.text.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    }
     let mut text = String::new();
     server
         .child
@@ -518,6 +617,40 @@ pub fn server_stderr(server: &mut Server) -> String {
         .read_to_string(&mut text)
         .expect("read the server's stderr");
     text
+}
+
+/// The stderr lines of a server whose `listening` line came on stderr, as they come
+/// (once: the receiver is handed over).
+pub fn err_lines(server: &mut Server) -> Receiver<String> {
+    server
+        .err
+        .as_mut()
+        .and_then(|e| e.lines.take())
+        .expect("a server spawned with spawn_listening_stderr")
+}
+
+/// The first line from `rx` containing `want`, within `limit`.
+pub fn wait_line(rx: &Receiver<String>, want: &str, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    for _ in 0..100_000 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(l) if l.contains(want) => return Some(l),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Spawns `sockit listen ARGS…` (its `listening` line on stderr) with stdin piped and
+/// kept open.
+pub fn sockit_listen(args: &[&str]) -> Server {
+    let mut full = vec!["listen"];
+    full.extend_from_slice(args);
+    let mut c = sockit(&full);
+    c.stdin(Stdio::piped());
+    spawn_listening_stderr(&mut c)
 }
 
 /// Waits up to `limit` for a server process to end by itself; its exit status.
@@ -766,5 +899,38 @@ pub fn wait_tcp_peer_closed(local: u16, remote: u16, limit: Duration) {
             "the connection {local} -> {remote} got no end from its peer within {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (at most `limit`) until the TCP listener on 127.0.0.1 `port` has accepted every
+/// connection queued on it (its accept queue, the `rx_queue` of the LISTEN socket in
+/// /proc/net/tcp, is empty); panics past the limit.
+pub fn wait_accepted(port: u16, limit: Duration) {
+    let want = format!(":{port:04X}");
+    let queued = || {
+        std::fs::read_to_string("/proc/net/tcp").map_or(0, |text| {
+            text.lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    (cols.len() > 4 && cols[1].ends_with(&want) && cols[3] == "0A").then(|| {
+                        cols[4]
+                            .split(':')
+                            .nth(1)
+                            .map(|q| u64::from_str_radix(q, 16))
+                    })
+                })
+                .flatten()
+                .map(|q| q.unwrap_or(0))
+                .sum::<u64>()
+        })
+    };
+    let deadline = Instant::now() + limit;
+    while queued() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the listener on port {port} did not accept its queued connections within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

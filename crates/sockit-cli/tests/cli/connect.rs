@@ -209,7 +209,7 @@ fn verbose_prints_numeric_peer_and_totals() {
         err.contains(&format!("connected to 127.0.0.1 {}", server.port)),
         "{err}"
     );
-    assert!(err.contains("sent 5 bytes, received 5 bytes"), "{err}");
+    assert!(err.contains("5 bytes sent, 5 bytes received"), "{err}");
 }
 
 #[test]
@@ -744,4 +744,57 @@ fn a_stdin_read_error_is_named_stdin() {
         err.contains("stdin: read: [Errno 21] Is a directory"),
         "{err}"
     );
+}
+
+#[test]
+fn unix_datagram_source_is_bound_as_nc_s_binds_it() {
+    // Regression (defect 9): `connect -u -s SRC --unix SOCK` sent from an autobind name
+    // (`@xxxxx`), ignoring -s; `nc -uU -s SRC` binds SRC. The server (Python) answers the
+    // address it received from, and says which it was; the file is removed at the end.
+    let dir = temp_dir("connect-unixgram-src");
+    let (sock, src) = (dir.join("server.sock"), dir.join("client.sock"));
+    let script = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1]); s.settimeout(10)
+print("ready", flush=True)
+data, addr = s.recvfrom(65536)
+s.sendto(b"from " + (addr if isinstance(addr, bytes) else addr.encode()) + b"\n", addr)
+"#;
+    let mut py = python_ready(script, &[sock.to_str().unwrap()]);
+    let out = connect(
+        &[
+            "-u",
+            "-q",
+            "2",
+            "-s",
+            src.to_str().unwrap(),
+            "--unix",
+            sock.to_str().unwrap(),
+        ],
+        b"hello\n",
+    );
+    let _ = py.kill();
+    let _ = py.wait();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("from {}\n", src.display())
+    );
+    assert!(!src.exists(), "the source socket file is left behind");
+    // A source path that is taken by something else is a bind error naming it.
+    std::fs::write(&src, b"keep").unwrap();
+    let out = connect(
+        &[
+            "-u",
+            "-s",
+            src.to_str().unwrap(),
+            "--unix",
+            sock.to_str().unwrap(),
+        ],
+        b"x",
+    );
+    assert_fails_with(&out, 1, &format!("bind {}: [Errno 98]", src.display()));
+    assert_eq!(std::fs::read(&src).unwrap(), b"keep");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -419,7 +419,12 @@ fn a_name_with_ipv4_and_ipv6_addresses_binds_ipv4() {
     ] {
         let mut c = no_dns(bin(), cmd);
         c.stdin(Stdio::piped());
-        let mut srv = spawn_listening(&mut c);
+        // listen says `listening` on stderr: its stdout carries nothing but data.
+        let mut srv = if cmd[0] == "listen" {
+            common::spawn_listening_stderr(&mut c)
+        } else {
+            spawn_listening(&mut c)
+        };
         assert_eq!(srv.host, "127.0.0.1", "{cmd:?}");
         let _ = srv.terminate(T);
     }
@@ -792,7 +797,11 @@ fn sighup_ends_with_129_and_removes_the_socket_file() {
         } else {
             args.push(&p);
         }
-        let mut srv = sockit_server(&args);
+        let mut srv = if args[0] == "listen" {
+            common::sockit_listen(&args[1..])
+        } else {
+            sockit_server(&args)
+        };
         assert!(path.exists(), "{args:?}");
         let st = srv.signal("HUP", T);
         assert_eq!(st.and_then(|s| s.code()), Some(129), "{args:?}");

@@ -665,16 +665,7 @@ fn https_to_a_plain_server_is_a_tls_error() {
 /// `sockit listen --tls` on 127.0.0.1 with the PKI's certificate (stdin piped, kept open).
 fn tls_listen_server(pki: &Pki) -> Server {
     let (cert, key) = (pki.path("cert.pem"), pki.path("key.pem"));
-    sockit_server(&[
-        "listen",
-        "--tls",
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "127.0.0.1",
-        "0",
-    ])
+    sockit_listen(&["--tls", "--cert", &cert, "--key", &key, "127.0.0.1", "0"])
 }
 
 /// `sockit listen --tls` on 127.0.0.1 with the PKI's certificate; `stdin_data` is written to
@@ -925,8 +916,7 @@ fn listen_cacert_requires_a_client_certificate_from_connect_and_s_client() {
     );
     let (ccert, ckey) = (pki.path("client.pem"), pki.path("client-key.pem"));
     let mtls_server = || {
-        sockit_server(&[
-            "listen",
+        sockit_listen(&[
             "--tls",
             "--cert",
             &cert,

@@ -72,21 +72,7 @@ fn unix_server(cmd: &str, tag: &str) -> (common::Server, std::path::PathBuf) {
     let server = match cmd {
         "echo-server" => common::sockit_server(&["echo-server", "--unix", &p]),
         "forward" => common::sockit_server(&["forward", &format!("unix:{p}"), "127.0.0.1:9"]),
-        _ => {
-            let mut c = sockit(&["listen", "-k", "--unix", &p]);
-            c.stdin(std::process::Stdio::piped());
-            // listen prints its listening line on stderr once part 2 lands; wait on the file.
-            c.stdout(std::process::Stdio::null());
-            let child = c.spawn().expect("spawn listen");
-            common::wait_path(&path, "listen's socket file");
-            common::Server {
-                child,
-                host: p.clone(),
-                port: 0,
-                first_line: String::new(),
-                lines: std::sync::mpsc::channel().1,
-            }
-        }
+        _ => common::sockit_listen(&["-k", "--unix", &p]),
     };
     (server, path)
 }
@@ -173,5 +159,48 @@ fn every_closed_event_carries_the_shared_fields() {
         }
         assert_eq!(closed["bytes_received"], 3, "{closed}");
         assert_eq!(closed["reason"], "eof", "{closed}");
+    }
+    // listen (its events on stderr): one peer, -k, --exec, and datagram peers (whose
+    // sessions a stop ends) — every closed event has the shared fields.
+    for args in [
+        &["--json", "127.0.0.1", "0"][..],
+        &["--json", "-k", "127.0.0.1", "0"][..],
+        &["--json", "127.0.0.1", "0", "--exec", "cat"][..],
+        &["--json", "-u", "127.0.0.1", "0"][..],
+        &["--json", "-u", "-k", "127.0.0.1", "0"][..],
+    ] {
+        let mut l = common::sockit_listen(args);
+        let events = common::err_lines(&mut l);
+        if args.contains(&"-u") {
+            let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            c.send_to(b"abc", l.addr()).unwrap();
+            assert!(common::wait_line(&events, r#""event":"accepted""#, T).is_some());
+            l.terminate(T);
+        } else {
+            // end of stdin: the listener's side ends too
+            drop(l.child.stdin.take());
+            let mut c = TcpStream::connect_timeout(&l.addr(), T).unwrap();
+            c.set_read_timeout(Some(T)).unwrap();
+            c.write_all(b"abc").unwrap();
+            c.shutdown(std::net::Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            let _ = c.read_to_end(&mut back);
+        }
+        let line = common::wait_line(&events, r#""event":"closed""#, T)
+            .unwrap_or_else(|| panic!("{args:?}: no closed event"));
+        let closed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        for f in SHARED.iter().chain(&["reason"]) {
+            assert!(
+                closed.get(*f).is_some(),
+                "{args:?}: {f} missing in {closed}"
+            );
+        }
+        assert_eq!(closed["bytes_received"], 3, "{args:?}: {closed}");
+        if args.contains(&"-u") {
+            assert_eq!(closed["reason"], "drained", "{args:?}: {closed}");
+            assert_eq!(closed["datagrams_received"], 1, "{args:?}: {closed}");
+        } else {
+            assert_eq!(closed["reason"], "eof", "{args:?}: {closed}");
+        }
     }
 }

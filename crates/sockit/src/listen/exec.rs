@@ -7,7 +7,8 @@
 //! the peer's end of input closes its stdin. Nothing it wrote is lost: its stdout is read
 //! to the end before the socket is shut down. Bytes the peer sends after the program
 //! stopped reading are discarded (`EPIPE` on its stdin is not an error). When the relay
-//! ends the program is waited for (killed after [`GRACE`] if it is still running).
+//! ends the program is waited for (killed after [`GRACE`] if it is still running). Socket
+//! activation's `LISTEN_*` variables are removed from its environment.
 
 use std::io;
 use std::pin::Pin;
@@ -137,7 +138,12 @@ pub async fn run_program(
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::invalid_input("exec", "--exec needs a program"))?;
-    let mut child = Command::new(program)
+    let mut cmd = Command::new(program);
+    // Socket activation's variables were for this process, not the program's.
+    for var in crate::serve::activation::VARIABLES {
+        cmd.env_remove(var);
+    }
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

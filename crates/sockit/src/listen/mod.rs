@@ -125,6 +125,9 @@ pub struct ListenOptions {
     pub log: Option<Arc<SharedLog>>,
     /// TLS on each accepted TCP connection (`--tls`).
     pub tls: Option<Arc<crate::tls::rustls::ServerConfig>>,
+    /// One peer: the relay counts into these (the caller reads them while it runs, for
+    /// totals on a signal or a progress line); the idle clock restarts with the relay.
+    pub counters: Option<Arc<crate::relay::Counters>>,
 }
 
 /// The local side a listener relays its peers to: the command's stdin and stdout.
@@ -480,6 +483,18 @@ impl Ctx {
             reset_by: (reason == CloseReason::Reset).then_some(Side::Peer),
             error,
         }));
+    }
+
+    /// The counters of the one peer's relay: the caller's ([`ListenOptions::counters`]),
+    /// its idle clock restarted, or new ones.
+    pub(crate) fn counters(&self) -> Arc<crate::relay::Counters> {
+        match &self.opts.counters {
+            Some(c) => {
+                c.touch();
+                Arc::clone(c)
+            }
+            None => Arc::new(crate::relay::Counters::new()),
+        }
     }
 
     /// The relay options of a session with the local side (or a program).

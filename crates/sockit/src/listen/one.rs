@@ -42,7 +42,7 @@ pub(crate) async fn stream(
     let mut stream = ctx.wrap(stream)?;
     let tap = ctx.opts.log.as_ref().map(|l| l.tap(None));
     let tap = tap.as_ref().map(|t| t as &dyn Tap);
-    let counters = Counters::new();
+    let counters = ctx.counters();
     let ropts = ctx.relay_options();
     let result = {
         let (mut r, mut w) = tokio::io::split(&mut stream);
@@ -96,7 +96,7 @@ pub(crate) async fn datagram(sock: Dgram, ctx: &Arc<Ctx>, mut local: Local) -> R
     let peer = session.peer().clone();
     let tap = ctx.opts.log.as_ref().map(|l| l.tap(None));
     let tap = tap.as_ref().map(|t| t as &dyn Tap);
-    let counters = Counters::new();
+    let counters = ctx.counters();
     // Follow only this peer: connect(2) first, then take what it queued meanwhile and
     // drop what others sent.
     let mut first = vec![buf[..n].to_vec()];
