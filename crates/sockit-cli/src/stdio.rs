@@ -19,6 +19,14 @@ use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// True when stdin is a terminal: then the command ends as soon as the peer closes
+/// (netcat's behaviour). A pipe or file is sent to the end first, so a peer that only
+/// half-closed still gets every byte.
+pub fn stdin_is_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+}
+
 /// Stdin for a relay: readiness-driven for a pipe or socket, tokio's stdin otherwise.
 /// Must be called inside a tokio runtime.
 pub fn stdin() -> Box<dyn AsyncRead + Unpin + Send> {

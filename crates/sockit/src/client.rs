@@ -495,6 +495,77 @@ pub fn source_bind_error(source: SocketAddr, err: std::io::Error) -> Error {
     Error::new(e.kind(), "bind", e.code(), message)
 }
 
+/// The source address `-s TEXT` names: an IP literal (`::1`, `[::1]`), else the first
+/// address of the name (one `getaddrinfo(3)` with `opts`' family and `-n`).
+///
+/// # Errors
+/// [`ErrorKind::Gai`] from the lookup, its op named `source address: getaddrinfo`;
+/// `EAI_NONAME` when it gave nothing.
+pub fn source_address(text: &str, opts: &ConnectOptions) -> Result<IpAddr> {
+    let text = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    if let Ok(ip) = text.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    let named = |e: Error| {
+        let op = format!("source address: {}", e.op());
+        e.with_op(op)
+    };
+    let addrs = resolve(text, &Port::Number(0), SockType::Stream, opts).map_err(named)?;
+    addrs
+        .first()
+        .map(SocketAddr::ip)
+        .ok_or_else(|| named(Error::gai("getaddrinfo", libc::EAI_NONAME)))
+}
+
+/// A UDP socket connected to `host`, `port` (`connect(2)`, so only its datagrams are
+/// received): the first address of the name in RFC 6724/8305 order whose family matches
+/// the source, bound first to `opts.source`/`opts.source_port` when given (else the
+/// wildcard of the address's family, port chosen by the system).
+///
+/// Python: `s = socket(family, SOCK_DGRAM); s.bind((src, sport)); s.connect((host, port))`.
+/// Returns the socket (registered with the current tokio runtime) and the peer address.
+///
+/// # Errors
+/// - [`ErrorKind::Gai`] from the lookup ([`resolve()`]), `EAI_NONAME` when it gave nothing.
+/// - [`ErrorKind::Os`] `bind` for a source that cannot be bound ([`source_bind_error`]) or
+///   of no family of the peer's addresses ([`source_family_error`]); `connect` errors.
+pub async fn connect_udp(
+    host: &str,
+    port: &Port,
+    opts: &ConnectOptions,
+) -> Result<(tokio::net::UdpSocket, SocketAddr)> {
+    let addrs = resolve(host, port, SockType::Dgram, opts)?;
+    let mut candidates = happy_order(addrs).into_iter();
+    let peer = match opts.source {
+        Some(src) => candidates
+            .find(|a| src.is_ipv4() == a.is_ipv4())
+            .ok_or_else(|| source_family_error(src))?,
+        None => candidates
+            .next()
+            .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME))?,
+    };
+    let wildcard = if peer.is_ipv4() {
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED)
+    };
+    let at = SocketAddr::new(opts.source.unwrap_or(wildcard), opts.source_port);
+    let sock = tokio::net::UdpSocket::bind(at).await.map_err(|e| {
+        if opts.source.is_some() || opts.source_port != 0 {
+            source_bind_error(at, e)
+        } else {
+            Error::from_io("bind", e)
+        }
+    })?;
+    sock.connect(peer)
+        .await
+        .map_err(|e| Error::from_io("connect", e))?;
+    Ok((sock, peer))
+}
+
 async fn sleep_until_opt(deadline: Option<Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,

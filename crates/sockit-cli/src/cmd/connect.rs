@@ -11,18 +11,16 @@
 //! the same over Unix stream or, with `-u`, datagram sockets. Events go through the one
 //! reporter, on stderr.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sockit::addr::parse_host_port;
-use sockit::client::{self, ConnectOptions};
+use sockit::client;
 use sockit::relay::{self, Counters, RelayOptions};
-use sockit::serve::{BoxStream, CloseReason, Closed, Event, Local, Peer, Side, Transport, Via};
+use sockit::serve::{BoxStream, CloseReason, Closed, Event, Local, Peer, Transport, Via};
 use sockit::unix::UnixAddr;
-use sockit::{Port, SockType};
 
 use crate::args::{
     DataArgs, FamilyArgs, LocalIn, LocalOut, OutputArgs, ProxyArgs, SocketOptArgs, StatsArgs,
@@ -91,14 +89,6 @@ pub struct Args {
     pub proxy: ProxyArgs,
 }
 
-/// True when stdin is a terminal: then the command ends as soon as the peer closes
-/// (netcat's behaviour). A pipe or file is sent to the end first, so a peer that only
-/// half-closed still gets every byte.
-pub fn stdin_is_terminal() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdin().is_terminal()
-}
-
 /// Runs `sockit connect`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reporter = Reporter::one_session(&args.output);
@@ -112,21 +102,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Resolves `-s` / `-p` into a source address (or None when neither was given).
-pub fn source_ip(text: Option<&str>, opts: &ConnectOptions) -> anyhow::Result<Option<IpAddr>> {
-    let Some(text) = text else { return Ok(None) };
-    let text = text
-        .strip_prefix('[')
-        .and_then(|t| t.strip_suffix(']'))
-        .unwrap_or(text);
-    if let Ok(ip) = text.parse::<IpAddr>() {
-        return Ok(Some(ip));
-    }
-    let addrs = client::resolve(text, &Port::Number(0), SockType::Stream, opts)
-        .context("source address")?;
-    Ok(addrs.first().map(SocketAddr::ip))
-}
-
 fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
     let quit = match args.quit {
         None if datagram => Some(Duration::from_secs(1)),
@@ -138,7 +113,7 @@ fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
         idle_timeout: args.idle,
         quit_after_eof: quit,
         shutdown_on_eof: !args.no_shutdown,
-        end_on_remote_eof: stdin_is_terminal() || args.data.recv_only,
+        end_on_remote_eof: crate::stdio::stdin_is_terminal() || args.data.recv_only,
     }
 }
 
@@ -159,22 +134,16 @@ fn finish(
     result: sockit::Result<relay::End>,
 ) -> anyhow::Result<ExitCode> {
     let result = result.map_err(sockit::listen::name_stdin);
-    let t = counters.totals();
     let (reason, error) = sockit::serve::close::relay_end(&result);
-    let datagram = s.transport.is_datagram();
-    reporter.event(&Event::Closed(Closed {
-        id: 1,
-        transport: s.transport,
-        peer: s.peer.clone(),
-        bytes_sent: t.bytes_sent,
-        bytes_received: t.bytes_received,
-        datagrams_sent: datagram.then_some(t.datagrams_sent),
-        datagrams_received: datagram.then_some(t.datagrams_received),
-        duration_us: Closed::micros(s.started.elapsed()),
+    reporter.event(&Event::Closed(Closed::of(
+        1,
+        s.transport,
+        s.peer.clone(),
+        s.started,
+        &counters.totals(),
         reason,
-        reset_by: (reason == CloseReason::Reset).then_some(Side::Peer),
         error,
-    }));
+    )));
     match result {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
@@ -249,35 +218,13 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
         .ok_or_else(|| sockit::Error::invalid_input("address", "missing host (HOST PORT)"))?;
     let mut opts = args.family.connect_options();
     opts.timeout = args.wait;
-    opts.source = source_ip(args.source.as_deref(), &opts)?;
+    opts.source = match &args.source {
+        Some(text) => Some(client::source_address(text, &opts)?),
+        None => None,
+    };
     opts.source_port = args.source_port.unwrap_or(0);
     if args.udp {
-        let addrs = client::resolve(&host, &hp.port, SockType::Dgram, &opts)?;
-        let mut candidates = client::happy_order(addrs).into_iter();
-        let peer = match opts.source {
-            Some(src) => candidates
-                .find(|a| src.is_ipv4() == a.is_ipv4())
-                .ok_or_else(|| client::source_family_error(src))?,
-            None => candidates
-                .next()
-                .ok_or_else(|| sockit::Error::gai("getaddrinfo", libc::EAI_NONAME))?,
-        };
-        let wildcard = if peer.is_ipv4() {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        };
-        let at = SocketAddr::new(opts.source.unwrap_or(wildcard), opts.source_port);
-        let sock = tokio::net::UdpSocket::bind(at).await.map_err(|e| {
-            if opts.source.is_some() || opts.source_port != 0 {
-                client::source_bind_error(at, e)
-            } else {
-                sockit::Error::from_io("bind", e)
-            }
-        })?;
-        sock.connect(peer)
-            .await
-            .map_err(|e| sockit::Error::from_io("connect", e))?;
+        let (sock, peer) = client::connect_udp(&host, &hp.port, &opts).await?;
         apply_sockopts(&args.sockopts, &sock, reporter)?;
         let session = connected(reporter, Peer::Ip(peer), Transport::Udp, None, None, None);
         return relay_datagrams(&args, reporter, &counters, session, &sock, local).await;

@@ -146,7 +146,7 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
         idle_timeout: args.idle.timeout,
         quit_after_eof: args.quit,
         shutdown_on_eof: !args.no_shutdown,
-        end_on_remote_eof: crate::cmd::connect::stdin_is_terminal() || args.data.recv_only,
+        end_on_remote_eof: crate::stdio::stdin_is_terminal() || args.data.recv_only,
         send_only: args.data.send_only,
         recv_only: args.data.recv_only,
         log: args.data.log.shared()?,

@@ -33,6 +33,22 @@
 //! - Errors on the local input are named `stdin: read`, on the local output `write`.
 //!
 //! The library never prints: everything that happens is an [`Event`] given to the sink.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use sockit::listen::{Address, Listen, ListenOptions, Local};
+//! use sockit::serve::Stop;
+//!
+//! # async fn demo() -> sockit::Result<()> {
+//! // `nc -l 127.0.0.1 7000 < /dev/null > /dev/null`: one peer, its bytes counted.
+//! let addr = Address::Ip { host: None, port: sockit::Port::Number(7000) };
+//! let listen = Listen::bind(&addr, ListenOptions::default())?;
+//! eprintln!("{}", listen.listening()); // listening 127.0.0.1 7000
+//! let local = Local { input: Box::new(tokio::io::empty()), output: Box::new(tokio::io::sink()) };
+//! // #1 accepted 127.0.0.1 41530 (tcp), then #1 closed … 5000000 bytes received …, eof
+//! listen.run(local, Arc::new(|ev| eprintln!("{ev}")), Stop::new()).await
+//! # }
+//! ```
 
 mod dgram;
 pub mod exec;
@@ -54,7 +70,7 @@ use crate::error::{Error, Result};
 use crate::relay::{RelayOptions, Totals};
 use crate::serve::{
     self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
-    Local as LocalAddr, Peer, Phase, Session, Side, SocketFile, Stop, StreamListener, Transport,
+    Local as LocalAddr, Peer, Phase, Session, SocketFile, Stop, StreamListener, Transport,
 };
 use crate::sockopt::{Applied, SocketOptions};
 use crate::unix::UnixAddr;
@@ -85,8 +101,9 @@ pub enum Address {
     Unix(UnixAddr),
 }
 
-/// How a listener behaves.
-#[derive(Debug, Clone, Default)]
+/// How a listener behaves; [`Default`] is `nc -l`: one peer, half-close at the end of the
+/// input, the core's `--max-conns`.
+#[derive(Debug, Clone)]
 pub struct ListenOptions {
     /// One peer, keep, or broker.
     pub mode: Mode,
@@ -128,6 +145,30 @@ pub struct ListenOptions {
     /// One peer: the relay counts into these (the caller reads them while it runs, for
     /// totals on a signal or a progress line); the idle clock restarts with the relay.
     pub counters: Option<Arc<crate::relay::Counters>>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            mode: Mode::One,
+            datagram: false,
+            exec: Vec::new(),
+            rule: AddrRule::default(),
+            backlog: 0,
+            sockopts: SocketOptions::default(),
+            access: AccessList::default(),
+            max_conns: serve::DEFAULT_MAX_CONNS,
+            idle_timeout: None,
+            quit_after_eof: None,
+            shutdown_on_eof: true,
+            end_on_remote_eof: false,
+            send_only: false,
+            recv_only: false,
+            log: None,
+            tls: None,
+            counters: None,
+        }
+    }
 }
 
 /// The local side a listener relays its peers to: the command's stdin and stdout.
@@ -469,20 +510,15 @@ impl Ctx {
         if reason == CloseReason::Aborted {
             self.cut.fetch_add(1, Ordering::SeqCst);
         }
-        let datagram = session.transport().is_datagram();
-        self.emit(Event::Closed(Closed {
-            id: session.id(),
-            transport: session.transport(),
-            peer: session.peer().clone(),
-            bytes_sent: totals.bytes_sent,
-            bytes_received: totals.bytes_received,
-            datagrams_sent: datagram.then_some(totals.datagrams_sent),
-            datagrams_received: datagram.then_some(totals.datagrams_received),
-            duration_us: Closed::micros(session.started().elapsed()),
+        self.emit(Event::Closed(Closed::of(
+            session.id(),
+            session.transport(),
+            session.peer().clone(),
+            session.started(),
+            &totals,
             reason,
-            reset_by: (reason == CloseReason::Reset).then_some(Side::Peer),
             error,
-        }));
+        )));
     }
 
     /// The counters of the one peer's relay: the caller's ([`ListenOptions::counters`]),
@@ -554,5 +590,72 @@ pub fn name_stdin(e: Error) -> Error {
         e.with_op("stdin: read")
     } else {
         e
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn one_peer_relays_both_ways_and_reports_in_the_core_vocabulary() {
+        let addr = Address::Ip {
+            host: Some("127.0.0.1".into()),
+            port: Port::Number(0),
+        };
+        let listen = Listen::bind(&addr, ListenOptions::default()).unwrap();
+        let Peer::Ip(at) = listen.local().clone() else {
+            panic!("an IP listener")
+        };
+        let (mut ours, theirs) = tokio::io::duplex(1024);
+        let local = Local {
+            input: Box::new(&b"reply"[..]),
+            output: Box::new(theirs),
+        };
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = {
+            let seen = seen.clone();
+            Arc::new(move |ev: Event| seen.lock().unwrap().push(ev))
+        };
+        let server = tokio::spawn(listen.run(local, sink, Stop::new()));
+        let mut c = tokio::net::TcpStream::connect(at).await.unwrap();
+        c.write_all(b"hello").await.unwrap();
+        c.shutdown().await.unwrap();
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).await.unwrap();
+        assert_eq!(back, b"reply");
+        server.await.unwrap().unwrap();
+        let mut printed = Vec::new();
+        ours.read_to_end(&mut printed).await.unwrap();
+        assert_eq!(printed, b"hello");
+        let seen = seen.lock().unwrap();
+        assert!(matches!(seen[0], Event::Accepted { id: 1, .. }), "{seen:?}");
+        let Some(Event::Closed(c)) = seen.last() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!((c.bytes_sent, c.bytes_received), (5, 5));
+        assert_eq!(c.reason, CloseReason::Eof);
+    }
+
+    #[test]
+    fn combinations_ncat_refuses_are_refused_before_binding() {
+        let addr = Address::Ip {
+            host: None,
+            port: Port::Number(0),
+        };
+        let udp_broker = ListenOptions {
+            datagram: true,
+            mode: Mode::Broker,
+            ..Default::default()
+        };
+        let e = check(&addr, &udp_broker).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("connection brokering"), "{e}");
+        let missing = ListenOptions {
+            exec: vec!["/nonexistent-sockit-program".into()],
+            ..Default::default()
+        };
+        assert!(check(&addr, &missing).is_err());
     }
 }

@@ -344,6 +344,35 @@ impl Closed {
     pub fn micros(d: Duration) -> u64 {
         us(d)
     }
+
+    /// The end of a session relayed to a local side (listen's stdin/stdout or program,
+    /// connect's): `totals` as the relay counts them (`bytes_sent`: to the peer; datagram
+    /// counts for a datagram transport), the duration since `started`, and for a `reset`
+    /// the peer as the side that reset.
+    pub fn of(
+        id: u64,
+        transport: Transport,
+        peer: Peer,
+        started: std::time::Instant,
+        totals: &crate::relay::Totals,
+        reason: CloseReason,
+        error: Option<Error>,
+    ) -> Closed {
+        let datagram = transport.is_datagram();
+        Closed {
+            id,
+            transport,
+            peer,
+            bytes_sent: totals.bytes_sent,
+            bytes_received: totals.bytes_received,
+            datagrams_sent: datagram.then_some(totals.datagrams_sent),
+            datagrams_received: datagram.then_some(totals.datagrams_received),
+            duration_us: us(started.elapsed()),
+            reason,
+            reset_by: (reason == CloseReason::Reset).then_some(Side::Peer),
+            error,
+        }
+    }
 }
 
 impl Event {
