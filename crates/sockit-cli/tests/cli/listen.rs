@@ -1105,3 +1105,28 @@ fn udp_raw_log_holds_the_first_datagram_too() {
         assert_eq!(text, b"first\nsecond\nreply\n", "keep={keep}");
     }
 }
+
+#[test]
+fn listen_k_prints_the_servers_totals_on_sigusr1_and_goes_on() {
+    // Regression: SIGUSR1 killed `listen -k` (the default action) while it was not on the
+    // server core; now it prints the totals counted from its events, as every server.
+    let mut server = listen(&["-k", "127.0.0.1", "0"]);
+    let events = err_lines(&mut server);
+    let mut c = tcp(server.addr());
+    c.write_all(b"hi\n").unwrap();
+    assert_eq!(lines(&server, 1, T), vec!["hi"]);
+    drop(c);
+    let _ = Command::new("kill")
+        .args(["-USR1", &server.child.id().to_string()])
+        .status();
+    let line = wait_line(&events, "stats: ", T).expect("a stats line");
+    assert!(
+        line.starts_with("sockit: stats: 1 accepted, 0 refused"),
+        "{line}"
+    );
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "SIGUSR1 ended listen -k"
+    );
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+}
