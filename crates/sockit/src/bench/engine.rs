@@ -174,11 +174,16 @@ pub fn run_with(config: &Config, mut on_event: impl FnMut(Event<'_>)) -> Result<
                     .map(|mut h| std::mem::replace(&mut *h, new_histogram()))
             })
             .collect();
+        let histogram = merge_histograms(&taken);
+        if to <= from && done <= iv_done && histogram.is_empty() {
+            // nothing happened after the last tick: no empty interval at the end
+            return;
+        }
         let iv = Interval::new(
             from - measure,
             to - measure,
             done.saturating_sub(iv_done),
-            merge_histograms(&taken),
+            histogram,
         );
         iv_done = done;
         on(Event::Interval(&iv));
@@ -192,6 +197,9 @@ pub fn run_with(config: &Config, mut on_event: impl FnMut(Event<'_>)) -> Result<
         on_event(Event::Progress(&p));
         if let (Some(t), Some(d)) = (next_iv, config.interval)
             && Instant::now() >= t
+            // a tick at or after the end belongs to the last interval, below: a reply
+            // that lands between that tick and the threads' end would be lost otherwise
+            && t < end
             // else the run ended first: its last interval ends with it, below
             && !handles.iter().all(|h| h.is_finished())
         {
@@ -270,10 +278,9 @@ pub fn run_with(config: &Config, mut on_event: impl FnMut(Event<'_>)) -> Result<
     // Stream mode too: connections that all died early end the measured time there.
     let stop = finished.unwrap_or_else(Instant::now).min(end).max(measure);
     r.elapsed = stop - measure;
-    if stop > iv_start {
-        // the last interval ends with the run
-        interval(iv_start, stop, last.requests, &mut on_event);
-    }
+    // the last interval ends with the run, and takes whatever the threads recorded
+    // after the last tick
+    interval(iv_start, stop.max(iv_start), last.requests, &mut on_event);
     let halted = config
         .stop
         .as_ref()
