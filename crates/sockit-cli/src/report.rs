@@ -7,7 +7,8 @@
 //! - Text: `sockit: LINE` on stderr for events of [`Severity::Info`] with `-v`,
 //!   [`Severity::Debug`] with `-vv`; [`Severity::Notice`] and [`Severity::Error`] always
 //!   (resets, cut sessions, `EMFILE` pauses, unreachable targets, warnings), unless
-//!   `--json` (without `-v`) already carries them.
+//!   `--json` (without `-v`) already carries them. Where `--json` goes to stderr
+//!   (connect, listen), no text line joins it, with or without `-v`.
 //! - Repeats: events with the same [`Event::repeat_key`] print at most once a second; the
 //!   next one printed says how many were held back (`(+N more like this)`, JSON
 //!   `"repeated":N`), and [`Reporter::flush`] prints what is still held at the end.
@@ -92,6 +93,10 @@ impl Reporter {
     /// Does `ev` print as a text line? With `-v` at its level; a notice or an error
     /// always, unless `--json` carries it.
     fn text_shown(&self, ev: &Event) -> bool {
+        if self.json && self.json_to == JsonTo::Stderr {
+            // stderr is the JSON stream: one object per line, never a text line between
+            return false;
+        }
         if self.one_session && matches!(ev, Event::Closed(_)) {
             return self.verbose >= 1;
         }
@@ -285,6 +290,25 @@ impl Reporter {
 mod tests {
     use super::*;
     use sockit::Error;
+
+    #[test]
+    fn json_on_stderr_is_never_mixed_with_text_lines() {
+        // Regression: `connect --json -v` wrote each event twice on stderr, as JSON and
+        // as a `sockit: …` line, so the JSON stream did not parse.
+        let out = OutputArgs {
+            verbose: 2,
+            json: true,
+            ..OutputArgs::default()
+        };
+        let ev = Event::ConnectFailed {
+            id: 1,
+            target: "tcp:127.0.0.1:1".into(),
+            error: Error::from_errno("connect", libc::ECONNREFUSED),
+        };
+        assert!(!Reporter::one_session(&out).text_shown(&ev));
+        assert!(!Reporter::new(&out, JsonTo::Stderr).text_shown(&ev));
+        assert!(Reporter::new(&out, JsonTo::Stdout).text_shown(&ev));
+    }
 
     #[test]
     fn repeats_are_held_and_counted() {
