@@ -150,6 +150,8 @@ fn every_closed_event_carries_the_shared_fields() {
         let closed = loop {
             let line = srv.next_line(T).expect("a closed event");
             let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+            // one vocabulary, read by eye too: every object names its event first
+            assert!(line.starts_with(r#"{"event":""#), "{line}");
             if v["event"] == "closed" {
                 break v;
             }
@@ -189,6 +191,10 @@ fn every_closed_event_carries_the_shared_fields() {
         let line = common::wait_line(&events, r#""event":"closed""#, T)
             .unwrap_or_else(|| panic!("{args:?}: no closed event"));
         let closed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        assert!(
+            line.starts_with(r#"{"event":"closed","#),
+            "{args:?}: {line}"
+        );
         for f in SHARED.iter().chain(&["reason"]) {
             assert!(
                 closed.get(*f).is_some(),
