@@ -155,45 +155,10 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// The kind of socket a run used: JSON `"transport"`, one word of the vocabulary shared by
-/// every subcommand (`tcp`, `udp`, `unix`, `unixgram`). Files saved before the vocabulary
-/// said `"protocol"` and `unix-dgram`; both are still read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    /// TCP (`SOCK_STREAM` over IP).
-    Tcp,
-    /// UDP (`SOCK_DGRAM` over IP).
-    Udp,
-    /// A Unix stream socket.
-    Unix,
-    /// A Unix datagram socket (`unix-dgram` in files saved before).
-    #[serde(alias = "unix-dgram")]
-    Unixgram,
-}
-
-impl Transport {
-    /// `"tcp"`, `"udp"`, `"unix"` or `"unixgram"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-            Transport::Unix => "unix",
-            Transport::Unixgram => "unixgram",
-        }
-    }
-
-    /// True for UDP and Unix datagrams (lost, truncated, late and duplicate replies apply).
-    pub fn is_datagram(self) -> bool {
-        matches!(self, Transport::Udp | Transport::Unixgram)
-    }
-}
-
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The kind of socket a run used: JSON `"transport"`, the server core's one word
+/// (`tcp`, `udp`, `unix`, `unixgram`). Files saved before the vocabulary said
+/// `"protocol"` and `unix-dgram`; both are still read.
+pub use crate::serve::Transport;
 
 /// What each connection does; JSON `"mode"`: `"pingpong"` or `"stream"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,8 +11,9 @@ use crate::addr::host_text;
 use crate::unix::UnixAddr;
 
 /// The transport of a socket, in one spelling: `tcp`, `udp`, `unix` (Unix stream),
-/// `unixgram` (Unix datagram, as Go and `ss` name it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+/// `unixgram` (Unix datagram, as Go and `ss` name it). Read back from JSON too, where
+/// `unix-dgram`, the old spelling of files saved before the vocabulary, is still taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// TCP (`AF_INET`/`AF_INET6`, `SOCK_STREAM`).
@@ -22,6 +23,7 @@ pub enum Transport {
     /// A Unix stream socket (`AF_UNIX`, `SOCK_STREAM`).
     Unix,
     /// A Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`).
+    #[serde(alias = "unix-dgram")]
     Unixgram,
 }
 
