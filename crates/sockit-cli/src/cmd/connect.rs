@@ -233,12 +233,7 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
         Some(p) => {
             let c = sockit::proxy::client::connect(p, &host, &hp.port, &opts).await?;
             apply_sockopts(&args.sockopts, &c.stream, reporter)?;
-            let via = Via {
-                target_host: c.target.host(),
-                target_port: c.target.port(),
-                proxy_type: p.kind.as_str(),
-                proxy_reply: c.established.reply.clone(),
-            };
+            let via = c.via();
             let peer = Peer::Ip(c.proxy_peer);
             let session = connected(reporter, peer, Transport::Tcp, None, None, Some(via));
             (c.stream, session)

@@ -738,6 +738,7 @@ fn forward_through_a_proxy() {
             &p,
             "--proxy-type",
             kind,
+            "--json",
         ]);
         let port = fwd.port.to_string();
         let out = run_with_input(&mut sockit(&["connect", "127.0.0.1", &port]), &data, LIMIT);
@@ -749,6 +750,11 @@ fn forward_through_a_proxy() {
         assert_bytes_eq(&out.stdout, &data, &format!("forward via {kind}"));
         let req = wait_event(&px, is("request"), "request");
         assert_eq!(req["protocol"], kind, "{req}");
+        // Regression: the connected event named the proxy as the target.
+        let c = wait_event(&fwd, is("connected"), "connected");
+        assert_eq!(c["target_port"], echo.port, "{c}");
+        assert_eq!(c["proxy_port"], px.port, "{c}");
+        assert_eq!(c["proxy_type"], kind, "{c}");
     }
     let out = run(
         &mut sockit(&["forward", "127.0.0.1:0", "udp:127.0.0.1:53", "--proxy", &p]),

@@ -13,7 +13,7 @@ use super::target::{self, TargetConn};
 use super::{Ctx, UDP_SESSION_IDLE};
 use crate::error::{Error, Result};
 use crate::relay::{Counters, Direction, Tap};
-use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, Side, Target, Transport};
+use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, Side, Transport};
 
 const UDP_QUEUE: usize = 1024;
 const DATAGRAM_BUF: usize = 65_536;
@@ -96,7 +96,7 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
                         (CloseReason::Error, None, Some(error))
                     }
                     Ok(conn) => {
-                        ctx.emit(Event::Connected { id, target: Target(conn.addr().clone()) });
+                        ctx.emit(Event::Connected { id, target: conn.reached() });
                         let tap = session.tap(ctx.opts.log.as_ref());
                         let tap = tap.as_ref().map(|t| t as &dyn Tap);
                         peer_session(conn, rx, &sock, peer, &ctx, tap, &counters).await

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
 pub(crate) use crate::serve::accept_each;
 use crate::serve::close::{abort, linger_close};
-use crate::serve::{BoxStream, CloseReason, Event, Session, Side, Stop, Target, Transport};
+use crate::serve::{BoxStream, CloseReason, Event, Session, Side, Stop, Transport};
 
 /// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
 pub(crate) async fn accept_loop(
@@ -69,7 +69,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     };
     ctx.emit(Event::Connected {
         id,
-        target: Target(conn.addr().clone()),
+        target: conn.reached(),
     });
     let tap = session.tap(ctx.opts.log.as_ref());
     let tap = tap.as_ref().map(|t| t as &dyn Tap);

@@ -14,7 +14,7 @@ use crate::addr::{Port, SockType};
 use crate::client::{self, ConnectOptions};
 use crate::error::{Error, ErrorKind, Result};
 use crate::relay;
-use crate::serve::{BoxStream, Peer};
+use crate::serve::{BoxStream, Peer, Reached, Target};
 
 /// The host an address without one stands for: `::1` when only IPv6 is asked for (`-6`),
 /// else 127.0.0.1 (the servers' rule, [`AddrRule::default_ip`](crate::serve::AddrRule)).
@@ -27,10 +27,10 @@ pub fn default_host(lookup: &ConnectOptions) -> &'static str {
 }
 
 /// A connected target: a stream, or a connected datagram socket; with the address that
-/// answered.
+/// answered, or the proxy it went through.
 pub(crate) enum TargetConn {
-    Stream(BoxStream, Peer),
-    Datagram(DgramTarget, Peer),
+    Stream(BoxStream, Reached),
+    Datagram(DgramTarget, Reached),
 }
 
 /// A connected datagram target: a UDP socket or a Unix datagram socket.
@@ -85,18 +85,20 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
                 timeout,
                 ..opts.lookup.clone()
             };
-            let (stream, peer) = match &opts.proxy {
+            let (stream, reached) = match &opts.proxy {
                 Some(p) => {
                     let c = crate::proxy::client::connect(p, host, port, &copts).await?;
-                    (c.stream, c.proxy_peer)
+                    let via = c.via();
+                    let proxy = Peer::Ip(c.proxy_peer);
+                    (c.stream, Reached::Proxied { proxy, via })
                 }
                 None => {
                     let c = client::connect_happy(host, port, &copts).await?;
-                    (c.stream, c.peer)
+                    (c.stream, Target(Peer::Ip(c.peer)).into())
                 }
             };
             opts.sockopts.apply(&stream)?;
-            Ok(TargetConn::Stream(Box::new(stream), Peer::Ip(peer)))
+            Ok(TargetConn::Stream(Box::new(stream), reached))
         }
         Endpoint::Ip {
             proto: Proto::Udp,
@@ -116,7 +118,10 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
             u.connect(addr)
                 .await
                 .map_err(|e| Error::from_io("connect", e))?;
-            Ok(TargetConn::Datagram(DgramTarget::Udp(u), Peer::Ip(addr)))
+            Ok(TargetConn::Datagram(
+                DgramTarget::Udp(u),
+                Target(Peer::Ip(addr)).into(),
+            ))
         }
         Endpoint::UnixDgram(addr) => {
             let s = crate::unix::connect_datagram(addr)?;
@@ -125,7 +130,7 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
                 tokio::net::UnixDatagram::from_std(s).map_err(|e| Error::from_io("connect", e))?;
             Ok(TargetConn::Datagram(
                 DgramTarget::Unix(u),
-                Peer::Unix(Some(addr.clone())),
+                Target(Peer::Unix(Some(addr.clone()))).into(),
             ))
         }
         Endpoint::Unix(addr) => {
@@ -138,7 +143,7 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
                 tokio::net::UnixStream::from_std(s).map_err(|e| Error::from_io("connect", e))?;
             Ok(TargetConn::Stream(
                 Box::new(s),
-                Peer::Unix(Some(addr.clone())),
+                Target(Peer::Unix(Some(addr.clone()))).into(),
             ))
         }
     }
@@ -146,9 +151,10 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
 
 impl TargetConn {
     /// The target's address that answered.
-    pub(crate) fn addr(&self) -> &Peer {
+    /// How the target was reached: its address, or the proxy it went through.
+    pub(crate) fn reached(&self) -> Reached {
         match self {
-            TargetConn::Stream(_, a) | TargetConn::Datagram(_, a) => a,
+            TargetConn::Stream(_, a) | TargetConn::Datagram(_, a) => a.clone(),
         }
     }
 

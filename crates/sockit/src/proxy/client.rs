@@ -810,6 +810,19 @@ pub struct Connected {
     pub established: Established,
 }
 
+impl Connected {
+    /// The event's words for this hop: what the proxy was asked for, its type and its
+    /// reply ([`Via`](crate::serve::Via)).
+    pub fn via(&self) -> crate::serve::Via {
+        crate::serve::Via {
+            target_host: self.target.host(),
+            target_port: self.target.port(),
+            proxy_type: self.established.kind.as_str(),
+            proxy_reply: self.established.reply.clone(),
+        }
+    }
+}
+
 /// A port's number: itself, or a service name looked up in the services database
 /// (`getservbyname(name, "tcp")`): a proxy is always sent a number.
 ///

@@ -351,7 +351,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     }
     ctx.emit(Event::Connected {
         id,
-        target: Target(Peer::Ip(addr)),
+        target: Target(Peer::Ip(addr)).into(),
     });
     let bound = target
         .local_addr()

@@ -40,6 +40,64 @@ pub struct Local(pub Peer);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target(pub Peer);
 
+/// How a session's target was reached: directly (`target_host`/`target_port` or
+/// `target_path`: the address that answered), or through a proxy (`forward --proxy`):
+/// then `target_host`/`target_port` are what the proxy was asked for (a name stays a
+/// name: the proxy may resolve it), and `proxy_host`/`proxy_port`, `proxy_type` and
+/// `proxy_reply` name the proxy and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reached {
+    /// The target's own address.
+    Direct(Target),
+    /// Through the proxy at `proxy`.
+    Proxied {
+        /// The proxy's address that answered.
+        proxy: Peer,
+        /// What it was asked for, and its answer.
+        via: Via,
+    },
+}
+
+impl From<Target> for Reached {
+    fn from(t: Target) -> Reached {
+        Reached::Direct(t)
+    }
+}
+
+impl Serialize for Reached {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            Reached::Direct(t) => t.serialize(s),
+            Reached::Proxied { proxy, via } => {
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("target_host", &via.target_host)?;
+                m.serialize_entry("target_port", &via.target_port)?;
+                if let Peer::Ip(a) = proxy {
+                    m.serialize_entry("proxy_host", &crate::addr::host_text(a))?;
+                    m.serialize_entry("proxy_port", &a.port())?;
+                }
+                m.serialize_entry("proxy_type", via.proxy_type)?;
+                m.serialize_entry("proxy_reply", &via.proxy_reply)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl fmt::Display for Reached {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reached::Direct(t) => write!(f, "{}", t.0),
+            Reached::Proxied { proxy, via } => write!(
+                f,
+                "{} {} through {} proxy {proxy} ({})",
+                via.target_host, via.target_port, via.proxy_type, via.proxy_reply
+            ),
+        }
+    }
+}
+
 impl Serialize for Local {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.fields("local").serialize(s)
@@ -169,9 +227,9 @@ pub enum Event {
     Connected {
         /// Session id.
         id: u64,
-        /// The target's address that answered.
+        /// The target: the address that answered, or what a proxy was asked for.
         #[serde(flatten)]
-        target: Target,
+        target: Reached,
     },
     /// A session's target could not be reached; its client was closed.
     ConnectFailed {
@@ -472,7 +530,7 @@ impl fmt::Display for Event {
                 };
                 write!(f, "refused {peer} ({transport}): {why}, closed at once")
             }
-            Event::Connected { id, target } => write!(f, "#{id} connected to {}", target.0),
+            Event::Connected { id, target } => write!(f, "#{id} connected to {target}"),
             Event::ConnectFailed { id, target, error } => {
                 write!(f, "#{id} target {target} failed, client closed: {error}")
             }

@@ -43,7 +43,7 @@ pub use admit::{Admission, DEFAULT_MAX_CONNS, MAX_CONNS, Permit, Refusal};
 pub use bind::{
     AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
 };
-pub use event::{CloseReason, Closed, Event, Local, Severity, Side, Target, Via};
+pub use event::{CloseReason, Closed, Event, Local, Reached, Severity, Side, Target, Via};
 pub use metrics::{Metrics, Stats};
 pub use peer::{Peer, Transport};
 pub use session::{PeerTable, Session};
