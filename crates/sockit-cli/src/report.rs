@@ -298,7 +298,6 @@ mod tests {
         let out = OutputArgs {
             verbose: 2,
             json: true,
-            ..OutputArgs::default()
         };
         let ev = Event::ConnectFailed {
             id: 1,
