@@ -156,13 +156,32 @@ impl DestPolicy {
         self.allow.is_empty() && self.deny.is_empty()
     }
 
-    /// May a client be connected to `dest`?
+    /// May a client be connected to `dest`? An unspecified address (`0.0.0.0`, `::`,
+    /// `::ffff:0.0.0.0`) is checked as itself and as the loopback address Linux's
+    /// `connect(2)` reaches through it (127.0.0.1, ::1): it is permitted only when both
+    /// are, so `--deny-dest 127.0.0.0/8` cannot be passed by asking for `0.0.0.0`.
     pub fn permits(&self, dest: SocketAddr) -> bool {
-        if self.deny.iter().any(|r| r.matches(dest)) {
-            return false;
-        }
-        self.allow.is_empty() || self.allow.iter().any(|r| r.matches(dest))
+        let one = |d: SocketAddr| {
+            !self.deny.iter().any(|r| r.matches(d))
+                && (self.allow.is_empty() || self.allow.iter().any(|r| r.matches(d)))
+        };
+        one(dest) && reached_through(dest).is_none_or(one)
     }
+}
+
+/// The address the kernel connects to for an unspecified destination: 127.0.0.1 for
+/// `0.0.0.0` (and `::ffff:0.0.0.0`), `::1` for `::`.
+fn reached_through(dest: SocketAddr) -> Option<SocketAddr> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = match dest.ip() {
+        IpAddr::V4(a) if a.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(a) if a.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some_and(|v4| v4.is_unspecified()) => {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, dest.port()))
 }
 
 #[cfg(test)]
@@ -203,6 +222,23 @@ mod tests {
         ] {
             assert!(DestRule::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn unspecified_destinations_are_checked_as_the_loopback_they_reach() {
+        // Regression: `--deny-dest 127.0.0.0/8` let `CONNECT 0.0.0.0:PORT` through, and
+        // Linux connects that to 127.0.0.1.
+        let deny = DestPolicy::parse::<&str>(&[], &["127.0.0.0/8", "::1/128"]).unwrap();
+        for d in ["0.0.0.0:7001", "[::]:7003", "[::ffff:0.0.0.0]:7001"] {
+            assert!(!deny.permits(sa(d)), "{d}");
+        }
+        assert!(deny.permits(sa("192.0.2.1:80")));
+        // an allow list must cover both what was asked and what it reaches
+        let allow = DestPolicy::parse::<&str>(&["0.0.0.0/0"], &[]).unwrap();
+        assert!(allow.permits(sa("0.0.0.0:1")));
+        let allow = DestPolicy::parse::<&str>(&["0.0.0.0/32"], &[]).unwrap();
+        assert!(!allow.permits(sa("0.0.0.0:1")));
+        assert!(DestPolicy::default().permits(sa("0.0.0.0:1")));
     }
 
     #[test]
