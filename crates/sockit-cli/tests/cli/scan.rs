@@ -788,3 +788,46 @@ fn tcp_parallel_above_the_open_file_limit_lowers_the_parallelism() {
         }
     }
 }
+
+// Regression: every open port's probe closed with FIN and left its numbered source port in
+// TIME_WAIT, so a scan that found ~28,000 open ports ran out of the ephemeral range and
+// stopped with `bind: [Errno 98]`. An open probe now ends with RST (as nmap's): none left.
+#[test]
+fn open_probes_leave_no_time_wait_behind() {
+    require_peer!("ss");
+    let script = r#"
+B="$0"; ip link set lo up || exit 97
+d=$(mktemp -d)
+timeout 60 python3 -c '
+import socket, time
+s = socket.socket(); s.bind(("0.0.0.0", 8080)); s.listen(4096)
+print("ready", flush=True)
+end = time.time() + 50
+s.settimeout(0.5)
+while time.time() < end:
+    try:
+        c, _ = s.accept(); c.close()
+    except OSError:
+        pass' > "$d/py" & P=$!
+i=0; while [ $i -lt 100 ]; do grep -q ready "$d/py" && break; sleep 0.1; i=$((i+1)); done
+for e in io_uring epoll; do
+  flag=""; [ $e = epoll ] && flag=--no-io-uring
+  echo "== $e"
+  timeout 30 "$B" scan $flag 127.0.0.0/23 8080 | grep -c '/tcp open$'
+  echo "time-wait $(ss -tanH state time-wait | grep -c ':8080')"
+done
+kill $P; rm -rf "$d"
+"#;
+    let Some(out) = in_netns(script, Duration::from_secs(120)) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.code() != Some(97), "{out:?}");
+    let sections: Vec<&str> = text.split("== ").skip(1).collect();
+    assert_eq!(sections.len(), 2, "{text}");
+    for s in sections {
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(lines.get(1), Some(&"512"), "every host open: {s}");
+        assert_eq!(lines.get(2), Some(&"time-wait 0"), "{s}");
+    }
+}

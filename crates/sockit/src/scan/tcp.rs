@@ -329,6 +329,12 @@ pub(crate) fn probe_socket(item: &Item, plan: &Plan) -> Result<socket2::Socket> 
         Some(socket2::Protocol::TCP),
     )
     .map_err(|e| Error::from_io("socket", e))?;
+    // An open port's probe ends with RST, as nmap's: a FIN would leave the numbered
+    // source port in TIME_WAIT for a minute, and a scan finding ~28,000 open ports ran
+    // out of the ephemeral range (bind: EADDRINUSE) and stopped.
+    socket
+        .set_linger(Some(Duration::ZERO))
+        .map_err(|e| Error::from_io("setsockopt(SO_LINGER)", e))?;
     let source_ip = plan.source(item);
     let mut source = SocketAddr::new(
         source_ip.unwrap_or(match target {
@@ -355,6 +361,20 @@ pub(crate) fn probe_socket(item: &Item, plan: &Plan) -> Result<socket2::Socket> 
                 Ok(()) => break,
                 Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) && tries < ports.size => {
                     tries += 1;
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => {
+                    let high = ports.low + ports.size - 1;
+                    let e = Error::from_io("bind", e);
+                    return Err(Error::new(
+                        ErrorKind::Os,
+                        "bind",
+                        e.code(),
+                        format!(
+                            "{e}: no free source port in the ephemeral range {}-{high} \
+                             (net.ipv4.ip_local_port_range)",
+                            ports.low
+                        ),
+                    ));
                 }
                 Err(e) => return Err(Error::from_io("bind", e)),
             }
