@@ -52,7 +52,8 @@ pub fn report(err: &anyhow::Error) -> ExitCode {
 /// at its root in Python's words (`[Errno 28] No space left on device`, not Rust's
 /// `No space left on device (os error 28)`).
 pub fn python_text(err: &anyhow::Error) -> String {
-    err.chain()
+    let text = err
+        .chain()
         .map(|c| {
             match c
                 .downcast_ref::<io::Error>()
@@ -65,7 +66,22 @@ pub fn python_text(err: &anyhow::Error) -> String {
             }
         })
         .collect::<Vec<_>>()
-        .join(": ")
+        .join(": ");
+    if is_emfile(err) && !text.contains("ulimit -n") {
+        return format!("{text} (the open-file limit, ulimit -n, is too small)");
+    }
+    text
+}
+
+/// Did the error come from running out of descriptors (`EMFILE`)?
+fn is_emfile(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+            == Some(libc::EMFILE)
+            || c.downcast_ref::<sockit::Error>()
+                .is_some_and(|e| e.is_errno(libc::EMFILE))
+    })
 }
 
 /// Writes one line on stderr, ignoring write errors: `eprintln!` panics when stderr is a

@@ -16,6 +16,20 @@ use tokio::signal::unix::{SignalKind, signal};
 /// The runtime servers run their accept loops, sessions and signal watcher on (one
 /// thread: the work is I/O bound).
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // tokio panics (exit 101) when its signal driver's socket pair finds no descriptor
+    // left; at a tiny `ulimit -n` say so first. The runtime takes 5 (epoll and a dup of
+    // it, its waker, the signal pair); 6 leaves room for the first socket. The probe's
+    // files are closed at the end of the statement.
+    match (0..6)
+        .map(|_| std::fs::File::open("/dev/null"))
+        .collect::<std::io::Result<Vec<_>>>()
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EMFILE) => {
+            return Err(anyhow::Error::new(e)
+                .context("tokio runtime (the open-file limit, ulimit -n, is too small)"));
+        }
+        _ => {}
+    }
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

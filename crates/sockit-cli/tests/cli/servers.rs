@@ -126,6 +126,43 @@ fn echo_server_serves_at_ulimit_16_and_names_a_limit_too_small() {
 }
 
 #[test]
+fn a_tiny_open_file_limit_is_named_never_a_panic() {
+    // Regression: at `ulimit -n` 6 or 7 tokio's signal driver panicked (exit 101) in
+    // every command on the runtime; at 9 a bare `socket: [Errno 24]` did not say why.
+    require_peer!("prlimit");
+    require_peer!("timeout");
+    let commands: [&[&str]; 5] = [
+        &["echo-server", "127.0.0.1:0"],
+        &["listen", "127.0.0.1", "0"],
+        &["connect", "127.0.0.1", "1"],
+        &["forward", "127.0.0.1:0", "127.0.0.1:1"],
+        &["proxy", "127.0.0.1:0"],
+    ];
+    for n in 5..=10 {
+        for args in commands {
+            let out = common::run(
+                std::process::Command::new("prlimit")
+                    .arg(format!("--nofile={n}"))
+                    .args(["--", "timeout", "-s", "INT", "1"])
+                    .arg(common::bin())
+                    .args(args),
+                T,
+            );
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_ne!(
+                out.status.code(),
+                Some(101),
+                "ulimit -n {n} {args:?}: {err}"
+            );
+            if err.contains("Too many open files") {
+                assert!(err.contains("ulimit -n"), "ulimit -n {n} {args:?}: {err}");
+                assert_eq!(out.status.code(), Some(1), "ulimit -n {n} {args:?}: {err}");
+            }
+        }
+    }
+}
+
+#[test]
 fn every_closed_event_carries_the_shared_fields() {
     const SHARED: [&str; 7] = [
         "id",
