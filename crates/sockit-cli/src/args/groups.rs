@@ -8,7 +8,10 @@ use std::time::Duration;
 use sockit::Family;
 use sockit::client::ConnectOptions;
 
-use super::parse::{parse_byte_value, parse_drain, parse_idle_secs, parse_linger, parse_max_conns};
+use super::parse::{
+    parse_byte_value, parse_drain, parse_idle_secs, parse_linger, parse_max_conns,
+    parse_positive_secs,
+};
 
 /// Socket options (`--nodelay`, `--ttl N` …): connect, listen, forward.
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -169,7 +172,7 @@ pub struct DrainArgs {
 pub struct StatsArgs {
     /// Print the totals so far every SECS (as `kill -USR1 PID` does at any time), where
     /// the events go: `sockit: stats: …` on stderr, or a `stats` object with --json.
-    #[arg(help_heading = "Output", long = "stats-interval", value_name = "SECS", value_parser = parse_idle_secs)]
+    #[arg(help_heading = "Output", long = "stats-interval", value_name = "SECS", value_parser = parse_positive_secs)]
     pub interval: Option<Duration>,
 }
 
@@ -189,7 +192,8 @@ impl MetricsArgs {
         let Some(text) = &self.metrics else {
             return Ok(None);
         };
-        let hp = sockit::addr::parse_host_port(std::slice::from_ref(text))?;
+        let hp = sockit::addr::parse_host_port(std::slice::from_ref(text))
+            .map_err(|e| e.with_op("--metrics"))?;
         sockit::serve::bind_addr(
             hp.host.as_deref(),
             &hp.port,

@@ -46,6 +46,13 @@ pub fn parse_idle_secs(text: &str) -> Result<Duration, String> {
     parse_secs_in(text, false, 1e9).map_err(|range| format!("{range} (leave -i out for no limit)"))
 }
 
+/// Seconds more than 0 and at most 1e9, for flags whose absence means a default or
+/// nothing rather than "no limit" (`--stats-interval`, proxy's `-w` and
+/// `--handshake-timeout`): the refusal states the range alone.
+pub fn parse_positive_secs(text: &str) -> Result<Duration, String> {
+    parse_secs_in(text, false, 1e9)
+}
+
 /// Seconds within one flag's valid range: from 0 (`zero_ok`) or more than 0 (a value that
 /// rounds to 0 ns counts as 0), up to `max`. Every refusal (not a number, NaN, infinite,
 /// negative, too large) gets the same text stating that range once; clap puts the flag

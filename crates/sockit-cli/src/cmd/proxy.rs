@@ -16,7 +16,7 @@ use sockit::serve::Event;
 
 use crate::args::{
     AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs, StatsArgs,
-    TrafficLogArgs, parse_timeout_secs,
+    TrafficLogArgs, parse_positive_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
@@ -68,11 +68,11 @@ pub struct Args {
     pub deny_dest: Vec<String>,
     /// Time to resolve and connect to a target, in seconds (default 30).
     #[arg(help_heading = "Limits", short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true,
-          value_parser = parse_timeout_secs)]
+          value_parser = parse_positive_secs)]
     pub wait: Option<Duration>,
     /// Time a client has for its whole handshake, in seconds (default 10).
     #[arg(help_heading = "Limits", long = "handshake-timeout", value_name = "SECS", allow_negative_numbers = true,
-          value_parser = parse_timeout_secs)]
+          value_parser = parse_positive_secs)]
     pub handshake_timeout: Option<Duration>,
     /// Refuse SOCKS5 UDP ASSOCIATE (reply 7, command not supported).
     #[arg(long = "no-udp")]

@@ -210,6 +210,13 @@ fn stats_interval_prints_totals_where_the_events_go() {
         "{line}"
     );
     assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+    // Regression: a bad value named another flag (`leave -i out`), and a bad --metrics
+    // port did not name --metrics.
+    let out = common::run(&mut sockit(&["echo-server", "--stats-interval", "0"]), T);
+    common::assert_fails_with(&out, 2, "'--stats-interval <SECS>': must be more than 0");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("-i out"));
+    let out = common::run(&mut sockit(&["echo-server", "--metrics", "99999"]), T);
+    common::assert_fails_with(&out, 2, "--metrics: port must be 0-65535");
 }
 
 /// Binds the sockets of `kinds` (`tcp`, `udp`, `unix:PATH`) on loopback, then execs
