@@ -7,6 +7,12 @@
 //! address they carry. Networks are parsed with the `ipnet` crate; a bare address is a
 //! network of one (`/32`, `/128`).
 //!
+//! The same networks may come from files (ncat's `--allowfile`/`--denyfile`):
+//! [`parse_list`] reads one address or network per line, `#` starting a comment, and
+//! names the line of any bad entry. An allow file makes the list restrictive even when it
+//! is empty: nobody is let in (ncat's behaviour; an empty allow list from a file is a
+//! locked door, never an open one).
+//!
 //! ```
 //! use sockit::access::AccessList;
 //! let acl = AccessList::parse(&["127.0.0.2/32"], &[]).unwrap();
@@ -25,7 +31,12 @@ use crate::error::{Error, Result};
 pub struct AccessList {
     allow: Vec<IpNet>,
     deny: Vec<IpNet>,
+    /// Only `allow` networks may in (set by a non-empty `--allow` or any allow file).
+    restricted: bool,
 }
+
+/// The largest access-list file read (4 MiB: about 200,000 lines of networks).
+pub const MAX_LIST_FILE: u64 = 4 << 20;
 
 /// Parses `10.0.0.0/8`, `::1/128`, or a bare address (a network of one).
 ///
@@ -43,6 +54,59 @@ pub fn parse_cidr(text: &str) -> Result<IpNet> {
         "access",
         format!("not an address or network (ADDR/PREFIX): {text:?}"),
     ))
+}
+
+/// Parses the text of an access-list file: one address or network ([`parse_cidr`]) per
+/// line; `#` starts a comment (a whole line or the rest of one); blank lines are skipped.
+/// `name` (the file's path) is used in errors.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the first bad
+/// line: `allowfile hosts.txt: line 3: not an address or network (ADDR/PREFIX): "x"`;
+/// also for text that is not UTF-8 (naming the line too).
+///
+/// # Examples
+/// ```
+/// let nets = sockit::access::parse_list("# lab\n10.0.0.0/8\n::1 # me\n\n", "f").unwrap();
+/// assert_eq!(nets.len(), 2);
+/// let e = sockit::access::parse_list("10.0.0.1\n10.0.0.0/33\n", "f").unwrap_err();
+/// assert!(e.to_string().contains("line 2"), "{e}");
+/// ```
+pub fn parse_list(text: &str, name: &str) -> Result<Vec<IpNet>> {
+    let mut nets = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        let net = parse_cidr(entry).map_err(|e| {
+            Error::invalid_input(name.to_string(), format!("line {}: {}", i + 1, e.message()))
+        })?;
+        nets.push(net);
+    }
+    Ok(nets)
+}
+
+/// Reads an access-list file (at most [`MAX_LIST_FILE`] bytes) with [`parse_list`];
+/// `flag` (`allowfile`, `denyfile`) opens the errors' operation.
+fn read_list(path: &std::path::Path, flag: &str) -> Result<Vec<IpNet>> {
+    let op = format!("{flag} {}", path.display());
+    let bytes = crate::files::read_capped(path, MAX_LIST_FILE, Some(&op), "list of networks")?;
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
+            return Err(Error::invalid_input(
+                op,
+                format!("line {line}: not UTF-8 text"),
+            ));
+        }
+    };
+    parse_list(text, &op)
 }
 
 impl AccessList {
@@ -66,15 +130,39 @@ impl AccessList {
                 .map(|w| parse_cidr(&w))
                 .collect()
         };
+        let allow = nets(allow)?;
         Ok(AccessList {
-            allow: nets(allow)?,
+            restricted: !allow.is_empty(),
+            allow,
             deny: nets(deny)?,
         })
     }
 
-    /// True when neither list has a network: everyone is let in.
+    /// Adds the networks of an allow file (`--allowfile`, format of [`parse_list`]); from
+    /// now on only listed peers may in, even if the file lists none.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Os`](crate::ErrorKind::Os) when the file cannot be read;
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a bad line (named)
+    /// or a file larger than [`MAX_LIST_FILE`].
+    pub fn add_allow_file(&mut self, path: &std::path::Path) -> Result<()> {
+        self.allow.extend(read_list(path, "allowfile")?);
+        self.restricted = true;
+        Ok(())
+    }
+
+    /// Adds the networks of a deny file (`--denyfile`, format of [`parse_list`]).
+    ///
+    /// # Errors
+    /// As [`AccessList::add_allow_file`].
+    pub fn add_deny_file(&mut self, path: &std::path::Path) -> Result<()> {
+        self.deny.extend(read_list(path, "denyfile")?);
+        Ok(())
+    }
+
+    /// True when nothing is refused: no deny network, no allow list.
     pub fn is_open(&self) -> bool {
-        self.allow.is_empty() && self.deny.is_empty()
+        !self.restricted && self.deny.is_empty()
     }
 
     /// May `peer` in? Deny wins over allow; a non-empty allow list admits only its networks.
@@ -86,7 +174,7 @@ impl AccessList {
         if self.deny.iter().any(|n| n.contains(&peer)) {
             return false;
         }
-        self.allow.is_empty() || self.allow.iter().any(|n| n.contains(&peer))
+        !self.restricted || self.allow.iter().any(|n| n.contains(&peer))
     }
 }
 
@@ -111,6 +199,42 @@ mod tests {
         let deny_only = AccessList::parse::<&str>(&[], &["10.0.0.0/8,192.168.0.0/16"]).unwrap();
         assert!(deny_only.permits(ip("127.0.0.1")));
         assert!(!deny_only.permits(ip("192.168.3.4")));
+    }
+
+    #[test]
+    fn list_files() {
+        let dir = std::env::temp_dir().join(format!("sockit-acl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty");
+        std::fs::write(&empty, "# nobody\n\n").unwrap();
+        let mut acl = AccessList::default();
+        acl.add_allow_file(&empty).unwrap();
+        assert!(!acl.is_open());
+        assert!(
+            !acl.permits(ip("127.0.0.1")),
+            "an empty allow file admits nobody"
+        );
+        let list = dir.join("list");
+        std::fs::write(&list, "127.0.0.0/8 # loopback\n  ::1\n").unwrap();
+        acl.add_allow_file(&list).unwrap();
+        assert!(acl.permits(ip("127.0.0.3")) && acl.permits(ip("::1")));
+        std::fs::write(&list, "127.0.0.3\n").unwrap();
+        acl.add_deny_file(&list).unwrap();
+        assert!(!acl.permits(ip("127.0.0.3")) && acl.permits(ip("127.0.0.2")));
+        std::fs::write(&list, "10.0.0.1\n\nlocalhost\n").unwrap();
+        let e = acl.add_deny_file(&list).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+        assert!(
+            e.to_string().contains("line 3") && e.to_string().contains("localhost"),
+            "{e}"
+        );
+        assert!(e.to_string().starts_with("denyfile "), "{e}");
+        std::fs::write(&list, b"10.0.0.1\n\xff\n").unwrap();
+        let e = acl.add_deny_file(&list).unwrap_err();
+        assert!(e.to_string().contains("line 2: not UTF-8"), "{e}");
+        let e = acl.add_allow_file(&dir.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), crate::ErrorKind::Os);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

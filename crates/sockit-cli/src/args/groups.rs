@@ -120,8 +120,8 @@ pub fn log_failed() -> bool {
     LOG_FAILED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// `--max-conns N`, `--allow CIDR`, `--deny CIDR`: whom a server admits, and how many
-/// at once (echo-server, listen, forward).
+/// `--max-conns N`, `--allow CIDR`, `--deny CIDR`, `--allowfile FILE`, `--denyfile FILE`:
+/// whom a server admits, and how many at once (echo-server, listen, forward).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AdmitArgs {
     /// At most N sessions at once (1-16777216, default 1024); more are accepted and
@@ -135,12 +135,26 @@ pub struct AdmitArgs {
     /// Refuse peers in these networks (wins over --allow).
     #[arg(help_heading = "Limits", long, value_name = "CIDR")]
     pub deny: Vec<String>,
+    /// Admit only peers in the networks listed in FILE: one address or CIDR per line, #
+    /// comments (ncat's --allowfile; an empty file admits nobody). Adds to --allow.
+    #[arg(long = "allowfile", value_name = "FILE")]
+    pub allowfile: Vec<PathBuf>,
+    /// Refuse peers in the networks listed in FILE (format of --allowfile). Adds to --deny.
+    #[arg(long = "denyfile", value_name = "FILE")]
+    pub denyfile: Vec<PathBuf>,
 }
 
 impl AdmitArgs {
-    /// The access list of `--allow`/`--deny`.
+    /// The access list of `--allow`/`--deny` and the `--allowfile`/`--denyfile` files.
     pub fn access(&self) -> sockit::Result<sockit::access::AccessList> {
-        sockit::access::AccessList::parse(&self.allow, &self.deny)
+        let mut acl = sockit::access::AccessList::parse(&self.allow, &self.deny)?;
+        for f in &self.allowfile {
+            acl.add_allow_file(f)?;
+        }
+        for f in &self.denyfile {
+            acl.add_deny_file(f)?;
+        }
+        Ok(acl)
     }
 
     /// `--max-conns`, or the default (1024).

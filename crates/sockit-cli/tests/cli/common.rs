@@ -487,6 +487,14 @@ impl Peer {
             .clone()
     }
 
+    /// What the peer printed on stderr so far.
+    pub fn stderr_so_far(&self) -> Vec<u8> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     /// Waits (at most `limit`) until the peer's stdout holds `n` bytes; returns them.
     pub fn wait_stdout(&self, n: usize, limit: Duration) -> Vec<u8> {
         let deadline = Instant::now() + limit;

@@ -16,6 +16,7 @@ mod http;
 mod http_curl;
 mod listen;
 mod lookups;
+mod ncat;
 mod ops;
 mod proxy;
 mod scan;

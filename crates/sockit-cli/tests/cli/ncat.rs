@@ -1,0 +1,253 @@
+//! ncat's behaviours that sockit's servers share (issue 14): `--allowfile`/`--denyfile`,
+//! and the programs run by `--exec`. Where ncat has the behaviour, ncat and sockit are
+//! checked against the same assertion.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{self, Peer, sockit};
+
+const T: Duration = Duration::from_secs(10);
+
+/// A server under test, started with extra flags; `kind` says how an admitted client is
+/// seen (echoed back, or its bytes on the server's stdout).
+struct Started {
+    peer: Peer,
+    addr: SocketAddr,
+    echoes: bool,
+    _echo: Option<common::Server>,
+}
+
+/// Waits for a `listening HOST PORT` line on the peer's stdout or stderr (listen prints
+/// it on stderr, other servers on stdout).
+fn listening_addr(peer: &mut Peer) -> SocketAddr {
+    let deadline = Instant::now() + T;
+    loop {
+        for out in [peer.stdout_so_far(), peer.stderr_so_far()] {
+            let text = String::from_utf8_lossy(&out).to_string();
+            if let Some(line) = text.lines().find(|l| l.starts_with("listening ")) {
+                let w: Vec<&str> = line.split_whitespace().collect();
+                return format!("{}:{}", w[1], w[2])
+                    .parse()
+                    .expect("listening line");
+            }
+        }
+        assert!(
+            peer.running(),
+            "server exited: {:?}",
+            String::from_utf8_lossy(&peer.stderr_so_far())
+        );
+        assert!(Instant::now() < deadline, "no listening line within {T:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Starts `server` (`echo-server`, `forward`, `listen`, or `ncat`) with `flags`.
+fn start(server: &str, flags: &[&str]) -> Started {
+    match server {
+        "ncat" => {
+            // ncat cannot print the port it got: a free one, checked by /proc.
+            let port = common::free_port();
+            let mut c = Command::new("ncat");
+            c.args(["-l", "-k", "127.0.0.1", &port.to_string()])
+                .args(flags);
+            c.stdin(Stdio::piped());
+            let peer = Peer::spawn(&mut c, None);
+            common::wait_listening(port, false);
+            Started {
+                peer,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                echoes: false,
+                _echo: None,
+            }
+        }
+        "listen" => {
+            let mut c = sockit(&["listen", "-k"]);
+            c.args(flags).args(["127.0.0.1", "0"]).stdin(Stdio::piped());
+            let mut peer = Peer::spawn(&mut c, None);
+            let addr = listening_addr(&mut peer);
+            Started {
+                peer,
+                addr,
+                echoes: false,
+                _echo: None,
+            }
+        }
+        "forward" => {
+            let echo = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+            let mut c = sockit(&["forward"]);
+            c.args(flags)
+                .args(["127.0.0.1:0", &echo.addr().to_string()])
+                .stdin(Stdio::piped());
+            let mut peer = Peer::spawn(&mut c, None);
+            let addr = listening_addr(&mut peer);
+            Started {
+                peer,
+                addr,
+                echoes: true,
+                _echo: Some(echo),
+            }
+        }
+        _ => {
+            let mut c = sockit(&[server]);
+            c.args(flags).arg("127.0.0.1:0").stdin(Stdio::piped());
+            let mut peer = Peer::spawn(&mut c, None);
+            let addr = listening_addr(&mut peer);
+            Started {
+                peer,
+                addr,
+                echoes: true,
+                _echo: None,
+            }
+        }
+    }
+}
+
+/// True when a client from `src` is served (its bytes echoed, or seen on the server's
+/// stdout); false when the server closed it at once without taking its bytes.
+fn admitted(s: &Started, src: &str) -> bool {
+    let mut c = common::tcp_from(src, s.addr, T);
+    let msg = format!("hello from {src} {:?}\n", Instant::now());
+    // A refused client may be closed before the write: a reset is an answer too.
+    let _ = c.write_all(msg.as_bytes());
+    if s.echoes {
+        let mut got = vec![0u8; msg.len()];
+        return c.read_exact(&mut got).is_ok() && got == msg.as_bytes();
+    }
+    let deadline = Instant::now() + T;
+    loop {
+        if String::from_utf8_lossy(&s.peer.stdout_so_far()).contains(msg.trim_end()) {
+            return true;
+        }
+        // Refused: closed at once (EOF or reset), nothing delivered.
+        c.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut b = [0u8; 1];
+        match c.read(&mut b) {
+            Ok(0) => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return false,
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "neither served nor closed: {src}"
+        );
+    }
+}
+
+#[test]
+fn allow_and_deny_files_admit_the_same_peers_in_ncat_and_every_server() {
+    let have_ncat = common::require("ncat");
+    let dir = common::temp_dir("aclfiles");
+    // The same networks twice: ncat 7.93 reads whitespace-separated words and has no
+    // comments (a `#` is looked up as a host name), sockit's files take `#` comments.
+    let files = |tag: &str, comments: bool| {
+        let write = |name: &str, lines: &[&str], note: &str| {
+            let path = dir.join(format!("{tag}-{name}"));
+            let mut text = String::new();
+            if comments {
+                text.push_str(&format!("# {note}\n\n"));
+            }
+            for l in lines {
+                text.push_str(l);
+                text.push_str(if comments { "   # listed\n" } else { "\n" });
+            }
+            std::fs::write(&path, text).unwrap();
+            path.to_str().unwrap().to_string()
+        };
+        (
+            write("allow", &["127.0.0.2", "127.0.0.4/32"], "the lab"),
+            write("deny", &["127.0.0.3"], "one bad host"),
+            write("empty", &[], "nobody"),
+        )
+    };
+    let mut servers = vec!["echo-server", "forward", "listen"];
+    if have_ncat {
+        servers.push("ncat");
+    }
+    for server in servers {
+        let (allow, deny, empty) = files(server, server != "ncat");
+        let s = start(server, &["--allowfile", &allow]);
+        assert!(
+            admitted(&s, "127.0.0.2"),
+            "{server} --allowfile: a listed peer"
+        );
+        assert!(
+            admitted(&s, "127.0.0.4"),
+            "{server} --allowfile: a listed network"
+        );
+        assert!(
+            !admitted(&s, "127.0.0.1"),
+            "{server} --allowfile: an unlisted peer"
+        );
+        let s = start(server, &["--denyfile", &deny]);
+        assert!(
+            !admitted(&s, "127.0.0.3"),
+            "{server} --denyfile: a listed peer"
+        );
+        assert!(
+            admitted(&s, "127.0.0.1"),
+            "{server} --denyfile: an unlisted peer"
+        );
+        let s = start(server, &["--allowfile", &empty]);
+        assert!(
+            !admitted(&s, "127.0.0.1"),
+            "{server}: an empty allow file admits nobody"
+        );
+        let s = start(server, &["--allowfile", &allow, "--denyfile", &allow]);
+        assert!(!admitted(&s, "127.0.0.2"), "{server}: deny wins over allow");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_bad_line_in_an_allow_or_deny_file_is_an_error_naming_the_line() {
+    let dir = common::temp_dir("aclbad");
+    let bad = dir.join("bad");
+    std::fs::write(&bad, "127.0.0.1\n127.0.0.2\n10.0.0.0/33\n").unwrap();
+    let bad = bad.to_str().unwrap();
+    let cases: [&[&str]; 3] = [
+        &["echo-server", "127.0.0.1:0"],
+        &["forward", "127.0.0.1:0", "127.0.0.1:9"],
+        &["listen", "-k", "127.0.0.1", "0"],
+    ];
+    for flag in ["--allowfile", "--denyfile"] {
+        for case in cases {
+            let mut args = case.to_vec();
+            args.extend([flag, bad]);
+            let out = common::run(&mut sockit(&args), T);
+            common::assert_fails_with(&out, 2, "line 3");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                err.contains(&flag[2..]) && err.contains("10.0.0.0/33"),
+                "{err}"
+            );
+            assert!(
+                !String::from_utf8_lossy(&out.stdout).contains("listening"),
+                "{args:?}"
+            );
+        }
+    }
+    let missing = dir.join("missing");
+    let out = common::run(
+        &mut sockit(&[
+            "echo-server",
+            "127.0.0.1:0",
+            "--allowfile",
+            missing.to_str().unwrap(),
+        ]),
+        T,
+    );
+    common::assert_fails_with(&out, 1, "No such file or directory");
+    // ncat refuses the file too (under no-dns: ncat looks words up as host names).
+    if common::require("ncat") {
+        let port = common::free_port().to_string();
+        let out = common::run(
+            &mut common::no_dns("ncat", &["-l", "127.0.0.1", &port, "--allowfile", bad]),
+            T,
+        );
+        assert_ne!(out.status.code(), Some(0), "ncat: {out:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
