@@ -13,7 +13,7 @@
 //! | errors | [`error`] | one `Error { kind, op, code, message }`; kinds map to exit codes |
 //! | addresses and lookups | [`addr`], [`resolve`], [`unix`] | address text ↔ addresses; getaddrinfo and the databases; Unix paths and the stale-aware bind |
 //! | sockets | [`socket`], [`sockopt`] | the Python-shaped blocking [`Socket`]; socket options set and read back |
-//! | clients | [`client`], [`tls`] | `create_connection`, RFC 8305 `connect_happy`; rustls configurations |
+//! | clients | [`client`], [`retry`], [`tls`] | `create_connection`, RFC 8305 `connect_happy`; retries with back-off; rustls configurations |
 //! | data paths | [`relay`], [`dump`], [`access`] | half-close and reset aware relays; traffic taps; allow/deny lists |
 //! | the server core | [`serve`], [`proxy_protocol`] | bind, admission, sessions, lingering close and abort, drain with a deadline, one event vocabulary; the PROXY protocol header |
 //! | servers (modes on the core) | [`echo`], [`forward`], [`proxy`], [`listen`] | the echo server (mio event loops); port forwarding (tokio); SOCKS4/5 and HTTP proxies: the client, the wire codecs, a server's sessions; netcat's listen mode: one peer, `-k`, `--broker`, `--exec` (tokio) |
@@ -42,6 +42,7 @@ pub mod proxy_protocol;
 pub mod relay;
 pub mod repr;
 pub mod resolve;
+pub mod retry;
 pub mod scan;
 pub mod serve;
 pub mod socket;

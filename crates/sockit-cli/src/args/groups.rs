@@ -10,7 +10,7 @@ use sockit::client::ConnectOptions;
 
 use super::parse::{
     parse_byte_value, parse_drain, parse_idle_secs, parse_linger, parse_max_conns,
-    parse_positive_secs,
+    parse_positive_secs, parse_retry_delay,
 };
 
 /// Socket options (`--nodelay`, `--ttl N` …): connect, listen, forward.
@@ -160,6 +160,32 @@ impl AdmitArgs {
     /// `--max-conns`, or the default (1024).
     pub fn max_conns(&self) -> usize {
         self.max_conns.unwrap_or(sockit::serve::DEFAULT_MAX_CONNS)
+    }
+}
+
+/// `--retry N`, `--retry-delay SECS`: try a failed connect again, with exponential
+/// back-off (forward: each session's target; connect).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RetryArgs {
+    /// When a connect fails (refused, unreachable, timed out), try again up to N more
+    /// times (0-1000), waiting --retry-delay, doubled each time, at most 30 s.
+    #[arg(long = "retry", value_name = "N", default_value_t = 0,
+          value_parser = clap::builder::RangedU64ValueParser::<u32>::new()
+              .range(0..=u64::from(sockit::retry::MAX_RETRIES)))]
+    pub retries: u32,
+    /// With --retry: the wait before the first retry (0.01-30 s, default 1).
+    #[arg(long = "retry-delay", value_name = "SECS", requires = "retries",
+          value_parser = parse_retry_delay)]
+    pub delay: Option<Duration>,
+}
+
+impl RetryArgs {
+    /// The library's retry rule.
+    pub fn retry(&self) -> sockit::Result<sockit::retry::Retry> {
+        sockit::retry::Retry::new(
+            self.retries,
+            self.delay.unwrap_or(sockit::retry::DEFAULT_DELAY),
+        )
     }
 }
 

@@ -26,6 +26,21 @@ pub fn parse_secs(text: &str) -> Result<Duration, String> {
     parse_secs_in(text, true, 1e9)
 }
 
+/// `--retry-delay SECS`: from 0.01 to 30 seconds (a retry never spins, and no single
+/// wait exceeds the back-off's cap).
+pub fn parse_retry_delay(text: &str) -> Result<Duration, String> {
+    let max = sockit::retry::MAX_DELAY.as_secs_f64();
+    parse_secs_in(text, false, max)
+        .ok()
+        .filter(|d| *d >= sockit::retry::MIN_DELAY)
+        .ok_or_else(|| {
+            format!(
+                "must be at least {} and at most {max} seconds",
+                sockit::retry::MIN_DELAY.as_secs_f64()
+            )
+        })
+}
+
 /// A connect timeout (`-w SECS`): more than 0 and at most 1e9 seconds.
 ///
 /// `-w 0` is refused rather than given a meaning: ncat refuses it too ("must be greater

@@ -8,8 +8,8 @@ use anyhow::Context;
 use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
 use crate::args::{
-    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, ProxyArgs, SocketOptArgs,
-    StatsArgs, TrafficLogArgs, parse_secs,
+    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, ProxyArgs, RetryArgs,
+    SocketOptArgs, StatsArgs, TrafficLogArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
@@ -39,6 +39,8 @@ pub struct Args {
     /// Time to connect to the target, in seconds (lookup and every address).
     #[arg(help_heading = "Connection", short = 'w', long = "wait", value_name = "SECS", allow_negative_numbers = true, value_parser = crate::args::parse_timeout_secs)]
     pub wait: Option<Duration>,
+    #[command(flatten)]
+    pub retry: RetryArgs,
     #[command(flatten)]
     pub idle: IdleArgs,
     /// TCP/Unix client to UDP target: after the client's end of input, relay replies for
@@ -118,6 +120,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         max_conns: args.admit.max_conns(),
         idle_timeout: args.idle.timeout,
         connect_timeout: args.wait,
+        retry: args.retry.retry()?,
         eof_grace: args.quit.unwrap_or(sockit::forward::UDP_EOF_GRACE),
         access: args.admit.access()?,
         lookup: lookup.clone(),

@@ -22,3 +22,4 @@ mod proxy;
 mod scan;
 mod servers;
 mod tour;
+mod tunnels;

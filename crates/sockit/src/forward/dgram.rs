@@ -86,7 +86,7 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
             });
             let counters = Counters::new();
             let (reason, reset_by, error) = tokio::select! {
-                c = target::connect(&ctx.target, &ctx.opts) => match c {
+                c = target::connect_retrying(id, &ctx) => match c {
                     Err(error) => {
                         ctx.emit(Event::ConnectFailed {
                             id,

@@ -7,7 +7,9 @@
 //! - Connections are served concurrently; each gets its own connection to the target,
 //!   made with [`connect_happy`](crate::client::connect_happy) (TCP) under the connect
 //!   timeout. A target that refuses (or times out) closes that client with a lingering
-//!   close and the forwarder keeps running ([`Event::ConnectFailed`]).
+//!   close and the forwarder keeps running ([`Event::ConnectFailed`]). With
+//!   [`ForwardOptions::retry`] a failed connect is tried again after a back-off
+//!   ([`Retry`], each failure an [`Event::Retry`]) while the client waits.
 //! - Stream to stream: [`relay_stream`](crate::relay::relay_stream) both ways; one side's
 //!   end of input becomes `shutdown(SHUT_WR)` on the other (half-close propagated). A
 //!   reset on one side is passed on as a reset to the other (`SO_LINGER` 0, close), and
@@ -49,6 +51,7 @@ use crate::client::ConnectOptions;
 use crate::dump::SharedLog;
 use crate::error::{Error, Result};
 use crate::relay::Totals;
+use crate::retry::Retry;
 use crate::serve::{
     self, AddrRule, Admission, BindOptions, CloseReason, Closed, Event, EventSink, Local, Peer,
     Session, Side, SocketFile, Stop, Transport,
@@ -78,8 +81,11 @@ pub struct ForwardOptions {
     /// End a session after this long without a byte either way (`-i`); UDP sessions use
     /// [`UDP_SESSION_IDLE`] when it is `None`.
     pub idle_timeout: Option<Duration>,
-    /// Time allowed to connect to the target (`-w`), lookup included.
+    /// Time allowed to connect to the target (`-w`), lookup included; per attempt.
     pub connect_timeout: Option<Duration>,
+    /// How often to try the target again when a connect fails (`--retry`,
+    /// `--retry-delay`); none by default.
+    pub retry: Retry,
     /// Stream client to UDP target: after the client's end of input, relay replies for
     /// this long, then close the session (`-q`; default [`UDP_EOF_GRACE`]).
     pub eof_grace: Duration,
@@ -104,6 +110,7 @@ impl Default for ForwardOptions {
             max_conns: DEFAULT_MAX_CONNS,
             idle_timeout: None,
             connect_timeout: None,
+            retry: Retry::default(),
             eof_grace: UDP_EOF_GRACE,
             access: AccessList::default(),
             lookup: ConnectOptions::default(),

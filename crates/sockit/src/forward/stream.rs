@@ -41,7 +41,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         peer: session.peer().clone(),
     });
     let conn = tokio::select! {
-        c = target::connect(&ctx.target, &ctx.opts) => c,
+        c = target::connect_retrying(id, &ctx) => c,
         _ = ctx.stop.aborted() => {
             abort(client);
             ctx.closed(&session, Default::default(), CloseReason::Aborted, None, None);

@@ -71,6 +71,29 @@ async fn lookup_first(
     .map_err(|e| Error::new(ErrorKind::Os, "getaddrinfo", None, e.to_string()))?
 }
 
+/// Connects session `id` to the forwarder's target, tried again as
+/// [`ForwardOptions::retry`] says (each failure to be retried an [`Event::Retry`]).
+///
+/// [`Event::Retry`]: crate::serve::Event::Retry
+pub(crate) async fn connect_retrying(id: u64, ctx: &super::Ctx) -> Result<TargetConn> {
+    ctx.opts
+        .retry
+        .run(
+            || connect(&ctx.target, &ctx.opts),
+            |f| {
+                ctx.emit(crate::serve::Event::Retry {
+                    id,
+                    target: ctx.target_text.clone(),
+                    attempt: f.attempt,
+                    attempts: f.attempts,
+                    delay_ms: f.delay.as_millis().min(u128::from(u64::MAX)) as u64,
+                    error: f.error.clone(),
+                })
+            },
+        )
+        .await
+}
+
 /// Connects to `target` under the options' connect timeout and socket options.
 pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<TargetConn> {
     let timeout = opts.connect_timeout;

@@ -272,6 +272,22 @@ pub enum Event {
         /// What was wrong, in words.
         message: String,
     },
+    /// A session's connect to its target failed and will be tried again after `delay_ms`
+    /// (`--retry`).
+    Retry {
+        /// Session id.
+        id: u64,
+        /// The target as given.
+        target: String,
+        /// The attempt that failed (from 1).
+        attempt: u32,
+        /// Attempts allowed in all.
+        attempts: u32,
+        /// The wait before the next attempt, in milliseconds.
+        delay_ms: u64,
+        /// Why the attempt failed.
+        error: Error,
+    },
     /// A session ended.
     Closed(Closed),
     /// A datagram was echoed or relayed (`-vv`).
@@ -463,6 +479,7 @@ impl Event {
             Event::ConnectFailed { .. } => "connect_failed",
             Event::Request { .. } => "request",
             Event::HandshakeFailed { .. } => "handshake_failed",
+            Event::Retry { .. } => "retry",
             Event::Closed(_) => "closed",
             Event::Datagram { .. } => "datagram",
             Event::Dropped { .. } => "dropped",
@@ -565,6 +582,19 @@ impl fmt::Display for Event {
                     "#{id} handshake refused ({proto}{reason}): {message}; replied and closed"
                 )
             }
+            Event::Retry {
+                id,
+                target,
+                attempt,
+                attempts,
+                delay_ms,
+                error,
+            } => write!(
+                f,
+                "#{id} target {target} attempt {attempt} of {attempts} failed: {error}; \
+                 retrying in {:.3} s",
+                *delay_ms as f64 / 1e3
+            ),
             Event::Closed(c) => {
                 write!(
                     f,
