@@ -10,7 +10,7 @@ use super::{Ctx, StreamListener, UDP_SESSION_IDLE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
 pub(crate) use crate::serve::accept_each;
-use crate::serve::close::{abort, linger_close};
+use crate::serve::close::{abort, abort_after_sent, linger_close};
 use crate::serve::{BoxStream, CloseReason, Event, Session, Side, Stop, Transport};
 
 /// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
@@ -177,11 +177,12 @@ pub(crate) async fn relay_streams(
     match outcome.reset() {
         // A reset is passed on as a reset, never as a FIN.
         Some(ResetSide::Local) => {
-            abort(t);
+            // What the client sent before its reset reaches the target first.
+            abort_after_sent(t).await;
             end(CloseReason::Reset, Some(Side::Peer), outcome.result.err())
         }
         Some(ResetSide::Remote) => {
-            abort(client);
+            abort_after_sent(client).await;
             end(CloseReason::Reset, Some(Side::Target), outcome.result.err())
         }
         None => {

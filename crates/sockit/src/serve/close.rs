@@ -7,7 +7,8 @@
 //!   3.6): the lingering close keeps the reply whole.
 //! - [`abort`]: `SO_LINGER` 0 and `close(2)`: the peer gets a RST, never a FIN it would
 //!   take for a complete stream. For resets passed on by a relay, and for sessions cut by
-//!   a stop.
+//!   a stop. A relay passing on a reset uses [`abort_after_sent`]: the bytes it already
+//!   wrote leave first (a RST discards the send queue), then the RST.
 
 use std::os::fd::AsFd;
 use std::time::Duration;
@@ -33,6 +34,27 @@ pub fn set_abortive<S: AsFd>(socket: &S) {
 pub fn abort<S: AsFd>(socket: S) {
     set_abortive(&socket);
     drop(socket);
+}
+
+/// How often [`abort_after_sent`] and [`acked_close`] look at the send queue (10 ms).
+const SENT_POLL: Duration = Duration::from_millis(10);
+
+/// True once everything written on `socket` was delivered: its send queue is empty
+/// (`ioctl(SIOCOUTQ)` 0, [`crate::sys::unacked_bytes`]), or the queue cannot be read
+/// (nothing to wait for). The one test behind [`abort_after_sent`] and [`acked_close`].
+fn all_sent<S: AsFd>(socket: &S) -> bool {
+    crate::sys::unacked_bytes(socket.as_fd()).map_or(true, |n| n == 0)
+}
+
+/// Aborts a connection once everything written on it was delivered ([`all_sent`]), or
+/// after [`LINGER_TIME`]: a reset passed on by a relay never destroys bytes the other side
+/// sent before it (a RST discards the send queue). Looks every 10 ms.
+pub async fn abort_after_sent<S: AsFd>(socket: S) {
+    let deadline = tokio::time::Instant::now() + LINGER_TIME;
+    while !all_sent(&socket) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(SENT_POLL).await;
+    }
+    abort(socket);
 }
 
 /// Closes a stream the lingering way (module docs): `shutdown(SHUT_WR)`, read and discard
@@ -64,18 +86,14 @@ pub async fn acked_close<S: AsyncRead + AsyncWrite + AsFd + Unpin>(mut stream: S
     if stream.shutdown().await.is_err() {
         return 0;
     }
-    let raw = {
-        use std::os::fd::AsRawFd;
-        stream.as_fd().as_raw_fd()
-    };
     let mut discarded = 0u64;
     let mut buf = vec![0u8; 16 * 1024];
     let deadline = tokio::time::Instant::now() + LINGER_TIME;
     while discarded < LINGER_BYTES && tokio::time::Instant::now() < deadline {
-        if crate::sys::unacked_bytes(raw).map_or(true, |n| n == 0) {
+        if all_sent(&stream) {
             break;
         }
-        let tick = tokio::time::Instant::now() + std::time::Duration::from_millis(10);
+        let tick = tokio::time::Instant::now() + SENT_POLL;
         match tokio::time::timeout_at(tick.min(deadline), stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => discarded += n as u64,

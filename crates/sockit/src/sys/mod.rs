@@ -343,15 +343,19 @@ pub fn point_at_dev_null(fd: std::os::fd::RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Bytes in a socket's send queue not yet acknowledged by the peer (TCP; a Unix stream:
-/// not yet read by it): `ioctl(SIOCOUTQ)`. 0 once everything sent arrived.
+/// Bytes in a stream socket's send queue not yet acknowledged by the peer (TCP: sent but
+/// unacknowledged plus not yet sent; a Unix stream: not yet read by the peer):
+/// `ioctl(SIOCOUTQ)`. 0 once everything sent arrived. The one test of "delivered" behind
+/// [`crate::serve::close`]'s acknowledged close and abort-after-sent.
 ///
 /// # Errors
-/// The errno of `ioctl(2)`.
-pub fn unacked_bytes(fd: std::os::fd::RawFd) -> std::io::Result<usize> {
+/// The errno of `ioctl(2)` (`ENOTTY`/`EINVAL` for a socket without a send queue).
+pub fn unacked_bytes(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
     let mut n: libc::c_int = 0;
-    // SAFETY: SIOCOUTQ (== TIOCOUTQ) writes one int through the pointer, which is valid.
-    if unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } < 0 {
+    // SAFETY: fd is open for the borrow; SIOCOUTQ (== TIOCOUTQ) writes one int through the
+    // pointer, which points to a live c_int.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) } < 0 {
         return Err(std::io::Error::last_os_error());
     }
     Ok(n.max(0) as usize)
