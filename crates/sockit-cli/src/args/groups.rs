@@ -120,8 +120,9 @@ pub fn log_failed() -> bool {
     LOG_FAILED.load(std::sync::atomic::Ordering::SeqCst)
 }
 
-/// `--max-conns N`, `--allow CIDR`, `--deny CIDR`, `--allowfile FILE`, `--denyfile FILE`:
-/// whom a server admits, and how many at once (echo-server, listen, forward).
+/// `--max-conns N`, `--allow CIDR`, `--deny CIDR`, `--allowfile FILE`, `--denyfile FILE`,
+/// `--accept-proxy-from CIDR`: whom a server admits, and how many at once (echo-server,
+/// listen, forward).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AdmitArgs {
     /// At most N sessions at once (1-16777216, default 1024); more are accepted and
@@ -142,6 +143,11 @@ pub struct AdmitArgs {
     /// Refuse peers in the networks listed in FILE (format of --allowfile). Adds to --deny.
     #[arg(long = "denyfile", value_name = "FILE")]
     pub denyfile: Vec<PathBuf>,
+    /// Connections from these networks (CIDR; repeatable or comma-separated) must open with
+    /// a PROXY protocol header (v1 or v2, within 5 s); the client it names is the peer,
+    /// for the events and --allow/--deny. Connections from anywhere else are refused.
+    #[arg(long = "accept-proxy-from", value_name = "CIDR")]
+    pub accept_proxy_from: Vec<String>,
 }
 
 impl AdmitArgs {
@@ -155,6 +161,11 @@ impl AdmitArgs {
             acl.add_deny_file(f)?;
         }
         Ok(acl)
+    }
+
+    /// The `--accept-proxy-from` sources.
+    pub fn proxy_sources(&self) -> sockit::Result<sockit::serve::ProxySources> {
+        sockit::serve::ProxySources::parse(&self.accept_proxy_from)
     }
 
     /// `--max-conns`, or the default (1024).

@@ -133,6 +133,7 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
     let mut cfg = EchoConfig::new(listen);
     cfg.max_conns = args.admit.max_conns();
     cfg.access = args.admit.access()?;
+    cfg.proxy_from = args.admit.proxy_sources()?;
     cfg.idle_timeout = args.idle.timeout;
     cfg.threads = args.threads;
     cfg.only_v6 = !args.dual_stack;

@@ -41,6 +41,10 @@ pub struct Args {
     pub wait: Option<Duration>,
     #[command(flatten)]
     pub retry: RetryArgs,
+    /// Open each target connection with a PROXY protocol header (HAProxy's v1 text or v2
+    /// binary) naming the client and the address it reached.
+    #[arg(long = "send-proxy", value_name = "VERSION", value_parser = ["v1", "v2"])]
+    pub send_proxy: Option<String>,
     #[command(flatten)]
     pub idle: IdleArgs,
     /// TCP/Unix client to UDP target: after the client's end of input, relay replies for
@@ -121,8 +125,13 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         idle_timeout: args.idle.timeout,
         connect_timeout: args.wait,
         retry: args.retry.retry()?,
+        send_proxy: args.send_proxy.as_deref().map(|v| match v {
+            "v1" => sockit::proxy_protocol::Version::V1,
+            _ => sockit::proxy_protocol::Version::V2,
+        }),
         eof_grace: args.quit.unwrap_or(sockit::forward::UDP_EOF_GRACE),
         access: args.admit.access()?,
+        proxy_from: args.admit.proxy_sources()?,
         lookup: lookup.clone(),
         sockopts: args.sockopts.options(),
         log: args.log.shared()?,

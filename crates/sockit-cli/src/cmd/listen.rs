@@ -129,6 +129,13 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
             }
         }
     };
+    if !args.admit.accept_proxy_from.is_empty() {
+        return Err(sockit::Error::invalid_input(
+            "accept-proxy-from",
+            "not supported by listen yet",
+        )
+        .into());
+    }
     if args.admit.max_conns.is_some() && args.mode() == Mode::One {
         reporter.event(&Event::Warning {
             message: "--max-conns has no effect without -k or --broker (one peer is served)".into(),

@@ -175,6 +175,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
                 .unwrap_or(sockit::proxy::server::DEFAULT_CONNECT_TIMEOUT),
         ),
         access: args.admit.access()?,
+        proxy_from: args.admit.proxy_sources()?,
         dest: DestPolicy::parse(&args.allow_dest, &args.deny_dest)?,
         session: ServerConfig {
             users,

@@ -139,3 +139,283 @@ fn retry_flags_are_checked() {
         common::assert_fails_with(&out, 2, want);
     }
 }
+
+/// A running haproxy (killed by PID when dropped), and its frontend's address.
+struct Haproxy {
+    peer: common::Peer,
+    addr: std::net::SocketAddr,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.peer.child.kill();
+        let _ = self.peer.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts haproxy in TCP mode: a frontend on 127.0.0.1 (`bind_extra`: `accept-proxy` or
+/// nothing) relaying to `server` (numeric) with `server_extra` (`send-proxy`,
+/// `send-proxy-v2` …). haproxy 2.6 cannot bind port 0: a free port is picked, and another
+/// one tried when haproxy exits (EADDRINUSE).
+fn haproxy(bind_extra: &str, server: std::net::SocketAddr, server_extra: &str) -> Haproxy {
+    let dir = common::temp_dir("haproxy");
+    for _ in 0..10 {
+        let port = common::free_port();
+        let cfg = dir.join("h.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n  maxconn 64\ndefaults\n  mode tcp\n  timeout connect 5s\n  \
+                 timeout client 30s\n  timeout server 30s\nfrontend f\n  \
+                 bind 127.0.0.1:{port} {bind_extra}\n  default_backend b\nbackend b\n  \
+                 server s1 {server} {server_extra}\n"
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new("haproxy");
+        cmd.arg("-db").arg("-f").arg(&cfg);
+        let mut peer = common::Peer::spawn(&mut cmd, None);
+        let deadline = Instant::now() + T;
+        loop {
+            if common::is_listening(port, false) {
+                return Haproxy {
+                    peer,
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                    dir,
+                };
+            }
+            if !peer.running() || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let err = String::from_utf8_lossy(&peer.stderr_so_far()).to_string();
+        assert!(
+            err.contains("bind") || err.contains("in use"),
+            "haproxy did not start: {err}"
+        );
+    }
+    panic!("haproxy found no free port in 10 tries");
+}
+
+/// The next event named `name` (skipping others).
+fn next_named(srv: &common::Server, name: &str) -> serde_json::Value {
+    events_until(srv, name).pop().unwrap()
+}
+
+/// Sends `msg` from a client bound to `src` to `to` and expects it echoed.
+fn echo_from(src: &str, to: std::net::SocketAddr, msg: &[u8]) -> TcpStream {
+    let mut c = common::tcp_from(src, to, T);
+    c.write_all(msg).unwrap();
+    let mut back = vec![0u8; msg.len()];
+    c.read_exact(&mut back).expect("echoed");
+    assert_eq!(back, msg);
+    c
+}
+
+#[test]
+fn haproxy_send_proxy_names_the_original_client_to_every_server() {
+    common::require_peer!("haproxy");
+    for version in ["send-proxy", "send-proxy-v2"] {
+        let echo = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+        let servers = [
+            vec!["echo-server", "--json", "127.0.0.1:0"],
+            vec!["echo-server", "--json", "--engine", "tasks", "127.0.0.1:0"],
+            vec!["forward", "--json", "127.0.0.1:0"],
+        ];
+        for base in servers {
+            let mut args = base.clone();
+            args.extend(["--accept-proxy-from", "127.0.0.1/32", "--deny", "127.0.0.3"]);
+            let target = echo.addr().to_string();
+            if base[0] == "forward" {
+                args.push(&target);
+            }
+            let srv = common::sockit_server(&args);
+            let hap = haproxy("", srv.addr(), version);
+            let c = echo_from("127.0.0.2", hap.addr, b"through haproxy");
+            let client = c.local_addr().unwrap();
+            let acc = next_named(&srv, "accepted");
+            assert_eq!(acc["peer_host"], "127.0.0.2", "{version} {base:?}: {acc}");
+            assert_eq!(acc["peer_port"], client.port(), "{version} {base:?}: {acc}");
+            assert_eq!(acc["via_host"], "127.0.0.1", "{acc}");
+            // --deny applies to the original client, not to haproxy's address.
+            let mut d = common::tcp_from("127.0.0.3", hap.addr, T);
+            let _ = d.write_all(b"x");
+            common::assert_closed_at_once(&mut d, "a denied original client");
+            let refused = next_named(&srv, "refused");
+            assert_eq!(refused["peer_host"], "127.0.0.3", "{refused}");
+            assert_eq!(refused["reason"], "denied", "{refused}");
+            drop(c);
+            let closed = next_named(&srv, "closed");
+            assert_eq!(closed["peer_host"], "127.0.0.2", "{closed}");
+        }
+    }
+}
+
+#[test]
+fn forward_send_proxy_is_understood_by_haproxy_accept_proxy() {
+    common::require_peer!("haproxy");
+    // client 127.0.0.2 -> sockit forward --send-proxy vN -> haproxy accept-proxy
+    //   -> (send-proxy v1) -> sockit echo-server --accept-proxy-from: the echo server
+    //   names the client, which only haproxy's reading of our header can tell it.
+    for version in ["v1", "v2"] {
+        let echo = common::sockit_server(&[
+            "echo-server",
+            "--json",
+            "--accept-proxy-from",
+            "127.0.0.1",
+            "127.0.0.1:0",
+        ]);
+        let hap = haproxy("accept-proxy", echo.addr(), "send-proxy");
+        let fwd = common::sockit_server(&[
+            "forward",
+            "--send-proxy",
+            version,
+            "127.0.0.1:0",
+            &hap.addr.to_string(),
+        ]);
+        let c = echo_from("127.0.0.2", fwd.addr(), b"proxied twice");
+        let acc = next_named(&echo, "accepted");
+        assert_eq!(acc["peer_host"], "127.0.0.2", "{version}: {acc}");
+        assert_eq!(acc["peer_port"], c.local_addr().unwrap().port(), "{acc}");
+        // A 1 MiB round trip through both headers stays byte-identical.
+        let data = common::pattern(1 << 20, 7);
+        let mut c = c;
+        let writer = {
+            let mut w = c.try_clone().unwrap();
+            let data = data.clone();
+            std::thread::spawn(move || {
+                w.write_all(&data).unwrap();
+                w.shutdown(std::net::Shutdown::Write).unwrap();
+            })
+        };
+        let mut back = Vec::new();
+        c.read_to_end(&mut back).unwrap();
+        writer.join().unwrap();
+        common::assert_bytes_eq(&back, &data, "through forward and haproxy");
+    }
+}
+
+#[test]
+fn a_bad_late_or_unlisted_proxy_header_closes_the_connection() {
+    let _serial = common::serial();
+    let servers = [
+        vec!["echo-server", "--json", "127.0.0.1:0"],
+        vec!["echo-server", "--json", "--engine", "tasks", "127.0.0.1:0"],
+        vec!["forward", "--json", "127.0.0.1:0", "127.0.0.1:9"],
+    ];
+    // The servers side by side: each case waits 5 s for a header that never completes.
+    std::thread::scope(|scope| {
+        for base in &servers {
+            scope.spawn(|| bad_headers_close(base));
+        }
+    });
+}
+
+fn bad_headers_close(base: &[&str]) {
+    let mut args = base.to_vec();
+    args.extend(["--accept-proxy-from", "127.0.0.1/32"]);
+    let srv = common::sockit_server(&args);
+    // Unlisted source: anyone could claim any address, so it is refused.
+    let mut c = common::tcp_from("127.0.0.2", srv.addr(), T);
+    let _ = c.write_all(b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\nhello");
+    common::assert_closed_at_once(&mut c, "unlisted source");
+    let r = next_named(&srv, "refused");
+    assert_eq!(r["reason"], "unlisted_source", "{base:?}: {r}");
+    assert_eq!(r["peer_host"], "127.0.0.2", "{r}");
+    // Listed source, no header.
+    let mut c = common::tcp_from("127.0.0.1", srv.addr(), T);
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    common::assert_closed_at_once(&mut c, "no header");
+    let r = next_named(&srv, "refused");
+    assert_eq!(r["reason"], "proxy_header", "{r}");
+    assert_eq!(r["error"]["kind"], "protocol", "{r}");
+    // A header longer than v1 allows (107 bytes), never ending.
+    let mut c = common::tcp_from("127.0.0.1", srv.addr(), T);
+    let _ = c.write_all(&[b"PROXY TCP4 ".as_slice(), &[b'1'; 200]].concat());
+    common::assert_closed_at_once(&mut c, "overlong header");
+    assert_eq!(next_named(&srv, "refused")["error"]["kind"], "protocol");
+    // A header that never completes: closed after 5 s.
+    let t0 = Instant::now();
+    let mut c = common::tcp_from("127.0.0.1", srv.addr(), Duration::from_secs(30));
+    c.write_all(b"PROXY TCP4 ").unwrap();
+    common::assert_closed_at_once(&mut c, "late header");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+    let r = next_named(&srv, "refused");
+    assert_eq!(r["error"]["kind"], "timeout", "{r}");
+}
+
+#[test]
+fn proxy_flags_need_stream_sockets() {
+    for (args, want) in [
+        (
+            &[
+                "echo-server",
+                "-u",
+                "127.0.0.1:0",
+                "--accept-proxy-from",
+                "127.0.0.1",
+            ][..],
+            "TCP listeners only",
+        ),
+        (
+            &[
+                "echo-server",
+                "--tcp",
+                "--udp",
+                "127.0.0.1:0",
+                "--accept-proxy-from",
+                "::1",
+            ],
+            "TCP listeners only",
+        ),
+        (
+            &[
+                "forward",
+                "udp:127.0.0.1:0",
+                "tcp:127.0.0.1:9",
+                "--accept-proxy-from",
+                "::1",
+            ],
+            "TCP listeners only",
+        ),
+        (
+            &[
+                "forward",
+                "127.0.0.1:0",
+                "udp:127.0.0.1:9",
+                "--send-proxy",
+                "v2",
+            ],
+            "stream target",
+        ),
+        (
+            &[
+                "forward",
+                "127.0.0.1:0",
+                "127.0.0.1:9",
+                "--send-proxy",
+                "v3",
+            ],
+            "v3",
+        ),
+        (
+            &[
+                "echo-server",
+                "127.0.0.1:0",
+                "--accept-proxy-from",
+                "10.0.0.0/33",
+            ],
+            "accept-proxy-from",
+        ),
+    ] {
+        let out = common::run(&mut sockit(args), T);
+        common::assert_fails_with(&out, 2, want);
+    }
+}

@@ -16,6 +16,11 @@
 //!
 //! UDP in the same loop: one `recvmmsg(2)` takes every queued datagram (up to
 //! `UDP_BATCH`), one `sendmmsg(2)` sends them back whole; a short batch means drained.
+//!
+//! With `--accept-proxy-from`, a connection from a listed source waits in a table of its
+//! own (tokens with [`PENDING`] set) until its PROXY header is read (the core's
+//! [`HeaderReader`]); only then is it admitted and registered as a connection, so the
+//! echo path never looks at a header.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -28,12 +33,15 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::{ACCEPT_PAUSE, BUF_BYTES, CloseReason, Shared};
 use crate::error::Error;
-use crate::serve::{Event, Peer, Permit, Phase, Transport};
+use crate::serve::proxied::{Check, HEADER_TIMEOUT, HeaderReader, original_peer};
+use crate::serve::{Event, Peer, Permit, Phase, Refusal, Transport};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const UDP: Token = Token(2);
 const FIRST_CONN: usize = 3;
+/// The token bit of a connection still sending its PROXY header.
+const PENDING: usize = 1 << (usize::BITS - 2);
 /// Reads of a full buffer in a row before a connection yields to the others.
 const READS_PER_TURN: usize = 16;
 
@@ -54,6 +62,14 @@ struct Conn {
     eof: bool,
     started: Instant,
     last_activity: Instant,
+}
+
+/// A connection from a `--accept-proxy-from` source whose header is not complete yet.
+struct Pending {
+    stream: TcpStream,
+    peer: SocketAddr,
+    reader: HeaderReader,
+    deadline: Instant,
 }
 
 /// What handling a connection's readiness ended with.
@@ -77,6 +93,8 @@ pub(super) struct Loop {
     accept_paused_until: Option<Instant>,
     again: Vec<usize>,
     udp: Option<Udp>,
+    /// Connections awaiting their PROXY header (empty without `--accept-proxy-from`).
+    pending: Vec<Option<Pending>>,
 }
 
 /// The UDP socket of the loop (`--tcp --udp` or `-u`): datagrams batched with
@@ -137,6 +155,7 @@ impl Loop {
                 accept_paused_until: None,
                 again: Vec::new(),
                 udp,
+                pending: Vec::new(),
             },
             waker,
         ))
@@ -164,6 +183,10 @@ impl Loop {
                 }
                 if let Some(mut u) = self.udp.take() {
                     let _ = self.poll.registry().deregister(&mut u.sock);
+                }
+                // Not admitted yet: closed (their sockets are dropped).
+                for mut p in std::mem::take(&mut self.pending).into_iter().flatten() {
+                    let _ = self.poll.registry().deregister(&mut p.stream);
                 }
                 draining = true;
             }
@@ -204,6 +227,7 @@ impl Loop {
                             udp_echo(u, &self.shared);
                         }
                     }
+                    Token(t) if t & PENDING != 0 => self.read_header(t & !PENDING),
                     Token(t) => {
                         let i = t - FIRST_CONN;
                         if let Some(Some(c)) = self.conns.get_mut(i) {
@@ -234,6 +258,9 @@ impl Loop {
                 self.close_idle();
                 next_idle_check = Some(Instant::now() + tick);
             }
+            if !self.pending.is_empty() {
+                self.expire_headers();
+            }
         }
     }
 
@@ -242,7 +269,8 @@ impl Loop {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
-        [idle, deadline, self.accept_paused_until]
+        let header = self.pending.iter().flatten().map(|p| p.deadline).min();
+        [idle, deadline, self.accept_paused_until, header]
             .into_iter()
             .flatten()
             .map(|t| t.saturating_duration_since(now))
@@ -258,7 +286,15 @@ impl Loop {
                 return;
             };
             match listener.accept() {
-                Ok((stream, peer)) => self.add(stream, peer),
+                Ok((stream, peer)) => {
+                    match self.shared.admission.proxy_sources().check(&Peer::Ip(peer)) {
+                        Check::Plain => self.add(stream, peer, None),
+                        Check::Header => self.add_pending(stream, peer),
+                        Check::Refuse => {
+                            self.refuse(stream, peer, Refusal::UnlistedSource, None);
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e)
                     if matches!(
@@ -283,9 +319,101 @@ impl Loop {
         }
     }
 
-    fn add(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+    /// Turns a connection away (reported), before it was admitted.
+    fn refuse(&self, stream: TcpStream, peer: SocketAddr, reason: Refusal, error: Option<Error>) {
+        let decided = Err(crate::serve::Refused {
+            peer: Peer::Ip(peer),
+            reason,
+            error,
+        });
+        let _ = self.shared.report(Transport::Tcp, decided);
+        let _ = stream.shutdown(Shutdown::Write);
+    }
+
+    /// A connection from a listed source: its PROXY header is read first.
+    fn add_pending(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let i = match self.pending.iter().position(Option::is_none) {
+            Some(i) => i,
+            None => {
+                self.pending.push(None);
+                self.pending.len() - 1
+            }
+        };
+        if let Err(e) =
+            self.poll
+                .registry()
+                .register(&mut stream, Token(PENDING | i), Interest::READABLE)
+        {
+            let e = Error::from_io("epoll_ctl", e);
+            self.refuse(stream, peer, Refusal::ProxyHeader, Some(e));
+            return;
+        }
+        self.pending[i] = Some(Pending {
+            stream,
+            peer,
+            reader: HeaderReader::new(),
+            deadline: Instant::now() + HEADER_TIMEOUT,
+        });
+        self.read_header(i);
+    }
+
+    /// Reads what came of pending connection `i`'s header; once complete the connection
+    /// is admitted as the client it names.
+    fn read_header(&mut self, i: usize) {
+        let Some(p) = self.pending.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        let result = loop {
+            match p.reader.read_from(socket2::SockRef::from(&p.stream)) {
+                Ok(None) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Ok(Some(h)) => break Ok(h),
+                Err(e) => break Err(Error::from_io("recv", e)),
+            }
+        };
+        let Some(mut p) = self.pending[i].take() else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut p.stream);
+        self.trim_pending();
+        match result {
+            Ok(h) => {
+                let client = original_peer(&h, p.peer);
+                self.add(p.stream, client, Some(p.peer));
+            }
+            Err(e) => self.refuse(p.stream, p.peer, Refusal::ProxyHeader, Some(e)),
+        }
+    }
+
+    /// Closes the pending connections whose header is late.
+    fn expire_headers(&mut self) {
+        let now = Instant::now();
+        for i in 0..self.pending.len() {
+            if self.pending[i].as_ref().is_some_and(|p| now >= p.deadline)
+                && let Some(mut p) = self.pending[i].take()
+            {
+                let _ = self.poll.registry().deregister(&mut p.stream);
+                let e = Error::timeout("proxy protocol");
+                self.refuse(p.stream, p.peer, Refusal::ProxyHeader, Some(e));
+            }
+        }
+        self.trim_pending();
+    }
+
+    /// Drops the free slots at the end of the pending table (empty again when idle).
+    fn trim_pending(&mut self) {
+        while self.pending.last().is_some_and(Option::is_none) {
+            self.pending.pop();
+        }
+    }
+
+    /// Admits a connection as `peer` (from a PROXY header sent by `via`, if any) and
+    /// registers it for echoing.
+    fn add(&mut self, mut stream: TcpStream, peer: SocketAddr, via: Option<SocketAddr>) {
         let shared = &self.shared;
-        let Some(permit) = shared.admit(Transport::Tcp, &Peer::Ip(peer)) else {
+        let Some(permit) = shared.admit_via(Transport::Tcp, &Peer::Ip(peer), via.map(Peer::Ip))
+        else {
             let _ = stream.shutdown(Shutdown::Write);
             return;
         };

@@ -40,8 +40,8 @@ use std::time::{Duration, Instant};
 use crate::access::AccessList;
 use crate::error::{Error, ErrorKind, Result};
 use crate::serve::{
-    self, Admission, BindOptions, Closed, Event, EventSink, Origin, Permit, ReusePort, SocketFile,
-    Stop,
+    self, Admission, Admitted, BindOptions, Closed, Event, EventSink, Origin, Permit, ProxySources,
+    Refused, ReusePort, SocketFile, Stop,
 };
 use crate::unix::UnixAddr;
 
@@ -110,6 +110,10 @@ pub struct EchoConfig {
     pub max_conns: usize,
     /// Which peers may connect (`--allow`/`--deny`); everyone by default.
     pub access: AccessList,
+    /// TCP sources whose connections must open with a PROXY protocol header
+    /// (`--accept-proxy-from`): the header is read before the connection is served, and
+    /// the client it names is the peer (see [`serve::proxied`]).
+    pub proxy_from: ProxySources,
     /// A stream connection with no traffic either way for this long is closed.
     pub idle_timeout: Option<Duration>,
     /// Worker threads; 0 means one per CPU this process may run on
@@ -148,6 +152,7 @@ impl EchoConfig {
             listen,
             max_conns: serve::DEFAULT_MAX_CONNS,
             access: AccessList::default(),
+            proxy_from: ProxySources::default(),
             idle_timeout: None,
             threads: 0,
             only_v6: true,
@@ -381,8 +386,15 @@ impl EchoServer {
     ///   that holds a live server or a file that is not a socket).
     /// - [`ErrorKind::Os`] `EMFILE` naming `ulimit -n` when the open-file limit leaves no
     ///   room for one worker and one client.
-    /// - [`ErrorKind::InvalidInput`] for `threads` or `max_conns` out of range.
+    /// - [`ErrorKind::InvalidInput`] for `threads` or `max_conns` out of range, or
+    ///   `proxy_from` on anything but a TCP listener.
     pub fn bind(config: EchoConfig) -> Result<EchoServer> {
+        if !config.proxy_from.is_empty() && !matches!(config.listen, Listen::Tcp(_)) {
+            return Err(Error::invalid_input(
+                "accept-proxy-from",
+                "a PROXY header is read on TCP listeners only (not -u or --unix)",
+            ));
+        }
         if config.threads > MAX_THREADS {
             return Err(Error::invalid_input(
                 "echo",
@@ -522,7 +534,11 @@ impl EchoServer {
     pub fn start_with(self, events: Option<EventSink>, stop: Stop) -> Result<EchoHandle> {
         let shared = Arc::new(Shared {
             events,
-            admission: Admission::new(self.config.access.clone(), self.config.max_conns),
+            admission: Admission::with_proxy_sources(
+                self.config.access.clone(),
+                self.config.max_conns,
+                self.config.proxy_from.clone(),
+            ),
             idle: self.config.idle_timeout,
             datagram_events: self.config.datagram_events,
             pending: AtomicUsize::new(0),
@@ -706,22 +722,54 @@ impl Shared {
     /// Admits a new stream connection (the core's [`Admission`]): its permit, or `None`
     /// (counted as rejected and reported; the caller closes it).
     fn admit(&self, transport: Transport, peer: &Peer) -> Option<Permit> {
-        match self.admission.admit(peer) {
-            Ok(p) => {
+        self.admit_via(transport, peer, None)
+    }
+
+    /// As [`Shared::admit`], for a peer a PROXY header from `via` named.
+    fn admit_via(&self, transport: Transport, peer: &Peer, via: Option<Peer>) -> Option<Permit> {
+        let decided = self
+            .admission
+            .admit(peer)
+            .map(|p| {
+                let who = Admitted {
+                    peer: peer.clone(),
+                    via,
+                };
+                (p, who)
+            })
+            .map_err(|reason| Refused {
+                peer: peer.clone(),
+                reason,
+                error: None,
+            });
+        self.report(transport, decided).map(|(p, _)| p)
+    }
+
+    /// Counts and reports an admission's outcome: the permit and the session's peer, or
+    /// `None` (the caller closes the connection).
+    fn report(
+        &self,
+        transport: Transport,
+        decided: std::result::Result<(Permit, Admitted), Refused>,
+    ) -> Option<(Permit, Peer)> {
+        match decided {
+            Ok((p, who)) => {
                 self.totals.connections.fetch_add(1, Ordering::Relaxed);
                 self.emit(|| Event::Accepted {
                     id: p.id(),
                     transport,
-                    peer: peer.clone(),
+                    peer: who.peer.clone(),
+                    via: who.via.map(serve::ProxiedFrom),
                 });
-                Some(p)
+                Some((p, who.peer))
             }
-            Err(reason) => {
+            Err(r) => {
                 self.totals.rejected.fetch_add(1, Ordering::Relaxed);
                 self.emit(|| Event::Refused {
                     transport,
-                    peer: peer.clone(),
-                    reason,
+                    peer: r.peer,
+                    reason: r.reason,
+                    error: r.error,
                 });
                 None
             }

@@ -70,6 +70,13 @@ trait Acceptor: Send + 'static {
     const TRANSPORT: Transport;
     fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Stream, Peer)>> + Send;
     fn prepare(stream: &Self::Stream);
+    /// The core's accept path for TCP with `--accept-proxy-from`: the PROXY header, then
+    /// admission (reported); `None` when the connection is not to be served.
+    fn admit_proxied(
+        stream: &Self::Stream,
+        peer: &Peer,
+        shared: &Shared,
+    ) -> impl Future<Output = Option<(crate::serve::Permit, Peer)>> + Send;
 }
 
 struct TcpAcceptor(tokio::net::TcpListener);
@@ -86,6 +93,15 @@ impl Acceptor for TcpAcceptor {
         // TCP_NODELAY: an echo must leave at once, not wait for Nagle's timer.
         let _ = stream.set_nodelay(true);
     }
+    async fn admit_proxied(
+        stream: &Self::Stream,
+        peer: &Peer,
+        shared: &Shared,
+    ) -> Option<(crate::serve::Permit, Peer)> {
+        let Peer::Ip(addr) = peer else { return None };
+        let decided = shared.admission.admit_tcp(stream, *addr).await;
+        shared.report(Transport::Tcp, decided)
+    }
 }
 
 impl Acceptor for UnixAcceptor {
@@ -96,6 +112,14 @@ impl Acceptor for UnixAcceptor {
         Ok((s, Peer::from_tokio_unix(&a)))
     }
     fn prepare(_stream: &Self::Stream) {}
+    async fn admit_proxied(
+        _stream: &Self::Stream,
+        peer: &Peer,
+        shared: &Shared,
+    ) -> Option<(crate::serve::Permit, Peer)> {
+        let permit = shared.admit(Transport::Unix, peer)?;
+        Some((permit, peer.clone()))
+    }
 }
 
 /// True for `accept(2)` errors that mean "out of a resource": pause, then retry.
@@ -110,13 +134,39 @@ async fn accept_loop<A: Acceptor>(listener: A, shared: Arc<Shared>) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
-                let Some(permit) = shared.admit(A::TRANSPORT, &peer) else {
-                    tokio::spawn(crate::serve::close::linger_close(stream));
-                    continue;
+                let proxied = !shared.admission.proxy_sources().is_empty();
+                let admitted = if proxied {
+                    None
+                } else {
+                    let Some(permit) = shared.admit(A::TRANSPORT, &peer) else {
+                        tokio::spawn(crate::serve::close::linger_close(stream));
+                        continue;
+                    };
+                    Some((permit, peer.clone()))
                 };
                 A::prepare(&stream);
                 let shared2 = Arc::clone(&shared);
                 tokio::spawn(async move {
+                    // With --accept-proxy-from the header is read here, off the accept
+                    // loop; a stop meanwhile closes the connection.
+                    let mut stream = stream;
+                    let (permit, peer) = match admitted {
+                        Some(a) => a,
+                        None => {
+                            let decided = tokio::select! {
+                                biased;
+                                a = A::admit_proxied(&stream, &peer, &shared2) => a,
+                                _ = shared2.stop.stopping() => return,
+                            };
+                            match decided {
+                                Some(a) => a,
+                                None => {
+                                    crate::serve::close::linger_close(&mut stream).await;
+                                    return;
+                                }
+                            }
+                        }
+                    };
                     let started = std::time::Instant::now();
                     let mut conn = Conn::new(stream, &shared2);
                     let reason = tokio::select! {

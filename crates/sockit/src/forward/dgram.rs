@@ -65,6 +65,7 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
                     transport: Transport::Udp,
                     peer: Peer::Ip(peer),
                     reason,
+                    error: None,
                 });
                 continue;
             }
@@ -83,10 +84,11 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
                 id,
                 transport: Transport::Udp,
                 peer: session.peer().clone(),
+                via: None,
             });
             let counters = Counters::new();
             let (reason, reset_by, error) = tokio::select! {
-                c = target::connect_retrying(id, &ctx) => match c {
+                c = target::connect_retrying(id, &ctx, None) => match c {
                     Err(error) => {
                         ctx.emit(Event::ConnectFailed {
                             id,

@@ -9,7 +9,10 @@
 //!   timeout. A target that refuses (or times out) closes that client with a lingering
 //!   close and the forwarder keeps running ([`Event::ConnectFailed`]). With
 //!   [`ForwardOptions::retry`] a failed connect is tried again after a back-off
-//!   ([`Retry`], each failure an [`Event::Retry`]) while the client waits.
+//!   ([`Retry`], each failure an [`Event::Retry`]) while the client waits. With
+//!   [`ForwardOptions::send_proxy`] each target connection opens with a PROXY header
+//!   naming the client; with [`ForwardOptions::proxy_from`] listed sources must send one
+//!   (the core's [`proxied`](crate::serve::proxied) accept path).
 //! - Stream to stream: [`relay_stream`](crate::relay::relay_stream) both ways; one side's
 //!   end of input becomes `shutdown(SHUT_WR)` on the other (half-close propagated). A
 //!   reset on one side is passed on as a reset to the other (`SO_LINGER` 0, close), and
@@ -54,7 +57,7 @@ use crate::relay::Totals;
 use crate::retry::Retry;
 use crate::serve::{
     self, AddrRule, Admission, BindOptions, CloseReason, Closed, Event, EventSink, Local, Peer,
-    Session, Side, SocketFile, Stop, Transport,
+    ProxySources, Session, Side, SocketFile, Stop, Transport,
 };
 use crate::sockopt::SocketOptions;
 
@@ -86,11 +89,19 @@ pub struct ForwardOptions {
     /// How often to try the target again when a connect fails (`--retry`,
     /// `--retry-delay`); none by default.
     pub retry: Retry,
+    /// Open every target connection with a PROXY protocol header in this version
+    /// (`--send-proxy v1|v2`), naming the client (source) and the address it reached
+    /// (destination); a Unix client is sent as `LOCAL` (v2) / `UNKNOWN` (v1). Stream
+    /// listeners and stream targets only.
+    pub send_proxy: Option<crate::proxy_protocol::Version>,
     /// Stream client to UDP target: after the client's end of input, relay replies for
     /// this long, then close the session (`-q`; default [`UDP_EOF_GRACE`]).
     pub eof_grace: Duration,
     /// Which peers may use the forwarder (`--allow`/`--deny`).
     pub access: AccessList,
+    /// The sources whose connections must open with a PROXY protocol header, naming the
+    /// original client (`--accept-proxy-from`; TCP listeners only).
+    pub proxy_from: ProxySources,
     /// Family and numeric-only flags for the lookups of both addresses (`-4`/`-6`/`-n`).
     pub lookup: ConnectOptions,
     /// Socket options for the listener (inherited by accepted sockets) and the target
@@ -111,8 +122,10 @@ impl Default for ForwardOptions {
             idle_timeout: None,
             connect_timeout: None,
             retry: Retry::default(),
+            send_proxy: None,
             eof_grace: UDP_EOF_GRACE,
             access: AccessList::default(),
+            proxy_from: ProxySources::default(),
             lookup: ConnectOptions::default(),
             sockopts: SocketOptions::default(),
             log: None,
@@ -227,6 +240,20 @@ impl Forwarder {
                 "--allow/--deny match IP peers; a Unix listener has none",
             ));
         }
+        if opts.send_proxy.is_some()
+            && (listen.transport().is_datagram() || target.transport().is_datagram())
+        {
+            return Err(Error::invalid_input(
+                "send-proxy",
+                "a PROXY header is sent from a stream listener to a stream target (not UDP)",
+            ));
+        }
+        if listen.transport() != Transport::Tcp && !opts.proxy_from.is_empty() {
+            return Err(Error::invalid_input(
+                "accept-proxy-from",
+                format!("{listen}: a PROXY header is read on TCP listeners only"),
+            ));
+        }
         let bopts = BindOptions {
             sockopts: opts.sockopts.clone(),
             ..BindOptions::default()
@@ -311,7 +338,11 @@ impl Forwarder {
             opts,
             ..
         } = self;
-        let admission = Admission::new(opts.access.clone(), opts.max_conns);
+        let admission = Admission::with_proxy_sources(
+            opts.access.clone(),
+            opts.max_conns,
+            opts.proxy_from.clone(),
+        );
         let ctx = Arc::new(Ctx {
             target_text: target.to_string(),
             target,

@@ -11,7 +11,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
 pub(crate) use crate::serve::accept_each;
 use crate::serve::close::{abort, abort_after_sent, linger_close};
-use crate::serve::{BoxStream, CloseReason, Event, Session, Side, Stop, Transport};
+use crate::serve::{BoxStream, CloseReason, Event, ProxiedFrom, Session, Side, Stop, Transport};
 
 /// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
 pub(crate) async fn accept_loop(
@@ -19,15 +19,15 @@ pub(crate) async fn accept_loop(
     transport: Transport,
     ctx: &Arc<Ctx>,
 ) -> Result<()> {
-    let emit = |ev| ctx.emit(ev);
+    let c = Arc::clone(ctx);
     accept_each(
         &listener,
         transport,
         &ctx.stop,
         &ctx.admission,
-        &emit,
-        |stream, session| {
-            tokio::spawn(session_task(stream, session, Arc::clone(ctx)));
+        &ctx.events,
+        move |stream, session| {
+            tokio::spawn(session_task(stream, session, Arc::clone(&c)));
         },
     )
     .await
@@ -39,9 +39,31 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         id,
         transport: session.transport(),
         peer: session.peer().clone(),
+        via: session.via().cloned().map(ProxiedFrom),
     });
+    // The address the client reached (before TLS wraps the stream), for --send-proxy.
+    let local = socket2::SockRef::from(&client)
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket());
+    let header = match ctx.opts.send_proxy {
+        Some(v) => match target::proxy_header(v, session.peer(), local) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                linger_close(&mut client).await;
+                return ctx.closed(
+                    &session,
+                    Default::default(),
+                    CloseReason::Error,
+                    None,
+                    Some(e),
+                );
+            }
+        },
+        None => None,
+    };
     let conn = tokio::select! {
-        c = target::connect_retrying(id, &ctx) => c,
+        c = target::connect_retrying(id, &ctx, header.as_deref()) => c,
         _ = ctx.stop.aborted() => {
             abort(client);
             ctx.closed(&session, Default::default(), CloseReason::Aborted, None, None);

@@ -75,11 +75,25 @@ async fn lookup_first(
 /// [`ForwardOptions::retry`] says (each failure to be retried an [`Event::Retry`]).
 ///
 /// [`Event::Retry`]: crate::serve::Event::Retry
-pub(crate) async fn connect_retrying(id: u64, ctx: &super::Ctx) -> Result<TargetConn> {
+///
+/// `header`: the PROXY protocol header to open each stream connection with.
+pub(crate) async fn connect_retrying(
+    id: u64,
+    ctx: &super::Ctx,
+    header: Option<&[u8]>,
+) -> Result<TargetConn> {
     ctx.opts
         .retry
         .run(
-            || connect(&ctx.target, &ctx.opts),
+            || async {
+                let mut conn = connect(&ctx.target, &ctx.opts).await?;
+                if let (Some(h), TargetConn::Stream(s, _)) = (header, &mut conn) {
+                    s.write_all(h)
+                        .await
+                        .map_err(|e| Error::from_io("send-proxy", e))?;
+                }
+                Ok(conn)
+            },
             |f| {
                 ctx.emit(crate::serve::Event::Retry {
                     id,
@@ -170,6 +184,24 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
             ))
         }
     }
+}
+
+/// The PROXY header a session sends its target (`--send-proxy`): `client` reached
+/// `local`; a Unix client (no IP address) is sent as `LOCAL`/`UNKNOWN`.
+///
+/// # Errors
+/// As [`Header::to_bytes`](crate::proxy_protocol::Header::to_bytes).
+pub(crate) fn proxy_header(
+    version: crate::proxy_protocol::Version,
+    client: &Peer,
+    local: Option<SocketAddr>,
+) -> Result<Vec<u8>> {
+    use crate::proxy_protocol::Header;
+    match (client, local) {
+        (Peer::Ip(src), Some(dst)) => Header::proxied(version, *src, dst),
+        _ => Header::local(version),
+    }
+    .to_bytes()
 }
 
 impl TargetConn {

@@ -485,6 +485,7 @@ impl Ctx {
                     id: s.id(),
                     transport: self.transport,
                     peer: s.peer().clone(),
+                    via: None,
                 });
                 Some(s)
             }
@@ -493,6 +494,7 @@ impl Ctx {
                     transport: self.transport,
                     peer,
                     reason,
+                    error: None,
                 });
                 None
             }

@@ -48,7 +48,7 @@ use crate::relay::{Counters, Direction, Tap, Totals};
 use crate::serve::close::{abort, linger_close};
 use crate::serve::{
     self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
-    Local, Peer, Session, Side, Stop, Target, Transport,
+    Local, Peer, ProxySources, Session, Side, Stop, Target, Transport,
 };
 use crate::sockopt::SocketOptions;
 
@@ -70,6 +70,9 @@ pub struct ProxyOptions {
     pub connect_timeout: Option<Duration>,
     /// Which clients may use the proxy (`--allow`/`--deny`).
     pub access: AccessList,
+    /// Sources whose connections must open with a PROXY protocol header naming the
+    /// client (`--accept-proxy-from`, the core's [`proxied`](crate::serve::proxied)).
+    pub proxy_from: ProxySources,
     /// Where clients may be connected (`--allow-dest`/`--deny-dest`).
     pub dest: DestPolicy,
     /// The handshakes: credentials, time limit, HTTP head limits, UDP ASSOCIATE.
@@ -89,6 +92,7 @@ impl Default for ProxyOptions {
             idle_timeout: None,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
             access: AccessList::default(),
+            proxy_from: ProxySources::default(),
             dest: DestPolicy::default(),
             session: ServerConfig::default(),
             lookup: ConnectOptions::default(),
@@ -230,7 +234,11 @@ impl ProxyServer {
     /// [`ErrorKind::Os`] from `accept(2)` for an error that would repeat; the sessions
     /// open then are aborted.
     pub async fn run(self, events: EventSink, stop: Stop) -> Result<()> {
-        let admission = Admission::new(self.opts.access.clone(), self.opts.max_conns);
+        let admission = Admission::with_proxy_sources(
+            self.opts.access.clone(),
+            self.opts.max_conns,
+            self.opts.proxy_from.clone(),
+        );
         let ctx = Arc::new(Ctx {
             opts: self.opts,
             events,
@@ -239,14 +247,15 @@ impl ProxyServer {
         });
         let listener = StreamListener::Tcp(self.listener);
         let emit = |ev| ctx.emit(ev);
+        let c = Arc::clone(&ctx);
         let result = accept_each(
             &listener,
             Transport::Tcp,
             &stop,
             &admission,
-            &emit,
-            |stream, session| {
-                tokio::spawn(session_task(stream, session, Arc::clone(&ctx)));
+            &ctx.events,
+            move |stream, session| {
+                tokio::spawn(session_task(stream, session, Arc::clone(&c)));
             },
         )
         .await;
@@ -276,6 +285,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         id,
         transport: session.transport(),
         peer: session.peer().clone(),
+        via: session.via().cloned().map(serve::ProxiedFrom),
     });
     let handshake = tokio::select! {
         r = session::accept_request(&mut client, &ctx.opts.session) => Some(r),

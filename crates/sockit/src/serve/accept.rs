@@ -8,20 +8,27 @@
 //! - `ECONNABORTED`, `EPERM` (a firewall), `EPROTO`, `EINTR`: that connection is lost;
 //!   the next one is awaited.
 //! - Any other error ends accepting (`Err`); [`Stop::stopping`] ends it cleanly (`None`).
+//!
+//! [`accept_each`] adds admission, the PROXY protocol's included: a connection from an
+//! `--accept-proxy-from` source reads its header ([`Admission::admit_tcp`]) in a task of
+//! its own, so a slow header never holds the loop; every other connection is admitted
+//! in the loop, as before.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, UnixListener};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use super::BoxStream;
 use super::admit::Admission;
 use super::bind::{Listener, SocketFile};
 use super::close::linger_close;
 use super::event::Event;
 use super::peer::{Peer, Transport};
+use super::proxied::Check;
 use super::session::Session;
 use super::stop::Stop;
+use super::{BoxStream, EventSink};
 use crate::error::{Error, Result};
 
 /// How long accepting pauses after `EMFILE`/`ENFILE` and other resource shortages.
@@ -34,6 +41,34 @@ pub enum StreamListener {
     Tcp(TcpListener),
     /// A Unix stream socket.
     Unix(UnixListener),
+}
+
+/// A connection as `accept(2)` gave it, TCP kept as it is (its PROXY header is read on
+/// the socket itself, [`Admission::admit_tcp`]).
+#[derive(Debug)]
+pub enum Accepted {
+    /// TCP, with the peer's address.
+    Tcp(TcpStream, SocketAddr),
+    /// A Unix stream, with its peer.
+    Unix(UnixStream, Peer),
+}
+
+impl Accepted {
+    /// The connection's own peer.
+    pub fn peer(&self) -> Peer {
+        match self {
+            Accepted::Tcp(_, a) => Peer::Ip(*a),
+            Accepted::Unix(_, p) => p.clone(),
+        }
+    }
+
+    /// The stream, boxed, and its peer.
+    pub fn into_parts(self) -> (BoxStream, Peer) {
+        match self {
+            Accepted::Tcp(s, a) => (Box::new(s), Peer::Ip(a)),
+            Accepted::Unix(s, p) => (Box::new(s), p),
+        }
+    }
 }
 
 /// True for `accept(2)` errors that mean "out of a resource": pause, then retry.
@@ -80,14 +115,22 @@ impl StreamListener {
     /// # Errors
     /// The `accept(2)` error as it came.
     pub async fn accept(&self) -> std::io::Result<(BoxStream, Peer)> {
+        self.accept_one().await.map(Accepted::into_parts)
+    }
+
+    /// One `accept(2)`, the TCP stream kept as it is.
+    ///
+    /// # Errors
+    /// The `accept(2)` error as it came.
+    pub async fn accept_one(&self) -> std::io::Result<Accepted> {
         match self {
             StreamListener::Tcp(l) => {
                 let (s, a) = l.accept().await?;
-                Ok((Box::new(s), Peer::Ip(a)))
+                Ok(Accepted::Tcp(s, a))
             }
             StreamListener::Unix(l) => {
                 let (s, a) = l.accept().await?;
-                Ok((Box::new(s), Peer::from_tokio_unix(&a)))
+                Ok(Accepted::Unix(s, Peer::from_tokio_unix(&a)))
             }
         }
     }
@@ -103,11 +146,23 @@ impl StreamListener {
         events: &(dyn Fn(Event) + Sync),
         stop: &Stop,
     ) -> Result<Option<(BoxStream, Peer)>> {
+        Ok(self.next_one(events, stop).await?.map(Accepted::into_parts))
+    }
+
+    /// As [`StreamListener::next`], the TCP stream kept as it is ([`Accepted`]).
+    ///
+    /// # Errors
+    /// As [`StreamListener::next`].
+    pub async fn next_one(
+        &self,
+        events: &(dyn Fn(Event) + Sync),
+        stop: &Stop,
+    ) -> Result<Option<Accepted>> {
         loop {
             let accepted = tokio::select! {
                 biased;
                 _ = stop.stopping() => return Ok(None),
-                r = self.accept() => r,
+                r = self.accept_one() => r,
             };
             match accepted {
                 Ok(x) => return Ok(Some(x)),
@@ -133,30 +188,73 @@ impl StreamListener {
     }
 }
 
-/// The accept loop of the stream servers (forward, proxy, listen -k): accepts until the stop says
+/// The accept loop of the stream servers (forward, proxy): accepts until the stop says
 /// stop (`Ok`) or `accept(2)` fails for good (`Err`), as [`StreamListener::next`] says
 /// (`EMFILE` and its kin pause accepting with an [`Event::AcceptPaused`]); a client the
 /// admission refuses gets a lingering close and an [`Event::Refused`]; an admitted one is
 /// handed to `serve` as a new [`Session`].
-pub async fn accept_each(
+///
+/// A TCP connection from an `--accept-proxy-from` source goes through
+/// [`Admission::admit_tcp`] (its header, then admission of the client it names) in a task
+/// of its own, so a slow header never holds the loop; a stop that begins meanwhile
+/// closes it. Every other connection is admitted in the loop.
+pub async fn accept_each<F>(
     listener: &StreamListener,
     transport: Transport,
     stop: &Stop,
     admission: &Arc<Admission>,
-    emit: &(dyn Fn(Event) + Sync),
-    mut serve: impl FnMut(BoxStream, Session),
-) -> Result<()> {
-    while let Some((stream, peer)) = listener.next(emit, stop).await? {
-        match admission.admit(&peer) {
-            Err(reason) => {
-                emit(Event::Refused {
-                    transport,
-                    peer,
-                    reason,
+    events: &EventSink,
+    serve: F,
+) -> Result<()>
+where
+    F: Fn(BoxStream, Session) + Clone + Send + 'static,
+{
+    while let Some(conn) = listener.next_one(&**events, stop).await? {
+        match conn {
+            Accepted::Tcp(stream, addr)
+                if admission.proxy_sources().check(&Peer::Ip(addr)) == Check::Header =>
+            {
+                let (stop, admission, events) = (stop.clone(), admission.clone(), events.clone());
+                let serve = serve.clone();
+                tokio::spawn(async move {
+                    let admitted = tokio::select! {
+                        biased;
+                        r = admission.admit_tcp(&stream, addr) => r,
+                        _ = stop.stopping() => return,
+                    };
+                    match admitted {
+                        Err(r) => {
+                            events(Event::Refused {
+                                transport,
+                                peer: r.peer,
+                                reason: r.reason,
+                                error: r.error,
+                            });
+                            linger_close(stream).await;
+                        }
+                        Ok((permit, who)) => {
+                            let session =
+                                Session::new(permit, who.peer, transport).with_via(who.via);
+                            serve(Box::new(stream), session);
+                        }
+                    }
                 });
-                tokio::spawn(linger_close(stream));
             }
-            Ok(permit) => serve(stream, Session::new(permit, peer, transport)),
+            conn => {
+                let (stream, peer) = conn.into_parts();
+                match admission.admit_direct(&peer) {
+                    Err(reason) => {
+                        events(Event::Refused {
+                            transport,
+                            peer,
+                            reason,
+                            error: None,
+                        });
+                        tokio::spawn(linger_close(stream));
+                    }
+                    Ok(permit) => serve(stream, Session::new(permit, peer, transport)),
+                }
+            }
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
-//! Admission: who may open a session (`--allow`/`--deny`) and how many at once
-//! (`--max-conns`), in one place. An admitted session holds a [`Permit`] that frees its
+//! Admission: who may open a session (`--allow`/`--deny`, and the PROXY protocol's
+//! original client under `--accept-proxy-from`) and how many at once (`--max-conns`), in
+//! one place. An admitted session holds a [`Permit`] that frees its
 //! slot when dropped; a refusal is data ([`Refusal`]) the server reports as a `refused`
 //! event. The count of permits out is also what a drain waits for ([`Admission::idle`]).
 
@@ -7,7 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use super::peer::Peer;
+use super::proxied::{self, Check, ProxySources};
 use crate::access::AccessList;
+use crate::error::Error;
 
 /// The default limit of concurrent sessions (`--max-conns`).
 pub const DEFAULT_MAX_CONNS: usize = 1024;
@@ -22,6 +25,10 @@ pub enum Refusal {
     Denied,
     /// `--max-conns` sessions were open.
     MaxConns,
+    /// Sources are listed with `--accept-proxy-from` and this connection's is not one.
+    UnlistedSource,
+    /// A listed source sent no valid PROXY header in time (the event carries the error).
+    ProxyHeader,
 }
 
 impl Refusal {
@@ -30,6 +37,8 @@ impl Refusal {
         match self {
             Refusal::Denied => "denied",
             Refusal::MaxConns => "max_conns",
+            Refusal::UnlistedSource => "unlisted_source",
+            Refusal::ProxyHeader => "proxy_header",
         }
     }
 }
@@ -38,6 +47,7 @@ impl Refusal {
 #[derive(Debug)]
 pub struct Admission {
     access: AccessList,
+    proxy_from: ProxySources,
     max_conns: usize,
     open: AtomicUsize,
     next_id: AtomicU64,
@@ -48,8 +58,19 @@ impl Admission {
     /// Rules: the access list and the limit of open sessions (at least 1: a limit of 0 is
     /// refused by the command line before it gets here, and treated as 1).
     pub fn new(access: AccessList, max_conns: usize) -> Arc<Admission> {
+        Admission::with_proxy_sources(access, max_conns, ProxySources::default())
+    }
+
+    /// As [`Admission::new`], with the sources that must open with a PROXY header
+    /// (`--accept-proxy-from`; see [`proxied`](super::proxied)).
+    pub fn with_proxy_sources(
+        access: AccessList,
+        max_conns: usize,
+        proxy_from: ProxySources,
+    ) -> Arc<Admission> {
         Arc::new(Admission {
             access,
+            proxy_from,
             max_conns: max_conns.max(1),
             open: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
@@ -95,6 +116,61 @@ impl Admission {
         })
     }
 
+    /// [`Admission::admit`] for a connection that sends no PROXY header: refused as
+    /// [`Refusal::UnlistedSource`] when sources are listed and `peer` is not one of them.
+    /// (A listed source's connection goes through [`Admission::admit_tcp`].)
+    ///
+    /// # Errors
+    /// The [`Refusal`].
+    pub fn admit_direct(self: &Arc<Self>, peer: &Peer) -> Result<Permit, Refusal> {
+        match self.proxy_from.check(peer) {
+            Check::Refuse => Err(Refusal::UnlistedSource),
+            Check::Plain => self.admit(peer),
+            // Never a session without its header.
+            Check::Header => Err(Refusal::ProxyHeader),
+        }
+    }
+
+    /// The `--accept-proxy-from` sources.
+    pub fn proxy_sources(&self) -> &ProxySources {
+        &self.proxy_from
+    }
+
+    /// The accept path of a tokio TCP server: the PROXY check (reading the header of a
+    /// listed source within [`HEADER_TIMEOUT`](proxied::HEADER_TIMEOUT)), then
+    /// [`Admission::admit`] for the original client.
+    ///
+    /// Returns the permit and who the session is with.
+    ///
+    /// # Errors
+    /// The refusal, with the peer to report it for (the connection's own) and, for a bad
+    /// header, the error.
+    pub async fn admit_tcp(
+        self: &Arc<Self>,
+        stream: &tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+    ) -> Result<(Permit, Admitted), Refused> {
+        let conn = Peer::Ip(peer);
+        let admitted = match self.proxy_from.check(&conn) {
+            Check::Plain => Admitted {
+                peer: conn,
+                via: None,
+            },
+            Check::Refuse => return Err(Refused::new(conn, Refusal::UnlistedSource, None)),
+            Check::Header => match proxied::read_header(stream, proxied::HEADER_TIMEOUT).await {
+                Ok(h) => Admitted {
+                    peer: Peer::Ip(proxied::original_peer(&h, peer)),
+                    via: Some(conn),
+                },
+                Err(e) => return Err(Refused::new(conn, Refusal::ProxyHeader, Some(e))),
+            },
+        };
+        match self.admit(&admitted.peer) {
+            Ok(permit) => Ok((permit, admitted)),
+            Err(reason) => Err(Refused::new(admitted.peer, reason, None)),
+        }
+    }
+
     /// Resolves once no session is open.
     pub async fn idle(&self) {
         loop {
@@ -105,6 +181,36 @@ impl Admission {
                 return;
             }
             notified.await;
+        }
+    }
+}
+
+/// Who an admitted session is with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// The peer: the connection's, or the original client a PROXY header named.
+    pub peer: Peer,
+    /// The listed source the PROXY header came from, if one did.
+    pub via: Option<Peer>,
+}
+
+/// A connection turned away, as [`Admission::admit_tcp`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The peer to report (the original client when its header was read).
+    pub peer: Peer,
+    /// Why.
+    pub reason: Refusal,
+    /// The header's error, for [`Refusal::ProxyHeader`].
+    pub error: Option<Error>,
+}
+
+impl Refused {
+    fn new(peer: Peer, reason: Refusal, error: Option<Error>) -> Refused {
+        Refused {
+            peer,
+            reason,
+            error,
         }
     }
 }

@@ -98,6 +98,17 @@ impl fmt::Display for Reached {
     }
 }
 
+/// The source a PROXY protocol header came from (`--accept-proxy-from`), serialised as
+/// `via_host`/`via_port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedFrom(pub Peer);
+
+impl Serialize for ProxiedFrom {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.fields("via").serialize(s)
+    }
+}
+
 impl Serialize for Local {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         self.0.fields("local").serialize(s)
@@ -209,9 +220,12 @@ pub enum Event {
         id: u64,
         /// The transport.
         transport: Transport,
-        /// The peer.
+        /// The peer (the original client, when a PROXY header named one).
         #[serde(flatten)]
         peer: Peer,
+        /// The listed source whose PROXY header named the peer (`--accept-proxy-from`).
+        #[serde(flatten, skip_serializing_if = "Option::is_none")]
+        via: Option<ProxiedFrom>,
     },
     /// A peer was turned away (closed at once; a datagram dropped).
     Refused {
@@ -222,6 +236,9 @@ pub enum Event {
         peer: Peer,
         /// Why.
         reason: Refusal,
+        /// What was wrong with its PROXY header ([`Refusal::ProxyHeader`]).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<Error>,
     },
     /// A session's connection to its target is up.
     Connected {
@@ -457,6 +474,11 @@ impl Event {
             Event::Closed(c) if matches!(c.reason, CloseReason::Reset | CloseReason::Aborted) => {
                 Severity::Notice
             }
+            // A listed proxy that speaks no PROXY protocol is a configuration to fix.
+            Event::Refused {
+                reason: Refusal::ProxyHeader,
+                ..
+            } => Severity::Notice,
             Event::Stopped { cut, .. } if *cut > 0 => Severity::Notice,
             // asked for (a signal, an interval): always shown
             Event::Stats(_) => Severity::Notice,
@@ -509,7 +531,16 @@ impl Event {
             Event::Closed(c) if c.reason == CloseReason::Aborted => {
                 Some("closed aborted".to_string())
             }
-            Event::Refused { reason, .. } => Some(format!("refused {}", reason.as_str())),
+            Event::Refused {
+                reason,
+                error: None,
+                ..
+            } => Some(format!("refused {}", reason.as_str())),
+            Event::Refused {
+                reason,
+                error: Some(e),
+                ..
+            } => Some(format!("refused {} {e}", reason.as_str())),
             Event::HandshakeFailed { reason, .. } => Some(format!("handshake_failed {reason}")),
             Event::Dropped { reason, .. } => Some(format!("dropped {reason}")),
             Event::AcceptPaused { error, .. } => Some(format!("accept_paused {error}")),
@@ -535,17 +566,35 @@ impl fmt::Display for Event {
                 id,
                 transport,
                 peer,
+                via: None,
             } => write!(f, "#{id} accepted {peer} ({transport})"),
+            Event::Accepted {
+                id,
+                transport,
+                peer,
+                via: Some(via),
+            } => write!(
+                f,
+                "#{id} accepted {peer} ({transport}) via {} (PROXY header)",
+                via.0
+            ),
             Event::Refused {
                 transport,
                 peer,
                 reason,
+                error,
             } => {
                 let why = match reason {
                     Refusal::Denied => "not allowed by --allow/--deny",
                     Refusal::MaxConns => "--max-conns reached",
+                    Refusal::UnlistedSource => "not a source listed in --accept-proxy-from",
+                    Refusal::ProxyHeader => "no valid PROXY header",
                 };
-                write!(f, "refused {peer} ({transport}): {why}, closed at once")
+                write!(f, "refused {peer} ({transport}): {why}, closed at once")?;
+                match error {
+                    Some(e) => write!(f, " ({e})"),
+                    None => Ok(()),
+                }
             }
             Event::Connected { id, target } => write!(f, "#{id} connected to {target}"),
             Event::ConnectFailed { id, target, error } => {

@@ -572,12 +572,14 @@ mod tests {
                 id,
                 transport: Transport::Tcp,
                 peer: peer.clone(),
+                via: None,
             });
         }
         m.observe(&Event::Refused {
             transport: Transport::Tcp,
             peer: peer.clone(),
             reason: Refusal::MaxConns,
+            error: None,
         });
         m.observe(&Event::Closed(Closed {
             id: 1,

@@ -9,6 +9,7 @@
 //! | accepting: pause on `EMFILE`, skip lost connections, end at a stop | [`StreamListener`] |
 //! | transport word, peers in one spelling | [`Transport`], [`Peer`] |
 //! | who may in, how many at once | [`Admission`], [`Permit`], [`Refusal`] |
+//! | the PROXY protocol on the accept path (`--accept-proxy-from`) | [`proxied`], [`Admission::admit_tcp`] |
 //! | ids, `#N peer` labels, traffic taps, the UDP peer table | [`Session`], [`PeerTable`] |
 //! | closing: lingering close, abort with RST (TLS too: [`WithFd`]) | [`close`] |
 //! | stop: drain with a deadline, then abort | [`Stop`] |
@@ -33,19 +34,23 @@ pub mod close;
 pub mod event;
 pub mod metrics;
 pub mod peer;
+pub mod proxied;
 pub mod session;
 pub mod stop;
 
 use std::sync::Arc;
 
-pub use accept::{ACCEPT_PAUSE, StreamListener, accept_each};
-pub use admit::{Admission, DEFAULT_MAX_CONNS, MAX_CONNS, Permit, Refusal};
+pub use accept::{ACCEPT_PAUSE, Accepted, StreamListener, accept_each};
+pub use admit::{Admission, Admitted, DEFAULT_MAX_CONNS, MAX_CONNS, Permit, Refusal, Refused};
 pub use bind::{
     AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
 };
-pub use event::{CloseReason, Closed, Event, Local, Reached, Severity, Side, Target, Via};
+pub use event::{
+    CloseReason, Closed, Event, Local, ProxiedFrom, Reached, Severity, Side, Target, Via,
+};
 pub use metrics::{Metrics, Stats};
 pub use peer::{Peer, Transport};
+pub use proxied::ProxySources;
 pub use session::{PeerTable, Session};
 pub use stop::{Phase, Stop, wind_down};
 

@@ -16,6 +16,7 @@ use crate::dump::{SessionTap, SharedLog};
 pub struct Session {
     permit: Permit,
     peer: Peer,
+    via: Option<Peer>,
     transport: Transport,
     started: Instant,
 }
@@ -26,9 +27,22 @@ impl Session {
         Session {
             permit,
             peer,
+            via: None,
             transport,
             started: Instant::now(),
         }
+    }
+
+    /// The same session, its peer named by a PROXY protocol header that `via` sent
+    /// (`--accept-proxy-from`).
+    pub fn with_via(mut self, via: Option<Peer>) -> Session {
+        self.via = via;
+        self
+    }
+
+    /// The source of the PROXY header that named the peer, if one did.
+    pub fn via(&self) -> Option<&Peer> {
+        self.via.as_ref()
     }
 
     /// Its id, from 1 per server.
