@@ -218,8 +218,20 @@ pub fn server_config(
     alpn: &[Vec<u8>],
     client_ca: Option<&Path>,
 ) -> Result<Arc<ServerConfig>> {
-    let chain = load_certs(cert)?;
-    let key = load_key(key)?;
+    server_config_from(load_certs(cert)?, load_key(key)?, alpn, client_ca)
+}
+
+/// As [`server_config`], from a certificate chain and key already in memory (DER), such
+/// as an [`Ephemeral`](super::Ephemeral) certificate's.
+///
+/// # Errors
+/// As [`server_config`], less the reading of the certificate and key files.
+pub fn server_config_from(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    alpn: &[Vec<u8>],
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>> {
     let provider = provider();
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -6,7 +6,8 @@
 //! The module's parts: `config` (what a client trusts, what a server presents: PEM
 //! files, roots, [`client_config`], [`server_config`]), `verify` (the certificate
 //! checks: trust anchors as curl has them, `--insecure`), `stream` (handshakes and
-//! [`Stream`] on tokio) and `errors` (TLS failures worded for a person: [`tls_error`]).
+//! [`Stream`] on tokio), `errors` (TLS failures worded for a person: [`tls_error`]) and
+//! `ephemeral` (a self-signed certificate made at start: [`Ephemeral`]).
 //!
 //! Contracts:
 //! - A client verifies the server's certificate by default against the system's roots
@@ -29,6 +30,7 @@
 //! [`ErrorKind::InvalidInput`]: crate::ErrorKind::InvalidInput
 
 mod config;
+mod ephemeral;
 mod errors;
 mod stream;
 mod verify;
@@ -39,11 +41,12 @@ use rustls::crypto::CryptoProvider;
 
 pub use config::{
     ClientOptions, Identity, MAX_PEM_FILE, RootsSource, SessionInfo, client_config, load_certs,
-    load_key, root_store, server_config, server_name,
+    load_key, root_store, server_config, server_config_from, server_name,
 };
+pub use ephemeral::{Ephemeral, fingerprint_sha256};
 pub use errors::{from_io, tls_error};
 pub use rustls;
-pub use stream::{Stream, accept, connect};
+pub use stream::{Established, Stream, accept, connect};
 pub use tokio_rustls;
 
 /// The ALPN protocol id of HTTP/1.1 (RFC 7301).
