@@ -466,24 +466,16 @@ impl TlsClientArgs {
 /// TLS for `listen` (ncat's `--ssl --ssl-cert --ssl-key`).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct TlsServerArgs {
-    /// Speak TLS (rustls) with each client; needs --cert and --key.
-    #[arg(help_heading = "TLS", long = "tls", requires_all = ["cert", "key"])]
+    /// Speak TLS (rustls) with each client, presenting --cert/--key; without them an
+    /// ephemeral self-signed certificate made at start, its SHA-256 fingerprint printed on
+    /// stderr.
+    #[arg(help_heading = "TLS", long = "tls")]
     pub tls: bool,
-    /// With --tls: the server's certificate chain (PEM).
-    #[arg(
-        help_heading = "TLS",
-        long = "cert",
-        value_name = "FILE",
-        requires = "tls"
-    )]
+    /// With --tls: the server's certificate chain (PEM); needs --key.
+    #[arg(help_heading = "TLS", long = "cert", value_name = "FILE", requires_all = ["tls", "key"])]
     pub cert: Option<PathBuf>,
-    /// With --tls: the server's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(
-        help_heading = "TLS",
-        long = "key",
-        value_name = "FILE",
-        requires = "tls"
-    )]
+    /// With --tls: the server's private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
+    #[arg(help_heading = "TLS", long = "key", value_name = "FILE", requires_all = ["tls", "cert"])]
     pub key: Option<PathBuf>,
     /// With --tls: require a client certificate that chains to a CA certificate in this
     /// PEM file (mutual TLS); clients without one fail their handshake.
@@ -497,23 +489,66 @@ pub struct TlsServerArgs {
 }
 
 impl TlsServerArgs {
-    /// The server configuration when --tls was given.
+    /// The server configuration when --tls was given (see [`server_tls_config`]).
     pub fn config(
         &self,
     ) -> sockit::Result<Option<std::sync::Arc<sockit::tls::rustls::ServerConfig>>> {
-        match (self.tls, &self.cert, &self.key) {
-            (true, Some(cert), Some(key)) => Ok(Some(sockit::tls::server_config(
-                cert,
-                key,
-                &[],
-                self.cacert.as_deref(),
-            )?)),
-            (true, _, _) => Err(sockit::Error::invalid_input(
-                "tls",
-                "--tls needs --cert FILE and --key FILE",
-            )),
-            _ => Ok(None),
+        if !self.tls {
+            return Ok(None);
         }
+        server_tls_config(
+            self.cert.as_deref(),
+            self.key.as_deref(),
+            self.cacert.as_deref(),
+            &[],
+        )
+        .map(Some)
+    }
+}
+
+/// The names an ephemeral certificate is made for: `localhost`, 127.0.0.1 and ::1, and
+/// `extra` (a listen host).
+pub fn ephemeral_names(extra: &[String]) -> Vec<String> {
+    let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for e in extra {
+        let e = e.trim_start_matches('[').trim_end_matches(']').to_string();
+        if !names.contains(&e) {
+            names.push(e);
+        }
+    }
+    names
+}
+
+/// A TLS server's configuration: from the `--cert`/`--key` files, or, with neither, an
+/// ephemeral self-signed certificate for [`ephemeral_names`] of `names` (valid for the
+/// whole run), whose SHA-256 fingerprint is printed on stderr in `openssl x509
+/// -fingerprint -sha256`'s format so a client can compare it. `client_ca`: mutual TLS.
+pub fn server_tls_config(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+    client_ca: Option<&std::path::Path>,
+    names: &[String],
+) -> sockit::Result<std::sync::Arc<sockit::tls::rustls::ServerConfig>> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => sockit::tls::server_config(cert, key, &[], client_ca),
+        (None, None) => {
+            let names = ephemeral_names(names);
+            let e = sockit::tls::Ephemeral::generate(&names)?;
+            crate::exit::stderr_line(format_args!(
+                "sockit: --tls without --cert/--key: ephemeral self-signed certificate for {} \
+                 (this run only)\nsockit: sha256 Fingerprint={}",
+                names.join(", "),
+                e.fingerprint()
+            ));
+            e.server_config(&[], client_ca)
+        }
+        _ => Err(sockit::Error::invalid_input(
+            "tls",
+            "--cert FILE and --key FILE go together",
+        )),
     }
 }
 

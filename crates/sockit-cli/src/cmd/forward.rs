@@ -1,6 +1,7 @@
 //! `sockit forward LISTEN TARGET`: accept on LISTEN and relay each connection (or UDP
 //! peer) to TARGET (socat `TCP-LISTEN:…,fork TCP:…`), on the library's server core.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -24,7 +25,9 @@ datagram socket (TARGET only). A LISTEN without \
 host binds 127.0.0.1 (::1 with -6).\n\nA reset on one side is passed on to the other as a reset \
 and reported without -v; SIGTERM drains sessions for --drain SECS, then aborts them with RST.\n\n\
 Examples:\n  sockit forward 8080 127.0.0.1:80\n  sockit forward -u \
-5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80"
+5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80\n  sockit forward --tls --cert c.pem \
+--key k.pem 8443 127.0.0.1:80\n  sockit forward --tls-target --cacert ca.pem 8080 127.0.0.1:443\n  \
+sockit forward --send-proxy v2 --retry 5 8080 127.0.0.1:80"
 )]
 pub struct Args {
     /// Where to accept: PORT, HOST:PORT, udp:PORT, unix:PATH …
@@ -67,6 +70,79 @@ pub struct Args {
     pub sockopts: SocketOptArgs,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS on either side of the relay (stunnel's two modes).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsArgs {
+    /// Terminate TLS from each client (stunnel's server mode), presenting --cert/--key;
+    /// without them an ephemeral self-signed certificate (its SHA-256 fingerprint on
+    /// stderr).
+    #[arg(long = "tls")]
+    pub tls: bool,
+    /// With --tls: the certificate chain (PEM) presented to clients; needs --key.
+    #[arg(long = "cert", value_name = "FILE", requires_all = ["tls", "key"])]
+    pub cert: Option<PathBuf>,
+    /// With --tls: its private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
+    #[arg(long = "key", value_name = "FILE", requires_all = ["tls", "cert"])]
+    pub key: Option<PathBuf>,
+    /// Speak TLS to the target (stunnel's client mode), verifying its certificate against
+    /// the system's roots (or --cacert) and its host (or --sni).
+    #[arg(long = "tls-target")]
+    pub tls_target: bool,
+    /// With --tls-target: trust the CA certificates in this PEM file instead of the
+    /// system's.
+    #[arg(long = "cacert", value_name = "FILE", requires = "tls_target")]
+    pub cacert: Option<PathBuf>,
+    /// With --tls-target: do not verify the target's certificate. Dangerous.
+    #[arg(long = "insecure", requires = "tls_target", conflicts_with = "cacert")]
+    pub insecure: bool,
+    /// With --tls-target: the name to send as SNI and verify in the target's certificate
+    /// (default: the target's host).
+    #[arg(long = "sni", value_name = "NAME", requires = "tls_target")]
+    pub sni: Option<String>,
+}
+
+impl TlsArgs {
+    /// The server side (`--tls`): its configuration, for a listener on `listen_host`.
+    fn server(
+        &self,
+        listen_host: Option<&str>,
+    ) -> anyhow::Result<Option<std::sync::Arc<sockit::tls::rustls::ServerConfig>>> {
+        if !self.tls {
+            return Ok(None);
+        }
+        let names: Vec<String> = listen_host.map(str::to_string).into_iter().collect();
+        Ok(Some(crate::args::server_tls_config(
+            self.cert.as_deref(),
+            self.key.as_deref(),
+            None,
+            &names,
+        )?))
+    }
+
+    /// The target side (`--tls-target`).
+    fn target(&self) -> anyhow::Result<Option<sockit::forward::TargetTls>> {
+        if !self.tls_target {
+            return Ok(None);
+        }
+        if let Some(name) = &self.sni {
+            sockit::tls::server_name(name)?;
+        }
+        let client = crate::args::TlsClientArgs {
+            tls: true,
+            cacert: self.cacert.clone(),
+            insecure: self.insecure,
+            cert: None,
+            key: None,
+        };
+        Ok(client.config()?.map(|config| sockit::forward::TargetTls {
+            config,
+            name: self.sni.clone(),
+        }))
+    }
 }
 
 /// An address word as the forwarder uses it: the default host filled in (`tcp:[::1]:80`).
@@ -125,6 +201,11 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         idle_timeout: args.idle.timeout,
         connect_timeout: args.wait,
         retry: args.retry.retry()?,
+        tls: args.tls.server(match &listen {
+            Endpoint::Ip { host, .. } => host.as_deref(),
+            _ => None,
+        })?,
+        tls_target: args.tls.target()?,
         send_proxy: args.send_proxy.as_deref().map(|v| match v {
             "v1" => sockit::proxy_protocol::Version::V1,
             _ => sockit::proxy_protocol::Version::V2,

@@ -455,59 +455,6 @@ fn refused_connection_is_an_os_error() {
 // TLS
 // ------------------------------------------------------------------------------------
 
-/// A CA, a server certificate for `names` and a client certificate signed by it, and the
-/// PEM files in `dir`: ca.pem, cert.pem, key.pem, client.pem, client-key.pem.
-struct Pki {
-    dir: PathBuf,
-}
-
-impl Pki {
-    fn new(name: &str, names: &[&str], expired: bool) -> Pki {
-        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
-        let dir = temp_dir(&format!("http-{name}"));
-        let ca_key = KeyPair::generate().expect("ca key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("ca params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "sockit test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).expect("ca cert");
-        let issuer = Issuer::new(ca_params, &ca_key);
-        let key = KeyPair::generate().expect("key");
-        let mut params =
-            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
-                .expect("params");
-        if expired {
-            params.not_before = rcgen::date_time_ymd(2000, 1, 1);
-            params.not_after = rcgen::date_time_ymd(2001, 1, 1);
-        }
-        let cert = params.signed_by(&key, &issuer).expect("cert");
-        std::fs::write(dir.join("ca.pem"), ca_cert.pem()).expect("write");
-        std::fs::write(dir.join("cert.pem"), cert.pem()).expect("write");
-        std::fs::write(dir.join("key.pem"), key.serialize_pem()).expect("write");
-        let client_key = KeyPair::generate().expect("client key");
-        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
-        client
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "sockit test client");
-        client.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client.signed_by(&client_key, &issuer).expect("client cert");
-        std::fs::write(dir.join("client.pem"), client.pem()).expect("write");
-        std::fs::write(dir.join("client-key.pem"), client_key.serialize_pem()).expect("write");
-        Pki { dir }
-    }
-
-    fn path(&self, file: &str) -> String {
-        self.dir.join(file).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Runs the TLS test server and then `sockit ARGS…` (with `@PORT@` replaced by its port)
 /// inside `no-dns`, so `localhost` resolves from a hosts file only.
 fn with_tls_server_no_dns(pki: &Pki, args: &[&str]) -> Output {
@@ -766,7 +713,11 @@ fn tls_flags_refuse_what_they_cannot_do() {
         LIMIT,
     );
     assert_fails_with(&o, 2, "--tls needs a TCP");
-    let o = run(&mut sockit(&["listen", "--tls", "127.0.0.1", "0"]), LIMIT);
+    // (--tls alone makes an ephemeral certificate: tunnels::an_ephemeral_certificate…)
+    let o = run(
+        &mut sockit(&["listen", "--tls", "--cert", "c.pem", "127.0.0.1", "0"]),
+        LIMIT,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = run(
         &mut sockit(&[

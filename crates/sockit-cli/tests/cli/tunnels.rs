@@ -419,3 +419,323 @@ fn proxy_flags_need_stream_sockets() {
         common::assert_fails_with(&out, 2, want);
     }
 }
+
+const TEN_MIB: usize = 10 << 20;
+
+/// Spawns `cmd` with stdout and stderr collected and stdin a pipe fed `input` by a
+/// thread that then keeps it open (an EOF would end an openssl peer's session) until
+/// the returned sender is dropped or sent to.
+fn spawn_fed(
+    cmd: &mut std::process::Command,
+    input: Vec<u8>,
+) -> (common::Peer, std::sync::mpsc::Sender<()>) {
+    cmd.stdin(std::process::Stdio::piped());
+    let mut peer = common::Peer::spawn(cmd, None);
+    let mut sin = peer.child.stdin.take().expect("stdin");
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        let _ = sin.write_all(&input);
+        let _ = rx.recv_timeout(Duration::from_secs(120));
+    });
+    (peer, tx)
+}
+
+/// Waits until `peer`'s stdout holds `n` bytes (at most `limit`).
+fn wait_out(peer: &common::Peer, n: usize, limit: Duration, what: &str) -> Vec<u8> {
+    let got = peer.wait_stdout(n, limit);
+    assert!(
+        got.len() >= n,
+        "{what}: {} of {n} bytes; stderr: {}",
+        got.len(),
+        String::from_utf8_lossy(&peer.stderr_so_far())
+    );
+    got
+}
+
+#[test]
+fn forward_terminates_tls_for_openssl_s_client_in_front_of_a_plain_echo_server() {
+    common::require_peer!("openssl");
+    let pki = common::Pki::new("fwd-tls", &["localhost", "127.0.0.1"], false);
+    let echo = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let fwd = common::sockit_server(&[
+        "forward",
+        "--tls",
+        "--cert",
+        &pki.path("cert.pem"),
+        "--key",
+        &pki.path("key.pem"),
+        "127.0.0.1:0",
+        &echo.addr().to_string(),
+    ]);
+    let data = common::pattern(TEN_MIB, 14);
+    // Verification on: the test's CA, the address in the certificate.
+    let mut cmd = std::process::Command::new("openssl");
+    cmd.args(["s_client", "-connect", &fwd.addr().to_string()])
+        .args(["-CAfile", &pki.path("ca.pem"), "-verify_return_error"])
+        .args(["-verify_ip", "127.0.0.1", "-quiet", "-nocommands"]);
+    let (client, _keep) = spawn_fed(&mut cmd, data.clone());
+    let got = wait_out(&client, TEN_MIB, Duration::from_secs(60), "s_client");
+    common::assert_bytes_eq(&got, &data, "10 MiB through forward --tls and back");
+    // Without the CA the client refuses the certificate: verification is really on.
+    let out = common::run_with_input(
+        std::process::Command::new("openssl")
+            .args(["s_client", "-connect", &fwd.addr().to_string()])
+            .args(["-verify_return_error", "-quiet"]),
+        b"",
+        T,
+    );
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// Starts `openssl s_server` with the PKI's certificate on a free port (another one
+/// tried on EADDRINUSE), fed `input`; its stdout is what it received.
+fn s_server(pki: &common::Pki, input: Vec<u8>) -> (common::Peer, std::sync::mpsc::Sender<()>, u16) {
+    for _ in 0..10 {
+        let port = common::free_port();
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+            .args(["-cert", &pki.path("cert.pem"), "-key", &pki.path("key.pem")])
+            .args(["-naccept", "1", "-quiet"]);
+        let (mut peer, keep) = spawn_fed(&mut cmd, input.clone());
+        let deadline = Instant::now() + T;
+        while peer.running() && Instant::now() < deadline {
+            if common::is_listening(port, false) {
+                return (peer, keep, port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("openssl s_server did not start in 10 tries");
+}
+
+#[test]
+fn forward_originates_tls_toward_openssl_s_server_with_verification() {
+    common::require_peer!("openssl");
+    let pki = common::Pki::new("fwd-tls-target", &["localhost", "127.0.0.1"], false);
+    for sni in [None, Some("localhost")] {
+        let to_client = common::pattern(TEN_MIB, 21);
+        let to_server = common::pattern(TEN_MIB, 22);
+        let (server, keep, port) = s_server(&pki, to_client.clone());
+        let mut args = vec!["forward", "--json", "--tls-target", "--cacert"];
+        let ca = pki.path("ca.pem");
+        args.push(&ca);
+        if let Some(name) = sni {
+            args.extend(["--sni", name]);
+        }
+        let target = format!("127.0.0.1:{port}");
+        args.extend(["127.0.0.1:0", &target]);
+        let fwd = common::sockit_server(&args);
+        let mut c = TcpStream::connect_timeout(&fwd.addr(), T).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let writer = {
+            let mut w = c.try_clone().unwrap();
+            let data = to_server.clone();
+            std::thread::spawn(move || w.write_all(&data).unwrap())
+        };
+        let mut got = vec![0u8; TEN_MIB];
+        c.read_exact(&mut got).expect("10 MiB from s_server");
+        common::assert_bytes_eq(&got, &to_client, "s_server to the client");
+        writer.join().unwrap();
+        let seen = wait_out(&server, TEN_MIB, Duration::from_secs(60), "s_server");
+        common::assert_bytes_eq(&seen, &to_server, "the client to s_server");
+        assert_eq!(next_named(&fwd, "connected")["target_port"], port);
+        drop(keep);
+    }
+    // A target whose certificate the CA did not sign: the client is closed, the error is
+    // the certificate's.
+    let other = common::Pki::new("fwd-tls-other", &["127.0.0.1"], false);
+    let (_server, _keep, port) = s_server(&other, Vec::new());
+    let fwd = common::sockit_server(&[
+        "forward",
+        "--json",
+        "--tls-target",
+        "--cacert",
+        &pki.path("ca.pem"),
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let mut c = TcpStream::connect_timeout(&fwd.addr(), T).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    common::assert_closed_at_once(&mut c, "target certificate not trusted");
+    let failed = next_named(&fwd, "connect_failed");
+    assert_eq!(failed["error"]["kind"], "tls", "{failed}");
+    assert!(
+        failed["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("certificate verify failed"),
+        "{failed}"
+    );
+}
+
+#[test]
+fn forward_with_tls_on_both_sides_keeps_the_bytes() {
+    let pki = common::Pki::new("fwd-tls-both", &["127.0.0.1"], false);
+    let echo = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    // client -(plain)-> A -(TLS)-> B -(plain)-> echo; then A -> B with TLS on both of
+    // B's sides too (a TLS relay in the middle).
+    let b = common::sockit_server(&[
+        "forward",
+        "--tls",
+        "--cert",
+        &pki.path("cert.pem"),
+        "--key",
+        &pki.path("key.pem"),
+        "127.0.0.1:0",
+        &echo.addr().to_string(),
+    ]);
+    let m = common::sockit_server(&[
+        "forward",
+        "--tls",
+        "--cert",
+        &pki.path("cert.pem"),
+        "--key",
+        &pki.path("key.pem"),
+        "--tls-target",
+        "--cacert",
+        &pki.path("ca.pem"),
+        "127.0.0.1:0",
+        &b.addr().to_string(),
+    ]);
+    let a = common::sockit_server(&[
+        "forward",
+        "--tls-target",
+        "--cacert",
+        &pki.path("ca.pem"),
+        "127.0.0.1:0",
+        &m.addr().to_string(),
+    ]);
+    let data = common::pattern(4 << 20, 3);
+    let mut c = TcpStream::connect_timeout(&a.addr(), T).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        let data = data.clone();
+        std::thread::spawn(move || {
+            w.write_all(&data).unwrap();
+            // The half-close crosses both TLS hops (close_notify, then FIN).
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        })
+    };
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).expect("the echo, then EOF");
+    writer.join().unwrap();
+    common::assert_bytes_eq(&got, &data, "4 MiB over two TLS hops");
+}
+
+#[test]
+fn tls_flags_of_forward_are_checked() {
+    for (args, want) in [
+        (&["--tls-target", "udp:127.0.0.1:9"][..], "stream target"),
+        (&["--tls", "--cert", "x.pem", "127.0.0.1:9"][..], "--key"),
+        (&["--cacert", "ca.pem", "127.0.0.1:9"][..], "--tls-target"),
+        (
+            &["--tls-target", "--sni", "bad name", "127.0.0.1:9"][..],
+            "server name",
+        ),
+        (&["--tls-target", "unix:/tmp/x.sock"][..], "--sni"),
+        (
+            &["--tls-target", "--insecure", "--cacert", "a", "127.0.0.1:9"][..],
+            "cannot be used",
+        ),
+    ] {
+        let mut all = vec!["forward", "127.0.0.1:0"];
+        all.extend(args);
+        // The target is the last word.
+        let target = all.remove(all.len() - 1);
+        all.push(target);
+        let out = common::run(&mut sockit(&all), T);
+        common::assert_fails_with(&out, 2, want);
+    }
+}
+
+/// The `sha256 Fingerprint=…` line a server printed on stderr (within 10 s).
+fn printed_fingerprint(peer: &common::Peer) -> String {
+    let deadline = Instant::now() + T;
+    loop {
+        let err = String::from_utf8_lossy(&peer.stderr_so_far()).to_string();
+        if let Some(line) = err.lines().find(|l| l.contains("sha256 Fingerprint=")) {
+            return line
+                .split("sha256 Fingerprint=")
+                .nth(1)
+                .unwrap()
+                .trim()
+                .to_string();
+        }
+        assert!(Instant::now() < deadline, "no fingerprint line: {err}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// `openssl x509 -fingerprint -sha256` of the certificate `s_client` saw at `addr`.
+fn fingerprint_seen_by_s_client(addr: std::net::SocketAddr) -> String {
+    let out = common::run_with_input(
+        std::process::Command::new("openssl").args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-showcerts",
+        ]),
+        b"",
+        T,
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let end = text[begin..].find("-----END CERTIFICATE-----").unwrap() + begin + 25;
+    let x509 = common::run_with_input(
+        std::process::Command::new("openssl").args(["x509", "-fingerprint", "-sha256", "-noout"]),
+        &text.as_bytes()[begin..end],
+        T,
+    );
+    let line = String::from_utf8_lossy(&x509.stdout).to_string();
+    line.trim()
+        .split_once('=')
+        .map(|(_, f)| f.to_string())
+        .unwrap_or_else(|| panic!("openssl x509 said: {line}"))
+}
+
+#[test]
+fn an_ephemeral_certificate_prints_the_fingerprint_openssl_computes() {
+    common::require_peer!("openssl");
+    let echo = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let servers: [Vec<String>; 2] = [
+        ["listen", "-k", "--tls", "127.0.0.1", "0"]
+            .map(String::from)
+            .to_vec(),
+        vec![
+            "forward".into(),
+            "--tls".into(),
+            "127.0.0.1:0".into(),
+            echo.addr().to_string(),
+        ],
+    ];
+    let mut seen = Vec::new();
+    for args in servers {
+        let mut cmd = sockit(&args);
+        cmd.stdin(std::process::Stdio::piped());
+        let mut peer = common::Peer::spawn(&mut cmd, None);
+        let addr = {
+            let deadline = Instant::now() + T;
+            loop {
+                let all = [peer.stdout_so_far(), peer.stderr_so_far()].concat();
+                let text = String::from_utf8_lossy(&all).to_string();
+                if let Some(l) = text.lines().find(|l| l.starts_with("listening ")) {
+                    let w: Vec<&str> = l.split_whitespace().collect();
+                    break format!("{}:{}", w[1], w[2]).parse().unwrap();
+                }
+                assert!(peer.running() && Instant::now() < deadline, "{text}");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        };
+        let printed = printed_fingerprint(&peer);
+        assert_eq!(printed.len(), 95, "32 hex pairs: {printed}");
+        // The same certificate for the whole run: two clients, one fingerprint.
+        for _ in 0..2 {
+            assert_eq!(fingerprint_seen_by_s_client(addr), printed, "{args:?}");
+        }
+        seen.push(printed);
+    }
+    assert_ne!(seen[0], seen[1], "a new certificate each run");
+}

@@ -13,6 +13,12 @@
 //!   [`ForwardOptions::send_proxy`] each target connection opens with a PROXY header
 //!   naming the client; with [`ForwardOptions::proxy_from`] listed sources must send one
 //!   (the core's [`proxied`](crate::serve::proxied) accept path).
+//! - TLS (stunnel's two modes, either or both): with [`ForwardOptions::tls`] each client's
+//!   handshake is done before its target is connected (a failed one closes the client,
+//!   `closed` with the TLS error); with [`ForwardOptions::tls_target`] each target
+//!   connection does a verified client handshake (after the PROXY header, if any), part
+//!   of connecting to it. A TLS side is relayed by copying; its resets and lingering
+//!   closes act on the socket under it.
 //! - Stream to stream: [`relay_stream`](crate::relay::relay_stream) both ways; one side's
 //!   end of input becomes `shutdown(SHUT_WR)` on the other (half-close propagated). A
 //!   reset on one side is passed on as a reset to the other (`SO_LINGER` 0, close), and
@@ -76,6 +82,22 @@ pub const DEFAULT_MAX_CONNS: usize = serve::DEFAULT_MAX_CONNS;
 /// How long accepting pauses after `EMFILE`/`ENFILE` and other resource shortages.
 pub const ACCEPT_PAUSE: Duration = serve::ACCEPT_PAUSE;
 
+/// How long a TLS handshake with a client (or, without a connect timeout, with the
+/// target) may take (10 s).
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// TLS toward the target (`--tls-target`).
+#[derive(Debug, Clone)]
+pub struct TargetTls {
+    /// The client configuration: what is trusted (`--cacert`, or nothing with
+    /// `--insecure`).
+    pub config: Arc<crate::tls::rustls::ClientConfig>,
+    /// The name sent as SNI and verified in the certificate (`--sni`); `None`: the
+    /// target's host (an IP address is verified against the certificate's addresses, and
+    /// sent without SNI).
+    pub name: Option<String>,
+}
+
 /// How a forwarder behaves.
 #[derive(Debug, Clone)]
 pub struct ForwardOptions {
@@ -94,6 +116,13 @@ pub struct ForwardOptions {
     /// (destination); a Unix client is sent as `LOCAL` (v2) / `UNKNOWN` (v1). Stream
     /// listeners and stream targets only.
     pub send_proxy: Option<crate::proxy_protocol::Version>,
+    /// Terminate TLS from each client with this configuration (`--tls`, stunnel's server
+    /// mode): the handshake is done (within [`TLS_HANDSHAKE_TIMEOUT`]) before the target
+    /// is connected. Stream listeners only.
+    pub tls: Option<Arc<crate::tls::rustls::ServerConfig>>,
+    /// Originate TLS to the target (`--tls-target`, stunnel's client mode). Stream
+    /// targets only.
+    pub tls_target: Option<TargetTls>,
     /// Stream client to UDP target: after the client's end of input, relay replies for
     /// this long, then close the session (`-q`; default [`UDP_EOF_GRACE`]).
     pub eof_grace: Duration,
@@ -123,6 +152,8 @@ impl Default for ForwardOptions {
             connect_timeout: None,
             retry: Retry::default(),
             send_proxy: None,
+            tls: None,
+            tls_target: None,
             eof_grace: UDP_EOF_GRACE,
             access: AccessList::default(),
             proxy_from: ProxySources::default(),
@@ -247,6 +278,32 @@ impl Forwarder {
                 "send-proxy",
                 "a PROXY header is sent from a stream listener to a stream target (not UDP)",
             ));
+        }
+        if opts.tls.is_some() && listen.transport().is_datagram() {
+            return Err(Error::invalid_input(
+                "tls",
+                "--tls terminates TLS on a stream listener (TCP or Unix), not UDP",
+            ));
+        }
+        if let Some(t) = &opts.tls_target {
+            match &target {
+                Endpoint::Ip {
+                    proto: Proto::Tcp, ..
+                } => {}
+                Endpoint::Unix(_) if t.name.is_some() => {}
+                Endpoint::Unix(_) => {
+                    return Err(Error::invalid_input(
+                        "tls",
+                        "--tls-target to a Unix socket needs --sni NAME (the name to verify)",
+                    ));
+                }
+                _ => {
+                    return Err(Error::invalid_input(
+                        "tls",
+                        "--tls-target needs a stream target (TCP or Unix), not UDP",
+                    ));
+                }
+            }
         }
         if listen.transport() != Transport::Tcp && !opts.proxy_from.is_empty() {
             return Err(Error::invalid_input(

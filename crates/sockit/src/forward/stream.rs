@@ -46,6 +46,26 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         .local_addr()
         .ok()
         .and_then(|a| a.as_socket());
+    if let Some(config) = &ctx.opts.tls {
+        let handshake = tokio::select! {
+            r = tls_accept(client, config.clone()) => r,
+            _ = ctx.stop.aborted() => {
+                return ctx.closed(&session, Default::default(), CloseReason::Aborted, None, None);
+            }
+        };
+        client = match handshake {
+            Ok(s) => s,
+            Err(e) => {
+                return ctx.closed(
+                    &session,
+                    Default::default(),
+                    CloseReason::Error,
+                    None,
+                    Some(e),
+                );
+            }
+        };
+    }
     let header = match ctx.opts.send_proxy {
         Some(v) => match target::proxy_header(v, session.peer(), local) {
             Ok(h) => Some(h),
@@ -215,6 +235,25 @@ pub(crate) async fn relay_streams(
             end(reason, None, error)
         }
     }
+}
+
+/// The server side of a client's TLS handshake (`--tls`), within
+/// [`TLS_HANDSHAKE_TIMEOUT`](super::TLS_HANDSHAKE_TIMEOUT); a failed one closes the
+/// client (dropped: the handshake's alert, if any, was sent).
+async fn tls_accept(
+    client: BoxStream,
+    config: Arc<crate::tls::rustls::ServerConfig>,
+) -> Result<BoxStream> {
+    let mut s = crate::tls::Stream::accept(client, config);
+    match tokio::time::timeout(super::TLS_HANDSHAKE_TIMEOUT, s.handshake()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(Error::timeout("tls handshake")),
+    }
+    let s = s
+        .established()
+        .ok_or_else(|| Error::tls("the TLS handshake did not finish"))?;
+    Ok(Box::new(s))
 }
 
 /// Resolves once a stop began and the client's input has ended.

@@ -92,7 +92,13 @@ pub(crate) async fn connect_retrying(
                         .await
                         .map_err(|e| Error::from_io("send-proxy", e))?;
                 }
-                Ok(conn)
+                match (&ctx.opts.tls_target, conn) {
+                    (Some(tls), TargetConn::Stream(s, addr)) => {
+                        let s = tls_connect(s, &ctx.target, tls, &ctx.opts).await?;
+                        Ok(TargetConn::Stream(s, addr))
+                    }
+                    (_, conn) => Ok(conn),
+                }
             },
             |f| {
                 ctx.emit(crate::serve::Event::Retry {
@@ -184,6 +190,36 @@ pub(crate) async fn connect(target: &Endpoint, opts: &ForwardOptions) -> Result<
             ))
         }
     }
+}
+
+/// The client side of the TLS handshake with the target (`--tls-target`): the name is
+/// `--sni` or the target's host; bounded by the connect timeout, or
+/// [`TLS_HANDSHAKE_TIMEOUT`](super::TLS_HANDSHAKE_TIMEOUT).
+async fn tls_connect(
+    s: BoxStream,
+    target: &Endpoint,
+    tls: &super::TargetTls,
+    opts: &ForwardOptions,
+) -> Result<BoxStream> {
+    let name = match (&tls.name, target) {
+        (Some(n), _) => n.clone(),
+        (None, Endpoint::Ip { host, .. }) => host
+            .clone()
+            .unwrap_or_else(|| default_host(&opts.lookup).to_string()),
+        (None, _) => return Err(Error::invalid_input("tls", "--tls-target needs --sni NAME")),
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let mut s = crate::tls::Stream::connect(s, name, tls.config.clone())?;
+    let limit = opts.connect_timeout.unwrap_or(super::TLS_HANDSHAKE_TIMEOUT);
+    match tokio::time::timeout(limit, s.handshake()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(Error::timeout("tls handshake")),
+    }
+    let s = s
+        .established()
+        .ok_or_else(|| Error::tls("the TLS handshake did not finish"))?;
+    Ok(Box::new(s))
 }
 
 /// The PROXY header a session sends its target (`--send-proxy`): `client` reached

@@ -62,7 +62,7 @@ impl Admission {
     }
 
     /// As [`Admission::new`], with the sources that must open with a PROXY header
-    /// (`--accept-proxy-from`; see [`proxied`](super::proxied)).
+    /// (`--accept-proxy-from`; see [`proxied`]).
     pub fn with_proxy_sources(
         access: AccessList,
         max_conns: usize,
