@@ -224,6 +224,7 @@ fn haproxy_send_proxy_names_the_original_client_to_every_server() {
             vec!["echo-server", "--json", "127.0.0.1:0"],
             vec!["echo-server", "--json", "--engine", "tasks", "127.0.0.1:0"],
             vec!["forward", "--json", "127.0.0.1:0"],
+            vec!["proxy", "--json", "127.0.0.1:0"],
         ];
         for base in servers {
             let mut args = base.clone();
@@ -234,7 +235,18 @@ fn haproxy_send_proxy_names_the_original_client_to_every_server() {
             }
             let srv = common::sockit_server(&args);
             let hap = haproxy("", srv.addr(), version);
-            let c = echo_from("127.0.0.2", hap.addr, b"through haproxy");
+            let c = if base[0] == "proxy" {
+                // A SOCKS5 greeting (no authentication) and its answer.
+                let mut c = common::tcp_from("127.0.0.2", hap.addr, T);
+                c.write_all(&[5, 1, 0]).unwrap();
+                let mut answer = [0u8; 2];
+                c.read_exact(&mut answer)
+                    .expect("the proxy's method answer");
+                assert_eq!(answer, [5, 0]);
+                c
+            } else {
+                echo_from("127.0.0.2", hap.addr, b"through haproxy")
+            };
             let client = c.local_addr().unwrap();
             let acc = next_named(&srv, "accepted");
             assert_eq!(acc["peer_host"], "127.0.0.2", "{version} {base:?}: {acc}");
