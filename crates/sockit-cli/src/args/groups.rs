@@ -122,7 +122,7 @@ pub fn log_failed() -> bool {
 
 /// `--max-conns N`, `--allow CIDR`, `--deny CIDR`, `--allowfile FILE`, `--denyfile FILE`,
 /// `--accept-proxy-from CIDR`: whom a server admits, and how many at once (echo-server,
-/// listen, forward).
+/// listen, forward, proxy).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AdmitArgs {
     /// At most N sessions at once (1-16777216, default 1024); more are accepted and
@@ -138,15 +138,19 @@ pub struct AdmitArgs {
     pub deny: Vec<String>,
     /// Admit only peers in the networks listed in FILE: one address or CIDR per line, #
     /// comments (ncat's --allowfile; an empty file admits nobody). Adds to --allow.
-    #[arg(long = "allowfile", value_name = "FILE")]
+    #[arg(help_heading = "Limits", long = "allowfile", value_name = "FILE")]
     pub allowfile: Vec<PathBuf>,
     /// Refuse peers in the networks listed in FILE (format of --allowfile). Adds to --deny.
-    #[arg(long = "denyfile", value_name = "FILE")]
+    #[arg(help_heading = "Limits", long = "denyfile", value_name = "FILE")]
     pub denyfile: Vec<PathBuf>,
     /// Connections from these networks (CIDR; repeatable or comma-separated) must open with
     /// a PROXY protocol header (v1 or v2, within 5 s); the client it names is the peer,
     /// for the events and --allow/--deny. Connections from anywhere else are refused.
-    #[arg(long = "accept-proxy-from", value_name = "CIDR")]
+    #[arg(
+        help_heading = "Limits",
+        long = "accept-proxy-from",
+        value_name = "CIDR"
+    )]
     pub accept_proxy_from: Vec<String>,
 }
 
@@ -180,12 +184,12 @@ impl AdmitArgs {
 pub struct RetryArgs {
     /// When a connect fails (refused, unreachable, timed out), try again up to N more
     /// times (0-1000), waiting --retry-delay, doubled each time, at most 30 s.
-    #[arg(long = "retry", value_name = "N", default_value_t = 0,
+    #[arg(help_heading = "Connection", long = "retry", value_name = "N", default_value_t = 0,
           value_parser = clap::builder::RangedU64ValueParser::<u32>::new()
               .range(0..=u64::from(sockit::retry::MAX_RETRIES)))]
     pub retries: u32,
     /// With --retry: the wait before the first retry (0.01-30 s, default 1).
-    #[arg(long = "retry-delay", value_name = "SECS", requires = "retries",
+    #[arg(help_heading = "Connection", long = "retry-delay", value_name = "SECS", requires = "retries",
           value_parser = parse_retry_delay)]
     pub delay: Option<Duration>,
 }

@@ -46,7 +46,7 @@ pub struct Args {
     pub retry: RetryArgs,
     /// Open each target connection with a PROXY protocol header (HAProxy's v1 text or v2
     /// binary) naming the client and the address it reached.
-    #[arg(long = "send-proxy", value_name = "VERSION", value_parser = ["v1", "v2"])]
+    #[arg(help_heading = "Connection", long = "send-proxy", value_name = "VERSION", value_parser = ["v1", "v2"])]
     pub send_proxy: Option<String>,
     #[command(flatten)]
     pub idle: IdleArgs,
@@ -80,28 +80,43 @@ pub struct TlsArgs {
     /// Terminate TLS from each client (stunnel's server mode), presenting --cert/--key;
     /// without them an ephemeral self-signed certificate (its SHA-256 fingerprint on
     /// stderr).
-    #[arg(long = "tls")]
+    #[arg(help_heading = "TLS", long = "tls")]
     pub tls: bool,
     /// With --tls: the certificate chain (PEM) presented to clients; needs --key.
-    #[arg(long = "cert", value_name = "FILE", requires_all = ["tls", "key"])]
+    #[arg(help_heading = "TLS", long = "cert", value_name = "FILE", requires_all = ["tls", "key"])]
     pub cert: Option<PathBuf>,
     /// With --tls: its private key (PEM: PKCS#8, PKCS#1 or SEC1); needs --cert.
-    #[arg(long = "key", value_name = "FILE", requires_all = ["tls", "cert"])]
+    #[arg(help_heading = "TLS", long = "key", value_name = "FILE", requires_all = ["tls", "cert"])]
     pub key: Option<PathBuf>,
     /// Speak TLS to the target (stunnel's client mode), verifying its certificate against
     /// the system's roots (or --cacert) and its host (or --sni).
-    #[arg(long = "tls-target")]
+    #[arg(help_heading = "TLS", long = "tls-target")]
     pub tls_target: bool,
     /// With --tls-target: trust the CA certificates in this PEM file instead of the
     /// system's.
-    #[arg(long = "cacert", value_name = "FILE", requires = "tls_target")]
+    #[arg(
+        help_heading = "TLS",
+        long = "cacert",
+        value_name = "FILE",
+        requires = "tls_target"
+    )]
     pub cacert: Option<PathBuf>,
     /// With --tls-target: do not verify the target's certificate. Dangerous.
-    #[arg(long = "insecure", requires = "tls_target", conflicts_with = "cacert")]
+    #[arg(
+        help_heading = "TLS",
+        long = "insecure",
+        requires = "tls_target",
+        conflicts_with = "cacert"
+    )]
     pub insecure: bool,
     /// With --tls-target: the name to send as SNI and verify in the target's certificate
     /// (default: the target's host).
-    #[arg(long = "sni", value_name = "NAME", requires = "tls_target")]
+    #[arg(
+        help_heading = "TLS",
+        long = "sni",
+        value_name = "NAME",
+        requires = "tls_target"
+    )]
     pub sni: Option<String>,
 }
 

@@ -83,7 +83,7 @@ struct ByKind {
 pub struct Stats {
     /// Sessions accepted.
     pub accepted: u64,
-    /// Peers refused (`--allow`/`--deny`, `--max-conns`).
+    /// Peers refused (`--allow`/`--deny`, `--max-conns`, `--accept-proxy-from`).
     pub refused: u64,
     /// Sessions open now.
     pub active: u64,
@@ -173,7 +173,8 @@ impl Metrics {
         );
         registry.register(
             "connections_refused",
-            "Peers refused: reason denied (--allow/--deny) or max_conns (--max-conns)",
+            "Peers refused: reason denied (--allow/--deny), max_conns (--max-conns), \
+             unlisted_source or proxy_header (--accept-proxy-from)",
             refused.clone(),
         );
         registry.register("connections_active", "Sessions open now", active.clone());
