@@ -244,16 +244,23 @@ async fn tls_accept(
     client: BoxStream,
     config: Arc<crate::tls::rustls::ServerConfig>,
 ) -> Result<BoxStream> {
+    let fd = dup_fd(&client)?;
     let mut s = crate::tls::Stream::accept(client, config);
     match tokio::time::timeout(super::TLS_HANDSHAKE_TIMEOUT, s.handshake()).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(Error::timeout("tls handshake")),
     }
-    let s = s
-        .established()
-        .ok_or_else(|| Error::tls("the TLS handshake did not finish"))?;
-    Ok(Box::new(s))
+    Ok(Box::new(crate::serve::WithFd::new(s, fd)))
+}
+
+/// A duplicate of `socket`'s descriptor, for a [`WithFd`](crate::serve::WithFd) around the
+/// TLS stream over it.
+pub(crate) fn dup_fd<S: std::os::fd::AsFd>(socket: &S) -> Result<std::os::fd::OwnedFd> {
+    socket
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::from_io("dup", e))
 }
 
 /// Resolves once a stop began and the client's input has ended.

@@ -209,6 +209,7 @@ async fn tls_connect(
         (None, _) => return Err(Error::invalid_input("tls", "--tls-target needs --sni NAME")),
     };
     let name = name.trim_start_matches('[').trim_end_matches(']');
+    let fd = super::stream::dup_fd(&s)?;
     let mut s = crate::tls::Stream::connect(s, name, tls.config.clone())?;
     let limit = opts.connect_timeout.unwrap_or(super::TLS_HANDSHAKE_TIMEOUT);
     match tokio::time::timeout(limit, s.handshake()).await {
@@ -216,10 +217,7 @@ async fn tls_connect(
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(Error::timeout("tls handshake")),
     }
-    let s = s
-        .established()
-        .ok_or_else(|| Error::tls("the TLS handshake did not finish"))?;
-    Ok(Box::new(s))
+    Ok(Box::new(crate::serve::WithFd::new(s, fd)))
 }
 
 /// The PROXY header a session sends its target (`--send-proxy`): `client` reached

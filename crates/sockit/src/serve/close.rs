@@ -46,7 +46,7 @@ fn all_sent<S: AsFd>(socket: &S) -> bool {
     crate::sys::unacked_bytes(socket.as_fd()).map_or(true, |n| n == 0)
 }
 
-/// Aborts a connection once everything written on it was delivered ([`all_sent`]), or
+/// Aborts a connection once everything written on it was delivered (`SIOCOUTQ` 0), or
 /// after [`LINGER_TIME`]: a reset passed on by a relay never destroys bytes the other side
 /// sent before it (a RST discards the send queue). Looks every 10 ms.
 pub async fn abort_after_sent<S: AsFd>(socket: S) {

@@ -46,7 +46,7 @@ pub use config::{
 pub use ephemeral::{Ephemeral, fingerprint_sha256};
 pub use errors::{from_io, tls_error};
 pub use rustls;
-pub use stream::{Established, Stream, accept, connect};
+pub use stream::{Stream, accept, connect};
 pub use tokio_rustls;
 
 /// The ALPN protocol id of HTTP/1.1 (RFC 7301).

@@ -126,15 +126,6 @@ where
             .map_err(|e| Error::from_io("tls handshake", e))
     }
 
-    /// The stream with its handshake done, as an [`Established`] stream (which also lends
-    /// the socket's descriptor); `None` before the handshake ended or after it failed.
-    pub fn established(self) -> Option<Established<IO>> {
-        match self.state {
-            StreamState::Ready(s) => Some(Established(s)),
-            _ => None,
-        }
-    }
-
     /// What the handshake agreed on, once it is done.
     pub fn session_info(&self) -> Option<SessionInfo> {
         match &self.state {
@@ -210,96 +201,11 @@ where
         let StreamState::Ready(s) = &mut this.state else {
             return Poll::Ready(Err(io::Error::other("tls stream not ready")));
         };
-        ready_read(s, cx, buf)
-    }
-}
-
-/// A read of a stream whose handshake is done: the end of the TCP stream without
-/// `close_notify` is a plain end of stream; TLS failures carry their [`Error`].
-fn ready_read<IO>(
-    s: &mut tokio_rustls::TlsStream<IO>,
-    cx: &mut std::task::Context<'_>,
-    buf: &mut tokio::io::ReadBuf<'_>,
-) -> std::task::Poll<io::Result<()>>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    use std::task::Poll;
-    use tokio::io::AsyncRead;
-    match std::pin::Pin::new(s).poll_read(cx, buf) {
-        Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
-        Poll::Ready(Err(e)) => Poll::Ready(Err(tls_io_error("recv", e))),
-        other => other,
-    }
-}
-
-/// A TLS stream whose handshake is done ([`Stream::established`]): the same I/O
-/// contract as [`Stream`], and the descriptor of the socket under it (`AsFd`), so a
-/// server can abort it (`SO_LINGER` 0) or read its send queue as for a plain socket.
-pub struct Established<IO>(Box<tokio_rustls::TlsStream<IO>>);
-
-impl<IO> std::fmt::Debug for Established<IO> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("tls::Established").finish_non_exhaustive()
-    }
-}
-
-impl<IO> Established<IO> {
-    /// What the handshake agreed on.
-    pub fn session_info(&self) -> SessionInfo {
-        SessionInfo::of(self.0.get_ref().1)
-    }
-}
-
-impl<IO: std::os::fd::AsFd> std::os::fd::AsFd for Established<IO> {
-    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
-        self.0.get_ref().0.as_fd()
-    }
-}
-
-impl<IO> tokio::io::AsyncRead for Established<IO>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        ready_read(&mut self.get_mut().0, cx, buf)
-    }
-}
-
-impl<IO> tokio::io::AsyncWrite for Established<IO>
-where
-    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        std::pin::Pin::new(&mut *self.get_mut().0)
-            .poll_write(cx, buf)
-            .map_err(|e| tls_io_error("send", e))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut *self.get_mut().0)
-            .poll_flush(cx)
-            .map_err(|e| tls_io_error("send", e))
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        std::pin::Pin::new(&mut *self.get_mut().0)
-            .poll_shutdown(cx)
-            .map_err(|e| tls_io_error("shutdown", e))
+        match std::pin::Pin::new(&mut **s).poll_read(cx, buf) {
+            Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(tls_io_error("recv", e))),
+            other => other,
+        }
     }
 }
 
