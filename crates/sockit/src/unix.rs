@@ -257,7 +257,7 @@ pub fn connect_stream(
 ///
 /// A `source` path is bound as [`bind_datagram`] binds (a stale socket file is replaced,
 /// a live one or another file is left alone); the caller removes the file it created
-/// (`serve::SocketFile`).
+/// (`serve::SocketFile`) once connected; when the connect fails, the file is removed here.
 ///
 /// # Errors
 /// [`ErrorKind::Os`] with the errno of `socket(2)`, `bind(2)` (named `bind SOURCE` for a
@@ -287,8 +287,13 @@ pub fn connect_datagram_from(
             sock
         }
     };
-    sock.connect(&sa)
-        .map_err(|e| Error::from_io("connect", e))?;
+    if let Err(e) = sock.connect(&sa) {
+        // The source's file is ours (bind_checked made it): it goes with the failure.
+        if let Some(path) = source.and_then(UnixAddr::path) {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(Error::from_io("connect", e));
+    }
     sock.set_nonblocking(true)
         .map_err(|e| Error::from_io("fcntl", e))?;
     Ok(sock.into())
@@ -320,6 +325,19 @@ mod tests {
         let e = UnixAddr::parse(&long).unwrap_err();
         assert_eq!(e.to_string(), "unix: AF_UNIX path too long");
         assert!(UnixAddr::parse("").is_err());
+    }
+
+    #[test]
+    fn a_failed_connect_leaves_no_source_file() {
+        // Regression: `connect -u -s src.sock --unix missing.sock` left src.sock behind.
+        let dir = std::env::temp_dir().join(format!("sockit-unix-src-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = UnixAddr::parse(dir.join("src.sock").to_str().unwrap()).unwrap();
+        let missing = UnixAddr::parse(dir.join("missing.sock").to_str().unwrap()).unwrap();
+        let e = connect_datagram_from(&missing, Some(&src)).unwrap_err();
+        assert!(e.is_errno(libc::ENOENT), "{e}");
+        assert!(!dir.join("src.sock").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
