@@ -108,9 +108,22 @@ pub fn watch_stats(
     args: &StatsArgs,
     stats: impl Fn() -> Event + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
     let reporter = Arc::clone(reporter);
-    let every = args.interval;
+    on_stats_signal(args.interval, move || reporter.event(&stats()))
+}
+
+/// Runs `show` on each SIGUSR1 and every `every` (socat 1.8's totals on SIGUSR1, and
+/// `--stats-interval`), from a task of the current runtime: the one ticker of servers
+/// ([`watch_stats`]) and transfers (connect, listen). The handler is registered before
+/// this returns.
+///
+/// # Errors
+/// When the SIGUSR1 handler cannot be registered.
+pub fn on_stats_signal(
+    every: Option<std::time::Duration>,
+    show: impl Fn() + Send + 'static,
+) -> anyhow::Result<()> {
+    let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
     tokio::spawn(async move {
         let mut tick = every.map(|d| {
             let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
@@ -134,7 +147,7 @@ pub fn watch_stats(
                 }
                 () = ticked => {}
             }
-            reporter.event(&stats());
+            show();
         }
     });
     Ok(())

@@ -10,11 +10,9 @@ use std::io::IsTerminal as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use sockit::relay::Counters;
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::args::{OutputArgs, StatsArgs};
 
@@ -54,30 +52,8 @@ impl Transfer {
     pub fn start(out: &OutputArgs, stats: &StatsArgs) -> anyhow::Result<Transfer> {
         let counters = Arc::new(Counters::new());
         let started = Instant::now();
-        let mut usr1 = signal(SignalKind::user_defined1()).context("SIGUSR1 handler")?;
-        let (c, json, every) = (Arc::clone(&counters), out.json, stats.interval);
-        tokio::spawn(async move {
-            let mut tick = every.map(|d| {
-                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + d, d);
-                t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                t
-            });
-            loop {
-                let ticked = async {
-                    match tick.as_mut() {
-                        Some(t) => {
-                            t.tick().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                tokio::select! {
-                    got = usr1.recv() => if got.is_none() { return },
-                    () = ticked => {}
-                }
-                print_stats(&c, started, json);
-            }
-        });
+        let (c, json) = (Arc::clone(&counters), out.json);
+        crate::ops::on_stats_signal(stats.interval, move || print_stats(&c, started, json))?;
         let progress = (out.verbose > 0 && !out.json && std::io::stderr().is_terminal())
             .then(|| progress_line(Arc::clone(&counters), started));
         Ok(Transfer { counters, progress })
