@@ -28,147 +28,18 @@
 
 use std::fmt;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::addr::{Family, Protocol, SockType};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;
 
-/// A socket address: an IP address and port, or a Unix socket address.
-///
-/// Python gives these as `(host, port)` tuples, `(host, port, flowinfo, scope_id)` for
-/// IPv6, and `str`/`bytes` paths for Unix sockets.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum SockAddr {
-    /// An IPv4 or IPv6 address with port (scope id kept for IPv6).
-    Ip(SocketAddr),
-    /// A Unix socket bound to a path in the file system.
-    Unix(PathBuf),
-    /// A Linux abstract Unix socket name (shown as `@name`), without the leading NUL.
-    Abstract(Vec<u8>),
-    /// An unnamed Unix socket (a client that never bound, or one end of a socketpair).
-    Unnamed,
-}
+mod options;
+mod sockaddr;
 
-impl SockAddr {
-    /// The IP address, if this is one.
-    pub fn as_ip(&self) -> Option<SocketAddr> {
-        match self {
-            SockAddr::Ip(a) => Some(*a),
-            _ => None,
-        }
-    }
-
-    /// A Unix socket address from text: `@name` is an abstract name, anything else a path.
-    pub fn unix(text: &str) -> SockAddr {
-        match text.strip_prefix('@') {
-            Some(name) => SockAddr::Abstract(name.as_bytes().to_vec()),
-            None => SockAddr::Unix(PathBuf::from(text)),
-        }
-    }
-
-    /// The address family.
-    pub fn family(&self) -> Family {
-        match self {
-            SockAddr::Ip(a) => Family::of(a),
-            _ => Family::Unix,
-        }
-    }
-
-    fn to_socket2(&self, op: &'static str) -> Result<socket2::SockAddr> {
-        match self {
-            SockAddr::Ip(a) => Ok(socket2::SockAddr::from(*a)),
-            SockAddr::Unix(p) => socket2::SockAddr::unix(p).map_err(|e| unix_path_error(op, p, e)),
-            SockAddr::Abstract(name) => {
-                let mut bytes = Vec::with_capacity(name.len() + 1);
-                bytes.push(0);
-                bytes.extend_from_slice(name);
-                let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes);
-                socket2::SockAddr::unix(path).map_err(|e| unix_path_error(op, Path::new(path), e))
-            }
-            SockAddr::Unnamed => Err(Error::invalid_input(op, "an unnamed Unix address")),
-        }
-    }
-
-    fn from_socket2(sa: &socket2::SockAddr) -> SockAddr {
-        if let Some(a) = sa.as_socket() {
-            return SockAddr::Ip(a);
-        }
-        if let Some(p) = sa.as_pathname() {
-            return SockAddr::Unix(p.to_path_buf());
-        }
-        if let Some(name) = sa.as_abstract_namespace() {
-            return SockAddr::Abstract(name.to_vec());
-        }
-        SockAddr::Unnamed
-    }
-}
-
-fn unix_path_error(op: &'static str, path: &Path, e: io::Error) -> Error {
-    if e.kind() == io::ErrorKind::InvalidInput {
-        Error::invalid_input(
-            op,
-            format!(
-                "Unix socket path too long ({} bytes; the limit is 107): {}",
-                path.as_os_str().len(),
-                path.display()
-            ),
-        )
-    } else {
-        Error::from_io(op, e)
-    }
-}
-
-impl fmt::Display for SockAddr {
-    /// `127.0.0.1:80`, `[::1]:80`, a path, `@name`, or `(unnamed)`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SockAddr::Ip(a) => write!(f, "{a}"),
-            SockAddr::Unix(p) => write!(f, "{}", p.display()),
-            SockAddr::Abstract(n) => write!(f, "@{}", String::from_utf8_lossy(n)),
-            SockAddr::Unnamed => f.write_str("(unnamed)"),
-        }
-    }
-}
-
-impl From<SocketAddr> for SockAddr {
-    fn from(a: SocketAddr) -> SockAddr {
-        SockAddr::Ip(a)
-    }
-}
-
-impl From<std::net::SocketAddrV4> for SockAddr {
-    fn from(a: std::net::SocketAddrV4) -> SockAddr {
-        SockAddr::Ip(a.into())
-    }
-}
-
-impl From<std::net::SocketAddrV6> for SockAddr {
-    fn from(a: std::net::SocketAddrV6) -> SockAddr {
-        SockAddr::Ip(a.into())
-    }
-}
-
-impl From<&Path> for SockAddr {
-    fn from(p: &Path) -> SockAddr {
-        SockAddr::Unix(p.to_path_buf())
-    }
-}
-
-impl From<PathBuf> for SockAddr {
-    fn from(p: PathBuf) -> SockAddr {
-        SockAddr::Unix(p)
-    }
-}
-
-impl From<&SockAddr> for SockAddr {
-    fn from(a: &SockAddr) -> SockAddr {
-        a.clone()
-    }
-}
+pub use sockaddr::SockAddr;
 
 /// A blocking socket with Python's `socket.socket` semantics (see the [module docs](self)).
 ///
@@ -712,178 +583,6 @@ fn wait(
     }
 }
 
-/// Socket options, one pair of methods per option (`setsockopt(2)` / `getsockopt(2)`).
-impl Socket {
-    /// `SO_REUSEADDR`: bind again right after a server stops (TIME_WAIT).
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_reuse_address(&self, on: bool) -> Result<()> {
-        opt(self, "setsockopt", |s| s.set_reuse_address(on))
-    }
-    /// Reads `SO_REUSEADDR`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn reuse_address(&self) -> Result<bool> {
-        opt(self, "getsockopt", |s| s.reuse_address())
-    }
-    /// `SO_REUSEPORT`: several sockets bound to one port, the kernel balancing between them.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_reuse_port(&self, on: bool) -> Result<()> {
-        opt(self, "setsockopt", |s| s.set_reuse_port(on))
-    }
-    /// Reads `SO_REUSEPORT`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn reuse_port(&self) -> Result<bool> {
-        opt(self, "getsockopt", |s| s.reuse_port())
-    }
-    /// `TCP_NODELAY`: send small segments at once (no Nagle delay).
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `setsockopt(2)` (EOPNOTSUPP on a non-TCP socket).
-    pub fn set_nodelay(&self, on: bool) -> Result<()> {
-        opt(self, "setsockopt", |s| s.set_tcp_nodelay(on))
-    }
-    /// Reads `TCP_NODELAY`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn nodelay(&self) -> Result<bool> {
-        opt(self, "getsockopt", |s| s.tcp_nodelay())
-    }
-    /// `SO_KEEPALIVE`: probe an idle connection.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_keepalive(&self, on: bool) -> Result<()> {
-        opt(self, "setsockopt", |s| s.set_keepalive(on))
-    }
-    /// Reads `SO_KEEPALIVE`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn keepalive(&self) -> Result<bool> {
-        opt(self, "getsockopt", |s| s.keepalive())
-    }
-    /// `SO_RCVBUF` in bytes (Linux doubles the value asked for, and reads back the double).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] above `i32::MAX` (the option is a C `int`);
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_recv_buffer_size(&self, bytes: usize) -> Result<()> {
-        check_buffer_size("SO_RCVBUF", bytes)?;
-        opt(self, "setsockopt", |s| s.set_recv_buffer_size(bytes))
-    }
-    /// Reads `SO_RCVBUF` in bytes.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn recv_buffer_size(&self) -> Result<usize> {
-        opt(self, "getsockopt", |s| s.recv_buffer_size())
-    }
-    /// `SO_SNDBUF` in bytes (Linux doubles the value asked for).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] above `i32::MAX` (the option is a C `int`);
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_send_buffer_size(&self, bytes: usize) -> Result<()> {
-        check_buffer_size("SO_SNDBUF", bytes)?;
-        opt(self, "setsockopt", |s| s.set_send_buffer_size(bytes))
-    }
-    /// Reads `SO_SNDBUF` in bytes.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn send_buffer_size(&self) -> Result<usize> {
-        opt(self, "getsockopt", |s| s.send_buffer_size())
-    }
-    /// `IPV6_V6ONLY`: an IPv6 socket takes IPv6 only (no IPv4-mapped peers).
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `setsockopt(2)` (on a non-IPv6 socket, or after bind).
-    pub fn set_only_v6(&self, on: bool) -> Result<()> {
-        opt(self, "setsockopt", |s| s.set_only_v6(on))
-    }
-    /// Reads `IPV6_V6ONLY`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn only_v6(&self) -> Result<bool> {
-        opt(self, "getsockopt", |s| s.only_v6())
-    }
-    /// `IP_TTL` (IPv4) or `IPV6_UNICAST_HOPS` (IPv6): hop limit, 1..=255.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] for 0 or a value over 255 (before any system call);
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_ttl(&self, ttl: u32) -> Result<()> {
-        if !(1..=255).contains(&ttl) {
-            return Err(Error::invalid_input(
-                "setsockopt",
-                format!("ttl must be 1-255, not {ttl}"),
-            ));
-        }
-        match self.family {
-            Family::Inet6 => opt(self, "setsockopt", |s| s.set_unicast_hops_v6(ttl)),
-            _ => opt(self, "setsockopt", |s| s.set_ttl_v4(ttl)),
-        }
-    }
-    /// Reads the hop limit (`IP_TTL` or `IPV6_UNICAST_HOPS`).
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn ttl(&self) -> Result<u32> {
-        match self.family {
-            Family::Inet6 => opt(self, "getsockopt", |s| s.unicast_hops_v6()),
-            _ => opt(self, "getsockopt", |s| s.ttl_v4()),
-        }
-    }
-    /// `SO_BROADCAST`: allow datagrams to a broadcast address.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_broadcast(&self, on: bool) -> Result<()> {
-        opt(self, "setsockopt", |s| s.set_broadcast(on))
-    }
-    /// Reads `SO_BROADCAST`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn broadcast(&self) -> Result<bool> {
-        opt(self, "getsockopt", |s| s.broadcast())
-    }
-    /// `SO_LINGER`: `Some(d)` makes `close` wait up to `d` for unsent data (`Some(ZERO)`
-    /// resets the connection); `None` is the default background close. `d` is whole
-    /// seconds, 0 to `i32::MAX` (`struct linger`'s `l_linger` is a C `int` of seconds).
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a fraction of a second or more than `i32::MAX`
-    /// seconds (before any system call); [`ErrorKind::Os`] from `setsockopt(2)`.
-    pub fn set_linger(&self, linger: Option<Duration>) -> Result<()> {
-        if let Some(d) = linger
-            && (d.subsec_nanos() != 0 || d.as_secs() > i32::MAX as u64)
-        {
-            return Err(Error::invalid_input(
-                "setsockopt",
-                format!("linger must be whole seconds 0-{}, not {d:?}", i32::MAX),
-            ));
-        }
-        opt(self, "setsockopt", |s| s.set_linger(linger))
-    }
-    /// Reads `SO_LINGER`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Os`] from `getsockopt(2)`.
-    pub fn linger(&self) -> Result<Option<Duration>> {
-        opt(self, "getsockopt", |s| s.linger())
-    }
-}
-
 /// The longest timeout [`Socket::set_timeout`] takes: CPython's limit (its clock counts
 /// nanoseconds in an `i64`, about 292 years).
 pub const MAX_TIMEOUT: Duration = Duration::from_nanos(i64::MAX as u64);
@@ -909,14 +608,6 @@ fn check_buffer_size(name: &str, bytes: usize) -> Result<()> {
         ));
     }
     Ok(())
-}
-
-fn opt<T>(
-    s: &Socket,
-    op: &'static str,
-    f: impl FnOnce(&socket2::Socket) -> io::Result<T>,
-) -> Result<T> {
-    f(s.sock(op)?).map_err(|e| Error::from_io(op, e))
 }
 
 impl AsRawFd for Socket {
@@ -1001,6 +692,9 @@ impl From<Socket> for std::net::TcpStream {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+
     use super::*;
 
     #[test]
