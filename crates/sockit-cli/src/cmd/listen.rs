@@ -77,6 +77,9 @@ pub struct Args {
     pub admit: AdmitArgs,
     #[command(flatten)]
     pub drain: DrainArgs,
+    /// --metrics ADDR: the server's Prometheus endpoint (with -k, --broker or --exec).
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     #[command(flatten)]
     pub data: DataArgs,
     #[command(flatten)]
@@ -91,6 +94,11 @@ pub struct Args {
 }
 
 impl Args {
+    /// One peer and no program: a transfer (totals from its relay), not a server.
+    fn one_transfer(&self) -> bool {
+        self.mode() == Mode::One && self.exec.is_empty()
+    }
+
     fn mode(&self) -> Mode {
         if self.broker {
             Mode::Broker
@@ -136,6 +144,14 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
         )
         .into());
     }
+    if args.metrics.metrics.is_some() && args.one_transfer() {
+        return Err(sockit::Error::invalid_input(
+            "--metrics",
+            "needs -k, --broker or --exec: one peer is a transfer, not a server \
+             (its totals come on SIGUSR1 and with --stats-interval)",
+        )
+        .into());
+    }
     if args.admit.max_conns.is_some() && args.mode() == Mode::One {
         reporter.event(&Event::Warning {
             message: "--max-conns has no effect without -k or --broker (one peer is served)".into(),
@@ -172,16 +188,15 @@ fn serve(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitCode> {
         // One peer: the transfer's totals and -v progress line, read from the relay's
         // counters; with -k: the server's totals, counted from its events.
         let (mut opts, mut xfer, mut ops) = (opts, None, None);
-        if args.mode() == Mode::One && args.exec.is_empty() {
+        if args.one_transfer() {
             let x = Transfer::start(&args.output, &args.stats)?;
             opts.counters = Some(x.counters());
             xfer = Some(x);
         } else {
-            let none = MetricsArgs::default();
             ops = Some(ServerOps::new(
                 reporter,
                 &args.stats,
-                &none,
+                &args.metrics,
                 &args.family,
                 false,
             )?);

@@ -146,6 +146,43 @@ fn metrics_count_ten_echoed_connections_and_pass_promtool() {
 }
 
 #[test]
+fn listen_k_serves_metrics_and_one_peer_refuses_them() {
+    // Issue 15: --metrics on every server, listen -k included; its line on stderr, as
+    // listen's own (stdout is the peers' bytes).
+    let mut l = common::sockit_listen(&["-k", "--metrics", "0", "127.0.0.1", "0"]);
+    let events = common::err_lines(&mut l);
+    let line = common::wait_line(&events, " metrics", T).expect("the metrics line");
+    let port = metrics_port(&line);
+    let mut c = TcpStream::connect_timeout(&l.addr(), T).expect("connect");
+    c.write_all(b"hello").unwrap();
+    drop(c);
+    let deadline = Instant::now() + T;
+    loop {
+        let (code, body) = http_get(port, "/metrics");
+        assert_eq!(code, 200, "{body}");
+        let got = (
+            sample(
+                &body,
+                r#"sockit_connections_accepted_total{transport="tcp"}"#,
+            ),
+            sample(&body, r#"sockit_received_bytes_total{transport="tcp"}"#),
+        );
+        if got == (Some(1.0), Some(5.0)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{got:?}:\n{body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(l.terminate(T).and_then(|s| s.code()), Some(0));
+    // One peer is a transfer, not a server: a usage error, not a silent no-op.
+    let out = common::run(
+        &mut sockit(&["listen", "--metrics", "0", "127.0.0.1", "0"]),
+        T,
+    );
+    common::assert_fails_with(&out, 2, "--metrics: needs -k, --broker or --exec");
+}
+
+#[test]
 fn sigusr1_prints_the_totals_and_the_server_goes_on() {
     let mut server = common::sockit_server(&["echo-server", "127.0.0.1:0", "--json"]);
     echo_once(server.addr());
