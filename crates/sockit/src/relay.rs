@@ -409,7 +409,9 @@ where
                         // sent before going is still queued, and so is why (a reset, a TLS
                         // alert). Let the receive side finish (bounded) so no byte is lost
                         // and its error, the cause, is the one reported.
-                        Err(e) if peer_gone(&e) => {
+                        // (A reset read from the local side is its own end: nothing
+                        // is left to deliver to it, so the other side is aborted at once.)
+                        Err(e) if e.op() == "send" && peer_gone(&e) => {
                             // (a reset reported to the send side is not reported again:
                             // the receive side then ends as at EOF, and `e` stands)
                             match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {

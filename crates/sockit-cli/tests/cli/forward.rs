@@ -985,12 +985,20 @@ fn a_client_reset_reaches_the_target_as_a_reset() {
             break;
         }
     }
+    let t0 = std::time::Instant::now();
     reset(c);
     let (n, err) = target.join().unwrap();
     assert_eq!(
         err,
         Some(std::io::ErrorKind::ConnectionReset),
         "{n} bytes, then EOF"
+    );
+    // Regression: the reset reached the target only after a fixed 1 s (the grace for a
+    // send that finds the peer gone was applied to the client's own reset).
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "the target's reset came {:?} after the client's",
+        t0.elapsed()
     );
     let closed = loop {
         let line = fwd.next_line(T).expect("a closed event");
