@@ -137,13 +137,6 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
             }
         }
     };
-    if !args.admit.accept_proxy_from.is_empty() {
-        return Err(sockit::Error::invalid_input(
-            "accept-proxy-from",
-            "not supported by listen yet",
-        )
-        .into());
-    }
     if args.metrics.metrics.is_some() && args.one_transfer() {
         return Err(sockit::Error::invalid_input(
             "--metrics",
@@ -165,6 +158,7 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
         backlog: args.backlog,
         sockopts: args.sockopts.options(),
         access: args.admit.access()?,
+        proxy_from: args.admit.proxy_sources()?,
         max_conns: args.admit.max_conns(),
         idle_timeout: args.idle.timeout,
         quit_after_eof: args.quit,

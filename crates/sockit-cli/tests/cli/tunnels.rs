@@ -266,6 +266,106 @@ fn haproxy_send_proxy_names_the_original_client_to_every_server() {
     }
 }
 
+/// The next JSON event named `name` among a listener's stderr lines (skipping others).
+fn next_err_named(rx: &std::sync::mpsc::Receiver<String>, name: &str) -> serde_json::Value {
+    let line = common::wait_line(rx, &format!(r#""event":"{name}""#), T)
+        .unwrap_or_else(|| panic!("no {name} event on stderr"));
+    serde_json::from_str(&line).expect("a JSON line")
+}
+
+#[test]
+fn haproxy_send_proxy_v2_in_front_of_listen_names_the_client() {
+    common::require_peer!("haproxy");
+    // listen one peer, -k, and --exec: each takes the core's accept path.
+    for (version, mode) in [
+        ("send-proxy-v2", "one"),
+        ("send-proxy-v2", "-k"),
+        ("send-proxy", "-k"),
+        ("send-proxy-v2", "exec"),
+    ] {
+        let mut args = vec!["--json", "--accept-proxy-from", "127.0.0.1/32"];
+        if mode == "-k" {
+            args.extend(["-k", "--deny", "127.0.0.3"]);
+        }
+        args.extend(["127.0.0.1", "0"]);
+        if mode == "exec" {
+            // --exec takes the rest of the line.
+            args.extend(["--exec", "cat"]);
+        }
+        let mut srv = common::sockit_listen(&args);
+        let err = common::err_lines(&mut srv);
+        let hap = haproxy("", srv.addr(), version);
+        let mut c = common::tcp_from("127.0.0.2", hap.addr, T);
+        c.write_all(b"through haproxy\n").unwrap();
+        let client = c.local_addr().unwrap();
+        let acc = next_err_named(&err, "accepted");
+        assert_eq!(acc["peer_host"], "127.0.0.2", "{version} {mode}: {acc}");
+        assert_eq!(acc["peer_port"], client.port(), "{version} {mode}: {acc}");
+        assert_eq!(acc["via_host"], "127.0.0.1", "{acc}");
+        if mode == "exec" {
+            // cat echoes: the bytes after the header reach the program, and only they.
+            let mut back = vec![0u8; 16];
+            c.read_exact(&mut back).expect("cat's echo");
+            assert_eq!(back, b"through haproxy\n");
+        } else {
+            let line = srv.next_line(T).expect("the client's line on stdout");
+            assert_eq!(line, "through haproxy", "{version} {mode}");
+        }
+        if mode == "-k" {
+            // --deny applies to the original client, not to haproxy's address.
+            let mut d = common::tcp_from("127.0.0.3", hap.addr, T);
+            let _ = d.write_all(b"x");
+            common::assert_closed_at_once(&mut d, "a denied original client");
+            let refused = next_err_named(&err, "refused");
+            assert_eq!(refused["peer_host"], "127.0.0.3", "{refused}");
+            assert_eq!(refused["reason"], "denied", "{refused}");
+        }
+        drop(c);
+        if mode == "one" {
+            // One peer goes on sending its input after the peer's end (nc): end it.
+            drop(srv.child.stdin.take());
+        }
+        let closed = next_err_named(&err, "closed");
+        assert_eq!(
+            closed["peer_host"], "127.0.0.2",
+            "{version} {mode}: {closed}"
+        );
+    }
+}
+
+#[test]
+fn listen_closes_unlisted_sources_and_missing_headers() {
+    let mut srv = common::sockit_listen(&[
+        "--json",
+        "-k",
+        "--accept-proxy-from",
+        "127.0.0.1/32",
+        "127.0.0.1",
+        "0",
+    ]);
+    let err = common::err_lines(&mut srv);
+    let mut c = common::tcp_from("127.0.0.2", srv.addr(), T);
+    let _ = c.write_all(b"PROXY TCP4 192.0.2.1 127.0.0.1 1 2\r\nhello");
+    common::assert_closed_at_once(&mut c, "unlisted source");
+    let r = next_err_named(&err, "refused");
+    assert_eq!(r["reason"], "unlisted_source", "{r}");
+    let mut c = common::tcp_from("127.0.0.1", srv.addr(), T);
+    c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    common::assert_closed_at_once(&mut c, "no header");
+    let r = next_err_named(&err, "refused");
+    assert_eq!(r["reason"], "proxy_header", "{r}");
+    assert_eq!(r["error"]["kind"], "protocol", "{r}");
+    // A valid v1 header from the listed source: the client it names is the peer, and
+    // only the bytes after the header reach stdout.
+    let mut c = common::tcp_from("127.0.0.1", srv.addr(), T);
+    c.write_all(b"PROXY TCP4 192.0.2.7 127.0.0.1 4321 80\r\nafter the header\n")
+        .unwrap();
+    let acc = next_err_named(&err, "accepted");
+    assert_eq!(acc["peer_host"], "192.0.2.7", "{acc}");
+    assert_eq!(acc["peer_port"], 4321, "{acc}");
+    assert_eq!(srv.next_line(T).as_deref(), Some("after the header"));
+}
+
 #[test]
 fn forward_send_proxy_is_understood_by_haproxy_accept_proxy() {
     common::require_peer!("haproxy");
@@ -425,6 +525,27 @@ fn proxy_flags_need_stream_sockets() {
                 "10.0.0.0/33",
             ],
             "accept-proxy-from",
+        ),
+        (
+            &[
+                "listen",
+                "-u",
+                "127.0.0.1",
+                "0",
+                "--accept-proxy-from",
+                "127.0.0.1",
+            ],
+            "TCP listeners only",
+        ),
+        (
+            &[
+                "listen",
+                "--unix",
+                "/tmp/sockit-never-bound.sock",
+                "--accept-proxy-from",
+                "127.0.0.1",
+            ],
+            "TCP listeners only",
         ),
     ] {
         let out = common::run(&mut sockit(args), T);

@@ -389,7 +389,6 @@ impl Forwarder {
     pub async fn run(self, events: EventSink, stop: Stop) -> Result<()> {
         let Forwarder {
             bound,
-            transport,
             file,
             target,
             opts,
@@ -410,8 +409,8 @@ impl Forwarder {
             cut: AtomicU64::new(0),
         });
         let result = match bound {
-            Bound::Tcp(l) => stream::accept_loop(StreamListener::Tcp(l), transport, &ctx).await,
-            Bound::Unix(l) => stream::accept_loop(StreamListener::Unix(l), transport, &ctx).await,
+            Bound::Tcp(l) => stream::accept_loop(StreamListener::Tcp(l), &ctx).await,
+            Bound::Unix(l) => stream::accept_loop(StreamListener::Unix(l), &ctx).await,
             Bound::Udp(s) => dgram::dispatch(s, &ctx).await,
         };
         if result.is_err() {

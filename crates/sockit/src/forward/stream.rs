@@ -11,18 +11,13 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
 pub(crate) use crate::serve::accept_each;
 use crate::serve::close::{abort, abort_after_sent, linger_close};
-use crate::serve::{BoxStream, CloseReason, Event, ProxiedFrom, Session, Side, Stop, Transport};
+use crate::serve::{BoxStream, CloseReason, Event, ProxiedFrom, Session, Side, Stop};
 
 /// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
-pub(crate) async fn accept_loop(
-    listener: StreamListener,
-    transport: Transport,
-    ctx: &Arc<Ctx>,
-) -> Result<()> {
+pub(crate) async fn accept_loop(listener: StreamListener, ctx: &Arc<Ctx>) -> Result<()> {
     let c = Arc::clone(ctx);
     accept_each(
         &listener,
-        transport,
         &ctx.stop,
         &ctx.admission,
         &ctx.events,

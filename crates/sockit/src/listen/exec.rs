@@ -189,16 +189,14 @@ pub async fn run_program(
 /// returns its result).
 pub(crate) async fn serve(listener: StreamListener, ctx: &Arc<Ctx>) -> Result<()> {
     let keep = ctx.opts.mode != Mode::One;
+    let mut acceptor = ctx.acceptor(&listener);
     let result = loop {
-        let (stream, peer) = match listener.next(&*ctx.events, &ctx.stop).await {
+        let (stream, session) = match acceptor.next(&ctx.stop).await {
             Ok(Some(x)) => x,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        let Some(session) = ctx.admit(peer) else {
-            tokio::spawn(crate::serve::close::linger_close(stream));
-            continue;
-        };
+        ctx.accepted(&session);
         if keep {
             tokio::spawn({
                 let ctx = ctx.clone();
@@ -211,12 +209,14 @@ pub(crate) async fn serve(listener: StreamListener, ctx: &Arc<Ctx>) -> Result<()
                 }
             });
         } else {
+            drop(acceptor);
             drop(listener);
             let r = session_task(stream, session, ctx).await;
             ctx.finish().await;
             return r;
         }
     };
+    drop(acceptor);
     drop(listener);
     if result.is_err() {
         ctx.stop.abort();

@@ -89,21 +89,19 @@ pub(crate) async fn serve(listener: StreamListener, ctx: &Arc<Ctx>, local: Local
     let writer = tokio::spawn(write_output(output, out_rx, hub.clone()));
     let reader = tokio::spawn(input_to_clients(hub.clone(), input, ctx.clone()));
     let mut done = hub.done.subscribe();
+    let mut acceptor = ctx.acceptor(&listener);
     let result = loop {
         let next = tokio::select! {
             biased;
             _ = done.wait_for(|d| *d) => break Ok(()),
-            n = listener.next(&*ctx.events, &ctx.stop) => n,
+            n = acceptor.next(&ctx.stop) => n,
         };
-        let (stream, peer) = match next {
+        let (stream, session) = match next {
             Ok(Some(x)) => x,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e),
         };
-        let Some(session) = ctx.admit(peer) else {
-            tokio::spawn(crate::serve::close::linger_close(stream));
-            continue;
-        };
+        ctx.accepted(&session);
         let stream = match ctx.wrap(stream) {
             Ok(s) => s,
             Err(e) => {
@@ -122,6 +120,7 @@ pub(crate) async fn serve(listener: StreamListener, ctx: &Arc<Ctx>, local: Local
             out_tx.clone(),
         ));
     };
+    drop(acceptor);
     drop(listener);
     if result.is_err() {
         ctx.stop.abort();

@@ -19,7 +19,9 @@
 //!
 //! Contract:
 //! - Admission is the core's [`Admission`] (`--allow`/`--deny`, `--max-conns`); a refused
-//!   peer is closed at once (a datagram dropped) with an [`Event::Refused`].
+//!   peer is closed at once (a datagram dropped) with an [`Event::Refused`]. Stream
+//!   connections take the core's accept path ([`serve::Acceptor`]): with
+//!   [`ListenOptions::proxy_from`] a listed source's PROXY header names the peer.
 //! - A session the listener ends itself (end of its input with `-q`, `send_only` at end of
 //!   input, the local output gone) closes with [`close::linger_close`](serve::close): the
 //!   peer gets every byte sent and a clean end of stream, never a RST for input it sent
@@ -70,7 +72,8 @@ use crate::error::{Error, Result};
 use crate::relay::{RelayOptions, Totals};
 use crate::serve::{
     self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
-    Local as LocalAddr, Peer, Phase, Session, SocketFile, Stop, StreamListener, Transport,
+    Local as LocalAddr, Peer, Phase, ProxySources, Session, SocketFile, Stop, StreamListener,
+    Transport,
 };
 use crate::sockopt::{Applied, SocketOptions};
 use crate::unix::UnixAddr;
@@ -120,6 +123,10 @@ pub struct ListenOptions {
     pub sockopts: SocketOptions,
     /// `--allow`/`--deny`.
     pub access: AccessList,
+    /// The sources whose connections must open with a PROXY protocol header naming the
+    /// original client (`--accept-proxy-from`; TCP listeners only): the core's accept
+    /// path ([`serve::Acceptor`]).
+    pub proxy_from: ProxySources,
     /// `--max-conns` (at least 1; the core's default when 0).
     pub max_conns: usize,
     /// End a session after this long without traffic either way (`-i`).
@@ -157,6 +164,7 @@ impl Default for ListenOptions {
             backlog: 0,
             sockopts: SocketOptions::default(),
             access: AccessList::default(),
+            proxy_from: ProxySources::default(),
             max_conns: serve::DEFAULT_MAX_CONNS,
             idle_timeout: None,
             quit_after_eof: None,
@@ -319,6 +327,12 @@ fn check(addr: &Address, opts: &ListenOptions) -> Result<()> {
             "--tls needs a TCP connection (not -u or --unix)",
         ));
     }
+    if (opts.datagram || unix) && !opts.proxy_from.is_empty() {
+        return Err(usage(
+            "accept-proxy-from",
+            "a PROXY header is read on TCP listeners only (not -u or --unix)",
+        ));
+    }
     if unix && !opts.access.is_open() {
         return Err(usage(
             "access",
@@ -439,7 +453,8 @@ impl Listen {
         } else {
             opts.max_conns
         };
-        let admission = Admission::new(opts.access.clone(), max);
+        let admission =
+            Admission::with_proxy_sources(opts.access.clone(), max, opts.proxy_from.clone());
         let ctx = Arc::new(Ctx {
             opts,
             transport,
@@ -476,17 +491,12 @@ impl Ctx {
         (self.events)(ev);
     }
 
-    /// Admits `peer` (an [`Event::Refused`] when not), opening its session.
+    /// Admits a datagram `peer` (an [`Event::Refused`] when not), opening its session.
     pub(crate) fn admit(&self, peer: Peer) -> Option<Session> {
         match self.admission.admit(&peer) {
             Ok(permit) => {
                 let s = Session::new(permit, peer, self.transport);
-                self.emit(Event::Accepted {
-                    id: s.id(),
-                    transport: self.transport,
-                    peer: s.peer().clone(),
-                    via: None,
-                });
+                self.accepted(&s);
                 Some(s)
             }
             Err(reason) => {
@@ -499,6 +509,22 @@ impl Ctx {
                 None
             }
         }
+    }
+
+    /// Reports a session opened ([`Event::Accepted`]; `via` the PROXY header's source).
+    pub(crate) fn accepted(&self, s: &Session) {
+        self.emit(Event::Accepted {
+            id: s.id(),
+            transport: self.transport,
+            peer: s.peer().clone(),
+            via: s.via().cloned().map(serve::ProxiedFrom),
+        });
+    }
+
+    /// The accept path of the stream modes ([`serve::Acceptor`]: admission, the PROXY
+    /// header of a listed source, refusals reported).
+    pub(crate) fn acceptor<'a>(&self, listener: &'a StreamListener) -> serve::Acceptor<'a> {
+        serve::Acceptor::new(listener, self.admission.clone(), self.events.clone())
     }
 
     /// Reports the end of `session`; `totals` are the relay's (`bytes_sent`: to the peer).

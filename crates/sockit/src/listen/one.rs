@@ -26,19 +26,14 @@ pub(crate) async fn stream(
     ctx: &Arc<Ctx>,
     mut local: Local,
 ) -> Result<()> {
-    let (stream, session) = loop {
-        let Some((stream, peer)) = listener.next(&*ctx.events, &ctx.stop).await? else {
-            ctx.finish().await;
-            return Ok(());
-        };
-        match ctx.admit(peer) {
-            Some(session) => break (stream, session),
-            None => {
-                tokio::spawn(crate::serve::close::linger_close(stream));
-            }
-        }
+    let mut acceptor = ctx.acceptor(&listener);
+    let Some((stream, session)) = acceptor.next(&ctx.stop).await? else {
+        ctx.finish().await;
+        return Ok(());
     };
+    drop(acceptor);
     drop(listener);
+    ctx.accepted(&session);
     let mut stream = ctx.wrap(stream)?;
     let tap = ctx.opts.log.as_ref().map(|l| l.tap(None));
     let tap = tap.as_ref().map(|t| t as &dyn Tap);

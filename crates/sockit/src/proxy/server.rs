@@ -250,7 +250,6 @@ impl ProxyServer {
         let c = Arc::clone(&ctx);
         let result = accept_each(
             &listener,
-            Transport::Tcp,
             &stop,
             &admission,
             &ctx.events,

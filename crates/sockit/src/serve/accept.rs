@@ -188,74 +188,130 @@ impl StreamListener {
     }
 }
 
-/// The accept loop of the stream servers (forward, proxy): accepts until the stop says
-/// stop (`Ok`) or `accept(2)` fails for good (`Err`), as [`StreamListener::next`] says
-/// (`EMFILE` and its kin pause accepting with an [`Event::AcceptPaused`]); a client the
-/// admission refuses gets a lingering close and an [`Event::Refused`]; an admitted one is
-/// handed to `serve` as a new [`Session`].
+/// Accepting and admitting on a stream listener: the one accept path of the tokio stream
+/// servers (forward, proxy, listen; [`accept_each`] is its loop). [`Acceptor::next`]
+/// gives the next admitted connection with its [`Session`]:
+/// - connections come as [`StreamListener::next_one`] says (`EMFILE` pauses, a stop ends);
+/// - a TCP connection from an `--accept-proxy-from` source reads its PROXY header
+///   ([`Admission::admit_tcp`], bounded by [`HEADER_TIMEOUT`](super::proxied::HEADER_TIMEOUT))
+///   in a task of its own, so a slow header never holds the others; the session's peer is
+///   the client the header names, `via` the source;
+/// - every other connection is admitted at once ([`Admission::admit_direct`]);
+/// - a refused one gets an [`Event::Refused`] and a lingering close.
 ///
-/// A TCP connection from an `--accept-proxy-from` source goes through
-/// [`Admission::admit_tcp`] (its header, then admission of the client it names) in a task
-/// of its own, so a slow header never holds the loop; a stop that begins meanwhile
-/// closes it. Every other connection is admitted in the loop.
-pub async fn accept_each<F>(
-    listener: &StreamListener,
-    transport: Transport,
-    stop: &Stop,
-    admission: &Arc<Admission>,
-    events: &EventSink,
-    serve: F,
-) -> Result<()>
-where
-    F: Fn(BoxStream, Session) + Clone + Send + 'static,
-{
-    while let Some(conn) = listener.next_one(&**events, stop).await? {
-        match conn {
-            Accepted::Tcp(stream, addr)
-                if admission.proxy_sources().check(&Peer::Ip(addr)) == Check::Header =>
-            {
-                let (stop, admission, events) = (stop.clone(), admission.clone(), events.clone());
-                let serve = serve.clone();
-                tokio::spawn(async move {
-                    let admitted = tokio::select! {
-                        biased;
-                        r = admission.admit_tcp(&stream, addr) => r,
-                        _ = stop.stopping() => return,
-                    };
-                    match admitted {
-                        Err(r) => {
-                            events(Event::Refused {
+/// Dropping the acceptor closes the connections whose header is still awaited.
+pub struct Acceptor<'a> {
+    listener: &'a StreamListener,
+    admission: Arc<Admission>,
+    events: EventSink,
+    headers: tokio::task::JoinSet<Option<(BoxStream, Session)>>,
+}
+
+impl std::fmt::Debug for Acceptor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("listener", self.listener)
+            .field("headers_awaited", &self.headers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Acceptor<'a> {
+    /// Accepts on `listener` for `admission`, reporting to `events`.
+    pub fn new(
+        listener: &'a StreamListener,
+        admission: Arc<Admission>,
+        events: EventSink,
+    ) -> Acceptor<'a> {
+        Acceptor {
+            listener,
+            admission,
+            events,
+            headers: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// The next admitted connection and its session (type docs); `None` once `stop`
+    /// says stop accepting.
+    ///
+    /// # Errors
+    /// As [`StreamListener::next`]: an `accept(2)` error that would repeat.
+    pub async fn next(&mut self, stop: &Stop) -> Result<Option<(BoxStream, Session)>> {
+        let transport = self.listener.transport();
+        loop {
+            let conn = tokio::select! {
+                biased;
+                Some(done) = self.headers.join_next(), if !self.headers.is_empty() => {
+                    if let Ok(Some(admitted)) = done {
+                        return Ok(Some(admitted));
+                    }
+                    continue;
+                }
+                c = self.listener.next_one(&*self.events, stop) => c?,
+            };
+            let Some(conn) = conn else {
+                return Ok(None);
+            };
+            match conn {
+                Accepted::Tcp(stream, addr)
+                    if self.admission.proxy_sources().check(&Peer::Ip(addr)) == Check::Header =>
+                {
+                    let (admission, events) = (self.admission.clone(), self.events.clone());
+                    self.headers.spawn(async move {
+                        match admission.admit_tcp(&stream, addr).await {
+                            Err(r) => {
+                                events(Event::Refused {
+                                    transport,
+                                    peer: r.peer,
+                                    reason: r.reason,
+                                    error: r.error,
+                                });
+                                tokio::spawn(linger_close(stream));
+                                None
+                            }
+                            Ok((permit, who)) => {
+                                let session =
+                                    Session::new(permit, who.peer, transport).with_via(who.via);
+                                Some((Box::new(stream) as BoxStream, session))
+                            }
+                        }
+                    });
+                }
+                conn => {
+                    let (stream, peer) = conn.into_parts();
+                    match self.admission.admit_direct(&peer) {
+                        Err(reason) => {
+                            (self.events)(Event::Refused {
                                 transport,
-                                peer: r.peer,
-                                reason: r.reason,
-                                error: r.error,
+                                peer,
+                                reason,
+                                error: None,
                             });
-                            linger_close(stream).await;
+                            tokio::spawn(linger_close(stream));
                         }
-                        Ok((permit, who)) => {
-                            let session =
-                                Session::new(permit, who.peer, transport).with_via(who.via);
-                            serve(Box::new(stream), session);
+                        Ok(permit) => {
+                            return Ok(Some((stream, Session::new(permit, peer, transport))));
                         }
                     }
-                });
-            }
-            conn => {
-                let (stream, peer) = conn.into_parts();
-                match admission.admit_direct(&peer) {
-                    Err(reason) => {
-                        events(Event::Refused {
-                            transport,
-                            peer,
-                            reason,
-                            error: None,
-                        });
-                        tokio::spawn(linger_close(stream));
-                    }
-                    Ok(permit) => serve(stream, Session::new(permit, peer, transport)),
                 }
             }
         }
+    }
+}
+
+/// The accept loop of the stream servers (forward, proxy): an [`Acceptor`] until the stop
+/// says stop (`Ok`) or `accept(2)` fails for good (`Err`); each admitted connection is
+/// handed to `serve` with its new [`Session`].
+pub async fn accept_each(
+    listener: &StreamListener,
+    stop: &Stop,
+    admission: &Arc<Admission>,
+    events: &EventSink,
+    mut serve: impl FnMut(BoxStream, Session),
+) -> Result<()> {
+    let mut acceptor = Acceptor::new(listener, admission.clone(), events.clone());
+    while let Some((stream, session)) = acceptor.next(stop).await? {
+        serve(stream, session);
     }
     Ok(())
 }

@@ -40,7 +40,7 @@ pub mod stop;
 
 use std::sync::Arc;
 
-pub use accept::{ACCEPT_PAUSE, Accepted, StreamListener, accept_each};
+pub use accept::{ACCEPT_PAUSE, Accepted, Acceptor, StreamListener, accept_each};
 pub use admit::{Admission, Admitted, DEFAULT_MAX_CONNS, MAX_CONNS, Permit, Refusal, Refused};
 pub use bind::{
     AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
