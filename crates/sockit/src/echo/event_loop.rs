@@ -269,7 +269,12 @@ impl Loop {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
-        let header = self.pending.iter().flatten().map(|p| p.deadline).min();
+        // (no PROXY header pending is the common case: no walk over the table then)
+        let header = if self.pending.is_empty() {
+            None
+        } else {
+            self.pending.iter().flatten().map(|p| p.deadline).min()
+        };
         [idle, deadline, self.accept_paused_until, header]
             .into_iter()
             .flatten()

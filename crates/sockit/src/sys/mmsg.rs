@@ -63,6 +63,7 @@ impl DgramBatch {
     }
 
     /// How many datagrams one call can carry.
+    #[inline]
     pub fn capacity(&self) -> usize {
         self.hdrs.len()
     }
@@ -86,6 +87,7 @@ impl DgramBatch {
 
     /// Restores the receive lengths (slot size, address size) of the slots the last
     /// calls changed.
+    #[inline]
     fn reset_for_recv(&mut self) {
         for i in 0..self.dirty {
             self.iovs[i].iov_len = self.slot_bytes;
@@ -100,6 +102,7 @@ impl DgramBatch {
     ///
     /// # Errors
     /// The errno of the call (`EAGAIN` when nothing is queued).
+    #[inline]
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
         let n = self.hdrs.len();
         self.reset_for_recv();
@@ -124,22 +127,26 @@ impl DgramBatch {
     }
 
     /// Datagrams received by the last [`recv`](Self::recv).
+    #[inline]
     pub fn filled(&self) -> usize {
         self.filled
     }
 
     /// Payload of received datagram `i` (`i < filled()`).
+    #[inline]
     pub fn payload(&self, i: usize) -> &[u8] {
         let len = (self.hdrs[i].msg_len as usize).min(self.slot_bytes);
         &self.bufs[i * self.slot_bytes..i * self.slot_bytes + len]
     }
 
     /// True when datagram `i` was longer than a slot (`MSG_TRUNC`).
+    #[inline]
     pub fn truncated(&self, i: usize) -> bool {
         self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0
     }
 
     /// Sender of datagram `i`, when it is an IP address.
+    #[inline]
     pub fn sender(&self, i: usize) -> Option<std::net::SocketAddr> {
         // SAFETY: addrs[i] is a sockaddr_storage the kernel filled with msg_namelen bytes.
         unsafe {
@@ -157,6 +164,7 @@ impl DgramBatch {
     /// # Errors
     /// The errno of the first datagram when none was sent (`EAGAIN` when the socket's
     /// send buffer is full).
+    #[inline]
     pub fn echo(&mut self, fd: RawFd, range: std::ops::Range<usize>) -> io::Result<usize> {
         let range = range.start..range.end.min(self.filled);
         if range.is_empty() {
