@@ -110,3 +110,11 @@ pub fn set_progress(bar: Option<indicatif::ProgressBar>) {
         *p = bar;
     }
 }
+
+/// Clears the progress line shown now, if any (a signal ends the command).
+pub fn clear_progress() {
+    let bar = PROGRESS.lock().ok().and_then(|mut p| p.take());
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+}

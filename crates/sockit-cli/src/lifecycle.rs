@@ -155,3 +155,57 @@ pub fn stop_on_signals(who: &'static str) -> anyhow::Result<Arc<AtomicBool>> {
         .with_context(context)?;
     Ok(stop)
 }
+
+/// SIGINT and SIGTERM for a one-shot client (`connect`, `scan`): both are caught (also
+/// when the shell started the command with SIGINT ignored, as `cmd &` does in a script),
+/// so a hanging connect ends at once, its files removed: SIGINT with 130, SIGTERM with
+/// 143, the codes nc's default actions give.
+#[derive(Debug)]
+pub struct Interrupt {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Interrupt {
+    /// Registers the handlers now (inside a runtime), before the connect.
+    ///
+    /// # Errors
+    /// When a handler cannot be registered.
+    pub fn register() -> anyhow::Result<Interrupt> {
+        Ok(Interrupt {
+            int: signal(SignalKind::interrupt()).context("SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("SIGTERM handler")?,
+        })
+    }
+
+    /// Waits for SIGINT or SIGTERM; the exit code it asks for (130, 143).
+    pub async fn recv(&mut self) -> u8 {
+        tokio::select! {
+            _ = self.int.recv() => 130,
+            _ = self.term.recv() => 143,
+        }
+    }
+}
+
+/// For a command that runs outside a runtime (`scan`): from now on SIGINT exits 130 and
+/// SIGTERM 143 at once, from a thread of its own (stdout is flushed as the process ends).
+///
+/// # Errors
+/// When a handler cannot be registered.
+pub fn exit_on_interrupt(who: &'static str) -> anyhow::Result<()> {
+    let context = || format!("{who}: signal handler");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .with_context(context)?;
+    let mut signals = rt.block_on(async { Interrupt::register() })?;
+    std::thread::Builder::new()
+        .name(format!("{who}-signals"))
+        .spawn(move || {
+            let code = rt.block_on(signals.recv());
+            crate::exit::clear_progress();
+            std::process::exit(i32::from(code));
+        })
+        .with_context(context)?;
+    Ok(())
+}

@@ -93,7 +93,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reporter = Reporter::one_session(&args.output);
     let rt = crate::lifecycle::runtime()?;
-    let result = rt.block_on(run_async(args, &reporter));
+    // SIGINT (130) and SIGTERM (143) end the command at once, also while a connect
+    // hangs; what the run holds (a `-s` socket file) is dropped on the way out.
+    let result = rt.block_on(async {
+        let mut signals = crate::lifecycle::Interrupt::register()?;
+        tokio::select! {
+            r = run_async(args, &reporter) => r,
+            code = signals.recv() => Ok(ExitCode::from(code)),
+        }
+    });
     rt.shutdown_background();
     reporter.flush();
     match result {

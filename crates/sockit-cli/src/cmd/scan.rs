@@ -372,6 +372,8 @@ impl Printer<'_> {
 }
 
 fn scan(args: &Args) -> anyhow::Result<ExitCode> {
+    // Ctrl-C ends a scan at once, even in the middle of a long `-w` (exit 130).
+    crate::lifecycle::exit_on_interrupt("scan")?;
     let transport = if args.udp {
         Transport::Udp
     } else {
@@ -412,6 +414,7 @@ fn scan(args: &Args) -> anyhow::Result<ExitCode> {
         ) {
             bar.set_style(style);
         }
+        crate::exit::set_progress(Some(bar.clone()));
         bar
     });
     let mut port_index = vec![0u32; 65536];
@@ -436,6 +439,7 @@ fn scan(args: &Args) -> anyhow::Result<ExitCode> {
     let summary = sockit::scan::scan(&hosts, &ports, &opts, |r| printer.take(r));
     if let Some(bar) = &printer.bar {
         bar.finish_and_clear();
+        crate::exit::set_progress(None);
     }
     let summary = summary?;
     if let Some(e) = printer.write_err.take() {

@@ -995,3 +995,33 @@ impl Drop for Pki {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Runs `sh -c SCRIPT SOCKIT` in a network namespace of its own (`unshare -rn`: only `lo`,
+/// which the script brings up and where only its own listeners live), so a sweep of many
+/// ports meets no other test's listener; `None` (skipped) where no namespace can be made.
+pub fn in_netns(script: &str, limit: Duration) -> Option<std::process::Output> {
+    if !crate::peers::require("unshare") || !crate::peers::require("ip") {
+        return None;
+    }
+    let probe = run(
+        std::process::Command::new("unshare").args(["-rn", "ip", "link", "set", "lo", "up"]),
+        Duration::from_secs(10),
+    );
+    if !probe.status.success() {
+        crate::scan::skip(&format!(
+            "no network namespace here (unshare -rn): {probe:?}"
+        ));
+        return None;
+    }
+    let bin = crate::common::bin();
+    Some(run(
+        std::process::Command::new("unshare").args([
+            "-rn",
+            "sh",
+            "-c",
+            script,
+            bin.to_str().unwrap(),
+        ]),
+        limit,
+    ))
+}

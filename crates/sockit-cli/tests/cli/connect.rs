@@ -798,3 +798,52 @@ s.sendto(b"from " + (addr if isinstance(addr, bytes) else addr.encode()) + b"\n"
     assert_eq!(std::fs::read(&src).unwrap(), b"keep");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Regression: SIGINT was not acted on while a connect hung (connect -w, scan -w; a script's
+// `cmd &` starts them with SIGINT ignored): both now end at once with 130 (SIGTERM 143).
+#[test]
+fn sigint_ends_a_hanging_connect_and_scan_at_once() {
+    let script = r#"
+B="$0"; ip link set lo up || exit 97
+d=$(mktemp -d)
+timeout 50 python3 -c '
+import socket, time
+l = socket.socket(); l.bind(("127.0.0.1", 7000)); l.listen(0)
+q = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False); c.connect_ex(("127.0.0.1", 7000)); q.append(c)
+time.sleep(0.3)
+print("ready", flush=True)
+time.sleep(45)' > "$d/py" & P=$!
+i=0; while [ $i -lt 100 ]; do grep -q ready "$d/py" && break; sleep 0.1; i=$((i+1)); done
+for sig in INT TERM; do
+for cmd in "connect -w 20 127.0.0.1 7000" "scan -w 20 127.0.0.1 7000"; do
+  base=$(ss -tnH state syn-sent | grep -c ':7000')
+  "$B" $cmd < /dev/null > /dev/null 2>&1 & S=$!
+  i=0; n=$base
+  while [ "$n" -le "$base" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); n=$(ss -tnH state syn-sent | grep -c ':7000'); done
+  t0=$(date +%s%N); kill -$sig $S; wait $S; rc=$?; t1=$(date +%s%N)
+  echo "$sig ${cmd%% *} rc=$rc ms=$(( (t1 - t0) / 1000000 ))"
+done
+done
+kill $P; rm -rf "$d"
+"#;
+    require_peer!("ss");
+    let Some(out) = in_netns(script, Duration::from_secs(120)) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.code() != Some(97), "{out:?}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    for (line, want) in lines.iter().zip([
+        "INT connect rc=130",
+        "INT scan rc=130",
+        "TERM connect rc=143",
+        "TERM scan rc=143",
+    ]) {
+        assert!(line.starts_with(want), "{want}: {text}");
+        let ms: u64 = line.rsplit("ms=").next().unwrap().parse().unwrap();
+        assert!(ms < 3000, "at once, not after -w: {text}");
+    }
+}

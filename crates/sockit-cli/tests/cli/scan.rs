@@ -275,7 +275,7 @@ n=0; while [ $n -lt 8 ]; do timeout 20 "$B" scan -w 0.5 --parallel 1024 127.0.0.
 n=0; while [ $n -lt 4 ]; do timeout 20 "$B" scan -u -w 0.5 --parallel 1024 127.0.0.1 40000-40999; echo "udp rc=$?"; n=$((n+1)); done
 kill $E; rm -rf "$d"
 "#;
-    let Some(out) = in_netns(script, Duration::from_secs(60)) else {
+    let Some(out) = crate::common::in_netns(script, Duration::from_secs(60)) else {
         return;
     };
     if out.status.code() == Some(98) {
@@ -453,41 +453,11 @@ fn parallel_above_the_open_file_limit_lowers_the_parallelism() {
 
 /// Passes a test the machine cannot run (no network namespace for this user, io_uring
 /// refused) with one loud line; fails instead under `SOCKIT_REQUIRE_PEERS=1` (CI, root).
-fn skip(why: &str) {
+pub fn skip(why: &str) {
     if std::env::var_os("SOCKIT_REQUIRE_PEERS").is_some_and(|v| !v.is_empty() && v != "0") {
         panic!("SOCKIT_REQUIRE_PEERS=1 but {why}");
     }
     eprintln!("skipped: {why}");
-}
-
-/// Runs `sh -c SCRIPT SOCKIT` in a network namespace of its own (`unshare -rn`: only `lo`,
-/// which the script brings up and where only its own listeners live), so a sweep of many
-/// ports meets no other test's listener; `None` (skipped) where no namespace can be made.
-fn in_netns(script: &str, limit: Duration) -> Option<std::process::Output> {
-    if !crate::peers::require("unshare") || !crate::peers::require("ip") {
-        return None;
-    }
-    let probe = run(
-        std::process::Command::new("unshare").args(["-rn", "ip", "link", "set", "lo", "up"]),
-        Duration::from_secs(10),
-    );
-    if !probe.status.success() {
-        skip(&format!(
-            "no network namespace here (unshare -rn): {probe:?}"
-        ));
-        return None;
-    }
-    let bin = crate::common::bin();
-    Some(run(
-        std::process::Command::new("unshare").args([
-            "-rn",
-            "sh",
-            "-c",
-            script,
-            bin.to_str().unwrap(),
-        ]),
-        limit,
-    ))
 }
 
 /// The `HOST PORT` of every `HOST PORT/tcp open` line of `text`.
@@ -530,7 +500,7 @@ for e in io_uring epoll io_uring epoll; do
 done
 kill $P; rm -rf "$d"
 "#;
-    let Some(out) = in_netns(script, Duration::from_secs(200)) else {
+    let Some(out) = crate::common::in_netns(script, Duration::from_secs(200)) else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -742,7 +712,7 @@ B="$0"; ip link set lo up || exit 97
 echo "== tty"; timeout 30 script -qec "$B scan -w 1 127.0.0.1 1-2000" /dev/null; echo "rc=$?"
 echo "== pipe"; timeout 30 "$B" scan -w 1 127.0.0.1 1-2000 2>&1; echo "rc=$?"
 "#;
-    let Some(out) = in_netns(script, Duration::from_secs(60)) else {
+    let Some(out) = crate::common::in_netns(script, Duration::from_secs(60)) else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -818,7 +788,7 @@ for e in io_uring epoll; do
 done
 kill $P; rm -rf "$d"
 "#;
-    let Some(out) = in_netns(script, Duration::from_secs(120)) else {
+    let Some(out) = crate::common::in_netns(script, Duration::from_secs(120)) else {
         return;
     };
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
