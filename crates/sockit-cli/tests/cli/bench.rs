@@ -1980,3 +1980,69 @@ fn hdr_log_holds_one_histogram_per_interval() {
     assert!(err.contains("--hdr-log /nonexistent/x.hlog"), "{err}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// Regression: SIGINT/SIGTERM during the connect phase (a connect that hangs, a server that
+// never answers the connection check) waited for -w; now the run stops at once with the
+// empty partial summary, exit 130 / 0.
+#[test]
+fn a_signal_in_the_connect_phase_stops_the_run_at_once() {
+    let script = r#"
+B="$0"; ip link set lo up || exit 97
+d=$(mktemp -d)
+timeout 50 python3 -c '
+import socket, time
+l = socket.socket(); l.bind(("127.0.0.1", 7000)); l.listen(0)
+m = socket.socket(); m.bind(("127.0.0.1", 7001)); m.listen(5)
+q = []
+for _ in range(3):
+    c = socket.socket(); c.setblocking(False); c.connect_ex(("127.0.0.1", 7000)); q.append(c)
+time.sleep(0.3)
+print("ready", flush=True)
+time.sleep(45)' > "$d/py" & P=$!
+i=0; while [ $i -lt 100 ]; do grep -q ready "$d/py" && break; sleep 0.1; i=$((i+1)); done
+peers() { ss -tanH | awk -v p="127.0.0.1:$1" '$5 == p' | wc -l; }
+for sig in INT TERM; do
+for port in 7000 7001; do
+  base=$(peers $port)
+  json=""; [ $sig = INT ] && json=--json
+  "$B" bench 127.0.0.1:$port -c 3 --duration 5 -w 20 $json > "$d/out" 2> "$d/err" & S=$!
+  i=0; while [ "$(peers $port)" -lt $((base + 3)) ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+  t0=$(date +%s%N); kill -$sig $S; wait $S; rc=$?; t1=$(date +%s%N)
+  echo "== $sig $port rc=$rc ms=$(( (t1 - t0) / 1000000 ))"; cat "$d/out" "$d/err"
+done; done
+kill $P; rm -rf "$d"
+"#;
+    crate::common::require_peer!("ss");
+    let Some(out) = crate::common::in_netns(script, Duration::from_secs(120)) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.code() != Some(97), "{out:?}");
+    let runs: Vec<&str> = text.split("== ").skip(1).collect();
+    assert_eq!(runs.len(), 4, "{text}");
+    for (run, want) in runs.iter().zip([
+        "INT 7000 rc=130",
+        "INT 7001 rc=130",
+        "TERM 7000 rc=0",
+        "TERM 7001 rc=0",
+    ]) {
+        assert!(run.starts_with(want), "{want}: {text}");
+        let ms: u64 = run
+            .lines()
+            .next()
+            .unwrap()
+            .rsplit("ms=")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(ms < 3000, "at once, not after -w: {text}");
+        if want.starts_with("INT") {
+            assert!(run.contains(r#""partial":true"#), "{run}");
+            assert!(run.contains(r#""connected":0"#), "{run}");
+        } else {
+            assert!(run.contains("[partial"), "{run}");
+        }
+        assert!(run.contains("stopped by SIG"), "{run}");
+    }
+}

@@ -114,12 +114,35 @@ pub fn run_with(config: &Config, mut on_event: impl FnMut(Event<'_>)) -> Result<
         }
     }
     let connected: usize = ok_per_thread.iter().sum();
+    let halted = || {
+        config
+            .stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
+    };
     if connected == 0 {
         for tx in &go_txs {
             let _ = tx.send(None);
         }
         for h in handles {
             let _ = h.join();
+        }
+        if halted() {
+            // stopped while connecting: the (empty) partial report, not an error
+            let mut r = Report::empty(&config.target, config.mode, config.size);
+            r.connections = config.connections as u64;
+            r.threads = nthreads as u64;
+            r.rate = config.rate;
+            r.warmup = config.warmup;
+            for (kind, e) in connect_errors {
+                *r.errors_by_kind.entry(kind.to_string()).or_insert(0) += 1;
+                r.first_error.get_or_insert_with(|| RunError::new(kind, &e));
+            }
+            r.partial = true;
+            r.stopped_by = StopReason::Stopped;
+            r.derive();
+            r.unanswered = 0;
+            return Ok(r);
         }
         return Err(connect_errors
             .into_iter()
@@ -281,10 +304,7 @@ pub fn run_with(config: &Config, mut on_event: impl FnMut(Event<'_>)) -> Result<
     // the last interval ends with the run, and takes whatever the threads recorded
     // after the last tick
     interval(iv_start, stop.max(iv_start), last.requests, &mut on_event);
-    let halted = config
-        .stop
-        .as_ref()
-        .is_some_and(|s| s.load(Ordering::Relaxed));
+    let halted = halted();
     r.partial = halted;
     r.stopped_by = if halted {
         StopReason::Stopped
@@ -416,7 +436,24 @@ pub(super) fn worker(
         // open-loop pacing: let the kernel fire this thread's timers within 1 µs
         let _ = crate::sys::timer::set_timer_slack(1_000);
     }
-    let (conns, errs) = rt.block_on(connect_all(n, &shared, connect_deadline));
+    // A stop from outside ends the connect phase (and its connection check) at once: the
+    // connections are dropped with the runtime and the run reports what it has (nothing).
+    let (conns, errs) = rt.block_on(async {
+        let stopped = async {
+            match &shared.cfg.stop {
+                Some(stop) => {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(STOP_POLL).await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = connect_all(n, &shared, connect_deadline) => r,
+            () = stopped => (Vec::new(), Vec::new()),
+        }
+    });
     let _ = ready.send((t, conns.len(), errs));
     // drop the sender now: if another thread died before reporting, the main thread's
     // wait for reports ends once every live thread has reported
