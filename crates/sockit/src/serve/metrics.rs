@@ -12,7 +12,7 @@
 //! | `sockit_sessions_closed_total` | counter | `transport`, `reason` | `closed` |
 //! | `sockit_received_bytes_total`, `sockit_sent_bytes_total` | counter | `transport` | `closed`, `datagram` |
 //! | `sockit_session_duration_seconds` | histogram | `transport` | `closed` |
-//! | `sockit_errors_total` | counter | `kind` | every event that carries an error |
+//! | `sockit_errors_total` | counter | `kind` | sessions ended by an error (`closed`, reason `error`: a failed target once, not also its `connect_failed`), dropped datagrams with an error, paused accepts, `error` events; `kind="os"` at 0 from the start |
 //! | `sockit_echo_round_trips_total` | counter | `transport` | `datagram` (the echo server's datagrams, each echoed once) |
 //!
 //! Byte counts of a stream session are added when it ends (its `closed` event).
@@ -97,8 +97,8 @@ pub struct Stats {
     pub datagrams_sent: u64,
     /// Datagrams received from peers.
     pub datagrams_received: u64,
-    /// Errors reported (failed targets, sessions ended by an error, dropped datagrams
-    /// with an error, paused accepts).
+    /// Errors reported (sessions ended by an error, a failed target among them, counted
+    /// once; dropped datagrams with an error, paused accepts).
     pub errors: u64,
     /// Time since the counters began, in microseconds.
     pub duration_us: u64,
@@ -166,6 +166,8 @@ impl Metrics {
             Family::<ByTransport, Histogram>::new_with_constructor(duration_histogram as fn() -> _);
         let errors = Family::<ByKind, Counter>::default();
         let round_trips = Family::<ByTransport, Counter>::default();
+        // a series at 0 from the start: HELP/TYPE are there, "no errors" is not "missing"
+        let _ = errors.get_or_create(&ByKind { kind: "os" });
         registry.register(
             "connections_accepted",
             "Connections (sessions) accepted",
@@ -333,9 +335,9 @@ impl Metrics {
                 add(&self.sums.datagrams_received, 1);
                 add(&self.sums.datagrams_sent, 1);
             }
-            Event::ConnectFailed { error, .. } | Event::AcceptPaused { error, .. } => {
-                self.error(error);
-            }
+            // A failed target's `connect_failed` is followed by its session's `closed`
+            // (reason `error`, the same error), which counts it: one error per failure.
+            Event::AcceptPaused { error, .. } => self.error(error),
             Event::Dropped {
                 error: Some(error), ..
             } => self.error(error),
@@ -630,5 +632,46 @@ mod tests {
             &m,
         );
         assert_eq!((status, ctype), ("200 OK", OPENMETRICS_CONTENT_TYPE));
+    }
+
+    #[test]
+    fn a_failed_target_is_one_error_and_the_series_exists_from_the_start() {
+        // Regression: connect_failed and its session's closed (same error) counted twice,
+        // and sockit_errors_total had no HELP/TYPE nor series before the first error.
+        let m = Metrics::new();
+        let text = m.encode_text();
+        assert!(
+            text.contains("# TYPE sockit_errors_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("sockit_errors_total{kind=\"os\"} 0"),
+            "{text}"
+        );
+        let peer = Peer::Ip("127.0.0.1:4000".parse().unwrap());
+        let error = Error::from_errno("connect", libc::ECONNREFUSED);
+        m.observe(&Event::ConnectFailed {
+            id: 1,
+            target: "127.0.0.1:9".into(),
+            error: error.clone(),
+        });
+        m.observe(&Event::Closed(Closed {
+            id: 1,
+            transport: Transport::Tcp,
+            peer,
+            bytes_sent: 0,
+            bytes_received: 0,
+            datagrams_sent: None,
+            datagrams_received: None,
+            duration_us: 10,
+            reason: CloseReason::Error,
+            reset_by: None,
+            error: Some(error),
+        }));
+        assert_eq!(m.stats().errors, 1);
+        assert!(
+            m.encode_text()
+                .contains("sockit_errors_total{kind=\"os\"} 1")
+        );
     }
 }
