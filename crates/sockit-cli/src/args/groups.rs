@@ -189,7 +189,7 @@ pub struct RetryArgs {
               .range(0..=u64::from(sockit::retry::MAX_RETRIES)))]
     pub retries: u32,
     /// With --retry: the wait before the first retry (0.01-30 s, default 1).
-    #[arg(help_heading = "Connection", long = "retry-delay", value_name = "SECS", requires = "retries",
+    #[arg(help_heading = "Connection", id = "retry_delay", long = "retry-delay", value_name = "SECS", requires = "retries",
           value_parser = parse_retry_delay)]
     pub delay: Option<Duration>,
 }

@@ -8,14 +8,15 @@
 //! RST (for input it never read) cannot destroy the end of what it sent. UDP sends each
 //! stdin read as a datagram
 //! and ends `-q` seconds (default 1) after end of stdin. `--unix PATH` (or `@name`) does
-//! the same over Unix stream or, with `-u`, datagram sockets. Events go through the one
-//! reporter, on stderr.
+//! the same over Unix stream or, with `-u`, datagram sockets. `--retry N` tries a failed
+//! connect again (TCP, through a proxy too, UDP, Unix stream; `-w` bounds each attempt)
+//! with forward's back-off (`sockit::retry`), each failure a `retry` event (`-v`).
+//! Events go through the one reporter, on stderr.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use sockit::addr::parse_host_port;
 use sockit::client;
 use sockit::relay::{self, Counters, RelayOptions};
@@ -23,8 +24,8 @@ use sockit::serve::{BoxStream, CloseReason, Closed, Event, Local, Peer, Transpor
 use sockit::unix::UnixAddr;
 
 use crate::args::{
-    DataArgs, FamilyArgs, LocalIn, LocalOut, OutputArgs, ProxyArgs, SocketOptArgs, StatsArgs,
-    TlsClientArgs, parse_idle_secs, parse_secs, parse_timeout_secs,
+    DataArgs, FamilyArgs, LocalIn, LocalOut, OutputArgs, ProxyArgs, RetryArgs, SocketOptArgs,
+    StatsArgs, TlsClientArgs, parse_idle_secs, parse_secs, parse_timeout_secs,
 };
 use crate::report::Reporter;
 use crate::transfer::Transfer;
@@ -87,6 +88,8 @@ pub struct Args {
     pub tls: TlsClientArgs,
     #[command(flatten)]
     pub proxy: ProxyArgs,
+    #[command(flatten)]
+    pub retry: RetryArgs,
 }
 
 /// Runs `sockit connect`.
@@ -211,6 +214,7 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
         )
         .into());
     }
+    let retry = args.retry.retry()?;
     // SIGUSR1 and --stats-interval totals, -v progress: read from the relay's counters.
     let xfer = Transfer::start(&args.output, &args.stats)?;
     let counters = xfer.counters();
@@ -218,7 +222,7 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
         .data
         .wrap(crate::stdio::stdin(), crate::stdio::stdout());
     if let Some(path) = &args.unix {
-        return connect_unix(&args, path, reporter, &counters, local).await;
+        return connect_unix(&args, path, reporter, &counters, local, retry).await;
     }
     let hp = parse_host_port(&args.address)?;
     let host = hp
@@ -231,15 +235,26 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
         None => None,
     };
     opts.source_port = args.source_port.unwrap_or(0);
+    let target = format!("{host} {}", hp.port);
     if args.udp {
-        let (sock, peer) = client::connect_udp(&host, &hp.port, &opts).await?;
+        let (sock, peer) = retry
+            .run(
+                || client::connect_udp(&host, &hp.port, &opts),
+                |f| retrying(reporter, &target, f),
+            )
+            .await?;
         apply_sockopts(&args.sockopts, &sock, reporter)?;
         let session = connected(reporter, Peer::Ip(peer), Transport::Udp, None, None, None);
         return relay_datagrams(&args, reporter, &counters, session, &sock, local).await;
     }
     let (tcp, session) = match &proxy {
         Some(p) => {
-            let c = sockit::proxy::client::connect(p, &host, &hp.port, &opts).await?;
+            let c = retry
+                .run(
+                    || sockit::proxy::client::connect(p, &host, &hp.port, &opts),
+                    |f| retrying(reporter, &target, f),
+                )
+                .await?;
             apply_sockopts(&args.sockopts, &c.stream, reporter)?;
             let via = c.via();
             let peer = Peer::Ip(c.proxy_peer);
@@ -247,7 +262,12 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
             (c.stream, session)
         }
         None => {
-            let conn = client::connect_happy(&host, &hp.port, &opts).await?;
+            let conn = retry
+                .run(
+                    || client::connect_happy(&host, &hp.port, &opts),
+                    |f| retrying(reporter, &target, f),
+                )
+                .await?;
             apply_sockopts(&args.sockopts, &conn.stream, reporter)?;
             let (peer, attempts) = (Peer::Ip(conn.peer), Some(conn.attempts as u32));
             let session = connected(reporter, peer, Transport::Tcp, None, attempts, None);
@@ -274,6 +294,18 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
         None => Box::new(tcp),
     };
     relay_stream(&args, reporter, &counters, session, stream, local).await
+}
+
+/// Reports a failed connect that `--retry` tries again (`-v`; JSON `retry`).
+fn retrying(reporter: &Reporter, target: &str, f: sockit::retry::Failed<'_>) {
+    reporter.event(&Event::Retry {
+        id: 1,
+        target: target.to_string(),
+        attempt: f.attempt,
+        attempts: f.attempts,
+        delay_ms: f.delay.as_millis().min(u128::from(u64::MAX)) as u64,
+        error: f.error.clone(),
+    });
 }
 
 /// Reports the connection and starts the session.
@@ -323,6 +355,7 @@ async fn connect_unix(
     reporter: &Reporter,
     counters: &Counters,
     local: (LocalIn, LocalOut),
+    retry: sockit::retry::Retry,
 ) -> anyhow::Result<ExitCode> {
     let addr = UnixAddr::parse(path)?;
     let peer = Peer::Unix(Some(addr.clone()));
@@ -341,12 +374,26 @@ async fn connect_unix(
         let session = connected(reporter, peer, Transport::Unixgram, me, None, None);
         return relay_datagrams(args, reporter, counters, session, &sock, local).await;
     }
-    let stream = {
-        let (addr, wait) = (addr.clone(), args.wait);
-        tokio::task::spawn_blocking(move || sockit::unix::connect_stream(&addr, wait))
-            .await
-            .context("connect")??
-    };
+    let stream = retry
+        .run(
+            || {
+                let (addr, wait) = (addr.clone(), args.wait);
+                async move {
+                    tokio::task::spawn_blocking(move || sockit::unix::connect_stream(&addr, wait))
+                        .await
+                        .map_err(|e| {
+                            sockit::Error::new(
+                                sockit::ErrorKind::Os,
+                                "connect",
+                                None,
+                                e.to_string(),
+                            )
+                        })?
+                }
+            },
+            |f| retrying(reporter, path, f),
+        )
+        .await?;
     apply_sockopts(&args.sockopts, &stream, reporter)?;
     let stream = tokio::net::UnixStream::from_std(stream)
         .map_err(|e| sockit::Error::from_io("socket", e))?;

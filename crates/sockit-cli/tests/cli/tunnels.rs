@@ -124,6 +124,154 @@ fn forward_gives_up_after_its_retries_and_says_each_attempt_with_v() {
     assert!(!err.contains("attempt 3"), "{err}");
 }
 
+/// Polls `f` every 10 ms until it gives something, for at most `limit`.
+fn within<R>(limit: Duration, mut f: impl FnMut() -> Option<R>) -> Option<R> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(r) = f() {
+            return Some(r);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn connect_retries_a_target_that_listens_two_seconds_late() {
+    let _serial = common::serial();
+    // Bound first (connects are refused, no other process can take the port), listening
+    // 2 s later.
+    let held = common::closed_port();
+    let port = held.port.to_string();
+    let t0 = Instant::now();
+    let late = std::thread::spawn(move || {
+        // The sleep stands for a slow target.
+        std::thread::sleep(Duration::from_secs(2));
+        let l = held.listen();
+        l.set_nonblocking(true).unwrap();
+        let mut s = within(T, || l.accept().ok()).expect("the client came").0;
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("the client's bytes");
+        got
+    });
+    let mut cmd = sockit(&[
+        "connect",
+        "--json",
+        "--retry",
+        "5",
+        "--retry-delay",
+        "0.5",
+        "127.0.0.1",
+        &port,
+    ]);
+    let out = common::run_with_input(&mut cmd, b"hello", Duration::from_secs(30));
+    let took = t0.elapsed();
+    assert_eq!(late.join().unwrap(), b"hello");
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let events: Vec<serde_json::Value> = err
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let retries = named(&events, "retry");
+    // Attempts at 0, 0.5, 1.5 s fail (before 2 s), the one at 3.5 s connects: within the
+    // bound of 6 attempts, never a busy loop.
+    assert!(
+        (2..=5).contains(&retries.len()),
+        "{} retries: {err}",
+        retries.len()
+    );
+    for (i, r) in retries.iter().enumerate() {
+        assert_eq!(r["attempt"], i as u64 + 1, "{r}");
+        assert_eq!(r["attempts"], 6, "{r}");
+        assert_eq!(r["delay_ms"], 500u64 << i, "doubling: {r}");
+        assert_eq!(r["error"]["code"], 111, "{r}");
+    }
+    assert_eq!(named(&events, "connected").len(), 1, "{err}");
+    assert!(took > Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_millis(3 * 3500), "{took:?}");
+}
+
+#[test]
+fn connect_gives_up_after_its_retries_with_the_last_error() {
+    let _serial = common::serial();
+    let closed = common::closed_port();
+    let port = closed.port.to_string();
+    let t0 = Instant::now();
+    let out = common::run(
+        &mut sockit(&[
+            "connect",
+            "-v",
+            "--retry",
+            "2",
+            "--retry-delay",
+            "0.2",
+            "127.0.0.1",
+            &port,
+        ]),
+        T,
+    );
+    let took = t0.elapsed();
+    // Waits of 0.2 and 0.4 s, then the third attempt's error.
+    assert!(took >= Duration::from_millis(600), "{took:?}");
+    assert!(took < Duration::from_millis(3 * 600 + 2000), "{took:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "attempt 1 of 3 failed: connect: [Errno 111] Connection refused; retrying in 0.200 s",
+        "attempt 2 of 3 failed: connect: [Errno 111] Connection refused; retrying in 0.400 s",
+        "Connection refused",
+    ] {
+        assert!(err.contains(want), "no {want:?} in: {err}");
+    }
+    assert!(!err.contains("attempt 3"), "{err}");
+    // A Unix socket that appears late is reached the same way; a bad address is never
+    // retried.
+    let dir = common::temp_dir("connect-retry");
+    let path = dir.join("late.sock");
+    let p = path.clone();
+    let late = std::thread::spawn(move || {
+        // The sleep stands for a slow server.
+        std::thread::sleep(Duration::from_millis(500));
+        let l = std::os::unix::net::UnixListener::bind(&p).unwrap();
+        l.set_nonblocking(true).unwrap();
+        let mut s = within(T, || l.accept().ok()).expect("the client came").0;
+        s.set_nonblocking(false).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        got
+    });
+    let out = common::run_with_input(
+        &mut sockit(&[
+            "connect",
+            "--retry",
+            "4",
+            "--retry-delay",
+            "0.2",
+            "--unix",
+            path.to_str().unwrap(),
+        ]),
+        b"unix",
+        T,
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(late.join().unwrap(), b"unix");
+    let t0 = Instant::now();
+    let out = common::run(
+        &mut sockit(&["connect", "--retry", "5", "127.0.0.1", "99999"]),
+        T,
+    );
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "an invalid port was retried"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn retry_flags_are_checked() {
     for (args, want) in [
@@ -133,10 +281,15 @@ fn retry_flags_are_checked() {
         (&["--retry", "2", "--retry-delay", "31"][..], "at most 30"),
         (&["--retry-delay", "1"][..], "--retry"),
     ] {
-        let mut all = vec!["forward", "127.0.0.1:0", "127.0.0.1:9"];
-        all.extend(args);
-        let out = common::run(&mut sockit(&all), T);
-        common::assert_fails_with(&out, 2, want);
+        for base in [
+            &["forward", "127.0.0.1:0", "127.0.0.1:9"][..],
+            &["connect", "127.0.0.1", "9"],
+        ] {
+            let mut all = base.to_vec();
+            all.extend(args);
+            let out = common::run(&mut sockit(&all), T);
+            common::assert_fails_with(&out, 2, want);
+        }
     }
 }
 
