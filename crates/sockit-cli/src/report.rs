@@ -124,7 +124,8 @@ impl Reporter {
     /// Prints one event (see the module docs).
     pub fn event(&self, ev: &Event) {
         self.release_due();
-        if !self.shown(ev) {
+        // a live session's traffic only feeds the counters
+        if !self.shown(ev) || matches!(ev, Event::Traffic { .. }) {
             return;
         }
         let mut repeated = 0;

@@ -907,3 +907,54 @@ fn help_is_grouped_and_points_to_the_tour() {
     // Wrapped: no line wider than clap's width for a pipe (100 columns).
     assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
 }
+
+// Regression: open UDP sessions (forward -u) showed 0 bytes/datagrams in the SIGUSR1 totals
+// until they ended, and their `closed … drained` came before `stopping`.
+#[test]
+fn open_udp_sessions_count_live_and_close_after_stopping() {
+    let echo = common::sockit_server(&["echo-server", "-u", "127.0.0.1:0"]);
+    let fwd = common::sockit_server(&[
+        "forward",
+        "-u",
+        "--json",
+        "127.0.0.1:0",
+        &format!("127.0.0.1:{}", echo.port),
+    ]);
+    let to = format!("127.0.0.1:{}", fwd.port);
+    for i in 0..3 {
+        let c = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.set_read_timeout(Some(T)).unwrap();
+        c.send_to(format!("dg{i}").as_bytes(), &to).unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(c.recv(&mut buf).unwrap(), 3, "echoed");
+    }
+    let _ = Command::new("kill")
+        .args(["-USR1", &fwd.child.id().to_string()])
+        .status();
+    let stats = loop {
+        let line = fwd.next_line(T).expect("the stats line");
+        if line.contains(r#""event":"stats""#) {
+            break serde_json::from_str::<serde_json::Value>(&line).expect("JSON");
+        }
+    };
+    assert_eq!(stats["active"].as_u64(), Some(3), "{stats}");
+    assert_eq!(stats["bytes_sent"].as_u64(), Some(9), "{stats}");
+    assert_eq!(stats["bytes_received"].as_u64(), Some(9), "{stats}");
+    assert_eq!(stats["datagrams_received"].as_u64(), Some(3), "{stats}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &fwd.child.id().to_string()])
+        .status();
+    let mut events = Vec::new();
+    while let Some(line) = fwd.next_line(T) {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        events.push(v["event"].as_str().unwrap_or("").to_string());
+        if v["event"] == "stopped" {
+            break;
+        }
+    }
+    assert_eq!(
+        events,
+        ["stopping", "closed", "closed", "closed", "stopped"],
+        "stopping first"
+    );
+}

@@ -101,10 +101,10 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
                         ctx.emit(Event::Connected { id, target: conn.reached() });
                         let tap = session.tap(ctx.opts.log.as_ref());
                         let tap = tap.as_ref().map(|t| t as &dyn Tap);
-                        peer_session(conn, rx, &sock, peer, &ctx, tap, &counters).await
+                        peer_session(id, conn, rx, &sock, peer, &ctx, tap, &counters).await
                     }
                 },
-                _ = ctx.stop.stopping() => (CloseReason::Drained, None, None),
+                _ = ctx.stop.announced() => (CloseReason::Drained, None, None),
             };
             if let Ok(mut t) = table.lock() {
                 t.remove_if(&peer, |(sid, _)| *sid == id);
@@ -117,7 +117,9 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
 /// One UDP peer's session: datagrams from `rx` go to the target; what the target sends goes
 /// back to `peer` from the listening socket, until idle, the target's end, an error or a
 /// stop.
+#[allow(clippy::too_many_arguments)]
 async fn peer_session(
+    id: u64,
     mut conn: TargetConn,
     mut rx: mpsc::Receiver<Vec<u8>>,
     sock: &UdpSocket,
@@ -150,6 +152,7 @@ async fn peer_session(
                     return (r, s, Some(e));
                 }
                 counters.add(Direction::Send, d.len(), true);
+                ctx.emit(traffic(id, 0, d.len()));
             }
             r = conn.recv(&mut buf) => match r {
                 Ok(None) => return (CloseReason::Eof, None, None),
@@ -162,6 +165,7 @@ async fn peer_session(
                         return (CloseReason::Error, None, Some(Error::from_io("sendto", e)));
                     }
                     counters.add(Direction::Recv, n, true);
+                    ctx.emit(traffic(id, n, 0));
                 }
                 Err(e) => {
                     let e = Error::from_io("recv", e);
@@ -172,7 +176,20 @@ async fn peer_session(
             _ = tokio::time::sleep_until(last + idle) => {
                 return (CloseReason::Idle, None, Some(Error::timeout("idle")));
             }
-            _ = ctx.stop.stopping() => return (CloseReason::Drained, None, None),
+            _ = ctx.stop.announced() => return (CloseReason::Drained, None, None),
         }
+    }
+}
+
+/// One datagram of an open session, for the live counters: `sent` bytes to the peer or
+/// `received` from it.
+fn traffic(id: u64, sent: usize, received: usize) -> Event {
+    Event::Traffic {
+        id,
+        transport: Transport::Udp,
+        bytes_sent: sent as u64,
+        bytes_received: received as u64,
+        datagrams_sent: u64::from(sent > 0),
+        datagrams_received: u64::from(received > 0),
     }
 }

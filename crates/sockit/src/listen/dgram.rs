@@ -18,7 +18,7 @@ use super::{Ctx, Dgram, Local, name_stdin};
 use crate::dump::SessionTap;
 use crate::error::{Error, Result};
 use crate::relay::{self, Counters, Direction, Tap};
-use crate::serve::{CloseReason, Event, Peer, PeerTable, Session};
+use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, Transport};
 
 /// One sender's session.
 struct PeerSession {
@@ -84,6 +84,7 @@ pub(crate) async fn serve(sock: Dgram, ctx: &Arc<Ctx>, local: Local) -> Result<(
         };
         ps.counters.touch();
         ps.counters.add(Direction::Recv, n, true);
+        ctx.emit(traffic(&ps, ctx.transport, 0, n));
         if let Some(t) = &ps.tap {
             t.data(Direction::Recv, &buf[..n]);
         }
@@ -101,9 +102,12 @@ pub(crate) async fn serve(sock: Dgram, ctx: &Arc<Ctx>, local: Local) -> Result<(
             break Ok(());
         }
     };
-    // Every session ends now (drained): they have no end of their own.
+    // Every session ends now (drained): they have no end of their own. After a stop they
+    // end once it is reported (`stopping` first, then their `closed`).
     target_tx.send_replace(None);
-    ended.send_replace(true);
+    if ctx.stop.phase() == crate::serve::Phase::Running {
+        ended.send_replace(true);
+    }
     ctx.finish().await;
     sender.abort();
     result
@@ -121,7 +125,7 @@ async fn watch_session(
     let id = ps.session.id();
     let reason = tokio::select! {
         _ = ps.counters.idle_expired(ctx.opts.idle_timeout) => CloseReason::Idle,
-        _ = ctx.stop.stopping() => CloseReason::Drained,
+        _ = ctx.stop.announced() => CloseReason::Drained,
         _ = ended.wait_for(|e| *e) => CloseReason::Drained,
     };
     if let Ok(mut t) = table.lock() {
@@ -174,6 +178,7 @@ async fn input_to_target(
                 }
                 to.counters.touch();
                 to.counters.add(Direction::Send, n, true);
+                ctx.emit(traffic(&to, ctx.transport, n, 0));
             }
             Err(e) => ctx.emit(Event::Dropped {
                 transport: ctx.transport,
@@ -183,5 +188,18 @@ async fn input_to_target(
                 error: Some(Error::from_io("sendto", e)),
             }),
         }
+    }
+}
+
+/// One datagram of an open session, for the live counters (`Event::Traffic`): `sent`
+/// bytes to the peer or `received` from it.
+fn traffic(ps: &PeerSession, transport: Transport, sent: usize, received: usize) -> Event {
+    Event::Traffic {
+        id: ps.session.id(),
+        transport,
+        bytes_sent: sent as u64,
+        bytes_received: received as u64,
+        datagrams_sent: u64::from(sent > 0),
+        datagrams_received: u64::from(received > 0),
     }
 }

@@ -317,6 +317,24 @@ pub enum Event {
         /// Payload bytes.
         bytes: usize,
     },
+    /// Traffic of an open datagram session (forward -u, listen -u -k), as it happens: never
+    /// shown, it feeds the counters ([`Metrics`](super::Metrics)), so the totals and the
+    /// metrics count a session before it ends (its `closed` adds only the rest). From the
+    /// peer's point of view, as `closed`.
+    Traffic {
+        /// Session id.
+        id: u64,
+        /// The transport.
+        transport: Transport,
+        /// Bytes sent to the peer.
+        bytes_sent: u64,
+        /// Bytes received from the peer.
+        bytes_received: u64,
+        /// Datagrams sent to the peer.
+        datagrams_sent: u64,
+        /// Datagrams received from the peer.
+        datagrams_received: u64,
+    },
     /// A datagram was dropped.
     Dropped {
         /// The transport.
@@ -470,7 +488,7 @@ impl Event {
     /// Who sees it (see [`Severity`]).
     pub fn severity(&self) -> Severity {
         match self {
-            Event::Datagram { .. } => Severity::Debug,
+            Event::Datagram { .. } | Event::Traffic { .. } => Severity::Debug,
             Event::Closed(c) if matches!(c.reason, CloseReason::Reset | CloseReason::Aborted) => {
                 Severity::Notice
             }
@@ -504,6 +522,7 @@ impl Event {
             Event::Retry { .. } => "retry",
             Event::Closed(_) => "closed",
             Event::Datagram { .. } => "datagram",
+            Event::Traffic { .. } => "traffic",
             Event::Dropped { .. } => "dropped",
             Event::AcceptPaused { .. } => "accept_paused",
             Event::Warning { .. } => "warning",
@@ -674,6 +693,15 @@ impl fmt::Display for Event {
                 peer,
                 bytes,
             } => write!(f, "echoed {bytes} bytes to {peer} ({transport})"),
+            Event::Traffic {
+                id,
+                bytes_sent,
+                bytes_received,
+                ..
+            } => write!(
+                f,
+                "#{id} {bytes_sent} bytes sent, {bytes_received} received"
+            ),
             Event::Dropped {
                 transport,
                 peer,

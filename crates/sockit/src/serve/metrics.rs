@@ -15,7 +15,8 @@
 //! | `sockit_errors_total` | counter | `kind` | sessions ended by an error (`closed`, reason `error`: a failed target once, not also its `connect_failed`), dropped datagrams with an error, paused accepts, `error` events; `kind="os"` at 0 from the start |
 //! | `sockit_echo_round_trips_total` | counter | `transport` | `datagram` (the echo server's datagrams, each echoed once) |
 //!
-//! Byte counts of a stream session are added when it ends (its `closed` event).
+//! Byte counts of a stream session are added when it ends (its `closed` event); those of
+//! an open datagram session as they happen (`traffic` events, forward -u, listen -u -k).
 //!
 //! Formats: the Prometheus text format 0.0.4 ([`TEXT_CONTENT_TYPE`]), which every
 //! Prometheus and `promtool check metrics` read; OpenMetrics 1.0 text
@@ -130,6 +131,9 @@ pub struct Metrics {
     errors: Family<ByKind, Counter>,
     round_trips: Family<ByTransport, Counter>,
     sums: Sums,
+    /// Per open session (transport, id) reporting its traffic live ([`Event::Traffic`]):
+    /// what was counted already, which its `closed` event does not count again.
+    live: std::sync::Mutex<std::collections::HashMap<(&'static str, u64), crate::relay::Totals>>,
     started: Instant,
 }
 
@@ -225,6 +229,7 @@ impl Metrics {
             errors,
             round_trips,
             sums: Sums::default(),
+            live: Default::default(),
             started: Instant::now(),
         }
     }
@@ -294,6 +299,23 @@ impl Metrics {
                 let t = ByTransport {
                     transport: c.transport.as_str(),
                 };
+                // what a live session reported already is not counted again
+                let done = self
+                    .live
+                    .lock()
+                    .ok()
+                    .and_then(|mut l| l.remove(&(t.transport, c.id)))
+                    .unwrap_or_default();
+                let bytes_received = c.bytes_received.saturating_sub(done.bytes_received);
+                let bytes_sent = c.bytes_sent.saturating_sub(done.bytes_sent);
+                let datagrams_sent = c
+                    .datagrams_sent
+                    .unwrap_or(0)
+                    .saturating_sub(done.datagrams_sent);
+                let datagrams_received = c
+                    .datagrams_received
+                    .unwrap_or(0)
+                    .saturating_sub(done.datagrams_received);
                 self.active.get_or_create(&t).dec();
                 self.closed
                     .get_or_create(&ByReason {
@@ -301,19 +323,16 @@ impl Metrics {
                         reason: c.reason.as_str(),
                     })
                     .inc();
-                self.received.get_or_create(&t).inc_by(c.bytes_received);
-                self.sent.get_or_create(&t).inc_by(c.bytes_sent);
+                self.received.get_or_create(&t).inc_by(bytes_received);
+                self.sent.get_or_create(&t).inc_by(bytes_sent);
                 self.durations
                     .get_or_create(&t)
                     .observe(c.duration_us as f64 / 1e6);
                 add(&self.sums.closed, 1);
-                add(&self.sums.bytes_received, c.bytes_received);
-                add(&self.sums.bytes_sent, c.bytes_sent);
-                add(&self.sums.datagrams_sent, c.datagrams_sent.unwrap_or(0));
-                add(
-                    &self.sums.datagrams_received,
-                    c.datagrams_received.unwrap_or(0),
-                );
+                add(&self.sums.bytes_received, bytes_received);
+                add(&self.sums.bytes_sent, bytes_sent);
+                add(&self.sums.datagrams_sent, datagrams_sent);
+                add(&self.sums.datagrams_received, datagrams_received);
                 if let Some(e) = &c.error
                     && c.reason == super::CloseReason::Error
                 {
@@ -334,6 +353,31 @@ impl Metrics {
                 add(&self.sums.bytes_sent, n);
                 add(&self.sums.datagrams_received, 1);
                 add(&self.sums.datagrams_sent, 1);
+            }
+            Event::Traffic {
+                id,
+                transport,
+                bytes_sent,
+                bytes_received,
+                datagrams_sent,
+                datagrams_received,
+            } => {
+                let t = ByTransport {
+                    transport: transport.as_str(),
+                };
+                if let Ok(mut l) = self.live.lock() {
+                    let done = l.entry((t.transport, *id)).or_default();
+                    done.bytes_sent += bytes_sent;
+                    done.bytes_received += bytes_received;
+                    done.datagrams_sent += datagrams_sent;
+                    done.datagrams_received += datagrams_received;
+                }
+                self.received.get_or_create(&t).inc_by(*bytes_received);
+                self.sent.get_or_create(&t).inc_by(*bytes_sent);
+                add(&self.sums.bytes_received, *bytes_received);
+                add(&self.sums.bytes_sent, *bytes_sent);
+                add(&self.sums.datagrams_sent, *datagrams_sent);
+                add(&self.sums.datagrams_received, *datagrams_received);
             }
             // A failed target's `connect_failed` is followed by its session's `closed`
             // (reason `error`, the same error), which counts it: one error per failure.

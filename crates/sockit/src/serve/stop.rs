@@ -41,6 +41,8 @@ type Callback = Box<dyn Fn() + Send + Sync>;
 pub struct Stop {
     tx: Arc<watch::Sender<Phase>>,
     callbacks: Arc<Mutex<Vec<Callback>>>,
+    /// [`wind_down`] has reported [`Event::Stopping`].
+    announced: Arc<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for Stop {
@@ -64,6 +66,7 @@ impl Stop {
         Stop {
             tx: Arc::new(tx),
             callbacks: Arc::new(Mutex::new(Vec::new())),
+            announced: Arc::new(watch::channel(false).0),
         }
     }
 
@@ -119,6 +122,17 @@ impl Stop {
         let _ = rx.wait_for(|p| *p != Phase::Running).await;
     }
 
+    /// Resolves once the stop was reported ([`wind_down`]'s [`Event::Stopping`]), or
+    /// sessions must abort: sessions that end at once on a drain (datagram sessions,
+    /// `drained`) wait for it, so their `closed` events come after `stopping`.
+    pub async fn announced(&self) {
+        let mut rx = self.announced.subscribe();
+        tokio::select! {
+            _ = rx.wait_for(|a| *a) => {}
+            () = self.aborted() => {}
+        }
+    }
+
     /// Resolves once sessions must abort: at [`Stop::abort`], or at the drain deadline.
     pub async fn aborted(&self) {
         let mut rx = self.tx.subscribe();
@@ -163,6 +177,7 @@ pub async fn wind_down(
         open: admission.open(),
         drain_us,
     });
+    stop.announced.send_replace(true);
     tokio::select! {
         _ = admission.idle() => {}
         _ = async {
