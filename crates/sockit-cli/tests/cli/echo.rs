@@ -809,3 +809,31 @@ fn sighup_ends_with_129_and_removes_the_socket_file() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+// Regression: echo-server never reported `stopping` (forward, proxy, listen -k do).
+#[test]
+fn sigterm_reports_stopping_with_the_open_sessions() {
+    let t = Duration::from_secs(10);
+    let server = sockit_server(&["echo-server", "--json", "--drain", "0.3", "127.0.0.1:0"]);
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    c.set_read_timeout(Some(t)).unwrap();
+    c.write_all(b"hi").unwrap();
+    let mut buf = [0u8; 2];
+    c.read_exact(&mut buf).unwrap();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status();
+    let mut events = Vec::new();
+    while let Some(line) = server.next_line(t) {
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        if v["event"] == "stopping" {
+            assert_eq!(v["open"].as_u64(), Some(1), "{line}");
+            assert!(v["drain_us"].as_u64().is_some_and(|d| d > 0), "{line}");
+        }
+        events.push(v["event"].as_str().unwrap_or("").to_string());
+        if v["event"] == "stopped" {
+            break;
+        }
+    }
+    assert_eq!(events, ["accepted", "stopping", "closed", "stopped"]);
+}

@@ -551,7 +551,19 @@ impl EchoServer {
             let s = Arc::downgrade(&shared);
             stop.on_change(move || {
                 if let Some(s) = s.upgrade() {
-                    s.stopping.store(true, Ordering::SeqCst);
+                    // the first change of phase is the stop: reported as every server does
+                    if !s.stopping.swap(true, Ordering::SeqCst) {
+                        let drain_us = match s.stop.phase() {
+                            serve::Phase::Draining { deadline } => serve::Closed::micros(
+                                deadline.saturating_duration_since(std::time::Instant::now()),
+                            ),
+                            _ => 0,
+                        };
+                        s.emit(|| Event::Stopping {
+                            open: s.admission.open(),
+                            drain_us,
+                        });
+                    }
                     if let Ok(wakers) = s.loop_wakers.lock() {
                         for w in wakers.iter() {
                             let _ = w.wake();
