@@ -10,7 +10,7 @@ use sockit::client::ConnectOptions;
 
 use super::parse::{
     parse_byte_value, parse_drain, parse_idle_secs, parse_linger, parse_max_conns,
-    parse_positive_secs, parse_retry_delay,
+    parse_retry_delay, parse_stats_interval,
 };
 
 /// Socket options (`--nodelay`, `--ttl N` …): connect, listen, forward.
@@ -225,9 +225,10 @@ pub struct DrainArgs {
 /// `--stats-interval SECS`: the totals line every SECS (SIGUSR1 prints it at any time).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct StatsArgs {
-    /// Print the totals so far every SECS (as `kill -USR1 PID` does at any time), where
-    /// the events go: `sockit: stats: …` on stderr, or a `stats` object with --json.
-    #[arg(help_heading = "Output", long = "stats-interval", value_name = "SECS", value_parser = parse_positive_secs)]
+    /// Print the totals so far every SECS (at least 0.01; as `kill -USR1 PID` does at any
+    /// time), where the events go: `sockit: stats: …` on stderr, or a `stats` object with
+    /// --json.
+    #[arg(help_heading = "Output", long = "stats-interval", value_name = "SECS", value_parser = parse_stats_interval)]
     pub interval: Option<Duration>,
 }
 

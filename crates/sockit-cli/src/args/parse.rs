@@ -68,6 +68,18 @@ pub fn parse_positive_secs(text: &str) -> Result<Duration, String> {
     parse_secs_in(text, false, 1e9)
 }
 
+/// `--stats-interval SECS`: at least 0.01 s (as bench's `--interval`; a finer tick only
+/// floods the log) and at most 1e9 seconds.
+pub fn parse_stats_interval(text: &str) -> Result<Duration, String> {
+    const FLOOR: f64 = 0.01;
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && (FLOOR..=1e9).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| "must be at least 0.01 and at most 1e9 seconds".into())
+}
+
 /// Seconds within one flag's valid range: from 0 (`zero_ok`) or more than 0 (a value that
 /// rounds to 0 ns counts as 0), up to `max`. Every refusal (not a number, NaN, infinite,
 /// negative, too large) gets the same text stating that range once; clap puts the flag
@@ -103,6 +115,20 @@ pub fn parse_secs_in(text: &str, zero_ok: bool, max: f64) -> Result<Duration, St
 #[cfg(test)]
 mod secs_tests {
     use super::*;
+
+    #[test]
+    fn stats_interval_has_a_floor_of_10_ms() {
+        // Regression: `--stats-interval 0.000001` printed 671,531 lines a second.
+        for bad in ["0", "0.000001", "0.0099", "-1", "nan", "inf", "1e10"] {
+            assert_eq!(
+                parse_stats_interval(bad),
+                Err("must be at least 0.01 and at most 1e9 seconds".to_string()),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_stats_interval("0.01"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_stats_interval("2.5"), Ok(Duration::from_millis(2500)));
+    }
 
     #[test]
     fn one_message_states_the_range() {

@@ -250,7 +250,7 @@ fn stats_interval_prints_totals_where_the_events_go() {
     // Regression: a bad value named another flag (`leave -i out`), and a bad --metrics
     // port did not name --metrics.
     let out = common::run(&mut sockit(&["echo-server", "--stats-interval", "0"]), T);
-    common::assert_fails_with(&out, 2, "'--stats-interval <SECS>': must be more than 0");
+    common::assert_fails_with(&out, 2, "'--stats-interval <SECS>': must be at least 0.01");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("-i out"));
     let out = common::run(&mut sockit(&["echo-server", "--metrics", "99999"]), T);
     common::assert_fails_with(&out, 2, "--metrics: port must be 0-65535");
