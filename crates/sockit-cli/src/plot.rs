@@ -52,6 +52,32 @@ fn percentile_label(x: &f64) -> String {
     format!("{p:.digits$}%")
 }
 
+/// Checks a `--plot FILE` before a run, so a run is never measured for nothing: the name
+/// ends in `.svg` (the only format written), and the file can be created (it is, empty;
+/// the picture replaces it at the end).
+///
+/// # Errors
+/// Another extension (a usage error, exit 2); a file that cannot be created, in the
+/// `--plot FILE: open: [Errno N] …` form.
+pub fn check_target(path: &Path) -> anyhow::Result<()> {
+    let svg = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("svg"));
+    if !svg {
+        return Err(sockit::Error::invalid_input(
+            "--plot",
+            format!(
+                "{}: the picture is SVG; name the file FILE.svg",
+                path.display()
+            ),
+        )
+        .into());
+    }
+    std::fs::File::create(path)
+        .map(drop)
+        .map_err(|e| anyhow::Error::new(e).context(format!("--plot {}: open", path.display())))
+}
+
 /// Writes an SVG of each named histogram's latency (nanoseconds) against percentile on a
 /// 1/(1−p) axis, one curve per histogram, with a legend. Empty histograms are left out;
 /// when all are empty the picture says so.
@@ -245,6 +271,23 @@ pub fn waterfall(path: &Path, title: &str, rows: &[PhaseRow]) -> anyhow::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plot_target_is_checked_before_the_run() {
+        // Regression: `bench --plot /nonexistent/x.svg` failed only after the whole run,
+        // in plotters' words, and `--plot x.png` wrote SVG into x.png.
+        let e = check_target(Path::new("/nonexistent/x.svg")).unwrap_err();
+        assert_eq!(
+            crate::exit::python_text(&e),
+            "--plot /nonexistent/x.svg: open: [Errno 2] No such file or directory"
+        );
+        let e = check_target(Path::new("x.png")).unwrap_err();
+        assert_eq!(crate::exit::code_for(&e), 2);
+        assert!(e.to_string().contains("name the file FILE.svg"), "{e}");
+        let dir = std::env::temp_dir().join(format!("sockit-plot-{}.svg", std::process::id()));
+        check_target(&dir).expect("a writable path");
+        let _ = std::fs::remove_file(&dir);
+    }
 
     #[test]
     fn percentiles_are_labelled_as_people_read_them() {

@@ -25,9 +25,20 @@ type Parts = Vec<(String, Histogram<u64>)>;
 
 /// Runs `sockit bench`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let (report, parts) = match measure(&args) {
+    let (report, parts) = match args
+        .plot
+        .as_deref()
+        .map_or(Ok(()), crate::plot::check_target)
+        .and_then(|()| measure(&args))
+    {
         Ok(r) => r,
         Err(err) => {
+            // the empty file --plot created before a run that failed is not left behind
+            if let Some(p) = &args.plot
+                && std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0)
+            {
+                let _ = std::fs::remove_file(p);
+            }
             if args.json && !crate::exit::is_broken_pipe(&err) {
                 print_failed(&args, &err);
             }
