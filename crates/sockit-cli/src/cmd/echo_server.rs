@@ -173,6 +173,16 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     let mut cfg = cfg;
     cfg.datagram_events = ops.wants_datagrams();
     let server = EchoServer::bind(cfg).context("echo-server")?;
+    sockit::serve::activation::check_all_taken("echo-server")?;
+    if sockit::serve::activation::active().unwrap_or(false)
+        && (!args.addr.is_empty() || args.unix.is_some())
+    {
+        reporter.event(&sockit::serve::Event::Warning {
+            message: "the address given is not bound: the socket passed in LISTEN_FDS is \
+                      served"
+                .into(),
+        });
+    }
     let both = server.bound().len() > 1;
     for b in server.bound() {
         let suffix = match b {

@@ -241,6 +241,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         let ops = ServerOps::new(reporter, &args.stats, &args.metrics, &args.family, false)?;
         let fwd = Forwarder::bind(&listen, target, opts)
             .with_context(|| format!("listen on {listen_text}"))?;
+        sockit::serve::activation::check_all_taken("forward")?;
         ops.serving(fwd.transport());
         reporter.listening(&fwd.listening(), None)?;
         let sink = ops.sink();

@@ -137,6 +137,16 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
             }
         }
     };
+    // Socket activation serves the socket passed; an address other than port 0 given
+    // beside it is not bound, and is said so.
+    let port_zero = args.address.last().is_some_and(|p| p == "0");
+    if sockit::serve::activation::active().unwrap_or(false) && !port_zero {
+        reporter.event(&Event::Warning {
+            message: "the address given is not bound: the socket passed in LISTEN_FDS is \
+                      served (give port 0 to say so)"
+                .into(),
+        });
+    }
     if args.metrics.metrics.is_some() && args.one_transfer() {
         return Err(sockit::Error::invalid_input(
             "--metrics",
@@ -196,6 +206,7 @@ fn serve(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitCode> {
             )?);
         }
         let listen = Listen::bind(&addr, opts)?;
+        sockit::serve::activation::check_all_taken("listen")?;
         reporter.listening(&listen.listening(), None)?;
         for a in listen.applied() {
             reporter.event(&Event::from(a));

@@ -958,3 +958,40 @@ fn open_udp_sessions_count_live_and_close_after_stopping() {
         "stopping first"
     );
 }
+
+// Regression: forward and listen served the first inherited socket and silently left the
+// others (their clients hung in the backlog); now a clear error (exit 2) as echo-server's.
+// An explicit address beside inherited sockets is not bound, and a warning says so.
+#[test]
+fn inherited_sockets_left_unserved_are_an_error() {
+    for args in [
+        &["forward", "127.0.0.1:0", "127.0.0.1:9"][..],
+        &["listen", "-k", "127.0.0.1", "0"][..],
+    ] {
+        let out = common::run(
+            activated(&["tcp", "tcp"], "ours", args).stdin(Stdio::null()),
+            T,
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            err.contains("sockets passed in LISTEN_FDS (tcp 127.0.0.1 ")
+                && err.contains("unserved: tcp"),
+            "{args:?}: {err}"
+        );
+    }
+    let mut c = activated(&["tcp"], "ours", &["echo-server", "127.0.0.1:7"]);
+    c.stdin(Stdio::piped()).stderr(Stdio::piped());
+    let mut server = common::spawn_listening(&mut c);
+    echo_once(server.addr());
+    assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
+    let mut err = String::new();
+    server
+        .child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("the address given is not bound"), "{err}");
+}

@@ -279,6 +279,40 @@ pub fn take_named(name: &str, transport: Transport) -> Result<Option<Listener>> 
     })?
 }
 
+/// After a server took the sockets it serves: an error when inherited sockets are left
+/// unused (their clients would wait forever in the backlog), a socket named `metrics`
+/// without `--metrics` among them. `who` names the server (`forward`).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming what was passed and
+/// what is left; as [`active`].
+pub fn check_all_taken(who: &str) -> Result<()> {
+    with_pool(|p| {
+        let Some(p) = p.as_ref() else {
+            return Ok(());
+        };
+        if p.left.is_empty() {
+            return Ok(());
+        }
+        let left: Vec<String> = p
+            .left
+            .iter()
+            .map(|s| match s.name.as_deref() {
+                Some(METRICS_NAME) => "the one named metrics (give --metrics to serve it)".into(),
+                _ => s.listener.transport().as_str().to_string(),
+            })
+            .collect();
+        Err(Error::invalid_input(
+            OP,
+            format!(
+                "{who} would leave sockets passed in LISTEN_FDS ({}) unserved: {}",
+                p.passed,
+                left.join(", ")
+            ),
+        ))
+    })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
