@@ -321,6 +321,84 @@ async fn sleep_until_opt(deadline: Option<Instant>) {
     }
 }
 
+/// netcat's `-C` on a byte stream: reading through it, each `\n` not already preceded by
+/// `\r` comes out as `\r\n` (a `\r\n` stays as it is, ncat's rule), across reads. For
+/// the local input of `connect`/`listen`, and for what an `--exec` program writes.
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// use tokio::io::AsyncReadExt;
+/// let mut r = sockit::relay::Crlf::new(&b"a\nb\r\nc"[..]);
+/// let mut out = Vec::new();
+/// r.read_to_end(&mut out).await.unwrap();
+/// assert_eq!(out, b"a\r\nb\r\nc");
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct Crlf<R> {
+    inner: R,
+    last_cr: bool,
+    pending: Vec<u8>,
+    at: usize,
+    buf: Box<[u8]>,
+}
+
+impl<R> Crlf<R> {
+    /// Reads `inner` with its line ends turned into CRLF.
+    pub fn new(inner: R) -> Crlf<R> {
+        Crlf {
+            inner,
+            last_cr: false,
+            pending: Vec::new(),
+            at: 0,
+            buf: vec![0u8; 16 * 1024].into_boxed_slice(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Crlf<R> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if out.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            if this.at < this.pending.len() {
+                let n = out.remaining().min(this.pending.len() - this.at);
+                out.put_slice(&this.pending[this.at..this.at + n]);
+                this.at += n;
+                if this.at == this.pending.len() {
+                    this.pending.clear();
+                    this.at = 0;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            let mut rb = tokio::io::ReadBuf::new(&mut this.buf);
+            match std::pin::Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(())) => {}
+            }
+            let got = rb.filled();
+            if got.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            for &b in got {
+                if b == b'\n' && !this.last_cr {
+                    this.pending.push(b'\r');
+                }
+                this.pending.push(b);
+                this.last_cr = b == b'\r';
+            }
+        }
+    }
+}
+
 /// Relays a local stream and a socket stream both ways (netcat's main loop; socat's).
 ///
 /// `local_r` → `remote_w` is [`Direction::Send`], `remote_r` → `local_w` is

@@ -48,12 +48,16 @@ impl DataArgs {
         if self.recv_only {
             return (Box::new(Never), output);
         }
-        if !self.crlf && self.delay.is_none() {
+        let input: LocalIn = if self.crlf {
+            Box::new(sockit::relay::Crlf::new(input))
+        } else {
+            input
+        };
+        let Some(delay) = self.delay else {
             return (input, output);
-        }
+        };
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        let (crlf, delay) = (self.crlf, self.delay);
-        tokio::spawn(lines(input, ours, crlf, delay));
+        tokio::spawn(lines(input, ours, delay));
         (Box::new(theirs), output)
     }
 
@@ -64,19 +68,13 @@ impl DataArgs {
     }
 }
 
-/// Copies `input` to `out` line by line: "\n" becomes "\r\n" with `crlf` (a "\r\n" stays
-/// as it is), and `delay` passes between two lines. Ends (closing `out`) at end of input
-/// or when the reader of `out` is gone.
-async fn lines(
-    mut input: LocalIn,
-    mut out: tokio::io::DuplexStream,
-    crlf: bool,
-    delay: Option<Duration>,
-) {
+/// Copies `input` to `out` line by line, `delay` passing between two lines (`-d`; `-C`
+/// is [`sockit::relay::Crlf`] on the input). Ends (closing `out`) at end of input or when
+/// the reader of `out` is gone.
+async fn lines(mut input: LocalIn, mut out: tokio::io::DuplexStream, delay: Duration) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 * 1024];
     let mut line: Vec<u8> = Vec::new();
-    let mut last_was_cr = false;
     let mut sent_a_line = false;
     loop {
         let n = match input.read(&mut buf).await {
@@ -85,14 +83,9 @@ async fn lines(
         };
         for &b in &buf[..n] {
             if b == b'\n' {
-                if crlf && !last_was_cr {
-                    line.push(b'\r');
-                }
                 line.push(b'\n');
-                if let Some(d) = delay
-                    && sent_a_line
-                {
-                    tokio::time::sleep(d).await;
+                if sent_a_line {
+                    tokio::time::sleep(delay).await;
                 }
                 if out.write_all(&line).await.is_err() {
                     return;
@@ -102,21 +95,11 @@ async fn lines(
             } else {
                 line.push(b);
             }
-            last_was_cr = b == b'\r';
-        }
-        // Without a delay, a partial line goes out at once (interactive use).
-        if delay.is_none() && !line.is_empty() {
-            if out.write_all(&line).await.is_err() {
-                return;
-            }
-            line.clear();
         }
     }
     if !line.is_empty() {
-        if let Some(d) = delay
-            && sent_a_line
-        {
-            tokio::time::sleep(d).await;
+        if sent_a_line {
+            tokio::time::sleep(delay).await;
         }
         let _ = out.write_all(&line).await;
     }

@@ -88,15 +88,29 @@ pub struct Args {
     pub tls: TlsServerArgs,
     /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection), its
     /// stdin/stdout connected by pipes relayed to and from the socket (not the socket
-    /// itself): argv only, never a shell, looked up on PATH before binding. Must come last.
-    #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true)]
+    /// itself): argv only, never a shell, looked up on PATH before binding. It gets
+    /// NCAT_REMOTE_ADDR, NCAT_REMOTE_PORT, NCAT_LOCAL_ADDR, NCAT_LOCAL_PORT, NCAT_PROTO and
+    /// the same as SOCKIT_*; -C turns its output's line ends into CRLF. Must come last.
+    #[arg(long, value_name = "PROGRAM", num_args = 1.., allow_hyphen_values = true,
+          conflicts_with = "sh_exec")]
     pub exec: Vec<String>,
+    /// As --exec, with CMD run by `/bin/sh -c CMD`: the only way to a shell.
+    #[arg(long = "sh-exec", value_name = "CMD")]
+    pub sh_exec: Option<String>,
 }
 
 impl Args {
     /// One peer and no program: a transfer (totals from its relay), not a server.
     fn one_transfer(&self) -> bool {
-        self.mode() == Mode::One && self.exec.is_empty()
+        self.mode() == Mode::One && self.program().is_empty()
+    }
+
+    /// The program of `--exec`, or `--sh-exec`'s shell; empty for none.
+    fn program(&self) -> Vec<String> {
+        match &self.sh_exec {
+            Some(cmd) => sockit::listen::exec::shell(cmd),
+            None => self.exec.clone(),
+        }
     }
 
     fn mode(&self) -> Mode {
@@ -163,7 +177,8 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
     let opts = ListenOptions {
         mode: args.mode(),
         datagram: args.udp,
-        exec: args.exec.clone(),
+        exec: args.program(),
+        exec_crlf: args.data.crlf,
         rule: args.family.addr_rule(args.dual_stack),
         backlog: args.backlog,
         sockopts: args.sockopts.options(),

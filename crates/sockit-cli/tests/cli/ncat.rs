@@ -251,3 +251,124 @@ fn a_bad_line_in_an_allow_or_deny_file_is_an_error_naming_the_line() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Starts `ncat -l -k` or `sockit listen -k` on 127.0.0.1 with `flags`, running
+/// `sh -c CMD` for each connection (`--sh-exec`). sockit runs with socket activation's
+/// variables set for another process, which its programs must not see.
+fn exec_server(server: &str, flags: &[&str], cmd: &str) -> (Peer, SocketAddr) {
+    if server == "ncat" {
+        let port = common::free_port();
+        let mut c = Command::new("ncat");
+        c.args(["-l", "-k", "127.0.0.1", &port.to_string()])
+            .args(flags)
+            .args(["--sh-exec", cmd]);
+        let peer = Peer::spawn(&mut c, None);
+        common::wait_listening(port, false);
+        return (peer, SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let mut c = sockit(&["listen", "-k"]);
+    c.args(flags)
+        .args(["127.0.0.1", "0", "--sh-exec", cmd])
+        .env("LISTEN_PID", "1")
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_FDNAMES", "elsewhere");
+    let mut peer = Peer::spawn(&mut c, None);
+    let addr = listening_addr(&mut peer);
+    (peer, addr)
+}
+
+/// Connects from `src`, sends `input` (keeping the socket open for writing: ncat ends a
+/// session at the client's end of input), and reads until the server closes.
+fn exec_session(addr: SocketAddr, src: &str, input: &[u8]) -> (Vec<u8>, SocketAddr) {
+    let mut c = common::tcp_from(src, addr, T);
+    c.write_all(input).unwrap();
+    let me = c.local_addr().unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got)
+        .expect("the program's output, then the end");
+    (got, me)
+}
+
+fn exec_servers() -> Vec<&'static str> {
+    let mut servers = vec!["sockit"];
+    if common::require("ncat") {
+        servers.push("ncat");
+    }
+    servers
+}
+
+#[test]
+fn exec_programs_get_ncats_environment_and_no_listen_variables() {
+    for server in exec_servers() {
+        let (_peer, addr) =
+            exec_server(server, &[], "env | grep -E '^(NCAT|SOCKIT|LISTEN)_' | sort");
+        let (out, me) = exec_session(addr, "127.0.0.2", b"");
+        let text = String::from_utf8(out).unwrap();
+        let env: std::collections::HashMap<&str, &str> =
+            text.lines().filter_map(|l| l.split_once('=')).collect();
+        let want = [
+            ("NCAT_REMOTE_ADDR", "127.0.0.2".to_string()),
+            ("NCAT_REMOTE_PORT", me.port().to_string()),
+            ("NCAT_LOCAL_ADDR", "127.0.0.1".to_string()),
+            ("NCAT_LOCAL_PORT", addr.port().to_string()),
+            ("NCAT_PROTO", "TCP".to_string()),
+        ];
+        for (name, value) in &want {
+            assert_eq!(
+                env.get(name),
+                Some(&value.as_str()),
+                "{server} {name}: {text}"
+            );
+        }
+        if server == "sockit" {
+            for (name, value) in &want {
+                let ours = name.replace("NCAT_", "SOCKIT_");
+                assert_eq!(env.get(ours.as_str()), Some(&value.as_str()), "{text}");
+            }
+            assert!(!text.contains("LISTEN_"), "{text}");
+            assert_eq!(env.len(), 10, "{text}");
+        }
+    }
+}
+
+#[test]
+fn crlf_applies_to_what_an_exec_program_writes_as_in_ncat() {
+    let program = r"printf 'a\nb\r\nc\n'";
+    for server in exec_servers() {
+        let (_peer, addr) = exec_server(server, &["-C"], program);
+        let (out, _) = exec_session(addr, "127.0.0.1", b"");
+        // Each LF becomes CRLF; a CRLF stays one.
+        assert_eq!(out, b"a\r\nb\r\nc\r\n", "{server} -C");
+        let (_peer, addr) = exec_server(server, &[], program);
+        let (out, _) = exec_session(addr, "127.0.0.1", b"");
+        assert_eq!(out, b"a\nb\r\nc\n", "{server} without -C");
+    }
+}
+
+#[test]
+fn sh_exec_runs_a_shell_and_exec_never_does() {
+    for server in exec_servers() {
+        let (_peer, addr) = exec_server(server, &[], "read line; echo \"got $line\"; echo done");
+        let (out, _) = exec_session(addr, "127.0.0.1", b"hello\n");
+        assert_eq!(out, b"got hello\ndone\n", "{server}");
+    }
+    // --exec takes argv: a command line with `;` is one program name, never found.
+    let out = common::run(
+        &mut sockit(&["listen", "127.0.0.1", "0", "--exec", "echo hi; echo there"]),
+        T,
+    );
+    common::assert_fails_with(&out, 2, "no executable of that name on PATH");
+    let out = common::run(
+        &mut sockit(&[
+            "listen",
+            "--sh-exec",
+            "true",
+            "127.0.0.1",
+            "0",
+            "--exec",
+            "cat",
+        ]),
+        T,
+    );
+    common::assert_fails_with(&out, 2, "cannot be used with");
+}

@@ -7,8 +7,13 @@
 //! the peer's end of input closes its stdin. Nothing it wrote is lost: its stdout is read
 //! to the end before the socket is shut down. Bytes the peer sends after the program
 //! stopped reading are discarded (`EPIPE` on its stdin is not an error). When the relay
-//! ends the program is waited for (killed after [`GRACE`] if it is still running). Socket
-//! activation's `LISTEN_*` variables are removed from its environment.
+//! ends the program is waited for (killed after [`GRACE`] if it is still running).
+//!
+//! `--sh-exec CMD` is the argv [`shell`] makes (`/bin/sh -c CMD`): the only way to a
+//! shell, asked for explicitly. The program's environment is this process's, without
+//! socket activation's `LISTEN_*` variables, plus ncat's variables and the same values
+//! under sockit's names ([`program_env`]). With [`Run::crlf`] (`-C`) what it writes
+//! reaches the peer with its line ends as CRLF ([`Crlf`](crate::relay::Crlf)).
 
 use std::io;
 use std::pin::Pin;
@@ -24,7 +29,7 @@ use super::{Ctx, Mode};
 use crate::error::{Error, Result};
 use crate::relay::{self, Counters, End, RelayOptions, Tap};
 use crate::serve::close::{close_as, relay_end};
-use crate::serve::{BoxStream, CloseReason, Event, Session, StreamListener};
+use crate::serve::{BoxStream, CloseReason, Event, Peer, Session, StreamListener, Transport};
 
 /// How long a program may run on after its connection's relay ended.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -122,20 +127,70 @@ pub fn check_program(program: &str) -> Result<()> {
     }
 }
 
-/// Runs `argv` with `stream` as its stdin/stdout until both directions end, counting into
-/// `counters` (`bytes_sent`: from the program to the peer).
-///
-/// # Errors
-/// The spawn error (`exec NAME: [Errno 2] No such file or directory`); relay errors are
-/// the inner result.
-pub async fn run_program(
-    argv: &[String],
-    stream: &mut BoxStream,
-    idle_timeout: Option<Duration>,
-    tap: Option<&dyn Tap>,
-    counters: &Counters,
-) -> Result<Result<End>> {
-    let (program, args) = argv
+/// The shell that `--sh-exec CMD` runs its command with.
+pub const SHELL: &str = "/bin/sh";
+
+/// The argv of `--sh-exec CMD`: `/bin/sh -c CMD` (ncat's).
+pub fn shell(cmd: &str) -> Vec<String> {
+    vec![SHELL.to_string(), "-c".to_string(), cmd.to_string()]
+}
+
+/// The variables a program gets for one peer, ncat's first: `NCAT_REMOTE_ADDR`,
+/// `NCAT_REMOTE_PORT`, `NCAT_LOCAL_ADDR`, `NCAT_LOCAL_PORT`, `NCAT_PROTO`, then the same
+/// values as `SOCKIT_REMOTE_ADDR` … `SOCKIT_PROTO`. Addresses are numeric (IPv6 without
+/// brackets); a Unix socket's is its path (`@name`, empty for an unnamed peer) with empty
+/// ports; the protocol is `TCP`, `UDP` or `UNIX`.
+pub fn program_env(
+    transport: Transport,
+    local: Option<&Peer>,
+    remote: &Peer,
+) -> Vec<(String, String)> {
+    let split = |p: Option<&Peer>| match p {
+        Some(Peer::Ip(a)) => (crate::addr::host_text(a), a.port().to_string()),
+        Some(Peer::Unix(Some(u))) => (u.to_string(), String::new()),
+        _ => (String::new(), String::new()),
+    };
+    let (remote_addr, remote_port) = split(Some(remote));
+    let (local_addr, local_port) = split(local);
+    let proto = match transport {
+        Transport::Tcp => "TCP",
+        Transport::Udp => "UDP",
+        Transport::Unix | Transport::Unixgram => "UNIX",
+    };
+    let mut env = Vec::with_capacity(10);
+    for prefix in ["NCAT", "SOCKIT"] {
+        for (name, value) in [
+            ("REMOTE_ADDR", &remote_addr),
+            ("REMOTE_PORT", &remote_port),
+            ("LOCAL_ADDR", &local_addr),
+            ("LOCAL_PORT", &local_port),
+            ("PROTO", &proto.to_string()),
+        ] {
+            env.push((format!("{prefix}_{name}"), value.clone()));
+        }
+    }
+    env
+}
+
+/// One run of a program for one peer.
+#[derive(Debug, Clone)]
+pub struct Run<'a> {
+    /// The program and its arguments (`--exec`; [`shell`] for `--sh-exec`).
+    pub argv: &'a [String],
+    /// Variables added to its environment ([`program_env`]).
+    pub env: Vec<(String, String)>,
+    /// `-C`: its output's line ends become CRLF on their way to the peer.
+    pub crlf: bool,
+}
+
+/// A program's output as the peer gets it: as written, or with CRLF line ends (`-C`).
+pub(crate) type Output = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
+
+/// Starts the program of `run` with piped stdin and stdout (stderr inherited), killed if
+/// dropped; returns it with its stdin and its output ([`Output`]).
+pub(crate) fn spawn(run: &Run<'_>) -> Result<(tokio::process::Child, ChildStdin, Output)> {
+    let (program, args) = run
+        .argv
         .split_first()
         .ok_or_else(|| Error::invalid_input("exec", "--exec needs a program"))?;
     let mut cmd = Command::new(program);
@@ -145,19 +200,39 @@ pub async fn run_program(
     }
     let mut child = cmd
         .args(args)
+        .envs(run.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| Error::from_io(format!("exec {program}"), e))?;
-    let mut stdin = Stdin {
-        inner: child.stdin.take(),
+    let pipe = |what| Error::invalid_input("exec", format!("{program}: no {what} pipe"));
+    let stdin = child.stdin.take().ok_or_else(|| pipe("stdin"))?;
+    let stdout = child.stdout.take().ok_or_else(|| pipe("stdout"))?;
+    let output: Output = if run.crlf {
+        Box::new(relay::Crlf::new(stdout))
+    } else {
+        Box::new(stdout)
     };
-    let mut stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| Error::invalid_input("exec", format!("{program}: no stdout pipe")))?;
+    Ok((child, stdin, output))
+}
+
+/// Runs the program of `run` with `stream` as its stdin/stdout until both directions end,
+/// counting into `counters` (`bytes_sent`: from the program to the peer).
+///
+/// # Errors
+/// The spawn error (`exec NAME: [Errno 2] No such file or directory`); relay errors are
+/// the inner result.
+pub async fn run_program(
+    run: &Run<'_>,
+    stream: &mut BoxStream,
+    idle_timeout: Option<Duration>,
+    tap: Option<&dyn Tap>,
+    counters: &Counters,
+) -> Result<Result<End>> {
+    let (mut child, stdin, mut stdout) = spawn(run)?;
+    let mut stdin = Stdin { inner: Some(stdin) };
     let opts = RelayOptions {
         idle_timeout,
         quit_after_eof: None,
@@ -247,8 +322,22 @@ async fn session_task(stream: BoxStream, session: Session, ctx: &Ctx) -> Result<
     };
     let tap = tap.as_ref().map(|t| t as &dyn Tap);
     let counters = Counters::new();
+    // The address the peer reached (a wildcard listener's own); a Unix one's path.
+    let local = match socket2::SockRef::from(&stream)
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+    {
+        Some(a) => Peer::Ip(a),
+        None => ctx.local.clone(),
+    };
+    let run = Run {
+        argv: &ctx.opts.exec,
+        env: program_env(ctx.transport, Some(&local), session.peer()),
+        crlf: ctx.opts.exec_crlf,
+    };
     let ran = tokio::select! {
-        r = run_program(&ctx.opts.exec, &mut stream, ctx.opts.idle_timeout, tap, &counters) => Some(r),
+        r = run_program(&run, &mut stream, ctx.opts.idle_timeout, tap, &counters) => Some(r),
         _ = ctx.stop.aborted() => None,
     };
     let totals = counters.totals();

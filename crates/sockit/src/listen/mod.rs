@@ -113,8 +113,11 @@ pub struct ListenOptions {
     /// Datagrams: UDP, or a Unix datagram socket (`-u`).
     pub datagram: bool,
     /// A program (and its arguments) to run for each connection instead of relaying to
-    /// the local side (`--exec`); empty for none.
+    /// the local side (`--exec`; `--sh-exec CMD` is [`exec::shell`]`(CMD)`); empty for
+    /// none. It gets ncat's environment ([`exec::program_env`]).
     pub exec: Vec<String>,
+    /// `-C` with `exec`: the line ends of what the program writes become CRLF.
+    pub exec_crlf: bool,
     /// `-4`/`-6`/`-n` and `--dual-stack`: the address rule of an IP listener.
     pub rule: AddrRule,
     /// `listen(2)` backlog (0: the core's default).
@@ -160,6 +163,7 @@ impl Default for ListenOptions {
             mode: Mode::One,
             datagram: false,
             exec: Vec::new(),
+            exec_crlf: false,
             rule: AddrRule::default(),
             backlog: 0,
             sockopts: SocketOptions::default(),
@@ -446,6 +450,7 @@ impl Listen {
             transport,
             file,
             opts,
+            local: bound_at,
             ..
         } = self;
         let max = if opts.max_conns == 0 {
@@ -458,6 +463,7 @@ impl Listen {
         let ctx = Arc::new(Ctx {
             opts,
             transport,
+            local: bound_at,
             events,
             stop: stop.clone(),
             admission: admission.clone(),
@@ -480,6 +486,8 @@ impl Listen {
 pub(crate) struct Ctx {
     pub(crate) opts: ListenOptions,
     pub(crate) transport: Transport,
+    /// The address bound.
+    pub(crate) local: Peer,
     pub(crate) events: EventSink,
     pub(crate) stop: Stop,
     pub(crate) admission: Arc<Admission>,
