@@ -418,20 +418,49 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed<Request> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    let mut head = format!("{method} {origin} HTTP/1.{version}\r\n").into_bytes();
-    let mut has_host = false;
+    // One request per connection: bytes after this request's body (a pipelined second
+    // request) are refused, never relayed raw. Without Content-Length or
+    // Transfer-Encoding a request has no body (RFC 9112 §6.3); a chunked body is not
+    // framed here.
+    let chunked = req
+        .headers
+        .iter()
+        .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+    let body = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })
+        .unwrap_or(0);
+    if !chunked && buf.len() - used > body {
+        return Err(refuse(
+            Malformed::BadRequest,
+            format!(
+                "{method}: a second request follows the first (pipelining): one request per \
+                 connection"
+            ),
+        ));
+    }
+    // RFC 9112 §3.2.2: the request-target's host replaces the client's Host header.
+    let mut head =
+        format!("{method} {origin} HTTP/1.{version}\r\nHost: {authority}\r\n").into_bytes();
     for h in req.headers.iter() {
-        if is_hop_by_hop(h.name) || named.iter().any(|n| h.name.eq_ignore_ascii_case(n)) {
+        if is_hop_by_hop(h.name)
+            || h.name.eq_ignore_ascii_case("host")
+            || named.iter().any(|n| h.name.eq_ignore_ascii_case(n))
+        {
             continue;
         }
-        has_host |= h.name.eq_ignore_ascii_case("host");
         head.extend_from_slice(h.name.as_bytes());
         head.extend_from_slice(b": ");
         head.extend_from_slice(h.value);
         head.extend_from_slice(b"\r\n");
-    }
-    if !has_host {
-        head.extend_from_slice(format!("Host: {authority}\r\n").as_bytes());
     }
     head.extend_from_slice(b"Connection: close\r\n\r\n");
     Ok(Some((
@@ -613,7 +642,7 @@ mod tests {
     fn absolute_uri_requests_are_rewritten() {
         let raw = b"GET http://127.0.0.1:8080/a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\
             Proxy-Authorization: Basic dTpw\r\nProxy-Connection: keep-alive\r\n\
-            Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAccept: */*\r\n\r\nbody";
+            Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nAccept: */*\r\nContent-Length: 4\r\n\r\nbody";
         let (r, used) = parse(raw).unwrap().unwrap();
         assert_eq!(used, raw.len() - 4);
         assert_eq!(r.target.to_string(), "127.0.0.1:8080");
@@ -621,7 +650,8 @@ mod tests {
         let head = String::from_utf8(r.forward_head.unwrap()).unwrap();
         assert_eq!(
             head,
-            "GET /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+            "GET /a?b=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nAccept: */*\r\nContent-Length: 4\r\n\
+             Connection: close\r\n\r\n"
         );
         let (r, _) = parse(b"HEAD http://example.org HTTP/1.0\r\n\r\n")
             .unwrap()
@@ -631,6 +661,21 @@ mod tests {
             String::from_utf8(r.forward_head.unwrap()).unwrap(),
             "HEAD / HTTP/1.0\r\nHost: example.org\r\nConnection: close\r\n\r\n"
         );
+        // Regression: the client's Host went to the origin (RFC 9112 §3.2.2: the URI's
+        // host replaces it), and a pipelined second request was relayed raw.
+        let (r, _) = parse(b"GET http://127.0.0.1:9/up HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(r.forward_head.unwrap()).unwrap(),
+            "GET /up HTTP/1.1\r\nHost: 127.0.0.1:9\r\nConnection: close\r\n\r\n"
+        );
+        let piped = parse(
+            b"GET http://127.0.0.1:9/a HTTP/1.1\r\nHost: a\r\n\r\nGET http://127.0.0.2:9/b HTTP/1.1\r\n\r\n",
+        )
+        .unwrap_err();
+        assert_eq!(piped.reason, Malformed::BadRequest);
+        assert!(piped.reply.starts_with(b"HTTP/1.1 400 "));
         let origin = parse(b"GET / HTTP/1.1\r\n\r\n").unwrap_err();
         assert_eq!(origin.reason, Malformed::BadRequest);
         let https = parse(b"GET https://a/ HTTP/1.1\r\n\r\n").unwrap_err();
