@@ -354,6 +354,13 @@ impl ProxyArgs {
         };
         let kind: ProxyType = self.proxy_type.as_deref().unwrap_or("http").parse()?;
         let bad = |m: &str| sockit::Error::invalid_input("proxy", format!("{m}: {text:?}"));
+        // `http://HOST:PORT` (as curl takes it) would be looked up as the host "http".
+        if let Some((scheme, _)) = text.split_once("://") {
+            return Err(bad(&format!(
+                "--proxy takes HOST[:PORT], not a {scheme}:// URL (the type goes in \
+                 --proxy-type)"
+            )));
+        }
         let (host, port) = if let Some(rest) = text.strip_prefix('[') {
             let (h, after) = rest.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
             match after {

@@ -100,6 +100,23 @@ fn unbracket(h: &str) -> String {
 /// The host words and the port words (see the `after_help` above), or the single
 /// `HOST:PORTS` / `[V6]:PORTS` word split in two. Hosts come back without brackets.
 fn split_words(words: &[String]) -> sockit::Result<(Vec<String>, Vec<String>)> {
+    let (hosts, ports) = split_words_unchecked(words)?;
+    // `[::1`, `:80`: malformed addresses, never names to look up
+    for h in &hosts {
+        if h.is_empty() || h.contains(['[', ']']) {
+            return Err(sockit::Error::invalid_input(
+                "address",
+                format!(
+                    "malformed host {h:?} in {:?} (write HOST PORTS, HOST:PORTS or [V6]:PORTS)",
+                    words.join(" ")
+                ),
+            ));
+        }
+    }
+    Ok((hosts, ports))
+}
+
+fn split_words_unchecked(words: &[String]) -> sockit::Result<(Vec<String>, Vec<String>)> {
     const OP: &str = "address";
     let first = words.first().map_or("", String::as_str);
     // HOST:PORTS, [V6]:PORTS: a first word that names its ports.
@@ -504,6 +521,17 @@ mod tests {
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn malformed_hosts_are_usage_errors_not_lookups() {
+        // Regression: `scan '[::1' 80` and `scan :80` went to getaddrinfo (exit 3).
+        for words in [&["[::1", "80"][..], &[":80"][..], &["[::1]x", "80"][..]] {
+            let e = split_words(&s(words)).unwrap_err();
+            assert_eq!(e.kind(), sockit::ErrorKind::InvalidInput, "{words:?}");
+        }
+        assert!(split_words(&s(&["[::1]:80"])).is_ok());
+        assert!(split_words(&s(&["[::1]", "80"])).is_ok());
     }
 
     #[test]

@@ -847,3 +847,20 @@ kill $P; rm -rf "$d"
         assert!(ms < 3000, "at once, not after -w: {text}");
     }
 }
+
+// Regression: `--proxy http://127.0.0.1:1080` (a URL, as curl takes it) was looked up as
+// the host name "http" (exit 3); now a usage error naming the form.
+#[test]
+fn a_proxy_url_is_a_usage_error_not_a_lookup() {
+    let out = run(
+        &mut sockit(&[
+            "connect",
+            "--proxy",
+            "http://127.0.0.1:1080",
+            "127.0.0.1",
+            "9",
+        ]),
+        Duration::from_secs(10),
+    );
+    assert_fails_with(&out, 2, "--proxy takes HOST[:PORT], not a http:// URL");
+}
