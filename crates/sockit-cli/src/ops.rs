@@ -92,6 +92,17 @@ impl ServerOps {
     pub fn start(self, stop: Stop) -> anyhow::Result<()> {
         if let Some(endpoint) = self.endpoint {
             self.reporter.listening(&endpoint.listening(), None)?;
+            let loopback = match endpoint.local() {
+                sockit::serve::Peer::Ip(a) => a.ip().is_loopback(),
+                _ => true,
+            };
+            if !loopback {
+                self.reporter.warn_on_stderr(format!(
+                    "--metrics on {}: anyone who can reach it can read the counters (give a \
+                     loopback address)",
+                    endpoint.local()
+                ));
+            }
             tokio::spawn(endpoint.run(self.metrics, stop));
         }
         Ok(())

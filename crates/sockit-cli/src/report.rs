@@ -84,6 +84,16 @@ impl Reporter {
         self.verbose
     }
 
+    /// A warning a person must see (a server reachable from the network): the `warning`
+    /// event, and on stderr also when `--json` sends the events to stdout.
+    pub fn warn_on_stderr(&self, message: String) {
+        let ev = Event::Warning { message };
+        if self.json && self.json_to == JsonTo::Stdout && !self.text_shown(&ev) {
+            crate::exit::stderr_line(format_args!("sockit: {ev}"));
+        }
+        self.event(&ev);
+    }
+
     /// The reporter as the library's event callback.
     pub fn sink(self: &Arc<Self>) -> EventSink {
         let me = Arc::clone(self);

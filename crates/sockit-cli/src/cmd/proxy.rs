@@ -12,7 +12,6 @@ use sockit::proxy::Credentials;
 use sockit::proxy::policy::DestPolicy;
 use sockit::proxy::server::{DEFAULT_PORT, ProxyOptions, ProxyServer};
 use sockit::proxy::session::{DEFAULT_HANDSHAKE_TIMEOUT, ServerConfig};
-use sockit::serve::Event;
 
 use crate::args::{
     AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs, StatsArgs,
@@ -204,12 +203,10 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         let sink = ops.sink();
         ops.start(life.stop())?;
         if !server.is_loopback() && open {
-            reporter.event(&Event::Warning {
-                message: format!(
-                    "proxy on {} without --auth: anyone who can reach it can use it",
-                    server.local()
-                ),
-            });
+            reporter.warn_on_stderr(format!(
+                "proxy on {} without --auth: anyone who can reach it can use it",
+                server.local()
+            ));
         }
         if reporter.verbose() > 0 {
             for a in server.applied() {

@@ -995,3 +995,28 @@ fn inherited_sockets_left_unserved_are_an_error() {
         .unwrap();
     assert!(err.contains("the address given is not bound"), "{err}");
 }
+
+// Regression: `--metrics 0.0.0.0:0` bound without a word, and proxy's non-loopback
+// warning went only to stdout under --json; both now warn on stderr (in a namespace).
+#[test]
+fn exposed_endpoints_warn_on_stderr() {
+    let script = r#"
+B="$0"; ip link set lo up || exit 97
+echo "== metrics"; timeout 2 "$B" echo-server --json --metrics 0.0.0.0:0 127.0.0.1:0 2>&1 >/dev/null
+echo "== proxy"; timeout 2 "$B" proxy --json 0.0.0.0:0 2>&1 >/dev/null
+true
+"#;
+    let Some(out) = common::in_netns(script, Duration::from_secs(30)) else {
+        return;
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (metrics, proxy) = text.split_once("== proxy").expect("two sections");
+    assert!(
+        metrics.contains("sockit: warning: --metrics on 0.0.0.0 "),
+        "{text}"
+    );
+    assert!(
+        proxy.contains("sockit: warning: proxy on 0.0.0.0 "),
+        "{text}"
+    );
+}
