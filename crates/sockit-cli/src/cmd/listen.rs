@@ -48,7 +48,8 @@ pub struct Args {
     #[arg(help_heading = "Connection", long = "dual-stack")]
     pub dual_stack: bool,
     /// -i SECS: idle timeout per connection (one peer: expiry exits 5; with -k the idle
-    /// connection is closed; -k -u: the idle peer is forgotten and the listener goes on).
+    /// connection is closed; -k -u: the idle peer is forgotten and the listener goes on;
+    /// -u --exec: the peer's program ends, default 60 s).
     #[command(flatten)]
     pub idle: IdleArgs,
     /// After end of stdin, wait at most SECS for the peer, then quit (one-peer mode).
@@ -86,7 +87,9 @@ pub struct Args {
     pub sockopts: SocketOptArgs,
     #[command(flatten)]
     pub tls: TlsServerArgs,
-    /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection), its
+    /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection; -u: per
+    /// sender, each datagram to its stdin, each read of its stdout back as a datagram,
+    /// ended after -i SECS idle, default 60 s; at most --max-conns at once), its
     /// stdin/stdout connected by pipes relayed to and from the socket (not the socket
     /// itself): argv only, never a shell, looked up on PATH before binding. It gets
     /// NCAT_REMOTE_ADDR, NCAT_REMOTE_PORT, NCAT_LOCAL_ADDR, NCAT_LOCAL_PORT, NCAT_PROTO and

@@ -634,7 +634,11 @@ fn bad_options_and_log_files_fail_before_listening() {
         (&["-k", "-x", dir_s, "0"], 1, "Is a directory"),
         (&["-o", missing_s, "0"], 1, "No such file or directory"),
         (&["-u", "-o", dir_s, "0"], 1, "Is a directory"),
-        (&["-u", "0", "--exec", "cat"], 2, "--exec"),
+        (
+            &["-u", "0", "--exec", "no-such-sockit-prog"],
+            2,
+            "no-such-sockit-prog",
+        ),
     ];
     for (args, code, want) in cases {
         let out = listen_fails(args);

@@ -372,3 +372,155 @@ fn sh_exec_runs_a_shell_and_exec_never_does() {
     );
     common::assert_fails_with(&out, 2, "cannot be used with");
 }
+
+/// Starts `ncat -u -l -k` or `sockit listen -u -k` on 127.0.0.1 with `flags`, running
+/// `sh -c CMD` for each sender.
+fn udp_exec_server(server: &str, flags: &[&str], cmd: &str) -> (Peer, SocketAddr) {
+    if server == "ncat" {
+        let port = common::free_port();
+        let mut c = Command::new("ncat");
+        c.args(["-u", "-l", "-k", "127.0.0.1", &port.to_string()])
+            .args(flags)
+            .args(["--sh-exec", cmd]);
+        let peer = Peer::spawn(&mut c, None);
+        common::wait_listening(port, true);
+        return (peer, SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    let mut c = sockit(&["listen", "-u", "-k"]);
+    c.args(flags)
+        .args(["127.0.0.1", "0", "--sh-exec", cmd])
+        .env("LISTEN_PID", "1")
+        .env("LISTEN_FDS", "1");
+    let mut peer = Peer::spawn(&mut c, None);
+    let addr = listening_addr(&mut peer);
+    (peer, addr)
+}
+
+/// A UDP client bound to `src`.
+fn udp_from(src: &str) -> std::net::UdpSocket {
+    let s = std::net::UdpSocket::bind((src, 0)).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    s
+}
+
+/// The datagrams `s` receives from `from`, joined, until they end with `want` (the
+/// program's output may come in any cut), within `limit`.
+fn udp_until(s: &std::net::UdpSocket, from: SocketAddr, want: &[u8], limit: Duration) -> Vec<u8> {
+    let deadline = Instant::now() + limit;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !got.ends_with(want) {
+        assert!(
+            Instant::now() < deadline,
+            "no {:?} within {limit:?}; got {:?}",
+            String::from_utf8_lossy(want),
+            String::from_utf8_lossy(&got)
+        );
+        if let Ok((n, a)) = s.recv_from(&mut buf) {
+            assert_eq!(a, from, "a datagram from elsewhere");
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+    got
+}
+
+#[test]
+fn udp_exec_runs_a_program_per_peer_with_its_environment_as_ncat_does() {
+    for server in exec_servers() {
+        let (_peer, addr) = udp_exec_server(
+            server,
+            &[],
+            "env | grep -E '^NCAT_' | sort; echo end-of-env; cat",
+        );
+        // Two senders, each its own program: its environment names it, its echo is its.
+        let (a, b) = (udp_from("127.0.0.2"), udp_from("127.0.0.3"));
+        for (c, who) in [(&a, "127.0.0.2"), (&b, "127.0.0.3")] {
+            c.send_to(b"one\n", addr).unwrap();
+            let out = udp_until(c, addr, b"one\n", T);
+            let text = String::from_utf8_lossy(&out).to_string();
+            let me = c.local_addr().unwrap();
+            for line in [
+                format!("NCAT_REMOTE_ADDR={who}"),
+                format!("NCAT_REMOTE_PORT={}", me.port()),
+                "NCAT_LOCAL_ADDR=127.0.0.1".to_string(),
+                format!("NCAT_LOCAL_PORT={}", addr.port()),
+                "NCAT_PROTO=UDP".to_string(),
+            ] {
+                assert!(
+                    text.lines().any(|l| l == line),
+                    "{server}: no {line} in {text}"
+                );
+            }
+        }
+        for (c, msg) in [(&a, b"a again\n"), (&b, b"b again\n")] {
+            c.send_to(msg, addr).unwrap();
+            assert_eq!(udp_until(c, addr, msg, T), msg, "{server}");
+        }
+        // -C applies to what the program writes.
+        let (_peer, addr) = udp_exec_server(server, &["-C"], r"printf 'a\nb\r\n'");
+        let c = udp_from("127.0.0.1");
+        c.send_to(b"go\n", addr).unwrap();
+        assert_eq!(
+            udp_until(&c, addr, b"b\r\n", T),
+            b"a\r\nb\r\n",
+            "{server} -C"
+        );
+    }
+}
+
+#[test]
+fn udp_exec_programs_end_when_idle_and_are_bounded_by_max_conns() {
+    let _serial = common::serial();
+    let mut c = sockit(&[
+        "listen",
+        "-u",
+        "-k",
+        "-v",
+        "-i",
+        "1",
+        "--max-conns",
+        "1",
+        "127.0.0.1",
+        "0",
+        "--sh-exec",
+        "cat; echo bye",
+    ]);
+    let mut peer = Peer::spawn(&mut c, None);
+    let addr = listening_addr(&mut peer);
+    let a = udp_from("127.0.0.2");
+    a.send_to(b"hi\n", addr).unwrap();
+    assert_eq!(udp_until(&a, addr, b"hi\n", T), b"hi\n");
+    let t0 = Instant::now();
+    // A second sender while the first one's program runs: past --max-conns, dropped.
+    let b = udp_from("127.0.0.3");
+    b.send_to(b"me too\n", addr).unwrap();
+    // 1 s without traffic: cat's input ends, it exits, the shell says bye.
+    assert_eq!(udp_until(&a, addr, b"bye\n", T), b"bye\n");
+    let idle = t0.elapsed();
+    assert!(
+        idle >= Duration::from_millis(900) && idle < Duration::from_secs(3 * 3),
+        "{idle:?}"
+    );
+    let mut buf = [0u8; 64];
+    assert!(
+        b.recv_from(&mut buf).is_err(),
+        "the refused sender got an answer"
+    );
+    // The slot is free again: the second sender now gets a program.
+    let deadline = Instant::now() + T;
+    let got = loop {
+        b.send_to(b"again\n", addr).unwrap();
+        if let Ok((n, _)) = b.recv_from(&mut buf) {
+            break buf[..n].to_vec();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second sender was never served"
+        );
+    };
+    assert_eq!(got, b"again\n");
+    let err = String::from_utf8_lossy(&peer.stderr_so_far()).to_string();
+    assert!(err.contains("refused 127.0.0.3"), "{err}");
+    assert!(err.contains("idle"), "{err}");
+}

@@ -15,7 +15,10 @@
 //! - **Broker** (`--broker`): as keep, and what one client sends also goes to every other
 //!   client — not with `send_only` or `recv_only` (ncat 7.93 relays nothing then either).
 //! - **Exec** (`--exec PROGRAM ARGS…`): each admitted connection runs the program, its
-//!   stdin and stdout relayed to and from the socket ([`exec`]); one peer or keep.
+//!   stdin and stdout relayed to and from the socket ([`exec`]); one peer or keep. Over
+//!   datagrams (`-u`), a program per sender: its datagrams to the program's stdin, each
+//!   read of its stdout back as a datagram, until it ends or the session is idle (`-i`,
+//!   default 60 s), at most `--max-conns` at once.
 //!
 //! Contract:
 //! - Admission is the core's [`Admission`] (`--allow`/`--deny`, `--max-conns`); a refused
@@ -53,6 +56,7 @@
 //! ```
 
 mod dgram;
+mod dgram_exec;
 pub mod exec;
 mod hub;
 mod one;
@@ -301,12 +305,6 @@ fn usage(op: &'static str, message: &str) -> Error {
 /// The combinations a listener refuses (ncat refuses the first two too).
 fn check(addr: &Address, opts: &ListenOptions) -> Result<()> {
     opts.sockopts.validate()?;
-    if !opts.exec.is_empty() && opts.datagram {
-        return Err(usage(
-            "exec",
-            "--exec needs a stream listener (TCP or Unix stream), not -u",
-        ));
-    }
     if opts.datagram && opts.mode == Mode::Broker {
         // ncat: "UDP mode does not support connection brokering".
         return Err(usage(
@@ -353,7 +351,7 @@ impl Listen {
     ///
     /// # Errors
     /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput): `-u` with
-    ///   `--broker` or `--exec`, `--broker` with `--exec`, an `--exec` program that is not
+    ///   `--broker`, `--broker` with `--exec`, an `--exec` program that is not
     ///   there, `--tls` off TCP, `--allow`/`--deny` on a Unix listener, a bad socket
     ///   option, a literal of the family `-4`/`-6` exclude, `--dual-stack` off `::`.
     /// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) when the host does not resolve.
@@ -472,6 +470,7 @@ impl Listen {
         let keep = ctx.opts.mode != Mode::One;
         let result = match bound {
             Bound::Stream(l) if !ctx.opts.exec.is_empty() => exec::serve(l, &ctx).await,
+            Bound::Dgram(d) if !ctx.opts.exec.is_empty() => dgram_exec::serve(d, &ctx).await,
             Bound::Stream(l) if keep => hub::serve(l, &ctx, local).await,
             Bound::Stream(l) => one::stream(l, &ctx, local).await,
             Bound::Dgram(d) if keep => dgram::serve(d, &ctx, local).await,
