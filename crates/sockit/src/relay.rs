@@ -488,8 +488,9 @@ where
                         // alert). Let the receive side finish (bounded) so no byte is lost
                         // and its error, the cause, is the one reported.
                         // (A reset read from the local side is its own end: nothing
-                        // is left to deliver to it, so the other side is aborted at once.)
-                        Err(e) if e.op() == "send" && peer_gone(&e) => {
+                        // is left to deliver to it, so the other side is aborted at once.
+                        // A failed send or shutdown towards the peer waits.)
+                        Err(e) if e.op() != "read" && peer_gone(&e) => {
                             // (a reset reported to the send side is not reported again:
                             // the receive side then ends as at EOF, and `e` stands)
                             match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {
