@@ -245,6 +245,8 @@ impl Merge {
             })?;
             Ok(())
         };
+        // one stopped run makes the sum partial
+        s.partial |= r.partial;
         sum(&mut s.runs, r.runs, "runs")?;
         sum(&mut s.connections, r.connections, "connections")?;
         sum(&mut s.connected, r.connected, "connected")?;
@@ -298,13 +300,12 @@ impl Merge {
     }
 
     /// The sum of the runs added (`None` when none was): `stopped_by` `merged`, no CPU
-    /// figures, no rate.
+    /// figures, no rate; `partial` when a run added was.
     pub fn finish(self) -> Option<Report> {
         let mut s = self.sum?;
         s.target = self.targets.join(", ");
         s.histogram = merge_histograms(&self.hists);
         s.stopped_by = StopReason::Merged;
-        s.partial = false;
         s.rate = None;
         s.cpu_pct = None;
         s.cpu_wait_pct = None;
@@ -400,6 +401,25 @@ mod tests {
             .add_text("h.json", r#"{"event":"stats","runs":3,"phases":[]}"#)
             .unwrap_err();
         assert!(e.to_string().contains("sockit http --merge"), "{e}");
+    }
+
+    #[test]
+    fn a_merge_with_a_stopped_run_is_partial() {
+        // Regression: a merged summary did not say that a run in it was stopped early.
+        let mut stopped = run_like(3, 3);
+        stopped.partial = true;
+        let mut m = Merge::default();
+        m.add(run_like(10, 10)).unwrap();
+        m.add(stopped).unwrap();
+        let r = m.finish().unwrap();
+        assert!(r.partial);
+        assert!(
+            r.to_string()
+                .contains("[partial: a merged run was stopped before its end]")
+        );
+        let mut m = Merge::default();
+        m.add(run_like(10, 10)).unwrap();
+        assert!(!m.finish().unwrap().partial);
     }
 
     #[test]

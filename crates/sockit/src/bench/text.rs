@@ -26,10 +26,10 @@ impl fmt::Display for Report {
     /// and extra bytes, rate not reached, load CPU). Merged runs say what was summed.
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         let merged = self.is_merged();
-        let partial = if self.partial {
-            " [partial: stopped before its end]"
-        } else {
-            ""
+        let partial = match (self.partial, merged) {
+            (true, false) => " [partial: stopped before its end]",
+            (true, true) => " [partial: a merged run was stopped before its end]",
+            _ => "",
         };
         let what = if merged {
             format!(

@@ -65,7 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         crate::plot::latency_by_percentile(svg, "sockit bench: latency by percentile", &series)
             .context("--plot")?;
     }
-    if report.partial {
+    // a merge marked partial (a run in it was stopped) is no stop of this command
+    if report.partial && !report.is_merged() {
         let signal = crate::lifecycle::stopped_by();
         let name = if signal == libc::SIGINT {
             "SIGINT"
