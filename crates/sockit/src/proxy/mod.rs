@@ -153,8 +153,15 @@ pub(crate) fn check_name(name: &[u8]) -> std::result::Result<(), &'static str> {
     if name.iter().any(bad) {
         return Err("host name with a space, control character or one of / @ [ ] \\ %");
     }
-    if std::str::from_utf8(name).is_err() {
+    let Ok(text) = std::str::from_utf8(name) else {
         return Err("host name that is not UTF-8");
+    };
+    // what the lookup would refuse is a malformed name here, not a failed lookup
+    if text == "." || crate::resolve::encode_host("host", text).is_err() {
+        return Err(
+            "host name with an empty label, a label over 63 bytes, over 253 bytes, or one \
+             IDNA cannot encode",
+        );
     }
     Ok(())
 }
@@ -442,8 +449,18 @@ mod tests {
         ] {
             assert!(TargetAddr::domain(bad, 1).is_err(), "{bad:?}");
         }
-        assert!(TargetAddr::domain(&"a".repeat(255), 1).is_ok());
         assert!(TargetAddr::domain("bücher.example", 1).is_ok());
+        assert!(TargetAddr::domain("example.org.", 1).is_ok());
+        // Regression: names the lookup refuses (over 253 bytes, a 64-byte label, an empty
+        // label) went on to a `connect_failed` (HTTP 502) instead of `bad_domain` (400).
+        for bad in [
+            "a".repeat(255),
+            format!("{}.b", "a".repeat(64)),
+            "a..b".to_string(),
+            ".".to_string(),
+        ] {
+            assert!(TargetAddr::domain(&bad, 1).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -378,7 +378,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn request_round_trip(a in any::<std::net::Ipv4Addr>(), port in 1u16.., user in "[a-z]{0,20}", name in proptest::option::of("[a-z][a-z0-9.-]{0,60}")) {
+        fn request_round_trip(a in any::<std::net::Ipv4Addr>(), port in 1u16.., user in "[a-z]{0,20}", name in proptest::option::of("[a-z][a-z0-9-]{0,20}(\\.[a-z0-9-]{1,20}){0,2}")) {
             let target = match name {
                 Some(n) => TargetAddr::domain(&n, port).unwrap(),
                 None => TargetAddr::Ip(SocketAddr::from((a, port))),

@@ -830,7 +830,10 @@ mod tests {
                 .prop_map(|(a, p)| TargetAddr::Ip(SocketAddr::from((a, p)))),
             any::<(std::net::Ipv6Addr, u16)>()
                 .prop_map(|(a, p)| TargetAddr::Ip(SocketAddr::from((a, p)))),
-            ("[a-z0-9][a-z0-9.-]{0,254}", any::<u16>())
+            (
+                "[a-z0-9][a-z0-9-]{0,62}(\\.[a-z0-9-]{1,62}){0,2}",
+                any::<u16>()
+            )
                 .prop_map(|(h, p)| TargetAddr::domain(&h, p).unwrap()),
         ]
     }
