@@ -49,36 +49,36 @@ pub struct Args {
     #[arg(short = 'u', long)]
     pub udp: bool,
     /// IPv4 only.
-    #[arg(short = '4', conflicts_with = "ipv6")]
+    #[arg(help_heading = "Connection", short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
     /// IPv6 only.
-    #[arg(short = '6')]
+    #[arg(help_heading = "Connection", short = '6')]
     pub ipv6: bool,
     /// Numeric hosts only: no name lookup.
-    #[arg(short = 'n', long = "numeric")]
+    #[arg(help_heading = "Connection", short = 'n', long = "numeric")]
     pub numeric: bool,
     /// Time each port may take to answer, in seconds.
-    #[arg(short = 'w', value_name = "SECS", default_value = "2", allow_negative_numbers = true, value_parser = parse_wait)]
+    #[arg(help_heading = "Connection", short = 'w', value_name = "SECS", default_value = "2", allow_negative_numbers = true, value_parser = parse_wait)]
     pub wait: Duration,
     /// At most N probes in flight.
-    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    #[arg(help_heading = "Limits", long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=65536))]
     pub parallel: u32,
     /// Source address of the probes.
-    #[arg(short = 's', value_name = "ADDR")]
+    #[arg(help_heading = "Connection", short = 's', value_name = "ADDR")]
     pub source: Option<IpAddr>,
     /// Source port of the probes (with SO_REUSEADDR).
-    #[arg(short = 'p', value_name = "PORT")]
+    #[arg(help_heading = "Connection", short = 'p', value_name = "PORT")]
     pub source_port: Option<u16>,
     /// TCP connects on epoll even where the kernel allows io_uring (for comparisons and
     /// tests of the fallback).
-    #[arg(long = "no-io-uring")]
+    #[arg(help_heading = "Connection", long = "no-io-uring")]
     pub no_io_uring: bool,
     /// Print every port with its state (open, closed, filtered, open|filtered), and a
     /// summary on stderr.
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
+    #[arg(help_heading = "Output", short = 'v', long = "verbose", action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// One JSON object per port on stdout.
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub json: bool,
 }
 

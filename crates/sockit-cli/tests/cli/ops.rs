@@ -906,6 +906,31 @@ fn help_is_grouped_and_points_to_the_tour() {
     }
     // Wrapped: no line wider than clap's width for a pipe (100 columns).
     assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+    // Regression: bench, http and scan listed every option under `Options:`.
+    for (cmd, headings) in [
+        ("bench", &["Connection:", "Data:", "Output:", "Limits:"][..]),
+        (
+            "http",
+            &["Connection:", "Data:", "TLS:", "Output:", "Limits:"][..],
+        ),
+        ("scan", &["Connection:", "Output:", "Limits:"][..]),
+    ] {
+        let out = common::run(&mut sockit(&[cmd, "-h"]), T);
+        let text = String::from_utf8_lossy(&out.stdout);
+        for heading in headings {
+            assert!(
+                text.lines().any(|l| l == *heading),
+                "{cmd} {heading}:\n{text}"
+            );
+        }
+        // what stays under Options: is the command's own few (and -h, -V)
+        let options = text
+            .split("\nOptions:\n")
+            .nth(1)
+            .and_then(|t| t.split("\n\n").next())
+            .unwrap_or("");
+        assert!(options.lines().count() <= 8, "{cmd}:\n{options}");
+    }
 }
 
 // Regression: open UDP sessions (forward -u) showed 0 bytes/datagrams in the SIGUSR1 totals

@@ -25,6 +25,7 @@ pub struct Args {
     pub udp: bool,
     /// Concurrent connections (UDP: sockets).
     #[arg(
+        help_heading = "Connection",
         short = 'c',
         long = "connections",
         value_name = "N",
@@ -32,76 +33,81 @@ pub struct Args {
     )]
     pub connections: usize,
     /// Load threads (default: the CPUs this process may use).
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Connection", long, value_name = "N")]
     pub threads: Option<usize>,
     /// Message size (ping-pong) or write size (stream), bytes.
-    #[arg(long, value_name = "BYTES", default_value_t = 64)]
+    #[arg(
+        help_heading = "Data",
+        long,
+        value_name = "BYTES",
+        default_value_t = 64
+    )]
     pub size: usize,
     /// Measured seconds after the warm-up, more than 0 and at most 3600 (default 10;
     /// with --count alone: up to 3600).
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_duration)]
+    #[arg(help_heading = "Limits", long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Measured requests in total (stream: chunks), split evenly over the connections.
-    #[arg(long, value_name = "N")]
+    #[arg(help_heading = "Limits", long, value_name = "N")]
     pub count: Option<u64>,
     /// Seconds of load before measuring starts, 0 to 3600.
-    #[arg(long, value_name = "SECS", default_value = "0", allow_negative_numbers = true,
+    #[arg(help_heading = "Limits", long, value_name = "SECS", default_value = "0", allow_negative_numbers = true,
           value_parser = parse_warmup)]
     pub warmup: Duration,
     /// Open loop: requests per second over all connections; latency is measured from
     /// each request's intended send time (more than 0, at most 10000000).
-    #[arg(long, value_name = "PER_SEC", allow_negative_numbers = true, value_parser = parse_rate)]
+    #[arg(help_heading = "Limits", long, value_name = "PER_SEC", allow_negative_numbers = true, value_parser = parse_rate)]
     pub rate: Option<f64>,
     /// pingpong: send, read the echo whole, verify; stream: write continuously while
     /// reading the echo back (MB/s).
-    #[arg(long, value_enum, default_value = "pingpong")]
+    #[arg(help_heading = "Data", long, value_enum, default_value = "pingpong")]
     pub mode: ModeArg,
     /// Per-request reply timeout in seconds (UDP: a datagram is lost after it;
     /// default 0.2 for UDP, 5 otherwise; at least 0.001, at most 1e9).
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_request_timeout)]
+    #[arg(help_heading = "Limits", long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_request_timeout)]
     pub timeout: Option<Duration>,
     /// Connect timeout for all connections together, seconds (more than 0, at most 1e9).
-    #[arg(short = 'w', value_name = "SECS", default_value = "10", allow_negative_numbers = true,
+    #[arg(help_heading = "Connection", short = 'w', value_name = "SECS", default_value = "10", allow_negative_numbers = true,
           value_parser = parse_timeout)]
     pub connect_timeout: Duration,
     /// IPv4 only.
-    #[arg(short = '4', conflicts_with = "ipv6")]
+    #[arg(help_heading = "Connection", short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
     /// IPv6 only.
-    #[arg(short = '6')]
+    #[arg(help_heading = "Connection", short = '6')]
     pub ipv6: bool,
     /// Numeric host only: no name lookup.
-    #[arg(short = 'n')]
+    #[arg(help_heading = "Connection", short = 'n')]
     pub numeric: bool,
     /// Do not compare echoed bytes with those sent.
-    #[arg(long)]
+    #[arg(help_heading = "Data", long)]
     pub no_verify: bool,
     /// One JSON object on stdout (units in field names, histogram in HdrHistogram's
     /// compressed base64 form).
-    #[arg(long)]
+    #[arg(help_heading = "Output", long)]
     pub json: bool,
     /// Print the settings before the run and the connect phase's outcome on stderr.
-    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    #[arg(help_heading = "Output", short = 'v', action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Print requests per second and latency percentiles for every SECS of the measured
     /// time, before the summary, as iperf3 -i (at least 0.01).
-    #[arg(long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_interval)]
+    #[arg(help_heading = "Output", long, value_name = "SECS", allow_negative_numbers = true, value_parser = parse_interval)]
     pub interval: Option<Duration>,
     /// Draw latency against percentile (on a 1/(1-p) axis, as HdrHistogram's plotter) to
     /// an SVG file: one curve per run; with --merge one per merged run and the merge.
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(help_heading = "Output", long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Run slice I of N (1 <= I <= N) of the connections, the --count and the --rate: one
     /// command per machine, then --merge their --json results.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    #[arg(help_heading = "Limits", long, value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<(u64, u64)>,
     /// Write an HdrHistogram interval log (one histogram per --interval, 1 s without it),
     /// readable by HdrHistogram's own tools.
-    #[arg(long, value_name = "FILE")]
+    #[arg(help_heading = "Output", long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
     /// Merge saved --json results and print the combined figures (no load is sent; only
     /// --json and --plot apply).
-    #[arg(long, value_name = "FILE", num_args = 1.., conflicts_with_all = [
+    #[arg(help_heading = "Output", long, value_name = "FILE", num_args = 1.., conflicts_with_all = [
         "addr", "unix", "udp", "connections", "threads", "size", "duration", "count", "warmup",
         "rate", "mode", "timeout", "connect_timeout", "ipv4", "ipv6", "numeric", "no_verify",
         "verbose", "interval", "shard", "hdr_log",

@@ -95,6 +95,7 @@ impl clap::Args for DataArgs {
         for &(id, short, kind, help) in FLAGS {
             let mut arg = Arg::new(id)
                 .long(id)
+                .help_heading("Data")
                 .help(help)
                 .action(ArgAction::Append)
                 .num_args(1)

@@ -71,16 +71,22 @@ pub struct Opts {
     pub url_flag: Vec<String>,
 
     /// Send the URL's path as it is: no removal of its . and .. segments (curl's).
-    #[arg(long = "path-as-is")]
+    #[arg(help_heading = "Data", long = "path-as-is")]
     pub path_as_is: bool,
 
     /// Request method (default GET, POST with a data flag, PUT with -T, HEAD with -I).
-    #[arg(short = 'X', long = "request", value_name = "METHOD")]
+    #[arg(
+        help_heading = "Data",
+        short = 'X',
+        long = "request",
+        value_name = "METHOD"
+    )]
     pub method: Option<String>,
 
     /// Extra header 'Name: value' (repeatable); 'Name:' removes a default header, 'Name;'
     /// sends it empty, @FILE reads one header per line.
     #[arg(
+        help_heading = "Data",
         short = 'H',
         long = "header",
         value_name = "HEADER",
@@ -93,28 +99,34 @@ pub struct Opts {
     pub data: data::DataArgs,
 
     /// Send the data flags' body as the URL's query, with GET (or HEAD with -I).
-    #[arg(short = 'G', long = "get")]
+    #[arg(help_heading = "Data", short = 'G', long = "get")]
     pub get: bool,
 
     /// Upload FILE (- is stdin) with PUT; a URL ending in / gets the file's name.
-    #[arg(short = 'T', long = "upload-file", value_name = "FILE")]
+    #[arg(
+        help_heading = "Data",
+        short = 'T',
+        long = "upload-file",
+        value_name = "FILE"
+    )]
     pub upload_file: Option<PathBuf>,
 
     /// Print the response head (status line and headers) before the body.
-    #[arg(short = 'i', long = "include")]
+    #[arg(help_heading = "Output", short = 'i', long = "include")]
     pub include: bool,
 
     /// Send HEAD and print the response head only.
-    #[arg(short = 'I', long = "head")]
+    #[arg(help_heading = "Data", short = 'I', long = "head")]
     pub head: bool,
 
     /// Follow redirects (301, 302, 303, 307, 308).
-    #[arg(short = 'L', long = "location")]
+    #[arg(help_heading = "Data", short = 'L', long = "location")]
     pub location: bool,
 
     /// Most redirects followed with -L; -1: no count limit (a repeated URL, or 1000
     /// redirects, still stop it: exit 7).
     #[arg(
+        help_heading = "Data",
         long = "max-redirs",
         value_name = "N",
         default_value_t = 50,
@@ -124,6 +136,7 @@ pub struct Opts {
 
     /// Write the body (and the head with -i) to FILE instead of stdout (- is stdout).
     #[arg(
+        help_heading = "Output",
         short = 'o',
         long = "output",
         value_name = "FILE",
@@ -132,29 +145,40 @@ pub struct Opts {
     pub output: Option<PathBuf>,
 
     /// Write the body to a file named as the URL's last path segment.
-    #[arg(short = 'O', long = "remote-name", overrides_with = "output")]
+    #[arg(
+        help_heading = "Output",
+        short = 'O',
+        long = "remote-name",
+        overrides_with = "output"
+    )]
     pub remote_name: bool,
 
     /// Write the response heads to FILE (- is stdout).
-    #[arg(short = 'D', long = "dump-header", value_name = "FILE")]
+    #[arg(
+        help_heading = "Output",
+        short = 'D',
+        long = "dump-header",
+        value_name = "FILE"
+    )]
     pub dump_header: Option<PathBuf>,
 
     /// Silent: no warnings, no progress, no message about the transfer's failure (the
     /// exit code stays). A bad command line is still reported.
-    #[arg(short = 's', long = "silent")]
+    #[arg(help_heading = "Output", short = 's', long = "silent")]
     pub silent: bool,
 
     /// With -s, still print the transfer's error message.
-    #[arg(short = 'S', long = "show-error")]
+    #[arg(help_heading = "Output", short = 'S', long = "show-error")]
     pub show_error: bool,
 
     /// Show connection events, both directions of the exchange and timings on stderr.
-    #[arg(short = 'v', long = "verbose")]
+    #[arg(help_heading = "Output", short = 'v', long = "verbose")]
     pub verbose: bool,
 
     /// curl's write-out: print FORMAT after the transfer (%{http_code}, %{time_total},
     /// %{json}, %header{name}, %{stderr}, \n …; @FILE reads it from a file).
     #[arg(
+        help_heading = "Output",
         short = 'w',
         long = "write-out",
         value_name = "FORMAT",
@@ -163,23 +187,28 @@ pub struct Opts {
     pub write_out: Option<String>,
 
     /// Limit for the name lookup and connect in seconds (all addresses); 0: none.
-    #[arg(long = "connect-timeout", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
+    #[arg(help_heading = "Connection", long = "connect-timeout", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub connect_timeout: Option<Duration>,
 
     /// Limit for each whole transfer in seconds; 0: none (as curl).
-    #[arg(short = 'm', long = "max-time", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
+    #[arg(help_heading = "Limits", short = 'm', long = "max-time", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs_or_zero)]
     pub max_time: Option<Duration>,
 
     /// Send an HTTP/1.0 request.
-    #[arg(short = '0', long = "http1.0", overrides_with = "http11")]
+    #[arg(
+        help_heading = "Data",
+        short = '0',
+        long = "http1.0",
+        overrides_with = "http11"
+    )]
     pub http10: bool,
 
     /// Send an HTTP/1.1 request (the default).
-    #[arg(long = "http1.1", overrides_with = "http10")]
+    #[arg(help_heading = "Data", long = "http1.1", overrides_with = "http10")]
     pub http11: bool,
 
     /// Send FILE's bytes exactly as the request (`-` for stdin) and print the answer's bytes.
-    #[arg(
+    #[arg(help_heading = "Data",
         long = "raw-request",
         value_name = "FILE",
         conflicts_with_all = ["method", "headers", "data", "data-ascii", "data-binary", "data-raw", "data-urlencode", "data-file", "head", "http10", "location", "include", "upload_file", "get"]
@@ -187,67 +216,109 @@ pub struct Opts {
     pub raw_request: Option<PathBuf>,
 
     /// Print the exact request bytes before the answer (on stdout; stderr with --json).
-    #[arg(long = "show-request")]
+    #[arg(help_heading = "Output", long = "show-request")]
     pub show_request: bool,
 
     /// Trust the certificates in this PEM file instead of the system's roots; a server
     /// certificate that is itself in the file is trusted as it is.
-    #[arg(long = "cacert", value_name = "FILE")]
+    #[arg(help_heading = "TLS", long = "cacert", value_name = "FILE")]
     pub cacert: Option<PathBuf>,
 
     /// Present this client certificate chain (PEM) when the server asks for one (mutual
     /// TLS; curl's -E/--cert, without curl's `:password`); needs --key.
-    #[arg(short = 'E', long = "cert", value_name = "FILE", requires = "key")]
+    #[arg(
+        help_heading = "TLS",
+        short = 'E',
+        long = "cert",
+        value_name = "FILE",
+        requires = "key"
+    )]
     pub cert: Option<PathBuf>,
 
     /// With --cert: the client certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long = "key", value_name = "FILE", requires = "cert")]
+    #[arg(
+        help_heading = "TLS",
+        long = "key",
+        value_name = "FILE",
+        requires = "cert"
+    )]
     pub key: Option<PathBuf>,
 
     /// Do not verify the server's certificate (curl's -k). Dangerous.
-    #[arg(short = 'k', long = "insecure")]
+    #[arg(help_heading = "TLS", short = 'k', long = "insecure")]
     pub insecure: bool,
 
     /// Exit 7 without printing the body when the status is 4xx or 5xx.
-    #[arg(short = 'f', long = "fail")]
+    #[arg(help_heading = "Output", short = 'f', long = "fail")]
     pub fail: bool,
 
     /// sockit's JSON output (not curl's --json DATA): one object (status, headers, sizes,
     /// timings in µs) on stdout; the body goes only to -o FILE.
-    #[arg(long = "json", conflicts_with = "write_out")]
+    #[arg(help_heading = "Output", long = "json", conflicts_with = "write_out")]
     pub json: bool,
 
     /// IPv4 addresses only (the --resolve addresses too).
-    #[arg(short = '4', long = "ipv4", overrides_with = "ipv6")]
+    #[arg(
+        help_heading = "Connection",
+        short = '4',
+        long = "ipv4",
+        overrides_with = "ipv6"
+    )]
     pub ipv4: bool,
 
     /// IPv6 addresses only (the --resolve addresses too).
-    #[arg(short = '6', long = "ipv6", overrides_with = "ipv4")]
+    #[arg(
+        help_heading = "Connection",
+        short = '6',
+        long = "ipv6",
+        overrides_with = "ipv4"
+    )]
     pub ipv6: bool,
 
     /// User-Agent to send ("" sends none).
-    #[arg(short = 'A', long = "user-agent", value_name = "NAME")]
+    #[arg(
+        help_heading = "Data",
+        short = 'A',
+        long = "user-agent",
+        value_name = "NAME"
+    )]
     pub user_agent: Option<String>,
 
     /// Referer to send; URL;auto also sets it on redirects.
-    #[arg(short = 'e', long = "referer", value_name = "URL")]
+    #[arg(
+        help_heading = "Data",
+        short = 'e',
+        long = "referer",
+        value_name = "URL"
+    )]
     pub referer: Option<String>,
 
     /// Basic authentication: USER:PASSWORD.
-    #[arg(short = 'u', long = "user", value_name = "USER:PASSWORD")]
+    #[arg(
+        help_heading = "Data",
+        short = 'u',
+        long = "user",
+        value_name = "USER:PASSWORD"
+    )]
     pub user: Option<String>,
 
     /// Cookie to send: 'NAME=VALUE[; NAME=VALUE]' (repeatable; no cookie files).
-    #[arg(short = 'b', long = "cookie", value_name = "NAME=VALUE")]
+    #[arg(
+        help_heading = "Data",
+        short = 'b',
+        long = "cookie",
+        value_name = "NAME=VALUE"
+    )]
     pub cookie: Vec<String>,
 
     /// Ask for a compressed body (Accept-Encoding: deflate, gzip) and decode it.
-    #[arg(long = "compressed")]
+    #[arg(help_heading = "Data", long = "compressed")]
     pub compressed: bool,
 
     /// Connect to ADDRESS for HOST:PORT, with no lookup (repeatable; IPv6 in brackets;
     /// HOST * is any host, as in curl).
     #[arg(
+        help_heading = "Connection",
         long = "resolve",
         value_name = "HOST:PORT:ADDRESS",
         allow_hyphen_values = true
@@ -255,17 +326,22 @@ pub struct Opts {
     pub resolve: Vec<String>,
 
     /// Connect to HOST2:PORT2 for HOST1:PORT1 (empty parts: any, or the same).
-    #[arg(long = "connect-to", value_name = "HOST1:PORT1:HOST2:PORT2")]
+    #[arg(
+        help_heading = "Connection",
+        long = "connect-to",
+        value_name = "HOST1:PORT1:HOST2:PORT2"
+    )]
     pub connect_to: Vec<String>,
 
     /// Connect to this Unix stream socket instead of the URL's host.
-    #[arg(long = "unix-socket", value_name = "PATH")]
+    #[arg(help_heading = "Connection", long = "unix-socket", value_name = "PATH")]
     pub unix_socket: Option<PathBuf>,
 
     /// Use this proxy: [SCHEME://][USER:PASS@]HOST[:PORT] (default port 1080). Schemes as
     /// curl's: http (CONNECT for https://, the absolute URL for http://), socks4 and socks5
     /// (names resolved here), socks4a and socks5h (names resolved by the proxy).
     #[arg(
+        help_heading = "Connection",
         short = 'x',
         long = "proxy",
         value_name = "URL",
@@ -275,6 +351,7 @@ pub struct Opts {
 
     /// USER:PASSWORD for the proxy (instead of the URL's).
     #[arg(
+        help_heading = "Connection",
         short = 'U',
         long = "proxy-user",
         value_name = "USER:PASSWORD",
@@ -283,12 +360,17 @@ pub struct Opts {
     pub proxy_user: Option<String>,
 
     /// Tunnel through an HTTP proxy with CONNECT for http:// URLs too.
-    #[arg(short = 'p', long = "proxytunnel", requires = "proxy")]
+    #[arg(
+        help_heading = "Connection",
+        short = 'p',
+        long = "proxytunnel",
+        requires = "proxy"
+    )]
     pub proxytunnel: bool,
 
     /// Retry a transient failure N times (curl's rules: timeouts, failed lookups, HTTP
     /// 408/429/500/502/503/504), waiting 1 s, 2 s, 4 s … or Retry-After.
-    #[arg(
+    #[arg(help_heading = "Limits",
         long = "retry",
         value_name = "N",
         default_value_t = 0,
@@ -298,24 +380,24 @@ pub struct Opts {
     pub retry: u32,
 
     /// Wait this long between retries instead of doubling from 1 s.
-    #[arg(long = "retry-delay", value_name = "SECS", value_parser = parse_secs_or_zero)]
+    #[arg(help_heading = "Limits", long = "retry-delay", value_name = "SECS", value_parser = parse_secs_or_zero)]
     pub retry_delay: Option<Duration>,
 
     /// No retry starts later than this after the first attempt began.
-    #[arg(long = "retry-max-time", value_name = "SECS", value_parser = parse_secs_or_zero)]
+    #[arg(help_heading = "Limits", long = "retry-max-time", value_name = "SECS", value_parser = parse_secs_or_zero)]
     pub retry_max_time: Option<Duration>,
 
     /// With --retry, also retry a refused connection.
-    #[arg(long = "retry-connrefused")]
+    #[arg(help_heading = "Limits", long = "retry-connrefused")]
     pub retry_connrefused: bool,
 
     /// With --retry, retry every error.
-    #[arg(long = "retry-all-errors")]
+    #[arg(help_heading = "Limits", long = "retry-all-errors")]
     pub retry_all_errors: bool,
 
     /// Run the request N times and print p50/p90/p99/max of each phase (curl's -n is
     /// --netrc: sockit's repeats are --repeat).
-    #[arg(
+    #[arg(help_heading = "Limits",
         long = "repeat",
         value_name = "N",
         allow_negative_numbers = true,
@@ -324,12 +406,13 @@ pub struct Opts {
     pub repeat: Option<u64>,
 
     /// With --repeat: one keep-alive connection for every run (warm), not one per run.
-    #[arg(long = "reuse", requires = "repeat")]
+    #[arg(help_heading = "Limits", long = "reuse", requires = "repeat")]
     pub reuse: bool,
 
     /// With --repeat: start at most N runs per second, minute, hour or day (N/s, N/m,
     /// N/h, N/d; curl's syntax).
     #[arg(
+        help_heading = "Limits",
         long = "rate",
         value_name = "N/UNIT",
         requires = "repeat",
@@ -339,13 +422,13 @@ pub struct Opts {
 
     /// Draw the phases as an SVG waterfall in FILE (one exchange: a bar per phase; with
     /// --repeat: the spread of each phase, box p25-p75, whiskers min-max, mark p50).
-    #[arg(long = "plot", value_name = "FILE.svg")]
+    #[arg(help_heading = "Output", long = "plot", value_name = "FILE.svg")]
     pub plot: Option<std::path::PathBuf>,
 
     /// Add up saved `--repeat --json` results (from several machines, or one after
     /// another) and print them as one: the table, or one object with --json (as bench
     /// --merge does for bench's results).
-    #[arg(long = "merge", value_name = "FILE", num_args = 1..)]
+    #[arg(help_heading = "Output", long = "merge", value_name = "FILE", num_args = 1..)]
     pub merge: Vec<PathBuf>,
 
     /// curl's options sockit does not have (refused by name).
