@@ -568,3 +568,20 @@ pub fn server_tls_config(
 pub fn tls_needs_tcp() -> sockit::Error {
     sockit::Error::invalid_input("tls", "--tls needs a TCP connection (not -u or --unix)")
 }
+
+/// `--no-splice`: forward, connect, listen.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct SpliceArgs {
+    /// Copy every byte through user space (read/write) instead of moving it with
+    /// splice(2), which is used where no -x/-o/-C/-d/TLS needs the bytes (for comparisons
+    /// and tests; -v says which way each session ran).
+    #[arg(long = "no-splice")]
+    pub no_splice: bool,
+}
+
+impl SpliceArgs {
+    /// True unless `--no-splice` was given.
+    pub fn splice(&self) -> bool {
+        !self.no_splice
+    }
+}

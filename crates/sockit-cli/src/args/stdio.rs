@@ -61,6 +61,28 @@ impl DataArgs {
         (Box::new(theirs), output)
     }
 
+    /// Stdin and stdout as a relay's local side, wrapped as [`DataArgs::wrap`] says. With
+    /// `splice` (no `--no-splice`), each direction whose bytes pass unchanged also carries
+    /// its descriptor (a pipe or a regular file), so a plain stream relay moves them with
+    /// splice(2) ([`sockit::listen::relay_local`]): stdin unless `-C`, `-d` or
+    /// `--recv-only`; stdout unless `--send-only`. Must be called inside a tokio runtime.
+    pub fn local(&self, splice: bool) -> sockit::listen::Local {
+        let (input, output) = self.wrap(crate::stdio::stdin(), crate::stdio::stdout());
+        let local = sockit::listen::Local::new(input, output);
+        #[cfg(target_os = "linux")]
+        let local = {
+            use sockit::relay::LocalFd;
+            let plain_in = splice && !self.crlf && self.delay.is_none() && !self.recv_only;
+            let plain_out = splice && !self.send_only;
+            local
+                .splice_input(plain_in.then(LocalFd::stdin).flatten())
+                .splice_output(plain_out.then(LocalFd::stdout).flatten())
+        };
+        #[cfg(not(target_os = "linux"))]
+        let _ = splice;
+        local
+    }
+
     /// Opens the `-x` / `-o` files, as a relay tap of one unlabelled session (None when
     /// neither was given); a write error is handled as [`TrafficLogArgs::shared`] says.
     pub fn tap(&self) -> sockit::Result<Option<sockit::dump::SessionTap>> {

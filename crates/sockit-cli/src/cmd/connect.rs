@@ -24,8 +24,8 @@ use sockit::serve::{BoxStream, CloseReason, Closed, Event, Local, Peer, Transpor
 use sockit::unix::UnixAddr;
 
 use crate::args::{
-    DataArgs, FamilyArgs, LocalIn, LocalOut, OutputArgs, ProxyArgs, RetryArgs, SocketOptArgs,
-    StatsArgs, TlsClientArgs, parse_idle_secs, parse_secs, parse_timeout_secs,
+    DataArgs, FamilyArgs, OutputArgs, ProxyArgs, RetryArgs, SocketOptArgs, SpliceArgs, StatsArgs,
+    TlsClientArgs, parse_idle_secs, parse_secs, parse_timeout_secs,
 };
 use crate::report::Reporter;
 use crate::transfer::Transfer;
@@ -90,6 +90,8 @@ pub struct Args {
     pub proxy: ProxyArgs,
     #[command(flatten)]
     pub retry: RetryArgs,
+    #[command(flatten)]
+    pub splice: SpliceArgs,
 }
 
 /// Runs `sockit connect`.
@@ -143,10 +145,11 @@ fn finish(
     s: &Session,
     counters: &Counters,
     result: sockit::Result<relay::End>,
+    zero_copy: Option<bool>,
 ) -> anyhow::Result<ExitCode> {
     let result = result.map_err(sockit::listen::name_stdin);
     let (reason, error) = sockit::serve::close::relay_end(&result);
-    reporter.event(&Event::Closed(Closed::of(
+    let closed = Closed::of(
         1,
         s.transport,
         s.peer.clone(),
@@ -154,7 +157,11 @@ fn finish(
         &counters.totals(),
         reason,
         error,
-    )));
+    );
+    reporter.event(&Event::Closed(Closed {
+        zero_copy,
+        ..closed
+    }));
     match result {
         Ok(_) => Ok(ExitCode::SUCCESS),
         Err(e) if crate::args::is_local_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
@@ -162,26 +169,23 @@ fn finish(
     }
 }
 
-/// Relays stdin/stdout and a stream; closes it as the end asks (lingering after a clean
-/// end or a local error).
+/// Relays stdin/stdout and a stream (zero-copy where [`sockit::listen::relay_local`] can);
+/// closes it as the end asks (lingering after a clean end or a local error).
 async fn relay_stream(
     args: &Args,
     reporter: &Reporter,
     counters: &Counters,
     session: Session,
     mut stream: BoxStream,
-    (mut lin, mut lout): (LocalIn, LocalOut),
+    mut local: sockit::listen::Local,
 ) -> anyhow::Result<ExitCode> {
     let log = args.data.tap()?;
     let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     // The idle clock starts with the relay, not with the connect.
     counters.touch();
-    let result = {
-        let (mut r, mut w) = tokio::io::split(&mut stream);
-        let opts = relay_options(args, false);
-        relay::relay_stream_counted(&mut lin, &mut lout, &mut r, &mut w, &opts, tap, counters).await
-    };
-    flush_rest(&mut lout).await;
+    let opts = relay_options(args, false);
+    let result = sockit::listen::relay_local(&mut stream, &mut local, &opts, tap, counters).await;
+    flush_rest(&mut local.output).await;
     let (reason, error) = sockit::serve::close::relay_end(&result);
     match reason {
         // What was sent arrives before the socket closes; the peer need not close first.
@@ -190,12 +194,18 @@ async fn relay_stream(
         }
         _ => sockit::serve::close::close_as(stream, reason, error.as_ref()).await,
     }
-    finish(reporter, &session, counters, result)
+    finish(
+        reporter,
+        &session,
+        counters,
+        result,
+        Some(counters.zero_copy()),
+    )
 }
 
 /// Finishes a write to stdout that a relay ended by the other direction left in flight
 /// (tokio's stdout writes on a thread; the runtime's shutdown would drop it), at most 5 s.
-async fn flush_rest(lout: &mut LocalOut) {
+async fn flush_rest(lout: &mut (dyn tokio::io::AsyncWrite + Unpin + Send)) {
     use tokio::io::AsyncWriteExt;
     let _ = tokio::time::timeout(Duration::from_secs(5), lout.flush()).await;
 }
@@ -218,9 +228,7 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
     // SIGUSR1 and --stats-interval totals, -v progress: read from the relay's counters.
     let xfer = Transfer::start(&args.output, &args.stats)?;
     let counters = xfer.counters();
-    let local = args
-        .data
-        .wrap(crate::stdio::stdin(), crate::stdio::stdout());
+    let local = args.data.local(args.splice.splice());
     if let Some(path) = &args.unix {
         return connect_unix(&args, path, reporter, &counters, local, retry).await;
     }
@@ -337,8 +345,9 @@ async fn relay_datagrams<D: relay::DatagramSocket>(
     counters: &Counters,
     session: Session,
     sock: &D,
-    (mut lin, mut lout): (LocalIn, LocalOut),
+    local: sockit::listen::Local,
 ) -> anyhow::Result<ExitCode> {
+    let (mut lin, mut lout) = (local.input, local.output);
     let log = args.data.tap()?;
     let tap = log.as_ref().map(|l| l as &dyn relay::Tap);
     counters.touch();
@@ -346,7 +355,7 @@ async fn relay_datagrams<D: relay::DatagramSocket>(
     let result =
         relay::relay_datagrams_counted(&mut lin, &mut lout, sock, &opts, tap, counters).await;
     flush_rest(&mut lout).await;
-    finish(reporter, &session, counters, result)
+    finish(reporter, &session, counters, result, None)
 }
 
 async fn connect_unix(
@@ -354,7 +363,7 @@ async fn connect_unix(
     path: &str,
     reporter: &Reporter,
     counters: &Counters,
-    local: (LocalIn, LocalOut),
+    local: sockit::listen::Local,
     retry: sockit::retry::Retry,
 ) -> anyhow::Result<ExitCode> {
     let addr = UnixAddr::parse(path)?;

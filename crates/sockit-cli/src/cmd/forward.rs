@@ -10,7 +10,7 @@ use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
 use crate::args::{
     AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, ProxyArgs, RetryArgs,
-    SocketOptArgs, StatsArgs, TrafficLogArgs, parse_secs,
+    SocketOptArgs, SpliceArgs, StatsArgs, TrafficLogArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
@@ -22,7 +22,8 @@ use crate::report::{JsonTo, Reporter};
     after_long_help = "Addresses: PORT, HOST:PORT, [V6]:PORT, optionally prefixed tcp: or \
 udp:; unix:PATH (or /path, ./path, @abstract) for a Unix stream socket; unixgram:PATH for a Unix \
 datagram socket (TARGET only). A LISTEN without \
-host binds 127.0.0.1 (::1 with -6).\n\nA reset on one side is passed on to the other as a reset \
+host binds 127.0.0.1 (::1 with -6).\n\nTCP and Unix stream sessions move their bytes with \
+splice(2) (zero-copy) unless -x/-o, TLS, a PROXY header or --no-splice; the -v closed line says zero-copy or copied.\n\nA reset on one side is passed on to the other as a reset \
 and reported without -v; SIGTERM drains sessions for --drain SECS, then aborts them with RST.\n\n\
 Examples:\n  sockit forward 8080 127.0.0.1:80\n  sockit forward -u \
 5353 127.0.0.1:53\n  sockit forward unix:/tmp/web.sock 127.0.0.1:80\n  sockit forward --tls --cert c.pem \
@@ -72,6 +73,8 @@ pub struct Args {
     pub proxy: ProxyArgs,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub splice: SpliceArgs,
 }
 
 /// TLS on either side of the relay (stunnel's two modes).
@@ -232,6 +235,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         sockopts: args.sockopts.options(),
         log: args.log.shared()?,
         proxy: args.proxy.proxy()?,
+        splice: args.splice.splice(),
     };
     let rt = crate::lifecycle::runtime()?;
     let listen_text = shown(&listen, &lookup);

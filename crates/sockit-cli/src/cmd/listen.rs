@@ -9,13 +9,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sockit::addr::parse_host_port;
-use sockit::listen::{Address, Listen, ListenOptions, Local, Mode};
+use sockit::listen::{Address, Listen, ListenOptions, Mode};
 use sockit::serve::Event;
 use sockit::unix::UnixAddr;
 
 use crate::args::{
     AdmitArgs, DataArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs,
-    StatsArgs, TlsServerArgs, parse_secs,
+    SpliceArgs, StatsArgs, TlsServerArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
@@ -87,6 +87,9 @@ pub struct Args {
     pub sockopts: SocketOptArgs,
     #[command(flatten)]
     pub tls: TlsServerArgs,
+    /// --no-splice: one peer's relay copies every byte through user space.
+    #[command(flatten)]
+    pub splice: SpliceArgs,
     /// Run PROGRAM [ARGS…] for each connection (with -k, one per connection; -u: per
     /// sender, each datagram to its stdin, each read of its stdout back as a datagram,
     /// ended after -i SECS idle, default 60 s; at most --max-conns at once), its
@@ -229,10 +232,7 @@ fn serve(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitCode> {
         for a in listen.applied() {
             reporter.event(&Event::from(a));
         }
-        let (input, output) = args
-            .data
-            .wrap(crate::stdio::stdin(), crate::stdio::stdout());
-        let local = Local { input, output };
+        let local = args.data.local(args.splice.splice());
         let sink = match ops {
             Some(o) => {
                 o.serving(listen.transport());

@@ -834,6 +834,7 @@ impl Shared {
                 reason,
                 reset_by,
                 error,
+                zero_copy: None,
             })
         });
     }

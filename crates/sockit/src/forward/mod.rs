@@ -22,7 +22,12 @@
 //! - Stream to stream: [`relay_stream`](crate::relay::relay_stream) both ways; one side's
 //!   end of input becomes `shutdown(SHUT_WR)` on the other (half-close propagated). A
 //!   reset on one side is passed on as a reset to the other (`SO_LINGER` 0, close), and
-//!   the `closed` event says `reason: reset` and `reset_by` which side.
+//!   the `closed` event says `reason: reset` and `reset_by` which side. Between two plain
+//!   TCP or Unix stream sockets, with no log, no TLS and no PROXY header sent, each
+//!   direction moves its bytes with
+//!   `splice(2)` through a pipe of its own ([`relay::splice`](crate::relay::splice)),
+//!   falling back to copying where the kernel refuses; [`ForwardOptions::splice`] off
+//!   copies always. The `closed` event says which (`zero_copy`).
 //! - Stream client to datagram target: each chunk the client sends is one datagram; when
 //!   the client ends its input, the session relays replies for
 //!   [`ForwardOptions::eof_grace`] (default [`UDP_EOF_GRACE`], like socat's `-t 0.5`),
@@ -142,6 +147,11 @@ pub struct ForwardOptions {
     /// Reach a TCP target through this proxy (`--proxy …`; [`crate::proxy::client`]):
     /// the `connected` event then names the proxy's address.
     pub proxy: Option<crate::proxy::client::Proxy>,
+    /// Relay TCP and Unix stream sessions with `splice(2)` (zero-copy) when nothing needs
+    /// to see the bytes (no `log`, no TLS, no `send_proxy`: plain sockets on both sides);
+    /// default on. Off
+    /// (`--no-splice`), every byte is copied through user space.
+    pub splice: bool,
 }
 
 impl Default for ForwardOptions {
@@ -161,6 +171,7 @@ impl Default for ForwardOptions {
             sockopts: SocketOptions::default(),
             log: None,
             proxy: None,
+            splice: true,
         }
     }
 }
@@ -217,6 +228,19 @@ impl Ctx {
         reset_by: Option<Side>,
         error: Option<Error>,
     ) {
+        self.closed_relay(session, totals, reason, reset_by, error, None);
+    }
+
+    /// [`Ctx::closed`] for a relayed stream session, saying whether it ran zero-copy.
+    pub(crate) fn closed_relay(
+        &self,
+        session: &Session,
+        totals: Totals,
+        reason: CloseReason,
+        reset_by: Option<Side>,
+        error: Option<Error>,
+        zero_copy: Option<bool>,
+    ) {
         if reason == CloseReason::Aborted {
             self.cut.fetch_add(1, Ordering::SeqCst);
         }
@@ -233,6 +257,7 @@ impl Ctx {
             reason,
             reset_by,
             error,
+            zero_copy,
         }));
     }
 }

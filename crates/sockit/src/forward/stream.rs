@@ -113,9 +113,25 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     let counters = Counters::new();
     match conn {
         TargetConn::Stream(t, _) => {
-            let end =
-                relay_streams(client, t, ctx.opts.idle_timeout, tap, &counters, &ctx.stop).await;
-            ctx.closed(&session, end.totals, end.reason, end.reset_by, end.error);
+            let end = relay_streams(
+                client,
+                t,
+                ctx.opts.idle_timeout,
+                tap,
+                &counters,
+                &ctx.stop,
+                // A PROXY header keeps the copying path (issue 16), as TLS does.
+                ctx.opts.splice && ctx.opts.send_proxy.is_none(),
+            )
+            .await;
+            ctx.closed_relay(
+                &session,
+                end.totals,
+                end.reason,
+                end.reset_by,
+                end.error,
+                Some(end.zero_copy),
+            );
         }
         TargetConn::Datagram(u, _) => {
             let ropts = RelayOptions {
@@ -167,13 +183,16 @@ pub(crate) struct StreamEnd {
     pub(crate) reason: CloseReason,
     pub(crate) reset_by: Option<Side>,
     pub(crate) error: Option<Error>,
+    /// Both directions moved every byte with `splice(2)`.
+    pub(crate) zero_copy: bool,
 }
 
 /// Relays a client stream and a target stream both ways until both ends are done, one
 /// side resets, `idle` passes without traffic, or the stop aborts; then closes both as
 /// every relaying server does (DESIGN.md): a reset is passed on as a reset (`SO_LINGER`
 /// 0), a stop's abort cuts both with RST, an idle or failed session gets a lingering close.
-/// One mechanism for `forward` and `proxy`.
+/// One mechanism for `forward` and `proxy`. With `splice`, two plain sockets and no tap,
+/// the bytes move zero-copy ([`relay_both`]).
 pub(crate) async fn relay_streams(
     mut client: BoxStream,
     mut t: BoxStream,
@@ -181,6 +200,7 @@ pub(crate) async fn relay_streams(
     tap: Option<&dyn Tap>,
     counters: &Counters,
     stop: &Stop,
+    splice: bool,
 ) -> StreamEnd {
     let ropts = RelayOptions {
         idle_timeout: idle,
@@ -188,22 +208,18 @@ pub(crate) async fn relay_streams(
         shutdown_on_eof: true,
         end_on_remote_eof: false,
     };
-    let result = {
-        let (mut cr, mut cw) = tokio::io::split(&mut client);
-        let (mut tr, mut tw) = tokio::io::split(&mut t);
-        tokio::select! {
-            r = relay::relay_stream_counted(
-                &mut cr, &mut cw, &mut tr, &mut tw, &ropts, tap, counters,
-            ) => Some(r),
-            _ = stop.aborted() => None,
-        }
+    let result = tokio::select! {
+        r = relay_both(&mut client, &mut t, &ropts, tap, counters, splice) => Some(r),
+        _ = stop.aborted() => None,
     };
     let totals = counters.totals();
+    let zero_copy = counters.zero_copy();
     let end = |reason, reset_by, error| StreamEnd {
         totals,
         reason,
         reset_by,
         error,
+        zero_copy,
     };
     let Some(result) = result else {
         abort(client);
@@ -256,6 +272,35 @@ pub(crate) fn dup_fd<S: std::os::fd::AsFd>(socket: &S) -> Result<std::os::fd::Ow
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| Error::from_io("dup", e))
+}
+
+/// Relays a client and its stream target both ways: zero-copy (`splice(2)`) when asked
+/// and both are plain sockets and no tap needs the bytes, else through user space.
+async fn relay_both(
+    client: &mut BoxStream,
+    target: &mut BoxStream,
+    ropts: &RelayOptions,
+    tap: Option<&dyn Tap>,
+    counters: &Counters,
+    splice: bool,
+) -> Result<relay::End> {
+    #[cfg(target_os = "linux")]
+    if splice && tap.is_none() {
+        use relay::{Leg, SpliceEnd};
+        let (c, t) = (
+            SpliceEnd::socket((**client).as_any()),
+            SpliceEnd::socket((**target).as_any()),
+        );
+        if let (Some(c), Some(t)) = (c, t) {
+            let (send, recv) = (Leg::Splice(c, t), Leg::Splice(t, c));
+            return relay::relay_legs_counted(send, recv, ropts, None, counters).await;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = splice;
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut tr, mut tw) = tokio::io::split(target);
+    relay::relay_stream_counted(&mut cr, &mut cw, &mut tr, &mut tw, ropts, tap, counters).await
 }
 
 /// Resolves once a stop began and the client's input has ended.

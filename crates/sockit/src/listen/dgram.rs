@@ -36,7 +36,9 @@ pub(crate) async fn serve(sock: Dgram, ctx: &Arc<Ctx>, local: Local) -> Result<(
     let target_tx = Arc::new(target_tx);
     // Set when the listener ends without a stop (its local output closed).
     let (ended, _) = watch::channel(false);
-    let Local { input, mut output } = local;
+    let Local {
+        input, mut output, ..
+    } = local;
     let sender = tokio::spawn(input_to_target(input, sock.clone(), target_rx, ctx.clone()));
     let mut buf = vec![0u8; relay::DATAGRAM_RECV_BUFFER];
     let result: Result<()> = loop {

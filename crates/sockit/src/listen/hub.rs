@@ -84,7 +84,7 @@ pub(crate) async fn serve(listener: StreamListener, ctx: &Arc<Ctx>, local: Local
         count: watch::Sender::new(0),
         done: watch::Sender::new(false),
     });
-    let Local { input, output } = local;
+    let Local { input, output, .. } = local;
     let (out_tx, out_rx) = mpsc::channel::<Chunk>(QUEUE);
     let writer = tokio::spawn(write_output(output, out_rx, hub.clone()));
     let reader = tokio::spawn(input_to_clients(hub.clone(), input, ctx.clone()));

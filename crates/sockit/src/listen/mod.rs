@@ -49,7 +49,7 @@
 //! let addr = Address::Ip { host: None, port: sockit::Port::Number(7000) };
 //! let listen = Listen::bind(&addr, ListenOptions::default())?;
 //! eprintln!("{}", listen.listening()); // listening 127.0.0.1 7000
-//! let local = Local { input: Box::new(tokio::io::empty()), output: Box::new(tokio::io::sink()) };
+//! let local = Local::new(Box::new(tokio::io::empty()), Box::new(tokio::io::sink()));
 //! // #1 accepted 127.0.0.1 41530 (tcp), then #1 closed … 5000000 bytes received …, eof
 //! listen.run(local, Arc::new(|ev| eprintln!("{ev}")), Stop::new()).await
 //! # }
@@ -188,18 +188,112 @@ impl Default for ListenOptions {
 }
 
 /// The local side a listener relays its peers to: the command's stdin and stdout.
+///
+/// Built with [`Local::new`]; on Linux, [`Local::splice_input`] and
+/// [`Local::splice_output`] also give the same input and output as descriptors a relay
+/// may `splice(2)` (zero-copy, [`relay_local`]).
 pub struct Local {
     /// What goes to the peer(s).
     pub input: Box<dyn AsyncRead + Unpin + Send>,
     /// Where the peers' bytes go. Its `shutdown` is called when a one-peer session's
     /// peer ends its stream and the relay goes on sending (a stdout may close there).
     pub output: Box<dyn AsyncWrite + Unpin + Send>,
+    #[cfg(target_os = "linux")]
+    input_fd: Option<crate::relay::LocalFd>,
+    #[cfg(target_os = "linux")]
+    output_fd: Option<crate::relay::LocalFd>,
+}
+
+impl Local {
+    /// A local side that copies: `input` to the peer(s), the peers' bytes to `output`.
+    pub fn new(
+        input: Box<dyn AsyncRead + Unpin + Send>,
+        output: Box<dyn AsyncWrite + Unpin + Send>,
+    ) -> Local {
+        Local {
+            input,
+            output,
+            #[cfg(target_os = "linux")]
+            input_fd: None,
+            #[cfg(target_os = "linux")]
+            output_fd: None,
+        }
+    }
+
+    /// The input as a descriptor a one-peer stream relay may splice from instead of
+    /// reading [`Local::input`]: give it only when `input` passes the descriptor's bytes
+    /// unchanged (no line rewriting, no pacing). Ignored with `recv_only`.
+    #[cfg(target_os = "linux")]
+    pub fn splice_input(mut self, fd: Option<crate::relay::LocalFd>) -> Local {
+        self.input_fd = fd;
+        self
+    }
+
+    /// The output as a descriptor a one-peer stream relay may splice to instead of
+    /// writing [`Local::output`]; at the peer's end of stream it is pointed at
+    /// `/dev/null` ([`LocalFd`](crate::relay::LocalFd)) where `output` would be shut
+    /// down. Ignored with `send_only`.
+    #[cfg(target_os = "linux")]
+    pub fn splice_output(mut self, fd: Option<crate::relay::LocalFd>) -> Local {
+        self.output_fd = fd;
+        self
+    }
 }
 
 impl std::fmt::Debug for Local {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Local").finish_non_exhaustive()
     }
+}
+
+/// Relays a connected stream and the local side both ways until the relay ends, under
+/// the contract of [`relay_stream_counted`](crate::relay::relay_stream_counted) (the same
+/// half-close, `-q`, idle and reset behaviour): one mechanism for `listen`'s one peer and
+/// `connect`.
+///
+/// A direction moves its bytes with `splice(2)` (zero-copy, [`relay::splice`](crate::relay::splice))
+/// when the stream is a plain TCP or Unix socket (not TLS), no `tap` needs the bytes, and
+/// `local` carries that direction's descriptor ([`Local::splice_input`],
+/// [`Local::splice_output`]); otherwise it copies. [`Counters::path`](crate::relay::Counters::path)
+/// says which way each direction ran.
+///
+/// # Errors
+/// As [`relay_stream`](crate::relay::relay_stream): `idle: timed out`, or the errno of a
+/// failed `read`, `write`, `recv`, `send` or `shutdown`.
+pub async fn relay_local(
+    stream: &mut BoxStream,
+    local: &mut Local,
+    opts: &RelayOptions,
+    tap: Option<&dyn crate::relay::Tap>,
+    counters: &crate::relay::Counters,
+) -> Result<crate::relay::End> {
+    #[cfg(target_os = "linux")]
+    if tap.is_none() && (local.input_fd.is_some() || local.output_fd.is_some()) {
+        use crate::relay::{Leg, SpliceEnd, splice::SocketIo};
+        if let Some(sock) = SpliceEnd::socket((**stream).as_any()) {
+            let (mut sr, mut sw) = (SocketIo::new(sock), SocketIo::new(sock));
+            let send = match &local.input_fd {
+                Some(i) => Leg::Splice(i.end(), sock),
+                None => Leg::Copy(&mut local.input, &mut sw),
+            };
+            let recv = match local.output_fd.take() {
+                Some(o) => Leg::SpliceOut(sock, o),
+                None => Leg::Copy(&mut sr, &mut local.output),
+            };
+            return crate::relay::relay_legs_counted(send, recv, opts, None, counters).await;
+        }
+    }
+    let (mut r, mut w) = tokio::io::split(stream);
+    crate::relay::relay_stream_counted(
+        &mut local.input,
+        &mut local.output,
+        &mut r,
+        &mut w,
+        opts,
+        tap,
+        counters,
+    )
+    .await
 }
 
 /// A datagram socket of a listener: UDP or Unix.
@@ -542,10 +636,23 @@ impl Ctx {
         reason: CloseReason,
         error: Option<Error>,
     ) {
+        self.closed_with(session, totals, reason, error, None);
+    }
+
+    /// [`Ctx::closed`] of a stream session relayed to the local side, saying whether it
+    /// ran zero-copy ([`Closed::zero_copy`]).
+    pub(crate) fn closed_with(
+        &self,
+        session: &Session,
+        totals: Totals,
+        reason: CloseReason,
+        error: Option<Error>,
+        zero_copy: Option<bool>,
+    ) {
         if reason == CloseReason::Aborted {
             self.cut.fetch_add(1, Ordering::SeqCst);
         }
-        self.emit(Event::Closed(Closed::of(
+        let closed = Closed::of(
             session.id(),
             session.transport(),
             session.peer().clone(),
@@ -553,7 +660,11 @@ impl Ctx {
             &totals,
             reason,
             error,
-        )));
+        );
+        self.emit(Event::Closed(Closed {
+            zero_copy,
+            ..closed
+        }));
     }
 
     /// The counters of the one peer's relay: the caller's ([`ListenOptions::counters`]),
@@ -644,10 +755,7 @@ mod tests {
             panic!("an IP listener")
         };
         let (mut ours, theirs) = tokio::io::duplex(1024);
-        let local = Local {
-            input: Box::new(&b"reply"[..]),
-            output: Box::new(theirs),
-        };
+        let local = Local::new(Box::new(&b"reply"[..]), Box::new(theirs));
         let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = {
             let seen = seen.clone();

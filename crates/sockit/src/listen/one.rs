@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
-use super::{Ctx, Dgram, Local, name_stdin};
+use super::{Ctx, Dgram, Local, name_stdin, relay_local};
 use crate::error::{Error, Result};
 use crate::relay::{self, Counters, Direction, Tap};
 use crate::serve::close::{close_as, relay_end};
@@ -39,28 +39,36 @@ pub(crate) async fn stream(
     let tap = tap.as_ref().map(|t| t as &dyn Tap);
     let counters = ctx.counters();
     let ropts = ctx.relay_options();
-    let result = {
-        let (mut r, mut w) = tokio::io::split(&mut stream);
-        tokio::select! {
-            r = relay::relay_stream_counted(
-                &mut local.input, &mut local.output, &mut r, &mut w,
-                &ropts, tap, &counters,
-            ) => Some(r.map_err(name_stdin)),
-            _ = ctx.stop.aborted() => None,
+    #[cfg(target_os = "linux")]
+    {
+        // Bytes nobody may see go through user space: the discarded output of
+        // --send-only, the never-read input of --recv-only.
+        if ctx.opts.send_only {
+            local.output_fd = None;
         }
+        if ctx.opts.recv_only {
+            local.input_fd = None;
+        }
+    }
+    let result = tokio::select! {
+        r = relay_local(&mut stream, &mut local, &ropts, tap, &counters) => {
+            Some(r.map_err(name_stdin))
+        }
+        _ = ctx.stop.aborted() => None,
     };
     flush_rest(&mut local).await;
     let totals = counters.totals();
+    let zero_copy = Some(counters.zero_copy());
     let Some(result) = result else {
         close_as(stream, CloseReason::Aborted, None).await;
-        ctx.closed(&session, totals, CloseReason::Aborted, None);
+        ctx.closed_with(&session, totals, CloseReason::Aborted, None, zero_copy);
         drop(session);
         ctx.finish().await;
         return Ok(());
     };
     let (reason, error) = relay_end(&result);
     close_as(stream, reason, error.as_ref()).await;
-    ctx.closed(&session, totals, reason, error);
+    ctx.closed_with(&session, totals, reason, error, zero_copy);
     drop(session);
     ctx.finish().await;
     result.map(|_| ())

@@ -145,14 +145,32 @@ impl Ctx {
         reset_by: Option<Side>,
         error: Option<Error>,
     ) {
-        if reason == CloseReason::Aborted {
+        self.emit_closed(self.closed_event(session, totals, udp, reason, reset_by, error));
+    }
+
+    /// Reports a `closed` event (and counts a cut session).
+    fn emit_closed(&self, closed: Closed) {
+        if closed.reason == CloseReason::Aborted {
             self.cut.fetch_add(1, Ordering::SeqCst);
         }
+        self.emit(Event::Closed(closed));
+    }
+
+    /// The `closed` event of `session` (see [`Ctx::closed`]).
+    fn closed_event(
+        &self,
+        session: &Session,
+        totals: Totals,
+        udp: Option<UdpTotals>,
+        reason: CloseReason,
+        reset_by: Option<Side>,
+        error: Option<Error>,
+    ) -> Closed {
         let (bytes_sent, bytes_received) = match udp {
             Some(u) => (u.bytes_sent, u.bytes_received),
             None => (totals.bytes_received, totals.bytes_sent),
         };
-        self.emit(Event::Closed(Closed {
+        Closed {
             id: session.id(),
             transport: session.transport(),
             peer: session.peer().clone(),
@@ -164,7 +182,8 @@ impl Ctx {
             reason,
             reset_by,
             error,
-        }));
+            zero_copy: None,
+        }
     }
 }
 
@@ -402,9 +421,21 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         tap,
         &counters,
         &ctx.stop,
+        true,
     )
     .await;
-    ctx.closed(&session, end.totals, end.reason, end.reset_by, end.error);
+    let closed = ctx.closed_event(
+        &session,
+        end.totals,
+        None,
+        end.reason,
+        end.reset_by,
+        end.error,
+    );
+    ctx.emit_closed(Closed {
+        zero_copy: Some(end.zero_copy),
+        ..closed
+    });
 }
 
 /// A target that could not be reached or was denied: the protocol's failure reply, a

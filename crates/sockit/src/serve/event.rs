@@ -196,6 +196,10 @@ pub struct Closed {
     /// The error behind `reset`, `idle` or `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Error>,
+    /// For a relayed stream session: true when both directions moved every byte with
+    /// `splice(2)` (zero-copy), false when bytes went through user space.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zero_copy: Option<bool>,
 }
 
 /// Something a server did.
@@ -480,6 +484,7 @@ impl Closed {
             reason,
             reset_by: (reason == CloseReason::Reset).then_some(Side::Peer),
             error,
+            zero_copy: None,
         }
     }
 }
@@ -683,8 +688,12 @@ impl fmt::Display for Event {
                 if c.reason == CloseReason::Aborted {
                     f.write_str(" (cut by the stop, RST sent)")?;
                 }
-                match &c.error {
-                    Some(e) => write!(f, " ({e})"),
+                if let Some(e) = &c.error {
+                    write!(f, " ({e})")?;
+                }
+                match c.zero_copy {
+                    Some(true) => f.write_str(", zero-copy"),
+                    Some(false) => f.write_str(", copied"),
                     None => Ok(()),
                 }
             }
@@ -816,6 +825,7 @@ mod tests {
             reason: CloseReason::Reset,
             reset_by: Some(Side::Target),
             error: Some(Error::from_errno("recv", libc::ECONNRESET)),
+            zero_copy: None,
         });
         assert_eq!(
             serde_json::to_string(&ev).unwrap(),

@@ -640,6 +640,7 @@ mod tests {
             reason: CloseReason::Reset,
             reset_by: None,
             error: None,
+            zero_copy: None,
         }));
         let s = m.stats();
         assert_eq!(
@@ -711,6 +712,7 @@ mod tests {
             reason: CloseReason::Error,
             reset_by: None,
             error: Some(error),
+            zero_copy: None,
         }));
         assert_eq!(m.stats().errors, 1);
         assert!(

@@ -61,13 +61,21 @@ pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 /// A connected stream a server can relay, close the lingering way, or abort: TCP or Unix,
 /// boxed as [`BoxStream`] so one session type serves both.
 pub trait Stream:
-    tokio::io::AsyncRead + tokio::io::AsyncWrite + std::os::fd::AsFd + Unpin + Send
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + std::os::fd::AsFd + Unpin + Send + 'static
 {
+    /// The stream as [`Any`](std::any::Any), so a relay can find the plain socket under a
+    /// box and splice it ([`SpliceEnd::socket`](crate::relay::SpliceEnd::socket)). Call it
+    /// on the stream, not the box: `(*boxed).as_any()`.
+    fn as_any(&self) -> &dyn std::any::Any;
 }
 
-impl<T> Stream for T where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + std::os::fd::AsFd + Unpin + Send
+impl<T> Stream for T
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + std::os::fd::AsFd + Unpin + Send + 'static,
 {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 /// A boxed [`Stream`].

@@ -7,6 +7,8 @@ use std::ffi::CStr;
 #[cfg(target_os = "linux")]
 pub mod mmsg;
 pub mod netdb;
+#[cfg(target_os = "linux")]
+pub mod splice;
 pub mod timer;
 #[cfg(target_os = "linux")]
 pub mod uring;
@@ -315,10 +317,30 @@ pub fn register_writable(
 pub fn register_readable(
     file: std::fs::File,
 ) -> std::io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
+    register(file, tokio::io::Interest::READABLE)
+}
+
+/// Registers an owned file (a pipe or socket) with the current tokio runtime's reactor for
+/// `interest` (epoll), as [`register_readable`] does for reading.
+///
+/// # Errors
+/// The reactor's error, e.g. `EPERM` for a regular file, which epoll refuses.
+pub fn register(
+    file: std::fs::File,
+    interest: tokio::io::Interest,
+) -> std::io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
     // SAFETY: the File owns its descriptor, and the AsyncFd owns the File from here on:
     // nothing else can close or replace the descriptor while it is registered.
-    unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, tokio::io::Interest::READABLE) }
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(file, interest) }
         .map_err(std::io::Error::from)
+}
+
+/// Descriptor 1, standard output, borrowed for the program's life.
+pub fn stdout_fd() -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: descriptor 1 is open when a Rust program starts (the runtime opens
+    // /dev/null on a closed standard descriptor) and the program never closes it: its
+    // output's end points it at /dev/null instead (`point_at_dev_null`).
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(1) }
 }
 
 /// Points descriptor `fd` at `/dev/null` (`open(2)` then `dup2(2)`): what `fd` referred

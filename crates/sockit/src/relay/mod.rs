@@ -27,6 +27,11 @@
 //! delays or CRLF translation wrap the reader; a [`Tap`] sees every chunk in both
 //! directions (hex dumps, raw logs).
 //!
+//! Zero-copy: where neither a tap nor a transform is in the way, a direction between two
+//! sockets, or between a socket and a pipe or file, can move its bytes with `splice(2)`
+//! instead ([`splice`]: [`Leg::Splice`], [`relay_legs_counted`]), under this same
+//! contract; [`Counters::path`] says which way each direction ran.
+//!
 //! ```
 //! use sockit::relay::{relay_stream, End, RelayOptions};
 //! use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,13 +58,18 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
 use crate::error::{Error, Result};
+
+#[cfg(target_os = "linux")]
+pub mod splice;
+#[cfg(target_os = "linux")]
+pub use splice::{Leg, LocalFd, SpliceEnd, relay_legs_counted};
 
 /// Bytes read per chunk by stream relays (64 KiB).
 pub const STREAM_CHUNK: usize = 64 * 1024;
@@ -85,9 +95,9 @@ pub const DATAGRAM_RECV_BUFFER: usize = 256 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Local input to the socket (stdin → peer).
-    Send,
+    Send = 0,
     /// The socket to the local output (peer → stdout).
-    Recv,
+    Recv = 1,
 }
 
 /// Sees every chunk a relay moves, before it is written (hex dumps `-x`, raw logs `-o`).
@@ -193,6 +203,18 @@ pub struct Counters {
     received: AtomicU64,
     dgrams_sent: AtomicU64,
     dgrams_received: AtomicU64,
+    /// [`Path`] of each direction (send, recv) as a number: 0 not started, 1 splice, 2 copy.
+    paths: [AtomicU8; 2],
+}
+
+/// How one direction of a stream relay moves its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// `splice(2)` through a pipe: the bytes never enter user space (zero-copy).
+    Splice,
+    /// `read(2)` into a buffer and `write(2)` out of it (taps, transforms, TLS, and
+    /// where the kernel refuses splice).
+    Copy,
 }
 
 impl Default for Counters {
@@ -211,7 +233,34 @@ impl Counters {
             received: AtomicU64::new(0),
             dgrams_sent: AtomicU64::new(0),
             dgrams_received: AtomicU64::new(0),
+            paths: [AtomicU8::new(0), AtomicU8::new(0)],
         }
+    }
+
+    /// Records how direction `dir` moves its bytes from now on. A direction that falls
+    /// back from splice to copying stays [`Path::Copy`]: it no longer ran zero-copy.
+    pub fn set_path(&self, dir: Direction, path: Path) {
+        let v = match path {
+            Path::Splice => 1,
+            Path::Copy => 2,
+        };
+        self.paths[dir as usize].fetch_max(v, Ordering::Relaxed);
+    }
+
+    /// How direction `dir` moved its bytes (`None` before it started).
+    pub fn path(&self, dir: Direction) -> Option<Path> {
+        match self.paths[dir as usize].load(Ordering::Relaxed) {
+            1 => Some(Path::Splice),
+            2 => Some(Path::Copy),
+            _ => None,
+        }
+    }
+
+    /// True when both directions moved every byte by `splice(2)`: the relay ran
+    /// zero-copy.
+    pub fn zero_copy(&self) -> bool {
+        self.path(Direction::Send) == Some(Path::Splice)
+            && self.path(Direction::Recv) == Some(Path::Splice)
     }
 
     /// Marks traffic now (resets the idle clock).
@@ -283,6 +332,7 @@ where
     W: AsyncWrite + Unpin + ?Sized,
 {
     let (rop, wop) = ops(dir);
+    counters.set_path(dir, Path::Copy);
     let mut buf = vec![0u8; STREAM_CHUNK];
     loop {
         let n = r.read(&mut buf).await.map_err(|e| Error::from_io(rop, e))?;
@@ -453,79 +503,94 @@ where
     RR: AsyncRead + Unpin + ?Sized,
     RW: AsyncWrite + Unpin + ?Sized,
 {
-    {
-        let send = pump(
-            local_r,
-            remote_w,
-            Direction::Send,
-            counters,
-            tap,
-            opts.shutdown_on_eof,
-        );
-        let recv = pump(
-            remote_r,
-            local_w,
-            Direction::Recv,
-            counters,
-            tap,
-            !opts.end_on_remote_eof,
-        );
-        tokio::pin!(send, recv);
-        let (mut send_done, mut recv_done) = (false, false);
-        let mut quit_at: Option<Instant> = None;
-        loop {
-            tokio::select! {
-                r = &mut send, if !send_done => {
-                    send_done = true;
-                    match r {
-                        // The peer went away entirely after its EOF: a normal end.
-                        Err(e) if recv_done && e.op() == "send"
-                            && (e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET)) => {
-                            break Ok(End::RemoteClosed);
-                        }
-                        // The peer is gone while its side is still being read: what it
-                        // sent before going is still queued, and so is why (a reset, a TLS
-                        // alert). Let the receive side finish (bounded) so no byte is lost
-                        // and its error, the cause, is the one reported.
-                        // (A reset read from the local side is its own end: nothing
-                        // is left to deliver to it, so the other side is aborted at once.
-                        // A failed send or shutdown towards the peer waits.)
-                        Err(e) if e.op() != "read" && peer_gone(&e) => {
-                            // (a reset reported to the send side is not reported again:
-                            // the receive side then ends as at EOF, and `e` stands)
-                            match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {
-                                Ok(Err(cause)) => break Err(cause),
-                                _ => break Err(e),
-                            }
-                        }
-                        Err(e) => break Err(e),
-                        Ok(()) => {}
+    let send = pump(
+        local_r,
+        remote_w,
+        Direction::Send,
+        counters,
+        tap,
+        opts.shutdown_on_eof,
+    );
+    let recv = pump(
+        remote_r,
+        local_w,
+        Direction::Recv,
+        counters,
+        tap,
+        !opts.end_on_remote_eof,
+    );
+    drive(send, recv, opts, counters).await
+}
+
+/// The one loop of every stream relay: runs the two directions (`send`: local to remote,
+/// `recv`: remote to local, each ending `Ok` at its end of input) at the same time and
+/// decides how the relay ends, as the module docs say (end of input, `-q`, the idle
+/// timeout, a peer gone or reset).
+pub(crate) async fn drive<S, R>(
+    send: S,
+    recv: R,
+    opts: &RelayOptions,
+    counters: &Counters,
+) -> Result<End>
+where
+    S: Future<Output = Result<()>>,
+    R: Future<Output = Result<()>>,
+{
+    tokio::pin!(send, recv);
+    let (mut send_done, mut recv_done) = (false, false);
+    let mut quit_at: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            r = &mut send, if !send_done => {
+                send_done = true;
+                match r {
+                    // The peer went away entirely after its EOF: a normal end.
+                    Err(e) if recv_done && e.op() == "send"
+                        && (e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET)) => {
+                        break Ok(End::RemoteClosed);
                     }
-                    if recv_done { break Ok(End::BothClosed); }
-                    quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
-                }
-                r = &mut recv, if !recv_done => {
-                    recv_done = true;
-                    match r {
-                        // The same for a local side that is a socket (a forwarder's client)
-                        // and reset: what it sent before going is still queued on the send
-                        // side (a closed stdout pipe gives EPIPE, never ECONNRESET, and ends
-                        // at once).
-                        Err(e) if !send_done && e.op() == "write" && e.is_errno(libc::ECONNRESET) => {
-                            match tokio::time::timeout(PEER_GONE_GRACE, &mut send).await {
-                                Ok(Err(cause)) => break Err(cause),
-                                _ => break Err(e),
-                            }
+                    // The peer is gone while its side is still being read: what it
+                    // sent before going is still queued, and so is why (a reset, a TLS
+                    // alert). Let the receive side finish (bounded) so no byte is lost
+                    // and its error, the cause, is the one reported.
+                    // (A reset read from the local side is its own end: nothing
+                    // is left to deliver to it, so the other side is aborted at once.
+                    // A failed send or shutdown towards the peer waits.)
+                    Err(e) if e.op() != "read" && peer_gone(&e) => {
+                        // (a reset reported to the send side is not reported again:
+                        // the receive side then ends as at EOF, and `e` stands)
+                        match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {
+                            Ok(Err(cause)) => break Err(cause),
+                            _ => break Err(e),
                         }
-                        Err(e) => break Err(e),
-                        Ok(()) => {}
                     }
-                    if opts.end_on_remote_eof { break Ok(End::RemoteClosed); }
-                    if send_done { break Ok(End::BothClosed); }
+                    Err(e) => break Err(e),
+                    Ok(()) => {}
                 }
-                _ = sleep_until_opt(quit_at), if quit_at.is_some() => break Ok(End::QuitAfterEof),
-                _ = counters.idle_expired(opts.idle_timeout) => break Err(Error::timeout("idle")),
+                if recv_done { break Ok(End::BothClosed); }
+                quit_at = opts.quit_after_eof.map(|q| Instant::now() + q);
             }
+            r = &mut recv, if !recv_done => {
+                recv_done = true;
+                match r {
+                    // The same for a local side that is a socket (a forwarder's client)
+                    // and reset: what it sent before going is still queued on the send
+                    // side (a closed stdout pipe gives EPIPE, never ECONNRESET, and ends
+                    // at once).
+                    Err(e) if !send_done && e.op() == "write" && e.is_errno(libc::ECONNRESET) => {
+                        match tokio::time::timeout(PEER_GONE_GRACE, &mut send).await {
+                            Ok(Err(cause)) => break Err(cause),
+                            _ => break Err(e),
+                        }
+                    }
+                    Err(e) => break Err(e),
+                    Ok(()) => {}
+                }
+                if opts.end_on_remote_eof { break Ok(End::RemoteClosed); }
+                if send_done { break Ok(End::BothClosed); }
+            }
+            _ = sleep_until_opt(quit_at), if quit_at.is_some() => break Ok(End::QuitAfterEof),
+            _ = counters.idle_expired(opts.idle_timeout) => break Err(Error::timeout("idle")),
         }
     }
 }
