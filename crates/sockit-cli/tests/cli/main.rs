@@ -21,5 +21,6 @@ mod ops;
 mod proxy;
 mod scan;
 mod servers;
+mod splice;
 mod tour;
 mod tunnels;

@@ -156,20 +156,22 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
                 }
             };
             let totals = counters.totals();
+            // Datagrams cannot be spliced: the session copied.
+            let copied = Some(false);
             match result {
                 Err(CloseReason::Aborted) => {
                     abort(client);
-                    ctx.closed(&session, totals, CloseReason::Aborted, None, None);
+                    ctx.closed_relay(&session, totals, CloseReason::Aborted, None, None, copied);
                 }
                 Err(reason) => {
                     linger_close(client).await;
-                    ctx.closed(&session, totals, reason, None, None);
+                    ctx.closed_relay(&session, totals, reason, None, None, copied);
                 }
                 Ok(r) => {
                     let (reason, error) = end_of(r);
                     // The client sees EOF now, not when the task is dropped.
                     linger_close(client).await;
-                    ctx.closed(&session, totals, reason, None, error);
+                    ctx.closed_relay(&session, totals, reason, None, error, copied);
                 }
             }
         }
