@@ -913,11 +913,30 @@ fn bytes_a_client_sent_before_its_reset_reach_the_target() {
             .recv_timeout(T)
             .expect("the forwarder connected to the target");
         c.write_all(&[b'C'; 100_004]).unwrap();
+        // A RST discards what the client's kernel has not sent yet (the forwarder's
+        // first receive window is 64 KiB): reset once every byte has left.
+        wait_sent(&c);
         socket2::SockRef::from(&c)
             .set_linger(Some(Duration::ZERO))
             .unwrap();
         drop(c);
         assert_eq!(target.join().unwrap(), Some(100_004));
+    }
+}
+
+/// Waits (10 s at most) until the kernel has sent everything written to `s`: its send
+/// queue (`TIOCOUTQ`) holds no byte that was not acknowledged.
+fn wait_sent(s: &TcpStream) {
+    use std::os::fd::AsRawFd;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ writes one int through the pointer; the descriptor is open.
+        let rc = unsafe { libc::ioctl(s.as_raw_fd(), libc::TIOCOUTQ, &mut queued) };
+        if rc != 0 || queued == 0 || std::time::Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
