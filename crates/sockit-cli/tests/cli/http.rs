@@ -1404,3 +1404,23 @@ fn repeat_results_merge_with_http_merge() {
     assert_fails_with(&o, 2, "sockit bench --merge");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// Regression: `--plot` was checked only after the transfer (and a .png name got SVG).
+#[test]
+fn a_plot_file_is_checked_before_anything_is_sent() {
+    let out = run(
+        &mut sockit(&["http", "--plot", "x.png", "http://127.0.0.1:9/"]),
+        LIMIT,
+    );
+    assert_fails_with(&out, 2, "name the file FILE.svg");
+    let out = run(
+        &mut sockit(&[
+            "http",
+            "--plot",
+            "/nonexistent/x.svg",
+            "http://127.0.0.1:9/",
+        ]),
+        LIMIT,
+    );
+    assert_fails_with(&out, 1, "--plot /nonexistent/x.svg: open: [Errno 2]");
+}

@@ -497,7 +497,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // reported even with -s: -s hides the transfer's failures, not a refused flag, a
     // missing file or a bad value (curl prints its option errors whatever -s says).
     let plan = prepare(&args)?;
-    match execute(&args, &plan) {
+    // --plot is checked (created) before anything is sent, as bench's
+    if let Some(p) = &args.plot {
+        crate::plot::check_target(p)?;
+    }
+    let result = execute(&args, &plan);
+    if result.is_err()
+        && let Some(p) = &args.plot
+        && std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.len() == 0)
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    match result {
         Err(e) if silent(&args) && !crate::exit::is_broken_pipe(&e) => {
             Ok(ExitCode::from(crate::exit::code_for(&e)))
         }
