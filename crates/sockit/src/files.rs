@@ -24,9 +24,14 @@ pub fn read_capped(path: &Path, cap: u64, op: Option<&str>, role: &str) -> Resul
         .map_err(|e| Error::from_io(op_text.clone(), e))?;
     if bytes.len() as u64 > cap {
         let size = format!("{} MiB", cap >> 20);
+        let a = if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
+            "an"
+        } else {
+            "a"
+        };
         let message = match op {
-            Some(_) => format!("{shown}: larger than {size}, not a {role}"),
-            None => format!("larger than {size}, not a {role}"),
+            Some(_) => format!("{shown}: larger than {size}, not {a} {role}"),
+            None => format!("larger than {size}, not {a} {role}"),
         };
         return Err(Error::invalid_input(op_text, message));
     }

@@ -260,9 +260,10 @@ fn parse_authority(
         }
     };
     let port = match (port, default_port) {
-        (Some(p), _) if !p.is_empty() => p
-            .parse::<u16>()
-            .ok()
+        // digits only: u16's parser also takes a leading '+' ("host:+9")
+        (Some(p), _) if !p.is_empty() => Some(p)
+            .filter(|p| p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u16>().ok())
             .filter(|p| *p != 0 && text.is_ascii())
             .ok_or_else(|| refuse(Malformed::NoPort, format!("bad port in {text:?}")))?,
         (_, Some(d)) => d,
@@ -572,9 +573,15 @@ mod tests {
             (r.target.to_string(), r.version),
             ("127.0.0.1:80".into(), 0)
         );
-        let cases: [(&[u8], Malformed, &str); 7] = [
+        let cases: [(&[u8], Malformed, &str); 8] = [
             (
                 b"CONNECT example.org HTTP/1.1\r\n\r\n",
+                Malformed::NoPort,
+                "400 Bad Request",
+            ),
+            // regression: u16's parser took "+9" as port 9
+            (
+                b"CONNECT example.org:+9 HTTP/1.1\r\n\r\n",
                 Malformed::NoPort,
                 "400 Bad Request",
             ),

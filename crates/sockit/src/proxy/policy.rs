@@ -112,6 +112,8 @@ fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
             .then(|| s.parse().ok())
             .flatten()
     };
+    // port 0 is never a destination: a rule naming it would match nothing
+    let port = |s: &str| port(s).filter(|&p| p != 0);
     match text.split_once('-') {
         Some((a, b)) => {
             let (a, b) = (port(a)?, port(b)?);
@@ -211,6 +213,9 @@ mod tests {
             "10.0.0.0/8"
         );
         for bad in [
+            // regression: port 0 was taken (a rule that can match nothing)
+            "127.0.0.1:0",
+            "127.0.0.0/8:0-80",
             "",
             "x",
             "1.2.3.4:",
