@@ -268,18 +268,19 @@ impl Loop {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let now = Instant::now();
         // (no PROXY header pending is the common case: no walk over the table then)
         let header = if self.pending.is_empty() {
             None
         } else {
             self.pending.iter().flatten().map(|p| p.deadline).min()
         };
-        [idle, deadline, self.accept_paused_until, header]
+        let soonest = [idle, deadline, self.accept_paused_until, header]
             .into_iter()
             .flatten()
-            .map(|t| t.saturating_duration_since(now))
-            .min()
+            .min()?;
+        // The clock is read only when something is due (not once per loop turn: 31 of
+        // 509 instructions per round trip, callgrind, issue 16).
+        Some(soonest.saturating_duration_since(Instant::now()))
     }
 
     fn accept_all(&mut self) {
