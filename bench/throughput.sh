@@ -87,6 +87,7 @@ cpu_report() {
             100 * (d[2] + d[3]) / t, 100 * d[4] / t, 100 * d[5] / t, 100 * d[6] / t, 100 * d[9] / t, 100 * (d[7] + d[8]) / t,
             (wall > 0 ? 100 * psi / wall : 0)
     }'
+    echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # free_port: a free TCP port on 127.0.0.1.
