@@ -1095,3 +1095,73 @@ fn a_refusing_target_is_reported_about_once_a_second_with_a_count() {
     assert!((1..=8).contains(&lines), "{lines} lines:\n{said}");
     assert!(said.contains("more like this"), "{said}");
 }
+
+/// One side that fills its send path (non-blocking until the kernel refuses more, at most
+/// 3 s), so the forwarder's write towards it is what meets the other side's reset.
+fn fill_send_path(s: &TcpStream) {
+    s.set_nonblocking(true).unwrap();
+    let chunk = vec![b'z'; 65536];
+    let t0 = std::time::Instant::now();
+    let mut refused = 0;
+    while t0.elapsed() < Duration::from_secs(3) && refused < 2 {
+        match (&*s).write(&chunk) {
+            Ok(_) => refused = 0,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                refused += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("fill: {e}"),
+        }
+    }
+    s.set_nonblocking(false).unwrap();
+}
+
+#[test]
+fn a_reset_a_write_found_first_is_passed_on_as_a_reset() {
+    // Regression (fresh-eyes QA): the kernel reports a reset to one call only; when the
+    // forwarder's write took it, the other direction's read saw 0 and passed a FIN on, so
+    // the client got a clean EOF after a target's reset (both paths), and the target a
+    // clean EOF after a client's reset (splice path).
+    for flag in ["splice", "--no-splice"] {
+        for target_resets in [true, false] {
+            let l = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = l.local_addr().unwrap().port();
+            let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+            // the side that resets sends 100,000 bytes, waits, reads a little, resets;
+            // the other fills its send path and then only reads
+            let resetter = move |mut s: TcpStream| {
+                s.set_read_timeout(Some(T)).unwrap();
+                s.write_all(&vec![b'x'; 100_000]).unwrap();
+                let _ = go_rx.recv_timeout(T);
+                std::thread::sleep(Duration::from_millis(300));
+                let mut b = [0u8; 1000];
+                let _ = s.read(&mut b);
+                reset(s);
+            };
+            let mut args = vec!["127.0.0.1:0".to_string(), format!("127.0.0.1:{port}")];
+            if flag == "--no-splice" {
+                args.push(flag.into());
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let fwd = forward(&args);
+            let c = connect(fwd.addr());
+            let (t, _) = l.accept().unwrap();
+            let (reader, handle) = if target_resets {
+                (c, std::thread::spawn(move || resetter(t)))
+            } else {
+                (t, std::thread::spawn(move || resetter(c)))
+            };
+            fill_send_path(&reader);
+            go_tx.send(()).unwrap();
+            let mut reader = reader;
+            reader.set_read_timeout(Some(T)).unwrap();
+            let (n, err) = read_until_end(&mut reader);
+            handle.join().unwrap();
+            assert_eq!(
+                err,
+                Some(std::io::ErrorKind::ConnectionReset),
+                "{flag}, target resets: {target_resets}: {n} bytes, then a clean EOF"
+            );
+        }
+    }
+}

@@ -58,7 +58,7 @@
 
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -205,6 +205,9 @@ pub struct Counters {
     dgrams_received: AtomicU64,
     /// [`Path`] of each direction (send, recv) as a number: 0 not started, 1 splice, 2 copy.
     paths: [AtomicU8; 2],
+    /// One side was found reset (or gone) by the other direction's write: the end of
+    /// input a direction reads after that is the reset, not a clean end.
+    reset_seen: AtomicBool,
 }
 
 /// How one direction of a stream relay moves its bytes.
@@ -234,7 +237,23 @@ impl Counters {
             dgrams_sent: AtomicU64::new(0),
             dgrams_received: AtomicU64::new(0),
             paths: [AtomicU8::new(0), AtomicU8::new(0)],
+            reset_seen: AtomicBool::new(false),
         }
+    }
+
+    /// Notes that a write found its peer reset or gone (see [`Counters::reset_instead_of_eof`]).
+    pub(crate) fn mark_reset(&self) {
+        self.reset_seen.store(true, Ordering::SeqCst);
+    }
+
+    /// The error a direction reports instead of its end of input once a reset was seen:
+    /// the reset's error (`ECONNRESET`) on the reading side. The kernel reports a reset to
+    /// one call only, so when the other direction's write took it, a read here returns 0;
+    /// passing that on as `shutdown(SHUT_WR)` would turn the reset into a clean end.
+    pub(crate) fn reset_instead_of_eof(&self, dir: Direction) -> Option<Error> {
+        self.reset_seen
+            .load(Ordering::SeqCst)
+            .then(|| Error::from_errno(ops(dir).0, libc::ECONNRESET))
     }
 
     /// Records how direction `dir` moves its bytes from now on. A direction that falls
@@ -337,6 +356,9 @@ where
     loop {
         let n = r.read(&mut buf).await.map_err(|e| Error::from_io(rop, e))?;
         if n == 0 {
+            if let Some(e) = counters.reset_instead_of_eof(dir) {
+                return Err(e);
+            }
             if shutdown {
                 match w.shutdown().await {
                     Ok(()) => {}
@@ -558,7 +580,9 @@ where
                     // A failed send or shutdown towards the peer waits.)
                     Err(e) if e.op() != "read" && peer_gone(&e) => {
                         // (a reset reported to the send side is not reported again:
-                        // the receive side then ends as at EOF, and `e` stands)
+                        // the receive side's read then returns 0, which it reports as
+                        // the reset rather than passing on a FIN, and `e` stands)
+                        counters.mark_reset();
                         match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {
                             Ok(Err(cause)) => break Err(cause),
                             _ => break Err(e),
@@ -578,6 +602,7 @@ where
                     // side (a closed stdout pipe gives EPIPE, never ECONNRESET, and ends
                     // at once).
                     Err(e) if !send_done && e.op() == "write" && e.is_errno(libc::ECONNRESET) => {
+                        counters.mark_reset();
                         match tokio::time::timeout(PEER_GONE_GRACE, &mut send).await {
                             Ok(Err(cause)) => break Err(cause),
                             _ => break Err(e),

@@ -451,6 +451,9 @@ async fn splice_pump(
                 Err(e) => return Err(Error::from_io(rop, e)),
             };
             if n == 0 {
+                if let Some(e) = counters.reset_instead_of_eof(dir) {
+                    return Err(e);
+                }
                 return end_of_input(&to, shutdown);
             }
             counters.touch();
@@ -496,6 +499,9 @@ async fn splice_pump(
             .await
             .map_err(|e| Error::from_io(rop, e))?;
         if n == 0 {
+            if let Some(e) = counters.reset_instead_of_eof(dir) {
+                return Err(e);
+            }
             return end_of_input(&to, shutdown);
         }
         counters.touch();
