@@ -124,6 +124,52 @@ fn forward_gives_up_after_its_retries_and_says_each_attempt_with_v() {
     assert!(!err.contains("attempt 3"), "{err}");
 }
 
+#[test]
+fn forward_stops_retrying_for_a_client_that_left() {
+    // Regression: a client gone (FIN or RST) during the back-off kept its --max-conns slot.
+    let closed = common::closed_port();
+    let target = format!("127.0.0.1:{}", closed.port);
+    let fwd = common::sockit_server(&[
+        "forward",
+        "--json",
+        "--max-conns",
+        "1",
+        "--retry",
+        "20",
+        "--retry-delay",
+        "0.3",
+        "127.0.0.1:0",
+        &target,
+    ]);
+    for (id, reset) in [(1u64, false), (2, true)] {
+        let c = TcpStream::connect_timeout(&fwd.addr(), T).unwrap();
+        let events = events_until(&fwd, "retry");
+        assert_eq!(named(&events, "retry")[0]["id"], id, "{events:?}");
+        let t0 = Instant::now();
+        if reset {
+            socket2::SockRef::from(&c)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+        }
+        drop(c);
+        let events = events_until(&fwd, "closed");
+        let closed = events.last().unwrap();
+        assert_eq!(closed["id"], id, "{events:?}");
+        let want = if reset { "reset" } else { "eof" };
+        assert_eq!(closed["reason"], want, "{closed}");
+        assert!(
+            closed["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("retries stopped"),
+            "{closed}"
+        );
+        assert!(named(&events, "connected").is_empty(), "{events:?}");
+        // At most the wait already begun: well before the 20 retries' back-off.
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    }
+}
+
 /// Polls `f` every 10 ms until it gives something, for at most `limit`.
 fn within<R>(limit: Duration, mut f: impl FnMut() -> Option<R>) -> Option<R> {
     let deadline = Instant::now() + limit;

@@ -87,8 +87,10 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
                 via: None,
             });
             let counters = Counters::new();
+            // A datagram peer cannot be seen leaving: nobody waits on this.
+            let retried = tokio::sync::Notify::new();
             let (reason, reset_by, error) = tokio::select! {
-                c = target::connect_retrying(id, &ctx, None) => match c {
+                c = target::connect_retrying(id, &ctx, None, &retried) => match c {
                     Err(error) => {
                         ctx.emit(Event::ConnectFailed {
                             id,

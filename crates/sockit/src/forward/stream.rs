@@ -77,11 +77,49 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         },
         None => None,
     };
-    let conn = tokio::select! {
-        c = target::connect_retrying(id, &ctx, header.as_deref()) => c,
-        _ = ctx.stop.aborted() => {
+    // Once a connect failed and is retried, a client that leaves ends the session: no
+    // slot held and no target connection for nobody (haproxy's abortonclose).
+    let retried = tokio::sync::Notify::new();
+    let watch = dup_fd(&client);
+    let waited = {
+        let gone = async {
+            retried.notified().await;
+            client_gone(watch).await
+        };
+        tokio::select! {
+            c = target::connect_retrying(id, &ctx, header.as_deref(), &retried) => Ok(c),
+            g = gone => Err(Some(g)),
+            _ = ctx.stop.aborted() => Err(None),
+        }
+    };
+    let conn = match waited {
+        Ok(c) => c,
+        Err(None) => {
             abort(client);
-            ctx.closed(&session, Default::default(), CloseReason::Aborted, None, None);
+            ctx.closed(
+                &session,
+                Default::default(),
+                CloseReason::Aborted,
+                None,
+                None,
+            );
+            return;
+        }
+        Err(Some(reset)) => {
+            let error = Error::new(
+                ErrorKind::Os,
+                "retry",
+                None,
+                "the client left while the target was retried; retries stopped",
+            );
+            let (reason, by) = if reset {
+                abort(client);
+                (CloseReason::Reset, Some(Side::Peer))
+            } else {
+                linger_close(&mut client).await;
+                (CloseReason::Eof, None)
+            };
+            ctx.closed(&session, Default::default(), reason, by, Some(error));
             return;
         }
     };
@@ -303,6 +341,41 @@ async fn relay_both(
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut tr, mut tw) = tokio::io::split(target);
     relay::relay_stream_counted(&mut cr, &mut cw, &mut tr, &mut tw, ropts, tap, counters).await
+}
+
+/// Resolves once the client is gone: `true` when it reset its connection, `false` when it
+/// ended its stream without sending anything (`EPOLLRDHUP` on a duplicate of its
+/// descriptor, then `recv(2)` with `MSG_PEEK`). A client that sent bytes is still
+/// waiting for the answer, even if it shut down its side: never resolves then, nor when
+/// the descriptor cannot be watched.
+async fn client_gone(client: Result<std::os::fd::OwnedFd>) -> bool {
+    let watched = client.and_then(|fd| {
+        crate::sys::register_readable(fd.into()).map_err(|e| Error::from_io("watch", e))
+    });
+    let Ok(watched) = watched else {
+        return std::future::pending().await;
+    };
+    loop {
+        let Ok(mut ready) = watched.readable().await else {
+            return std::future::pending().await;
+        };
+        if !ready.ready().is_read_closed() {
+            // Bytes only: wait for the next change (each wakeup is a new edge).
+            ready.clear_ready();
+            continue;
+        }
+        let sock = socket2::SockRef::from(watched.get_ref());
+        let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
+        return match sock.peek(&mut one) {
+            Ok(0) => false,
+            Ok(_) => std::future::pending().await,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                ready.clear_ready();
+                continue;
+            }
+            Err(_) => true,
+        };
+    }
 }
 
 /// Resolves once a stop began and the client's input has ended.

@@ -76,11 +76,13 @@ async fn lookup_first(
 ///
 /// [`Event::Retry`]: crate::serve::Event::Retry
 ///
-/// `header`: the PROXY protocol header to open each stream connection with.
+/// `header`: the PROXY protocol header to open each stream connection with; `retried` is
+/// notified at each failure that will be retried.
 pub(crate) async fn connect_retrying(
     id: u64,
     ctx: &super::Ctx,
     header: Option<&[u8]>,
+    retried: &tokio::sync::Notify,
 ) -> Result<TargetConn> {
     ctx.opts
         .retry
@@ -101,6 +103,7 @@ pub(crate) async fn connect_retrying(
                 }
             },
             |f| {
+                retried.notify_one();
                 ctx.emit(crate::serve::Event::Retry {
                     id,
                     target: ctx.target_text.clone(),
