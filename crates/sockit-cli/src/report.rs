@@ -53,6 +53,10 @@ pub struct Reporter {
     /// when it reports a reset.
     one_session: bool,
     repeats: Mutex<HashMap<String, Held>>,
+    /// Events told ([`Reporter::tell`]) before the `listening` line, when that line must
+    /// be the first of the JSON stream (stdout): printed right after it. `None` once it
+    /// was printed.
+    early: Mutex<Option<Vec<Event>>>,
 }
 
 impl Reporter {
@@ -64,6 +68,7 @@ impl Reporter {
             json_to,
             one_session: false,
             repeats: Mutex::new(HashMap::new()),
+            early: Mutex::new(Some(Vec::new())),
         })
     }
 
@@ -76,6 +81,7 @@ impl Reporter {
             json_to: JsonTo::Stderr,
             one_session: true,
             repeats: Mutex::new(HashMap::new()),
+            early: Mutex::new(Some(Vec::new())),
         })
     }
 
@@ -87,11 +93,36 @@ impl Reporter {
     /// A warning a person must see (a server reachable from the network): the `warning`
     /// event, and on stderr also when `--json` sends the events to stdout.
     pub fn warn_on_stderr(&self, message: String) {
-        let ev = Event::Warning { message };
-        if self.json && self.json_to == JsonTo::Stdout && !self.text_shown(&ev) {
-            crate::exit::stderr_line(format_args!("sockit: {ev}"));
+        self.tell(&Event::Warning { message });
+    }
+
+    /// An event a person must see (a warning, an ephemeral certificate's fingerprint): as
+    /// [`Reporter::event`], and on stderr also when `--json` sends the events to stdout
+    /// (where it waits for the `listening` line, the first of that stream).
+    pub fn tell(&self, ev: &Event) {
+        if self.json && self.json_to == JsonTo::Stdout {
+            if !self.text_shown(ev) {
+                crate::exit::stderr_line(format_args!("sockit: {ev}"));
+            }
+            if let Ok(mut early) = self.early.lock()
+                && let Some(held) = early.as_mut()
+            {
+                held.push(ev.clone());
+                return;
+            }
         }
-        self.event(&ev);
+        self.event(ev);
+    }
+
+    /// Prints the events told before the `listening` line (once).
+    fn release_early(&self) {
+        let held = match self.early.lock() {
+            Ok(mut early) => early.take().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        for ev in held {
+            self.event(&ev);
+        }
     }
 
     /// The reporter as the library's event callback.
@@ -245,6 +276,12 @@ impl Reporter {
     /// # Errors
     /// The write error of stdout (a closed stdout ends the server).
     pub fn listening(&self, ev: &Event, suffix: Option<&str>) -> std::io::Result<()> {
+        let r = self.listening_line(ev, suffix);
+        self.release_early();
+        r
+    }
+
+    fn listening_line(&self, ev: &Event, suffix: Option<&str>) -> std::io::Result<()> {
         if self.json {
             let v = serde_json::to_value(ev).unwrap_or_default();
             if self.json_to == JsonTo::Stdout {
@@ -287,6 +324,7 @@ impl Reporter {
     /// `sockit: <error>` line on stderr too; connect and listen: on stderr, alone), else
     /// `sockit: <error>`. A broken pipe on stdout ends quietly with 0.
     pub fn fail(&self, err: &anyhow::Error) -> std::process::ExitCode {
+        self.release_early();
         if self.json && !crate::exit::is_broken_pipe(err) {
             self.json_line(&crate::output::error_event(err));
             if self.json_to == JsonTo::Stderr {

@@ -452,18 +452,20 @@ pub fn identity(cert: &Option<PathBuf>, key: &Option<PathBuf>) -> Option<sockit:
 }
 
 impl TlsClientArgs {
-    /// The client configuration when --tls was given (warning on stderr for --insecure).
+    /// The client configuration when --tls was given (a `warning` event for --insecure).
     pub fn config(
         &self,
+        reporter: &crate::report::Reporter,
     ) -> sockit::Result<Option<std::sync::Arc<sockit::tls::rustls::ClientConfig>>> {
         if !self.tls {
             return Ok(None);
         }
         if self.insecure {
-            crate::exit::stderr_line(format_args!(
-                "sockit: warning: --insecure: the server's certificate is not verified; \
+            reporter.warn_on_stderr(
+                "--insecure: the server's certificate is not verified; \
                  anyone on the path can read and change this connection"
-            ));
+                    .into(),
+            );
         }
         let (config, _) = sockit::tls::client_config(&sockit::tls::ClientOptions {
             cacert: self.cacert.clone(),
@@ -501,33 +503,43 @@ pub struct TlsServerArgs {
 }
 
 impl TlsServerArgs {
-    /// The server configuration when --tls was given (see [`server_tls_config`]).
+    /// The server configuration when --tls was given (see [`server_tls_config`]), for a
+    /// listener on `listen_host`.
     pub fn config(
         &self,
+        listen_host: Option<&str>,
+        reporter: &crate::report::Reporter,
     ) -> sockit::Result<Option<std::sync::Arc<sockit::tls::rustls::ServerConfig>>> {
         if !self.tls {
             return Ok(None);
         }
+        let names: Vec<String> = listen_host.map(str::to_string).into_iter().collect();
         server_tls_config(
             self.cert.as_deref(),
             self.key.as_deref(),
             self.cacert.as_deref(),
-            &[],
+            &names,
+            reporter,
         )
         .map(Some)
     }
 }
 
 /// The names an ephemeral certificate is made for: `localhost`, 127.0.0.1 and ::1, and
-/// `extra` (a listen host).
+/// `extra` (a listen host; not an unspecified address such as 0.0.0.0, which no client
+/// connects to, nor a zone's `%` suffix).
 pub fn ephemeral_names(extra: &[String]) -> Vec<String> {
     let mut names: Vec<String> = ["localhost", "127.0.0.1", "::1"]
         .iter()
         .map(|s| s.to_string())
         .collect();
     for e in extra {
-        let e = e.trim_start_matches('[').trim_end_matches(']').to_string();
-        if !names.contains(&e) {
+        let e = e.trim_start_matches('[').trim_end_matches(']');
+        let e = e.split('%').next().unwrap_or(e).to_string();
+        let unspecified = e
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        if !e.is_empty() && !unspecified && !names.contains(&e) {
             names.push(e);
         }
     }
@@ -537,24 +549,24 @@ pub fn ephemeral_names(extra: &[String]) -> Vec<String> {
 /// A TLS server's configuration: from the `--cert`/`--key` files, or, with neither, an
 /// ephemeral self-signed certificate for [`ephemeral_names`] of `names` (valid for the
 /// whole run), whose SHA-256 fingerprint is printed on stderr in `openssl x509
-/// -fingerprint -sha256`'s format so a client can compare it. `client_ca`: mutual TLS.
+/// -fingerprint -sha256`'s format so a client can compare it (the `certificate` event,
+/// a person's to see). `client_ca`: mutual TLS.
 pub fn server_tls_config(
     cert: Option<&std::path::Path>,
     key: Option<&std::path::Path>,
     client_ca: Option<&std::path::Path>,
     names: &[String],
+    reporter: &crate::report::Reporter,
 ) -> sockit::Result<std::sync::Arc<sockit::tls::rustls::ServerConfig>> {
     match (cert, key) {
         (Some(cert), Some(key)) => sockit::tls::server_config(cert, key, &[], client_ca),
         (None, None) => {
             let names = ephemeral_names(names);
             let e = sockit::tls::Ephemeral::generate(&names)?;
-            crate::exit::stderr_line(format_args!(
-                "sockit: --tls without --cert/--key: ephemeral self-signed certificate for {} \
-                 (this run only)\nsockit: sha256 Fingerprint={}",
-                names.join(", "),
-                e.fingerprint()
-            ));
+            reporter.tell(&sockit::serve::Event::Certificate {
+                sha256_fingerprint: e.fingerprint(),
+                names,
+            });
             e.server_config(&[], client_ca)
         }
         _ => Err(sockit::Error::invalid_input(
@@ -583,5 +595,27 @@ impl SpliceArgs {
     /// True unless `--no-splice` was given.
     pub fn splice(&self) -> bool {
         !self.no_splice
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ephemeral_certificate_names_the_listen_host() {
+        // Regression: the listen host (127.0.0.2, an IPv6 address) was missing from the SAN.
+        let names = |h: &str| ephemeral_names(&[h.to_string()]);
+        assert_eq!(
+            names("127.0.0.2"),
+            ["localhost", "127.0.0.1", "::1", "127.0.0.2"]
+        );
+        assert_eq!(names("[2001:db8::1]")[3], "2001:db8::1");
+        assert_eq!(names("fe80::1%lo")[3], "fe80::1");
+        for same in ["0.0.0.0", "::", "[::]", "127.0.0.1", "[::1]", "localhost"] {
+            assert_eq!(names(same).len(), 3, "{same}");
+        }
+        assert_eq!(names("host.example")[3], "host.example");
+        assert_eq!(ephemeral_names(&[]).len(), 3);
     }
 }

@@ -212,7 +212,7 @@ async fn flush_rest(lout: &mut (dyn tokio::io::AsyncWrite + Unpin + Send)) {
 
 async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitCode> {
     args.sockopts.options().validate()?;
-    let tls = args.tls.config()?;
+    let tls = args.tls.config(reporter)?;
     if tls.is_some() && (args.udp || args.unix.is_some()) {
         return Err(crate::args::tls_needs_tcp().into());
     }

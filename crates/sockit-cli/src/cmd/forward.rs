@@ -128,6 +128,7 @@ impl TlsArgs {
     fn server(
         &self,
         listen_host: Option<&str>,
+        reporter: &crate::report::Reporter,
     ) -> anyhow::Result<Option<std::sync::Arc<sockit::tls::rustls::ServerConfig>>> {
         if !self.tls {
             return Ok(None);
@@ -138,11 +139,15 @@ impl TlsArgs {
             self.key.as_deref(),
             None,
             &names,
+            reporter,
         )?))
     }
 
     /// The target side (`--tls-target`).
-    fn target(&self) -> anyhow::Result<Option<sockit::forward::TargetTls>> {
+    fn target(
+        &self,
+        reporter: &crate::report::Reporter,
+    ) -> anyhow::Result<Option<sockit::forward::TargetTls>> {
         if !self.tls_target {
             return Ok(None);
         }
@@ -156,10 +161,12 @@ impl TlsArgs {
             cert: None,
             key: None,
         };
-        Ok(client.config()?.map(|config| sockit::forward::TargetTls {
-            config,
-            name: self.sni.clone(),
-        }))
+        Ok(client
+            .config(reporter)?
+            .map(|config| sockit::forward::TargetTls {
+                config,
+                name: self.sni.clone(),
+            }))
     }
 }
 
@@ -219,11 +226,14 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         idle_timeout: args.idle.timeout,
         connect_timeout: args.wait,
         retry: args.retry.retry()?,
-        tls: args.tls.server(match &listen {
-            Endpoint::Ip { host, .. } => host.as_deref(),
-            _ => None,
-        })?,
-        tls_target: args.tls.target()?,
+        tls: args.tls.server(
+            match &listen {
+                Endpoint::Ip { host, .. } => host.as_deref(),
+                _ => None,
+            },
+            reporter,
+        )?,
+        tls_target: args.tls.target(reporter)?,
         send_proxy: args.send_proxy.as_deref().map(|v| match v {
             "v1" => sockit::proxy_protocol::Version::V1,
             _ => sockit::proxy_protocol::Version::V2,

@@ -147,10 +147,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// What the flags ask for, checked and opened (the `-x`/`-o` files) before anything is
 /// bound: a bad option never fails with a peer waiting.
 fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenOptions)> {
+    let mut listen_host = None;
     let addr = match &args.unix {
         Some(path) => Address::Unix(UnixAddr::parse(path)?),
         None => {
             let hp = parse_host_port(&args.address)?;
+            listen_host = hp.host.clone();
             Address::Ip {
                 host: hp.host,
                 port: hp.port,
@@ -198,7 +200,7 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
         send_only: args.data.send_only,
         recv_only: args.data.recv_only,
         log: args.data.log.shared()?,
-        tls: args.tls.config()?,
+        tls: args.tls.config(listen_host.as_deref(), reporter)?,
         counters: None,
     };
     Ok((addr, opts))

@@ -1071,3 +1071,54 @@ fn an_ephemeral_certificate_prints_the_fingerprint_openssl_computes() {
     }
     assert_ne!(seen[0], seen[1], "a new certificate each run");
 }
+
+#[test]
+fn json_says_the_ephemeral_certificate_and_insecure_as_events() {
+    // Regression: under --json the fingerprint and the --insecure warning were text lines.
+    common::require_peer!("openssl");
+    let mut cmd = sockit(&["listen", "-k", "--json", "--tls", "::1", "0"]);
+    cmd.stdin(std::process::Stdio::piped());
+    let mut peer = common::Peer::spawn(&mut cmd, None);
+    let deadline = Instant::now() + T;
+    let (cert, addr) = loop {
+        let err = String::from_utf8_lossy(&peer.stderr_so_far()).to_string();
+        let events: Vec<serde_json::Value> = err
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        let cert = named(&events, "certificate").first().map(|v| (*v).clone());
+        if let (Some(c), Some(l)) = (cert, named(&events, "listening").first()) {
+            let addr: std::net::SocketAddr = format!("[::1]:{}", l["local_port"]).parse().unwrap();
+            break (c, addr);
+        }
+        assert!(peer.running() && Instant::now() < deadline, "{err}");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let names = cert["names"].as_array().expect("names");
+    assert!(names.iter().any(|n| n == "::1"), "{cert}");
+    assert_eq!(
+        cert["sha256_fingerprint"].as_str().unwrap(),
+        fingerprint_seen_by_s_client(addr),
+        "{cert}"
+    );
+    drop(peer);
+    let echo = common::sockit_server(&["echo-server", "127.0.0.1:0"]);
+    let target = echo.addr().to_string();
+    let mut fwd = common::sockit_server_stderr(&[
+        "forward",
+        "--json",
+        "--tls-target",
+        "--insecure",
+        "127.0.0.1:0",
+        &target,
+    ]);
+    let w = next_named(&fwd, "warning");
+    assert!(
+        w["message"].as_str().unwrap().starts_with("--insecure: "),
+        "{w}"
+    );
+    // A person still sees it on stderr, where no JSON goes.
+    fwd.terminate(T);
+    let err = common::server_stderr(&mut fwd);
+    assert!(err.contains("sockit: warning: --insecure: "), "{err}");
+}

@@ -363,6 +363,15 @@ pub enum Event {
         /// How long accepting pauses, in milliseconds.
         pause_ms: u64,
     },
+    /// An ephemeral self-signed certificate was made for this run (`--tls` without
+    /// `--cert`/`--key`): a client compares its fingerprint.
+    Certificate {
+        /// The names and addresses it is made for (its subject alternative names).
+        names: Vec<String>,
+        /// Its SHA-256 fingerprint as `openssl x509 -fingerprint -sha256` prints it
+        /// (upper-case hex pairs joined by colons).
+        sha256_fingerprint: String,
+    },
     /// Something worth a word that ends nothing.
     Warning {
         /// What.
@@ -508,6 +517,7 @@ impl Event {
             Event::ConnectFailed { .. }
             | Event::AcceptPaused { .. }
             | Event::Warning { .. }
+            | Event::Certificate { .. }
             | Event::HandshakeFailed { .. } => Severity::Notice,
             Event::Error(_) => Severity::Error,
             _ => Severity::Info,
@@ -531,6 +541,7 @@ impl Event {
             Event::Dropped { .. } => "dropped",
             Event::AcceptPaused { .. } => "accept_paused",
             Event::Warning { .. } => "warning",
+            Event::Certificate { .. } => "certificate",
             Event::Error(_) => "error",
             Event::Stopping { .. } => "stopping",
             Event::Stats(_) => "stats",
@@ -736,6 +747,16 @@ impl fmt::Display for Event {
                 "{error} ({transport}): accepting paused for {pause_ms} ms"
             ),
             Event::Warning { message } => write!(f, "warning: {message}"),
+            // Two lines, the second as `openssl x509 -fingerprint -sha256` prints it.
+            Event::Certificate {
+                names,
+                sha256_fingerprint,
+            } => write!(
+                f,
+                "--tls without --cert/--key: ephemeral self-signed certificate for {} \
+                 (this run only)\nsockit: sha256 Fingerprint={sha256_fingerprint}",
+                names.join(", ")
+            ),
             Event::Error(e) => write!(f, "{e}"),
             Event::Stopping { open, drain_us } => write!(
                 f,
