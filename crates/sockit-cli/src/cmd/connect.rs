@@ -243,7 +243,10 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
         None => None,
     };
     opts.source_port = args.source_port.unwrap_or(0);
-    let target = format!("{host} {}", hp.port);
+    let target = sockit::serve::Aim::Ip {
+        host: host.clone(),
+        port: hp.port.clone(),
+    };
     if args.udp {
         let (sock, peer) = retry
             .run(
@@ -305,13 +308,13 @@ async fn run_async(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitC
 }
 
 /// Reports a failed connect that `--retry` tries again (`-v`; JSON `retry`).
-fn retrying(reporter: &Reporter, target: &str, f: sockit::retry::Failed<'_>) {
+fn retrying(reporter: &Reporter, target: &sockit::serve::Aim, f: sockit::retry::Failed<'_>) {
     reporter.event(&Event::Retry {
         id: 1,
-        target: target.to_string(),
+        target: target.clone(),
         attempt: f.attempt,
         attempts: f.attempts,
-        delay_ms: f.delay.as_millis().min(u128::from(u64::MAX)) as u64,
+        delay_us: sockit::serve::Closed::micros(f.delay),
         error: f.error.clone(),
     });
 }
@@ -400,7 +403,7 @@ async fn connect_unix(
                         })?
                 }
             },
-            |f| retrying(reporter, path, f),
+            |f| retrying(reporter, &sockit::serve::Aim::Path(addr.to_string()), f),
         )
         .await?;
     apply_sockopts(&args.sockopts, &stream, reporter)?;

@@ -35,7 +35,8 @@ fn forward_retries_a_target_that_listens_two_seconds_late() {
     // Bound first (connects are refused, no other process can take the port), listening
     // 2 s later.
     let held = common::closed_port();
-    let target = format!("127.0.0.1:{}", held.port);
+    let port = held.port;
+    let target = format!("127.0.0.1:{port}");
     let fwd = common::sockit_server(&[
         "forward",
         "--json",
@@ -78,8 +79,10 @@ fn forward_retries_a_target_that_listens_two_seconds_late() {
     for (i, r) in retries.iter().enumerate() {
         assert_eq!(r["attempt"], i as u64 + 1, "{r}");
         assert_eq!(r["attempts"], 6, "{r}");
-        assert_eq!(r["delay_ms"], 500u64 << i, "doubling: {r}");
+        assert_eq!(r["delay_us"], 500_000u64 << i, "doubling: {r}");
         assert_eq!(r["error"]["code"], 111, "{r}");
+        // Regression: one shape for forward and connect (was `target`, `delay_ms`).
+        same_retry_shape(r, port);
     }
     assert!(
         took > Duration::from_secs(2),
@@ -170,6 +173,16 @@ fn forward_stops_retrying_for_a_client_that_left() {
     }
 }
 
+/// A `retry` event names its target as `target_host`/`target_port`, its wait in `_us`.
+fn same_retry_shape(r: &serde_json::Value, port: u16) {
+    assert_eq!(r["target_host"], "127.0.0.1", "{r}");
+    assert_eq!(r["target_port"], port, "{r}");
+    assert!(
+        r.get("target").is_none() && r.get("delay_ms").is_none(),
+        "{r}"
+    );
+}
+
 /// Polls `f` every 10 ms until it gives something, for at most `limit`.
 fn within<R>(limit: Duration, mut f: impl FnMut() -> Option<R>) -> Option<R> {
     let deadline = Instant::now() + limit;
@@ -188,7 +201,8 @@ fn connect_retries_a_target_that_listens_two_seconds_late() {
     // Bound first (connects are refused, no other process can take the port), listening
     // 2 s later.
     let held = common::closed_port();
-    let port = held.port.to_string();
+    let port = held.port;
+    let port_text = port.to_string();
     let t0 = Instant::now();
     let late = std::thread::spawn(move || {
         // The sleep stands for a slow target.
@@ -210,7 +224,7 @@ fn connect_retries_a_target_that_listens_two_seconds_late() {
         "--retry-delay",
         "0.5",
         "127.0.0.1",
-        &port,
+        &port_text,
     ]);
     let out = common::run_with_input(&mut cmd, b"hello", Duration::from_secs(30));
     let took = t0.elapsed();
@@ -232,8 +246,10 @@ fn connect_retries_a_target_that_listens_two_seconds_late() {
     for (i, r) in retries.iter().enumerate() {
         assert_eq!(r["attempt"], i as u64 + 1, "{r}");
         assert_eq!(r["attempts"], 6, "{r}");
-        assert_eq!(r["delay_ms"], 500u64 << i, "doubling: {r}");
+        assert_eq!(r["delay_us"], 500_000u64 << i, "doubling: {r}");
         assert_eq!(r["error"]["code"], 111, "{r}");
+        // Regression: one shape for forward and connect (was `target`, `delay_ms`).
+        same_retry_shape(r, port);
     }
     assert_eq!(named(&events, "connected").len(), 1, "{err}");
     assert!(took > Duration::from_secs(2), "{took:?}");

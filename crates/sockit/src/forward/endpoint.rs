@@ -38,6 +38,20 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// The endpoint as a target is named in events before it is reached ([`Aim`]): its
+    /// host (127.0.0.1 when none was given) and port, or its path.
+    ///
+    /// [`Aim`]: crate::serve::Aim
+    pub fn aim(&self) -> crate::serve::Aim {
+        match self {
+            Endpoint::Ip { host, port, .. } => crate::serve::Aim::Ip {
+                host: host.clone().unwrap_or_else(|| "127.0.0.1".into()),
+                port: port.clone(),
+            },
+            Endpoint::Unix(a) | Endpoint::UnixDgram(a) => crate::serve::Aim::Path(a.to_string()),
+        }
+    }
+
     /// Parses one address word of `sockit forward`.
     ///
     /// Forms: `PORT`, `HOST:PORT`, `[V6]:PORT`, each optionally prefixed `tcp:` or `udp:`

@@ -106,10 +106,10 @@ pub(crate) async fn connect_retrying(
                 retried.notify_one();
                 ctx.emit(crate::serve::Event::Retry {
                     id,
-                    target: ctx.target_text.clone(),
+                    target: ctx.target.aim(),
                     attempt: f.attempt,
                     attempts: f.attempts,
-                    delay_ms: f.delay.as_millis().min(u128::from(u64::MAX)) as u64,
+                    delay_us: crate::serve::Closed::micros(f.delay),
                     error: f.error.clone(),
                 })
             },

@@ -40,6 +40,60 @@ pub struct Local(pub Peer);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target(pub Peer);
 
+/// A target as given, before it is reached (the `retry` event): `target_host` (a name
+/// or an address; IPv6 without brackets) and `target_port` (a number, or a service name
+/// as given), or `target_path` (a Unix socket: its path, `@name` for an abstract one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Aim {
+    /// A host and a port.
+    Ip {
+        /// The host as given.
+        host: String,
+        /// The port as given.
+        port: crate::addr::Port,
+    },
+    /// A Unix socket's address.
+    Path(String),
+}
+
+impl Serialize for Aim {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        match self {
+            Aim::Ip { host, port } => {
+                m.serialize_entry(
+                    "target_host",
+                    host.trim_start_matches('[').trim_end_matches(']'),
+                )?;
+                match port {
+                    crate::addr::Port::Number(n) => m.serialize_entry("target_port", n)?,
+                    crate::addr::Port::Service(name) => m.serialize_entry("target_port", name)?,
+                }
+            }
+            Aim::Path(p) => m.serialize_entry("target_path", p)?,
+        }
+        m.end()
+    }
+}
+
+impl fmt::Display for Aim {
+    /// `HOST:PORT` (`[V6]:PORT`) or the path.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Aim::Ip { host, port } => {
+                let h = host.trim_start_matches('[').trim_end_matches(']');
+                if h.contains(':') {
+                    write!(f, "[{h}]:{port}")
+                } else {
+                    write!(f, "{h}:{port}")
+                }
+            }
+            Aim::Path(p) => f.write_str(p),
+        }
+    }
+}
+
 /// How a session's target was reached: directly (`target_host`/`target_port` or
 /// `target_path`: the address that answered), or through a proxy (`forward --proxy`):
 /// then `target_host`/`target_port` are what the proxy was asked for (a name stays a
@@ -293,19 +347,20 @@ pub enum Event {
         /// What was wrong, in words.
         message: String,
     },
-    /// A session's connect to its target failed and will be tried again after `delay_ms`
-    /// (`--retry`).
+    /// A session's connect to its target failed and will be tried again after `delay_us`
+    /// (`--retry`; forward and connect alike).
     Retry {
         /// Session id.
         id: u64,
-        /// The target as given.
-        target: String,
+        /// The target as given (`target_host`/`target_port` or `target_path`).
+        #[serde(flatten)]
+        target: Aim,
         /// The attempt that failed (from 1).
         attempt: u32,
         /// Attempts allowed in all.
         attempts: u32,
-        /// The wait before the next attempt, in milliseconds.
-        delay_ms: u64,
+        /// The wait before the next attempt, in microseconds.
+        delay_us: u64,
         /// Why the attempt failed.
         error: Error,
     },
@@ -671,13 +726,13 @@ impl fmt::Display for Event {
                 target,
                 attempt,
                 attempts,
-                delay_ms,
+                delay_us,
                 error,
             } => write!(
                 f,
                 "#{id} target {target} attempt {attempt} of {attempts} failed: {error}; \
                  retrying in {:.3} s",
-                *delay_ms as f64 / 1e3
+                *delay_us as f64 / 1e6
             ),
             Event::Closed(c) => {
                 write!(

@@ -46,7 +46,7 @@ pub use bind::{
     AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
 };
 pub use event::{
-    CloseReason, Closed, Event, Local, ProxiedFrom, Reached, Severity, Side, Target, Via,
+    Aim, CloseReason, Closed, Event, Local, ProxiedFrom, Reached, Severity, Side, Target, Via,
 };
 pub use metrics::{Metrics, Stats};
 pub use peer::{Peer, Transport};
