@@ -1138,3 +1138,37 @@ fn json_says_the_ephemeral_certificate_and_insecure_as_events() {
     let err = common::server_stderr(&mut fwd);
     assert!(err.contains("sockit: warning: --insecure: "), "{err}");
 }
+
+#[test]
+fn forward_passes_on_the_destination_of_the_header_it_received() {
+    // Regression: a chained --send-proxy named forward's own listen address as destination.
+    let target = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let to = target.local_addr().unwrap().to_string();
+    let fwd = common::sockit_server(&[
+        "forward",
+        "--accept-proxy-from",
+        "127.0.0.1/32",
+        "--send-proxy",
+        "v1",
+        "127.0.0.1:0",
+        &to,
+    ]);
+    for header in [
+        "PROXY TCP4 10.1.2.3 192.168.9.9 4242 80\r\n",
+        "PROXY TCP6 2001:db8::1 ::1 4242 80\r\n",
+    ] {
+        let mut c = TcpStream::connect_timeout(&fwd.addr(), T).unwrap();
+        c.write_all(header.as_bytes()).unwrap();
+        c.write_all(b"hello").unwrap();
+        c.shutdown(std::net::Shutdown::Write).unwrap();
+        let (mut s, _) = target.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            format!("{header}hello"),
+            "haproxy passes source and destination on"
+        );
+    }
+}

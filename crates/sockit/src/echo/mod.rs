@@ -746,6 +746,7 @@ impl Shared {
                 let who = Admitted {
                     peer: peer.clone(),
                     via,
+                    destination: None,
                 };
                 (p, who)
             })

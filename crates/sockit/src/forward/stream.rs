@@ -36,11 +36,14 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         peer: session.peer().clone(),
         via: session.via().cloned().map(ProxiedFrom),
     });
-    // The address the client reached (before TLS wraps the stream), for --send-proxy.
-    let local = socket2::SockRef::from(&client)
-        .local_addr()
-        .ok()
-        .and_then(|a| a.as_socket());
+    // The address the client reached, for --send-proxy: as its own PROXY header said
+    // (haproxy passes it on), else this socket's (before TLS wraps the stream).
+    let local = session.destination().or_else(|| {
+        socket2::SockRef::from(&client)
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_socket())
+    });
     if let Some(config) = &ctx.opts.tls {
         let handshake = tokio::select! {
             r = tls_accept(client, config.clone()) => r,

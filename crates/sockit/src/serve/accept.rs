@@ -270,8 +270,9 @@ impl<'a> Acceptor<'a> {
                                 None
                             }
                             Ok((permit, who)) => {
-                                let session =
-                                    Session::new(permit, who.peer, transport).with_via(who.via);
+                                let session = Session::new(permit, who.peer, transport)
+                                    .with_via(who.via)
+                                    .with_destination(who.destination);
                                 Some((Box::new(stream) as BoxStream, session))
                             }
                         }

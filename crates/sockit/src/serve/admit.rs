@@ -155,12 +155,14 @@ impl Admission {
             Check::Plain => Admitted {
                 peer: conn,
                 via: None,
+                destination: None,
             },
             Check::Refuse => return Err(Refused::new(conn, Refusal::UnlistedSource, None)),
             Check::Header => match proxied::read_header(stream, proxied::HEADER_TIMEOUT).await {
                 Ok(h) => Admitted {
                     peer: Peer::Ip(proxied::original_peer(&h, peer)),
                     via: Some(conn),
+                    destination: h.destination(),
                 },
                 Err(e) => return Err(Refused::new(conn, Refusal::ProxyHeader, Some(e))),
             },
@@ -192,6 +194,9 @@ pub struct Admitted {
     pub peer: Peer,
     /// The listed source the PROXY header came from, if one did.
     pub via: Option<Peer>,
+    /// The address the original client connected to, as its PROXY header gave it
+    /// (`None` without a header, or for a `LOCAL`/`UNKNOWN` one).
+    pub destination: Option<std::net::SocketAddr>,
 }
 
 /// A connection turned away, as [`Admission::admit_tcp`] reports it.

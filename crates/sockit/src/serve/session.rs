@@ -17,6 +17,7 @@ pub struct Session {
     permit: Permit,
     peer: Peer,
     via: Option<Peer>,
+    destination: Option<std::net::SocketAddr>,
     transport: Transport,
     started: Instant,
 }
@@ -28,6 +29,7 @@ impl Session {
             permit,
             peer,
             via: None,
+            destination: None,
             transport,
             started: Instant::now(),
         }
@@ -38,6 +40,18 @@ impl Session {
     pub fn with_via(mut self, via: Option<Peer>) -> Session {
         self.via = via;
         self
+    }
+
+    /// The same session, with the address its PROXY header says the client connected to.
+    pub fn with_destination(mut self, destination: Option<std::net::SocketAddr>) -> Session {
+        self.destination = destination;
+        self
+    }
+
+    /// The address the client connected to as its PROXY header said (HAProxy passes it
+    /// on as the destination of the header it sends in turn), if one did.
+    pub fn destination(&self) -> Option<std::net::SocketAddr> {
+        self.destination
     }
 
     /// The source of the PROXY header that named the peer, if one did.
