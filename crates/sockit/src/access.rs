@@ -38,17 +38,34 @@ pub struct AccessList {
 /// The largest access-list file read (4 MiB: about 200,000 lines of networks).
 pub const MAX_LIST_FILE: u64 = 4 << 20;
 
-/// Parses `10.0.0.0/8`, `::1/128`, or a bare address (a network of one).
+/// Parses `10.0.0.0/8`, `::1/128`, or a bare address (a network of one). An
+/// IPv4-mapped network (`::ffff:10.0.0.0/104`, `::ffff:127.0.0.2`) is its IPv4 network,
+/// as peers are compared in IPv4 (ncat does the same).
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for text that is neither.
+///
+/// # Examples
+/// ```
+/// let n = sockit::access::parse_cidr("::ffff:10.0.0.0/104").unwrap();
+/// assert_eq!(n.to_string(), "10.0.0.0/8");
+/// ```
 pub fn parse_cidr(text: &str) -> Result<IpNet> {
     let t = text.trim();
+    let mapped = |net: IpNet| match net {
+        IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+                .map(IpNet::V4)
+                .unwrap_or(net),
+            None => net,
+        },
+        other => other,
+    };
     if let Ok(net) = t.parse::<IpNet>() {
-        return Ok(net);
+        return Ok(mapped(net));
     }
     if let Ok(ip) = t.parse::<IpAddr>() {
-        return Ok(IpNet::from(ip));
+        return Ok(mapped(IpNet::from(ip)));
     }
     Err(Error::invalid_input(
         "access",
@@ -109,32 +126,53 @@ fn read_list(path: &std::path::Path, flag: &str) -> Result<Vec<IpNet>> {
     parse_list(text, &op)
 }
 
+/// The networks of a flag's words (`--allow`, `--deny`, `--accept-proxy-from`): each
+/// word holds one or more networks ([`parse_cidr`]) separated by commas (empty items
+/// between commas are skipped). `flag` (without dashes) opens the errors' operation.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for an item that is not a
+/// network, and for a word with no network at all (`--allow ""`, say from an empty
+/// variable): it would otherwise mean "no restriction".
+///
+/// # Examples
+/// ```
+/// assert_eq!(sockit::access::parse_words(&["10.0.0.0/8,::1"], "allow").unwrap().len(), 2);
+/// assert!(sockit::access::parse_words(&[" , "], "allow").is_err());
+/// ```
+pub fn parse_words<S: AsRef<str>>(words: &[S], flag: &str) -> Result<Vec<IpNet>> {
+    let mut nets = Vec::new();
+    for w in words {
+        let before = nets.len();
+        for item in w.as_ref().split(',').filter(|i| !i.trim().is_empty()) {
+            nets.push(parse_cidr(item).map_err(|e| e.with_op(flag.to_string()))?);
+        }
+        if nets.len() == before {
+            return Err(Error::invalid_input(
+                flag.to_string(),
+                format!(
+                    "--{flag} {:?} names no network (an empty variable?)",
+                    w.as_ref()
+                ),
+            ));
+        }
+    }
+    Ok(nets)
+}
+
 impl AccessList {
     /// An access list from the `--allow` and `--deny` words; a word may hold several
-    /// networks separated by commas.
+    /// networks separated by commas ([`parse_words`]).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a word that is not a
-    /// network ([`parse_cidr`]).
+    /// network ([`parse_cidr`]) or holds none.
     pub fn parse<S: AsRef<str>>(allow: &[S], deny: &[S]) -> Result<AccessList> {
-        let nets = |words: &[S]| -> Result<Vec<IpNet>> {
-            words
-                .iter()
-                .flat_map(|w| {
-                    w.as_ref()
-                        .split(',')
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .filter(|w| !w.trim().is_empty())
-                .map(|w| parse_cidr(&w))
-                .collect()
-        };
-        let allow = nets(allow)?;
+        let allow = parse_words(allow, "allow")?;
         Ok(AccessList {
             restricted: !allow.is_empty(),
             allow,
-            deny: nets(deny)?,
+            deny: parse_words(deny, "deny")?,
         })
     }
 
@@ -181,6 +219,31 @@ impl AccessList {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mapped_entry_admits_its_ipv4_peer_and_an_empty_word_is_refused() {
+        // Regression: an allowfile line ::ffff:127.0.0.2 did not admit 127.0.0.2.
+        let acl = AccessList::parse(&["::ffff:127.0.0.2", "::ffff:10.0.0.0/104"], &[]).unwrap();
+        for ok in ["127.0.0.2", "::ffff:127.0.0.2", "10.9.8.7"] {
+            assert!(acl.permits(ok.parse().unwrap()), "{ok}");
+        }
+        assert!(!acl.permits("127.0.0.3".parse().unwrap()));
+        assert!(matches!(parse_cidr("::ffff:0:0/95").unwrap(), IpNet::V6(_)));
+        // Regression: `--allow ""` (an empty variable) meant "everyone".
+        for empty in ["", " ", ",", " , "] {
+            let e = AccessList::parse(&[empty], &[]).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::InvalidInput);
+            assert!(e.to_string().contains("--allow"), "{e}");
+            let e = AccessList::parse(&["10.0.0.0/8"], &[empty]).unwrap_err();
+            assert!(e.to_string().contains("--deny"), "{e}");
+            let e = crate::serve::ProxySources::parse(&[empty]).unwrap_err();
+            assert!(e.to_string().contains("--accept-proxy-from"), "{e}");
+        }
+        assert_eq!(
+            parse_words(&["10.0.0.0/8,,::1,"], "allow").unwrap().len(),
+            2
+        );
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -1172,3 +1172,19 @@ fn forward_passes_on_the_destination_of_the_header_it_received() {
         );
     }
 }
+
+#[test]
+fn an_empty_network_flag_is_a_usage_error() {
+    // Regression: `--allow "$EMPTY"` (and --deny, --accept-proxy-from) meant no restriction.
+    for flag in ["--allow=", "--allow=,", "--deny=", "--accept-proxy-from="] {
+        for cmd in ["echo-server", "forward"] {
+            let mut args = vec![cmd, flag, "127.0.0.1:0"];
+            if cmd == "forward" {
+                args.push("127.0.0.1:1");
+            }
+            let out = common::run(&mut sockit(&args), T);
+            let name = flag.trim_end_matches(['=', ',']);
+            common::assert_fails_with(&out, 2, &format!("{name} "));
+        }
+    }
+}

@@ -60,22 +60,10 @@ impl ProxySources {
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a word that is not
-    /// one ([`parse_cidr`](crate::access::parse_cidr)).
+    /// one ([`parse_cidr`](crate::access::parse_cidr)), or holds none
+    /// ([`parse_words`](crate::access::parse_words)).
     pub fn parse<S: AsRef<str>>(words: &[S]) -> Result<ProxySources> {
-        let nets = words
-            .iter()
-            .flat_map(|w| {
-                w.as_ref()
-                    .split(',')
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-            .filter(|w| !w.trim().is_empty())
-            .map(|w| {
-                crate::access::parse_cidr(&w)
-                    .map_err(|e| e.with_op("accept-proxy-from".to_string()))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let nets = crate::access::parse_words(words, "accept-proxy-from")?;
         Ok(ProxySources { nets })
     }
 
