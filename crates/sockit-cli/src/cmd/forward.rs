@@ -127,12 +127,15 @@ impl TlsArgs {
     /// The server side (`--tls`): its configuration, for a listener on `listen_host`.
     fn server(
         &self,
+        listen: &Endpoint,
         listen_host: Option<&str>,
         reporter: &crate::report::Reporter,
     ) -> anyhow::Result<Option<std::sync::Arc<sockit::tls::rustls::ServerConfig>>> {
         if !self.tls {
             return Ok(None);
         }
+        // A usage error before any certificate is made (and its fingerprint printed).
+        listen.check_tls_listener()?;
         let names: Vec<String> = listen_host.map(str::to_string).into_iter().collect();
         Ok(Some(crate::args::server_tls_config(
             self.cert.as_deref(),
@@ -227,6 +230,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         connect_timeout: args.wait,
         retry: args.retry.retry()?,
         tls: args.tls.server(
+            &listen,
             match &listen {
                 Endpoint::Ip { host, .. } => host.as_deref(),
                 _ => None,

@@ -995,6 +995,14 @@ fn tls_flags_of_forward_are_checked() {
         let out = common::run(&mut sockit(&all), T);
         common::assert_fails_with(&out, 2, want);
     }
+    // Regression: --tls over UDP made (and printed) a certificate before the usage error.
+    let out = common::run(
+        &mut sockit(&["forward", "--tls", "-u", "127.0.0.1:0", "127.0.0.1:9"]),
+        T,
+    );
+    common::assert_fails_with(&out, 2, "stream listener");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("Fingerprint"), "{err}");
 }
 
 /// The `sha256 Fingerprint=…` line a server printed on stderr (within 10 s).

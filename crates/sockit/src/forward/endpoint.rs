@@ -38,6 +38,21 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Can this listen side terminate TLS (`forward --tls`)? A stream listener can; checked
+    /// before a certificate is loaded or made.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a datagram listener.
+    pub fn check_tls_listener(&self) -> crate::error::Result<()> {
+        if self.transport().is_datagram() {
+            return Err(crate::error::Error::invalid_input(
+                "tls",
+                "--tls terminates TLS on a stream listener (TCP or Unix), not UDP",
+            ));
+        }
+        Ok(())
+    }
+
     /// The endpoint as a target is named in events before it is reached ([`Aim`]): its
     /// host (127.0.0.1 when none was given) and port, or its path.
     ///

@@ -304,11 +304,8 @@ impl Forwarder {
                 "a PROXY header is sent from a stream listener to a stream target (not UDP)",
             ));
         }
-        if opts.tls.is_some() && listen.transport().is_datagram() {
-            return Err(Error::invalid_input(
-                "tls",
-                "--tls terminates TLS on a stream listener (TCP or Unix), not UDP",
-            ));
+        if opts.tls.is_some() {
+            listen.check_tls_listener()?;
         }
         if let Some(t) = &opts.tls_target {
             match &target {
