@@ -472,6 +472,16 @@ impl TlsClientArgs {
             insecure: self.insecure,
             alpn: Vec::new(),
             identity: identity(&self.cert, &self.key),
+        })
+        .map_err(|e| {
+            flag_named(
+                e,
+                &[
+                    ("cacert", self.cacert.as_deref()),
+                    ("cert", self.cert.as_deref()),
+                    ("key", self.key.as_deref()),
+                ],
+            )
         })?;
         Ok(Some(config))
     }
@@ -525,6 +535,20 @@ impl TlsServerArgs {
     }
 }
 
+/// An error about one of the files of `files` (its operation is the file's path) names
+/// the flag that gave it, as `allowfile FILE: …` does: `cacert /x: [Errno 2] …`.
+fn flag_named(e: sockit::Error, files: &[(&str, Option<&std::path::Path>)]) -> sockit::Error {
+    for (flag, path) in files {
+        if let Some(p) = path
+            && e.op() == p.display().to_string()
+        {
+            let op = format!("{flag} {}", p.display());
+            return e.with_op(op);
+        }
+    }
+    e
+}
+
 /// The names an ephemeral certificate is made for: `localhost`, 127.0.0.1 and ::1, and
 /// `extra` (a listen host; not an unspecified address such as 0.0.0.0, which no client
 /// connects to, nor a zone's `%` suffix).
@@ -559,7 +583,18 @@ pub fn server_tls_config(
     reporter: &crate::report::Reporter,
 ) -> sockit::Result<std::sync::Arc<sockit::tls::rustls::ServerConfig>> {
     match (cert, key) {
-        (Some(cert), Some(key)) => sockit::tls::server_config(cert, key, &[], client_ca),
+        (Some(cert), Some(key)) => {
+            sockit::tls::server_config(cert, key, &[], client_ca).map_err(|e| {
+                flag_named(
+                    e,
+                    &[
+                        ("cert", Some(cert)),
+                        ("key", Some(key)),
+                        ("cacert", client_ca),
+                    ],
+                )
+            })
+        }
         (None, None) => {
             let names = ephemeral_names(names);
             let e = sockit::tls::Ephemeral::generate(&names)?;
@@ -568,6 +603,7 @@ pub fn server_tls_config(
                 names,
             });
             e.server_config(&[], client_ca)
+                .map_err(|e| flag_named(e, &[("cacert", client_ca)]))
         }
         _ => Err(sockit::Error::invalid_input(
             "tls",

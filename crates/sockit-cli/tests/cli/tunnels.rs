@@ -1003,6 +1003,20 @@ fn tls_flags_of_forward_are_checked() {
     common::assert_fails_with(&out, 2, "stream listener");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("Fingerprint"), "{err}");
+    // Regression: a missing --cacert/--cert file's error named only the path.
+    let dir = common::temp_dir("tls-flags");
+    let missing = dir.join("missing.pem");
+    let missing = missing.to_str().unwrap();
+    for (flags, want) in [
+        (vec!["--tls-target", "--cacert", missing], "cacert "),
+        (vec!["--tls", "--cert", missing, "--key", missing], "cert "),
+    ] {
+        let mut all = vec!["forward"];
+        all.extend(flags);
+        all.extend(["127.0.0.1:0", "127.0.0.1:9"]);
+        let out = common::run(&mut sockit(&all), T);
+        common::assert_fails_with(&out, 1, &format!("{want}{missing}: [Errno 2]"));
+    }
 }
 
 /// The `sha256 Fingerprint=…` line a server printed on stderr (within 10 s).
