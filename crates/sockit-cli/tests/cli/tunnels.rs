@@ -130,6 +130,7 @@ fn forward_gives_up_after_its_retries_and_says_each_attempt_with_v() {
 #[test]
 fn forward_stops_retrying_for_a_client_that_left() {
     // Regression: a client gone (FIN or RST) during the back-off kept its --max-conns slot.
+    let _serial = common::serial();
     let closed = common::closed_port();
     let target = format!("127.0.0.1:{}", closed.port);
     let fwd = common::sockit_server(&[
