@@ -1165,3 +1165,36 @@ fn a_reset_a_write_found_first_is_passed_on_as_a_reset() {
         }
     }
 }
+
+#[test]
+fn idle_does_not_cut_a_session_still_delivering_to_a_slow_reader() {
+    // Regression (fresh-eyes QA): `-i 2` cut a session at 3.8 of 4 MB while a slow reader
+    // was still receiving (the relay sat in a write the kernel wakes only once a third of a
+    // large send buffer is free), and the reader saw a clean EOF with bytes missing.
+    let _g = crate::common::serial();
+    const N: usize = 4_000_000;
+    let (port, target) = crate::common::serve_one_client(|mut s| {
+        s.set_write_timeout(Some(Duration::from_secs(60))).unwrap();
+        s.write_all(&vec![b'y'; N]).unwrap();
+        s.shutdown(Shutdown::Write).unwrap();
+    });
+    let fwd = forward(&["-i", "2", "127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let c = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    c.set_recv_buffer_size(16384).unwrap();
+    c.connect(&fwd.addr().into()).unwrap();
+    let mut c: TcpStream = c.into();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // about 400 KB/s: ten seconds for the whole
+    let mut buf = [0u8; 4096];
+    let (mut got, t0) = (0usize, std::time::Instant::now());
+    while t0.elapsed() < Duration::from_secs(60) {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("after {got} bytes: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    target.join().unwrap();
+    assert_eq!(got, N, "the session was cut while bytes were still flowing");
+}
