@@ -1198,3 +1198,26 @@ fn idle_does_not_cut_a_session_still_delivering_to_a_slow_reader() {
     target.join().unwrap();
     assert_eq!(got, N, "the session was cut while bytes were still flowing");
 }
+
+#[test]
+fn an_idle_cut_of_a_reader_that_stopped_is_a_reset_not_an_eof() {
+    // Regression (fresh-eyes QA): an idle cut closed a client that had stopped reading
+    // with a FIN, so what had arrived read as a complete stream.
+    let (port, target) = crate::common::serve_one_client(|mut s| {
+        s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+        // more than the buffers hold: the rest stays with the forwarder
+        let _ = s.write_all(&vec![b'y'; 16 << 20]);
+        std::thread::sleep(Duration::from_millis(500));
+    });
+    let fwd = forward_with_stderr(&["-i", "0.5", "127.0.0.1:0", &format!("127.0.0.1:{port}")]);
+    let mut c = connect(fwd.addr());
+    // stop reading until the idle time has passed twice over
+    std::thread::sleep(Duration::from_millis(1500));
+    let (n, err) = read_until_end(&mut c);
+    target.join().unwrap();
+    assert_eq!(
+        err,
+        Some(std::io::ErrorKind::ConnectionReset),
+        "{n} bytes, then a clean EOF"
+    );
+}

@@ -234,7 +234,8 @@ pub(crate) struct StreamEnd {
 /// Relays a client stream and a target stream both ways until both ends are done, one
 /// side resets, `idle` passes without traffic, or the stop aborts; then closes both as
 /// every relaying server does (DESIGN.md): a reset is passed on as a reset (`SO_LINGER`
-/// 0), a stop's abort cuts both with RST, an idle or failed session gets a lingering close.
+/// 0), a stop's abort cuts both with RST, an idle or failed session gets a lingering close
+/// (a side that still has bytes queued it never took gets RST instead, [`close_or_cut`]).
 /// One mechanism for `forward` and `proxy`. With `splice`, two plain sockets and no tap,
 /// the bytes move zero-copy ([`relay_both`]).
 pub(crate) async fn relay_streams(
@@ -290,10 +291,23 @@ pub(crate) async fn relay_streams(
         None => {
             let (reason, error) = end_of(outcome.result);
             if reason != CloseReason::Eof {
-                tokio::join!(linger_close(client), linger_close(t));
+                // A side that still has bytes it never took (an idle cut of a peer that
+                // stopped reading, a failed session) is cut with RST: a FIN would let it
+                // read the part that did arrive as a complete stream.
+                tokio::join!(close_or_cut(client), close_or_cut(t));
             }
             end(reason, None, error)
         }
+    }
+}
+
+/// Closes a side the lingering way, or aborts it (RST) when bytes written to it are still
+/// queued (`SIOCOUTQ` > 0): it stopped taking them, and they would be lost under a FIN.
+async fn close_or_cut(s: BoxStream) {
+    if crate::sys::unacked_bytes(s.as_fd()).is_ok_and(|n| n > 0) {
+        abort(s);
+    } else {
+        linger_close(s).await;
     }
 }
 
