@@ -25,41 +25,8 @@ SOCKIT=$PWD/target/release/sockit
 
 # ---- helpers shared by the sections -------------------------------------------------
 
-# need CMD PKG: CMD on PATH, installed from Debian's PKG when root; false when missing.
-need() {
-    command -v "$1" >/dev/null && return 0
-    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-        apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1 ||
-            { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq --no-install-recommends "$2" >/dev/null 2>&1; } || true
-    fi
-    command -v "$1" >/dev/null || { echo "  ($1 missing: apt-get install $2; left out)"; return 1; }
-}
-
-# timed OUT CMD…: runs CMD with stdout to OUT; prints "WALL CPU" (seconds, CPU = user+sys).
-timed() {
-    local out=$1
-    shift
-    /usr/bin/time -o "$TMP/time" -f "%e %U %S" "$@" >"$out" 2>/dev/null || true
-    tail -1 "$TMP/time" | awk '{printf "%s %.2f\n", $1, $2 + $3}'
-}
-
-# median < numbers (one a line)
-median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-
-# cpu_mark: the aggregate "cpu" line of /proc/stat (jiffies: user nice system idle iowait
-# irq softirq steal).
-cpu_mark() { head -1 /proc/stat; }
-
-# cpu_report BEFORE AFTER: shares of the CPU time between two marks, iowait and steal too.
-cpu_report() {
-    awk -v a="$1" -v b="$2" 'BEGIN {
-        split(a, x); split(b, y); t = 0
-        for (i = 2; i <= 9; i++) { d[i] = y[i] - x[i]; t += d[i] }
-        if (t <= 0) t = 1
-        printf "cpu during the section: user %.0f%%, system %.0f%%, idle %.0f%%, iowait %.1f%%, steal %.1f%%, irq+softirq %.1f%%\n",
-            100 * (d[2] + d[3]) / t, 100 * d[4] / t, 100 * d[5] / t, 100 * d[6] / t, 100 * d[9] / t, 100 * (d[7] + d[8]) / t
-    }'
-}
+# need, timed, median, cpu_mark, cpu_report: bench/lib.sh
+. bench/lib.sh
 
 # ---- section: scan ---------------------------------------------------------------------
 
