@@ -13,12 +13,12 @@ use super::target::{self, TargetConn};
 use super::{Ctx, UDP_SESSION_IDLE};
 use crate::error::{Error, Result};
 use crate::relay::{Counters, Direction, Tap};
-use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, Side, Transport};
+use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, Side, Transport, offer_datagram};
 
 const UDP_QUEUE: usize = 1024;
 const DATAGRAM_BUF: usize = 65_536;
 
-type Table = Arc<Mutex<PeerTable<SocketAddr, (u64, mpsc::Sender<Vec<u8>>)>>>;
+type Table = Arc<crate::serve::SessionChannels<SocketAddr>>;
 
 /// Reads datagrams until the stop says stop (`Ok`) or `recvfrom(2)` fails for good.
 pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()> {
@@ -44,20 +44,10 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
                 _ => return Err(Error::from_io("recvfrom", e)),
             },
         };
-        let mut data = buf[..n].to_vec();
-        let existing = table
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&peer).map(|(_, tx)| tx.clone()));
-        if let Some(tx) = existing {
-            match tx.try_send(data) {
-                Ok(()) => continue,
-                // The session is behind: drop the datagram, as a full socket buffer would.
-                Err(mpsc::error::TrySendError::Full(_)) => continue,
-                // The session just ended: start a new one with this datagram.
-                Err(mpsc::error::TrySendError::Closed(d)) => data = d,
-            }
-        }
+        // Its session takes it (or, behind, drops it); else a new session starts with it.
+        let Some(data) = offer_datagram(&table, &peer, buf[..n].to_vec()) else {
+            continue;
+        };
         let permit = match ctx.admission.admit(&Peer::Ip(peer)) {
             Ok(p) => p,
             Err(reason) => {

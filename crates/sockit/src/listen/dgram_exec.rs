@@ -29,12 +29,12 @@ use super::{Ctx, Dgram, Mode};
 use crate::error::{Error, Result};
 use crate::forward::UDP_SESSION_IDLE;
 use crate::relay::{self, Counters, Direction, Tap};
-use crate::serve::{CloseReason, Event, Peer, PeerTable, Session};
+use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, offer_datagram};
 
 /// Datagrams queued for one program's stdin.
 const QUEUE: usize = 1024;
 
-type Table = Arc<Mutex<PeerTable<Peer, (u64, mpsc::Sender<Vec<u8>>)>>>;
+type Table = Arc<crate::serve::SessionChannels<Peer>>;
 
 /// Reads datagrams and runs a program per peer until a stop (or, one peer, its program's
 /// end).
@@ -71,19 +71,10 @@ pub(crate) async fn serve(sock: Dgram, ctx: &Arc<Ctx>) -> Result<()> {
             }
             continue;
         }
-        let mut data = buf[..n].to_vec();
-        let existing = table
-            .lock()
-            .ok()
-            .and_then(|t| t.get(&peer).map(|(_, tx)| tx.clone()));
-        if let Some(tx) = existing {
-            match tx.try_send(data) {
-                Ok(()) => continue,
-                Err(mpsc::error::TrySendError::Full(_)) => continue,
-                // The program just ended: a new one for this datagram.
-                Err(mpsc::error::TrySendError::Closed(d)) => data = d,
-            }
-        }
+        // Its program takes it (or, behind, drops it); else a new program starts with it.
+        let Some(data) = offer_datagram(&table, &peer, buf[..n].to_vec()) else {
+            continue;
+        };
         if !keep && only.is_some() {
             continue;
         }

@@ -51,7 +51,7 @@ pub use event::{
 pub use metrics::{Metrics, Stats};
 pub use peer::{Peer, Transport};
 pub use proxied::ProxySources;
-pub use session::{PeerTable, Session};
+pub use session::{PeerTable, Session, SessionChannels, offer_datagram};
 pub use stop::{Phase, Stop, wind_down};
 
 /// The callback a server gives its [`Event`]s to (it may run on any thread: keep it

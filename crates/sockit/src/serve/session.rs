@@ -148,9 +148,56 @@ impl<K: Eq + Hash, V> PeerTable<K, V> {
     }
 }
 
+/// A datagram server's sessions: per peer, the session id and the channel that feeds it.
+pub type SessionChannels<K> =
+    std::sync::Mutex<PeerTable<K, (u64, tokio::sync::mpsc::Sender<Vec<u8>>)>>;
+
+/// Hands a datagram to `peer`'s session in a table of session channels, as every
+/// datagram server does (forward -u, listen -u --exec): `None` when the session took it,
+/// or when it is behind and the datagram is dropped (as a full socket buffer would);
+/// `Some(data)` back when `peer` has no session, or its session just ended — the caller
+/// starts one with it.
+pub fn offer_datagram<K: Eq + Hash>(
+    table: &SessionChannels<K>,
+    peer: &K,
+    data: Vec<u8>,
+) -> Option<Vec<u8>> {
+    use tokio::sync::mpsc::error::TrySendError;
+    let existing = table
+        .lock()
+        .ok()
+        .and_then(|t| t.get(peer).map(|(_, tx)| tx.clone()));
+    let Some(tx) = existing else {
+        return Some(data);
+    };
+    match tx.try_send(data) {
+        Ok(()) | Err(TrySendError::Full(_)) => None,
+        Err(TrySendError::Closed(d)) => Some(d),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_datagram_goes_to_its_session_or_back_for_a_new_one() {
+        let table = std::sync::Mutex::new(PeerTable::new(4));
+        assert_eq!(
+            offer_datagram(&table, &1, b"a".to_vec()),
+            Some(b"a".to_vec())
+        );
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        table.lock().unwrap().insert(1, (7, tx)).unwrap();
+        assert_eq!(offer_datagram(&table, &1, b"b".to_vec()), None);
+        // behind: dropped, not given back
+        assert_eq!(offer_datagram(&table, &1, b"c".to_vec()), None);
+        drop(rx);
+        assert_eq!(
+            offer_datagram(&table, &1, b"d".to_vec()),
+            Some(b"d".to_vec())
+        );
+    }
 
     #[test]
     fn table_is_bounded() {
