@@ -14,9 +14,11 @@
 #            iperf3's direct rate. Targets: connect >= 0.8x iperf3 direct; connect vs nc.
 #   forward  iperf3 -n 1G directly, through sockit forward (zero-copy), through sockit
 #            forward --no-splice (the copying relay as it was), through socat
-#            TCP-LISTEN,fork (and through $BASELINE's forward when given). Rates, and each
-#            forwarder's CPU seconds per GiB (/proc/PID/stat). Targets: forward >= 0.75x
-#            direct; forward's CPU/GiB <= 0.5x the copying relay's (BASELINE's, if given).
+#            TCP-LISTEN,fork, through haproxy (tcp mode, splice-auto: a zero-copy peer)
+#            (and through $BASELINE's forward when given). Rates, each forwarder's CPU
+#            seconds per GiB (/proc/PID/stat), and the whole machine's busy CPU seconds per
+#            GiB with the rate bound it implies (cores / all-CPU per GiB). Targets: forward
+#            >= 0.75x direct; forward's CPU/GiB <= 0.5x the copying relay's (BASELINE's).
 #   proxy    socat pushing 1 GiB directly and through sockit proxy (SOCKS4A CONNECT, the
 #            forward relay): rate and the proxy's CPU per GiB.
 #   scan     ports 1-65535: sockit vs nc -z vs nmap -sT (-sS as root), in bench/ratios.sh
@@ -57,6 +59,9 @@ wait_port() {
     while [ $i -lt 100 ] && ! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; do sleep 0.1; i=$((i + 1)); done
 }
 
+# busy_cpu: the machine's busy CPU seconds so far (/proc/stat: all but idle and iowait).
+busy_cpu() { awk -v hz="$(getconf CLK_TCK)" 'NR == 1 {printf "%.3f\n", ($2 + $3 + $4 + $7 + $8 + $9) / hz}' /proc/stat; }
+
 # proc_cpu PID: user+system seconds of PID and of its reaped children (/proc/PID/stat).
 proc_cpu() { awk -v hz="$(getconf CLK_TCK)" '{sub(/.*\) /, ""); printf "%.3f\n", ($12 + $13 + $14 + $15) / hz}' "/proc/$1/stat"; }
 
@@ -87,6 +92,9 @@ ratio() { awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (a == "-" || b == "
 
 # col FILE NAME FIELD: the median of FIELD (3: rate, 4: CPU) over the rounds of NAME.
 col() { awk -v t="$2" -v f="$3" '$2 == t && $f != "-" {print $f}' "$1" | median; }
+
+# per_gib A B: (B - A) CPU seconds per GiB of SIZE_MIB.
+per_gib() { awk -v a="$1" -v b="$2" -v m="$SIZE_MIB" 'BEGIN {printf "%.3f", (b - a) * 1024 / m}'; }
 
 # ---- section: pipe -------------------------------------------------------------------
 
@@ -182,29 +190,59 @@ section_forward() {
     start_forwarder sockit-copy "$p" "$SOCKIT" forward --no-splice "127.0.0.1:$p" "127.0.0.1:$ip"
     p=$(free_port)
     start_forwarder socat "$p" socat "TCP-LISTEN:$p,bind=127.0.0.1,reuseaddr,fork" "TCP:127.0.0.1:$ip"
+    if need haproxy haproxy; then
+        p=$(free_port)
+        cat >"$TMP/haproxy.cfg" <<EOF
+global
+    nbthread 1
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option splice-auto
+frontend f
+    bind 127.0.0.1:$p
+    default_backend b
+backend b
+    server s 127.0.0.1:$ip
+EOF
+        start_forwarder haproxy "$p" haproxy -db -f "$TMP/haproxy.cfg"
+    fi
     if [ -n "$BASELINE" ]; then
         p=$(free_port)
         start_forwarder baseline "$p" "$BASELINE" forward "127.0.0.1:$p" "127.0.0.1:$ip"
     fi
     before=$(cpu_mark)
     local r name port pid c0 c1 rate
+    local m0 m1
     for r in $(seq "$ROUNDS"); do
-        echo "$r direct $(iperf3_rate "$ip") -" >>"$TMP/fwd"
+        m0=$(busy_cpu)
+        rate=$(iperf3_rate "$ip")
+        m1=$(busy_cpu)
+        echo "$r direct $rate - $(per_gib "$m0" "$m1")" >>"$TMP/fwd"
         while read -r name port pid; do
             c0=$(proc_cpu "$pid")
+            m0=$(busy_cpu)
             rate=$(iperf3_rate "$port")
+            m1=$(busy_cpu)
             sleep 0.2 # socat's child exits and is reaped: its CPU joins the parent's
             c1=$(proc_cpu "$pid")
-            echo "$r $name $rate $(awk -v a="$c0" -v b="$c1" -v m="$SIZE_MIB" 'BEGIN {printf "%.3f", (b - a) * 1024 / m}')" >>"$TMP/fwd"
+            echo "$r $name $rate $(per_gib "$c0" "$c1") $(per_gib "$m0" "$m1")" >>"$TMP/fwd"
         done <"$TMP/forwarders"
     done
     after=$(cpu_mark)
     stop_all
-    printf '%-40s %9s %11s\n' path "MB/s" "CPU s/GiB"
-    for name in direct sockit sockit-copy socat baseline; do
+    local cores all
+    cores=$(nproc)
+    printf '%-40s %9s %11s %11s %12s\n' path "MB/s" "CPU s/GiB" "all s/GiB" "bound MB/s"
+    for name in direct sockit sockit-copy haproxy socat baseline; do
         grep -q " $name " "$TMP/fwd" || continue
-        printf '%-40s %9s %11s\n' "$(fwd_label "$name")" "$(col "$TMP/fwd" "$name" 3)" "$(col "$TMP/fwd" "$name" 4)"
+        all=$(col "$TMP/fwd" "$name" 5)
+        printf '%-40s %9s %11s %11s %12s\n' "$(fwd_label "$name")" "$(col "$TMP/fwd" "$name" 3)" "$(col "$TMP/fwd" "$name" 4)" \
+            "$all" "$(awk -v c="$cores" -v a="$all" 'BEGIN {if (a == "-" || a + 0 == 0) print "-"; else printf "%.0f", c * 1073.741824 / a}')"
     done
+    echo "(all s/GiB: the whole machine's busy CPU per GiB moved; bound: the rate $cores cores allow at that cost)"
     local d s sc
     d=$(col "$TMP/fwd" direct 3)
     s=$(col "$TMP/fwd" sockit 3)
@@ -215,7 +253,7 @@ section_forward() {
     if [ -n "$BASELINE" ]; then
         printf '; zero-copy / BASELINE: %s' "$(ratio "$sc" "$(col "$TMP/fwd" baseline 4)")"
     fi
-    printf '; zero-copy / socat: %s\n' "$(ratio "$sc" "$(col "$TMP/fwd" socat 4)")"
+    printf '; zero-copy / socat: %s; zero-copy / haproxy: %s\n' "$(ratio "$sc" "$(col "$TMP/fwd" socat 4)")" "$(ratio "$sc" "$(col "$TMP/fwd" haproxy 4)")"
     cpu_report "$before" "$after"
 }
 
@@ -225,6 +263,7 @@ fwd_label() {
         sockit) echo "through sockit forward (zero-copy)" ;;
         sockit-copy) echo "through sockit forward --no-splice" ;;
         socat) echo "through socat TCP-LISTEN,fork TCP" ;;
+        haproxy) echo "through haproxy (splice-auto)" ;;
         baseline) echo "through BASELINE forward" ;;
     esac
 }

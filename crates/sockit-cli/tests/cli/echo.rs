@@ -837,3 +837,62 @@ fn sigterm_reports_stopping_with_the_open_sessions() {
     }
     assert_eq!(events, ["accepted", "stopping", "closed", "stopped"]);
 }
+
+/// utime + stime of process `pid` in clock ticks (/proc/PID/stat fields 14 and 15).
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = after_name.split(' ').collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn busy_poll_echoes_tcp_and_udp_and_sleeps_when_idle() {
+    // --busy-poll: the same echoes (TCP in order, UDP whole), and a server whose clients
+    // went quiet stops polling (a busy loop would burn ~100 ticks a second).
+    let mut srv = sockit_server(&[
+        "echo-server",
+        "--tcp",
+        "--udp",
+        "--busy-poll",
+        "200",
+        "127.0.0.1:0",
+    ]);
+    let mut s = tcp(srv.addr());
+    for i in 0..200u32 {
+        let msg = pattern(64 + i as usize, u64::from(i));
+        assert_eq!(echo_once(&mut s, &msg), msg, "round trip {i}");
+    }
+    let u = udp(srv.addr());
+    let mut buf = [0u8; 2048];
+    for i in 0..50u32 {
+        let msg = pattern(100 + i as usize, u64::from(i) + 7);
+        u.send(&msg).unwrap();
+        let n = u.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &msg[..], "datagram {i}");
+    }
+    let pid = srv.child.id();
+    std::thread::sleep(Duration::from_millis(200));
+    let before = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks(pid) - before;
+    assert!(
+        used < 30,
+        "an idle --busy-poll server used {used} ticks in 1 s"
+    );
+    drop(s);
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+}
+
+#[test]
+fn busy_poll_out_of_range_is_a_usage_error() {
+    for value in ["1000001", "-1", "x"] {
+        let arg = format!("--busy-poll={value}");
+        let out = common::run(&mut sockit(&["echo-server", &arg, "127.0.0.1:0"]), T);
+        assert_eq!(out.status.code(), Some(2), "{value}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--busy-poll"),
+            "{out:?}"
+        );
+    }
+}

@@ -209,7 +209,14 @@ impl Loop {
                 }
             }
             let timeout = self.timeout(next_idle_check, deadline);
-            if let Err(e) = self.poll.poll(&mut events, timeout)
+            // (`events` still holds the last turn's: busy polling follows only a turn that
+            // served something, so an idle server sleeps.)
+            let ready = match self.shared.busy_poll {
+                Some(spin) if !events.is_empty() => self.busy_poll(&mut events, spin, timeout),
+                _ => false,
+            };
+            if !ready
+                && let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
                 // epoll_wait failing is not recoverable for this loop; pause, then retry.
@@ -261,6 +268,36 @@ impl Loop {
             if !self.pending.is_empty() {
                 self.expire_headers();
             }
+        }
+    }
+
+    /// Busy polling ([`super::EchoConfig::busy_poll`]): `epoll_wait` with a zero timeout
+    /// until something is ready, `spin` has passed, or `timeout` is due, whichever is
+    /// first. True when `events` holds what came; false: nothing did (the caller then
+    /// sleeps in `epoll_wait` as usual).
+    fn busy_poll(
+        &mut self,
+        events: &mut Events,
+        spin: Duration,
+        timeout: Option<Duration>,
+    ) -> bool {
+        if timeout == Some(Duration::ZERO) {
+            return false;
+        }
+        let until = Instant::now() + timeout.map_or(spin, |t| t.min(spin));
+        loop {
+            if self.poll.poll(events, Some(Duration::ZERO)).is_err() {
+                return false;
+            }
+            if !events.is_empty() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            // Yield, not spin: a client sharing this CPU runs first (the spin found it
+            // doubling the round trip of an unpinned client otherwise).
+            crate::sys::sched_yield();
         }
     }
 

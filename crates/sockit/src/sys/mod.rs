@@ -382,3 +382,10 @@ pub fn unacked_bytes(fd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<usize> 
     }
     Ok(n.max(0) as usize)
 }
+
+/// `sched_yield(2)`: lets another runnable thread on this CPU run first (a busy-polling
+/// loop yields each turn, so a client that shares its CPU is not starved).
+pub fn sched_yield() {
+    // SAFETY: sched_yield takes no arguments; on Linux it always succeeds.
+    unsafe { libc::sched_yield() };
+}
