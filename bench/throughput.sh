@@ -25,7 +25,8 @@
 #            (the scan helper's script, run from here when it is present).
 #   idle     100,000 idle connections on one echo-server (bench/echo_idle.py --fit): RSS,
 #            then one echo each.
-#   echo     (not by default: ~6 min) ../shared/bench/run.sh with sockit beside its peers:
+#   echo     (not by default: ~6 min; ECHO_FLAGS adds echo-server flags, for example
+#            ECHO_FLAGS="--busy-poll 50") ../shared/bench/run.sh with sockit beside its peers:
 #            sockit / best peer per case (median of rounds, and the worst round), server
 #            CPU per round trip. Targets: >= 1 every case, no round < 0.9; CPU/rt <= 0.8 at
 #            c50, c500, udp50.
@@ -328,11 +329,11 @@ section_idle() {
 section_echo() {
     local shared=../shared/bench
     [ -x "$shared/run.sh" ] || { echo "== echo: $shared/run.sh not found; left out"; return 0; }
-    echo "== echo: $shared/run.sh with sockit echo-server beside its peers, $ROUNDS rounds"
+    echo "== echo: $shared/run.sh with sockit echo-server ${ECHO_FLAGS:-}${ECHO_FLAGS:+ }beside its peers, $ROUNDS rounds"
     local out before after
     out=${TMPDIR:-/tmp}/sockit-bench/results/throughput-$(date +%Y%m%d-%H%M%S)
     before=$(cpu_mark)
-    ROUNDS=$ROUNDS OUT=$out EXTRA_SERVER="$SOCKIT echo-server --tcp --udp 127.0.0.1:{port}" \
+    ROUNDS=$ROUNDS OUT=$out EXTRA_SERVER="$SOCKIT echo-server ${ECHO_FLAGS:-}${ECHO_FLAGS:+ }--tcp --udp 127.0.0.1:{port}" \
         EXTRA_NAME=sockit EXTRA_UDP=1 bash "$shared/run.sh" >"$TMP/echo.md" 2>"$TMP/echo.log" || true
     after=$(cpu_mark)
     python3 - "$out/results.jsonl" <<'EOF'
