@@ -11,7 +11,8 @@
 # Sections (add one: write section_NAME, add NAME to SECTIONS, use timed/median/cpu_mark):
 #   pipe     1 GiB from a pipe (head -c … /dev/zero |) into a discard listener: sockit connect
 #            (splice(2)), sockit connect --no-splice, nc -N, ncat --send-only, socat; and
-#            iperf3's direct rate. Targets: connect >= 0.8x iperf3 direct; connect vs nc.
+#            iperf3's direct rate; the whole machine's CPU per GiB and the rate bound it
+#            implies. Targets: connect >= 0.8x iperf3 direct; connect vs nc.
 #   forward  iperf3 -n 1G directly, through sockit forward (zero-copy), through sockit
 #            forward --no-splice (the copying relay as it was), through socat
 #            TCP-LISTEN,fork, through haproxy (tcp mode, splice-auto: a zero-copy peer)
@@ -121,8 +122,12 @@ section_pipe() {
     [ $have_ncat = 1 ] && tools+=(ncat)
     before=$(cpu_mark)
     local r t cmd wall cpu
+    local m0 m1 rate
     for r in $(seq "$ROUNDS"); do
-        echo "$r iperf3 $(iperf3_rate "$ip") -" >>"$TMP/pipe"
+        m0=$(busy_cpu)
+        rate=$(iperf3_rate "$ip")
+        m1=$(busy_cpu)
+        echo "$r iperf3 $rate - $(per_gib "$m0" "$m1")" >>"$TMP/pipe"
         for t in "${tools[@]}"; do
             case $t in
                 sockit) cmd=("$SOCKIT" connect 127.0.0.1 "$sink") ;;
@@ -131,16 +136,23 @@ section_pipe() {
                 ncat) cmd=(ncat --send-only 127.0.0.1 "$sink") ;;
                 socat) cmd=(socat -u STDIN "TCP:127.0.0.1:$sink") ;;
             esac
+            m0=$(busy_cpu)
             read -r wall cpu < <(head -c "$((SIZE_MIB << 20))" /dev/zero | timed /dev/null timeout 300 "${cmd[@]}")
-            echo "$r $t $(awk -v m="$SIZE_MIB" -v w="$wall" 'BEGIN {printf "%.0f", m * 1.048576 / (w > 0 ? w : 0.001)}') $(awk -v m="$SIZE_MIB" -v c="$cpu" 'BEGIN {printf "%.2f", c * 1024 / m}')" >>"$TMP/pipe"
+            m1=$(busy_cpu)
+            echo "$r $t $(awk -v m="$SIZE_MIB" -v w="$wall" 'BEGIN {printf "%.0f", m * 1.048576 / (w > 0 ? w : 0.001)}') $(awk -v m="$SIZE_MIB" -v c="$cpu" 'BEGIN {printf "%.2f", c * 1024 / m}') $(per_gib "$m0" "$m1")" >>"$TMP/pipe"
         done
     done
     after=$(cpu_mark)
     stop_all
-    printf '%-34s %9s %11s\n' tool "MB/s" "CPU s/GiB"
+    local cores all
+    cores=$(nproc)
+    printf '%-34s %9s %11s %11s %12s\n' tool "MB/s" "CPU s/GiB" "all s/GiB" "bound MB/s"
     for t in iperf3 "${tools[@]}"; do
-        printf '%-34s %9s %11s\n' "$(pipe_label "$t")" "$(col "$TMP/pipe" "$t" 3)" "$(col "$TMP/pipe" "$t" 4)"
+        all=$(col "$TMP/pipe" "$t" 5)
+        printf '%-34s %9s %11s %11s %12s\n' "$(pipe_label "$t")" "$(col "$TMP/pipe" "$t" 3)" "$(col "$TMP/pipe" "$t" 4)" \
+            "$all" "$(awk -v c="$cores" -v a="$all" 'BEGIN {if (a == "-" || a + 0 == 0) print "-"; else printf "%.0f", c * 1073.741824 / a}')"
     done
+    echo "(all s/GiB: the whole machine's busy CPU per GiB, producer (head) and discard listener included; bound: the rate $cores cores allow at that cost)"
     local s sc n
     s=$(col "$TMP/pipe" sockit 3)
     sc=$(col "$TMP/pipe" sockit 4)
