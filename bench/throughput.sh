@@ -98,6 +98,22 @@ col() { awk -v t="$2" -v f="$3" '$2 == t && $f != "-" {print $f}' "$1" | median;
 # per_gib A B: (B - A) CPU seconds per GiB of SIZE_MIB.
 per_gib() { awk -v a="$1" -v b="$2" -v m="$SIZE_MIB" 'BEGIN {printf "%.3f", (b - a) * 1024 / m}'; }
 
+# rate_table FILE LABEL_FN HEADING NAME…: one row per NAME present in FILE (rounds of
+# "ROUND NAME MB/s CPU ALL"): medians of the rate, the tool's CPU per GiB, the whole
+# machine's CPU per GiB, and the rate the machine's cores allow at that cost.
+rate_table() {
+    local file=$1 label=$2 heading=$3 name all cores
+    shift 3
+    cores=$(nproc)
+    printf '%-40s %9s %11s %11s %12s\n' "$heading" "MB/s" "CPU s/GiB" "all s/GiB" "bound MB/s"
+    for name in "$@"; do
+        grep -q " $name " "$file" || continue
+        all=$(col "$file" "$name" 5)
+        printf '%-40s %9s %11s %11s %12s\n' "$("$label" "$name")" "$(col "$file" "$name" 3)" "$(col "$file" "$name" 4)" \
+            "$all" "$(awk -v c="$cores" -v a="$all" 'BEGIN {if (a == "-" || a + 0 == 0) print "-"; else printf "%.0f", c * 1073.741824 / a}')"
+    done
+}
+
 # ---- section: pipe -------------------------------------------------------------------
 
 section_pipe() {
@@ -144,15 +160,8 @@ section_pipe() {
     done
     after=$(cpu_mark)
     stop_all
-    local cores all
-    cores=$(nproc)
-    printf '%-34s %9s %11s %11s %12s\n' tool "MB/s" "CPU s/GiB" "all s/GiB" "bound MB/s"
-    for t in iperf3 "${tools[@]}"; do
-        all=$(col "$TMP/pipe" "$t" 5)
-        printf '%-34s %9s %11s %11s %12s\n' "$(pipe_label "$t")" "$(col "$TMP/pipe" "$t" 3)" "$(col "$TMP/pipe" "$t" 4)" \
-            "$all" "$(awk -v c="$cores" -v a="$all" 'BEGIN {if (a == "-" || a + 0 == 0) print "-"; else printf "%.0f", c * 1073.741824 / a}')"
-    done
-    echo "(all s/GiB: the whole machine's busy CPU per GiB, producer (head) and discard listener included; bound: the rate $cores cores allow at that cost)"
+    rate_table "$TMP/pipe" pipe_label tool iperf3 "${tools[@]}"
+    echo "(all s/GiB: the whole machine's busy CPU per GiB, producer (head) and discard listener included; bound: the rate $(nproc) cores allow at that cost)"
     local s sc n
     s=$(col "$TMP/pipe" sockit 3)
     sc=$(col "$TMP/pipe" sockit 4)
@@ -246,16 +255,8 @@ EOF
     done
     after=$(cpu_mark)
     stop_all
-    local cores all
-    cores=$(nproc)
-    printf '%-40s %9s %11s %11s %12s\n' path "MB/s" "CPU s/GiB" "all s/GiB" "bound MB/s"
-    for name in direct sockit sockit-copy haproxy socat baseline; do
-        grep -q " $name " "$TMP/fwd" || continue
-        all=$(col "$TMP/fwd" "$name" 5)
-        printf '%-40s %9s %11s %11s %12s\n' "$(fwd_label "$name")" "$(col "$TMP/fwd" "$name" 3)" "$(col "$TMP/fwd" "$name" 4)" \
-            "$all" "$(awk -v c="$cores" -v a="$all" 'BEGIN {if (a == "-" || a + 0 == 0) print "-"; else printf "%.0f", c * 1073.741824 / a}')"
-    done
-    echo "(all s/GiB: the whole machine's busy CPU per GiB moved; bound: the rate $cores cores allow at that cost)"
+    rate_table "$TMP/fwd" fwd_label path direct sockit sockit-copy haproxy socat baseline
+    echo "(all s/GiB: the whole machine's busy CPU per GiB moved; bound: the rate $(nproc) cores allow at that cost)"
     local d s sc
     d=$(col "$TMP/fwd" direct 3)
     s=$(col "$TMP/fwd" sockit 3)
