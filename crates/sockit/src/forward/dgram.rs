@@ -13,7 +13,9 @@ use super::target::{self, TargetConn};
 use super::{Ctx, UDP_SESSION_IDLE};
 use crate::error::{Error, Result};
 use crate::relay::{Counters, Direction, Tap};
-use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, Side, Transport, offer_datagram};
+use crate::serve::{
+    CloseReason, Ending, Event, Peer, PeerTable, Session, Side, Transport, offer_datagram,
+};
 
 const UDP_QUEUE: usize = 1024;
 const DATAGRAM_BUF: usize = 65_536;
@@ -70,12 +72,7 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
         let (sock, ctx, table) = (sock.clone(), Arc::clone(ctx), table.clone());
         tokio::spawn(async move {
             let id = session.id();
-            ctx.emit(Event::Accepted {
-                id,
-                transport: Transport::Udp,
-                peer: session.peer().clone(),
-                via: None,
-            });
+            ctx.accepted(&session);
             let counters = Counters::new();
             // A datagram peer cannot be seen leaving: nobody waits on this.
             let retried = tokio::sync::Notify::new();
@@ -101,7 +98,13 @@ pub(crate) async fn dispatch(sock: Arc<UdpSocket>, ctx: &Arc<Ctx>) -> Result<()>
             if let Ok(mut t) = table.lock() {
                 t.remove_if(&peer, |(sid, _)| *sid == id);
             }
-            ctx.closed(&session, counters.totals(), reason, reset_by, error);
+            ctx.closed(
+                &session,
+                Ending::new(reason)
+                    .totals(counters.totals())
+                    .reset_by(reset_by)
+                    .error(error),
+            );
         });
     }
 }

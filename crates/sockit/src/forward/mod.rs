@@ -55,7 +55,6 @@ pub(crate) mod stream;
 mod target;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, UdpSocket, UnixListener};
@@ -64,17 +63,16 @@ use crate::access::AccessList;
 use crate::client::ConnectOptions;
 use crate::dump::SharedLog;
 use crate::error::{Error, Result};
-use crate::relay::Totals;
 use crate::retry::Retry;
 use crate::serve::{
-    self, AddrRule, Admission, BindOptions, CloseReason, Closed, Event, EventSink, Local, Peer,
-    ProxySources, Session, Side, SocketFile, Stop, Transport,
+    self, AddrRule, Admission, BindOptions, Event, EventSink, Local, Peer, ProxySources,
+    SocketFile, Stop, Transport,
 };
 use crate::sockopt::SocketOptions;
 
 pub use endpoint::{Endpoint, Proto};
 // The core's, used by forward and proxy.
-pub(crate) use crate::serve::{StreamListener, wind_down};
+pub(crate) use crate::serve::StreamListener;
 pub use target::default_host;
 
 /// How long a UDP session lives without traffic when no idle timeout is given (60 s).
@@ -202,63 +200,19 @@ impl std::fmt::Debug for Forwarder {
     }
 }
 
-/// What every session of one forwarder shares.
+/// What every session of one forwarder shares: the core ([`serve::Core`]: events, stop,
+/// admission, how a session's end is reported) and the target.
 pub(crate) struct Ctx {
     pub(crate) target: Endpoint,
     pub(crate) target_text: String,
     pub(crate) opts: ForwardOptions,
-    pub(crate) events: EventSink,
-    pub(crate) stop: Stop,
-    pub(crate) admission: Arc<Admission>,
-    cut: AtomicU64,
+    pub(crate) core: serve::Core,
 }
 
-impl Ctx {
-    pub(crate) fn emit(&self, ev: Event) {
-        (self.events)(ev);
-    }
-
-    /// Reports the end of `session`. `totals` are the relay's, seen from the client side
-    /// of the relay (`bytes_sent`: client to target), turned into the peer's view.
-    pub(crate) fn closed(
-        &self,
-        session: &Session,
-        totals: Totals,
-        reason: CloseReason,
-        reset_by: Option<Side>,
-        error: Option<Error>,
-    ) {
-        self.closed_relay(session, totals, reason, reset_by, error, None);
-    }
-
-    /// [`Ctx::closed`] for a relayed stream session, saying whether it ran zero-copy.
-    pub(crate) fn closed_relay(
-        &self,
-        session: &Session,
-        totals: Totals,
-        reason: CloseReason,
-        reset_by: Option<Side>,
-        error: Option<Error>,
-        zero_copy: Option<bool>,
-    ) {
-        if reason == CloseReason::Aborted {
-            self.cut.fetch_add(1, Ordering::SeqCst);
-        }
-        let datagram = session.transport().is_datagram();
-        self.emit(Event::Closed(Closed {
-            id: session.id(),
-            transport: session.transport(),
-            peer: session.peer().clone(),
-            bytes_sent: totals.bytes_received,
-            bytes_received: totals.bytes_sent,
-            datagrams_sent: datagram.then_some(totals.datagrams_received),
-            datagrams_received: datagram.then_some(totals.datagrams_sent),
-            duration_us: Closed::micros(session.started().elapsed()),
-            reason,
-            reset_by,
-            error,
-            zero_copy,
-        }));
+impl std::ops::Deref for Ctx {
+    type Target = serve::Core;
+    fn deref(&self) -> &serve::Core {
+        &self.core
     }
 }
 
@@ -425,10 +379,7 @@ impl Forwarder {
             target_text: target.to_string(),
             target,
             opts,
-            events,
-            stop: stop.clone(),
-            admission: admission.clone(),
-            cut: AtomicU64::new(0),
+            core: serve::Core::new(events, stop.clone(), admission, serve::RelayTo::Target),
         });
         let result = match bound {
             Bound::Tcp(l) => stream::accept_loop(StreamListener::Tcp(l), &ctx).await,
@@ -438,7 +389,7 @@ impl Forwarder {
         if result.is_err() {
             stop.abort();
         }
-        wind_down(&admission, &stop, &|ev| ctx.emit(ev), &ctx.cut).await;
+        ctx.wind_down().await;
         drop(file);
         result
     }

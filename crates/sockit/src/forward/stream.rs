@@ -10,33 +10,21 @@ use super::target::{self, TargetConn};
 use super::{Ctx, StreamListener, UDP_SESSION_IDLE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
-pub(crate) use crate::serve::accept_each;
 use crate::serve::close::{abort, abort_after_sent, linger_close};
-use crate::serve::{BoxStream, CloseReason, Event, ProxiedFrom, Session, Side, Stop};
+use crate::serve::{BoxStream, CloseReason, Ending, Event, Session, Side, Stop};
 
 /// Accepts until the stop says stop (`Ok`) or `accept(2)` fails for good (`Err`).
 pub(crate) async fn accept_loop(listener: StreamListener, ctx: &Arc<Ctx>) -> Result<()> {
     let c = Arc::clone(ctx);
-    accept_each(
-        &listener,
-        &ctx.stop,
-        &ctx.admission,
-        &ctx.events,
-        move |stream, session| {
-            tokio::spawn(session_task(stream, session, Arc::clone(&c)));
-        },
-    )
+    ctx.accept_each(&listener, move |stream, session| {
+        tokio::spawn(session_task(stream, session, Arc::clone(&c)));
+    })
     .await
 }
 
 async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     let id = session.id();
-    ctx.emit(Event::Accepted {
-        id,
-        transport: session.transport(),
-        peer: session.peer().clone(),
-        via: session.via().cloned().map(ProxiedFrom),
-    });
+    ctx.accepted(&session);
     // The address the client reached, for --send-proxy: as its own PROXY header said
     // (haproxy passes it on), else this socket's (before TLS wraps the stream).
     let local = session.destination().or_else(|| {
@@ -49,19 +37,13 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         let handshake = tokio::select! {
             r = tls_accept(client, config.clone()) => r,
             _ = ctx.stop.aborted() => {
-                return ctx.closed(&session, Default::default(), CloseReason::Aborted, None, None);
+                return ctx.closed(&session, Ending::new(CloseReason::Aborted));
             }
         };
         client = match handshake {
             Ok(s) => s,
             Err(e) => {
-                return ctx.closed(
-                    &session,
-                    Default::default(),
-                    CloseReason::Error,
-                    None,
-                    Some(e),
-                );
+                return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
             }
         };
     }
@@ -70,13 +52,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
             Ok(h) => Some(h),
             Err(e) => {
                 linger_close(&mut client).await;
-                return ctx.closed(
-                    &session,
-                    Default::default(),
-                    CloseReason::Error,
-                    None,
-                    Some(e),
-                );
+                return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
             }
         },
         None => None,
@@ -100,13 +76,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         Ok(c) => c,
         Err(None) => {
             abort(client);
-            ctx.closed(
-                &session,
-                Default::default(),
-                CloseReason::Aborted,
-                None,
-                None,
-            );
+            ctx.closed(&session, Ending::new(CloseReason::Aborted));
             return;
         }
         Err(Some(reset)) => {
@@ -123,7 +93,10 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
                 linger_close(&mut client).await;
                 (CloseReason::Eof, None)
             };
-            ctx.closed(&session, Default::default(), reason, by, Some(error));
+            ctx.closed(
+                &session,
+                Ending::new(reason).reset_by(by).error(Some(error)),
+            );
             return;
         }
     };
@@ -136,13 +109,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
                 error: error.clone(),
             });
             linger_close(&mut client).await;
-            ctx.closed(
-                &session,
-                Default::default(),
-                CloseReason::Error,
-                None,
-                Some(error),
-            );
+            ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(error)));
             return;
         }
     };
@@ -166,13 +133,13 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
                 ctx.opts.splice && ctx.opts.send_proxy.is_none(),
             )
             .await;
-            ctx.closed_relay(
+            ctx.closed(
                 &session,
-                end.totals,
-                end.reason,
-                end.reset_by,
-                end.error,
-                Some(end.zero_copy),
+                Ending::new(end.reason)
+                    .totals(end.totals)
+                    .reset_by(end.reset_by)
+                    .error(end.error)
+                    .zero_copy(Some(end.zero_copy)),
             );
         }
         TargetConn::Datagram(u, _) => {
@@ -203,17 +170,31 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
             match result {
                 Err(CloseReason::Aborted) => {
                     abort(client);
-                    ctx.closed_relay(&session, totals, CloseReason::Aborted, None, None, copied);
+                    ctx.closed(
+                        &session,
+                        Ending::new(CloseReason::Aborted)
+                            .totals(totals)
+                            .zero_copy(copied),
+                    );
                 }
                 Err(reason) => {
                     linger_close(client).await;
-                    ctx.closed_relay(&session, totals, reason, None, None, copied);
+                    ctx.closed(
+                        &session,
+                        Ending::new(reason).totals(totals).zero_copy(copied),
+                    );
                 }
                 Ok(r) => {
                     let (reason, error) = end_of(r);
                     // The client sees EOF now, not when the task is dropped.
                     linger_close(client).await;
-                    ctx.closed_relay(&session, totals, reason, None, error, copied);
+                    ctx.closed(
+                        &session,
+                        Ending::new(reason)
+                            .totals(totals)
+                            .error(error)
+                            .zero_copy(copied),
+                    );
                 }
             }
         }

@@ -18,7 +18,7 @@ use super::{Ctx, Dgram, Local, name_stdin};
 use crate::dump::SessionTap;
 use crate::error::{Error, Result};
 use crate::relay::{self, Counters, Direction, Tap};
-use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, Transport};
+use crate::serve::{CloseReason, Ending, Event, Peer, PeerTable, Session, Transport};
 
 /// One sender's session.
 struct PeerSession {
@@ -57,7 +57,7 @@ pub(crate) async fn serve(sock: Dgram, ctx: &Arc<Ctx>, local: Local) -> Result<(
         let ps = match existing {
             Some(ps) => ps,
             None => {
-                let Some(session) = ctx.admit(peer.clone()) else {
+                let Some(session) = ctx.admit(peer.clone(), ctx.transport) else {
                     continue;
                 };
                 if peer == Peer::Unix(None) {
@@ -141,7 +141,12 @@ async fn watch_session(
         false
     });
     let error = (reason == CloseReason::Idle).then(|| Error::timeout("idle"));
-    ctx.closed(&ps.session, ps.counters.totals(), reason, error);
+    ctx.closed(
+        &ps.session,
+        Ending::new(reason)
+            .totals(ps.counters.totals())
+            .error(error),
+    );
 }
 
 /// The local input to the most recent sender, read only while there is one.

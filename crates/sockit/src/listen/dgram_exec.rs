@@ -29,7 +29,7 @@ use super::{Ctx, Dgram, Mode};
 use crate::error::{Error, Result};
 use crate::forward::UDP_SESSION_IDLE;
 use crate::relay::{self, Counters, Direction, Tap};
-use crate::serve::{CloseReason, Event, Peer, PeerTable, Session, offer_datagram};
+use crate::serve::{CloseReason, Ending, Event, Peer, PeerTable, Session, offer_datagram};
 
 /// Datagrams queued for one program's stdin.
 const QUEUE: usize = 1024;
@@ -78,7 +78,7 @@ pub(crate) async fn serve(sock: Dgram, ctx: &Arc<Ctx>) -> Result<()> {
         if !keep && only.is_some() {
             continue;
         }
-        let Some(session) = ctx.admit(peer.clone()) else {
+        let Some(session) = ctx.admit(peer.clone(), ctx.transport) else {
             continue;
         };
         if !keep {
@@ -142,15 +142,18 @@ async fn session_task(
     }
     match ended {
         Ok((reason, error)) => {
-            ctx.closed(&session, counters.totals(), reason, error);
+            ctx.closed(
+                &session,
+                Ending::new(reason).totals(counters.totals()).error(error),
+            );
             Ok(())
         }
         Err(spawn) => {
             ctx.closed(
                 &session,
-                counters.totals(),
-                CloseReason::Error,
-                Some(spawn.clone()),
+                Ending::new(CloseReason::Error)
+                    .totals(counters.totals())
+                    .error(Some(spawn.clone())),
             );
             Err(spawn)
         }

@@ -29,7 +29,9 @@ use super::{Ctx, Mode};
 use crate::error::{Error, Result};
 use crate::relay::{self, Counters, End, RelayOptions, Tap};
 use crate::serve::close::{close_as, relay_end};
-use crate::serve::{BoxStream, CloseReason, Event, Peer, Session, StreamListener, Transport};
+use crate::serve::{
+    BoxStream, CloseReason, Ending, Event, Peer, Session, StreamListener, Transport,
+};
 
 /// How long a program may run on after its connection's relay ended.
 pub const GRACE: Duration = Duration::from_secs(2);
@@ -307,9 +309,7 @@ async fn session_task(stream: BoxStream, session: Session, ctx: &Ctx) -> Result<
         Err(e) => {
             ctx.closed(
                 &session,
-                Default::default(),
-                CloseReason::Error,
-                Some(e.clone()),
+                Ending::new(CloseReason::Error).error(Some(e.clone())),
             );
             return Err(e);
         }
@@ -344,18 +344,23 @@ async fn session_task(stream: BoxStream, session: Session, ctx: &Ctx) -> Result<
     match ran {
         None => {
             close_as(stream, CloseReason::Aborted, None).await;
-            ctx.closed(&session, totals, CloseReason::Aborted, None);
+            ctx.closed(&session, Ending::new(CloseReason::Aborted).totals(totals));
             Ok(())
         }
         Some(Err(spawn)) => {
             close_as(stream, CloseReason::Error, Some(&spawn)).await;
-            ctx.closed(&session, totals, CloseReason::Error, Some(spawn.clone()));
+            ctx.closed(
+                &session,
+                Ending::new(CloseReason::Error)
+                    .totals(totals)
+                    .error(Some(spawn.clone())),
+            );
             Err(spawn)
         }
         Some(Ok(result)) => {
             let (reason, error) = relay_end(&result);
             close_as(stream, reason, error.as_ref()).await;
-            ctx.closed(&session, totals, reason, error);
+            ctx.closed(&session, Ending::new(reason).totals(totals).error(error));
             Ok(())
         }
     }

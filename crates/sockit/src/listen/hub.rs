@@ -16,7 +16,7 @@ use super::{Ctx, Local, Mode};
 use crate::error::{Error, Result};
 use crate::relay::{self, Counters, Direction, Tap};
 use crate::serve::close::{close_as, relay_end};
-use crate::serve::{BoxStream, CloseReason, Event, Session, StreamListener};
+use crate::serve::{BoxStream, CloseReason, Ending, Event, Session, StreamListener};
 
 /// A chunk for one client's writer or for the local output.
 type Chunk = Arc<[u8]>;
@@ -105,7 +105,7 @@ pub(crate) async fn serve(listener: StreamListener, ctx: &Arc<Ctx>, local: Local
         let stream = match ctx.wrap(stream) {
             Ok(s) => s,
             Err(e) => {
-                ctx.closed(&session, Default::default(), CloseReason::Error, Some(e));
+                ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
                 continue;
             }
         };
@@ -287,5 +287,8 @@ async fn client(
         End::Failed(e) => relay_end(&Err(e)),
     };
     close_as(stream, reason, error.as_ref()).await;
-    ctx.closed(&session, counters.totals(), reason, error);
+    ctx.closed(
+        &session,
+        Ending::new(reason).totals(counters.totals()).error(error),
+    );
 }

@@ -63,7 +63,6 @@ mod one;
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -73,11 +72,10 @@ use crate::access::AccessList;
 use crate::addr::Port;
 use crate::dump::SharedLog;
 use crate::error::{Error, Result};
-use crate::relay::{RelayOptions, Totals};
+use crate::relay::RelayOptions;
 use crate::serve::{
-    self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
-    Local as LocalAddr, Peer, Phase, ProxySources, Session, SocketFile, Stop, StreamListener,
-    Transport,
+    self, AddrRule, Admission, BindOptions, BoxStream, Event, EventSink, Local as LocalAddr, Peer,
+    ProxySources, SocketFile, Stop, StreamListener, Transport,
 };
 use crate::sockopt::{Applied, SocketOptions};
 use crate::unix::UnixAddr;
@@ -556,10 +554,7 @@ impl Listen {
             opts,
             transport,
             local: bound_at,
-            events,
-            stop: stop.clone(),
-            admission: admission.clone(),
-            cut: AtomicU64::new(0),
+            core: serve::Core::new(events, stop.clone(), admission, serve::RelayTo::Local),
         });
         let keep = ctx.opts.mode != Mode::One;
         let result = match bound {
@@ -575,98 +570,24 @@ impl Listen {
     }
 }
 
-/// What every session of one listener shares.
+/// What every session of one listener shares: the core ([`serve::Core`]: events, stop,
+/// admission, how a session's end is reported) and the listener's own.
 pub(crate) struct Ctx {
     pub(crate) opts: ListenOptions,
     pub(crate) transport: Transport,
     /// The address bound.
     pub(crate) local: Peer,
-    pub(crate) events: EventSink,
-    pub(crate) stop: Stop,
-    pub(crate) admission: Arc<Admission>,
-    cut: AtomicU64,
+    pub(crate) core: serve::Core,
+}
+
+impl std::ops::Deref for Ctx {
+    type Target = serve::Core;
+    fn deref(&self) -> &serve::Core {
+        &self.core
+    }
 }
 
 impl Ctx {
-    pub(crate) fn emit(&self, ev: Event) {
-        (self.events)(ev);
-    }
-
-    /// Admits a datagram `peer` (an [`Event::Refused`] when not), opening its session.
-    pub(crate) fn admit(&self, peer: Peer) -> Option<Session> {
-        match self.admission.admit(&peer) {
-            Ok(permit) => {
-                let s = Session::new(permit, peer, self.transport);
-                self.accepted(&s);
-                Some(s)
-            }
-            Err(reason) => {
-                self.emit(Event::Refused {
-                    transport: self.transport,
-                    peer,
-                    reason,
-                    error: None,
-                });
-                None
-            }
-        }
-    }
-
-    /// Reports a session opened ([`Event::Accepted`]; `via` the PROXY header's source).
-    pub(crate) fn accepted(&self, s: &Session) {
-        self.emit(Event::Accepted {
-            id: s.id(),
-            transport: self.transport,
-            peer: s.peer().clone(),
-            via: s.via().cloned().map(serve::ProxiedFrom),
-        });
-    }
-
-    /// The accept path of the stream modes ([`serve::Acceptor`]: admission, the PROXY
-    /// header of a listed source, refusals reported).
-    pub(crate) fn acceptor<'a>(&self, listener: &'a StreamListener) -> serve::Acceptor<'a> {
-        serve::Acceptor::new(listener, self.admission.clone(), self.events.clone())
-    }
-
-    /// Reports the end of `session`; `totals` are the relay's (`bytes_sent`: to the peer).
-    pub(crate) fn closed(
-        &self,
-        session: &Session,
-        totals: Totals,
-        reason: CloseReason,
-        error: Option<Error>,
-    ) {
-        self.closed_with(session, totals, reason, error, None);
-    }
-
-    /// [`Ctx::closed`] of a stream session relayed to the local side, saying whether it
-    /// ran zero-copy ([`Closed::zero_copy`]).
-    pub(crate) fn closed_with(
-        &self,
-        session: &Session,
-        totals: Totals,
-        reason: CloseReason,
-        error: Option<Error>,
-        zero_copy: Option<bool>,
-    ) {
-        if reason == CloseReason::Aborted {
-            self.cut.fetch_add(1, Ordering::SeqCst);
-        }
-        let closed = Closed::of(
-            session.id(),
-            session.transport(),
-            session.peer().clone(),
-            session.started(),
-            &totals,
-            reason,
-            error,
-        );
-        self.emit(Event::Closed(Closed {
-            zero_copy,
-            ..closed
-        }));
-    }
-
     /// The counters of the one peer's relay: the caller's ([`ListenOptions::counters`]),
     /// its idle clock restarted, or new ones.
     pub(crate) fn counters(&self) -> Arc<crate::relay::Counters> {
@@ -710,23 +631,6 @@ impl Ctx {
             }
         }
     }
-
-    /// Once accepting ended: waits for the sessions still open, until they end or (once
-    /// the stop aborts them) for their lingering closes; a stop that ended accepting is
-    /// reported ([`serve::wind_down`]: [`Event::Stopping`], [`Event::Stopped`]).
-    pub(crate) async fn finish(&self) {
-        if self.stop.phase() != Phase::Running {
-            let emit = |ev| self.emit(ev);
-            return serve::wind_down(&self.admission, &self.stop, &emit, &self.cut).await;
-        }
-        tokio::select! {
-            _ = self.admission.idle() => {}
-            _ = async {
-                self.stop.aborted().await;
-                tokio::time::sleep(serve::close::LINGER_TIME + Duration::from_secs(1)).await;
-            } => {}
-        }
-    }
 }
 
 /// Names an error of a relay's local input as the command's stdin (`stdin: read: …`
@@ -742,6 +646,7 @@ pub fn name_stdin(e: Error) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::serve::CloseReason;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use super::{Ctx, Dgram, Local, name_stdin, relay_local};
 use crate::error::{Error, Result};
 use crate::relay::{self, Counters, Direction, Tap};
 use crate::serve::close::{close_as, relay_end};
-use crate::serve::{CloseReason, Event, Peer, StreamListener};
+use crate::serve::{CloseReason, Ending, Event, Peer, StreamListener};
 
 /// How long the local output may take to write what a relay left in flight (tokio's
 /// stdout writes on a thread) after the relay ended.
@@ -61,14 +61,25 @@ pub(crate) async fn stream(
     let zero_copy = Some(counters.zero_copy());
     let Some(result) = result else {
         close_as(stream, CloseReason::Aborted, None).await;
-        ctx.closed_with(&session, totals, CloseReason::Aborted, None, zero_copy);
+        ctx.closed(
+            &session,
+            Ending::new(CloseReason::Aborted)
+                .totals(totals)
+                .zero_copy(zero_copy),
+        );
         drop(session);
         ctx.finish().await;
         return Ok(());
     };
     let (reason, error) = relay_end(&result);
     close_as(stream, reason, error.as_ref()).await;
-    ctx.closed_with(&session, totals, reason, error, zero_copy);
+    ctx.closed(
+        &session,
+        Ending::new(reason)
+            .totals(totals)
+            .error(error)
+            .zero_copy(zero_copy),
+    );
     drop(session);
     ctx.finish().await;
     result.map(|_| ())
@@ -92,7 +103,7 @@ pub(crate) async fn datagram(sock: Dgram, ctx: &Arc<Ctx>, mut local: Local) -> R
             Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => continue,
             Err(e) => return Err(Error::from_io("recvfrom", e)),
         };
-        if let Some(s) = ctx.admit(peer) {
+        if let Some(s) = ctx.admit(peer, ctx.transport) {
             break (n, s);
         }
     };
@@ -167,7 +178,7 @@ pub(crate) async fn datagram(sock: Dgram, ctx: &Arc<Ctx>, mut local: Local) -> R
             (reason, error, r.map(|_| ()))
         }
     };
-    ctx.closed(&session, totals, reason, error);
+    ctx.closed(&session, Ending::new(reason).totals(totals).error(error));
     drop(session);
     ctx.finish().await;
     result

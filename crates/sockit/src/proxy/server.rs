@@ -27,7 +27,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -42,13 +41,13 @@ use crate::addr::{Port, SockType};
 use crate::client::ConnectOptions;
 use crate::dump::SharedLog;
 use crate::error::{Error, ErrorKind, Result};
-use crate::forward::stream::{accept_each, relay_streams};
-use crate::forward::{StreamListener, wind_down};
+use crate::forward::StreamListener;
+use crate::forward::stream::relay_streams;
 use crate::relay::{Counters, Direction, Tap, Totals};
 use crate::serve::close::{abort, linger_close};
 use crate::serve::{
-    self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Closed, Event, EventSink,
-    Local, Peer, ProxySources, Session, Side, Stop, Target, Transport,
+    self, AddrRule, Admission, BindOptions, BoxStream, CloseReason, Ending, Event, EventSink,
+    Local, Peer, ProxySources, Session, Stop, Target, Transport,
 };
 use crate::sockopt::SocketOptions;
 
@@ -111,79 +110,16 @@ pub struct ProxyServer {
     opts: ProxyOptions,
 }
 
+/// What every session of one proxy shares: the core ([`serve::Core`]) and the options.
 struct Ctx {
     opts: ProxyOptions,
-    events: EventSink,
-    stop: Stop,
-    cut: AtomicU64,
+    core: serve::Core,
 }
 
-impl Ctx {
-    fn emit(&self, ev: Event) {
-        (self.events)(ev);
-    }
-
-    /// Reports the end of `session` (relay `totals` seen from the client side of the
-    /// relay, turned into the peer's view, as forward does).
-    fn closed(
-        &self,
-        session: &Session,
-        totals: Totals,
-        reason: CloseReason,
-        reset_by: Option<Side>,
-        error: Option<Error>,
-    ) {
-        self.closed_with(session, totals, None, reason, reset_by, error);
-    }
-
-    fn closed_with(
-        &self,
-        session: &Session,
-        totals: Totals,
-        udp: Option<UdpTotals>,
-        reason: CloseReason,
-        reset_by: Option<Side>,
-        error: Option<Error>,
-    ) {
-        self.emit_closed(self.closed_event(session, totals, udp, reason, reset_by, error));
-    }
-
-    /// Reports a `closed` event (and counts a cut session).
-    fn emit_closed(&self, closed: Closed) {
-        if closed.reason == CloseReason::Aborted {
-            self.cut.fetch_add(1, Ordering::SeqCst);
-        }
-        self.emit(Event::Closed(closed));
-    }
-
-    /// The `closed` event of `session` (see [`Ctx::closed`]).
-    fn closed_event(
-        &self,
-        session: &Session,
-        totals: Totals,
-        udp: Option<UdpTotals>,
-        reason: CloseReason,
-        reset_by: Option<Side>,
-        error: Option<Error>,
-    ) -> Closed {
-        let (bytes_sent, bytes_received) = match udp {
-            Some(u) => (u.bytes_sent, u.bytes_received),
-            None => (totals.bytes_received, totals.bytes_sent),
-        };
-        Closed {
-            id: session.id(),
-            transport: session.transport(),
-            peer: session.peer().clone(),
-            bytes_sent,
-            bytes_received,
-            datagrams_sent: udp.map(|u| u.datagrams_sent),
-            datagrams_received: udp.map(|u| u.datagrams_received),
-            duration_us: Closed::micros(session.started().elapsed()),
-            reason,
-            reset_by,
-            error,
-            zero_copy: None,
-        }
+impl std::ops::Deref for Ctx {
+    type Target = serve::Core;
+    fn deref(&self) -> &serve::Core {
+        &self.core
     }
 }
 
@@ -260,27 +196,24 @@ impl ProxyServer {
         );
         let ctx = Arc::new(Ctx {
             opts: self.opts,
-            events,
-            stop: stop.clone(),
-            cut: AtomicU64::new(0),
+            core: serve::Core::new(
+                events,
+                stop.clone(),
+                admission.clone(),
+                serve::RelayTo::Target,
+            ),
         });
         let listener = StreamListener::Tcp(self.listener);
-        let emit = |ev| ctx.emit(ev);
         let c = Arc::clone(&ctx);
-        let result = accept_each(
-            &listener,
-            &stop,
-            &admission,
-            &ctx.events,
-            move |stream, session| {
+        let result = ctx
+            .accept_each(&listener, move |stream, session| {
                 tokio::spawn(session_task(stream, session, Arc::clone(&c)));
-            },
-        )
-        .await;
+            })
+            .await;
         if result.is_err() {
             stop.abort();
         }
-        wind_down(&admission, &stop, &emit, &ctx.cut).await;
+        ctx.wind_down().await;
         result
     }
 }
@@ -299,25 +232,14 @@ async fn reply(client: &mut BoxStream, bytes: &[u8]) -> Result<()> {
 
 async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     let id = session.id();
-    ctx.emit(Event::Accepted {
-        id,
-        transport: session.transport(),
-        peer: session.peer().clone(),
-        via: session.via().cloned().map(serve::ProxiedFrom),
-    });
+    ctx.accepted(&session);
     let handshake = tokio::select! {
         r = session::accept_request(&mut client, &ctx.opts.session) => Some(r),
         _ = ctx.stop.aborted() => None,
     };
     let Some(handshake) = handshake else {
         abort(client);
-        return ctx.closed(
-            &session,
-            Totals::default(),
-            CloseReason::Aborted,
-            None,
-            None,
-        );
+        return ctx.closed(&session, Ending::new(CloseReason::Aborted));
     };
     let req = match handshake {
         Ok(req) => req,
@@ -335,13 +257,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
                 _ => ErrorKind::Protocol,
             };
             let error = Error::new(kind, "proxy handshake", None, refusal.message);
-            return ctx.closed(
-                &session,
-                Totals::default(),
-                CloseReason::Error,
-                None,
-                Some(error),
-            );
+            return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(error)));
         }
     };
     ctx.emit(Event::Request {
@@ -362,13 +278,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     };
     let Some(connected) = connected else {
         abort(client);
-        return ctx.closed(
-            &session,
-            Totals::default(),
-            CloseReason::Aborted,
-            None,
-            None,
-        );
+        return ctx.closed(&session, Ending::new(CloseReason::Aborted));
     };
     let (target, addr) = match connected {
         Ok(c) => c,
@@ -401,13 +311,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     };
     if let Err(e) = start.await {
         tokio::join!(linger_close(client), linger_close(target));
-        return ctx.closed(
-            &session,
-            Totals::default(),
-            CloseReason::Error,
-            None,
-            Some(e),
-        );
+        return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
     }
     let tap = session.tap(ctx.opts.log.as_ref());
     let tap = tap.as_ref().map(|t| t as &dyn Tap);
@@ -424,18 +328,14 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         true,
     )
     .await;
-    let closed = ctx.closed_event(
+    ctx.closed(
         &session,
-        end.totals,
-        None,
-        end.reason,
-        end.reset_by,
-        end.error,
+        Ending::new(end.reason)
+            .totals(end.totals)
+            .reset_by(end.reset_by)
+            .error(end.error)
+            .zero_copy(Some(end.zero_copy)),
     );
-    ctx.emit_closed(Closed {
-        zero_copy: Some(end.zero_copy),
-        ..closed
-    });
 }
 
 /// A target that could not be reached or was denied: the protocol's failure reply, a
@@ -455,13 +355,7 @@ async fn failed(
         error: error.clone(),
     });
     linger_close(&mut client).await;
-    ctx.closed(
-        session,
-        Totals::default(),
-        CloseReason::Error,
-        None,
-        Some(error),
-    );
+    ctx.closed(session, Ending::new(CloseReason::Error).error(Some(error)));
 }
 
 /// SOCKS5 `UDP ASSOCIATE`: a relay socket on the address the client reached, for as long
@@ -495,13 +389,7 @@ async fn udp_session(
     };
     if let Err(e) = reply(&mut client, &req.success_reply(relay_addr)).await {
         linger_close(&mut client).await;
-        return ctx.closed(
-            &session,
-            Totals::default(),
-            CloseReason::Error,
-            None,
-            Some(e),
-        );
+        return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
     }
     let mut totals = UdpTotals::default();
     let end = {
@@ -520,13 +408,9 @@ async fn udp_session(
     let (reason, error) = match end {
         None => {
             abort(client);
-            return ctx.closed_with(
+            return ctx.closed(
                 &session,
-                Totals::default(),
-                Some(totals),
-                CloseReason::Aborted,
-                None,
-                None,
+                Ending::new(CloseReason::Aborted).datagrams(datagram_totals(totals)),
             );
         }
         Some(UdpEnd::Eof) => (CloseReason::Eof, None),
@@ -534,12 +418,20 @@ async fn udp_session(
         Some(UdpEnd::Error(e)) => (CloseReason::Error, Some(e)),
     };
     linger_close(&mut client).await;
-    ctx.closed_with(
+    ctx.closed(
         &session,
-        Totals::default(),
-        Some(totals),
-        reason,
-        None,
-        error,
+        Ending::new(reason)
+            .datagrams(datagram_totals(totals))
+            .error(error),
     );
+}
+
+/// An association's counts as the totals of its `closed` event (the client's view).
+fn datagram_totals(u: UdpTotals) -> Totals {
+    Totals {
+        bytes_sent: u.bytes_sent,
+        bytes_received: u.bytes_received,
+        datagrams_sent: u.datagrams_sent,
+        datagrams_received: u.datagrams_received,
+    }
 }

@@ -13,6 +13,7 @@
 //! | ids, `#N peer` labels, traffic taps, the UDP peer table | [`Session`], [`PeerTable`] |
 //! | closing: lingering close, abort with RST (TLS too: [`WithFd`]) | [`close`] |
 //! | stop: drain with a deadline, then abort | [`Stop`] |
+//! | what a server's sessions share; how a session's end is reported and counted | `context::Core` |
 //! | what happened, in one vocabulary | [`Event`], [`Severity`] |
 //! | counters of the events: totals, Prometheus endpoint | [`metrics`] |
 //!
@@ -31,6 +32,7 @@ pub mod activation;
 pub mod admit;
 pub mod bind;
 pub mod close;
+pub(crate) mod context;
 pub mod event;
 pub mod metrics;
 pub mod peer;
@@ -45,6 +47,7 @@ pub use admit::{Admission, Admitted, DEFAULT_MAX_CONNS, MAX_CONNS, Permit, Refus
 pub use bind::{
     AddrRule, BindOptions, Listener, Origin, ReusePort, SocketFile, bind_addr, bind_ip, bind_unix,
 };
+pub(crate) use context::{Core, Ending, RelayTo};
 pub use event::{
     Aim, CloseReason, Closed, Event, Local, ProxiedFrom, Reached, Severity, Side, Target, Via,
 };
