@@ -571,24 +571,8 @@ where
                         && (e.is_errno(libc::EPIPE) || e.is_errno(libc::ECONNRESET)) => {
                         break Ok(End::RemoteClosed);
                     }
-                    // The peer is gone while its side is still being read: what it
-                    // sent before going is still queued, and so is why (a reset, a TLS
-                    // alert). Let the receive side finish (bounded) so no byte is lost
-                    // and its error, the cause, is the one reported.
-                    // (A reset read from the local side is its own end: nothing
-                    // is left to deliver to it, so the other side is aborted at once.
-                    // A failed send or shutdown towards the peer waits.)
-                    Err(e) if e.op() != "read" && peer_gone(&e) => {
-                        // (a reset reported to the send side is not reported again:
-                        // the receive side's read then returns 0, which it reports as
-                        // the reset rather than passing on a FIN, and `e` stands)
-                        counters.mark_reset();
-                        match tokio::time::timeout(PEER_GONE_GRACE, &mut recv).await {
-                            Ok(Err(cause)) => break Err(cause),
-                            _ => break Err(e),
-                        }
-                    }
-                    Err(e) => break Err(e),
+                    // The peer may be gone while its side is still being read.
+                    Err(e) => break Err(failed(Direction::Send, e, recv_done, recv.as_mut(), counters).await),
                     Ok(()) => {}
                 }
                 if recv_done { break Ok(End::BothClosed); }
@@ -596,20 +580,9 @@ where
             }
             r = &mut recv, if !recv_done => {
                 recv_done = true;
-                match r {
-                    // The same for a local side that is a socket (a forwarder's client)
-                    // and reset: what it sent before going is still queued on the send
-                    // side (a closed stdout pipe gives EPIPE, never ECONNRESET, and ends
-                    // at once).
-                    Err(e) if !send_done && e.op() == "write" && e.is_errno(libc::ECONNRESET) => {
-                        counters.mark_reset();
-                        match tokio::time::timeout(PEER_GONE_GRACE, &mut send).await {
-                            Ok(Err(cause)) => break Err(cause),
-                            _ => break Err(e),
-                        }
-                    }
-                    Err(e) => break Err(e),
-                    Ok(()) => {}
+                // A local side that is a socket may have reset.
+                if let Err(e) = r {
+                    break Err(failed(Direction::Recv, e, send_done, send.as_mut(), counters).await);
                 }
                 if opts.end_on_remote_eof { break Ok(End::RemoteClosed); }
                 if send_done { break Ok(End::BothClosed); }
@@ -617,6 +590,47 @@ where
             _ = sleep_until_opt(quit_at), if quit_at.is_some() => break Ok(End::QuitAfterEof),
             _ = counters.idle_expired(opts.idle_timeout) => break Err(Error::timeout("idle")),
         }
+    }
+}
+
+/// The error a relay ends with when the direction `ended` failed with `e` (`other` is
+/// the other direction, `other_done` whether it ended already).
+///
+/// When a side is gone (reset, broken) while the other direction still runs, what it sent
+/// before going is still queued there, and so is why (a reset, a TLS alert): the relay is
+/// marked reset and `other` may finish for at most [`PEER_GONE_GRACE`], so no byte is
+/// lost; its error, the cause, is the one reported, else `e`. A side is gone when:
+/// - `Send` (towards the peer): a send or shutdown failed with `EPIPE`/`ECONNRESET` (not
+///   a read of the local side: a reset read from the local side is its own end, nothing
+///   is left to deliver to it, and the other side is aborted at once). A reset reported
+///   to the send side is not reported again: the receive side's read then returns 0,
+///   which it reports as the reset rather than passing on a FIN.
+/// - `Recv` (towards the local side): a local side that is a socket (a forwarder's
+///   client) reset on a write; a closed stdout pipe gives `EPIPE`, never `ECONNRESET`,
+///   and ends at once.
+///
+/// Otherwise `e` stands.
+async fn failed<F>(
+    ended: Direction,
+    e: Error,
+    other_done: bool,
+    other: std::pin::Pin<&mut F>,
+    counters: &Counters,
+) -> Error
+where
+    F: Future<Output = Result<()>>,
+{
+    let gone = match ended {
+        Direction::Send => e.op() != "read" && peer_gone(&e),
+        Direction::Recv => e.op() == "write" && e.is_errno(libc::ECONNRESET),
+    };
+    if other_done || !gone {
+        return e;
+    }
+    counters.mark_reset();
+    match tokio::time::timeout(PEER_GONE_GRACE, other).await {
+        Ok(Err(cause)) => cause,
+        _ => e,
     }
 }
 
