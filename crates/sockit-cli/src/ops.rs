@@ -46,7 +46,13 @@ impl ServerOps {
             move || m.stats_event()
         })?;
         let endpoint = match metrics.addr(family)? {
-            Some(addr) => Some(Endpoint::bind(addr).context("--metrics")?),
+            Some(addr) => {
+                let text = metrics.metrics.as_deref().unwrap_or_default();
+                Some(
+                    Endpoint::bind(addr)
+                        .map_err(|e| crate::args::address_error(Some("--metrics"), text, e))?,
+                )
+            }
             None => None,
         };
         Ok(ServerOps {

@@ -68,18 +68,21 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// A failed socket operation: `{ kind, op, code, message }`.
+/// A failed socket operation: `{ kind, op, code, message }`, and where it was tried
+/// ([`Error::at`]: an address or a path), if that was said.
 ///
-/// `Display` prints `op: ` and then Python's text for the exception:
-/// `[Errno N] message` when there is a code (Os, Gai, Host), `timed out` for Timeout,
-/// and the bare message otherwise.
+/// `Display` prints `op: ` (`op AT: ` with a place) and then Python's text for the
+/// exception: `[Errno N] message` when there is a code (Os, Gai, Host), `timed out` for
+/// Timeout, and the bare message otherwise: `bind 127.0.0.1:80: [Errno 13] Permission
+/// denied`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{op}: {}", self.python_text())]
+#[error("{op}{}: {}", self.at.as_deref().map(|a| format!(" {a}")).unwrap_or_default(), self.python_text())]
 pub struct Error {
     kind: ErrorKind,
     op: Cow<'static, str>,
     code: Option<i32>,
     message: String,
+    at: Option<String>,
 }
 
 /// `Result<T, sockit::Error>`.
@@ -98,6 +101,7 @@ impl Error {
             op: op.into(),
             code,
             message: message.into(),
+            at: None,
         }
     }
 
@@ -204,6 +208,20 @@ impl Error {
     /// The C library's text for the code (or the library's own message).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// Where the operation was tried (an address, a path), as [`Error::at`] set it.
+    pub fn place(&self) -> Option<&str> {
+        self.at.as_deref()
+    }
+
+    /// The same error, saying where the operation was tried: `at` (an address or a
+    /// path, as the user wrote or the server bound it) follows the operation in
+    /// `Display` (`bind 127.0.0.1:80: [Errno 13] Permission denied`); the operation
+    /// itself stays the call's name.
+    pub fn at(mut self, at: impl Into<String>) -> Self {
+        self.at = Some(at.into());
+        self
     }
 
     /// The same error with another operation name (`"recv"` → `"echo recv"`).

@@ -270,7 +270,7 @@ pub fn connect_datagram_from(
     let sock = match source {
         Some(src) => bind_checked(src, Type::DGRAM).map_err(|e| {
             if e.op() == "bind" {
-                e.with_op(format!("bind {src}"))
+                e.at(src.to_string())
             } else {
                 e
             }

@@ -249,7 +249,7 @@ impl MetricsArgs {
             return Ok(None);
         };
         let hp = sockit::addr::parse_host_port(std::slice::from_ref(text))
-            .map_err(|e| e.with_op("--metrics"))?;
+            .map_err(|e| super::bad_address(Some("--metrics"), text, e))?;
         sockit::serve::bind_addr(
             hp.host.as_deref(),
             &hp.port,
@@ -257,7 +257,7 @@ impl MetricsArgs {
             &family.addr_rule(false),
         )
         .map(Some)
-        .map_err(|e| e.with_op("--metrics"))
+        .map_err(|e| super::address_error(Some("--metrics"), text, e))
     }
 }
 

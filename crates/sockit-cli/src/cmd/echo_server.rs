@@ -3,11 +3,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
 use sockit::echo::{DEFAULT_PORT, EchoConfig, EchoServer, Listen, MAX_THREADS, TcpEngine};
 use sockit::unix::UnixAddr;
 use sockit::{Port, SockType};
 
+use crate::args::address::{address_error, address_text, bad_address};
 use crate::args::{AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, StatsArgs};
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
@@ -105,22 +105,22 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
         let (host, port) = if args.addr.is_empty() {
             (None, Port::Number(DEFAULT_PORT))
         } else {
-            let hp = sockit::addr::parse_host_port(&args.addr)?;
+            let hp = sockit::addr::parse_host_port(&args.addr)
+                .map_err(|e| bad_address(None, &address_text(&args.addr), e))?;
             (hp.host, hp.port)
         };
         let rule = args.family.addr_rule(args.dual_stack);
-        Ok(sockit::serve::bind_addr(
-            host.as_deref(),
-            &port,
-            socktype,
-            &rule,
-        )?)
+        Ok(
+            sockit::serve::bind_addr(host.as_deref(), &port, socktype, &rule)
+                .map_err(|e| address_error(None, &address_text(&args.addr), e))?,
+        )
     };
+    let unix = |text: &str| UnixAddr::parse(text).map_err(|e| bad_address(None, text, e));
     let inherited = activated(args)?;
     let listen = match &args.unix {
         _ if inherited.is_some() => inherited.expect("checked"),
-        Some(text) if args.udp => Listen::UnixDgram(UnixAddr::parse(text)?),
-        Some(text) => Listen::UnixStream(UnixAddr::parse(text)?),
+        Some(text) if args.udp => Listen::UnixDgram(unix(text)?),
+        Some(text) => Listen::UnixStream(unix(text)?),
         None if args.udp && args.tcp => Listen::TcpUdp(ip(SockType::Stream)?),
         None if args.udp => Listen::Udp(ip(SockType::Dgram)?),
         None => Listen::Tcp(ip(SockType::Stream)?),
@@ -181,7 +181,11 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     };
     let mut cfg = cfg;
     cfg.datagram_events = ops.wants_datagrams();
-    let server = EchoServer::bind(cfg).context("echo-server")?;
+    let at = args
+        .unix
+        .clone()
+        .unwrap_or_else(|| address_text(&args.addr));
+    let server = EchoServer::bind(cfg).map_err(|e| address_error(None, &at, e))?;
     sockit::serve::activation::check_all_taken("echo-server")?;
     if sockit::serve::activation::active().unwrap_or(false)
         && (!args.addr.is_empty() || args.unix.is_some())

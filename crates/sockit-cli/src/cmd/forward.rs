@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
+use crate::args::address::{address_error, bad_address};
 use crate::args::{
     AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, ProxyArgs, RetryArgs,
     SocketOptArgs, SpliceArgs, StatsArgs, TrafficLogArgs, parse_secs,
@@ -217,7 +218,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<ExitCode> {
-    let listen = Endpoint::parse(&args.listen, args.udp).context("listen address")?;
+    let listen =
+        Endpoint::parse(&args.listen, args.udp).map_err(|e| bad_address(None, &args.listen, e))?;
     let mut target = Endpoint::parse(&args.target, args.udp).context("target address")?;
     target.check_target().context("target address")?;
     check_target_family(&target, &args.family)?;
@@ -252,13 +254,12 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         splice: args.splice.splice(),
     };
     let rt = crate::lifecycle::runtime()?;
-    let listen_text = shown(&listen, &lookup);
     let result = rt.block_on(async {
         // Signals first: a SIGTERM sent as soon as the line is read is handled.
         let life = Lifecycle::start(args.drain.drain)?;
         let ops = ServerOps::new(reporter, &args.stats, &args.metrics, &args.family, false)?;
         let fwd = Forwarder::bind(&listen, target, opts)
-            .with_context(|| format!("listen on {listen_text}"))?;
+            .map_err(|e| address_error(None, &args.listen, e))?;
         sockit::serve::activation::check_all_taken("forward")?;
         ops.serving(fwd.transport());
         reporter.listening(&fwd.listening(), None)?;

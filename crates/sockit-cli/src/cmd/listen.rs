@@ -13,6 +13,7 @@ use sockit::listen::{Address, Listen, ListenOptions, Mode};
 use sockit::serve::Event;
 use sockit::unix::UnixAddr;
 
+use crate::args::address::{address_error, address_text, bad_address};
 use crate::args::{
     AdmitArgs, DataArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs,
     SpliceArgs, StatsArgs, TlsServerArgs, parse_secs,
@@ -149,9 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenOptions)> {
     let mut listen_host = None;
     let addr = match &args.unix {
-        Some(path) => Address::Unix(UnixAddr::parse(path)?),
+        Some(path) => Address::Unix(UnixAddr::parse(path).map_err(|e| bad_address(None, path, e))?),
         None => {
-            let hp = parse_host_port(&args.address)?;
+            let hp = parse_host_port(&args.address)
+                .map_err(|e| bad_address(None, &address_text(&args.address), e))?;
             listen_host = hp.host.clone();
             Address::Ip {
                 host: hp.host,
@@ -228,7 +230,11 @@ fn serve(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitCode> {
                 false,
             )?);
         }
-        let listen = Listen::bind(&addr, opts)?;
+        let at = args
+            .unix
+            .clone()
+            .unwrap_or_else(|| address_text(&args.address));
+        let listen = Listen::bind(&addr, opts).map_err(|e| address_error(None, &at, e))?;
         sockit::serve::activation::check_all_taken("listen")?;
         reporter.listening(&listen.listening(), None)?;
         for a in listen.applied() {

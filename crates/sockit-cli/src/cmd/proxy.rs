@@ -13,6 +13,7 @@ use sockit::proxy::policy::DestPolicy;
 use sockit::proxy::server::{DEFAULT_PORT, ProxyOptions, ProxyServer};
 use sockit::proxy::session::{DEFAULT_HANDSHAKE_TIMEOUT, ServerConfig};
 
+use crate::args::address::{address_error, address_text, bad_address};
 use crate::args::{
     AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs, StatsArgs,
     TrafficLogArgs, parse_positive_secs,
@@ -162,7 +163,8 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     let (host, port) = if args.addr.is_empty() {
         (None, Port::Number(DEFAULT_PORT))
     } else {
-        let hp = parse_host_port(&args.addr).context("listen address")?;
+        let hp = parse_host_port(&args.addr)
+            .map_err(|e| bad_address(None, &address_text(&args.addr), e))?;
         (hp.host, hp.port)
     };
     let users = users(&args)?;
@@ -192,12 +194,8 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         // Signals first: a SIGTERM sent as soon as the line is read is handled.
         let life = Lifecycle::start(args.drain.drain)?;
         let ops = ServerOps::new(reporter, &args.stats, &args.metrics, &args.family, false)?;
-        let shown = match &host {
-            Some(h) => format!("{h} {port}"),
-            None => format!("port {port}"),
-        };
         let server = ProxyServer::bind(host.as_deref(), &port, opts)
-            .with_context(|| format!("listen on {shown}"))?;
+            .map_err(|e| address_error(None, &address_text(&args.addr), e))?;
         ops.serving(sockit::serve::Transport::Tcp);
         reporter.listening(&server.listening(), None)?;
         let sink = ops.sink();

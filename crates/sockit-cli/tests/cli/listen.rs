@@ -616,7 +616,7 @@ fn family_and_numeric_flags() {
     assert_eq!(lines(&server, 1, T), vec!["four"]);
     // -n refuses a name before any lookup: a gaierror, exit 3.
     let out = listen_fails(&["-n", "localhost", "0"]);
-    assert_fails_with(&out, 3, "getaddrinfo: [Errno -2]");
+    assert_fails_with(&out, 3, "sockit: getaddrinfo localhost 0: [Errno -2]");
 }
 
 // ---- options checked before the listening line ----

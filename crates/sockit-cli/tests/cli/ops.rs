@@ -253,7 +253,19 @@ fn stats_interval_prints_totals_where_the_events_go() {
     common::assert_fails_with(&out, 2, "'--stats-interval <SECS>': must be at least 0.01");
     assert!(!String::from_utf8_lossy(&out.stderr).contains("-i out"));
     let out = common::run(&mut sockit(&["echo-server", "--metrics", "99999"]), T);
-    common::assert_fails_with(&out, 2, "--metrics: port must be 0-65535");
+    common::assert_fails_with(&out, 2, "sockit: --metrics 99999: port must be 0-65535");
+    // A failed bind of the endpoint says it was the metrics endpoint, with its address.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = taken.local_addr().unwrap().to_string();
+    let out = common::run(
+        &mut sockit(&["echo-server", "--metrics", &at, "127.0.0.1:0"]),
+        T,
+    );
+    common::assert_fails_with(
+        &out,
+        1,
+        &format!("sockit: bind --metrics {at}: [Errno 98] Address already in use"),
+    );
 }
 
 /// Binds the sockets of `kinds` (`tcp`, `udp`, `unix:PATH`) on loopback, then execs
@@ -363,6 +375,21 @@ fn activation_errors_and_pids_that_are_not_ours() {
             && err.contains("LISTEN_FDS (udp 127.0.0.1 "),
         "{err}"
     );
+    // Regression (QA D12): a Unix socket was named `(unix unix /path)`.
+    let dir = common::temp_dir("activation-kind");
+    let path = dir.join("s.sock");
+    let unix = format!("unix:{}", path.display());
+    let out = common::run(
+        activated(&[&unix], "ours", &["echo-server", "-u", "127.0.0.1:0"]).stdin(Stdio::null()),
+        T,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        err.contains(&format!("LISTEN_FDS (unix {})", path.display())),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     // LISTEN_PID of another process: not for us, the server binds its own socket.
     let mut c = activated(&["udp"], "1", &["echo-server", "127.0.0.1:0"]);
     c.stdin(Stdio::piped());

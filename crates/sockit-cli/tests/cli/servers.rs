@@ -64,6 +64,81 @@ fn shared_flags_mean_one_thing_in_every_server() {
     }
 }
 
+/// `sockit CMD [EXTRA…] ARGS…` for each server with `addr` as its listen address: the
+/// command, its exit code, its stdout and its stderr.
+fn every_server_on(addr: &str, extra: &[&str]) -> Vec<(&'static str, Option<i32>, String, String)> {
+    let runs: [(&'static str, &[&str]); 4] = [
+        ("echo-server", &[addr]),
+        ("forward", &[addr, "127.0.0.1:9"]),
+        ("proxy", &[addr]),
+        ("listen", &[addr]),
+    ];
+    runs.iter()
+        .map(|(cmd, args)| {
+            let mut all = vec![*cmd];
+            all.extend(extra);
+            all.extend(*args);
+            let out = common::run(sockit(&all).stdin(std::process::Stdio::null()), T);
+            let text = |b: &[u8]| String::from_utf8_lossy(b).to_string();
+            (
+                *cmd,
+                out.status.code(),
+                text(&out.stdout),
+                text(&out.stderr),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn one_error_text_per_bad_address_in_every_server() {
+    // Regression (QA D12): the same bad address read `port: …` in echo-server and listen,
+    // `listen address: port: …` in forward and proxy; a failed bind `echo-server: bind …`,
+    // `bind …`, `listen on tcp:1.2.3.4:80: bind …` and `listen on 1.2.3.4 80: bind …`.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let in_use = taken.local_addr().unwrap().to_string();
+    let cases = [
+        (
+            "127.0.0.1:99999".to_string(),
+            2,
+            "listen address 127.0.0.1:99999: port must be 0-65535, not 99999".to_string(),
+        ),
+        (
+            "127.0.0.1:no_such_service".to_string(),
+            3,
+            "getaddrinfo 127.0.0.1:no_such_service: [Errno -8] Servname not supported for \
+             ai_socktype"
+                .to_string(),
+        ),
+        (
+            in_use.clone(),
+            1,
+            format!("bind {in_use}: [Errno 98] Address already in use"),
+        ),
+    ];
+    for (addr, code, want) in cases {
+        for (cmd, got, _, err) in every_server_on(&addr, &[]) {
+            assert_eq!(got, Some(code), "{cmd} {addr}: {err}");
+            assert_eq!(err, format!("sockit: {want}\n"), "{cmd} {addr}");
+        }
+    }
+    // Under --json: the error event's op is the call, the address is in the message (on
+    // stdout; listen's stdout carries data, so on stderr there).
+    for (cmd, got, out, err) in every_server_on(&in_use, &["--json"]) {
+        assert_eq!(got, Some(1), "{cmd}: {err}");
+        let json = if cmd == "listen" { &err } else { &out };
+        let line = json.lines().next().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(line).expect("one JSON object");
+        assert_eq!(v["event"], "error", "{cmd}: {line}");
+        assert_eq!(v["op"], "bind", "{cmd}: {line}");
+        assert_eq!(
+            v["message"],
+            format!("bind {in_use}: [Errno 98] Address already in use"),
+            "{cmd}"
+        );
+    }
+}
+
 /// Starts `sockit ARGS…` on a Unix socket at a fresh path; the path.
 fn unix_server(cmd: &str, tag: &str) -> (common::Server, std::path::PathBuf) {
     let dir = common::temp_dir(tag);

@@ -31,7 +31,7 @@ use std::os::fd::RawFd;
 use std::sync::Mutex;
 
 use super::bind::Listener;
-use super::peer::Transport;
+use super::peer::{Peer, Transport};
 use crate::error::{Error, Result};
 
 /// The first descriptor the protocol passes (`SD_LISTEN_FDS_START`).
@@ -159,9 +159,8 @@ fn load() -> Result<Option<Pool>> {
             return Err(Error::invalid_input(
                 OP,
                 format!(
-                    "descriptor {fd} ({} {}) is a stream socket that is not listening",
-                    listener.transport(),
-                    listener.local()
+                    "descriptor {fd} ({}) is a stream socket that is not listening",
+                    described(&listener)
                 ),
             ));
         }
@@ -175,11 +174,21 @@ fn load() -> Result<Option<Pool>> {
                 .as_deref()
                 .map(|n| format!(" (named {n})"))
                 .unwrap_or_default();
-            format!("{} {}{named}", p.listener.transport(), p.listener.local())
+            format!("{}{named}", described(&p.listener))
         })
         .collect::<Vec<_>>()
         .join(", ");
     Ok(Some(Pool { left, passed }))
+}
+
+/// A passed socket as the errors name it: its transport and address, each said once
+/// (`tcp 127.0.0.1 8080`, `unix /run/s.sock`, `unixgram /run/d.sock`).
+fn described(l: &Listener) -> String {
+    match l.local() {
+        Peer::Unix(Some(path)) => format!("{} {path}", l.transport()),
+        Peer::Unix(None) => format!("{} (unnamed)", l.transport()),
+        ip => format!("{} {ip}", l.transport()),
+    }
 }
 
 /// `None`: not read yet; `Some(Ok(None))`: read, no sockets for us; `Some(Err(_))`: the

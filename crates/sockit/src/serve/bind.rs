@@ -69,6 +69,7 @@ impl AddrRule {
 ///   lists `::1` first; else the first answer.
 ///
 /// # Errors
+/// Each names the address ([`Error::place`]: `HOST:PORT`).
 /// - [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) for a literal of the
 ///   family `-4`/`-6` exclude.
 /// - [`ErrorKind::Gai`](crate::ErrorKind::Gai) from `getaddrinfo(3)` (with `-n`, a name is
@@ -79,6 +80,15 @@ pub fn bind_addr(
     socktype: SockType,
     rule: &AddrRule,
 ) -> Result<SocketAddr> {
+    // Every error names the address it is about (`Error::at`).
+    let place = || {
+        let h = host.map_or_else(|| rule.default_ip().to_string(), str::to_string);
+        if h.contains(':') {
+            format!("[{h}]:{port}")
+        } else {
+            format!("{h}:{port}")
+        }
+    };
     let literal = match host {
         None => Some(rule.default_ip()),
         Some(h) => h.parse::<IpAddr>().ok(),
@@ -90,10 +100,7 @@ pub fn bind_addr(
             _ => None,
         };
         if let Some(w) = wrong {
-            return Err(Error::invalid_input(
-                "bind",
-                w.replace("{}", &ip.to_string()),
-            ));
+            return Err(Error::invalid_input("bind", w.replace("{}", &ip.to_string())).at(place()));
         }
         if let Port::Number(p) = port {
             return Ok(SocketAddr::new(ip, *p));
@@ -114,13 +121,14 @@ pub fn bind_addr(
         Some(socktype),
         0,
         flags,
-    )?;
+    )
+    .map_err(|e| e.at(place()))?;
     found
         .iter()
         .find(|i| i.address.is_ipv4() && rule.family != Some(Family::Inet6))
         .or_else(|| found.first())
         .map(|i| i.address)
-        .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME))
+        .ok_or_else(|| Error::gai("getaddrinfo", libc::EAI_NONAME).at(place()))
 }
 
 /// Whether a socket joins a `SO_REUSEPORT` group (the echo server's workers share one
@@ -310,10 +318,6 @@ impl Listener {
     }
 }
 
-fn named(op: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::from_io(op, e)
-}
-
 /// Binds an IP socket at `addr` for `transport` (TCP or UDP): `socket(2)`, the options
 /// (see the module docs), `bind(2)`, and `listen(2)` for TCP. Non-blocking, close-on-exec.
 ///
@@ -372,7 +376,7 @@ pub(crate) fn bind_ip_fresh(
         reuse(&s)?;
     }
     s.bind(&addr.into())
-        .map_err(named(format!("bind {addr}")))?;
+        .map_err(|e| Error::from_io("bind", e).at(addr.to_string()))?;
     if opts.reuse_port == ReusePort::First {
         reuse(&s)?;
     }
@@ -419,7 +423,7 @@ pub fn bind_unix(addr: &UnixAddr, transport: Transport, opts: &BindOptions) -> R
     }
     let rename = |e: Error| {
         if e.op() == "bind" {
-            e.with_op(format!("bind {addr}"))
+            e.at(addr.to_string())
         } else {
             e
         }
@@ -485,8 +489,9 @@ mod tests {
         let e = bind_addr(Some("127.0.0.1"), &p, st, &six).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "bind: -6 given but 127.0.0.1 is an IPv4 address"
+            "bind 127.0.0.1:7: -6 given but 127.0.0.1 is an IPv4 address"
         );
+        assert_eq!((e.op(), e.place()), ("bind", Some("127.0.0.1:7")));
         let numeric = AddrRule {
             numeric: true,
             ..rule
