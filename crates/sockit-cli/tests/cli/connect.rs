@@ -864,3 +864,55 @@ fn a_proxy_url_is_a_usage_error_not_a_lookup() {
     );
     assert_fails_with(&out, 2, "--proxy takes HOST[:PORT], not a http:// URL");
 }
+
+#[test]
+fn idle_does_not_cut_a_session_still_delivering_to_a_slow_reader() {
+    // Regression (QA splice.md D5): `connect -i 2` cut a peer that was still reading (the
+    // relay sat in a write the kernel wakes only once a third of the buffer is free).
+    let _g = serial();
+    const N: usize = 4_000_000;
+    let dir = temp_dir("c-idle-slow");
+    let file = dir.join("in");
+    std::fs::write(&file, vec![b'y'; N]).unwrap();
+    let l = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    l.set_recv_buffer_size(16384).unwrap();
+    l.bind(
+        &"127.0.0.1:0"
+            .parse::<std::net::SocketAddr>()
+            .unwrap()
+            .into(),
+    )
+    .unwrap();
+    l.listen(1).unwrap();
+    let l: TcpListener = l.into();
+    let port = l.local_addr().unwrap().port();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        // about 400 KB/s: ten seconds for the whole
+        let (mut got, mut buf, t0) = (0usize, [0u8; 4096], Instant::now());
+        while t0.elapsed() < Duration::from_secs(60) {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) => panic!("after {got} bytes: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        got
+    });
+    let mut cmd = sockit(&["connect", "-i", "2", "127.0.0.1", &port.to_string()]);
+    cmd.stdin(std::fs::File::open(&file).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let out = wait_output(cmd.spawn().unwrap(), Duration::from_secs(60));
+    let got = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(
+        got,
+        N,
+        "cut while bytes were still flowing: {}",
+        stderr_of(&out)
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+}

@@ -1134,3 +1134,68 @@ fn listen_k_prints_the_servers_totals_on_sigusr1_and_goes_on() {
     );
     assert_eq!(server.terminate(T).and_then(|s| s.code()), Some(0));
 }
+
+#[test]
+fn idle_does_not_cut_a_peer_still_reading_slowly() {
+    // Regression (QA splice.md D5): `listen -i 2` cut a peer that was still reading (the
+    // relay sat in a write the kernel wakes only once a third of the buffer is free).
+    let _serial = serial();
+    const N: usize = 4_000_000;
+    let dir = temp_dir("idle-slow");
+    let file = dir.join("in");
+    std::fs::write(&file, vec![b'y'; N]).unwrap();
+    let mut cmd = sockit(&["listen", "-i", "2", "127.0.0.1", "0"]);
+    cmd.stdin(std::fs::File::open(&file).unwrap());
+    let mut server = spawn_listening_stderr(&mut cmd);
+    let c = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    c.set_recv_buffer_size(16384).unwrap();
+    c.connect_timeout(&server.addr().into(), Duration::from_secs(5))
+        .unwrap();
+    let mut c: TcpStream = c.into();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // about 400 KB/s: ten seconds for the whole
+    let (mut got, mut buf, t0) = (0usize, [0u8; 4096], Instant::now());
+    while t0.elapsed() < Duration::from_secs(60) {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) => panic!("after {got} bytes: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(c);
+    let st = wait_exit(&mut server, T).expect("listen ends");
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = server_stderr(&mut server);
+    assert_eq!(
+        got, N,
+        "the session was cut while bytes were still flowing: {err}"
+    );
+    assert_eq!(st.code(), Some(0), "{err}");
+}
+
+#[test]
+fn an_idle_cut_of_a_peer_that_stopped_reading_is_a_reset() {
+    // Regression (QA splice.md D5): an idle cut with bytes still queued for the peer closed
+    // it with a FIN, so the part it got read as a complete stream.
+    let dir = temp_dir("idle-stop");
+    let file = dir.join("in");
+    std::fs::write(&file, vec![b'y'; 16 << 20]).unwrap();
+    let mut cmd = sockit(&["listen", "-i", "0.5", "127.0.0.1", "0"]);
+    cmd.stdin(std::fs::File::open(&file).unwrap());
+    let mut server = spawn_listening_stderr(&mut cmd);
+    let mut c = tcp(server.addr());
+    // stop reading until the idle time has passed twice over
+    let st = wait_exit(&mut server, T).expect("listen ends");
+    assert_eq!(st.code(), Some(5), "{}", server_stderr(&mut server));
+    let mut buf = vec![0u8; 1 << 16];
+    let end = loop {
+        match c.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(_) => {}
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(end, Some(std::io::ErrorKind::ConnectionReset));
+}

@@ -228,19 +228,16 @@ pub(crate) async fn relay_streams(
     stop: &Stop,
     splice: bool,
 ) -> StreamEnd {
-    // The idle clock is kept here rather than in the relay: a session whose relay sits in
-    // a write to a slow reader still moves bytes (the kernel delivers what is queued), and
-    // only the send queues show it ([`idle_without_progress`]).
     let ropts = RelayOptions {
-        idle_timeout: None,
+        idle_timeout: idle,
         quit_after_eof: None,
         shutdown_on_eof: true,
         end_on_remote_eof: false,
     };
-    let queues = idle.map(|_| [client.as_fd(), t.as_fd()].map(|fd| fd.try_clone_to_owned().ok()));
+    // Bytes still reaching a slow reader on either side are traffic (relay::idle).
+    counters.watch_send_queues(&[client.as_fd(), t.as_fd()]);
     let result = tokio::select! {
         r = relay_both(&mut client, &mut t, &ropts, tap, counters, splice) => Some(r),
-        () = idle_without_progress(counters, idle, queues) => Some(Err(Error::timeout("idle"))),
         _ = stop.aborted() => None,
     };
     let totals = counters.totals();
@@ -283,46 +280,13 @@ pub(crate) async fn relay_streams(
 }
 
 /// Closes a side the lingering way, or aborts it (RST) when bytes written to it are still
-/// queued (`SIOCOUTQ` > 0): it stopped taking them, and they would be lost under a FIN.
+/// queued ([`relay::has_unsent`]): it stopped taking them, and they would be lost under a
+/// FIN.
 async fn close_or_cut(s: BoxStream) {
-    if crate::sys::unacked_bytes(s.as_fd()).is_ok_and(|n| n > 0) {
+    if relay::has_unsent(&s) {
         abort(s);
     } else {
         linger_close(s).await;
-    }
-}
-
-/// Resolves once `idle` passed with no byte moved either way: no relay traffic, and no
-/// change in what either socket still has queued to send (`SIOCOUTQ`, read through
-/// duplicates of the descriptors in `queues`). A relay blocked in a write to a slow reader
-/// waits for the kernel, which wakes a writer only once a third of its buffer is free —
-/// seconds on a large buffer — while the reader keeps receiving: that is traffic, not idle
-/// (fresh-eyes QA: `-i 2` cut a session delivering 300 KB/s at 3.8 of 8 MB).
-async fn idle_without_progress(
-    counters: &Counters,
-    idle: Option<Duration>,
-    queues: Option<[Option<std::os::fd::OwnedFd>; 2]>,
-) {
-    let Some(idle) = idle else {
-        return std::future::pending().await;
-    };
-    let queued = || -> [Option<usize>; 2] {
-        queues.as_ref().map_or([None, None], |q| {
-            q.each_ref().map(|fd| {
-                fd.as_ref()
-                    .and_then(|f| crate::sys::unacked_bytes(f.as_fd()).ok())
-            })
-        })
-    };
-    let mut last = queued();
-    loop {
-        counters.idle_expired(Some(idle)).await;
-        let now = queued();
-        if now == last || now.iter().all(|q| q.is_none_or(|n| n == 0)) {
-            return;
-        }
-        last = now;
-        counters.touch();
     }
 }
 

@@ -265,6 +265,8 @@ pub async fn relay_local(
     tap: Option<&dyn crate::relay::Tap>,
     counters: &crate::relay::Counters,
 ) -> Result<crate::relay::End> {
+    // Bytes still reaching a slow reader are traffic (relay::idle).
+    counters.watch_send_queues(&[stream.as_fd()]);
     #[cfg(target_os = "linux")]
     if tap.is_none() && (local.input_fd.is_some() || local.output_fd.is_some()) {
         use crate::relay::{Leg, SpliceEnd, splice::SocketIo};

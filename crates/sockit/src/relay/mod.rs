@@ -14,7 +14,8 @@
 //!   directions are done (a forwarder; a client whose input is a pipe or file), or when a
 //!   send fails with `EPIPE`/`ECONNRESET` after the remote end (the peer closed entirely).
 //! - [`RelayOptions::idle_timeout`] ends the relay with [`ErrorKind::Timeout`] after that
-//!   long without a byte in either direction.
+//!   long without a byte in either direction; bytes still leaving a watched socket's send
+//!   queue count ([`idle`]: the one idle rule of every relaying command).
 //! - A reset is never turned into a clean end: an `ECONNRESET` (or `EPIPE`) on either
 //!   side ends the relay with that error, and [`Outcome::reset`] says which side it came
 //!   from, so the caller aborts the other side (`SO_LINGER` 0, close: a RST) instead of
@@ -66,6 +67,8 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Result};
 
+pub mod idle;
+pub use idle::has_unsent;
 #[cfg(target_os = "linux")]
 pub mod splice;
 #[cfg(target_os = "linux")]
@@ -208,6 +211,8 @@ pub struct Counters {
     /// One side was found reset (or gone) by the other direction's write: the end of
     /// input a direction reads after that is the reset, not a clean end.
     reset_seen: AtomicBool,
+    /// The send queues the idle clock watches ([`Counters::watch_send_queues`]).
+    queues: std::sync::Mutex<Vec<idle::Queue>>,
 }
 
 /// How one direction of a stream relay moves its bytes.
@@ -238,6 +243,7 @@ impl Counters {
             dgrams_received: AtomicU64::new(0),
             paths: [AtomicU8::new(0), AtomicU8::new(0)],
             reset_seen: AtomicBool::new(false),
+            queues: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -315,7 +321,8 @@ impl Counters {
         }
     }
 
-    /// Resolves when `idle` has passed since the last traffic (`None`: never).
+    /// Resolves when `idle` has passed since the last traffic (`None`: never); a change in
+    /// a watched send queue ([`Counters::watch_send_queues`]) is traffic ([`idle`]).
     pub async fn idle_expired(&self, idle: Option<Duration>) {
         let Some(idle) = idle else {
             return std::future::pending().await;
@@ -323,6 +330,10 @@ impl Counters {
         loop {
             let due = self.last_activity() + idle;
             if Instant::now() >= due {
+                if self.send_queues_moved() {
+                    self.touch();
+                    continue;
+                }
                 return;
             }
             tokio::time::sleep_until(due).await;
