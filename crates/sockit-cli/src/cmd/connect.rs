@@ -145,7 +145,7 @@ fn finish(
     s: &Session,
     counters: &Counters,
     result: sockit::Result<relay::End>,
-    zero_copy: Option<bool>,
+    zero_copy: Option<relay::ZeroCopy>,
 ) -> anyhow::Result<ExitCode> {
     let result = result.map_err(sockit::listen::name_stdin);
     let (reason, error) = sockit::serve::close::relay_end(&result);
@@ -202,7 +202,7 @@ async fn relay_stream(
         &session,
         counters,
         result,
-        Some(counters.zero_copy()),
+        Some(counters.zero_copy_by_direction()),
     )
 }
 

@@ -299,7 +299,7 @@ fn connect_to_an_append_only_file_falls_back_to_copying_every_byte() {
     assert_eq!(echo.join().unwrap(), data.len());
     let closed: serde_json::Value = serde_json::from_str(&closed_of(&out.stderr)).unwrap();
     assert_eq!(closed["zero_copy"], false, "{closed}");
-    // without --json: the receive side fell back, so the session did not run zero-copy
+    // without --json: the receive side fell back, the send side spliced; the line says so
     let (port, echo) = echo_target();
     let mut c = sockit(&["connect", "-v", "127.0.0.1", &port.to_string()]);
     let append = std::fs::OpenOptions::new()
@@ -313,8 +313,43 @@ fn connect_to_an_append_only_file_falls_back_to_copying_every_byte() {
     assert!(out.status.success());
     assert_eq!(echo.join().unwrap(), data.len());
     let line = closed_of(&out.stderr);
-    assert!(line.ends_with(", copied"), "{line}");
+    assert!(
+        line.ends_with(", zero-copy sent, copied received"),
+        "{line}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_empty_stdin_does_not_make_a_spliced_download_say_copied() {
+    // Regression (QA splice.md D1): stdin /dev/null (copied, 0 bytes) made a download that
+    // spliced every byte say `copied` and `"zero_copy":false`.
+    for json in [false, true] {
+        let (port, target) = crate::common::serve_one_client(|mut s| {
+            s.set_write_timeout(Some(T)).unwrap();
+            s.write_all(&vec![b'z'; 4 << 20]).unwrap();
+        });
+        let mut args = vec!["connect", "-v"];
+        if json {
+            args.push("--json");
+        }
+        let port = port.to_string();
+        args.extend(["127.0.0.1", &port]);
+        let mut c = sockit(&args);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let out = wait_output(c.spawn().unwrap(), T);
+        target.join().unwrap();
+        assert_eq!(out.stdout.len(), 4 << 20);
+        let line = closed_of(&out.stderr);
+        if json {
+            let closed: serde_json::Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(closed["zero_copy"], true, "{closed}");
+        } else {
+            assert!(line.ends_with(", zero-copy"), "{line}");
+        }
+    }
 }
 
 /// A pseudo-terminal in raw mode (bytes pass unchanged): (master, slave).

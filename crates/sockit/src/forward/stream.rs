@@ -166,7 +166,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
             };
             let totals = counters.totals();
             // Datagrams cannot be spliced: the session copied.
-            let copied = Some(false);
+            let copied = Some(relay::ZeroCopy::COPIED);
             match result {
                 Err(CloseReason::Aborted) => {
                     abort(client);
@@ -208,8 +208,9 @@ pub(crate) struct StreamEnd {
     pub(crate) reason: CloseReason,
     pub(crate) reset_by: Option<Side>,
     pub(crate) error: Option<Error>,
-    /// Both directions moved every byte with `splice(2)`.
-    pub(crate) zero_copy: bool,
+    /// How each direction moved its bytes, as the relay counts them (`sent`: client to
+    /// target).
+    pub(crate) zero_copy: relay::ZeroCopy,
 }
 
 /// Relays a client stream and a target stream both ways until both ends are done, one
@@ -241,7 +242,7 @@ pub(crate) async fn relay_streams(
         _ = stop.aborted() => None,
     };
     let totals = counters.totals();
-    let zero_copy = counters.zero_copy();
+    let zero_copy = counters.zero_copy_by_direction();
     let end = |reason, reset_by, error| StreamEnd {
         totals,
         reason,

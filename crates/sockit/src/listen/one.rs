@@ -58,7 +58,7 @@ pub(crate) async fn stream(
     };
     flush_rest(&mut local).await;
     let totals = counters.totals();
-    let zero_copy = Some(counters.zero_copy());
+    let zero_copy = Some(counters.zero_copy_by_direction());
     let Some(result) = result else {
         close_as(stream, CloseReason::Aborted, None).await;
         ctx.closed(

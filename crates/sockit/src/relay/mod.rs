@@ -69,6 +69,8 @@ use crate::error::{Error, Result};
 
 pub mod idle;
 pub use idle::has_unsent;
+mod zero_copy;
+pub use zero_copy::ZeroCopy;
 #[cfg(target_os = "linux")]
 pub mod splice;
 #[cfg(target_os = "linux")]
@@ -281,11 +283,10 @@ impl Counters {
         }
     }
 
-    /// True when both directions moved every byte by `splice(2)`: the relay ran
-    /// zero-copy.
+    /// True when every byte moved went by `splice(2)`: the relay ran zero-copy (a
+    /// direction that moved no byte does not decide; [`ZeroCopy`]).
     pub fn zero_copy(&self) -> bool {
-        self.path(Direction::Send) == Some(Path::Splice)
-            && self.path(Direction::Recv) == Some(Path::Splice)
+        self.zero_copy_by_direction().is_zero_copy()
     }
 
     /// Marks traffic now (resets the idle clock).

@@ -41,7 +41,7 @@ pub(crate) struct Ending {
     reason: CloseReason,
     reset_by: Option<Side>,
     error: Option<Error>,
-    zero_copy: Option<bool>,
+    zero_copy: Option<crate::relay::ZeroCopy>,
 }
 
 impl Ending {
@@ -83,8 +83,9 @@ impl Ending {
         self
     }
 
-    /// Whether the stream relay ran zero-copy.
-    pub(crate) fn zero_copy(mut self, zero_copy: Option<bool>) -> Ending {
+    /// How the stream relay moved its bytes, per direction, oriented as the relay counts
+    /// them (turned into the peer's view as the totals are, [`RelayTo`]).
+    pub(crate) fn zero_copy(mut self, zero_copy: Option<crate::relay::ZeroCopy>) -> Ending {
         self.zero_copy = zero_copy;
         self
     }
@@ -187,10 +188,11 @@ impl Core {
         if reason == CloseReason::Aborted {
             self.cut.fetch_add(1, Ordering::SeqCst);
         }
-        let (peer_view, reset_by) = match self.relay_to {
+        let (peer_view, reset_by, zero_copy) = match self.relay_to {
             RelayTo::Local => (
                 totals,
                 reset_by.or((reason == CloseReason::Reset).then_some(Side::Peer)),
+                zero_copy,
             ),
             RelayTo::Target => (
                 Totals {
@@ -200,6 +202,8 @@ impl Core {
                     datagrams_received: totals.datagrams_sent,
                 },
                 reset_by,
+                // seen from the client, as the byte counts
+                zero_copy.map(crate::relay::ZeroCopy::turned),
             ),
         };
         let (counts, datagram) = match datagrams {

@@ -250,10 +250,10 @@ pub struct Closed {
     /// The error behind `reset`, `idle` or `error`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Error>,
-    /// For a relayed stream session: true when both directions moved every byte with
-    /// `splice(2)` (zero-copy), false when bytes went through user space.
+    /// For a relayed stream session: how each direction moved its bytes (`sent`: to the
+    /// peer); JSON `true` only when every byte moved with `splice(2)` (zero-copy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub zero_copy: Option<bool>,
+    pub zero_copy: Option<crate::relay::ZeroCopy>,
 }
 
 /// Something a server did.
@@ -758,8 +758,7 @@ impl fmt::Display for Event {
                     write!(f, " ({e})")?;
                 }
                 match c.zero_copy {
-                    Some(true) => f.write_str(", zero-copy"),
-                    Some(false) => f.write_str(", copied"),
+                    Some(z) => write!(f, ", {z}"),
                     None => Ok(()),
                 }
             }
