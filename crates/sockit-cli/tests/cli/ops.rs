@@ -146,6 +146,45 @@ fn metrics_count_ten_echoed_connections_and_pass_promtool() {
 }
 
 #[test]
+fn metrics_accept_weights_choose_the_format_with_curl() {
+    // Regression (QA): `Accept: application/openmetrics-text;q=0, text/plain` still got
+    // OpenMetrics; q=0 means "not acceptable" and the higher weight wins (RFC 9110 12.5.1).
+    require_peer!("curl");
+    let server = common::sockit_server(&["echo-server", "127.0.0.1:0", "--metrics", "0"]);
+    let port = metrics_port(&server.next_line(T).expect("the metrics listening line"));
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    for (accept, openmetrics) in [
+        ("application/openmetrics-text;q=0, text/plain", false),
+        ("text/plain;q=0.5, application/openmetrics-text;q=0.9", true),
+        (
+            "application/openmetrics-text;q=0.4, text/plain;q=0.8",
+            false,
+        ),
+        ("application/openmetrics-text", true),
+    ] {
+        let out = common::run(
+            Command::new("curl")
+                .args(["-s", "-D", "-", "--max-time", "5", "-H"])
+                .arg(format!("Accept: {accept}"))
+                .arg(&url),
+            T,
+        );
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{said}");
+        let ctype = said
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-type:"))
+            .unwrap_or_else(|| panic!("no content-type: {said}"));
+        assert_eq!(
+            ctype.contains("application/openmetrics-text"),
+            openmetrics,
+            "{accept}: {ctype}"
+        );
+        assert_eq!(said.contains("# EOF"), openmetrics, "{accept}: {said}");
+    }
+}
+
+#[test]
 fn listen_k_serves_metrics_and_one_peer_refuses_them() {
     // Issue 15: --metrics on every server, listen -k included; its line on stderr, as
     // listen's own (stdout is the peers' bytes).

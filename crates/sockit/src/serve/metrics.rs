@@ -20,8 +20,8 @@
 //!
 //! Formats: the Prometheus text format 0.0.4 ([`TEXT_CONTENT_TYPE`]), which every
 //! Prometheus and `promtool check metrics` read; OpenMetrics 1.0 text
-//! ([`OPENMETRICS_CONTENT_TYPE`]) when the scraper's `Accept` header asks for
-//! `application/openmetrics-text`. Both are written by the `prometheus-client` crate.
+//! ([`OPENMETRICS_CONTENT_TYPE`]) when the scraper's `Accept` header prefers
+//! `application/openmetrics-text` (RFC 9110 weights, `q=0` refusing it). Both are written by the `prometheus-client` crate.
 //!
 //! The endpoint contract: `GET /metrics` (or `HEAD`) answers 200 with the metrics; any other
 //! path 404, any other method 405, a malformed or oversized request 400; one request per
@@ -537,11 +537,13 @@ fn answer(head: &[u8], metrics: &Metrics) -> (&'static str, &'static str, String
     if path.split('?').next() != Some("/metrics") {
         return ("404 Not Found", plain, "only /metrics\n".into(), head_only);
     }
-    let openmetrics = req.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("accept")
-            && String::from_utf8_lossy(h.value).contains("application/openmetrics-text")
-    });
-    if openmetrics {
+    let accept: Vec<String> = req
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("accept"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .collect();
+    if prefers_openmetrics(&accept.join(",")) {
         (
             "200 OK",
             OPENMETRICS_CONTENT_TYPE,
@@ -559,6 +561,65 @@ fn answer(head: &[u8], metrics: &Metrics) -> (&'static str, &'static str, String
 }
 
 /// Serves one scrape on `stream`.
+/// True when an `Accept` field value (several fields joined with commas) prefers
+/// OpenMetrics text to the Prometheus text format (RFC 9110, 12.5.1): each format's
+/// weight is the `q` of the most specific media range matching it (`type/subtype`, then
+/// `type/*`, then `*/*`; the highest among equally specific ones; parameters other than
+/// `q` are not compared), 0 meaning "not acceptable". OpenMetrics wins with the higher
+/// weight, or an equal one when a range names it; no field, or nothing acceptable,
+/// gives the Prometheus text. A malformed element (a `q` that is no qvalue) is skipped.
+fn prefers_openmetrics(accept: &str) -> bool {
+    // (weight, specificity) of the best match so far for one offer.
+    fn weigh(accept: &str, ty: &str, sub: &str) -> Option<(u16, u8)> {
+        let mut best: Option<(u16, u8)> = None;
+        for element in accept.split(',') {
+            let mut parts = element.split(';').map(str::trim);
+            let range = parts.next().unwrap_or("");
+            let Some((t, s)) = range.split_once('/') else {
+                continue;
+            };
+            let spec = match (t, s) {
+                ("*", "*") => 0,
+                (t, "*") if t.eq_ignore_ascii_case(ty) => 1,
+                (t, s) if t.eq_ignore_ascii_case(ty) && s.eq_ignore_ascii_case(sub) => 2,
+                _ => continue,
+            };
+            let mut q = Some(1000);
+            for p in parts {
+                if let Some((k, v)) = p.split_once('=') {
+                    if k.trim().eq_ignore_ascii_case("q") {
+                        q = qvalue(v.trim());
+                    }
+                }
+            }
+            let Some(q) = q else { continue };
+            best = match best {
+                Some((bq, bs)) if bs > spec || (bs == spec && bq >= q) => Some((bq, bs)),
+                _ => Some((q, spec)),
+            };
+        }
+        best
+    }
+    // A qvalue in thousandths: 0, 0.xyz, 1, 1.000 (RFC 9110, 12.4.2).
+    fn qvalue(v: &str) -> Option<u16> {
+        let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+        if frac.len() > 3 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let thousandths = format!("{frac:0<3}").parse::<u16>().ok()?;
+        match int {
+            "0" => Some(thousandths),
+            "1" if thousandths == 0 => Some(1000),
+            _ => None,
+        }
+    }
+    let Some((om, om_spec)) = weigh(accept, "application", "openmetrics-text") else {
+        return false;
+    };
+    let text = weigh(accept, "text", "plain").map_or(0, |(q, _)| q);
+    om > 0 && (om > text || (om == text && om_spec == 2))
+}
+
 async fn scrape(mut stream: TcpStream, metrics: &Metrics) {
     let mut head = Vec::with_capacity(1024);
     let mut buf = [0u8; 1024];
@@ -609,6 +670,40 @@ async fn scrape(mut stream: TcpStream, metrics: &Metrics) {
 mod tests {
     use super::*;
     use crate::serve::{CloseReason, Closed, Refusal};
+
+    #[test]
+    fn accept_weights_decide_the_format() {
+        // Regression (QA): `openmetrics-text;q=0, text/plain` still got OpenMetrics.
+        for (accept, want) in [
+            ("", false),
+            ("text/plain", false),
+            ("*/*", false),
+            ("application/openmetrics-text", true),
+            ("application/openmetrics-text; version=1.0.0", true),
+            ("application/openmetrics-text;q=0, text/plain", false),
+            ("application/openmetrics-text;q=0", false),
+            ("text/plain;q=0.5, application/openmetrics-text;q=0.6", true),
+            (
+                "application/openmetrics-text;q=0.5, text/plain;q=0.6",
+                false,
+            ),
+            ("application/openmetrics-text, */*", true),
+            ("application/openmetrics-text;q=0.2, */*", false),
+            ("application/*;q=0, text/plain", false),
+            ("application/*, application/openmetrics-text;q=0", false),
+            ("Application/OpenMetrics-Text;Q=1.000", true),
+            ("application/openmetrics-text;q=2", false),
+            ("application/openmetrics-text;q=0.1234", false),
+            // Prometheus 2.x's scrape header
+            (
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;\
+                 version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                true,
+            ),
+        ] {
+            assert_eq!(prefers_openmetrics(accept), want, "{accept}");
+        }
+    }
 
     #[test]
     fn events_feed_the_counters() {
