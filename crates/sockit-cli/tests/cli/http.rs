@@ -534,6 +534,27 @@ fn tls_insecure_succeeds_and_warns() {
 }
 
 #[test]
+fn insecure_warning_is_a_json_event_under_json() {
+    // Regression (QA tunnels.md): `http --json --insecure` printed its warning as a text
+    // line of its own instead of through the reporter (a `warning` event under --json).
+    let pki = Pki::new("tls-insecure-json", &["localhost"], false);
+    let o = with_tls_server_no_dns(&pki, &["--json", "-k", "https://localhost:@PORT@/"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let first: serde_json::Value =
+        serde_json::from_str(out.lines().next().unwrap_or_default()).expect("JSON lines");
+    assert_eq!(first["event"], "warning", "{out}");
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("--insecure"),
+        "{out}"
+    );
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+}
+
+#[test]
 fn tls_name_mismatch_and_expired_fail_clearly() {
     // The certificate names localhost only; the URL says 127.0.0.1 (no lookup needed).
     let pki = Pki::new("tls-name", &["localhost"], false);

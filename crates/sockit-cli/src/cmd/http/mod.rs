@@ -548,22 +548,34 @@ fn prepare(args: &Opts) -> anyhow::Result<Plan> {
 
 /// The transfer (or the `--repeat` runs) of a checked command line.
 fn execute(args: &Opts, plan: &Plan) -> anyhow::Result<ExitCode> {
-    if args.insecure && !silent(args) {
-        crate::exit::stderr_line(format_args!(
-            "sockit: warning: --insecure: the server's certificate is not verified; \
-             anyone on the path can read and change this exchange"
-        ));
+    let output = crate::args::OutputArgs {
+        verbose: 0,
+        json: args.json,
+    };
+    let reporter = crate::report::Reporter::new(&output, crate::report::JsonTo::Stdout);
+    if args.insecure {
+        warn(
+            &reporter,
+            args,
+            "--insecure: the server's certificate is not verified; anyone on the path can \
+             read and change this exchange"
+                .into(),
+        );
     }
     let mut ctx = Ctx {
         args,
         plan,
         tls: TlsSetup::default(),
         outs: Outputs::new(plan, args.json || args.repeat.is_some()),
+        reporter,
     };
-    if let Some(n) = args.repeat {
-        return repeat::run(&mut ctx, n);
-    }
-    single(&mut ctx)
+    let code = match args.repeat {
+        Some(n) => repeat::run(&mut ctx, n),
+        None => single(&mut ctx),
+    };
+    // repeated warnings held back by the reporter's rate limit
+    ctx.reporter.flush();
+    code
 }
 
 /// The longest wait between two attempts (curl's `RETRY_SLEEP_MAX`, 10 minutes).
@@ -605,10 +617,9 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
         {
             break (rec, result);
         }
-        if !silent(args) {
-            crate::exit::stderr_line(format_args!(
-                "sockit: warning: problem: {why}{}. Will retry in {} second{}. {retries_left} \
-                 retr{} left.",
+        {
+            let message = format!(
+                "problem: {why}{}. Will retry in {} second{}. {retries_left} retr{} left.",
                 match &result {
                     Err(e) => format!(" ({})", crate::exit::python_text(e)),
                     Ok(()) => format!(" ({})", rec.values.http_code),
@@ -620,7 +631,8 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
                     "s"
                 },
                 if retries_left == 1 { "y" } else { "ies" }
-            ));
+            );
+            warn(&ctx.reporter, args, message);
         }
         std::thread::sleep(wait);
         retries_left -= 1;
@@ -635,7 +647,7 @@ fn single(ctx: &mut Ctx<'_>) -> anyhow::Result<ExitCode> {
     if result.is_err() && rec.values.exitcode == 0 {
         rec.finish(&result);
     }
-    write_out(plan, &rec, result.is_err());
+    write_out(&ctx.reporter, plan, &rec, result.is_err());
     if let (Some(path), Some(t)) = (&args.plot, rec.last_timings)
         && result.is_ok()
     {
@@ -706,14 +718,23 @@ fn json_failure(args: &Opts, url: &str, err: anyhow::Error) -> anyhow::Error {
     err
 }
 
-/// Prints `-w`'s text for a finished transfer (warnings for unknown variables on stderr).
-fn write_out(plan: &Plan, rec: &Record, failed: bool) {
+/// A warning of the command, through its one reporter: `sockit: warning: …` on stderr
+/// (curl's `-s` silences it), or with `--json` a `warning` event on stdout.
+fn warn(reporter: &crate::report::Reporter, args: &Opts, message: String) {
+    if args.json || !silent(args) {
+        reporter.event(&sockit::serve::Event::Warning { message });
+    }
+}
+
+/// Prints `-w`'s text for a finished transfer (warnings for unknown variables on stderr,
+/// through the reporter).
+fn write_out(reporter: &crate::report::Reporter, plan: &Plan, rec: &Record, failed: bool) {
     let Some(format) = &plan.write_out else {
         return;
     };
     let (pieces, warnings) = writeout::render(format, &rec.values, failed);
-    for w in warnings {
-        crate::exit::stderr_line(format_args!("sockit: warning: {w}"));
+    for message in warnings {
+        reporter.event(&sockit::serve::Event::Warning { message });
     }
     for (target, bytes) in pieces {
         match target {

@@ -134,7 +134,7 @@ pub fn run(ctx: &mut Ctx<'_>, n: u64) -> anyhow::Result<ExitCode> {
         rec.finish(&result);
         done += 1;
         connects += rec.values.num_connects;
-        super::write_out(plan, &rec, result.is_err());
+        super::write_out(&ctx.reporter, plan, &rec, result.is_err());
         match &result {
             Ok(()) => {
                 ok += 1;

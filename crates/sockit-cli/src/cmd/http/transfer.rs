@@ -65,6 +65,9 @@ pub struct Ctx<'a> {
     pub tls: TlsSetup,
     /// Where bodies and heads go.
     pub outs: Outputs,
+    /// The command's one reporter: its warnings (text on stderr, `warning` events on
+    /// stdout with `--json`).
+    pub reporter: Arc<crate::report::Reporter>,
 }
 
 /// The TLS session of an exchange, for `--json`.
