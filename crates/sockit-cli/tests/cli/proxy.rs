@@ -929,3 +929,84 @@ fn http_x_every_scheme() {
     assert_fails_with(&out, 2, "https proxies are not supported");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_request_pipelined_after_the_first_head_never_reaches_the_origin() {
+    // Regression (QA proxy-scan.md D4): a second plain-HTTP request sent after the first
+    // head, before the answer, was relayed raw to the origin (its own URI and
+    // Proxy-Authorization included).
+    let (head_tx, head_rx) = std::sync::mpsc::channel();
+    let (port, origin) = serve_one_client(move |mut s| {
+        s.set_read_timeout(Some(LIMIT)).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        head_tx.send(()).unwrap();
+        // a slow origin: whatever else the proxy passes on arrives meanwhile
+        s.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        while let Ok(n) = s.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            .unwrap();
+        got
+    });
+    let px = proxy(&[]);
+    let script = "import socket, sys\n\
+        c = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=20)\n\
+        c.sendall(('GET http://127.0.0.1:%s/a HTTP/1.1\\r\\nHost: a\\r\\n\\r\\n' % sys.argv[2]).encode())\n\
+        sys.stdin.readline()\n\
+        c.sendall(b'GET http://127.0.0.2:9/b HTTP/1.1\\r\\nHost: b\\r\\nProxy-Authorization: Basic dTpw\\r\\n\\r\\n')\n\
+        got = b''\n\
+        while True:\n\
+        \x20   d = c.recv(65536)\n\
+        \x20   if not d: break\n\
+        \x20   got += d\n\
+        sys.stdout.write(got.decode())\n";
+    let mut c = python3();
+    c.arg("-c")
+        .arg(script)
+        .arg(px.port.to_string())
+        .arg(port.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().expect("python3");
+    head_rx
+        .recv_timeout(LIMIT)
+        .expect("the origin got the first head");
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = wait_output(child, LIMIT);
+    let seen = String::from_utf8_lossy(&origin.join().unwrap()).into_owned();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        seen,
+        format!("GET /a HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("ok"),
+        "{answer}"
+    );
+    let warning = wait_event(&px, is("warning"), "warning");
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("pipelined"),
+        "{warning}"
+    );
+}

@@ -173,6 +173,9 @@ pub struct Request {
     /// For a plain request (not `CONNECT`): the head to send to the origin server. `None`
     /// for `CONNECT`.
     pub forward_head: Option<Vec<u8>>,
+    /// How the request's body ends (RFC 9112 §6.3: `Content-Length`, chunked, or no body):
+    /// a plain request's client bytes are relayed to that end and no further.
+    pub body: crate::http::Framing,
 }
 
 impl Request {
@@ -377,6 +380,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed<Request> {
                 version,
                 login,
                 forward_head: None,
+                body: crate::http::Framing::Empty,
             },
             used,
         )));
@@ -427,18 +431,28 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed<Request> {
         .headers
         .iter()
         .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
-    let body = req
+    let length = req
         .headers
         .iter()
         .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| {
+        .map(|h| {
             std::str::from_utf8(h.value)
-                .ok()?
-                .trim()
-                .parse::<usize>()
                 .ok()
+                .map(str::trim)
+                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<usize>().ok())
+                .ok_or_else(|| {
+                    refuse(
+                        Malformed::BadRequest,
+                        format!(
+                            "{method}: invalid Content-Length {:?}",
+                            String::from_utf8_lossy(h.value)
+                        ),
+                    )
+                })
         })
-        .unwrap_or(0);
+        .transpose()?;
+    let body = length.unwrap_or(0);
     if !chunked && buf.len() - used > body {
         return Err(refuse(
             Malformed::BadRequest,
@@ -471,6 +485,11 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed<Request> {
             version,
             login,
             forward_head: Some(head),
+            body: match (chunked, body) {
+                (true, _) => crate::http::Framing::Chunked,
+                (false, 0) => crate::http::Framing::Empty,
+                (false, n) => crate::http::Framing::Length(n as u64),
+            },
         },
         used,
     )))
@@ -683,6 +702,13 @@ mod tests {
         .unwrap_err();
         assert_eq!(piped.reason, Malformed::BadRequest);
         assert!(piped.reply.starts_with(b"HTTP/1.1 400 "));
+        // an invalid Content-Length frames nothing: refused, not guessed
+        let bad = parse(b"POST http://a/ HTTP/1.1\r\nContent-Length: 1x\r\n\r\n").unwrap_err();
+        assert_eq!(bad.reason, Malformed::BadRequest);
+        let (r, _) = parse(b"POST http://a/ HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.body, crate::http::Framing::Length(3));
         let origin = parse(b"GET / HTTP/1.1\r\n\r\n").unwrap_err();
         assert_eq!(origin.reason, Malformed::BadRequest);
         let https = parse(b"GET https://a/ HTTP/1.1\r\n\r\n").unwrap_err();

@@ -56,6 +56,7 @@ use crate::error::{Error, Result};
 
 pub mod client;
 pub mod http;
+pub mod one_request;
 pub mod policy;
 pub mod server;
 pub mod session;

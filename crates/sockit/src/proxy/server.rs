@@ -32,6 +32,7 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
+use super::one_request::OneRequest;
 use super::policy::DestPolicy;
 use super::session::{self, Command, ServerConfig, TargetError};
 use super::udp::{UdpAssociation, UdpEnd, UdpTotals};
@@ -296,12 +297,25 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut target: BoxStream = Box::new(target);
     // The answer to the client, then what the target must see first: a plain HTTP
-    // request's rewritten head, and the bytes the client sent after its request.
+    // request's rewritten head, and the bytes the client sent after its request (of a
+    // plain request, its body and nothing after it: OneRequest).
     let mut first = Vec::new();
-    if let Command::HttpForward { head } = &req.command {
+    let mut pipelined = None;
+    if let Command::HttpForward { head, body } = &req.command {
         first.extend_from_slice(head);
+        let mut one = OneRequest::new(client, *body);
+        match one.feed(&req.leftover) {
+            Ok(n) => first.extend_from_slice(&req.leftover[..n]),
+            Err(e) => {
+                tokio::join!(linger_close(one), linger_close(target));
+                return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
+            }
+        }
+        pipelined = Some(one.pipelined());
+        client = Box::new(one);
+    } else {
+        first.extend_from_slice(&req.leftover);
     }
-    first.extend_from_slice(&req.leftover);
     let start = async {
         reply(&mut client, &req.success_reply(bound)).await?;
         if !first.is_empty() {
@@ -328,6 +342,14 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         true,
     )
     .await;
+    if pipelined.is_some_and(|p| p.load(std::sync::atomic::Ordering::SeqCst)) {
+        ctx.emit(Event::Warning {
+            message: format!(
+                "#{id}: the client sent more after its plain HTTP request (a pipelined \
+                 request?): dropped, not relayed; one request per connection"
+            ),
+        });
+    }
     ctx.closed(
         &session,
         Ending::new(end.reason)

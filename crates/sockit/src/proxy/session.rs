@@ -92,6 +92,9 @@ pub enum Command {
     HttpForward {
         /// The request head to send to the origin server.
         head: Vec<u8>,
+        /// How the request's body ends: the client's bytes are relayed to that end and no
+        /// further (one request per connection; [`OneRequest`](super::one_request::OneRequest)).
+        body: crate::http::Framing,
     },
 }
 
@@ -374,7 +377,10 @@ where
             };
             let command = match req.forward_head {
                 None => Command::Connect,
-                Some(head) => Command::HttpForward { head },
+                Some(head) => Command::HttpForward {
+                    head,
+                    body: req.body,
+                },
             };
             (command, req.target, user)
         }
@@ -798,7 +804,7 @@ mod tests {
         let r = r.unwrap();
         assert!(out.is_empty());
         assert_eq!(r.user.as_deref(), Some("u"));
-        let Command::HttpForward { head } = &r.command else {
+        let Command::HttpForward { head, .. } = &r.command else {
             panic!("{r:?}")
         };
         assert!(head.starts_with(b"GET /x HTTP/1.1\r\n"));
