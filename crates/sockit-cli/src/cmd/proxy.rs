@@ -187,6 +187,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         lookup: args.family.connect_options(),
         sockopts: args.sockopts.options(),
         log: args.log.shared()?,
+        datagram_events: args.output.verbose >= 2,
     };
     let open = opts.session.users.is_empty();
     let rt = crate::lifecycle::runtime()?;

@@ -1010,3 +1010,85 @@ fn a_request_pipelined_after_the_first_head_never_reaches_the_origin() {
         "{warning}"
     );
 }
+
+#[test]
+fn udp_associate_reports_each_datagram_at_vv() {
+    // Regression (QA proxy-scan.md D5): `--json -vv` showed no per-datagram event for
+    // relayed or dropped UDP ASSOCIATE datagrams, only the closed totals.
+    let echo = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    echo.set_read_timeout(Some(LIMIT)).unwrap();
+    let echoer = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        if let Ok((n, from)) = echo.recv_from(&mut buf) {
+            echo.send_to(&buf[..n], from).unwrap();
+        }
+    });
+    let px = proxy(&["-vv"]);
+    let mut tcp = TcpStream::connect(("127.0.0.1", px.port)).unwrap();
+    tcp.set_read_timeout(Some(LIMIT)).unwrap();
+    tcp.write_all(&[5, 1, 0]).unwrap();
+    let mut two = [0u8; 2];
+    tcp.read_exact(&mut two).unwrap();
+    assert_eq!(two, [5, 0]);
+    tcp.write_all(&[5, 3, 0, 1, 0, 0, 0, 0, 0, 0]).unwrap();
+    let mut reply = [0u8; 10];
+    tcp.read_exact(&mut reply).unwrap();
+    assert_eq!(reply[..2], [5, 0]);
+    let relay = SocketAddr::from((
+        [reply[4], reply[5], reply[6], reply[7]],
+        u16::from_be_bytes([reply[8], reply[9]]),
+    ));
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(LIMIT)).unwrap();
+    let header = |frag: u8| {
+        let mut h = vec![0, 0, frag, 1];
+        h.extend_from_slice(&[127, 0, 0, 1]);
+        h.extend_from_slice(&echo_addr.port().to_be_bytes());
+        h
+    };
+    let mut d = header(0);
+    d.extend_from_slice(b"ping");
+    udp.send_to(&d, relay).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[n - 4..n], b"ping");
+    echoer.join().unwrap();
+    let mut frag = header(1);
+    frag.extend_from_slice(b"x");
+    udp.send_to(&frag, relay).unwrap();
+    let me = udp.local_addr().unwrap().port();
+    for direction in ["to_target", "to_client"] {
+        let ev = wait_event(
+            &px,
+            |v| v["event"] == "datagram" && v["direction"] == direction,
+            direction,
+        );
+        assert_eq!(
+            (
+                &ev["peer_host"],
+                ev["peer_port"].as_u64(),
+                &ev["target_host"],
+                ev["target_port"].as_u64(),
+                ev["bytes"].as_u64(),
+                &ev["transport"]
+            ),
+            (
+                &Value::from("127.0.0.1"),
+                Some(u64::from(me)),
+                &Value::from("127.0.0.1"),
+                Some(u64::from(echo_addr.port())),
+                Some(4),
+                &Value::from("udp")
+            ),
+            "{ev}"
+        );
+    }
+    let dropped = wait_event(&px, is("dropped"), "dropped");
+    assert_eq!(dropped["reason"], "fragment", "{dropped}");
+    assert_eq!(
+        dropped["peer_port"].as_u64(),
+        Some(u64::from(me)),
+        "{dropped}"
+    );
+}

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use super::one_request::OneRequest;
 use super::policy::DestPolicy;
 use super::session::{self, Command, ServerConfig, TargetError};
-use super::udp::{UdpAssociation, UdpEnd, UdpTotals};
+use super::udp::{UdpAssociation, UdpEnd, UdpSeen, UdpTotals};
 use super::{Malformed, Protocol};
 use crate::access::AccessList;
 use crate::addr::{Port, SockType};
@@ -83,6 +83,10 @@ pub struct ProxyOptions {
     pub sockopts: SocketOptions,
     /// Where `-x`/`-o` record both directions of every relayed session.
     pub log: Option<Arc<SharedLog>>,
+    /// Report every datagram a `UDP ASSOCIATE` relays ([`Event::Relayed`], `-vv`; off by
+    /// default: a busy association would make one event per datagram). Dropped ones are
+    /// always reported ([`Event::Dropped`]).
+    pub datagram_events: bool,
 }
 
 impl Default for ProxyOptions {
@@ -98,6 +102,7 @@ impl Default for ProxyOptions {
             lookup: ConnectOptions::default(),
             sockopts: SocketOptions::default(),
             log: None,
+            datagram_events: false,
         }
     }
 }
@@ -414,6 +419,34 @@ async fn udp_session(
         return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
     }
     let mut totals = UdpTotals::default();
+    let id = session.id();
+    let seen = |s: UdpSeen| match s {
+        UdpSeen::Relayed {
+            client,
+            target,
+            bytes,
+            to_target,
+        } if ctx.opts.datagram_events => ctx.emit(Event::Relayed {
+            id,
+            transport: Transport::Udp,
+            peer: Peer::Ip(client),
+            target: Target(Peer::Ip(target)),
+            bytes,
+            direction: if to_target { "to_target" } else { "to_client" },
+        }),
+        UdpSeen::Relayed { .. } => {}
+        UdpSeen::Dropped {
+            from,
+            bytes,
+            reason,
+        } => ctx.emit(Event::Dropped {
+            transport: Transport::Udp,
+            peer: Peer::Ip(from),
+            bytes,
+            reason,
+            error: None,
+        }),
+    };
     let end = {
         let run = assoc.run(
             &mut client,
@@ -421,6 +454,7 @@ async fn udp_session(
             ctx.opts.lookup.family,
             ctx.opts.idle_timeout,
             &mut totals,
+            &seen,
         );
         tokio::select! {
             end = run => Some(end),

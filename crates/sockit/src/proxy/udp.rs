@@ -55,6 +55,36 @@ pub struct UdpTotals {
     pub dropped: u64,
 }
 
+/// One datagram an association relayed or dropped, for per-datagram events
+/// ([`UdpAssociation::run`]'s `seen`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UdpSeen {
+    /// A payload of `bytes` relayed between the client and `target`: to the target
+    /// (`to_target`) or back to the client.
+    Relayed {
+        /// The client's address.
+        client: SocketAddr,
+        /// The destination (`to_target`) or the sender of a reply.
+        target: SocketAddr,
+        /// Payload bytes (the SOCKS header not counted).
+        bytes: usize,
+        /// True from the client to the target, false for a reply to the client.
+        to_target: bool,
+    },
+    /// A datagram of `bytes` from `from` dropped for `reason`: `not_client` (another
+    /// source), `fragment` (`FRAG` ≠ 0), `malformed` (a bad header), `denied` (the
+    /// destination policy), `unresolved` (the name lookup failed, or too many names),
+    /// `unsolicited` (a reply from an address never sent to), `send_failed`.
+    Dropped {
+        /// The sender.
+        from: SocketAddr,
+        /// Datagram bytes.
+        bytes: usize,
+        /// Why (see above).
+        reason: &'static str,
+    },
+}
+
 /// Why an association ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UdpEnd {
@@ -112,8 +142,9 @@ impl UdpAssociation {
 
     /// Relays until the control connection ends, `idle` passes without a datagram, or a
     /// socket fails; `totals` is updated as datagrams pass (the caller may read it
-    /// afterwards, also when the future is dropped on a stop). `family` restricts name
-    /// lookups (`-4`/`-6`).
+    /// afterwards, also when the future is dropped on a stop), and `seen` hears of each
+    /// datagram relayed or dropped ([`UdpSeen`]). `family` restricts name lookups
+    /// (`-4`/`-6`).
     pub async fn run<C>(
         mut self,
         control: &mut C,
@@ -121,6 +152,7 @@ impl UdpAssociation {
         family: Option<Family>,
         idle: Option<Duration>,
         totals: &mut UdpTotals,
+        seen: &(dyn Fn(UdpSeen) + Send + Sync),
     ) -> UdpEnd
     where
         C: AsyncRead + Unpin + ?Sized,
@@ -150,19 +182,26 @@ impl UdpAssociation {
                         Ok(x) => x,
                         Err(e) => return UdpEnd::Error(Error::from_io("recvfrom", e)),
                     };
-                    if !self.is_client(src) {
+                    let drop_it = |totals: &mut UdpTotals, reason| {
                         totals.dropped += 1;
+                        seen(UdpSeen::Dropped { from: src, bytes: n, reason });
+                    };
+                    if !self.is_client(src) {
+                        drop_it(totals, "not_client");
                         continue;
                     }
-                    let Some(dest) = self
+                    let dest = match self
                         .destination(&from_client[..n], &mut names, policy, family)
                         .await
-                    else {
-                        totals.dropped += 1;
-                        continue;
+                    {
+                        Ok(d) => d,
+                        Err(reason) => {
+                            drop_it(totals, reason);
+                            continue;
+                        }
                     };
                     let Ok(parsed) = socks5::parse_udp(&from_client[..n]) else {
-                        totals.dropped += 1;
+                        drop_it(totals, "malformed");
                         continue;
                     };
                     let out = match dest {
@@ -183,8 +222,14 @@ impl UdpAssociation {
                             }
                             totals.datagrams_received += 1;
                             totals.bytes_received += parsed.data.len() as u64;
+                            seen(UdpSeen::Relayed {
+                                client: src,
+                                target: dest,
+                                bytes: parsed.data.len(),
+                                to_target: true,
+                            });
                         }
-                        Err(_) => totals.dropped += 1,
+                        Err(_) => drop_it(totals, "send_failed"),
                     }
                 }
                 r = recv_either(&out4, &out6, &mut from_target) => {
@@ -192,12 +237,16 @@ impl UdpAssociation {
                         Ok(x) => x,
                         Err(e) => return UdpEnd::Error(Error::from_io("recvfrom", e)),
                     };
-                    let (Some(port), true) = (self.client_port, sent_to.contains(&src)) else {
+                    let drop_it = |totals: &mut UdpTotals, reason| {
                         totals.dropped += 1;
+                        seen(UdpSeen::Dropped { from: src, bytes: n, reason });
+                    };
+                    let (Some(port), true) = (self.client_port, sent_to.contains(&src)) else {
+                        drop_it(totals, "unsolicited");
                         continue;
                     };
                     let Ok(mut datagram) = socks5::udp_header(&TargetAddr::Ip(src)) else {
-                        totals.dropped += 1;
+                        drop_it(totals, "malformed");
                         continue;
                     };
                     datagram.extend_from_slice(&from_target[..n]);
@@ -206,8 +255,14 @@ impl UdpAssociation {
                         Ok(_) => {
                             totals.datagrams_sent += 1;
                             totals.bytes_sent += n as u64;
+                            seen(UdpSeen::Relayed {
+                                client,
+                                target: src,
+                                bytes: n,
+                                to_target: false,
+                            });
                         }
-                        Err(_) => totals.dropped += 1,
+                        Err(_) => drop_it(totals, "send_failed"),
                     }
                 }
                 _ = idle_sleep => return UdpEnd::Idle,
@@ -231,17 +286,17 @@ impl UdpAssociation {
     }
 
     /// The permitted destination of a client's datagram, resolving (and remembering) a
-    /// name; `None` to drop it.
+    /// name; the reason to drop it otherwise ([`UdpSeen::Dropped`]).
     async fn destination(
         &self,
         datagram: &[u8],
         names: &mut HashMap<(String, u16), Option<SocketAddr>>,
         policy: &DestPolicy,
         family: Option<Family>,
-    ) -> Option<SocketAddr> {
-        let parsed = socks5::parse_udp(datagram).ok()?;
+    ) -> std::result::Result<SocketAddr, &'static str> {
+        let parsed = socks5::parse_udp(datagram).map_err(|_| "malformed")?;
         if parsed.frag != 0 {
-            return None;
+            return Err("fragment");
         }
         let dest = match &parsed.target {
             TargetAddr::Ip(a) => Some(*a),
@@ -261,8 +316,9 @@ impl UdpAssociation {
                     }
                 }
             }
-        }?;
-        policy.permits(dest).then_some(dest)
+        }
+        .ok_or("unresolved")?;
+        policy.permits(dest).then_some(dest).ok_or("denied")
     }
 }
 
@@ -331,6 +387,8 @@ mod tests {
         let deny = DestPolicy::parse(&[] as &[&str], &["127.0.0.9/32"]).unwrap();
         let run = tokio::spawn(async move {
             let mut totals = UdpTotals::default();
+            let said = std::sync::Mutex::new(Vec::new());
+            let seen = |s: UdpSeen| said.lock().unwrap().push(s);
             let end = assoc
                 .run(
                     &mut ctl_server,
@@ -338,9 +396,10 @@ mod tests {
                     None,
                     Some(Duration::from_secs(10)),
                     &mut totals,
+                    &seen,
                 )
                 .await;
-            (end, totals)
+            (end, totals, said.into_inner().unwrap())
         });
         let limit = Duration::from_secs(5);
         for payload in [&b"one"[..], b"", b"three"] {
@@ -378,10 +437,38 @@ mod tests {
             .unwrap()
             .unwrap();
         ctl_client.shutdown().await.unwrap();
-        let (end, totals) = tokio::time::timeout(limit, run).await.unwrap().unwrap();
+        let (end, totals, seen) = tokio::time::timeout(limit, run).await.unwrap().unwrap();
         assert_eq!(end, UdpEnd::Eof);
         assert_eq!((totals.datagrams_received, totals.datagrams_sent), (4, 4));
         assert_eq!((totals.bytes_received, totals.bytes_sent), (12, 12));
         assert_eq!(totals.dropped, 4);
+        // Every datagram is told of: relayed both ways, or dropped with its reason.
+        let me = client.local_addr().unwrap();
+        assert_eq!(
+            seen[..2],
+            [
+                UdpSeen::Relayed {
+                    client: me,
+                    target,
+                    bytes: 3,
+                    to_target: true
+                },
+                UdpSeen::Relayed {
+                    client: me,
+                    target,
+                    bytes: 3,
+                    to_target: false
+                },
+            ]
+        );
+        let dropped: Vec<&str> = seen
+            .iter()
+            .filter_map(|s| match s {
+                UdpSeen::Dropped { reason, .. } => Some(*reason),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dropped, ["fragment", "denied", "malformed", "not_client"]);
+        assert_eq!(seen.len(), 8 + 4);
     }
 }

@@ -376,6 +376,26 @@ pub enum Event {
         /// Payload bytes.
         bytes: usize,
     },
+    /// A datagram a proxy's `UDP ASSOCIATE` relayed between its client and a target
+    /// (`-vv`): JSON `"event":"datagram"` with the client as the peer, the target, the
+    /// payload `bytes` and the `direction` (`to_target` or `to_client`).
+    #[serde(rename = "datagram")]
+    Relayed {
+        /// Session id (the association's control connection).
+        id: u64,
+        /// The transport (`udp`).
+        transport: Transport,
+        /// The client.
+        #[serde(flatten)]
+        peer: Peer,
+        /// The destination, or the sender of a reply.
+        #[serde(flatten)]
+        target: Target,
+        /// Payload bytes (the SOCKS header not counted).
+        bytes: usize,
+        /// `to_target` (from the client) or `to_client` (a reply).
+        direction: &'static str,
+    },
     /// Traffic of an open datagram session (forward -u, listen -u -k), as it happens: never
     /// shown, it feeds the counters ([`Metrics`](super::Metrics)), so the totals and the
     /// metrics count a session before it ends (its `closed` adds only the rest). From the
@@ -557,7 +577,9 @@ impl Event {
     /// Who sees it (see [`Severity`]).
     pub fn severity(&self) -> Severity {
         match self {
-            Event::Datagram { .. } | Event::Traffic { .. } => Severity::Debug,
+            Event::Datagram { .. } | Event::Relayed { .. } | Event::Traffic { .. } => {
+                Severity::Debug
+            }
             Event::Closed(c) if matches!(c.reason, CloseReason::Reset | CloseReason::Aborted) => {
                 Severity::Notice
             }
@@ -594,6 +616,7 @@ impl Event {
             Event::Datagram { .. } => "datagram",
             Event::Traffic { .. } => "traffic",
             Event::Dropped { .. } => "dropped",
+            Event::Relayed { .. } => "datagram",
             Event::AcceptPaused { .. } => "accept_paused",
             Event::Warning { .. } => "warning",
             Event::Certificate { .. } => "certificate",
@@ -633,6 +656,8 @@ impl Event {
             } => Some(format!("refused {} {e}", reason.as_str())),
             Event::HandshakeFailed { reason, .. } => Some(format!("handshake_failed {reason}")),
             Event::Dropped { reason, .. } => Some(format!("dropped {reason}")),
+            // one a second per direction: a busy association does not flood the output
+            Event::Relayed { id, direction, .. } => Some(format!("datagram #{id} {direction}")),
             Event::AcceptPaused { error, .. } => Some(format!("accept_paused {error}")),
             Event::Warning { message } => Some(format!("warning {message}")),
             _ => None,
@@ -776,6 +801,24 @@ impl fmt::Display for Event {
                 f,
                 "#{id} {bytes_sent} bytes sent, {bytes_received} received"
             ),
+            Event::Relayed {
+                id,
+                transport,
+                peer,
+                target,
+                bytes,
+                direction,
+            } => {
+                let (from, to) = if *direction == "to_client" {
+                    (&target.0, peer)
+                } else {
+                    (peer, &target.0)
+                };
+                write!(
+                    f,
+                    "#{id} relayed {bytes} bytes {from} -> {to} ({transport})"
+                )
+            }
             Event::Dropped {
                 transport,
                 peer,
