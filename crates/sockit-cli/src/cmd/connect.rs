@@ -192,10 +192,11 @@ async fn relay_stream(
         CloseReason::Eof => {
             sockit::serve::close::acked_close(stream).await;
         }
-        // The peer stopped reading with bytes still queued: a FIN would make the part it
-        // got look complete (relay::idle).
-        CloseReason::Idle if relay::has_unsent(&stream) => sockit::serve::close::abort(stream),
-        _ => sockit::serve::close::close_as(stream, reason, error.as_ref()).await,
+        // (an idle peer that stopped reading with bytes still queued is cut with RST)
+        _ => {
+            let closing = relay::idle::close_reason(reason, &stream);
+            sockit::serve::close::close_as(stream, closing, error.as_ref()).await
+        }
     }
     finish(
         reporter,

@@ -916,3 +916,34 @@ fn idle_does_not_cut_a_session_still_delivering_to_a_slow_reader() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
 }
+
+#[test]
+fn an_idle_cut_of_a_peer_that_stopped_reading_is_a_reset() {
+    // Regression (QA splice.md D5): an idle cut with bytes still queued for the peer
+    // closed it with a FIN, so the part it got read as a complete stream.
+    let dir = temp_dir("c-idle-stop");
+    let file = dir.join("in");
+    std::fs::write(&file, vec![b'y'; 16 << 20]).unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let mut cmd = sockit(&["connect", "-i", "0.5", "127.0.0.1", &port.to_string()]);
+    cmd.stdin(std::fs::File::open(&file).unwrap())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    // read nothing until connect has given up
+    let out = wait_output(child, Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr_of(&out));
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    let end = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break None,
+            Ok(_) => {}
+            Err(e) => break Some(e.kind()),
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(end, Some(std::io::ErrorKind::ConnectionReset));
+}

@@ -234,6 +234,8 @@ pub async fn run_program(
     counters: &Counters,
 ) -> Result<Result<End>> {
     let (mut child, stdin, mut stdout) = spawn(run)?;
+    // Bytes still reaching a slow reader are traffic (relay::idle).
+    counters.watch_send_queues(&[std::os::fd::AsFd::as_fd(&**stream)]);
     let mut stdin = Stdin { inner: Some(stdin) };
     let opts = RelayOptions {
         idle_timeout,
@@ -359,7 +361,8 @@ async fn session_task(stream: BoxStream, session: Session, ctx: &Ctx) -> Result<
         }
         Some(Ok(result)) => {
             let (reason, error) = relay_end(&result);
-            close_as(stream, reason, error.as_ref()).await;
+            let closing = relay::idle::close_reason(reason, &stream);
+            close_as(stream, closing, error.as_ref()).await;
             ctx.closed(&session, Ending::new(reason).totals(totals).error(error));
             Ok(())
         }

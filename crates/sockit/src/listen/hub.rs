@@ -212,6 +212,8 @@ async fn client(
 ) {
     let id = session.id();
     let counters = Counters::new();
+    // Bytes still reaching a slow reader are traffic (relay::idle).
+    counters.watch_send_queues(&[std::os::fd::AsFd::as_fd(&*stream)]);
     let tap = session.tap(ctx.opts.log.as_ref());
     let tap = tap.as_ref().map(|t| t as &dyn Tap);
     let opts = &ctx.opts;
@@ -286,7 +288,8 @@ async fn client(
         End::Aborted => (CloseReason::Aborted, None),
         End::Failed(e) => relay_end(&Err(e)),
     };
-    close_as(stream, reason, error.as_ref()).await;
+    let closing = relay::idle::close_reason(reason, &stream);
+    close_as(stream, closing, error.as_ref()).await;
     ctx.closed(
         &session,
         Ending::new(reason).totals(counters.totals()).error(error),

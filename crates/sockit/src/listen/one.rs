@@ -72,13 +72,9 @@ pub(crate) async fn stream(
         return Ok(());
     };
     let (reason, error) = relay_end(&result);
-    if reason == CloseReason::Idle && relay::has_unsent(&stream) {
-        // The peer stopped reading with bytes still queued: a FIN would make the part it
-        // got look complete (relay::idle).
-        close_as(stream, CloseReason::Aborted, None).await;
-    } else {
-        close_as(stream, reason, error.as_ref()).await;
-    }
+    // (an idle peer that stopped reading with bytes still queued is cut with RST)
+    let closing = relay::idle::close_reason(reason, &stream);
+    close_as(stream, closing, error.as_ref()).await;
     ctx.closed(
         &session,
         Ending::new(reason)

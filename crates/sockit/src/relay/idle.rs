@@ -17,6 +17,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use super::Counters;
+use crate::serve::CloseReason;
 
 /// A socket whose send queue an idle clock watches: a duplicate of its descriptor (the
 /// relay may own the socket itself) and the queue's length when last looked at.
@@ -69,6 +70,18 @@ impl Counters {
 /// never a FIN (module docs).
 pub fn has_unsent<S: AsFd>(socket: &S) -> bool {
     crate::sys::unacked_bytes(socket.as_fd()).is_ok_and(|n| n > 0)
+}
+
+/// How to close `socket` after a relay that ended for `reason`: as `reason` says, except
+/// that an idle cut ([`CloseReason::Idle`]) of a socket that still holds bytes for its
+/// peer ([`has_unsent`]) is an abort ([`CloseReason::Aborted`]: RST), never a FIN. For
+/// [`close_as`](crate::serve::close::close_as).
+pub fn close_reason<S: AsFd>(reason: CloseReason, socket: &S) -> CloseReason {
+    if reason == CloseReason::Idle && has_unsent(socket) {
+        CloseReason::Aborted
+    } else {
+        reason
+    }
 }
 
 #[cfg(test)]
