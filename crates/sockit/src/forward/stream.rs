@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::target::{self, TargetConn};
 use super::{Ctx, StreamListener, UDP_SESSION_IDLE};
 use crate::error::{Error, ErrorKind, Result};
-use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap, Totals};
+use crate::relay::{self, Counters, RelayOptions, ResetSide, Tap};
 use crate::serve::close::{abort, abort_after_sent, linger_close};
 use crate::serve::{BoxStream, CloseReason, Ending, Event, Session, Side, Stop};
 
@@ -133,14 +133,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
                 ctx.opts.splice && ctx.opts.send_proxy.is_none(),
             )
             .await;
-            ctx.closed(
-                &session,
-                Ending::new(end.reason)
-                    .totals(end.totals)
-                    .reset_by(end.reset_by)
-                    .error(end.error)
-                    .zero_copy(Some(end.zero_copy)),
-            );
+            ctx.closed(&session, end);
         }
         TargetConn::Datagram(u, _) => {
             let ropts = RelayOptions {
@@ -201,25 +194,15 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     }
 }
 
-/// How a relayed stream session ended: what a `closed` event says.
-pub(crate) struct StreamEnd {
-    /// The relay's totals, seen from the client side (`bytes_sent`: client to target).
-    pub(crate) totals: Totals,
-    pub(crate) reason: CloseReason,
-    pub(crate) reset_by: Option<Side>,
-    pub(crate) error: Option<Error>,
-    /// How each direction moved its bytes, as the relay counts them (`sent`: client to
-    /// target).
-    pub(crate) zero_copy: relay::ZeroCopy,
-}
-
 /// Relays a client stream and a target stream both ways until both ends are done, one
 /// side resets, `idle` passes without traffic, or the stop aborts; then closes both as
 /// every relaying server does (DESIGN.md): a reset is passed on as a reset (`SO_LINGER`
 /// 0), a stop's abort cuts both with RST, an idle or failed session gets a lingering close
 /// (a side that still has bytes queued it never took gets RST instead, [`close_or_cut`]).
 /// One mechanism for `forward` and `proxy`. With `splice`, two plain sockets and no tap,
-/// the bytes move zero-copy ([`relay_both`]).
+/// the bytes move zero-copy ([`relay_both`]). Returns what the session's `closed` event
+/// says ([`Ending`]: the relay's totals, seen from the client side, and whether it ran
+/// zero-copy).
 pub(crate) async fn relay_streams(
     mut client: BoxStream,
     mut t: BoxStream,
@@ -228,7 +211,7 @@ pub(crate) async fn relay_streams(
     counters: &Counters,
     stop: &Stop,
     splice: bool,
-) -> StreamEnd {
+) -> Ending {
     let ropts = RelayOptions {
         idle_timeout: idle,
         quit_after_eof: None,
@@ -243,12 +226,12 @@ pub(crate) async fn relay_streams(
     };
     let totals = counters.totals();
     let zero_copy = counters.zero_copy_by_direction();
-    let end = |reason, reset_by, error| StreamEnd {
-        totals,
-        reason,
-        reset_by,
-        error,
-        zero_copy,
+    let end = |reason, reset_by, error| {
+        Ending::new(reason)
+            .totals(totals)
+            .reset_by(reset_by)
+            .error(error)
+            .zero_copy(Some(zero_copy))
     };
     let Some(result) = result else {
         abort(client);

@@ -355,14 +355,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
             ),
         });
     }
-    ctx.closed(
-        &session,
-        Ending::new(end.reason)
-            .totals(end.totals)
-            .reset_by(end.reset_by)
-            .error(end.error)
-            .zero_copy(Some(end.zero_copy)),
-    );
+    ctx.closed(&session, end);
 }
 
 /// A target that could not be reached or was denied: the protocol's failure reply, a
