@@ -85,11 +85,6 @@ impl Reporter {
         })
     }
 
-    /// The `-v` count.
-    pub fn verbose(&self) -> u8 {
-        self.verbose
-    }
-
     /// A warning a person must see (a server reachable from the network): the `warning`
     /// event, and on stderr also when `--json` sends the events to stdout.
     pub fn warn_on_stderr(&self, message: String) {

@@ -265,10 +265,8 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         reporter.listening(&fwd.listening(), None)?;
         let sink = ops.sink();
         ops.start(life.stop())?;
-        if reporter.verbose() > 0 {
-            for a in fwd.applied() {
-                crate::exit::stderr_line(format_args!("sockit: {a}"));
-            }
+        for a in fwd.applied() {
+            reporter.event(&sockit::serve::Event::from(a));
         }
         fwd.run(sink, life.stop()).await?;
         Ok(life.exit_code())

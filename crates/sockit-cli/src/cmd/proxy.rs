@@ -207,10 +207,8 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
                 server.local()
             ));
         }
-        if reporter.verbose() > 0 {
-            for a in server.applied() {
-                crate::exit::stderr_line(format_args!("sockit: {a}"));
-            }
+        for a in server.applied() {
+            reporter.event(&sockit::serve::Event::from(a));
         }
         server.run(sink, life.stop()).await?;
         Ok(life.exit_code())
