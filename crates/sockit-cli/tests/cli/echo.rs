@@ -899,3 +899,31 @@ fn busy_poll_out_of_range_is_a_usage_error() {
         );
     }
 }
+
+#[test]
+fn unix_datagrams_in_one_batch_unnamed_sender_dropped_the_rest_answered() {
+    // The batched Unix datagram echo (recvmmsg/sendmmsg): a datagram from an unnamed
+    // sender, queued between two of a named client, is reported dropped and splits the
+    // batch; both of the client's come back, in order.
+    let dir = common::temp_dir("echo-udbatch");
+    let path = dir.join("echo.sock");
+    let p = path.to_str().unwrap();
+    let mut srv = sockit_server_stderr(&["echo-server", "-u", "-v", "--unix", p]);
+    let me = UnixDatagram::bind(dir.join("client.sock")).unwrap();
+    me.set_read_timeout(Some(T)).unwrap();
+    let unnamed = UnixDatagram::unbound().unwrap();
+    for round in 0..3u8 {
+        me.send_to(&[b'a', round], &path).unwrap();
+        unnamed.send_to(b"from nobody", &path).unwrap();
+        me.send_to(&[b'b', round], &path).unwrap();
+        let mut buf = [0u8; 64];
+        let n = me.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[b'a', round]);
+        let n = me.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], &[b'b', round]);
+    }
+    assert_eq!(srv.terminate(T).and_then(|s| s.code()), Some(0));
+    let err = server_stderr(&mut srv);
+    assert!(err.contains("unbound_sender"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

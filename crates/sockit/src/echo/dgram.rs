@@ -5,11 +5,16 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+#[cfg(not(target_os = "linux"))]
+use super::os;
+use super::{BUF_BYTES, MAX_UNIX_DGRAM, Shared};
 #[cfg(target_os = "linux")]
-use super::UDP_BATCH;
-use super::{BUF_BYTES, MAX_UNIX_DGRAM, Shared, os};
-use crate::error::{Error, Result};
+use super::{UDP_BATCH, UNIX_BATCH};
+use crate::error::Error;
+#[cfg(not(target_os = "linux"))]
+use crate::error::Result;
 use crate::serve::{Event, Peer, Transport};
+#[cfg(not(target_os = "linux"))]
 use crate::unix::UnixAddr;
 
 // ---------------------------------------------------------------- datagrams
@@ -152,6 +157,142 @@ pub(super) async fn udp_loop(sock: tokio::net::UdpSocket, shared: Arc<Shared>) {
     }
 }
 
+/// Unix datagrams on Linux, batched as UDP is: one `recvmmsg(2)` (with `MSG_TRUNC`, so a
+/// datagram longer than [`MAX_UNIX_DGRAM`] is known as such) takes every queued datagram,
+/// up to [`UNIX_BATCH`]; one `sendmmsg(2)` sends each run of answerable ones back. A
+/// datagram too long, or from an unnamed sender (nothing to answer to), is reported
+/// dropped and splits the run.
+#[cfg(target_os = "linux")]
+pub(super) async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
+    use std::os::fd::AsRawFd;
+    use tokio::io::Interest;
+    let fd = sock.as_raw_fd();
+    // Room to send back the largest datagram (see the portable loop below).
+    let _ = socket2::SockRef::from(&sock).set_send_buffer_size(MAX_UNIX_DGRAM);
+    // Zero-allocated: a slot's pages cost memory only once a datagram that long came.
+    let mut batch = crate::sys::mmsg::DgramBatch::new(UNIX_BATCH, MAX_UNIX_DGRAM);
+    loop {
+        if sock.readable().await.is_err() {
+            break;
+        }
+        loop {
+            let mut drained = false;
+            let got = sock.try_io(Interest::READABLE, || {
+                let n = batch.recv_flags(fd, libc::MSG_TRUNC)?;
+                if n < batch.capacity() {
+                    drained = true;
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                Ok(n)
+            });
+            let n = match got {
+                Ok(n) => n,
+                Err(_) if drained => batch.filled(),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => continue,
+            };
+            let mut start = 0;
+            while start < n {
+                let mut end = start;
+                while end < n && unix_refusal(&batch, end).is_none() {
+                    end += 1;
+                }
+                unix_echo_run(&sock, &mut batch, start..end, &shared).await;
+                if let Some(reason) = (end < n).then(|| unix_refusal(&batch, end)).flatten() {
+                    let peer = Peer::from_unix_sockaddr(&batch.sender_sockaddr(end));
+                    shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+                    shared.emit(|| Event::Dropped {
+                        transport: Transport::Unixgram,
+                        peer,
+                        bytes: batch.payload_len(end),
+                        reason,
+                        error: None,
+                    });
+                    end += 1;
+                }
+                start = end;
+            }
+            if drained {
+                break;
+            }
+        }
+    }
+}
+
+/// Why received Unix datagram `i` cannot be echoed (the `dropped` event's reason), if it
+/// cannot: longer than [`MAX_UNIX_DGRAM`], or from an unnamed sender.
+#[cfg(target_os = "linux")]
+fn unix_refusal(batch: &crate::sys::mmsg::DgramBatch, i: usize) -> Option<&'static str> {
+    if batch.payload_len(i) > MAX_UNIX_DGRAM || batch.truncated(i) {
+        return Some("too_long");
+    }
+    // Any name recvmmsg gave (a path, or the abstract name Linux autobind gives `sockit
+    // connect -u --unix` and socat) is answered; only an unnamed sender is not.
+    match Peer::from_unix_sockaddr(&batch.sender_sockaddr(i)) {
+        Peer::Unix(Some(_)) => None,
+        _ => Some("unbound_sender"),
+    }
+}
+
+/// Sends datagrams `run` of the last receive back to their senders with `sendmmsg`,
+/// waiting while the socket's send buffer is full; one that cannot be sent is reported
+/// dropped and the rest go on.
+#[cfg(target_os = "linux")]
+async fn unix_echo_run(
+    sock: &tokio::net::UnixDatagram,
+    batch: &mut crate::sys::mmsg::DgramBatch,
+    run: std::ops::Range<usize>,
+    shared: &Shared,
+) {
+    use std::os::fd::AsRawFd;
+    let fd = sock.as_raw_fd();
+    let (mut datagrams, mut bytes) = (0u64, 0u64);
+    let mut next = run.start;
+    while next < run.end {
+        match sock.try_io(tokio::io::Interest::WRITABLE, || {
+            batch.echo(fd, next..run.end)
+        }) {
+            Ok(sent) => {
+                for i in next..next + sent {
+                    let len = batch.payload(i).len();
+                    bytes += len as u64;
+                    if shared.datagram_events {
+                        let peer = Peer::from_unix_sockaddr(&batch.sender_sockaddr(i));
+                        shared.emit(|| Event::Datagram {
+                            transport: Transport::Unixgram,
+                            peer,
+                            bytes: len,
+                        });
+                    }
+                }
+                datagrams += sent as u64;
+                next += sent;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if sock.writable().await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                // The first datagram of the rest cannot be sent (its sender is gone, …).
+                shared.totals.dropped.fetch_add(1, Ordering::Relaxed);
+                let peer = Peer::from_unix_sockaddr(&batch.sender_sockaddr(next));
+                shared.emit(|| Event::Dropped {
+                    transport: Transport::Unixgram,
+                    peer,
+                    bytes: batch.payload(next).len(),
+                    reason: "send_failed",
+                    error: Some(Error::from_io("sendmmsg", e)),
+                });
+                next += 1;
+            }
+        }
+    }
+    shared.totals.add_datagrams(datagrams, bytes);
+}
+
+/// Unix datagrams elsewhere: `recvfrom(2)` and `sendto(2)`, one datagram at a time.
+#[cfg(not(target_os = "linux"))]
 pub(super) async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<Shared>) {
     use std::os::fd::AsRawFd;
     let mut buf = vec![0u8; MAX_UNIX_DGRAM];
@@ -227,6 +368,7 @@ pub(super) async fn unix_dgram_loop(sock: tokio::net::UnixDatagram, shared: Arc<
 
 /// `sendto(2)` to a Unix address, a path or an abstract name (tokio's `send_to` takes
 /// paths only), waiting for writability when the peer's queue is full.
+#[cfg(not(target_os = "linux"))]
 async fn unix_send_to(sock: &tokio::net::UnixDatagram, buf: &[u8], to: &UnixAddr) -> Result<usize> {
     let sa = to.sockaddr()?;
     loop {

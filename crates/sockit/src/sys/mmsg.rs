@@ -104,6 +104,17 @@ impl DgramBatch {
     /// The errno of the call (`EAGAIN` when nothing is queued).
     #[inline]
     pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        self.recv_flags(fd, 0)
+    }
+
+    /// [`recv`](Self::recv) with more `flags`: `MSG_TRUNC` makes each datagram's length
+    /// (`payload_len`) its real length even when it was longer than a slot (Linux, for
+    /// datagram sockets).
+    ///
+    /// # Errors
+    /// As [`recv`](Self::recv).
+    #[inline]
+    pub fn recv_flags(&mut self, fd: RawFd, flags: libc::c_int) -> io::Result<usize> {
         let n = self.hdrs.len();
         self.reset_for_recv();
         // SAFETY: hdrs holds n initialised headers whose name and iov pointers point into
@@ -113,7 +124,7 @@ impl DgramBatch {
                 fd,
                 self.hdrs.as_mut_ptr(),
                 n as libc::c_uint,
-                libc::MSG_DONTWAIT,
+                libc::MSG_DONTWAIT | flags,
                 std::ptr::null_mut(),
             )
         };
@@ -139,6 +150,13 @@ impl DgramBatch {
         &self.bufs[i * self.slot_bytes..i * self.slot_bytes + len]
     }
 
+    /// Length of received datagram `i` as the kernel reported it: with `MSG_TRUNC` in
+    /// [`recv_flags`](Self::recv_flags), its real length, which may exceed the slot.
+    #[inline]
+    pub fn payload_len(&self, i: usize) -> usize {
+        self.hdrs[i].msg_len as usize
+    }
+
     /// True when datagram `i` was longer than a slot (`MSG_TRUNC`).
     #[inline]
     pub fn truncated(&self, i: usize) -> bool {
@@ -154,6 +172,19 @@ impl DgramBatch {
                 (&self.addrs[i] as *const libc::sockaddr_storage).cast(),
                 self.hdrs[i].msg_hdr.msg_namelen,
             )
+        }
+    }
+
+    /// Sender of datagram `i` as a socket address of any family (a Unix datagram
+    /// socket's sender: a path, an abstract name, or unnamed).
+    pub fn sender_sockaddr(&self, i: usize) -> socket2::SockAddr {
+        let mut storage = socket2::SockAddrStorage::zeroed();
+        // SAFETY: SockAddrStorage is repr(transparent) over sockaddr_storage (socket2's
+        // documented way in); addrs[i] holds msg_namelen (at most its size) bytes the
+        // kernel wrote, and SockAddr reads no further.
+        unsafe {
+            *storage.view_as::<libc::sockaddr_storage>() = self.addrs[i];
+            socket2::SockAddr::new(storage, self.hdrs[i].msg_hdr.msg_namelen)
         }
     }
 
