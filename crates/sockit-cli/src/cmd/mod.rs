@@ -7,6 +7,7 @@ pub mod forward;
 pub mod hostname;
 pub mod http;
 pub mod listen;
+pub mod lookup;
 pub mod man;
 pub mod protocol;
 pub mod proxy;

@@ -8,7 +8,7 @@ use serde_json::json;
 use sockit::Error;
 use sockit::resolve::{Protocols, Protoent, SYSTEM_PROTOCOLS};
 
-use super::service::Answers;
+use super::lookup::{self, Answers, DbFlags};
 
 /// Arguments of `sockit protocol`.
 #[derive(Debug, clap::Args)]
@@ -20,22 +20,15 @@ pub struct Args {
     /// it cannot be read).
     #[arg(long = "protocols-file", value_name = "FILE")]
     pub protocols_file: Option<PathBuf>,
-    /// Accepted for the flag's one meaning across subcommands (numeric only, no host name
-    /// lookups): this command never looks a host name up, so it changes nothing.
-    #[arg(short = 'n', long = "numeric")]
-    pub numeric: bool,
-    /// Say on stderr which source answered.
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// One JSON object per key on stdout.
-    #[arg(long = "json")]
-    pub json: bool,
+    /// `-n`, `-v`, `--json`.
+    #[command(flatten)]
+    pub flags: DbFlags,
 }
 
 /// Runs `sockit protocol`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // an error that ends the command (a database file refused) is JSON too with --json
-    let json = args.json;
+    let json = args.flags.json;
     crate::output::also_json(json, lookup_all(args))
 }
 
@@ -44,24 +37,15 @@ fn lookup_all(args: Args) -> anyhow::Result<ExitCode> {
         .protocols_file
         .clone()
         .unwrap_or_else(|| PathBuf::from(SYSTEM_PROTOCOLS));
-    let db = match Protocols::open(&path) {
-        Ok(db) => db,
-        // too large to be a protocols file (`/dev/zero`): an error, not a fallback
-        Err(e) if e.kind() == sockit::ErrorKind::InvalidInput => return Err(e.into()),
-        Err(e) => {
-            crate::exit::stderr_line(format_args!(
-                "sockit: protocol: {}: {}; answering from the embedded table (source: embedded)",
-                path.display(),
-                e.python_text()
-            ));
-            Protocols::embedded()
-        }
-    };
-    if args.verbose > 0 {
-        crate::exit::stderr_line(format_args!("sockit: protocol: source: {}", db.source()));
-    }
+    let db = lookup::or_embedded(
+        "protocol",
+        &path,
+        Protocols::open(&path),
+        Protocols::embedded,
+    )?;
+    lookup::say_source("protocol", &args.flags, &db.source());
     let source = db.source().to_string();
-    let mut answers = Answers::new("protocol", args.json);
+    let mut answers = Answers::new("protocol", args.flags.json);
     for key in &args.keys {
         match lookup(&db, key) {
             Ok(e) => {

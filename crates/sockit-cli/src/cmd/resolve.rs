@@ -8,7 +8,7 @@ use serde_json::json;
 use sockit::resolve::{self, AI_CANONNAME, AI_NUMERICHOST, AddrInfo};
 use sockit::{Error, Family, SockType};
 
-use super::service::Answers;
+use super::lookup::Answers;
 
 /// A socket type to ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,13 +3,14 @@
 //!
 //! No tokio and no resolver here: one read of the services file, then O(1) lookups.
 
-use std::io::{BufWriter, Stdout, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use serde_json::json;
 use sockit::Port;
 use sockit::resolve::{SYSTEM_SERVICES, Servent, Services, Source};
+
+use super::lookup::{self, Answers, DbFlags};
 
 /// Arguments of `sockit service`.
 #[derive(Debug, clap::Args)]
@@ -24,22 +25,15 @@ pub struct Args {
     /// cannot be read).
     #[arg(long = "services-file", value_name = "FILE")]
     pub services_file: Option<PathBuf>,
-    /// Accepted for the flag's one meaning across subcommands (numeric only, no host name
-    /// lookups): this command never looks a host name up, so it changes nothing.
-    #[arg(short = 'n', long = "numeric")]
-    pub numeric: bool,
-    /// Say on stderr which source answered.
-    #[arg(short = 'v', long = "verbose", action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// One JSON object per key on stdout.
-    #[arg(long = "json")]
-    pub json: bool,
+    /// `-n`, `-v`, `--json`.
+    #[command(flatten)]
+    pub flags: DbFlags,
 }
 
 /// Runs `sockit service`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // an error that ends the command (a database file refused) is JSON too with --json
-    let json = args.json;
+    let json = args.flags.json;
     crate::output::also_json(json, lookup_all(args))
 }
 
@@ -52,25 +46,18 @@ fn lookup_all(args: Args) -> anyhow::Result<ExitCode> {
     // up to the first match, more keys by parsing it once into the O(1) database.
     // A file that cannot be read falls back to the embedded table; one too large to be a
     // services file (`/dev/zero`) is an error.
-    let (text, source) = match sockit::resolve::read_database(&path, "services file") {
-        Ok(text) => (text, Source::File(path.clone())),
-        Err(e) if e.kind() == sockit::ErrorKind::InvalidInput => return Err(e.into()),
-        Err(e) => {
-            crate::exit::stderr_line(format_args!(
-                "sockit: service: {}: {}; answering from the embedded table (source: embedded)",
-                path.display(),
-                e.python_text()
-            ));
-            (Services::embedded_text().to_string(), Source::Embedded)
-        }
-    };
-    if args.verbose > 0 {
-        crate::exit::stderr_line(format_args!("sockit: service: source: {source}"));
-    }
+    let (text, source) = lookup::or_embedded(
+        "service",
+        &path,
+        sockit::resolve::read_database(&path, "services file")
+            .map(|text| (text, Source::File(path.clone()))),
+        || (Services::embedded_text().to_string(), Source::Embedded),
+    )?;
+    lookup::say_source("service", &args.flags, &source);
     let db = (args.keys.len() > SCAN_KEYS).then(|| Services::parse(&text, source.clone()));
     let source = source.to_string();
     let default_proto = args.udp.then_some("udp");
-    let mut answers = Answers::new("service", args.json);
+    let mut answers = Answers::new("service", args.flags.json);
     for key in &args.keys {
         match lookup(&text, db.as_ref(), key, default_proto) {
             Ok(e) => {
@@ -152,61 +139,4 @@ pub(crate) fn split_key<'a>(
         ));
     }
     Ok((what, proto))
-}
-
-/// The answers of a several-key lookup command: one stdout line (or JSON object) per key,
-/// errors on stderr (or as JSON objects), and the exit code of the first failure.
-pub(crate) struct Answers {
-    cmd: &'static str,
-    json: bool,
-    out: BufWriter<Stdout>,
-    first_failure: Option<sockit::ErrorKind>,
-}
-
-impl Answers {
-    /// Answers of `sockit CMD`, as text or JSON lines.
-    pub(crate) fn new(cmd: &'static str, json: bool) -> Answers {
-        Answers {
-            cmd,
-            json,
-            out: BufWriter::new(std::io::stdout()),
-            first_failure: None,
-        }
-    }
-
-    /// One answer: `text` (one or more lines) or its JSON object.
-    pub(crate) fn ok(&mut self, text: String, object: serde_json::Value) -> std::io::Result<()> {
-        if self.json {
-            writeln!(self.out, "{object}")
-        } else {
-            writeln!(self.out, "{text}")
-        }
-    }
-
-    /// One failed key: `sockit CMD KEY: error` on stderr, or `{"key":…,"error":{…}}`.
-    pub(crate) fn err(&mut self, key: &str, e: sockit::Error) -> std::io::Result<()> {
-        self.first_failure.get_or_insert(e.kind());
-        if self.json {
-            let err = crate::output::json_error(&anyhow::Error::from(e));
-            writeln!(self.out, "{}", json!({"key": key, "error": err}))
-        } else {
-            // Keep stdout and stderr in order for a reader of both.
-            self.out.flush()?;
-            if key.is_empty() || key.contains(char::is_whitespace) {
-                crate::exit::stderr_line(format_args!("sockit: {} {key:?}: {e}", self.cmd));
-            } else {
-                crate::exit::stderr_line(format_args!("sockit: {} {key}: {e}", self.cmd));
-            }
-            Ok(())
-        }
-    }
-
-    /// Flushes stdout; 0 when every key was answered, else the first failure's exit code.
-    pub(crate) fn finish(mut self) -> anyhow::Result<ExitCode> {
-        self.out.flush()?;
-        Ok(match self.first_failure {
-            None => ExitCode::SUCCESS,
-            Some(kind) => ExitCode::from(crate::exit::code_for_kind(kind)),
-        })
-    }
 }
