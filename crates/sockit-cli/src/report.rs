@@ -85,6 +85,14 @@ impl Reporter {
         })
     }
 
+    /// The socket options a server read back after setting them: one `sockopt` event each
+    /// (a `sockit: …` line under `-v`, a JSON object under `--json`): listen, forward, proxy.
+    pub fn applied(&self, applied: &[sockit::sockopt::Applied]) {
+        for a in applied {
+            self.event(&Event::from(a));
+        }
+    }
+
     /// A warning a person must see (a server reachable from the network): the `warning`
     /// event, and on stderr also when `--json` sends the events to stdout.
     pub fn warn_on_stderr(&self, message: String) {

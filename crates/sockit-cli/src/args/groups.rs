@@ -178,6 +178,26 @@ impl AdmitArgs {
     }
 }
 
+/// The flags every relaying server has (forward, proxy), in one place: whom it admits,
+/// how it stops, its events and totals, its metrics, its traffic logs, its socket options.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RelayServerArgs {
+    #[command(flatten)]
+    pub admit: AdmitArgs,
+    #[command(flatten)]
+    pub drain: DrainArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub stats: StatsArgs,
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    #[command(flatten)]
+    pub log: TrafficLogArgs,
+    #[command(flatten)]
+    pub sockopts: SocketOptArgs,
+}
+
 /// `--retry N`, `--retry-delay SECS`: try a failed connect again, with exponential
 /// back-off (forward: each session's target; connect).
 #[derive(Debug, Clone, Default, clap::Args)]

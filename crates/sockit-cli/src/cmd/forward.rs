@@ -10,8 +10,7 @@ use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
 use crate::args::address::{address_error, bad_address};
 use crate::args::{
-    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, ProxyArgs, RetryArgs,
-    SocketOptArgs, SpliceArgs, StatsArgs, TrafficLogArgs, parse_secs,
+    FamilyArgs, IdleArgs, ProxyArgs, RelayServerArgs, RetryArgs, SpliceArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
@@ -56,20 +55,10 @@ pub struct Args {
     /// SECS more, then close the client (default 0.5, like socat's -t).
     #[arg(help_heading = "Data", short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
+    /// --max-conns, --allow/--deny, --drain, -v/--json, --stats-interval, --metrics, -x/-o,
+    /// socket options.
     #[command(flatten)]
-    pub admit: AdmitArgs,
-    #[command(flatten)]
-    pub drain: DrainArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub stats: StatsArgs,
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
-    #[command(flatten)]
-    pub log: TrafficLogArgs,
-    #[command(flatten)]
-    pub sockopts: SocketOptArgs,
+    pub server: RelayServerArgs,
     #[command(flatten)]
     pub proxy: ProxyArgs,
     #[command(flatten)]
@@ -213,7 +202,7 @@ fn check_target_family(target: &Endpoint, family: &FamilyArgs) -> anyhow::Result
 
 /// Runs `sockit forward`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let out = args.output.clone();
+    let out = args.server.output.clone();
     Reporter::run_server(&out, JsonTo::Stdout, |r| serve(args, r))
 }
 
@@ -227,7 +216,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     // The target as the connect_failed event names it, default host filled in.
     target = Endpoint::parse(&shown(&target, &lookup), false).unwrap_or(target);
     let opts = ForwardOptions {
-        max_conns: args.admit.max_conns(),
+        max_conns: args.server.admit.max_conns(),
         idle_timeout: args.idle.timeout,
         connect_timeout: args.wait,
         retry: args.retry.retry()?,
@@ -245,19 +234,25 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
             _ => sockit::proxy_protocol::Version::V2,
         }),
         eof_grace: args.quit.unwrap_or(sockit::forward::UDP_EOF_GRACE),
-        access: args.admit.access()?,
-        proxy_from: args.admit.proxy_sources()?,
+        access: args.server.admit.access()?,
+        proxy_from: args.server.admit.proxy_sources()?,
         lookup: lookup.clone(),
-        sockopts: args.sockopts.options(),
-        log: args.log.shared()?,
+        sockopts: args.server.sockopts.options(),
+        log: args.server.log.shared()?,
         proxy: args.proxy.proxy()?,
         splice: args.splice.splice(),
     };
     let rt = crate::lifecycle::runtime()?;
     let result = rt.block_on(async {
         // Signals first: a SIGTERM sent as soon as the line is read is handled.
-        let life = Lifecycle::start(args.drain.drain)?;
-        let ops = ServerOps::new(reporter, &args.stats, &args.metrics, &args.family, false)?;
+        let life = Lifecycle::start(args.server.drain.drain)?;
+        let ops = ServerOps::new(
+            reporter,
+            &args.server.stats,
+            &args.server.metrics,
+            &args.family,
+            false,
+        )?;
         let fwd = Forwarder::bind(&listen, target, opts)
             .map_err(|e| address_error(None, &args.listen, e))?;
         sockit::serve::activation::check_all_taken("forward")?;
@@ -265,9 +260,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
         reporter.listening(&fwd.listening(), None)?;
         let sink = ops.sink();
         ops.start(life.stop())?;
-        for a in fwd.applied() {
-            reporter.event(&sockit::serve::Event::from(a));
-        }
+        reporter.applied(fwd.applied());
         fwd.run(sink, life.stop()).await?;
         Ok(life.exit_code())
     });

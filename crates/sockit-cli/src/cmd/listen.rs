@@ -237,9 +237,7 @@ fn serve(args: Args, reporter: &Arc<Reporter>) -> anyhow::Result<ExitCode> {
         let listen = Listen::bind(&addr, opts).map_err(|e| address_error(None, &at, e))?;
         sockit::serve::activation::check_all_taken("listen")?;
         reporter.listening(&listen.listening(), None)?;
-        for a in listen.applied() {
-            reporter.event(&Event::from(a));
-        }
+        reporter.applied(listen.applied());
         let local = args.data.local(args.splice.splice());
         let sink = match ops {
             Some(o) => {

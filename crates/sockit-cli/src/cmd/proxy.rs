@@ -14,10 +14,7 @@ use sockit::proxy::server::{DEFAULT_PORT, ProxyOptions, ProxyServer};
 use sockit::proxy::session::{DEFAULT_HANDSHAKE_TIMEOUT, ServerConfig};
 
 use crate::args::address::{address_error, address_text, bad_address};
-use crate::args::{
-    AdmitArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs, StatsArgs,
-    TrafficLogArgs, parse_positive_secs,
-};
+use crate::args::{FamilyArgs, IdleArgs, RelayServerArgs, parse_positive_secs};
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
 use crate::report::{JsonTo, Reporter};
@@ -81,20 +78,10 @@ pub struct Args {
     pub family: FamilyArgs,
     #[command(flatten)]
     pub idle: IdleArgs,
+    /// --max-conns, --allow/--deny, --drain, -v/--json, --stats-interval, --metrics, -x/-o,
+    /// socket options.
     #[command(flatten)]
-    pub admit: AdmitArgs,
-    #[command(flatten)]
-    pub drain: DrainArgs,
-    #[command(flatten)]
-    pub output: OutputArgs,
-    #[command(flatten)]
-    pub stats: StatsArgs,
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
-    #[command(flatten)]
-    pub log: TrafficLogArgs,
-    #[command(flatten)]
-    pub sockopts: SocketOptArgs,
+    pub server: RelayServerArgs,
 }
 
 /// The credentials of `--auth` and `--auth-file`.
@@ -152,7 +139,7 @@ fn auth_file(path: &Path) -> anyhow::Result<Vec<Credentials>> {
 
 /// Runs `sockit proxy`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let reporter = Reporter::new(&args.output, JsonTo::Stdout);
+    let reporter = Reporter::new(&args.server.output, JsonTo::Stdout);
     match serve(args, &reporter) {
         Ok(code) => Ok(code),
         Err(e) => Ok(reporter.fail(&e)),
@@ -169,14 +156,14 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     };
     let users = users(&args)?;
     let opts = ProxyOptions {
-        max_conns: args.admit.max_conns(),
+        max_conns: args.server.admit.max_conns(),
         idle_timeout: args.idle.timeout,
         connect_timeout: Some(
             args.wait
                 .unwrap_or(sockit::proxy::server::DEFAULT_CONNECT_TIMEOUT),
         ),
-        access: args.admit.access()?,
-        proxy_from: args.admit.proxy_sources()?,
+        access: args.server.admit.access()?,
+        proxy_from: args.server.admit.proxy_sources()?,
         dest: DestPolicy::parse(&args.allow_dest, &args.deny_dest)?,
         session: ServerConfig {
             users,
@@ -185,16 +172,22 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
             ..ServerConfig::default()
         },
         lookup: args.family.connect_options(),
-        sockopts: args.sockopts.options(),
-        log: args.log.shared()?,
-        datagram_events: args.output.verbose >= 2,
+        sockopts: args.server.sockopts.options(),
+        log: args.server.log.shared()?,
+        datagram_events: args.server.output.verbose >= 2,
     };
     let open = opts.session.users.is_empty();
     let rt = crate::lifecycle::runtime()?;
     let result = rt.block_on(async {
         // Signals first: a SIGTERM sent as soon as the line is read is handled.
-        let life = Lifecycle::start(args.drain.drain)?;
-        let ops = ServerOps::new(reporter, &args.stats, &args.metrics, &args.family, false)?;
+        let life = Lifecycle::start(args.server.drain.drain)?;
+        let ops = ServerOps::new(
+            reporter,
+            &args.server.stats,
+            &args.server.metrics,
+            &args.family,
+            false,
+        )?;
         let server = ProxyServer::bind(host.as_deref(), &port, opts)
             .map_err(|e| address_error(None, &address_text(&args.addr), e))?;
         ops.serving(sockit::serve::Transport::Tcp);
@@ -207,9 +200,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
                 server.local()
             ));
         }
-        for a in server.applied() {
-            reporter.event(&sockit::serve::Event::from(a));
-        }
+        reporter.applied(server.applied());
         server.run(sink, life.stop()).await?;
         Ok(life.exit_code())
     });
