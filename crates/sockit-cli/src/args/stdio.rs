@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::groups::TrafficLogArgs;
 use super::parse::parse_secs;
+use super::server::TrafficLogArgs;
 
 /// Data handling on connect and listen: `-C`, `-d SECS`, `--send-only`, `--recv-only`,
 /// `-x FILE`, `-o FILE`.
