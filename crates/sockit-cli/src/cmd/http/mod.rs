@@ -3,10 +3,12 @@
 //! included; curl's options it lacks are refused by name (`curl`); `--repeat` adds
 //! percentiles per phase.
 //!
-//! The parts: `opts` (the flags), `plan` (flags to a checked request), `data` (the body flags), `transfer`
+//! The parts: `opts` (the flags), `plan` (flags to a checked request; `urls` and `connect_to` its URLs and
+//! `--resolve`/`--connect-to` entries), `data` (the body flags), `transfer`
 //! (one request and its redirects, the figures), `output` (where bodies and heads go), `writeout` (curl's `-w`),
 //! `repeat` (`--repeat`), `verbose` (`-v`), `curl` and `curl_flags` (curl's other flags).
 
+mod connect_to;
 mod curl;
 mod curl_flags;
 mod data;
@@ -15,6 +17,7 @@ mod output;
 mod plan;
 mod repeat;
 mod transfer;
+mod urls;
 mod verbose;
 mod writeout;
 

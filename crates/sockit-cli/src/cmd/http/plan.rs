@@ -11,7 +11,9 @@ use sockit::Error;
 use sockit::http::{self, Request, Route, Url, Version};
 
 use super::Opts;
+use super::connect_to::{parse_connect_to, parse_resolve};
 use super::data::{path_segment, read_input, read_small};
+use super::urls::{Shown, remote_name, with_path};
 
 /// The hard cap on redirects, even with `--max-redirs -1` (curl has none: it followed
 /// 2,345 redirects in 3 s and then failed with exit 56).
@@ -85,7 +87,7 @@ pub struct Plan {
     pub rate_interval: Option<Duration>,
 }
 
-fn bad(message: impl Into<String>) -> anyhow::Error {
+pub(super) fn bad(message: impl Into<String>) -> anyhow::Error {
     Error::invalid_input("http", message.into()).into()
 }
 
@@ -465,94 +467,6 @@ impl Plan {
     }
 }
 
-/// `-O`: the file name of the URL's last path segment.
-fn remote_name(url: &Url) -> anyhow::Result<PathBuf> {
-    let path = url.target.split('?').next().unwrap_or("");
-    let name = path.rsplit('/').next().unwrap_or("");
-    if name.is_empty() {
-        return Err(bad(format!(
-            "-O: the URL {url} has no file name (it ends with '/'): use -o FILE"
-        )));
-    }
-    if name == "." || name == ".." {
-        return Err(bad(format!(
-            "-O: the URL {url} has no file name ({name:?} is not one): use -o FILE"
-        )));
-    }
-    Ok(PathBuf::from(name))
-}
-
-/// A host of `--resolve` / `--connect-to`: IPv6 in brackets, else up to the next ':'.
-fn split_host(text: &str) -> Option<(&str, &str)> {
-    if let Some(rest) = text.strip_prefix('[') {
-        let (h, after) = rest.split_once(']')?;
-        return Some((h, after.strip_prefix(':')?));
-    }
-    text.split_once(':')
-}
-
-fn port(text: &str, what: &str) -> anyhow::Result<u16> {
-    text.parse::<u16>()
-        .map_err(|_| bad(format!("{what}: {text:?} is not a port (0-65535)")))
-}
-
-/// `--resolve [+]HOST:PORT:ADDR[,ADDR]…`.
-fn parse_resolve(text: &str) -> anyhow::Result<(String, u16, Vec<IpAddr>)> {
-    let form = || {
-        bad(format!(
-            "--resolve {text:?}: write HOST:PORT:ADDRESS[,ADDRESS]…"
-        ))
-    };
-    let t = text.strip_prefix('+').unwrap_or(text);
-    if t.starts_with('-') {
-        return Err(bad(format!(
-            "--resolve {text:?}: removing an entry (-HOST:PORT) means nothing to sockit"
-        )));
-    }
-    let (host, rest) = split_host(t).ok_or_else(form)?;
-    let (p, addrs) = rest.split_once(':').ok_or_else(form)?;
-    let port = port(p, "--resolve")?;
-    let addrs = addrs
-        .split(',')
-        .map(|a| {
-            a.trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<IpAddr>()
-                .map_err(|_| bad(format!("--resolve {text:?}: {a:?} is not an IP address")))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    if host.is_empty() {
-        return Err(form());
-    }
-    Ok((host.to_ascii_lowercase(), port, addrs))
-}
-
-/// `--connect-to HOST1:PORT1:HOST2:PORT2` (empty parts: any / the same).
-#[allow(clippy::type_complexity)]
-fn parse_connect_to(text: &str) -> anyhow::Result<(String, Option<u16>, String, Option<u16>)> {
-    let form = || {
-        bad(format!(
-            "--connect-to {text:?}: write HOST1:PORT1:HOST2:PORT2"
-        ))
-    };
-    let (h1, rest) = split_host(text).ok_or_else(form)?;
-    let (p1, rest) = rest.split_once(':').ok_or_else(form)?;
-    let (h2, p2) = split_host(rest).ok_or_else(form)?;
-    let opt_port = |p: &str| -> anyhow::Result<Option<u16>> {
-        if p.is_empty() {
-            Ok(None)
-        } else {
-            port(p, "--connect-to").map(Some)
-        }
-    };
-    Ok((
-        h1.to_ascii_lowercase(),
-        opt_port(p1)?,
-        h2.to_string(),
-        opt_port(p2)?,
-    ))
-}
-
 /// `--rate N[/s|/m|/h|/d]` (curl's syntax; no unit is per hour, as in curl): the
 /// interval between two starts.
 pub fn parse_rate(text: &str) -> Result<Duration, String> {
@@ -577,85 +491,6 @@ pub fn parse_rate(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(per / f64::from(n)))
 }
 
-/// The URL a redirect's `Location` leads to. A `Location` sockit cannot follow (another
-/// scheme, bytes that are no URL) is the server's fault: a protocol error (exit 7), as
-/// every bad byte from a peer.
-pub fn redirect_target(url: &Url, location: &str, path_as_is: bool) -> anyhow::Result<Url> {
-    let joined = if path_as_is {
-        url.join_path_as_is(location)
-    } else {
-        url.join(location)
-    };
-    joined.map_err(|e| {
-        anyhow::Error::new(Error::protocol(
-            "http",
-            format!("cannot follow the redirect: {}", e.message()),
-        ))
-        .context(format!("bad redirect Location {location:?}"))
-    })
-}
-
-/// How curl shows a URL (`%{url_effective}`): the scheme in lower case and the authority
-/// as typed (host case, port, user name), then the request target sockit sends (dot
-/// segments removed, `/` for an empty path), then the fragment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shown {
-    origin: String,
-    fragment: Option<String>,
-}
-
-impl Shown {
-    /// The shown form of `text`, a URL or, after a redirect, a reference resolved against
-    /// `base`.
-    pub fn of(text: &str, base: Option<&Shown>) -> Shown {
-        let text = text.trim();
-        let (before, fragment) = match text.split_once('#') {
-            Some((b, f)) => (b, Some(f.to_string())),
-            None => (text, None),
-        };
-        let authority = |rest: &str| -> String {
-            let end = rest.find(['/', '?']).unwrap_or(rest.len());
-            rest[..end].to_string()
-        };
-        let origin = match (before.find("://"), base) {
-            (Some(i), _) => format!(
-                "{}://{}",
-                before[..i].to_ascii_lowercase(),
-                authority(&before[i + 3..])
-            ),
-            (None, Some(b)) => match before.strip_prefix("//") {
-                Some(rest) => {
-                    let scheme = b.origin.split("://").next().unwrap_or("http");
-                    format!("{scheme}://{}", authority(rest))
-                }
-                None => b.origin.clone(),
-            },
-            (None, None) => format!("http://{}", authority(before)),
-        };
-        // a reference without a fragment keeps its base's (RFC 9110 §10.2.2)
-        let fragment = fragment.or_else(|| base.and_then(|b| b.fragment.clone()));
-        Shown { origin, fragment }
-    }
-
-    /// The text for `url` (its request target) shown this way.
-    pub fn text(&self, url: &Url) -> String {
-        match &self.fragment {
-            Some(f) => format!("{}{}#{f}", self.origin, url.target),
-            None => format!("{}{}", self.origin, url.target),
-        }
-    }
-}
-
-/// A URL text with at least `/` after its authority (`http://h` → `http://h/`).
-fn with_path(text: &str) -> String {
-    let after = text.find("://").map_or(0, |i| i + 3);
-    if text[after..].contains('/') {
-        text.to_string()
-    } else {
-        format!("{text}/")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -668,35 +503,6 @@ mod tests {
         for bad in ["0/s", "x/s", "1/w", "-1/s", "1.5/s"] {
             assert!(parse_rate(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn resolve_and_connect_to_entries() {
-        assert_eq!(
-            parse_resolve("Example.com:443:127.0.0.1,[::1]").unwrap(),
-            (
-                "example.com".into(),
-                443,
-                vec!["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()]
-            )
-        );
-        assert_eq!(
-            parse_resolve("*:80:127.0.0.1").unwrap().0,
-            "*",
-            "curl's wildcard"
-        );
-        assert!(parse_resolve("h:80").is_err());
-        assert!(parse_resolve("h:x:127.0.0.1").is_err());
-        assert!(parse_resolve("h:80:nope").is_err());
-        assert_eq!(
-            parse_connect_to("a:80:[::1]:8080").unwrap(),
-            ("a".into(), Some(80), "::1".into(), Some(8080))
-        );
-        assert_eq!(
-            parse_connect_to("::b:").unwrap(),
-            ("".into(), None, "b".into(), None)
-        );
-        assert!(parse_connect_to("a:80").is_err());
     }
 
     /// The options of `sockit http ARGS…`.
@@ -750,68 +556,5 @@ mod tests {
             // -b's cookies go everywhere, as in curl
             assert!(h.contains(&"Cookie: n=v".to_string()), "{other}: {h:?}");
         }
-    }
-
-    #[test]
-    fn urls_are_shown_as_curl_shows_them() {
-        // Regression: %{url_effective} was sockit's normalised URL (lower-case host, no
-        // default port, no fragment); curl 7.88 keeps the URL as typed, its path
-        // normalised.
-        let shown = |t: &str| Shown::of(t, None).text(&Url::parse(t).unwrap());
-        for (typed, want) in [
-            (
-                "HTTP://LocalHost:80/a/../b/./c#frag",
-                "http://LocalHost:80/b/c#frag",
-            ),
-            (
-                "127.0.0.1:8000/x/%7e?q=%7E",
-                "http://127.0.0.1:8000/x/%7e?q=%7E",
-            ),
-            ("http://u:p@h:8000", "http://u:p@h:8000/"),
-            ("http://h:8000?x", "http://h:8000/?x"),
-            ("http://[::1]:8000/x", "http://[::1]:8000/x"),
-        ] {
-            assert_eq!(shown(typed), want, "{typed}");
-        }
-        let base = Shown::of("http://Host:81/a#f", None);
-        let next =
-            |loc: &str, url: &str| Shown::of(loc, Some(&base)).text(&Url::parse(url).unwrap());
-        assert_eq!(next("/b", "http://host:81/b"), "http://Host:81/b#f");
-        assert_eq!(next("//Other/c#g", "http://other/c"), "http://Other/c#g");
-        assert_eq!(next("HTTPS://X:443/d", "https://x/d"), "https://X:443/d#f");
-        assert_eq!(with_path("http://h"), "http://h/");
-        assert_eq!(with_path("http://h/d/"), "http://h/d/");
-    }
-
-    #[test]
-    fn redirect_targets_that_cannot_be_followed_are_protocol_errors() {
-        // Regression: `Location: ftp://…` and unparsable ones exited 2 (bad input): they
-        // are bad bytes from the peer, exit 7.
-        let base = Url::parse("http://h/a").unwrap();
-        for loc in ["ftp://h/x", "http://[nope]/", "/a\tb"] {
-            let e = redirect_target(&base, loc, false).unwrap_err();
-            assert_eq!(
-                crate::exit::sockit_error(&e).map(sockit::Error::kind),
-                Some(sockit::ErrorKind::Protocol),
-                "{loc}: {e:#}"
-            );
-        }
-        assert_eq!(
-            redirect_target(&base, "/x y", false).unwrap().target,
-            "/x%20y"
-        );
-    }
-
-    #[test]
-    fn remote_names() {
-        let u = |s| Url::parse(s).unwrap();
-        assert_eq!(
-            remote_name(&u("http://h/a/b.txt?x=1")).unwrap(),
-            PathBuf::from("b.txt")
-        );
-        assert!(remote_name(&u("http://h/a/")).is_err());
-        assert!(remote_name(&u("http://h")).is_err());
-        let e = remote_name(&Url::parse_path_as_is("http://h/..").unwrap()).unwrap_err();
-        assert!(e.to_string().contains("\"..\" is not one"), "{e}");
     }
 }

@@ -13,7 +13,8 @@ use sockit::{Error, ErrorKind};
 
 use super::Opts;
 use super::output::Outputs;
-use super::plan::{MAX_REDIRECTS_CAP, Plan, Shown, redirect_target};
+use super::plan::{MAX_REDIRECTS_CAP, Plan};
+use super::urls::{Shown, redirect_target};
 use super::writeout::Values;
 
 /// The TLS client configuration, built once when the first https:// URL needs it.
