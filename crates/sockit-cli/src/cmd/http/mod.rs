@@ -3,10 +3,11 @@
 //! included; curl's options it lacks are refused by name (`curl`); `--repeat` adds
 //! percentiles per phase.
 //!
-//! The parts: `opts` (the flags), `plan` (flags to a checked request; `urls` and `connect_to` its URLs and
-//! `--resolve`/`--connect-to` entries), `data` (the body flags), `transfer`
-//! (one request and its redirects, the figures), `output` (where bodies and heads go), `writeout` (curl's `-w`),
-//! `repeat` (`--repeat`), `verbose` (`-v`), `curl` and `curl_flags` (curl's other flags).
+//! The parts: `opts` (the flags), `plan` (flags to a checked request; `urls` and
+//! `connect_to` its URLs and `--resolve`/`--connect-to` entries), `data` (the body flags),
+//! `transfer` (one request and its redirects; `record` its figures, `retry` `--retry`'s
+//! rules), `output` (where bodies and heads go), `writeout` (curl's `-w`), `repeat`
+//! (`--repeat`), `verbose` (`-v`), `curl` and `curl_flags` (curl's other flags).
 
 mod connect_to;
 mod curl;
@@ -15,7 +16,9 @@ mod data;
 mod opts;
 mod output;
 mod plan;
+mod record;
 mod repeat;
+mod retry;
 mod transfer;
 mod urls;
 mod verbose;
@@ -31,7 +34,9 @@ pub use self::curl::tidy_parse_error;
 pub use self::opts::Opts;
 use self::output::Outputs;
 use self::plan::Plan;
-use self::transfer::{Ctx, FailedAt, Record, TlsSetup, retry_after, transfer, transient};
+use self::record::Record;
+use self::retry::{retry_after, transient};
+use self::transfer::{Ctx, FailedAt, TlsSetup, transfer};
 use self::writeout::Target;
 
 /// Arguments of `sockit http` (boxed: the options are many, and the subcommand enum stays
