@@ -149,6 +149,25 @@ pub struct RelayServerArgs {
     pub sockopts: SocketOptArgs,
 }
 
+impl RelayServerArgs {
+    /// Starts what a relaying server runs beside its sessions, inside the runtime and
+    /// before its `listening` line: the signals first (so a SIGTERM sent as soon as the
+    /// line is read is handled), then `--stats-interval` and `--metrics`
+    /// ([`crate::ops::ServerOps::new`], no per-datagram events).
+    ///
+    /// # Errors
+    /// When a signal handler cannot be registered or the metrics endpoint cannot be bound.
+    pub fn start(
+        &self,
+        reporter: &std::sync::Arc<crate::report::Reporter>,
+        family: &FamilyArgs,
+    ) -> anyhow::Result<(crate::lifecycle::Lifecycle, crate::ops::ServerOps)> {
+        let life = crate::lifecycle::Lifecycle::start(self.drain.drain)?;
+        let ops = crate::ops::ServerOps::new(reporter, &self.stats, &self.metrics, family, false)?;
+        Ok((life, ops))
+    }
+}
+
 /// `-i SECS`: the idle timeout of a session, reset by traffic either way.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct IdleArgs {

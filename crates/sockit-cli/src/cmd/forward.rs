@@ -12,8 +12,6 @@ use crate::args::address::{address_error, bad_address};
 use crate::args::{
     FamilyArgs, IdleArgs, ProxyArgs, RelayServerArgs, RetryArgs, SpliceArgs, parse_secs,
 };
-use crate::lifecycle::Lifecycle;
-use crate::ops::ServerOps;
 use crate::report::{JsonTo, Reporter};
 
 /// Arguments of `sockit forward`.
@@ -244,15 +242,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     };
     let rt = crate::lifecycle::runtime()?;
     let result = rt.block_on(async {
-        // Signals first: a SIGTERM sent as soon as the line is read is handled.
-        let life = Lifecycle::start(args.server.drain.drain)?;
-        let ops = ServerOps::new(
-            reporter,
-            &args.server.stats,
-            &args.server.metrics,
-            &args.family,
-            false,
-        )?;
+        let (life, ops) = args.server.start(reporter, &args.family)?;
         let fwd = Forwarder::bind(&listen, target, opts)
             .map_err(|e| address_error(None, &args.listen, e))?;
         sockit::serve::activation::check_all_taken("forward")?;

@@ -15,8 +15,6 @@ use sockit::proxy::session::{DEFAULT_HANDSHAKE_TIMEOUT, ServerConfig};
 
 use crate::args::address::{address_error, address_text, bad_address};
 use crate::args::{FamilyArgs, IdleArgs, RelayServerArgs, parse_positive_secs};
-use crate::lifecycle::Lifecycle;
-use crate::ops::ServerOps;
 use crate::report::{JsonTo, Reporter};
 
 /// The largest `--auth-file` read (1 MiB).
@@ -179,15 +177,7 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
     let open = opts.session.users.is_empty();
     let rt = crate::lifecycle::runtime()?;
     let result = rt.block_on(async {
-        // Signals first: a SIGTERM sent as soon as the line is read is handled.
-        let life = Lifecycle::start(args.server.drain.drain)?;
-        let ops = ServerOps::new(
-            reporter,
-            &args.server.stats,
-            &args.server.metrics,
-            &args.family,
-            false,
-        )?;
+        let (life, ops) = args.server.start(reporter, &args.family)?;
         let server = ProxyServer::bind(host.as_deref(), &port, opts)
             .map_err(|e| address_error(None, &address_text(&args.addr), e))?;
         ops.serving(sockit::serve::Transport::Tcp);
