@@ -1,5 +1,5 @@
 //! Local stdio of connect and listen: `-C` (the CRLF pump), `-d`, `--send-only`,
-//! `--recv-only`, and the traffic log of one session.
+//! `--recv-only`, `-N`/`--no-shutdown`, and the traffic log of one session.
 
 use std::time::Duration;
 
@@ -34,6 +34,25 @@ pub struct DataArgs {
 pub type LocalIn = Box<dyn tokio::io::AsyncRead + Unpin + Send>;
 /// Boxed local output of a relay (stdout, or a sink).
 pub type LocalOut = Box<dyn tokio::io::AsyncWrite + Unpin + Send>;
+
+/// `-N`, `--no-shutdown`: what end of stdin does to the socket (connect, listen).
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct EofArgs {
+    /// Accepted for compatibility: half-close on end of stdin is already the default.
+    #[arg(help_heading = "Data", short = 'N')]
+    pub shutdown_compat: bool,
+    /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
+    #[arg(help_heading = "Data", long = "no-shutdown")]
+    pub no_shutdown: bool,
+}
+
+impl EofArgs {
+    /// Whether end of stdin half-closes the socket (`shutdown(SHUT_WR)`): unless
+    /// `--no-shutdown`.
+    pub fn shutdown_on_eof(&self) -> bool {
+        !self.no_shutdown
+    }
+}
 
 impl DataArgs {
     /// Wraps the local input and output as the flags say: `--recv-only` never reads `input`

@@ -24,8 +24,8 @@ use sockit::serve::{BoxStream, CloseReason, Closed, Event, Local, Peer, Transpor
 use sockit::unix::UnixAddr;
 
 use crate::args::{
-    DataArgs, FamilyArgs, OutputArgs, ProxyArgs, RetryArgs, SocketOptArgs, SpliceArgs, StatsArgs,
-    TlsClientArgs, parse_idle_secs, parse_secs, parse_timeout_secs,
+    DataArgs, EofArgs, FamilyArgs, OutputArgs, ProxyArgs, RetryArgs, SocketOptArgs, SpliceArgs,
+    StatsArgs, TlsClientArgs, parse_idle_secs, parse_secs, parse_timeout_secs,
 };
 use crate::report::Reporter;
 use crate::transfer::Transfer;
@@ -52,12 +52,9 @@ pub struct Args {
     /// After end of stdin, wait at most SECS for the peer, then quit (UDP default: 1).
     #[arg(help_heading = "Data", short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
-    /// Accepted for compatibility: half-close on end of stdin is already the default.
-    #[arg(help_heading = "Data", short = 'N')]
-    pub shutdown_compat: bool,
-    /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
-    #[arg(help_heading = "Data", long = "no-shutdown")]
-    pub no_shutdown: bool,
+    /// -N, --no-shutdown.
+    #[command(flatten)]
+    pub eof: EofArgs,
     /// Source address to bind before connecting (a path with --unix -u).
     #[arg(
         help_heading = "Connection",
@@ -125,7 +122,7 @@ fn relay_options(args: &Args, datagram: bool) -> RelayOptions {
     RelayOptions {
         idle_timeout: args.idle,
         quit_after_eof: quit,
-        shutdown_on_eof: !args.no_shutdown,
+        shutdown_on_eof: args.eof.shutdown_on_eof(),
         end_on_remote_eof: crate::stdio::stdin_is_terminal() || args.data.recv_only,
     }
 }

@@ -15,8 +15,8 @@ use sockit::unix::UnixAddr;
 
 use crate::args::address::{address_error, address_text, bad_address};
 use crate::args::{
-    AdmitArgs, DataArgs, DrainArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs, SocketOptArgs,
-    SpliceArgs, StatsArgs, TlsServerArgs, parse_secs,
+    AdmitArgs, DataArgs, DrainArgs, EofArgs, FamilyArgs, IdleArgs, MetricsArgs, OutputArgs,
+    SocketOptArgs, SpliceArgs, StatsArgs, TlsServerArgs, parse_secs,
 };
 use crate::lifecycle::Lifecycle;
 use crate::ops::ServerOps;
@@ -56,12 +56,9 @@ pub struct Args {
     /// After end of stdin, wait at most SECS for the peer, then quit (one-peer mode).
     #[arg(help_heading = "Data", short = 'q', long = "quit-after", value_name = "SECS", allow_negative_numbers = true, value_parser = parse_secs)]
     pub quit: Option<Duration>,
-    /// Accepted for compatibility: half-close on end of stdin is already the default.
-    #[arg(help_heading = "Data", short = 'N')]
-    pub shutdown_compat: bool,
-    /// Keep the socket open for writing at end of stdin (no shutdown(SHUT_WR)).
-    #[arg(help_heading = "Data", long = "no-shutdown")]
-    pub no_shutdown: bool,
+    /// -N, --no-shutdown.
+    #[command(flatten)]
+    pub eof: EofArgs,
     /// Listen backlog (listen(2)).
     #[arg(help_heading = "Limits", long, default_value_t = 128, value_name = "N")]
     pub backlog: i32,
@@ -197,7 +194,7 @@ fn options(args: &Args, reporter: &Reporter) -> anyhow::Result<(Address, ListenO
         max_conns: args.admit.max_conns(),
         idle_timeout: args.idle.timeout,
         quit_after_eof: args.quit,
-        shutdown_on_eof: !args.no_shutdown,
+        shutdown_on_eof: args.eof.shutdown_on_eof(),
         end_on_remote_eof: crate::stdio::stdin_is_terminal() || args.data.recv_only,
         send_only: args.data.send_only,
         recv_only: args.data.recv_only,
