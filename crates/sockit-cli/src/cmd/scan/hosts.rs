@@ -114,13 +114,19 @@ fn lookup(args: &Args, host: &str, transport: Transport) -> sockit::Result<(IpAd
         Transport::Tcp => SockType::Stream,
         Transport::Udp => SockType::Dgram,
     };
-    let flags = if args.numeric {
+    let flags = if args.family.numeric {
         sockit::resolve::AI_NUMERICHOST
     } else {
         0
     };
-    let infos =
-        sockit::resolve::getaddrinfo(Some(host), None, family(args), Some(socktype), 0, flags)?;
+    let infos = sockit::resolve::getaddrinfo(
+        Some(host),
+        None,
+        args.family.family(),
+        Some(socktype),
+        0,
+        flags,
+    )?;
     let mut ips: Vec<IpAddr> = Vec::new();
     for info in &infos {
         if !ips.contains(&info.address.ip()) {
@@ -137,14 +143,6 @@ fn lookup(args: &Args, host: &str, transport: Transport) -> sockit::Result<(IpAd
     Ok((chosen, ips))
 }
 
-fn family(args: &Args) -> Option<Family> {
-    match (args.ipv4, args.ipv6) {
-        (true, _) => Some(Family::Inet),
-        (_, true) => Some(Family::Inet6),
-        _ => None,
-    }
-}
-
 /// The addresses of the host words, in order, without repeats: a range's every address,
 /// a name's or address's one (`-v` tells the addresses of a name left out).
 pub(super) fn hosts(
@@ -158,7 +156,7 @@ pub(super) fn hosts(
     for word in words {
         let ips = if targets::is_range(word) {
             let ips = targets::parse_range(word)?;
-            if let (Some(want), Some(ip)) = (family(args), ips.first())
+            if let (Some(want), Some(ip)) = (args.family.family(), ips.first())
                 && (want == Family::Inet) != ip.is_ipv4()
             {
                 return Err(sockit::Error::invalid_input(

@@ -47,15 +47,9 @@ pub struct Args {
     /// open|filtered.
     #[arg(short = 'u', long)]
     pub udp: bool,
-    /// IPv4 only.
-    #[arg(help_heading = "Connection", short = '4', conflicts_with = "ipv6")]
-    pub ipv4: bool,
-    /// IPv6 only.
-    #[arg(help_heading = "Connection", short = '6')]
-    pub ipv6: bool,
-    /// Numeric hosts only: no name lookup.
-    #[arg(help_heading = "Connection", short = 'n', long = "numeric")]
-    pub numeric: bool,
+    /// -4, -6, -n.
+    #[command(flatten)]
+    pub family: crate::args::FamilyArgs,
     /// Time each port may take to answer, in seconds.
     #[arg(help_heading = "Connection", short = 'w', value_name = "SECS", default_value = "2", allow_negative_numbers = true, value_parser = parse_wait)]
     pub wait: Duration,
