@@ -138,6 +138,23 @@ fn config(args: &Args) -> anyhow::Result<EchoConfig> {
         )
         .into());
     }
+    if args.busy_poll > 0 {
+        let unix = matches!(listen, Listen::UnixStream(_) | Listen::UnixDgram(_));
+        if unix || args.engine == "tasks" {
+            return Err(sockit::Error::invalid_input(
+                "--busy-poll",
+                format!(
+                    "the loop engine's TCP and UDP only, not {}",
+                    if unix {
+                        "a Unix socket"
+                    } else {
+                        "--engine tasks"
+                    }
+                ),
+            )
+            .into());
+        }
+    }
     let mut cfg = EchoConfig::new(listen);
     cfg.max_conns = args.admit.max_conns();
     cfg.access = args.admit.access()?;

@@ -898,6 +898,31 @@ fn busy_poll_out_of_range_is_a_usage_error() {
             "{out:?}"
         );
     }
+    // Where it would do nothing (QA): the tasks engine and Unix sockets.
+    let dir = common::temp_dir("echo-bp");
+    let sock = dir.join("e.sock");
+    let sock = sock.to_str().unwrap();
+    for args in [
+        vec![
+            "echo-server",
+            "--busy-poll",
+            "50",
+            "--engine",
+            "tasks",
+            "127.0.0.1:0",
+        ],
+        vec!["echo-server", "--busy-poll", "50", "--unix", sock],
+        vec!["echo-server", "--busy-poll", "50", "-u", "--unix", sock],
+    ] {
+        let out = common::run(&mut sockit(&args), T);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--busy-poll: the loop engine's TCP and UDP only"),
+            "{err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
