@@ -72,12 +72,19 @@ impl DataArgs {
         } else {
             input
         };
-        let Some(delay) = self.delay else {
+        // `-d 0` paces nothing: the input passes as it comes (a zero sleep would still
+        // wait for the timer's next millisecond tick, per line).
+        let Some(delay) = self.line_delay() else {
             return (input, output);
         };
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
         tokio::spawn(lines(input, ours, delay));
         (Box::new(theirs), output)
+    }
+
+    /// The `-d` delay between lines, when there is one to wait (`-d 0` is none).
+    fn line_delay(&self) -> Option<Duration> {
+        self.delay.filter(|d| !d.is_zero())
     }
 
     /// Stdin and stdout as a relay's local side, wrapped as [`DataArgs::wrap`] says. With
@@ -91,7 +98,7 @@ impl DataArgs {
         #[cfg(target_os = "linux")]
         let local = {
             use sockit::relay::LocalFd;
-            let plain_in = splice && !self.crlf && self.delay.is_none() && !self.recv_only;
+            let plain_in = splice && !self.crlf && self.line_delay().is_none() && !self.recv_only;
             let plain_out = splice && !self.send_only;
             local
                 .splice_input(plain_in.then(LocalFd::stdin).flatten())

@@ -109,6 +109,27 @@ fn delay_between_lines() {
 }
 
 #[test]
+fn delay_zero_paces_nothing() {
+    // Regression (QA): `-d 0` still slept one timer tick (~1.1 ms) per line: 5,000 lines
+    // took 5.5 s. Now the input passes as it comes (and may splice).
+    let _guard = serial();
+    let (port, server) = capture_server(b"");
+    let input: Vec<u8> = (0..5000)
+        .flat_map(|i| format!("line {i}\n").into_bytes())
+        .collect();
+    let t = Instant::now();
+    let out = run_with_input(
+        &mut sockit(&["connect", "-d", "0", "127.0.0.1", &port.to_string()]),
+        &input,
+        T,
+    );
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(server.join().unwrap() == input);
+    assert!(took < Duration::from_millis(1800), "{took:?}");
+}
+
+#[test]
 fn send_only_discards_what_the_peer_says_and_recv_only_sends_nothing() {
     let (port, server) = capture_server(b"noise\n");
     let out = run_with_input(
