@@ -38,6 +38,8 @@ ap.add_argument("--fit", action="store_true",
                 help="when the open-files limit cannot be raised, run as many as it allows "
                      "(and project the memory of --conns from the per-connection figure)")
 a = ap.parse_args()
+if a.conns < 1 or a.threads < 0 or a.limit_mb < 0:
+    ap.error("--conns must be at least 1, --threads and --limit-mb not negative")
 limit_mb = a.limit_mb or (64.0 if a.conns <= 10_000 else 100.0)
 
 # One source address carries at most this many connections to the server's one port.

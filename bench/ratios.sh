@@ -28,6 +28,9 @@ SOCKIT=$PWD/target/release/sockit
 # need, timed, median, cpu_mark, cpu_report: bench/lib.sh
 . bench/lib.sh
 
+# two_places: a number rounded to two decimals ("-" stays "-").
+two_places() { awk '{ if ($1 == "-") print "-"; else printf "%.2f\n", $1 }'; }
+
 # ---- section: scan ---------------------------------------------------------------------
 
 # Runs inside the namespace (see section_scan).
@@ -93,7 +96,7 @@ section_scan() {
             if (best > 0) { print w[k " sockit"] / best > "/dev/stderr" }
         }}' "$TMP/times" 2>"$TMP/ratios"
     printf 'ratio sockit / faster of nc -z and nmap -sT: %s (median of rounds; target <= 0.5)\n' \
-        "$(median <"$TMP/ratios")"
+        "$(median <"$TMP/ratios" | two_places)"
     awk '{w[$1 " " $2] = $3; r[$1] = 1} END {
         for (k in r) if (w[k " nmap-sS"] > 0) print w[k " sockit-epoll"] / w[k " nmap-sS"] > "/dev/stderr"
         }' "$TMP/times" 2>"$TMP/ratios-epoll-ss"
@@ -102,7 +105,7 @@ section_scan() {
         }' "$TMP/times" 2>"$TMP/ratios-ss"
     if [ -s "$TMP/ratios-ss" ]; then
         printf 'ratio sockit / nmap -sS (raw SYN): %s; sockit --no-io-uring / nmap -sS: %s (moonshot <= 1)\n' \
-            "$(median <"$TMP/ratios-ss")" "$(median <"$TMP/ratios-epoll-ss")"
+            "$(median <"$TMP/ratios-ss" | two_places)" "$(median <"$TMP/ratios-epoll-ss" | two_places)"
     fi
     cpu_report "$before" "$after"
 }
@@ -126,7 +129,9 @@ fi
 cargo build --release -q -p sockit-cli
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-echo "machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# (run from bench/throughput.sh, which printed the machine line already)
+[ -n "${SOCKIT_BENCH_NESTED:-}" ] ||
+    echo "machine: $(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for s in "${@:-${SECTIONS[@]}}"; do
     "section_$s"
 done

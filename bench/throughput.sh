@@ -320,7 +320,7 @@ section_proxy() {
 
 section_scan() {
     if [ -f bench/ratios.sh ]; then
-        ROUNDS=$ROUNDS bash bench/ratios.sh scan
+        SOCKIT_BENCH_NESTED=1 ROUNDS=$ROUNDS bash bench/ratios.sh scan
     else
         echo "== scan: bench/ratios.sh (the scan helper's sections) is not in this tree yet; left out"
     fi
