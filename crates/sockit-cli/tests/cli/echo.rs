@@ -952,3 +952,17 @@ fn unix_datagrams_in_one_batch_unnamed_sender_dropped_the_rest_answered() {
     assert!(err.contains("unbound_sender"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn task_engine_udp_datagrams_come_back_whole() {
+    // The tasks engine's UDP runs the batched loop Unix datagrams share.
+    let srv = sockit_server(&["echo-server", "-u", "--engine", "tasks", "127.0.0.1:0"]);
+    let u = udp(srv.addr());
+    let mut buf = vec![0u8; 70_000];
+    for n in [0usize, 1, 1500, 65_507] {
+        let msg = pattern(n, n as u64);
+        u.send(&msg).unwrap();
+        let got = u.recv(&mut buf).unwrap();
+        assert!(buf[..got] == msg[..], "datagram of {n} bytes");
+    }
+}
