@@ -107,8 +107,8 @@ pub fn parse_list(text: &str, name: &str) -> Result<Vec<IpNet>> {
 /// Reads an access-list file (at most [`MAX_LIST_FILE`] bytes) with [`parse_list`];
 /// `flag` (`allowfile`, `denyfile`) opens the errors' operation.
 fn read_list(path: &std::path::Path, flag: &str) -> Result<Vec<IpNet>> {
-    let op = format!("{flag} {}", path.display());
-    let bytes = crate::files::read_capped(path, MAX_LIST_FILE, Some(&op), "list of networks")?;
+    let shown = path.display().to_string();
+    let bytes = crate::files::read_capped(path, MAX_LIST_FILE, Some(flag), "list of networks")?;
     let text = match std::str::from_utf8(&bytes) {
         Ok(t) => t,
         Err(e) => {
@@ -118,12 +118,13 @@ fn read_list(path: &std::path::Path, flag: &str) -> Result<Vec<IpNet>> {
                 .count()
                 + 1;
             return Err(Error::invalid_input(
-                op,
+                flag.to_string(),
                 format!("line {line}: not UTF-8 text"),
-            ));
+            )
+            .at(shown));
         }
     };
-    parse_list(text, &op)
+    parse_list(text, flag).map_err(|e| e.at(shown))
 }
 
 /// The networks of a flag's words (`--allow`, `--deny`, `--accept-proxy-from`): each

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Context;
 use sockit::forward::{Endpoint, ForwardOptions, Forwarder};
 
 use crate::args::address::{address_error, bad_address};
@@ -207,8 +206,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<ExitCode> {
     let listen =
         Endpoint::parse(&args.listen, args.udp).map_err(|e| bad_address(None, &args.listen, e))?;
-    let mut target = Endpoint::parse(&args.target, args.udp).context("target address")?;
-    target.check_target().context("target address")?;
+    let target_error = |e| bad_address(Some("target address"), &args.target, e);
+    let mut target = Endpoint::parse(&args.target, args.udp).map_err(target_error)?;
+    target.check_target().map_err(target_error)?;
     check_target_family(&target, &args.family)?;
     let lookup = args.family.connect_options();
     // The target as the connect_failed event names it, default host filled in.

@@ -1542,7 +1542,7 @@ fn merge_refuses_an_endless_file() {
     common::assert_fails_with(
         &out,
         2,
-        "--merge /dev/zero: open: /dev/zero: larger than 64 MiB",
+        "--merge /dev/zero: open /dev/zero: larger than 64 MiB",
     );
 }
 

@@ -465,7 +465,7 @@ fn an_endless_database_file_is_refused_not_read_into_memory() {
         crate::common::assert_fails_with(
             &out,
             2,
-            &format!("{what}: /dev/zero: larger than 16 MiB, not a {what}"),
+            &format!("{what} /dev/zero: larger than 16 MiB, not a {what}"),
         );
     }
 }

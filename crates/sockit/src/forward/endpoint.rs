@@ -135,10 +135,10 @@ impl Endpoint {
             Endpoint::Ip {
                 port: Port::Number(0),
                 ..
-            } => Err(Error::invalid_input(
-                "target",
-                format!("{self}: a target needs a real port, not 0"),
-            )),
+            } => Err(
+                Error::invalid_input("target", "a target needs a real port, not 0")
+                    .at(self.to_string()),
+            ),
             _ => Ok(()),
         }
     }

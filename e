@@ -1,0 +1,1 @@
+timeout: failed to run command ‘listen’: No such file or directory
