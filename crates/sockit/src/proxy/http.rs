@@ -423,24 +423,34 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed<Request> {
                 .collect::<Vec<_>>()
         })
         .collect();
-    // One request per connection: bytes after this request's body (a pipelined second
-    // request) are refused, never relayed raw. Without Content-Length or
-    // Transfer-Encoding a request has no body (RFC 9112 §6.3); a chunked body is not
-    // framed here.
+    // One request per connection: the body is framed (OneRequest, in the session) and
+    // bytes after it (a pipelined second request) are dropped, never relayed raw. Without
+    // Content-Length or Transfer-Encoding a request has no body (RFC 9112 §6.3).
     let chunked = req
         .headers
         .iter()
         .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
-    let length = req
+    let lengths = req
         .headers
         .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .map(|h| {
-            std::str::from_utf8(h.value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<usize>().ok())
+        .filter(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .collect::<Vec<_>>();
+    if chunked && !lengths.is_empty() {
+        // RFC 9112 §6.3 (3): both may be an attempt at request smuggling; handled as an
+        // error rather than passed on for the origin to read one of two ways.
+        return Err(refuse(
+            Malformed::BadRequest,
+            format!("{method}: both Transfer-Encoding and Content-Length"),
+        ));
+    }
+    let mut length: Option<usize> = None;
+    for h in &lengths {
+        // RFC 9112 §6.3 (5): a list, or several fields, must all say one valid number.
+        for v in String::from_utf8_lossy(h.value).split(',') {
+            let v = v.trim();
+            let n = (!v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| v.parse::<usize>().ok())
+                .flatten()
                 .ok_or_else(|| {
                     refuse(
                         Malformed::BadRequest,
@@ -449,18 +459,15 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed<Request> {
                             String::from_utf8_lossy(h.value)
                         ),
                     )
-                })
-        })
-        .transpose()?;
-    let body = length.unwrap_or(0);
-    if !chunked && buf.len() - used > body {
-        return Err(refuse(
-            Malformed::BadRequest,
-            format!(
-                "{method}: a second request follows the first (pipelining): one request per \
-                 connection"
-            ),
-        ));
+                })?;
+            if length.is_some_and(|l| l != n) {
+                return Err(refuse(
+                    Malformed::BadRequest,
+                    format!("{method}: Content-Length fields that disagree"),
+                ));
+            }
+            length = Some(n);
+        }
     }
     // RFC 9112 §3.2.2: the request-target's host replaces the client's Host header.
     let mut head =
@@ -485,7 +492,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Parsed<Request> {
             version,
             login,
             forward_head: Some(head),
-            body: match (chunked, body) {
+            body: match (chunked, length.unwrap_or(0)) {
                 (true, _) => crate::http::Framing::Chunked,
                 (false, 0) => crate::http::Framing::Empty,
                 (false, n) => crate::http::Framing::Length(n as u64),
@@ -696,12 +703,34 @@ mod tests {
             String::from_utf8(r.forward_head.unwrap()).unwrap(),
             "GET /up HTTP/1.1\r\nHost: 127.0.0.1:9\r\nConnection: close\r\n\r\n"
         );
-        let piped = parse(
+        // A pipelined second request in the same read: the first is parsed alone (the
+        // session's OneRequest drops the rest, as it does for one that comes later).
+        let (piped, used) = parse(
             b"GET http://127.0.0.1:9/a HTTP/1.1\r\nHost: a\r\n\r\nGET http://127.0.0.2:9/b HTTP/1.1\r\n\r\n",
         )
-        .unwrap_err();
-        assert_eq!(piped.reason, Malformed::BadRequest);
-        assert!(piped.reply.starts_with(b"HTTP/1.1 400 "));
+        .unwrap()
+        .unwrap();
+        assert_eq!(piped.body, crate::http::Framing::Empty);
+        assert_eq!(
+            used,
+            "GET http://127.0.0.1:9/a HTTP/1.1\r\nHost: a\r\n\r\n".len()
+        );
+        // RFC 9112 §6.3: Content-Length fields that disagree, or with Transfer-Encoding,
+        // are refused (a request that could be read two ways is not passed on).
+        for ambiguous in [
+            &b"POST http://a/ HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 50\r\n\r\n"[..],
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n",
+            b"POST http://a/ HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        ] {
+            let e = parse(ambiguous).unwrap_err();
+            assert_eq!(e.reason, Malformed::BadRequest);
+            assert!(e.reply.starts_with(b"HTTP/1.1 400 "));
+        }
+        let (same, _) =
+            parse(b"POST http://a/ HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!(same.body, crate::http::Framing::Length(3));
         // an invalid Content-Length frames nothing: refused, not guessed
         let bad = parse(b"POST http://a/ HTTP/1.1\r\nContent-Length: 1x\r\n\r\n").unwrap_err();
         assert_eq!(bad.reason, Malformed::BadRequest);
