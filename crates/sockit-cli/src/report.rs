@@ -53,6 +53,10 @@ pub struct Reporter {
     /// when it reports a reset.
     one_session: bool,
     repeats: Mutex<HashMap<String, Held>>,
+    /// Itself, for the thread that prints held events once their second has passed
+    /// (started at the first event held back; it ends with the reporter).
+    me: std::sync::Weak<Reporter>,
+    releaser: std::sync::atomic::AtomicBool,
     /// Events told ([`Reporter::tell`]) before the `listening` line, when that line must
     /// be the first of the JSON stream (stdout): printed right after it. `None` once it
     /// was printed.
@@ -62,12 +66,14 @@ pub struct Reporter {
 impl Reporter {
     /// A reporter for `-v`/`--json`.
     pub fn new(out: &OutputArgs, json_to: JsonTo) -> Arc<Reporter> {
-        Arc::new(Reporter {
+        Arc::new_cyclic(|me| Reporter {
             verbose: out.verbose,
             json: out.json,
             json_to,
             one_session: false,
             repeats: Mutex::new(HashMap::new()),
+            me: me.clone(),
+            releaser: std::sync::atomic::AtomicBool::new(false),
             early: Mutex::new(Some(Vec::new())),
         })
     }
@@ -75,12 +81,14 @@ impl Reporter {
     /// A reporter for a command that is one session (connect; listen with one peer):
     /// JSON on stderr, and the session's `closed` event a `-v` line (see [`Reporter`]).
     pub fn one_session(out: &OutputArgs) -> Arc<Reporter> {
-        Arc::new(Reporter {
+        Arc::new_cyclic(|me| Reporter {
             verbose: out.verbose,
             json: out.json,
             json_to: JsonTo::Stderr,
             one_session: true,
             repeats: Mutex::new(HashMap::new()),
+            me: me.clone(),
+            releaser: std::sync::atomic::AtomicBool::new(false),
             early: Mutex::new(Some(Vec::new())),
         })
     }
@@ -182,6 +190,8 @@ impl Reporter {
                 Some(h) if now.duration_since(h.last_printed) < REPEAT_WINDOW => {
                     h.held += 1;
                     h.last = Some(ev.clone());
+                    drop(map);
+                    self.start_releaser();
                     return;
                 }
                 Some(h) => {
@@ -204,6 +214,28 @@ impl Reporter {
         self.print(ev, repeated);
     }
 
+    /// Starts, once, the thread that prints a held event when its second has passed,
+    /// though no other event comes to release it (QA: a quiet server printed it only at
+    /// its stop). It holds the reporter only for each look, every 100 ms.
+    fn start_releaser(&self) {
+        use std::sync::atomic::Ordering;
+        if self.releaser.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let me = self.me.clone();
+        let _ = std::thread::Builder::new()
+            .name("sockit-report".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(REPEAT_WINDOW / 10);
+                    match me.upgrade() {
+                        Some(r) => r.release_due(),
+                        None => return,
+                    }
+                }
+            });
+    }
+
     /// Prints the last held event of each kind whose window has passed.
     fn release_due(&self) {
         self.release(false);
@@ -217,7 +249,7 @@ impl Reporter {
     /// Prints the last held event of each kind (all, or those whose window has passed)
     /// with the count of the others held with it.
     fn release(&self, all: bool) {
-        let out: Vec<(Event, u64)> = match self.repeats.lock() {
+        let mut out: Vec<(Instant, Event, u64)> = match self.repeats.lock() {
             Ok(mut map) => {
                 let now = Instant::now();
                 map.values_mut()
@@ -225,14 +257,18 @@ impl Reporter {
                         h.held > 0 && (all || now.duration_since(h.last_printed) >= REPEAT_WINDOW)
                     })
                     .filter_map(|h| {
+                        let since = h.last_printed;
                         h.last_printed = now;
                         let n = std::mem::take(&mut h.held);
-                        h.last.take().map(|ev| (ev, n - 1))
+                        h.last.take().map(|ev| (since, ev, n - 1))
                     })
                     .collect()
             }
             Err(_) => Vec::new(),
         };
+        // in the order their kinds were last printed (a map has none)
+        out.sort_by_key(|(since, _, _)| *since);
+        let out = out.into_iter().map(|(_, ev, n)| (ev, n));
         for (ev, n) in out {
             self.print(&ev, n);
         }
@@ -342,6 +378,7 @@ impl Reporter {
 mod tests {
     use super::*;
     use sockit::Error;
+    use std::time::Duration;
 
     #[test]
     fn json_on_stderr_is_never_mixed_with_text_lines() {
@@ -359,6 +396,33 @@ mod tests {
         assert!(!Reporter::one_session(&out).text_shown(&ev));
         assert!(!Reporter::new(&out, JsonTo::Stderr).text_shown(&ev));
         assert!(Reporter::new(&out, JsonTo::Stdout).text_shown(&ev));
+    }
+
+    #[test]
+    fn a_held_event_is_printed_when_its_second_passed_without_another() {
+        // Regression (QA): a held event waited for the next event (or the stop).
+        let r = Reporter::new(&OutputArgs::default(), JsonTo::Stdout);
+        let ev = Event::ConnectFailed {
+            id: 1,
+            target: "tcp:127.0.0.1:1".into(),
+            error: Error::from_errno("connect", libc::ECONNREFUSED),
+        };
+        r.event(&ev);
+        r.event(&ev);
+        let held = |r: &Reporter| {
+            r.repeats
+                .lock()
+                .unwrap()
+                .values()
+                .map(|h| h.held)
+                .sum::<u64>()
+        };
+        assert_eq!(held(&r), 1);
+        let start = std::time::Instant::now();
+        while held(&r) > 0 && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(held(&r), 0, "still held after {:?}", start.elapsed());
     }
 
     #[test]

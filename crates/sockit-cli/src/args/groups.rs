@@ -235,9 +235,8 @@ pub fn is_local_broken_pipe(err: &sockit::Error) -> bool {
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct SpliceArgs {
     /// Copy every byte through user space (read/write) instead of moving it with
-    /// splice(2), which is used unless something needs the bytes: -x/-o, TLS, forward's
-    /// --send-proxy, connect and listen's -C/-d (for comparisons and tests; -v says which
-    /// way each session ran).
+    /// splice(2), which is used wherever no flag needs the bytes on the way (-x/-o, TLS
+    /// and the like copy). For comparisons and tests; -v says which way each session ran.
     #[arg(long = "no-splice")]
     pub no_splice: bool,
 }
