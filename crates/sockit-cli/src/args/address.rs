@@ -21,6 +21,8 @@ pub const LISTEN_ADDRESS: &str = "listen address";
 /// Names an error that parsing `text`, the address given for `flag` (`None`: the listen
 /// address), ended with: every such error is about the address.
 pub fn bad_address(flag: Option<&str>, text: &str, e: Error) -> Error {
+    // an empty value is shown as one (`listen address "": empty port`)
+    let text = if text.is_empty() { "\"\"" } else { text };
     let e = match e.place() {
         Some(_) => e,
         None => e.at(text),
