@@ -45,7 +45,9 @@ impl UnixAddr {
             Some(name) if cfg!(target_os = "linux") => UnixAddr::Abstract(name.as_bytes().to_vec()),
             _ => UnixAddr::Path(PathBuf::from(text)),
         };
-        addr.sockaddr()?;
+        // the path is where it went wrong (`unix /tmp/…: AF_UNIX path too long`), however
+        // the address was written (`unix:/tmp/…` for forward)
+        addr.sockaddr().map_err(|e| e.at(text))?;
         Ok(addr)
     }
 
