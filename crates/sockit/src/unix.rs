@@ -325,7 +325,7 @@ mod tests {
         );
         let long = format!("/tmp/{}", "a".repeat(200));
         let e = UnixAddr::parse(&long).unwrap_err();
-        assert_eq!(e.to_string(), "unix: AF_UNIX path too long");
+        assert_eq!(e.to_string(), format!("unix {long}: AF_UNIX path too long"));
         assert!(UnixAddr::parse("").is_err());
     }
 

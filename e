@@ -1,1 +1,0 @@
-timeout: failed to run command ‘listen’: No such file or directory
