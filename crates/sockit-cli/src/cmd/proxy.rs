@@ -69,6 +69,10 @@ pub struct Args {
     #[arg(help_heading = "Limits", long = "handshake-timeout", value_name = "SECS", allow_negative_numbers = true,
           value_parser = parse_positive_secs)]
     pub handshake_timeout: Option<Duration>,
+    /// How long a SOCKS BIND waits for its incoming connection, in seconds (default 60).
+    #[arg(help_heading = "Limits", long = "bind-timeout", value_name = "SECS", allow_negative_numbers = true,
+          value_parser = parse_positive_secs)]
+    pub bind_timeout: Option<Duration>,
     /// Refuse SOCKS5 UDP ASSOCIATE (reply 7, command not supported).
     #[arg(long = "no-udp")]
     pub no_udp: bool,
@@ -160,6 +164,9 @@ fn serve(args: Args, reporter: &std::sync::Arc<Reporter>) -> anyhow::Result<Exit
             args.wait
                 .unwrap_or(sockit::proxy::server::DEFAULT_CONNECT_TIMEOUT),
         ),
+        bind_timeout: args
+            .bind_timeout
+            .unwrap_or(sockit::proxy::server::DEFAULT_BIND_TIMEOUT),
         access: args.server.admit.access()?,
         proxy_from: args.server.admit.proxy_sources()?,
         dest: DestPolicy::parse(&args.allow_dest, &args.deny_dest)?,

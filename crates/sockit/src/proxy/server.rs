@@ -18,6 +18,9 @@
 //!   passed on as a reset, the idle timeout, the stop's drain and abort. A plain HTTP
 //!   request goes to the origin server rewritten ([`http::parse_request`]) and the
 //!   session ends with that exchange (`Connection: close`).
+//! - SOCKS5 and SOCKS4 `BIND` get a listening socket on the address the client reached
+//!   and one incoming connection from the host the request named, relayed the same way
+//!   (see [`ProxyOptions::bind_timeout`]).
 //! - SOCKS5 `UDP ASSOCIATE` gets a relay socket on the address the client reached
 //!   ([`UdpAssociation`]) for as long as its TCP connection lasts.
 //! - Admission (`--allow`/`--deny`, `--max-conns`), `EMFILE` pauses, `-x`/`-o` taps and
@@ -56,6 +59,9 @@ use crate::sockopt::SocketOptions;
 pub const DEFAULT_PORT: u16 = 1080;
 /// How long connecting to a target may take when nothing else is asked (30 s).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a `BIND` waits for its one incoming connection when nothing else is asked
+/// (60 s, `--bind-timeout`).
+pub const DEFAULT_BIND_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long writing a reply to a client may take (5 s).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -68,6 +74,8 @@ pub struct ProxyOptions {
     pub idle_timeout: Option<Duration>,
     /// Time to resolve and connect to a target (`-w`).
     pub connect_timeout: Option<Duration>,
+    /// How long a `BIND` waits for its incoming connection (`--bind-timeout`).
+    pub bind_timeout: Duration,
     /// Which clients may use the proxy (`--allow`/`--deny`).
     pub access: AccessList,
     /// Sources whose connections must open with a PROXY protocol header naming the
@@ -95,6 +103,7 @@ impl Default for ProxyOptions {
             max_conns: serve::DEFAULT_MAX_CONNS,
             idle_timeout: None,
             connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
+            bind_timeout: DEFAULT_BIND_TIMEOUT,
             access: AccessList::default(),
             proxy_from: ProxySources::default(),
             dest: DestPolicy::default(),
@@ -277,6 +286,9 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
     if req.command == Command::UdpAssociate {
         return udp_session(client, session, req, ctx).await;
     }
+    if req.command == Command::Bind {
+        return bind_session(client, session, req, ctx).await;
+    }
     let family = ctx.opts.lookup.family;
     let connected = tokio::select! {
         c = session::connect_target(&req.target, &ctx.opts.dest, family, ctx.opts.connect_timeout) => Some(c),
@@ -332,21 +344,7 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         tokio::join!(linger_close(client), linger_close(target));
         return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
     }
-    let tap = session.tap(ctx.opts.log.as_ref());
-    let tap = tap.as_ref().map(|t| t as &dyn Tap);
-    let counters = Counters::new();
-    // What went to the target before the relay counts as the client's bytes.
-    counters.add(Direction::Send, first.len(), false);
-    let end = relay_streams(
-        client,
-        target,
-        ctx.opts.idle_timeout,
-        tap,
-        &counters,
-        &ctx.stop,
-        true,
-    )
-    .await;
+    let end = relay(client, target, first.len(), &session, &ctx).await;
     if pipelined.is_some_and(|p| p.load(std::sync::atomic::Ordering::SeqCst)) {
         ctx.emit(Event::Warning {
             message: format!(
@@ -356,6 +354,194 @@ async fn session_task(mut client: BoxStream, session: Session, ctx: Arc<Ctx>) {
         });
     }
     ctx.closed(&session, end);
+}
+
+/// Relays `client` and `target` with the relay every session uses (`forward`'s), `sent`
+/// bytes already sent to the target on the client's behalf.
+async fn relay(
+    client: BoxStream,
+    target: BoxStream,
+    sent: usize,
+    session: &Session,
+    ctx: &Ctx,
+) -> Ending {
+    let tap = session.tap(ctx.opts.log.as_ref());
+    let tap = tap.as_ref().map(|t| t as &dyn Tap);
+    let counters = Counters::new();
+    // What went to the target before the relay counts as the client's bytes.
+    counters.add(Direction::Send, sent, false);
+    relay_streams(
+        client,
+        target,
+        ctx.opts.idle_timeout,
+        tap,
+        &counters,
+        &ctx.stop,
+        true,
+    )
+    .await
+}
+
+/// SOCKS `BIND` (RFC 1928 §4 and §6; SOCKS4 command 2): the request's address checked
+/// against the destination policy, a listening socket on the address the client reached
+/// (port 0), the first reply naming it, one incoming connection within
+/// [`ProxyOptions::bind_timeout`] from the requested host (any host when the request
+/// names the unspecified address; a connection from another host is refused with an
+/// [`Event::BindRefused`] and the socket keeps waiting), the second reply naming the
+/// peer, then the relay. A client that closes while waiting ends it.
+async fn bind_session(
+    mut client: BoxStream,
+    session: Session,
+    req: session::Request,
+    ctx: Arc<Ctx>,
+) {
+    let id = session.id();
+    let family = ctx.opts.lookup.family;
+    // The host expected to connect: checked against the policy as a CONNECT target is.
+    let expected = match session::resolve(&req.target, family, ctx.opts.connect_timeout).await {
+        Ok(a) => a,
+        Err(e) => return failed(client, &session, &req, TargetError::Failed(e), &ctx).await,
+    };
+    let (allowed, denied): (Vec<_>, Vec<_>) =
+        expected.into_iter().partition(|a| ctx.opts.dest.permits(*a));
+    if allowed.is_empty() {
+        let denied = TargetError::Denied {
+            target: req.target.clone(),
+            addresses: denied,
+        };
+        return failed(client, &session, &req, denied, &ctx).await;
+    }
+    let local_ip = socket2::SockRef::from(&client)
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.ip());
+    let Some(local_ip) = local_ip else {
+        let e = Error::invalid_input("proxy", "BIND needs an IP connection");
+        return failed(client, &session, &req, TargetError::Failed(e), &ctx).await;
+    };
+    let listener = match TcpListener::bind(SocketAddr::new(local_ip, 0)).await {
+        Ok(l) => l,
+        Err(e) => {
+            let e = Error::from_io("bind", e);
+            return failed(client, &session, &req, TargetError::Failed(e), &ctx).await;
+        }
+    };
+    let bound = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            let e = Error::from_io("getsockname", e);
+            return failed(client, &session, &req, TargetError::Failed(e), &ctx).await;
+        }
+    };
+    ctx.emit(Event::Bound {
+        id,
+        local: Local(Peer::Ip(bound)),
+    });
+    if let Err(e) = reply(&mut client, &req.success_reply(bound)).await {
+        linger_close(&mut client).await;
+        return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
+    }
+    let waited = tokio::select! {
+        w = wait_for_peer(&listener, &mut client, &allowed, ctx.opts.bind_timeout, id, &ctx) => Some(w),
+        _ = ctx.stop.aborted() => None,
+    };
+    drop(listener);
+    let (incoming, peer, early) = match waited {
+        None => {
+            abort(client);
+            return ctx.closed(&session, Ending::new(CloseReason::Aborted));
+        }
+        Some(Waited::Peer(s, p, early)) => (s, p, early),
+        Some(Waited::ClientClosed) => {
+            linger_close(&mut client).await;
+            return ctx.closed(&session, Ending::new(CloseReason::Eof));
+        }
+        Some(Waited::Failed(e)) => {
+            return failed(client, &session, &req, TargetError::Failed(e), &ctx).await;
+        }
+    };
+    if let Err(e) = ctx.opts.sockopts.apply(&incoming) {
+        return failed(client, &session, &req, TargetError::Failed(e), &ctx).await;
+    }
+    ctx.emit(Event::Connected {
+        id,
+        target: Target(Peer::Ip(peer)).into(),
+    });
+    let mut incoming: BoxStream = Box::new(incoming);
+    let start = async {
+        reply(&mut client, &req.success_reply(peer)).await?;
+        let first = [&req.leftover[..], &early].concat();
+        if !first.is_empty() {
+            reply(&mut incoming, &first).await?;
+        }
+        Ok::<usize, Error>(first.len())
+    };
+    let sent = match start.await {
+        Ok(n) => n,
+        Err(e) => {
+            tokio::join!(linger_close(client), linger_close(incoming));
+            return ctx.closed(&session, Ending::new(CloseReason::Error).error(Some(e)));
+        }
+    };
+    let end = relay(client, incoming, sent, &session, &ctx).await;
+    ctx.closed(&session, end);
+}
+
+/// How a `BIND`'s wait ended.
+enum Waited {
+    /// The expected host connected (from this address); the bytes the client sent while
+    /// it waited.
+    Peer(tokio::net::TcpStream, SocketAddr, Vec<u8>),
+    /// The client closed its connection first.
+    ClientClosed,
+    /// The time ran out (`ErrorKind::Timeout`) or `accept(2)` failed.
+    Failed(Error),
+}
+
+/// Waits up to `timeout` for one connection to `listener` from an address in `expected`
+/// (any when that address is unspecified), refusing others, while watching the client
+/// for its close (keeping at most [`session::READ_CHUNK`] bytes it sends meanwhile).
+async fn wait_for_peer(
+    listener: &TcpListener,
+    client: &mut BoxStream,
+    expected: &[SocketAddr],
+    timeout: Duration,
+    id: u64,
+    ctx: &Ctx,
+) -> Waited {
+    use tokio::io::AsyncReadExt;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut early = Vec::new();
+    let mut chunk = [0u8; session::READ_CHUNK];
+    // The address is checked, not the port (the peer's port is its own choice); a peer
+    // let in by an unspecified address must still pass the destination policy.
+    let matches = |p: SocketAddr| {
+        ctx.opts.dest.permits(p)
+            && expected
+                .iter()
+                .any(|e| e.ip().is_unspecified() || e.ip() == p.ip())
+    };
+    loop {
+        let room = early.len() < session::READ_CHUNK;
+        tokio::select! {
+            a = listener.accept() => match a {
+                Ok((s, p)) if matches(p) => return Waited::Peer(s, p, early),
+                Ok((s, p)) => {
+                    ctx.emit(Event::BindRefused { id, peer: Peer::Ip(p), reason: "unexpected_peer" });
+                    abort(Box::new(s));
+                }
+                Err(e) => return Waited::Failed(Error::from_io("accept", e)),
+            },
+            r = client.read(&mut chunk), if room => match r {
+                Ok(0) | Err(_) => return Waited::ClientClosed,
+                Ok(n) => early.extend_from_slice(&chunk[..n]),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                return Waited::Failed(Error::timeout("accept"));
+            }
+        }
+    }
 }
 
 /// A target that could not be reached or was denied: the protocol's failure reply, a

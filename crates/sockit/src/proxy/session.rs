@@ -84,6 +84,9 @@ impl ServerConfig {
 pub enum Command {
     /// A TCP connection to the target (SOCKS `CONNECT`, HTTP `CONNECT`).
     Connect,
+    /// SOCKS `BIND` (RFC 1928 §4, SOCKS4 command 2): listen for one connection from the
+    /// target (the host expected to connect; unspecified: any), then relay.
+    Bind,
     /// SOCKS5 `UDP ASSOCIATE`: relay datagrams; the target is where the client says it
     /// will send from (often `0.0.0.0:0`).
     UdpAssociate,
@@ -99,11 +102,12 @@ pub enum Command {
 }
 
 impl Command {
-    /// `connect`, `udp_associate` or `forward` (a plain HTTP request forwarded to the
-    /// origin server), as events name it.
+    /// `connect`, `bind`, `udp_associate` or `forward` (a plain HTTP request forwarded to
+    /// the origin server), as events name it.
     pub fn as_str(&self) -> &'static str {
         match self {
             Command::Connect => "connect",
+            Command::Bind => "bind",
             Command::UdpAssociate => "udp_associate",
             Command::HttpForward { .. } => "forward",
         }
@@ -293,9 +297,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + ?Sized> Reader<'_, S> {
 /// or a refusal that has already been answered.
 ///
 /// SOCKS5: the greeting (username/password is chosen when `cfg.users` is not empty, else
-/// no authentication), the RFC 1929 exchange, the request (`CONNECT`, and
-/// `UDP ASSOCIATE` when enabled; `BIND` is refused with reply 7). SOCKS4/4a: the request
-/// (`CONNECT`; refused when credentials are required, as SOCKS4 carries no password).
+/// no authentication), the RFC 1929 exchange, the request (`CONNECT`, `BIND`, and
+/// `UDP ASSOCIATE` when enabled; others are refused with reply 7). SOCKS4/4a: the request
+/// (`CONNECT` or `BIND`; refused when credentials are required, as SOCKS4 carries no
+/// password).
 /// HTTP: the request head, `Proxy-Authorization: Basic` checked (407 with a challenge
 /// otherwise), `CONNECT` or a request with an absolute `http://` URI.
 ///
@@ -349,12 +354,16 @@ where
         Protocol::Socks4 => {
             r.stage = Stage::Socks4Request;
             let req = r.next(socks4::parse_request).await?;
-            if req.command != socks4::CMD_CONNECT {
-                return Err(socks4::refuse_request(
-                    Malformed::Unsupported,
-                    "SOCKS4 BIND is not served",
-                ));
-            }
+            let command = match req.command {
+                socks4::CMD_CONNECT => Command::Connect,
+                socks4::CMD_BIND => Command::Bind,
+                c => {
+                    return Err(socks4::refuse_request(
+                        Malformed::Unsupported,
+                        format!("SOCKS4 command {c} is not served"),
+                    ));
+                }
+            };
             if cfg.auth_required() {
                 return Err(socks4::refuse_request(
                     Malformed::AuthFailed,
@@ -364,7 +373,7 @@ where
             }
             let user = (!req.user_id.is_empty())
                 .then(|| String::from_utf8_lossy(&req.user_id).into_owned());
-            (Command::Connect, req.target, user)
+            (command, req.target, user)
         }
         Protocol::Http => {
             r.stage = Stage::HttpHead;
@@ -434,7 +443,8 @@ where
         socks5::CMD_CONNECT => Command::Connect,
         socks5::CMD_UDP_ASSOCIATE if cfg.udp_associate => Command::UdpAssociate,
         socks5::CMD_UDP_ASSOCIATE => return Err(unsupported("UDP ASSOCIATE")),
-        _ => return Err(unsupported("BIND")),
+        socks5::CMD_BIND => Command::Bind,
+        c => return Err(unsupported(&format!("command {c}"))),
     };
     Ok((command, req.target, user))
 }
@@ -721,9 +731,9 @@ mod tests {
                 [&[5, 0][..], &[5, 1, 0, 1, 0, 0, 0, 0, 0, 0]].concat(),
             ),
             (
-                "BIND",
+                "unknown command",
                 cfg(),
-                [&[5, 1, 0][..], &[5, 2, 0, 1, 127, 0, 0, 1, 0, 80]].concat(),
+                [&[5, 1, 0][..], &[5, 9, 0, 1, 127, 0, 0, 1, 0, 80]].concat(),
                 false,
                 Malformed::Unsupported,
                 [&[5, 0][..], &[5, 7, 0, 1, 0, 0, 0, 0, 0, 0]].concat(),

@@ -306,6 +306,28 @@ pub enum Event {
         #[serde(flatten)]
         target: Reached,
     },
+    /// A proxy's `BIND` listens (`bound`): the address and port told to the client, where
+    /// the target is expected to connect.
+    Bound {
+        /// Session id.
+        id: u64,
+        /// The listening address.
+        #[serde(flatten)]
+        local: Local,
+    },
+    /// A connection to a proxy's `BIND` socket from another host than the one the
+    /// request named was refused (`refused`, reason `unexpected_peer`); the socket keeps
+    /// waiting.
+    #[serde(rename = "refused")]
+    BindRefused {
+        /// Session id.
+        id: u64,
+        /// The peer that connected.
+        #[serde(flatten)]
+        peer: Peer,
+        /// Always `unexpected_peer`.
+        reason: &'static str,
+    },
     /// A session's target could not be reached; its client was closed.
     ConnectFailed {
         /// Session id.
@@ -595,7 +617,8 @@ impl Event {
             | Event::AcceptPaused { .. }
             | Event::Warning { .. }
             | Event::Certificate { .. }
-            | Event::HandshakeFailed { .. } => Severity::Notice,
+            | Event::HandshakeFailed { .. }
+            | Event::BindRefused { .. } => Severity::Notice,
             Event::Error(_) => Severity::Error,
             _ => Severity::Info,
         }
@@ -608,6 +631,8 @@ impl Event {
             Event::Accepted { .. } => "accepted",
             Event::Refused { .. } => "refused",
             Event::Connected { .. } => "connected",
+            Event::Bound { .. } => "bound",
+            Event::BindRefused { .. } => "refused",
             Event::ConnectFailed { .. } => "connect_failed",
             Event::Request { .. } => "request",
             Event::HandshakeFailed { .. } => "handshake_failed",
@@ -655,6 +680,7 @@ impl Event {
                 ..
             } => Some(format!("refused {} {e}", reason.as_str())),
             Event::HandshakeFailed { reason, .. } => Some(format!("handshake_failed {reason}")),
+            Event::BindRefused { id, .. } => Some(format!("refused #{id} unexpected_peer")),
             Event::Dropped { reason, .. } => Some(format!("dropped {reason}")),
             // one a second per direction: a busy association does not flood the output
             Event::Relayed { id, direction, .. } => Some(format!("datagram #{id} {direction}")),
@@ -712,6 +738,11 @@ impl fmt::Display for Event {
                 }
             }
             Event::Connected { id, target } => write!(f, "#{id} connected to {target}"),
+            Event::Bound { id, local } => write!(f, "#{id} bound {}", local.0),
+            Event::BindRefused { id, peer, .. } => write!(
+                f,
+                "#{id} refused {peer} on the BIND socket: not the host the request named"
+            ),
             Event::ConnectFailed { id, target, error } => {
                 write!(f, "#{id} target {target} failed, client closed: {error}")
             }
