@@ -127,7 +127,7 @@ pub fn microsocks(auth: Option<(&str, &str)>) -> Daemon {
 }
 
 /// danted on 127.0.0.1, SOCKS4 and SOCKS5 without authentication, allowed to connect to
-/// loopback only.
+/// loopback only, and to BIND on it (its BIND sockets listen on `lo`'s address).
 pub fn danted() -> Daemon {
     start("danted", |port, dir| {
         let conf = dir.join("danted.conf");
@@ -142,7 +142,7 @@ pub fn danted() -> Daemon {
                  user.privileged: root\n\
                  user.notprivileged: nobody\n\
                  client pass {{\n  from: 127.0.0.0/8 to: 0.0.0.0/0\n  log: error\n}}\n\
-                 socks pass {{\n  from: 127.0.0.0/8 to: 127.0.0.0/8\n  command: connect\n  log: error\n}}\n"
+                 socks pass {{\n  from: 127.0.0.0/8 to: 127.0.0.0/8\n  command: bind bindreply connect\n  log: error\n}}\n"
             ),
         )
         .unwrap();

@@ -1092,3 +1092,241 @@ fn udp_associate_reports_each_datagram_at_vv() {
         "{dropped}"
     );
 }
+
+/// A SOCKS `BIND` client in Python: `bind.py PROXY_PORT VERSION DST MODE`, one JSON
+/// object on stdout. MODE `ok`: a second socket connects to the first reply's address,
+/// then 1 MiB each way, each side half-closing after its bytes; `wrong`: first a
+/// connection from 127.0.0.1 (DST names 127.0.0.2), then one from 127.0.0.2; `timeout`:
+/// waits for the second reply; `close`: closes after the first reply.
+const BIND_PY: &str = r#"import json, socket, struct, sys, threading
+# bind.py PROXY_PORT VERSION DST MODE: one SOCKS BIND; prints one JSON object.
+port, ver, dst, mode = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+T = 20
+out = {}
+
+def exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise EOFError("closed after %d of %d bytes" % (len(b), n))
+        b += c
+    return b
+
+def reply(s):
+    if ver == 4:
+        r = exact(s, 8)
+        return {"code": r[1], "host": socket.inet_ntoa(r[4:8]), "port": struct.unpack(">H", r[2:4])[0]}
+    h = exact(s, 4)
+    if h[3] == 1:
+        a = socket.inet_ntoa(exact(s, 4))
+    elif h[3] == 4:
+        a = socket.inet_ntop(socket.AF_INET6, exact(s, 16))
+    else:
+        a = exact(s, exact(s, 1)[0]).decode()
+    return {"code": h[1], "host": a, "port": struct.unpack(">H", exact(s, 2))[0]}
+
+def pattern(n, seed):
+    return bytes((i * seed + i // 251) & 0xFF for i in range(n))
+
+c = socket.create_connection(("127.0.0.1", port), timeout=T)
+if ver == 4:
+    c.sendall(struct.pack(">BBH", 4, 2, 0) + socket.inet_aton(dst) + b"me\0")
+else:
+    c.sendall(b"\x05\x01\x00")
+    assert exact(c, 2) == b"\x05\x00"
+    c.sendall(b"\x05\x02\x00\x01" + socket.inet_aton(dst) + b"\x00\x00")
+try:
+    first = reply(c)
+except EOFError as e:
+    first = {"eof": str(e)}
+out["first"] = first
+if first.get("code") not in (0, 90):
+    out["after"] = c.recv(100).hex() if True else ""
+    print(json.dumps(out)); sys.exit(0)
+
+def peer(src):
+    p = socket.socket()
+    p.settimeout(T)
+    p.bind((src, 0))
+    p.connect((first["host"], first["port"]))
+    return p
+
+if mode == "timeout":
+    try:
+        out["second"] = reply(c)
+        out["after"] = c.recv(100).hex()
+    except EOFError as e:
+        out["second"] = {"eof": str(e)}
+    print(json.dumps(out)); sys.exit(0)
+if mode == "close":
+    c.close()
+    # The caller waits for the proxy's closed event, then runs mode "probe" (see below).
+    print(json.dumps(out)); sys.exit(0)
+if mode == "wrong":
+    # dst names 127.0.0.2: a connection from 127.0.0.1 is refused, one from 127.0.0.2 taken
+    try:
+        w = peer("127.0.0.1")
+        out["wrong_read"] = w.recv(10).hex()
+    except OSError as e:
+        out["wrong_read"] = type(e).__name__
+    p = peer("127.0.0.2")
+else:
+    p = peer("127.0.0.1")
+out["peer"] = {"host": p.getsockname()[0], "port": p.getsockname()[1]}
+out["second"] = reply(c)
+N = 1 << 20
+a, b = pattern(N, 7), pattern(N, 13)
+got = {}
+def pump(src, dst_sock, data, key):
+    dst_sock.sendall(data)
+    dst_sock.shutdown(socket.SHUT_WR)
+def drain(s, key):
+    buf = bytearray()
+    while True:
+        x = s.recv(65536)
+        if not x:
+            break
+        buf += x
+    got[key] = bytes(buf)
+ts = [threading.Thread(target=pump, args=(None, c, a, "a")), threading.Thread(target=pump, args=(None, p, b, "b")),
+      threading.Thread(target=drain, args=(p, "at_peer")), threading.Thread(target=drain, args=(c, "at_client"))]
+for t in ts: t.start()
+for t in ts: t.join(T)
+out["to_peer_identical"] = got.get("at_peer") == a
+out["to_client_identical"] = got.get("at_client") == b
+out["sizes"] = [len(got.get("at_peer", b"")), len(got.get("at_client", b""))]
+print(json.dumps(out))
+"#;
+
+/// Runs [`BIND_PY`] against the SOCKS server on `port`.
+fn bind_client(port: u16, version: u8, dst: &str, mode: &str) -> Value {
+    let dir = temp_dir("bind-py");
+    std::fs::write(dir.join("bind.py"), BIND_PY).unwrap();
+    let out = python3()
+        .arg(dir.join("bind.py"))
+        .args([&port.to_string(), &version.to_string(), dst, mode])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "bind.py {version} {dst} {mode}: {e}: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// The reply shapes of a served BIND, the same for sockit and danted: the first reply
+/// names 127.0.0.1 and a port that accepted, the second the peer that connected; 1 MiB
+/// each way arrived byte-identical, each direction's half-close passed on.
+fn assert_bind_served(out: &Value, version: u8, what: &str) {
+    let ok = if version == 4 { 90 } else { 0 };
+    assert_eq!(out["first"]["code"], ok, "{what}: {out}");
+    assert_eq!(out["first"]["host"], "127.0.0.1", "{what}: {out}");
+    assert!(
+        out["first"]["port"].as_u64().unwrap_or(0) > 0,
+        "{what}: {out}"
+    );
+    assert_eq!(out["second"]["code"], ok, "{what}: {out}");
+    assert_eq!(out["second"]["host"], out["peer"]["host"], "{what}: {out}");
+    assert_eq!(out["second"]["port"], out["peer"]["port"], "{what}: {out}");
+    assert_eq!(
+        out["sizes"],
+        serde_json::json!([1 << 20, 1 << 20]),
+        "{what}: {out}"
+    );
+    assert_eq!(out["to_peer_identical"], true, "{what}: {out}");
+    assert_eq!(out["to_client_identical"], true, "{what}: {out}");
+}
+
+// SOCKS5 and SOCKS4 BIND: two replies, 1 MiB each way, half-close; events bound and
+// connected; a connection from another host than DST.ADDR is refused and the wait goes
+// on; the same shapes from danted when it is installed.
+#[test]
+fn bind_serves_one_incoming_connection() {
+    let px = proxy(&[]);
+    for version in [5u8, 4] {
+        let what = format!("sockit SOCKS{version} BIND");
+        let out = bind_client(px.port, version, "127.0.0.1", "ok");
+        assert_bind_served(&out, version, &what);
+        let req = wait_event(&px, is("request"), "request");
+        assert_eq!(req["command"], "bind", "{req}");
+        let bound = wait_event(&px, is("bound"), "bound");
+        assert_eq!(
+            (&bound["local_host"], &bound["local_port"]),
+            (&out["first"]["host"], &out["first"]["port"]),
+            "{bound}"
+        );
+        let conn = wait_event(&px, is("connected"), "connected");
+        assert_eq!(conn["target_port"], out["peer"]["port"], "{conn}");
+        let closed = wait_event(&px, is("closed"), "closed");
+        assert_eq!(
+            (
+                closed["bytes_sent"].as_u64(),
+                closed["bytes_received"].as_u64()
+            ),
+            (Some(1 << 20), Some(1 << 20)),
+            "{closed}"
+        );
+
+        let out = bind_client(px.port, version, "127.0.0.2", "wrong");
+        assert_ne!(out["wrong_read"], "", "the wrong host got nothing: {out}");
+        assert_bind_served(
+            &out,
+            version,
+            &format!("SOCKS{version} BIND, wrong host first"),
+        );
+        let refused = wait_event(&px, is("refused"), "refused");
+        assert_eq!(
+            (&refused["reason"], &refused["peer_host"]),
+            (&Value::from("unexpected_peer"), &Value::from("127.0.0.1")),
+            "{refused}"
+        );
+        assert_eq!(
+            wait_event(&px, is("connected"), "connected")["target_host"],
+            "127.0.0.2"
+        );
+        wait_event(&px, is("closed"), "closed");
+    }
+    if require("danted") {
+        let d = crate::daemons::danted();
+        for version in [5u8, 4] {
+            let out = bind_client(d.port, version, "127.0.0.1", "ok");
+            assert_bind_served(&out, version, &format!("danted SOCKS{version} BIND"));
+        }
+    }
+}
+
+// BIND's failures: the timeout's failure reply, a client closing while it waits frees
+// the socket, and --deny-dest refuses the request.
+#[test]
+fn bind_timeout_close_wrong_peer_and_denied() {
+    let px = proxy(&["--bind-timeout", "1"]);
+    for version in [5u8, 4] {
+        let (ok, failure) = if version == 4 { (90, 91) } else { (0, 6) };
+        let out = bind_client(px.port, version, "127.0.0.1", "timeout");
+        assert_eq!(out["first"]["code"], ok, "{out}");
+        assert_eq!(out["second"]["code"], failure, "{out}");
+        assert_eq!(out["after"], "", "closed after the failure reply: {out}");
+        let closed = wait_event(&px, is("closed"), "closed");
+        assert_eq!(closed["error"]["kind"], "timeout", "{closed}");
+
+        let out = bind_client(px.port, version, "127.0.0.1", "close");
+        let port = out["first"]["port"].as_u64().unwrap() as u16;
+        let closed = wait_event(&px, is("closed"), "closed");
+        assert_eq!(closed["reason"], "eof", "{closed}");
+        let e = TcpStream::connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)), LIMIT)
+            .expect_err("the BIND socket is closed with its client");
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused, "{e}");
+    }
+    let px = proxy(&["--deny-dest", "127.0.0.0/8"]);
+    for (version, code) in [(5u8, 2), (4, 91)] {
+        let out = bind_client(px.port, version, "127.0.0.1", "ok");
+        assert_eq!(out["first"]["code"], code, "{out}");
+        assert_eq!(out["after"], "", "closed after the refusal: {out}");
+        // (connect_failed is one a second per cause: the closed event says it each time)
+        let closed = wait_event(&px, is("closed"), "closed");
+        assert_eq!(closed["error"]["kind"], "proxy", "{closed}");
+    }
+}

@@ -402,8 +402,9 @@ async fn bind_session(
         Ok(a) => a,
         Err(e) => return failed(client, &session, &req, TargetError::Failed(e), &ctx).await,
     };
-    let (allowed, denied): (Vec<_>, Vec<_>) =
-        expected.into_iter().partition(|a| ctx.opts.dest.permits(*a));
+    let (allowed, denied): (Vec<_>, Vec<_>) = expected
+        .into_iter()
+        .partition(|a| ctx.opts.dest.permits(*a));
     if allowed.is_empty() {
         let denied = TargetError::Denied {
             target: req.target.clone(),

@@ -847,6 +847,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn bind_is_accepted_in_both_socks_versions() {
+        let v5 = [&[5, 1, 0][..], &[5, 2, 0, 1, 127, 0, 0, 2, 0, 0]].concat();
+        let (r, out) = serve(&cfg(), &v5, false).await;
+        let r = r.unwrap();
+        assert_eq!((r.protocol, &r.command), (Protocol::Socks5, &Command::Bind));
+        assert_eq!(
+            (r.target.to_string().as_str(), &out[..]),
+            ("127.0.0.2:0", &[5, 0][..])
+        );
+        let v4 = [4, 2, 0, 0, 127, 0, 0, 2, 0];
+        let (r, out) = serve(&cfg(), &v4, false).await;
+        let r = r.unwrap();
+        assert_eq!((r.protocol, &r.command), (Protocol::Socks4, &Command::Bind));
+        assert!(out.is_empty());
+        assert_eq!(r.command.as_str(), "bind");
+    }
+
+    #[tokio::test]
     async fn targets_are_checked_after_resolving() {
         let deny = DestPolicy::parse(&[] as &[&str], &["127.0.0.0/8"]).unwrap();
         // `localhost` resolves from /etc/hosts: the name does not get past the policy.
