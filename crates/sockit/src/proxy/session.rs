@@ -131,17 +131,20 @@ pub struct Request {
 
 impl Request {
     /// The answer that tells the client it is connected: SOCKS5 reply 0 and SOCKS4 reply
-    /// 90 with `bound` (the proxy's address toward the target, or for `UDP ASSOCIATE`
-    /// where to send datagrams), HTTP `200 Connection established`; nothing for a plain
+    /// 90 with `bound` (the proxy's address toward the target, for `UDP ASSOCIATE` where
+    /// to send datagrams, for `BIND` where it listens, then the peer that connected;
+    /// SOCKS4 names an IPv6 address as 0.0.0.0 with its port), HTTP `200 Connection established`; nothing for a plain
     /// HTTP request, whose answer comes from the origin server.
     pub fn success_reply(&self, bound: SocketAddr) -> Vec<u8> {
         match (&self.protocol, &self.command) {
             (_, Command::HttpForward { .. }) => Vec::new(),
             (Protocol::Socks5, _) => socks5::reply(socks5::REP_SUCCEEDED, &TargetAddr::Ip(bound)),
             (Protocol::Socks4, _) => {
+                // SOCKS4 has no IPv6: 0.0.0.0 tells the client "the proxy's address", and
+                // the port is kept (a BIND's client needs it).
                 let v4 = match bound {
                     SocketAddr::V4(a) => a,
-                    SocketAddr::V6(_) => "0.0.0.0:0".parse().expect("literal"),
+                    SocketAddr::V6(a) => std::net::SocketAddrV4::new([0, 0, 0, 0].into(), a.port()),
                 };
                 socks4::reply(socks4::REP_GRANTED, v4).to_vec()
             }
